@@ -1,0 +1,24 @@
+"""Column names shared by every stage, in one place so a typo is an import error, not a silent null."""
+
+# Lineage: every row, down to a tokenized shard row, traces back to its seed document.
+ID = "id"  # stable content hash of the row
+SEED_ID = "seed_id"  # id of the seed chunk this row descends from
+PARENT_ID = "parent_id"  # id of the row this one was made from (for seeds: the source record locator)
+
+# Mix keys.
+SOURCE = "source"  # where the seed came from: "pydoc_topics", "stdlib", a file name, ...
+DOMAIN = "domain"  # "general", "code", "math", "science", ...
+LANG = "lang"  # ISO 639-1 language code of the main text
+SYNTHETIC = "synthetic"
+
+# Content.
+TEXT = "text"  # seed chunk text
+KIND = "kind"  # kind of seed document: "web", "qa", "code", "book"
+INSTRUCTION = "instruction"
+ANSWER = "answer"
+SAMPLES = "samples"  # list<string>: k answers drawn for self-consistency
+META = "meta"  # JSON string: generator models, template ids, evolution ops, scores
+
+# Rejects: set only on rows written to `<stage>/rejects/`.
+REJECT_REASON = "reject_reason"
+REJECT_DETAIL = "reject_detail"

@@ -1,0 +1,1 @@
+"""Prompt templates (Jinja2 files with metadata), shipped as package data."""

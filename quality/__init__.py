@@ -1,0 +1,1 @@
+"""Pure, Ray-free data-quality algorithms over Arrow/numpy batches."""

@@ -1,0 +1,1 @@
+"""Stage implementations: one module per stage, each a thin wiring of `quality/` and `pipeline/`."""
