@@ -66,7 +66,13 @@ def _finalise(values: np.ndarray) -> np.ndarray:
 
 def hash_strings(strings: pa.StringArray) -> np.ndarray:
     """A uint64 hash per string, from its UTF-8 bytes; equal strings hash equal in any process."""
-    strings = as_string_array(strings)
+    # Words follow Zipf's law: hashing each distinct string once and gathering is several times
+    # cheaper than hashing every occurrence byte by byte.
+    encoded = pc.dictionary_encode(as_string_array(strings))
+    return _hash_distinct_strings(encoded.dictionary)[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _hash_distinct_strings(strings: pa.StringArray) -> np.ndarray:
     count = len(strings)
     if count == 0:
         return np.zeros(0, dtype=np.uint64)
@@ -114,15 +120,24 @@ def hash_words(texts: Sequence[str | None] | pa.Array | pa.ChunkedArray) -> Word
 
 def hash_ngrams(words: WordHashes, n: int) -> NgramHashes:
     """Hashes of all word n-grams that do not cross a text boundary; texts shorter than n give none."""
-    if n < 1:
-        raise ValueError(f"n-gram size {n} is not positive; use n >= 1 (13 words is usual for decontamination)")
+    return hash_ngram_sizes(words, [n])[n]
+
+
+def hash_ngram_sizes(words: WordHashes, sizes: Sequence[int]) -> dict[int, NgramHashes]:
+    """`hash_ngrams` for several sizes at once: the n-gram hash extends the (n-1)-gram hash by one word,
+    so all sizes up to the largest cost one pass per word position, not one per size and position."""
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"n-gram sizes {list(sizes)} must be positive; use n >= 1 (13 words is usual for decontamination)")
     total = len(words.hashes)
-    candidate_count = max(total - n + 1, 0)
     doc_of_word = np.repeat(np.arange(len(words.doc_offsets) - 1), np.diff(words.doc_offsets))
-    starts = np.arange(candidate_count, dtype=np.int64)
-    inside_one_text = doc_of_word[starts] == doc_of_word[starts + n - 1]
-    starts = starts[inside_one_text]
-    combined = np.zeros(len(starts), dtype=np.uint64)
-    for offset in range(n):
-        combined = combined * _NGRAM_MULTIPLIER + words.hashes[starts + offset]
-    return NgramHashes(hashes=_finalise(combined), doc_ids=doc_of_word[starts], starts=starts)
+    wanted = set(sizes)
+    result: dict[int, NgramHashes] = {}
+    combined = np.zeros(total, dtype=np.uint64)
+    for n in range(1, max(wanted) + 1):
+        # combined[i] holds the hash of words i..i+n-1 (only the first total-n+1 entries are meaningful).
+        count = max(total - n + 1, 0)
+        combined = combined[:count] * _NGRAM_MULTIPLIER + words.hashes[n - 1 : n - 1 + count]
+        if n in wanted:
+            starts = np.flatnonzero(doc_of_word[:count] == doc_of_word[n - 1 : n - 1 + count])
+            result[n] = NgramHashes(hashes=_finalise(combined[starts]), doc_ids=doc_of_word[starts], starts=starts)
+    return result

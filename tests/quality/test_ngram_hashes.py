@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from quality.ngram_hashes import hash_ngrams, hash_strings, hash_words, split_words
+from quality.ngram_hashes import hash_ngram_sizes, hash_ngrams, hash_strings, hash_words, split_words
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # `python -c` imports quality/ from its working directory
 
@@ -47,5 +47,15 @@ def test_the_same_ngram_in_two_texts_hashes_equal() -> None:
 
 
 def test_a_non_positive_ngram_size_is_an_error() -> None:
-    with pytest.raises(ValueError, match="not positive"):
+    with pytest.raises(ValueError, match="must be positive"):
         hash_ngrams(hash_words(["a"]), 0)
+
+
+def test_several_sizes_at_once_equal_one_size_at_a_time() -> None:
+    words = hash_words(["the cat sat on the mat", "a b", "one two three four"])
+    together = hash_ngram_sizes(words, [1, 2, 3])
+    for n in (1, 2, 3):
+        alone = hash_ngrams(words, n)
+        np.testing.assert_array_equal(together[n].hashes, alone.hashes)
+        np.testing.assert_array_equal(together[n].starts, alone.starts)
+    assert len(together[3].hashes) == 4 + 0 + 2
