@@ -22,3 +22,10 @@ META = "meta"  # JSON string: generator models, template ids, evolution ops, sco
 # Rejects: set only on rows written to `<stage>/rejects/`.
 REJECT_REASON = "reject_reason"
 REJECT_DETAIL = "reject_detail"
+
+# Written by the LLM layer (`pipeline.llm`) on every generated row; the runner sums them per model.
+GENERATED_TEXT = "generated_text"
+LLM_ERROR = "llm_error"
+LLM_MODEL = "llm_model"
+PROMPT_TOKENS = "num_input_tokens"
+GENERATED_TOKENS = "num_generated_tokens"

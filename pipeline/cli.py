@@ -1,0 +1,160 @@
+"""`synthmix`: run jobs, see where a run stands, prepare models.
+
+    synthmix run JOB [--set KEY=VALUE]... [--run-dir DIR] [--from S | --only S | --to S] [--force] [--address A]
+    synthmix status RUN_DIR
+    synthmix models list|prepare [JOB]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pipeline.config import ConfigError, load_job, parse_job
+from pipeline.graph import build_graph
+from pipeline.models import ModelSpecError
+from pipeline.runner import RunDirError
+from pipeline.seed_files import SeedInputError
+from pipeline.store import RUN_INFO, StageDir, read_json
+
+
+def _registry():
+    from stages.registry import STAGES
+
+    return STAGES
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from pipeline.runner import run_job
+
+    job = load_job(args.job, args.set)
+    if args.run_dir:
+        job.run_dir = str(args.run_dir)
+    run_job(
+        job,
+        _registry(),
+        job_dir=Path(args.job).resolve().parent,
+        start=args.start,
+        only=args.only,
+        stop=args.stop,
+        force=args.force,
+        address=args.address,
+    )
+    return 0
+
+
+def stage_statuses(run_dir: Path) -> list[dict]:
+    """Each stage of the run's recorded job: state, counts and wall time from its manifest."""
+    snapshot = run_dir / "job.yaml"
+    if not snapshot.exists():
+        raise ConfigError(f"{run_dir} holds no job.yaml; is it a run directory? (run a job first: synthmix run JOB)")
+    import yaml
+
+    job = parse_job(yaml.safe_load(snapshot.read_text(encoding="utf-8")), source=str(snapshot))
+    info = run_dir / RUN_INFO
+    job_dir = Path(read_json(info)["job_dir"]) if info.exists() else Path(".")
+    plan = build_graph(job, _registry(), run_dir=run_dir, job_dir=job_dir)
+    rows = []
+    for node in plan:
+        stage_dir = StageDir(run_dir, node.name)
+        state = stage_dir.state(node.fingerprint)
+        manifest = stage_dir.manifest() or {}
+        if not manifest and stage_dir.progress() is not None:
+            manifest = stage_dir.unit_counts().to_json()
+        rows.append(
+            {
+                "stage": node.name,
+                "state": state.value,
+                "rows_in": manifest.get("rows_in"),
+                "rows_out": manifest.get("rows_out"),
+                "rejected": manifest.get("rejected", {}),
+                "wall_s": manifest.get("wall_s"),
+            }
+        )
+    return rows
+
+
+def command_status(args: argparse.Namespace) -> int:
+    rows = stage_statuses(Path(args.run_dir))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = f"{'stage':<22} {'state':<12} {'in':>8} {'out':>8} {'wall s':>8}  rejected"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        rejected = ", ".join(f"{reason} {n}" for reason, n in row["rejected"].items()) or "-"
+        print(
+            f"{row['stage']:<22} {row['state']:<12} {_cell(row['rows_in']):>8} {_cell(row['rows_out']):>8} "
+            f"{_cell(row['wall_s']):>8}  {rejected}"
+        )
+    return 0
+
+
+def _cell(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def command_models(args: argparse.Namespace) -> int:
+    from pipeline.embedded_model import embedded_model_status, prepare_embedded_model
+
+    if args.action == "prepare":
+        path = prepare_embedded_model()
+        print(f"embedded model ready at {path}")
+        return 0
+    models = load_job(args.job).models if args.job else {"embedded": None}
+    for name, spec in models.items():
+        engine = spec.engine if spec is not None else "embedded"
+        if engine == "embedded":
+            readiness = embedded_model_status()
+        elif engine == "vllm":
+            readiness = f"model {spec.model}"
+        else:
+            readiness = f"server {spec.base_url}"
+        print(f"{name:<20} {engine:<10} {readiness}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synthmix", description="Synthetic instruction data for LLM pretraining mixes, on Ray Data.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run every stale stage of a job (or the ones selected)")
+    run.add_argument("job", help="job YAML file, e.g. jobs/quickstart.yaml")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. dedup.threshold=0.7 (repeatable)")
+    run.add_argument("--run-dir", type=Path, help="where the run lives (default: the job's run_dir, or runs/<name>)")
+    run.add_argument("--from", dest="start", metavar="STAGE", help="rerun this stage and everything after it")
+    run.add_argument("--only", metavar="STAGE", help="rerun only this stage")
+    run.add_argument("--to", dest="stop", metavar="STAGE", help="stop after this stage")
+    run.add_argument("--force", action="store_true", help="recompute selected stages even when fresh")
+    run.add_argument("--address", help="Ray cluster address (ray://HOST:10001 or HOST:6379); default RAY_ADDRESS, else an embedded Ray")
+    run.set_defaults(handler=command_run)
+
+    status = commands.add_parser("status", help="each stage of a run: fresh / stale / missing / interrupted, and its counts")
+    status.add_argument("run_dir")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=command_status)
+
+    models = commands.add_parser("models", help="list configured models, or prepare the embedded one ahead of time")
+    models.add_argument("action", choices=["list", "prepare"])
+    models.add_argument("job", nargs="?", help="job file whose models to list (default: the embedded model)")
+    models.set_defaults(handler=command_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ConfigError, ModelSpecError, RunDirError, SeedInputError) as error:
+        print(f"synthmix: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("synthmix: interrupted; committed work is kept, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

