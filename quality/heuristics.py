@@ -152,7 +152,10 @@ def score_duplicate_paragraphs(texts: Texts) -> np.ndarray:
     return _duplicate_piece_share(pc.split_pattern_regex(texts, _PARAGRAPH_BREAK), len(texts))
 
 
-def score_ngram_repetition(texts: Texts, *, ngram_sizes: Sequence[int]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+RepetitionShares = tuple[dict[int, np.ndarray], dict[int, np.ndarray]]
+
+
+def score_ngram_repetition(texts: Texts, *, ngram_sizes: Sequence[int]) -> RepetitionShares:
     """For each n: (share of n-gram occurrences repeating an earlier one, share of the most frequent n-gram)."""
     return _ngram_repetition(hash_words(texts), ngram_sizes)
 
@@ -231,7 +234,7 @@ def evaluate_heuristics(
     return outcomes
 
 
-def _ngram_repetition(words: WordHashes, ngram_sizes: Sequence[int]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+def _ngram_repetition(words: WordHashes, ngram_sizes: Sequence[int]) -> RepetitionShares:
     doc_count = len(words.doc_offsets) - 1
     dup_frac: dict[int, np.ndarray] = {}
     top_frac: dict[int, np.ndarray] = {}

@@ -48,7 +48,9 @@ def train_quality_classifier(
     distinct = sorted(set(labels))
     malformed = [label for label in distinct if not re.fullmatch(r"\S+", label)]
     if malformed:
-        raise ValueError(f"labels {malformed[:5]} are empty or contain whitespace, which fastText cannot read; use e.g. 'high'/'low'")
+        raise ValueError(
+            f"labels {malformed[:5]} are empty or contain whitespace, which fastText cannot read; use e.g. 'high'/'low'"
+        )
     if params.high_label not in distinct or len(distinct) < 2:
         raise ValueError(
             f"labels {distinct[:10]} must include '{params.high_label}' and at least one other label; "
@@ -90,10 +92,8 @@ def score_quality(
     if not lines:
         return np.array([], dtype=np.float32)
     label_lists, probability_lists = model.predict(lines, k=-1)
-    scores = np.array(
-        [probabilities[list(labels).index(target)] for labels, probabilities in zip(label_lists, probability_lists, strict=True)],
-        dtype=np.float32,
-    )
+    pairs = zip(label_lists, probability_lists, strict=True)
+    scores = np.array([probabilities[list(labels).index(target)] for labels, probabilities in pairs], dtype=np.float32)
     return np.clip(scores, 0.0, 1.0)
 
 

@@ -85,7 +85,8 @@ def main() -> None:
     )
     print(f"{'step':<48}{'docs/s':>12}{'MB/s':>8}{'time / lid predict':>20}")
     for name, _ in rows:
-        print(f"{name:<48}{args.docs / seconds[name]:>12,.0f}{megabytes / seconds[name]:>8.1f}{seconds[name] / lid_floor:>20.2f}")
+        took = seconds[name]
+        print(f"{name:<48}{args.docs / took:>12,.0f}{megabytes / took:>8.1f}{took / lid_floor:>20.2f}")
 
 
 if __name__ == "__main__":

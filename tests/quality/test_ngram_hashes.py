@@ -23,9 +23,10 @@ def test_equal_strings_hash_equal_and_different_ones_differ() -> None:
 
 
 def test_hashes_are_the_same_in_another_process() -> None:
-    code = "from quality.ngram_hashes import hash_strings; import pyarrow as pa; print(hash_strings(pa.array(['synthmix']))[0])"
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT).stdout.strip()
-    assert int(other) == int(hash_strings(pa.array(["synthmix"]))[0])
+    code = "import pyarrow as pa; from quality.ngram_hashes import hash_strings; print(hash_strings(pa.array(['x']))[0])"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    other = run.stdout.strip()
+    assert int(other) == int(hash_strings(pa.array(["x"]))[0])
 
 
 def test_words_of_each_text_are_delimited_by_offsets() -> None:

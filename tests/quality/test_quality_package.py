@@ -12,5 +12,5 @@ def test_quality_modules_import_no_ray() -> None:
     ]  # fmt: skip
     imports = "; ".join(f"import quality.{module}" for module in modules)
     code = f"import sys; {imports}; print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))"
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT).stdout.strip()
-    assert loaded == "[]"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    assert run.stdout.strip() == "[]"
