@@ -145,3 +145,17 @@ def test_tiktoken_file_path_loads_with_default_pattern(tmp_path, cl100k):
 def test_missing_hunyuan_file_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         load_tokenizer(TokenizerSpec(kind="hunyuan", path=tmp_path))
+
+
+def test_hf_folder_matches_transformers_on_the_embedded_models_tokenizer():
+    from pipeline.embedded_model import embedded_model_dir, is_model_dir_ready
+
+    folder = embedded_model_dir()
+    if not is_model_dir_ready(folder):
+        pytest.skip(f"the embedded model is not converted yet at {folder} (pipeline.embedded_model prepares it)")
+    transformers = pytest.importorskip("transformers")
+    reference = transformers.AutoTokenizer.from_pretrained(folder, split_special_tokens=True)
+    tokenizer = load_tokenizer(TokenizerSpec(kind="hf", path=folder))
+    texts = multilingual_texts()
+    assert tokenizer.encode_batch(texts) == [reference(text, add_special_tokens=False).input_ids for text in texts]
+    assert (tokenizer.bos_id, tokenizer.eos_id) == (reference.bos_token_id, reference.eos_token_id)
