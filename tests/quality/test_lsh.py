@@ -1,0 +1,172 @@
+import itertools
+import random
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from quality.lsh import (
+    BandRows,
+    MinHashConfig,
+    candidate_probability,
+    choose_bands_rows,
+    choose_representatives,
+    compute_band_keys,
+    connect_components,
+    estimate_pair_jaccard,
+    find_near_duplicates,
+    flatten_band_keys,
+    merge_pairs_into_labels,
+    pair_bucket_members,
+)
+from quality.shingles import ShingleSpec
+from tests.quality.near_duplicate_fixture import build_planted_corpus, exact_jaccard
+
+CJK_SAMPLES = Path(sysconfig.get_paths()["stdlib"]) / "test" / "cjkencodings"
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return build_planted_corpus(900, seed=0, spec=MinHashConfig().shingles, singles=90)
+
+
+def ids_for(count: int) -> list[str]:
+    return [f"doc-{i:05d}" for i in range(count)]
+
+
+def clustered_pairs(clusters: np.ndarray) -> set[tuple[int, int]]:
+    members: dict[int, list[int]] = {}
+    for index, label in enumerate(clusters.tolist()):
+        members.setdefault(label, []).append(index)
+    return {pair for group in members.values() for pair in itertools.combinations(sorted(group), 2)}
+
+
+def test_bands_rows_favour_recall_at_the_threshold():
+    bands, rows = choose_bands_rows(0.8, 128)
+    assert bands * rows <= 128
+    assert candidate_probability(np.array(0.8), bands, rows) >= 0.99
+    # datasketch's equal-weight optimum at 0.8 is 9 bands x 13 rows: it misses most pairs at 0.8.
+    assert candidate_probability(np.array(0.8), 9, 13) < 0.9
+
+
+def test_explicit_bands_rows_override_and_bad_ones_are_refused():
+    assert MinHashConfig(bands=16, rows=8).band_split() == (16, 8)
+    with pytest.raises(ValueError, match="exceeds num_perm"):
+        MinHashConfig(bands=20, rows=8)
+    with pytest.raises(ValueError, match="set both or neither"):
+        MinHashConfig(bands=16)
+
+
+def test_planted_near_duplicates_are_found_with_high_recall_and_precision(corpus, record_property):
+    config = MinHashConfig()
+    result = find_near_duplicates(corpus.texts, ids_for(len(corpus.texts)), np.zeros(len(corpus.texts)), config)
+    found = clustered_pairs(result.cluster)
+    planted = {tuple(pair): jaccard for pair, jaccard in zip(corpus.pairs.tolist(), corpus.jaccard)}
+    unplanted = sorted(found - planted.keys())
+    surprise = dict(zip(unplanted, exact_jaccard(corpus.texts, np.array(unplanted).reshape(-1, 2), config.shingles)))
+    truth = planted | surprise
+    positives = {pair for pair, jaccard in truth.items() if jaccard >= config.threshold}
+    recall = len(found & positives) / len(positives)
+    precision = len(found & positives) / len(found)
+    record_property("recall", recall)
+    record_property("precision", precision)
+    print(
+        f"\n{len(positives)} planted pairs with Jaccard >= {config.threshold} among {len(truth)}; "
+        f"bands x rows {config.band_split()}, verified at >= {config.verification_threshold():.3f}: "
+        f"{result.candidate_pairs} candidates, {result.verified_pairs} verified; "
+        f"recall {recall:.4f}, precision {precision:.4f}"
+    )
+    for low, high in ((0.0, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.01)):
+        band = [pair for pair, jaccard in truth.items() if low <= jaccard < high]
+        print(f"  exact Jaccard in [{low:.1f}, {min(high, 1.0):.1f}): {len(band)} pairs, {sum(p in found for p in band)} clustered")
+    assert recall >= 0.98
+    assert precision >= 0.99
+
+
+def test_chinese_near_duplicates_need_char_shingles():
+    if not CJK_SAMPLES.is_dir():
+        pytest.skip(f"{CJK_SAMPLES} (CPython's test package) is not installed")
+    rng = random.Random(3)
+    originals = [(CJK_SAMPLES / name).read_text(encoding="utf-8") for name in ("gb2312-utf8.txt", "big5-utf8.txt")]
+    copies = []
+    for text in originals:
+        chars = list(text)
+        han = [i for i, char in enumerate(chars) if "\u4e00" <= char <= "\u9fff"]
+        for position in rng.sample(han, 3):
+            chars[position] = chars[rng.choice(han)]
+        copies.append("".join(chars))
+    texts = originals + copies + ["An unrelated English paragraph about hashing shingles of words."]
+    ids, scores = ids_for(len(texts)), np.zeros(len(texts))
+
+    by_char = find_near_duplicates(texts, ids, scores, MinHashConfig(shingles=ShingleSpec(kind="char", n=3)))
+    by_word = find_near_duplicates(texts, ids, scores, MinHashConfig(shingles=ShingleSpec(kind="word", n=5)))
+
+    assert clustered_pairs(by_char.cluster) == {(0, 2), (1, 3)}
+    assert clustered_pairs(by_word.cluster) == set(), "whitespace words cannot see edits inside a Chinese line"
+
+
+def test_rerun_and_input_order_keep_the_same_documents(corpus):
+    texts, ids = corpus.texts, ids_for(len(corpus.texts))
+    scores = np.random.default_rng(0).integers(0, 3, len(texts)).astype(float)  # ties resolved by id
+    first = find_near_duplicates(texts, ids, scores, MinHashConfig())
+    again = find_near_duplicates(texts, ids, scores, MinHashConfig())
+    assert np.array_equal(first.kept, again.kept) and np.array_equal(first.cluster, again.cluster)
+
+    order = np.random.default_rng(1).permutation(len(texts))
+    shuffled = find_near_duplicates([texts[i] for i in order], [ids[i] for i in order], scores[order], MinHashConfig())
+    kept_id = {ids[i]: ids[k] for i, k in enumerate(first.kept)}
+    kept_id_shuffled = {ids[order[i]]: ids[order[k]] for i, k in enumerate(shuffled.kept)}
+    assert kept_id == kept_id_shuffled
+
+
+def test_merging_pair_chunks_in_any_order_matches_connected_components():
+    rng = np.random.default_rng(4)
+    num_docs = 3000
+    pairs = rng.integers(0, num_docs, size=(2500, 2))
+    expected = connect_components(pairs, num_docs)
+    for chunk_count in (1, 7, 40):
+        labels = np.arange(num_docs)
+        for chunk in np.array_split(rng.permutation(pairs), chunk_count):
+            labels = merge_pairs_into_labels(labels, chunk)
+        assert np.array_equal(labels, expected)
+    assert len(np.unique(expected)) < num_docs  # the graph has real components to find
+
+
+def test_components_are_labelled_by_their_smallest_member():
+    labels = connect_components(np.array([[5, 2], [2, 7], [1, 3]]), 8)
+    assert labels.tolist() == [0, 1, 2, 1, 4, 2, 6, 2]
+
+
+def test_representative_is_highest_score_then_smallest_id():
+    clusters = np.array([0, 0, 0, 3, 3, 5])
+    scores = np.array([0.5, 0.9, 0.9, np.nan, 0.1, np.nan])
+    ids = ["a", "c", "b", "x", "y", "z"]
+    assert choose_representatives(clusters, scores, ids).tolist() == [2, 2, 2, 4, 4, 5]
+
+
+def test_small_buckets_pair_every_member_and_big_ones_stay_linear():
+    band_keys = np.array([[1, 9], [1, 8], [1, 9], [2, 7]], dtype=np.uint64)
+    rows = flatten_band_keys(band_keys, np.array([10, 11, 12, 13]))
+    assert pair_bucket_members(rows).tolist() == [[10, 11], [10, 12], [11, 12]]
+
+    big = BandRows(band=np.zeros(1000, np.int32), band_hash=np.zeros(1000, np.uint64), doc=np.arange(1000))
+    pairs = pair_bucket_members(big, max_anchors=3)
+    assert len(pairs) == 999 + 998 + 997
+    assert len(np.unique(connect_components(pairs, 1000))) == 1
+
+
+def test_sharing_one_band_is_not_enough_to_merge():
+    rng = np.random.default_rng(0)
+    signatures = rng.integers(0, 2**32, size=(2, 128), dtype=np.uint32)
+    signatures[1, :6] = signatures[0, :6]  # the first band of 6 rows matches, nothing else does
+    rows = flatten_band_keys(compute_band_keys(signatures, 21, 6), np.arange(2))
+    candidates = pair_bucket_members(rows)
+    assert candidates.tolist() == [[0, 1]]
+    assert estimate_pair_jaccard(signatures, candidates)[0] < MinHashConfig().verification_threshold()
+
+
+def test_empty_texts_are_never_near_duplicates():
+    texts = ["", "", "!!!", "a real sentence with enough words to shingle"]
+    result = find_near_duplicates(texts, ids_for(4), np.zeros(4), MinHashConfig())
+    assert not result.is_duplicate().any()
