@@ -2,5 +2,7 @@
 
 from pipeline.stage import Stage
 from stages.seeds import Seeds
+from stages.tokenize import Tokenize
+from stages.mix import Mix
 
-STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (Seeds,)}
+STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (Seeds, Tokenize, Mix,)}

@@ -1,0 +1,97 @@
+"""mix: write `mix.json` beside the shards of its input tokenize stage, and check it against them.
+
+Reads the tokenize stage's rows (only `id`, `seed_id`, `source`, `num_tokens`: the token ids stay
+in the shards) and writes them as the list of rows the mix holds. `finalize` builds the mix from
+the shard folder the tokenize stage's manifest names, plus the `natural_dirs` of shards made
+elsewhere (same schema and tokenizer), with per-phase weights (main, anneal, long_context) as
+fractions of tokens; writes `<shard_dir>/mix.json` atomically, recounts every shard against it,
+and records the totals in the stage manifest. Rejects: none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline import columns
+from pipeline.config import ConfigError
+from pipeline.mixture import MIX_FILE_NAME, MixConfig, build_mix, validate_mix, write_mix
+from pipeline.shards import NUM_TOKENS
+from pipeline.stage import GlobalStage, Lineage, Resources
+from pipeline.store import StageDir
+
+_LISTED_COLUMNS = (columns.ID, columns.SEED_ID, columns.SOURCE, NUM_TOKENS)
+
+
+class MixMismatch(RuntimeError):
+    """The shard folder does not hold the rows the tokenize stage committed."""
+
+
+class Mix(GlobalStage):
+    name = "mix"
+    input_columns = _LISTED_COLUMNS
+    output_fields = (
+        pa.field(columns.ID, pa.string()),
+        pa.field(columns.SEED_ID, pa.string()),
+        pa.field(columns.SOURCE, pa.string()),
+        pa.field(NUM_TOKENS, pa.int32()),
+    )
+    carries_input = False
+    lineage = Lineage.SAME_ROW
+    params = MixConfig
+    resources = Resources(num_cpus=0.25, batch_size=65536)
+
+    def natural_dirs(self) -> list[Path]:
+        return [path if path.is_absolute() else (self.context.job_dir / path).resolve() for path in self.params.natural_dirs]
+
+    def fingerprint_extra(self) -> dict[str, Any]:
+        """Natural shards decide the mix too: their names, sizes and mtimes."""
+        listed = []
+        for directory in self.natural_dirs():
+            for path in sorted(directory.glob("*.parquet")) if directory.is_dir() else []:
+                listed.append([str(path), path.stat().st_size, path.stat().st_mtime_ns])
+        return {"natural_shards": listed}
+
+    def run(self, dataset):
+        # Projection is pushed down to the Parquet read: the token ids are never loaded.
+        return dataset.select_columns(list(_LISTED_COLUMNS))
+
+    def finalize(self, stage_dir: Path) -> dict[str, Any]:
+        shard_dir, tokenized_rows = self._input_shards()
+        config = MixConfig(phases=self.params.phases, natural_dirs=self.natural_dirs())
+        mix = build_mix(shard_dir, config)
+        synthetic_rows = sum(shard.rows for shard in mix.shards if shard.origin == "synthetic")
+        if synthetic_rows != tokenized_rows:
+            raise MixMismatch(
+                f"stage '{self.context.stage_name}': {shard_dir} holds {synthetic_rows} rows but its tokenize stage "
+                f"committed {tokenized_rows}; the folder was changed after tokenizing: rerun with --from tokenize"
+            )
+        path = shard_dir / MIX_FILE_NAME
+        write_mix(mix, path)
+        validate_mix(path)
+        return {
+            "mix_path": str(path),
+            "shards": len(mix.shards),
+            "natural_shards": sum(1 for shard in mix.shards if shard.origin == "natural"),
+            "rows": mix.rows,
+            "tokens": mix.tokens,
+            "rows_by_source": mix.rows_by_source,
+            "tokens_by_source": mix.tokens_by_source,
+            "tokens_by_domain": mix.tokens_by_domain,
+            "phases": mix.phases,
+            "tokenizer": mix.tokenizer.get("name"),
+        }
+
+    def _input_shards(self) -> tuple[Path, int]:
+        """The shard folder and row count the input stage's manifest records."""
+        (upstream_name, upstream_path), = self.context.upstream_dirs.items()
+        manifest = StageDir(upstream_path.parent, upstream_name).manifest() or {}
+        extra = manifest.get("extra", {})
+        if "shard_dir" not in extra:
+            raise ConfigError(
+                f"stage '{self.context.stage_name}' reads '{upstream_name}', whose manifest names no shard folder; "
+                "a mix reads a tokenize stage: set `input:` to one"
+            )
+        return Path(extra["shard_dir"]), int(extra["rows"])

@@ -1,0 +1,256 @@
+"""tokenize: render rows to token ids and write them as budget-sized shards (DESIGN.md's shard schema).
+
+Reads synthetic samples (`instruction` + `answer`) or seed documents (`text`), with the lineage
+and mix-key columns `id`, `seed_id`, `source`, `domain` (and `meta` where present).
+Per batch (a unit the runner commits): one shard-schema row per input row, same `id`, sorted
+by `id`. `finalize` then merges every unit's part file in id order into
+`<run>/<shard_dir>/shard-NNNNN.parquet` of about `shard_tokens` tokens each, replacing the folder
+atomically; the same rows give byte-identical shards whether or not the stage was interrupted.
+Rejects: missing_field (neither text nor instruction+answer, or a null seed_id/source/domain),
+empty (blank text or blank answer), too_large (more than `max_tokens` tokens; ids kept in the reject).
+
+Tokenizer: the job's `tokenizer:` spec, or by default Hunyuan-Large's `hy.tiktoken` from
+`../shared/data/hunyuan-tokenizer/` beside the repository when that file exists, else cl100k_base.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from pipeline import columns
+from pipeline.config import ConfigError
+from pipeline.file_digest import sha256_file
+from pipeline.mixture import MIX_FILE_NAME, MixMismatchError, validate_mix
+from pipeline.rejects import RejectReason
+from pipeline.rendering import RenderConfig, render_table
+from pipeline.shard_compaction import compact_into_shards
+from pipeline.shards import DEFAULT_ROW_GROUP_TOKENS, DEFAULT_SHARD_TOKENS, INPUT_IDS, LOSS_MASK, NUM_TOKENS, SHARD_SCHEMA
+from pipeline.stage import Lineage, Resources, Stage, StageParams
+from pipeline.store import StageDir
+from pipeline.tokenizers import HUNYUAN_FILE_NAME, Tokenizer, TokenizerSpec, load_tokenizer
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_HUNYUAN_DIR = REPO_ROOT.parent / "shared" / "data" / "hunyuan-tokenizer"
+FALLBACK_TOKENIZER = TokenizerSpec(kind="tiktoken", name="cl100k_base")
+
+_log = logging.getLogger(__name__)
+
+# Rows as the stage returns them: shard columns, nullable for rejects, plus the reject columns.
+_OUTPUT_SCHEMA = pa.schema(
+    [field.with_nullable(True) for field in SHARD_SCHEMA]
+    + [pa.field(columns.REJECT_REASON, pa.string()), pa.field(columns.REJECT_DETAIL, pa.string())]
+)
+
+
+class TokenizeParams(StageParams):
+    tokenizer: TokenizerSpec | None = Field(
+        default=None,
+        description="none: ../shared/data/hunyuan-tokenizer/hy.tiktoken beside the repository if present, else cl100k_base",
+    )
+    render: RenderConfig = RenderConfig()
+    max_tokens: int | None = Field(default=None, ge=1, description="longer rows are rejected as too_large; none: no limit")
+    shard_tokens: int = Field(default=DEFAULT_SHARD_TOKENS, ge=1, description="token budget of one shard file")
+    row_group_tokens: int = Field(default=DEFAULT_ROW_GROUP_TOKENS, ge=1, description="token budget of one Parquet row group")
+    shard_dir: str = Field(default="shards", description="folder under the run directory that receives the shards")
+
+
+def resolve_tokenizer_spec(spec: TokenizerSpec | None, job_dir: Path) -> tuple[TokenizerSpec, bool]:
+    """The spec to load (relative paths rooted at the job file's folder) and whether it is the default."""
+    if spec is None:
+        if (DEFAULT_HUNYUAN_DIR / HUNYUAN_FILE_NAME).is_file():
+            return TokenizerSpec(kind="hunyuan", path=DEFAULT_HUNYUAN_DIR), True
+        return FALLBACK_TOKENIZER, True
+    if spec.path is not None and not spec.path.is_absolute():
+        spec = spec.model_copy(update={"path": (job_dir / spec.path).resolve()})
+    return spec, False
+
+
+def vocabulary_file(spec: TokenizerSpec) -> Path | None:
+    """The file whose bytes define the vocabulary (None for an encoding shipped in a package)."""
+    if spec.path is None:
+        return None
+    if spec.path.is_dir():
+        return spec.path / (HUNYUAN_FILE_NAME if spec.kind == "hunyuan" else "tokenizer.json")
+    return spec.path
+
+
+class Tokenize(Stage):
+    name = "tokenize"
+    input_columns = (columns.ID, columns.SEED_ID, columns.SOURCE, columns.DOMAIN)
+    output_fields = tuple(SHARD_SCHEMA)
+    carries_input = False
+    lineage = Lineage.SAME_ROW
+    params = TokenizeParams
+    # One whole CPU per task: encoding is CPU-bound, two tasks on one core only take turns.
+    resources = Resources(num_cpus=1, batch_size=1024)
+
+    def __init__(self, params: TokenizeParams, context) -> None:
+        super().__init__(params, context)
+        self.tokenizer_spec, self.tokenizer_is_default = resolve_tokenizer_spec(params.tokenizer, context.job_dir)
+        file = vocabulary_file(self.tokenizer_spec)
+        if file is not None and not file.is_file():
+            raise ConfigError(
+                f"stage '{context.stage_name}': tokenizer file {file} does not exist; fix tokenizer.path "
+                f"(relative paths start at the job file's folder {context.job_dir})"
+            )
+        self._tokenizer: Tokenizer | None = None
+
+    def fingerprint_extra(self) -> dict[str, Any]:
+        file = vocabulary_file(self.tokenizer_spec)
+        return {
+            "tokenizer": self.tokenizer_spec.model_dump(mode="json"),
+            "tokenizer_file_sha256": sha256_file(file) if file is not None else None,
+        }
+
+    @property
+    def shard_path(self) -> Path:
+        return self.context.run_dir / self.params.shard_dir
+
+    def prepare(self, dataset):
+        if self.tokenizer_is_default:
+            _log.warning(
+                "[%s] no tokenizer in the job: using %s%s",
+                self.context.stage_name,
+                self.tokenizer_spec.kind,
+                f" from {self.tokenizer_spec.path}" if self.tokenizer_spec.path else f" {self.tokenizer_spec.name} "
+                f"({DEFAULT_HUNYUAN_DIR / HUNYUAN_FILE_NAME} is absent)",
+            )
+        return dataset
+
+    def setup(self) -> None:
+        self._tokenizer = load_tokenizer(self.tokenizer_spec)
+
+    def transform(self, batch: pa.Table) -> pa.Table:
+        reasons, details = screen_rows(batch)
+        accepted = pc.is_null(reasons)
+        rendered = render_table(_with_meta(batch.filter(accepted)), self._tokenizer, self.params.render)
+        rendered = _mark_too_large(rendered, self.params.max_tokens)
+        screened = _rejected_rows(batch.filter(pc.invert(accepted)), reasons.filter(pc.invert(accepted)), details.filter(pc.invert(accepted)))
+        output = pa.concat_tables([rendered.cast(_OUTPUT_SCHEMA), screened.cast(_OUTPUT_SCHEMA)])
+        # Sorted units are what lets finalize merge them into shards in one id order.
+        return output.sort_by(columns.ID)
+
+    def finalize(self, stage_dir: Path) -> dict[str, Any]:
+        """Merge every committed unit into the shard folder; the manifest lists the shards."""
+        tokenizer = load_tokenizer(self.tokenizer_spec).describe()
+        parts = StageDir(stage_dir.parent, stage_dir.name).part_files()
+        shards = compact_into_shards(
+            parts,
+            self.shard_path,
+            tokenizer=tokenizer,
+            shard_tokens=self.params.shard_tokens,
+            row_group_tokens=self.params.row_group_tokens,
+            keep=(MIX_FILE_NAME,),
+        )
+        kept_mix = _keep_mix_if_valid(self.shard_path / MIX_FILE_NAME)
+        return {
+            "shard_dir": str(self.shard_path),
+            "tokenizer": tokenizer,
+            "tokenizer_default": self.tokenizer_is_default,
+            "mix_kept": kept_mix,
+            "rows": sum(info.rows for info in shards),
+            "tokens": sum(info.tokens for info in shards),
+            "shards": [
+                {"path": info.path.name, "rows": info.rows, "tokens": info.tokens, "sha256": info.sha256} for info in shards
+            ],
+        }
+
+
+def _keep_mix_if_valid(path: Path) -> bool:
+    """A rerun on unchanged rows makes identical shards, so a mix stage left fresh stays right;
+    a mix.json the new shards contradict is removed (its stage is stale and will rewrite it)."""
+    if not path.is_file():
+        return False
+    try:
+        validate_mix(path)
+    except (MixMismatchError, ValueError):
+        path.unlink()
+        return False
+    return True
+
+
+def screen_rows(batch: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """Reject reason and detail per row (null where the row can be rendered), vectorised."""
+    rows = batch.num_rows
+    reason = pa.nulls(rows, pa.string())
+    detail = pa.nulls(rows, pa.string())
+
+    def mark(condition: pa.Array, why: RejectReason, text: str) -> None:
+        nonlocal reason, detail
+        fresh = pc.and_(pc.fill_null(condition, True), pc.is_null(reason))
+        reason = pc.if_else(fresh, pa.scalar(why.value), reason)
+        detail = pc.if_else(fresh, pa.scalar(text), detail)
+
+    for name in (columns.SEED_ID, columns.SOURCE, columns.DOMAIN):
+        mark(pc.is_null(batch.column(name)), RejectReason.MISSING_FIELD, f"{name} is null; lineage and mix keys are required")
+    is_sample = pc.and_(_present(batch, columns.INSTRUCTION), _present(batch, columns.ANSWER))
+    has_text = _present(batch, columns.TEXT)
+    mark(pc.invert(pc.or_(is_sample, has_text)), RejectReason.MISSING_FIELD, "neither text nor instruction+answer")
+    if columns.ANSWER in batch.column_names:
+        mark(pc.and_(is_sample, _blank(batch.column(columns.ANSWER))), RejectReason.EMPTY, "answer is blank")
+    if columns.TEXT in batch.column_names:
+        is_document = pc.and_(pc.invert(is_sample), has_text)
+        mark(pc.and_(is_document, _blank(batch.column(columns.TEXT))), RejectReason.EMPTY, "text is blank")
+    return reason, detail
+
+
+def _present(batch: pa.Table, name: str) -> pa.Array:
+    if name not in batch.column_names:
+        return pa.array([False] * batch.num_rows, pa.bool_())
+    return pc.is_valid(batch.column(name))
+
+
+def _blank(values) -> pa.Array:
+    return pc.fill_null(pc.equal(pc.utf8_trim_whitespace(values), ""), False)
+
+
+def _with_meta(batch: pa.Table) -> pa.Table:
+    """Shards need `meta` on every row: `{}` where the upstream has none."""
+    if columns.META not in batch.column_names:
+        return batch
+    index = batch.schema.get_field_index(columns.META)
+    return batch.set_column(index, columns.META, pc.fill_null(batch.column(columns.META), "{}"))
+
+
+def _mark_too_large(rendered: pa.Table, max_tokens: int | None) -> pa.Table:
+    rows = rendered.num_rows
+    reason = pa.nulls(rows, pa.string())
+    detail = pa.nulls(rows, pa.string())
+    if max_tokens is not None and rows:
+        tokens = rendered.column(NUM_TOKENS)
+        too_large = pc.greater(tokens, max_tokens)
+        reason = pc.if_else(too_large, pa.scalar(RejectReason.TOO_LARGE.value), reason)
+        detail = pc.if_else(
+            too_large,
+            pc.binary_join_element_wise(pc.cast(tokens, pa.string()), pa.scalar(f"tokens > max_tokens {max_tokens}"), " "),
+            detail,
+        )
+    return rendered.append_column(columns.REJECT_REASON, reason).append_column(columns.REJECT_DETAIL, detail)
+
+
+def _rejected_rows(batch: pa.Table, reasons: pa.Array, details: pa.Array) -> pa.Table:
+    """Screened-out rows in the output schema: lineage and mix keys kept, no token ids."""
+    rows = batch.num_rows
+    is_sample = pc.and_(_present(batch, columns.INSTRUCTION), _present(batch, columns.ANSWER))
+    meta = batch.column(columns.META) if columns.META in batch.column_names else pa.array(["{}"] * rows, pa.string())
+    return pa.table(
+        {
+            INPUT_IDS: pa.nulls(rows, SHARD_SCHEMA.field(INPUT_IDS).type),
+            LOSS_MASK: pa.nulls(rows, SHARD_SCHEMA.field(LOSS_MASK).type),
+            NUM_TOKENS: pa.nulls(rows, SHARD_SCHEMA.field(NUM_TOKENS).type),
+            columns.ID: batch.column(columns.ID),
+            columns.SEED_ID: batch.column(columns.SEED_ID),
+            columns.SOURCE: batch.column(columns.SOURCE),
+            columns.DOMAIN: batch.column(columns.DOMAIN),
+            columns.SYNTHETIC: is_sample,
+            columns.META: meta,
+            columns.REJECT_REASON: reasons,
+            columns.REJECT_DETAIL: details,
+        }
+    )
