@@ -73,11 +73,11 @@ def compute_band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarr
             f"{bands} bands x {rows} rows need {bands * rows} signature slots, signatures have "
             f"{signatures.shape[1]}; lower bands or rows or raise num_perm"
         )
-    banded = signatures[:, : bands * rows].reshape(len(signatures), bands, rows).astype(np.uint64)
+    banded = signatures[:, : bands * rows].reshape(len(signatures), bands, rows)
     keys = np.full((len(signatures), bands), GOLDEN, dtype=np.uint64)
     for row in range(rows):
         keys *= GOLDEN
-        keys += banded[:, :, row]
+        keys += banded[:, :, row]  # widened to uint64 on the fly, no copy of the signatures
     return mix64(keys)
 
 
@@ -108,10 +108,17 @@ def pair_bucket_members(rows: BandRows, *, max_anchors: int = MAX_BUCKET_ANCHORS
     documents pair with all members. The rows must hold whole buckets (all rows of a
     (band, band_hash)); a distributed caller gets that by grouping on the two columns.
     """
-    order = np.lexsort((rows.doc, rows.band_hash, rows.band))
-    band, key, doc = rows.band[order], rows.band_hash[order], rows.doc[order]
+    # One 64-bit key per (band, band_hash) (band hashes are already mixed; a collision between
+    # bands only adds candidates, which verification drops).
+    key = rows.band_hash ^ (rows.band.astype(np.uint64) * GOLDEN)
+    shared = rows_in_shared_buckets(key)
+    # Order the shared rows by (bucket, doc) with one integer sort.
+    _, bucket = np.unique(key[shared], return_inverse=True)
+    doc = rows.doc[shared]
+    order = np.argsort(bucket.reshape(-1) * (int(doc.max(initial=0)) + 1) + doc)
+    bucket, doc = bucket.reshape(-1)[order], doc[order]
     new_bucket = np.ones(len(doc), dtype=bool)
-    new_bucket[1:] = (band[1:] != band[:-1]) | (key[1:] != key[:-1])
+    new_bucket[1:] = bucket[1:] != bucket[:-1]
     bucket_starts = np.flatnonzero(new_bucket)
     bucket_sizes = np.diff(np.append(bucket_starts, len(doc)))
     pairs = []
@@ -129,14 +136,40 @@ def pair_bucket_members(rows: BandRows, *, max_anchors: int = MAX_BUCKET_ANCHORS
     return unique_pairs(np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64))
 
 
+def rows_in_shared_buckets(key: np.ndarray) -> np.ndarray:
+    """Indices of the rows whose key occurs more than once (most occur once: a singleton bucket).
+
+    Sorting values (SIMD) is several times faster than argsort, so each key's high bits and its
+    row index are packed in one uint64 and sorted; rows that share high bits with another row
+    are kept, a superset that np.unique on the exact keys then cuts down to the shared ones.
+    """
+    index_bits = max(1, len(key).bit_length())
+    packed = (key >> np.uint64(index_bits) << np.uint64(index_bits)) | np.arange(len(key), dtype=np.uint64)
+    packed.sort()
+    prefix = packed >> np.uint64(index_bits)
+    repeated = np.zeros(len(key), dtype=bool)
+    same_as_next = prefix[1:] == prefix[:-1]
+    repeated[1:] |= same_as_next
+    repeated[:-1] |= same_as_next
+    candidates = np.sort((packed[repeated] & np.uint64((1 << index_bits) - 1)).astype(np.int64))
+    _, inverse, counts = np.unique(key[candidates], return_inverse=True, return_counts=True)
+    return candidates[counts[inverse.reshape(-1)] > 1]
+
+
 def unique_pairs(pairs: np.ndarray) -> np.ndarray:
     """Pairs as (smaller, larger), sorted, each once; self-pairs dropped."""
     pairs = np.sort(np.asarray(pairs, dtype=np.int64).reshape(-1, 2), axis=1)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
-    first = np.ones(len(pairs), dtype=bool)
-    first[1:] = (pairs[1:] != pairs[:-1]).any(axis=1)
-    return pairs[first]
+    if len(pairs) and (pairs[:, 0].min() < 0 or pairs[:, 1].max() >= 2**32):
+        raise ValueError(
+            f"document indices span {pairs.min()}..{pairs.max()}; pairs need dense indices in [0, 2**32), "
+            "number the documents 0..n-1 first"
+        )
+    # Both indices packed in one uint64 make the deduplication a single sort.
+    packed = np.sort((pairs[:, 0].astype(np.uint64) << np.uint64(32)) | pairs[:, 1].astype(np.uint64))
+    packed = packed[np.concatenate([[True], packed[1:] != packed[:-1]])] if len(packed) else packed
+    smaller, larger = (packed >> np.uint64(32)).astype(np.int64), (packed & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    distinct = smaller != larger
+    return np.stack([smaller[distinct], larger[distinct]], axis=1)
 
 
 def estimate_pair_jaccard(signatures: np.ndarray, pairs: np.ndarray) -> np.ndarray:

@@ -8,7 +8,6 @@ hold non-ASCII text pay for Arrow's Unicode form and case kernels. No regular ex
 
 import functools
 import string
-import sys
 import unicodedata
 from collections.abc import Sequence
 from typing import Literal
@@ -21,6 +20,9 @@ from pydantic import BaseModel, ConfigDict
 SPACE = ord(" ")
 SEPARATOR_SPACE = 1
 SEPARATOR_MARK = 2
+# Planes 2-16 (CJK extensions, tags, private use) hold no punctuation, symbol or space characters,
+# so the table stops at plane 2; test_normalize checks this against the running Python's Unicode.
+SEPARATOR_TABLE_SIZE = 0x20000
 
 
 class TextNormalization(BaseModel):
@@ -110,12 +112,10 @@ def ascii_byte_table(normalization: TextNormalization) -> np.ndarray:
 
 @functools.cache
 def separator_classes() -> np.ndarray:
-    """Class of every code point: SEPARATOR_SPACE (Unicode category Z), SEPARATOR_MARK (P or S), or 0.
-
-    Built once per process from unicodedata (~0.3 s), so it follows the running Python's Unicode version.
-    """
-    classes = np.zeros(sys.maxunicode + 1, dtype=np.uint8)
-    for point in range(sys.maxunicode + 1):
+    """Class of every code point below SEPARATOR_TABLE_SIZE: SEPARATOR_SPACE (Unicode category Z),
+    SEPARATOR_MARK (P or S) or 0. Built once per process from unicodedata (~20 ms)."""
+    classes = np.zeros(SEPARATOR_TABLE_SIZE, dtype=np.uint8)
+    for point in range(SEPARATOR_TABLE_SIZE):
         major = unicodedata.category(chr(point))[0]
         if major == "Z":
             classes[point] = SEPARATOR_SPACE
@@ -141,7 +141,9 @@ def blank_non_ascii_separators(data: np.ndarray, mapped: np.ndarray, *, strip_pu
     starts = np.flatnonzero(data >= 0xC0)  # lead bytes of multi-byte characters
     if not len(starts):
         return
-    classes = separator_classes()[np.minimum(utf8_code_points(data, starts), sys.maxunicode)]
+    points = utf8_code_points(data, starts)
+    table = separator_classes()
+    classes = np.where(points < len(table), table[np.minimum(points, len(table) - 1)], 0)
     blank = starts[(classes == SEPARATOR_SPACE) | ((classes == SEPARATOR_MARK) & strip_punctuation)]
     width = 2 + (data[blank] >= 0xE0) + (data[blank] >= 0xF0)
     for k in range(4):

@@ -156,6 +156,14 @@ def test_small_buckets_pair_every_member_and_big_ones_stay_linear():
     assert len(np.unique(connect_components(pairs, 1000))) == 1
 
 
+def test_keys_that_share_high_bits_are_still_told_apart():
+    # With 3 rows, bucket search sorts keys by their high 62 bits first: 0x10 and 0x11 tie there.
+    rows = BandRows(
+        band=np.zeros(3, np.int32), band_hash=np.array([0x10, 0x11, 0x10], np.uint64), doc=np.array([5, 6, 7])
+    )
+    assert pair_bucket_members(rows).tolist() == [[5, 7]]
+
+
 def test_sharing_one_band_is_not_enough_to_merge():
     rng = np.random.default_rng(0)
     signatures = rng.integers(0, 2**32, size=(2, 128), dtype=np.uint32)

@@ -1,10 +1,11 @@
 import string
+import sys
 import unicodedata
 
 import pyarrow as pa
 import pytest
 
-from quality.normalize import TextNormalization, normalize_texts
+from quality.normalize import SEPARATOR_MARK, SEPARATOR_SPACE, TextNormalization, normalize_texts, separator_classes
 from tests.quality.near_duplicate_fixture import real_documents
 
 DEFAULT = TextNormalization()
@@ -68,3 +69,12 @@ def test_sliced_and_chunked_arrays_normalise_like_lists():
 def test_nulls_are_refused_with_a_clear_error():
     with pytest.raises(ValueError, match="nulls"):
         normalize_texts(pa.array(["a", None]), DEFAULT)
+
+
+def test_separator_table_covers_every_punctuation_symbol_and_space_character():
+    table = separator_classes()
+    outside = [
+        point for point in range(len(table), sys.maxunicode + 1) if unicodedata.category(chr(point))[0] in "PSZ"
+    ]
+    assert outside == []
+    assert table[ord("。")] == SEPARATOR_MARK and table[0x3000] == SEPARATOR_SPACE and table[ord("中")] == 0
