@@ -1,0 +1,71 @@
+"""A stage's rows copied out of the run for other tools: JSON Lines, or a Hugging Face dataset on disk.
+
+Both stream: DuckDB writes JSON Lines from the part files without loading them whole, and
+`datasets` memory-maps Arrow files. The copy appears only when complete (written under a
+temporary name, then renamed), and an existing path is never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+
+from pipeline.parquet_query import MEMORY_LIMIT, THREADS, quote_literal
+from pipeline.run_contents import RunInspectionError, data_files
+
+ExportFormat = Literal["jsonl", "hf"]
+
+
+def export_stage(run_dir: Path, stage: str, export_format: ExportFormat, out: Path, rejects: bool = False) -> dict[str, Any]:
+    """Write the stage's accepted rows (or its rejects) to `out`; returns the path and row count."""
+    out = Path(out)
+    if out.exists():
+        raise RunInspectionError(f"{out} already exists; pass a new path or delete it first")
+    files = data_files(run_dir, stage, rejects=rejects)
+    if not files:
+        which = "rejected" if rejects else "kept"
+        raise RunInspectionError(f"stage '{stage}' {which} no rows; there is nothing to export")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if export_format == "jsonl":
+        rows = _write_jsonl(files, out)
+    elif export_format == "hf":
+        rows = _write_hf_dataset(files, out)
+    else:
+        raise RunInspectionError(f"export format {export_format!r} is unknown; use jsonl or hf")
+    return {"stage": stage, "rejects": rejects, "format": export_format, "path": str(out), "rows": rows}
+
+
+def _write_jsonl(files: list[Path], out: Path) -> int:
+    temporary = out.with_name(f".{out.name}.tmp")
+    sources = ", ".join(quote_literal(str(path)) for path in files)
+    connection = duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT})
+    try:
+        rows = connection.execute(
+            f"COPY (SELECT * FROM read_parquet([{sources}], union_by_name = true)) "
+            f"TO {quote_literal(str(temporary))} (FORMAT json)"
+        ).fetchone()[0]
+        os.replace(temporary, out)
+    finally:
+        connection.close()
+        temporary.unlink(missing_ok=True)
+    return rows
+
+
+def _write_hf_dataset(files: list[Path], out: Path) -> int:
+    import datasets
+
+    # The Arrow cache `datasets` builds lives beside the output and goes once the copy is saved,
+    # so exports never fill ~/.cache.
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        dataset = datasets.Dataset.from_parquet([str(path) for path in files], cache_dir=str(work / "cache"))
+        dataset.save_to_disk(str(work / "dataset"))
+        os.replace(work / "dataset", out)
+        return dataset.num_rows
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
