@@ -111,12 +111,11 @@ def pair_bucket_members(rows: BandRows, *, max_anchors: int = MAX_BUCKET_ANCHORS
     # One 64-bit key per (band, band_hash) (band hashes are already mixed; a collision between
     # bands only adds candidates, which verification drops).
     key = rows.band_hash ^ (rows.band.astype(np.uint64) * GOLDEN)
-    shared = rows_in_shared_buckets(key)
+    shared, bucket = find_shared_buckets(key)
     # Order the shared rows by (bucket, doc) with one integer sort.
-    _, bucket = np.unique(key[shared], return_inverse=True)
     doc = rows.doc[shared]
-    order = np.argsort(bucket.reshape(-1) * (int(doc.max(initial=0)) + 1) + doc)
-    bucket, doc = bucket.reshape(-1)[order], doc[order]
+    order = np.argsort(bucket * (int(doc.max(initial=0)) + 1) + doc)
+    bucket, doc = bucket[order], doc[order]
     new_bucket = np.ones(len(doc), dtype=bool)
     new_bucket[1:] = bucket[1:] != bucket[:-1]
     bucket_starts = np.flatnonzero(new_bucket)
@@ -136,8 +135,9 @@ def pair_bucket_members(rows: BandRows, *, max_anchors: int = MAX_BUCKET_ANCHORS
     return unique_pairs(np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64))
 
 
-def rows_in_shared_buckets(key: np.ndarray) -> np.ndarray:
-    """Indices of the rows whose key occurs more than once (most occur once: a singleton bucket).
+def find_shared_buckets(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, bucket) for the rows whose key occurs more than once, bucket numbering their keys;
+    most rows are alone in their bucket and are left out.
 
     Sorting values (SIMD) is several times faster than argsort, so each key's high bits and its
     row index are packed in one uint64 and sorted; rows that share high bits with another row
@@ -151,9 +151,11 @@ def rows_in_shared_buckets(key: np.ndarray) -> np.ndarray:
     same_as_next = prefix[1:] == prefix[:-1]
     repeated[1:] |= same_as_next
     repeated[:-1] |= same_as_next
-    candidates = np.sort((packed[repeated] & np.uint64((1 << index_bits) - 1)).astype(np.int64))
-    _, inverse, counts = np.unique(key[candidates], return_inverse=True, return_counts=True)
-    return candidates[counts[inverse.reshape(-1)] > 1]
+    candidates = (packed[repeated] & np.uint64((1 << index_bits) - 1)).astype(np.int64)
+    _, bucket, counts = np.unique(key[candidates], return_inverse=True, return_counts=True)
+    bucket = bucket.reshape(-1)
+    shared = counts[bucket] > 1
+    return candidates[shared], bucket[shared].astype(np.int64)
 
 
 def unique_pairs(pairs: np.ndarray) -> np.ndarray:

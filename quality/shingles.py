@@ -88,14 +88,14 @@ def hash_words(normalized: pa.LargeStringArray) -> tuple[np.ndarray, np.ndarray]
     padded[: len(data)] = data
     windows = np.ndarray(shape=(len(data) + 1,), dtype="<u8", buffer=padded, strides=(1,))
 
-    hashes = lengths.astype(np.uint64) * GOLDEN
     # Pass k reads bytes 8k..8k+7 of the words longer than 8k bytes; most words need one pass.
-    words = np.arange(len(starts))
-    passes = 0
+    block = windows[starts] & LOW_BYTES_MASK[np.minimum(lengths, 8)]  # drop bytes past the word's end
+    hashes = mix64((lengths.astype(np.uint64) * GOLDEN ^ block) * GOLDEN)
+    words = np.flatnonzero(lengths > 8)
+    passes = 1
     while len(words):
         remaining = lengths[words] - 8 * passes
-        block = windows[starts[words] + 8 * passes]
-        block &= LOW_BYTES_MASK[np.minimum(remaining, 8)]  # drop bytes past the word's end
+        block = windows[starts[words] + 8 * passes] & LOW_BYTES_MASK[np.minimum(remaining, 8)]
         hashes[words] = mix64((hashes[words] ^ block) * GOLDEN)
         passes += 1
         words = words[remaining > 8]
@@ -118,16 +118,20 @@ def hash_ngrams(units: np.ndarray, unit_offsets: np.ndarray, n: int) -> ShingleH
     lengths = np.diff(unit_offsets)
     per_text = np.where(lengths >= n, lengths - n + 1, np.minimum(lengths, 1))
     offsets = np.concatenate([[0], np.cumsum(per_text)]).astype(np.int64)
-    total = int(offsets[-1])
-    first_unit = np.repeat(unit_offsets[:-1] - offsets[:-1], per_text) + np.arange(total)
-    widths = np.repeat(np.minimum(lengths, n), per_text)
+    first_unit = np.repeat(unit_offsets[:-1] - offsets[:-1], per_text) + np.arange(int(offsets[-1]))
+    # Hash the window at every position of the flat unit array with contiguous slices, then keep
+    # the windows that start a shingle; texts shorter than n are hashed apart, over their units only.
     padded = np.concatenate([units, np.zeros(n, dtype=np.uint64)])
-    has_short_text = bool((widths < n).any())
-    hashes = widths.astype(np.uint64) * GOLDEN
+    windows = np.full(len(units), (n * int(GOLDEN)) % 2**64, dtype=np.uint64)
     for position in range(n):
-        term = padded[first_unit + position]
-        if has_short_text:
-            term[widths <= position] = 0
-        hashes *= GOLDEN
-        hashes += term
+        windows *= GOLDEN
+        windows += padded[position : position + len(units)]
+    hashes = windows[first_unit]
+    short = np.flatnonzero(np.repeat((lengths > 0) & (lengths < n), per_text))
+    if len(short):
+        widths = np.repeat(lengths, per_text)[short]
+        hashes[short] = widths.astype(np.uint64) * GOLDEN
+        for position in range(n):
+            hashes[short] *= GOLDEN
+            hashes[short] += np.where(widths > position, padded[first_unit[short] + position], np.uint64(0))
     return ShingleHashes(hashes=mix64(hashes), offsets=offsets)

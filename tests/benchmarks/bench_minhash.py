@@ -33,7 +33,7 @@ from quality.lsh import (
     pair_bucket_members,
 )
 from quality.minhash import has_shingles, sign_shingles
-from quality.normalize import normalize_texts, separator_classes
+from quality.normalize import normalize_texts
 from quality.shingles import hash_shingles
 from tests.quality.near_duplicate_fixture import edit_words, pydoc_sections
 
@@ -82,8 +82,8 @@ def timed(step: Callable[[], Result]) -> tuple[Result, float, float]:
 def sign_in_batches(texts: list[str], config: MinHashConfig) -> np.ndarray:
     return np.concatenate(
         [
-            sign_shingles(hash_shingles(texts[i : i + BATCH_DOCS], config.shingles), num_perm=config.num_perm, seed=config.seed)
-            for i in range(0, len(texts), BATCH_DOCS)
+            sign_shingles(hash_shingles(batch, config.shingles), num_perm=config.num_perm, seed=config.seed)
+            for batch in (texts[i : i + BATCH_DOCS] for i in range(0, len(texts), BATCH_DOCS))
         ]
     )
 
@@ -169,6 +169,38 @@ def run_datasketch(texts: list[str], config: MinHashConfig) -> dict[str, float]:
     return {"shingle_cpu": shingle_cpu, "bulk_cpu": bulk_cpu, "lsh_cpu": lsh_cpu, "removed": removed}
 
 
+def rates(cpu_seconds: float, megabytes: float, docs: int) -> str:
+    return f"{megabytes / cpu_seconds:9.1f} MB/s {docs / cpu_seconds:10.0f} docs/s"
+
+
+def print_table(
+    ours: dict[str, float], theirs: dict[str, float], corpus: tuple[float, int], subset: tuple[float, int]
+) -> None:
+    """Per-core rates side by side; datasketch's are rates over its subset, i.e. extrapolated."""
+    (megabytes, docs), (subset_mb, subset_docs) = corpus, subset
+    phases = [
+        ("signatures (normalise+shingle+MinHash)", ours["sign_cpu"], theirs["shingle_cpu"] + theirs["bulk_cpu"]),
+        ("  MinHash only, shingles given", None, theirs["bulk_cpu"]),
+        ("banding (band keys + bucket pairs)", ours["band_cpu"], None),
+        ("clustering (verify + components + keep)", ours["cluster_cpu"], None),
+        ("banding + clustering", ours["band_cpu"] + ours["cluster_cpu"], theirs["lsh_cpu"]),
+    ]
+    print(f"{'phase':42} {'ours':>33} | {'datasketch MinHash.bulk + MinHashLSH':>35} | ratio")
+    for name, our_cpu, their_cpu in phases:
+        our_text = rates(our_cpu, megabytes, docs) if our_cpu is not None else ""
+        their_text = rates(their_cpu, subset_mb, subset_docs) if their_cpu is not None else ""
+        ratio = ""
+        if our_cpu is not None and their_cpu is not None:
+            ratio = f"{(megabytes / our_cpu) / (subset_mb / their_cpu):5.1f}x"
+        print(f"{name:42} {our_text:>33} | {their_text:>35} | {ratio}")
+    bulk_ratio = (megabytes / ours["sign_cpu"]) / (subset_mb / theirs["bulk_cpu"])
+    print(f"signatures, ours end to end vs MinHash.bulk alone (its shingling not counted): {bulk_ratio:.1f}x")
+    share = (ours["band_cpu"] + ours["cluster_cpu"]) / ours["sign_cpu"]
+    print(f"banding + clustering take {share:.3f} of signature time (target < 0.1)")
+    merge_cpu = ours["merge_cpu"]
+    print(f"chunked union-find ({PAIRS_PER_MERGE} pairs a chunk) instead of scipy: {merge_cpu:.3f} s, same labels")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=100_000)
@@ -176,53 +208,32 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     config = MinHashConfig()
-    _, table_cpu, _ = timed(separator_classes)  # once per process (per Ray worker), not per batch
-
     texts, build_cpu, _ = timed(lambda: build_corpus(args.docs, args.seed))
+    # Lazy imports inside pyarrow and the Unicode separator table: once per process (per Ray worker).
+    _, start_up_cpu, _ = timed(lambda: sign_in_batches(texts[:10], config))
     megabytes = sum(len(text.encode()) for text in texts) / 1e6
-    print(f"one-time Unicode separator table: {table_cpu:.3f} s CPU, not counted below")
     print(f"corpus: {len(texts)} documents, {megabytes:.1f} MB of real text (built in {build_cpu:.1f} s)")
-    print(f"config: {config.num_perm} permutations, bands x rows {config.band_split()}, word {config.shingles.n}-grams, "
-          f"verified at estimated Jaccard >= {config.verification_threshold():.3f}")  # fmt: skip
+    print(f"config: {config.num_perm} permutations, bands x rows {config.band_split()}, "
+          f"word {config.shingles.n}-grams, verified at estimated Jaccard >= {config.verification_threshold():.3f}")
+    print(f"one-time start-up (lazy imports, Unicode table): {start_up_cpu:.2f} s CPU, not counted below")
 
     ours = run_ours(texts, config)
-    rss_ours = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     subset = texts[: args.baseline_docs]
-    scale = len(texts) / len(subset)
     subset_mb = sum(len(text.encode()) for text in subset) / 1e6
     theirs = run_datasketch(subset, config)
 
-    def rates(cpu: float, mb: float, docs: int) -> str:
-        return f"{mb / cpu:9.1f} MB/s {docs / cpu:10.0f} docs/s"
-
-    ds_sign_cpu = theirs["shingle_cpu"] + theirs["bulk_cpu"]
-    rows = [
-        ("signatures (normalise+shingle+MinHash)", ours["sign_cpu"], ds_sign_cpu),
-        ("  MinHash only, shingles given", None, theirs["bulk_cpu"]),
-        ("banding (band keys + bucket pairs)", ours["band_cpu"], None),
-        ("clustering (verify + components + keep)", ours["cluster_cpu"], None),
-        ("banding + clustering", ours["band_cpu"] + ours["cluster_cpu"], theirs["lsh_cpu"]),
-    ]
-    print(f"\nper core (CPU seconds); datasketch measured on {len(subset)} docs ({subset_mb:.1f} MB), rates extrapolated x{scale:.0f}")
-    print(f"{'phase':42} {'ours':>33} | {'datasketch MinHash.bulk + MinHashLSH':>35} | ratio")
-    for name, our_cpu, their_cpu in rows:
-        our_text = rates(our_cpu, megabytes, len(texts)) if our_cpu is not None else ""
-        their_text = rates(their_cpu, subset_mb, len(subset)) if their_cpu is not None else ""
-        ratio = ""
-        if our_cpu is not None and their_cpu is not None:
-            ratio = f"{(megabytes / our_cpu) / (subset_mb / their_cpu):5.1f}x"
-        print(f"{name:42} {our_text:>33} | {their_text:>35} | {ratio}")
-    sign_only_ratio = (megabytes / ours["sign_cpu"]) / (subset_mb / theirs["bulk_cpu"])
-    print(f"signatures, ours end to end vs MinHash.bulk alone (its shingling not counted): {sign_only_ratio:.1f}x")
-    share = (ours["band_cpu"] + ours["cluster_cpu"]) / ours["sign_cpu"]
-    print(f"banding + clustering take {share:.3f} of signature time (target < 0.1)")
-    print(f"chunked union-find ({PAIRS_PER_MERGE} pairs a chunk) instead of scipy: {ours['merge_cpu']:.3f} s, same labels")
-    print(f"\nwall seconds, ours: signatures {ours['sign_wall']:.1f}, banding {ours['band_wall']:.2f}, clustering {ours['cluster_wall']:.2f}")
-    print(f"pairs: {ours['candidates']} candidates, {ours['verified']} verified; {ours['removed']} of {len(texts)} documents removed "
-          f"(datasketch on its subset: {theirs['removed']} of {len(subset)})")  # fmt: skip
-    print(f"memory: signatures {ours['signature_mb']:.0f} MiB; traced peak {ours['batch_peak_mb']:.0f} MiB signing one batch "
-          f"of {BATCH_DOCS} docs, {ours['band_cluster_peak_mb']:.0f} MiB banding and clustering all (beside the signatures); "
-          f"process peak RSS {rss_ours:.0f} MiB before datasketch ran (the corpus itself is ~{2 * megabytes:.0f} MB of Python strings)")  # fmt: skip
+    print(f"\nper core (CPU seconds); datasketch measured on {len(subset)} docs ({subset_mb:.1f} MB), "
+          f"its rates extrapolated x{len(texts) / len(subset):.0f} to the corpus")
+    print_table(ours, theirs, (megabytes, len(texts)), (subset_mb, len(subset)))
+    print(f"\nwall seconds, ours: signatures {ours['sign_wall']:.1f}, banding {ours['band_wall']:.2f}, "
+          f"clustering {ours['cluster_wall']:.2f}")
+    print(f"pairs: {ours['candidates']} candidates, {ours['verified']} verified; "
+          f"{ours['removed']} of {len(texts)} documents removed "
+          f"(datasketch on its subset: {theirs['removed']} of {len(subset)})")
+    print(f"memory: signatures {ours['signature_mb']:.0f} MiB; traced peak {ours['batch_peak_mb']:.0f} MiB signing "
+          f"one batch of {BATCH_DOCS} docs, {ours['band_cluster_peak_mb']:.0f} MiB banding and clustering all; "
+          f"process peak RSS {peak_rss:.0f} MiB before datasketch ran (the corpus: ~{2 * megabytes:.0f} MB of str)")
 
 
 if __name__ == "__main__":

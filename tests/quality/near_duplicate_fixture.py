@@ -50,7 +50,8 @@ def stdlib_docstring_sections(file_limit: int) -> list[list[str]]:
         except (SyntaxError, UnicodeDecodeError):  # a few stdlib files are templates or Latin-1
             continue
         kinds = ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
-        sections.append([doc for node in ast.walk(tree) if isinstance(node, kinds) and (doc := ast.get_docstring(node))])
+        docstrings = (ast.get_docstring(node) for node in ast.walk(tree) if isinstance(node, kinds))
+        sections.append([doc for doc in docstrings if doc])
     return sections
 
 

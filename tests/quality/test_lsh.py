@@ -79,7 +79,8 @@ def test_planted_near_duplicates_are_found_with_high_recall_and_precision(corpus
     )
     for low, high in ((0.0, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.01)):
         band = [pair for pair, jaccard in truth.items() if low <= jaccard < high]
-        print(f"  exact Jaccard in [{low:.1f}, {min(high, 1.0):.1f}): {len(band)} pairs, {sum(p in found for p in band)} clustered")
+        clustered = sum(pair in found for pair in band)
+        print(f"  exact Jaccard in [{low:.1f}, {min(high, 1.0):.1f}): {len(band)} pairs, {clustered} clustered")
     assert recall >= 0.98
     assert precision >= 0.99
 

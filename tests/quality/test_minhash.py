@@ -50,7 +50,9 @@ def test_jaccard_estimates_are_as_accurate_as_datasketch(corpus, record_property
 def test_signatures_do_not_depend_on_batching(corpus):
     texts = corpus.texts[:300]
     whole = compute_minhash_signatures(texts, num_perm=NUM_PERM, seed=3, shingle=SPEC)
-    halves = [compute_minhash_signatures(part, num_perm=NUM_PERM, seed=3, shingle=SPEC) for part in (texts[:97], texts[97:])]
+    halves = [
+        compute_minhash_signatures(part, num_perm=NUM_PERM, seed=3, shingle=SPEC) for part in (texts[:97], texts[97:])
+    ]
     assert whole.dtype == np.uint32 and whole.shape == (300, NUM_PERM)
     assert np.array_equal(whole, np.concatenate(halves))
 
