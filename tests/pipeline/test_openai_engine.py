@@ -1,0 +1,120 @@
+"""apply_llm with `engine: openai` against vLLM's own OpenAI-compatible server on 127.0.0.1.
+
+The server (the embedded model, ~40 s to start) is shared by the module; the last test stops it
+mid-run, so it must stay last.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from pipeline import llm
+from pipeline.embedded_model import prepare_embedded_model
+from pipeline.llm_output import parse_llm_json
+from pipeline.models import OpenAIModel
+
+pytestmark = pytest.mark.engine
+
+SERVER_START_TIMEOUT_S = 300
+FRUIT = {"type": "object", "properties": {"fruit": {"type": "string", "maxLength": 20}}, "required": ["fruit"], "additionalProperties": False}
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A vLLM OpenAI server serving the embedded model as 'smol'; yields (base_url, process)."""
+    port = free_port()
+    log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
+    command = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", str(prepare_embedded_model()), "--served-model-name", "smol",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--max-model-len", "2048", "--enforce-eager", "--gpu-memory-utilization", "0.1",
+    ]  # fmt: skip
+    env = {**os.environ, llm.KV_CACHE_ENV: os.environ.get(llm.KV_CACHE_ENV, "1")}
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while True:
+        try:
+            urllib.request.urlopen(f"{base_url}/models", timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"vLLM server did not start within {SERVER_START_TIMEOUT_S} s; see {log.name}")
+            time.sleep(1)
+    yield base_url, process
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+    log.close()
+
+
+def spec(base_url, **overrides):
+    return OpenAIModel(engine="openai", base_url=base_url, model="smol", max_retries=2, backoff_s=0.2, timeout_s=60, **overrides)
+
+
+def test_generation_structured_output_and_row_errors_through_the_server(ray_session, server):
+    import ray.data
+
+    base_url, _ = server
+    rows = [
+        {"id": "plain", "messages": [{"role": "user", "content": "Say hello."}], "json_schema": None},
+        {"id": "json", "messages": [{"role": "user", "content": "Name a fruit as JSON."}], "json_schema": json.dumps(FRUIT)},
+        {"id": "too_long", "messages": [{"role": "user", "content": "word " * 3000}], "json_schema": None},
+    ]
+    out = {
+        row["id"]: row
+        for row in llm.apply_llm(
+            ray.data.from_items(rows), model=spec(base_url), model_name="smol", sampling={"temperature": 0.0, "max_tokens": 64}
+        ).take_all()
+    }
+    assert sorted(out) == ["json", "plain", "too_long"]
+    assert out["plain"]["generated_text"] and out["plain"]["num_generated_tokens"] > 0
+    assert parse_llm_json(out["json"]["generated_text"], FRUIT)[1] is None
+    assert out["too_long"]["generated_text"] is None
+    assert out["too_long"]["llm_error"].startswith("HTTP 400")
+
+
+def stop_server_at_marker(batch, *, pid, port):
+    """Upstream of apply_llm: kill the server when the marker row passes, before its request is sent."""
+    if "stop-here" in batch["id"].to_pylist():
+        os.killpg(pid, signal.SIGKILL)
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) != 0:
+                    break
+            time.sleep(0.1)
+    return batch
+
+
+def test_server_stopped_mid_run_gives_row_errors_after_retries_and_loses_nothing(ray_session, server):
+    import ray.data
+
+    base_url, process = server
+    port = int(base_url.rsplit(":", 1)[1].split("/")[0])
+    ids = [f"row-{i}" for i in range(4)] + ["stop-here"] + [f"row-{i}" for i in range(4, 8)]
+    rows = [{"id": row_id, "messages": [{"role": "user", "content": f"Count to {i}."}]} for i, row_id in enumerate(ids)]
+    dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+        stop_server_at_marker, batch_format="pyarrow", fn_kwargs={"pid": process.pid, "port": port}
+    )
+    out = llm.apply_llm(dataset, model=spec(base_url, batch_size=2), model_name="smol", sampling={"temperature": 0.0, "max_tokens": 8}).take_all()
+    assert sorted(row["id"] for row in out) == sorted(ids)
+    for row in out:
+        assert (row["generated_text"] is None) != (row["llm_error"] is None)
+    failed = {row["id"]: row["llm_error"] for row in out if row["llm_error"]}
+    assert "stop-here" in failed
+    assert "gave up after 3 tries" in failed["stop-here"] and "ClientConnectorError" in failed["stop-here"]
