@@ -81,7 +81,7 @@ def build_graph(
         parts = fingerprint_parts(
             kind=entry.stage_kind,
             params=params.model_dump(mode="json"),
-            prompt_hashes={template_id: prompt_hash(template_id) for template_id in stage_class.prompts},
+            prompt_hashes=_prompt_hashes(job, entry.name, stage, prompt_hash),
             models={name: job.models[name].model_dump(mode="json") for name in stage.models_used()},
             code=code_version(stage_class),
             inputs=[upstream.fingerprint] if upstream else [],
@@ -101,6 +101,15 @@ def build_graph(
     if not order:
         raise ConfigError(f"{job.source}: 'stages' is empty; list at least the seeds stage")
     return order
+
+
+def _prompt_hashes(job: JobConfig, stage_name: str, stage: Stage, prompt_hash) -> dict[str, str]:
+    from pipeline.prompts import PromptError
+
+    try:
+        return {template_id: prompt_hash(template_id) for template_id in stage.prompt_ids()}
+    except PromptError as error:
+        raise ConfigError(f"{job.source}: stage '{stage_name}': {error}") from None
 
 
 def _prompt_file_hash(template_id: str) -> str:

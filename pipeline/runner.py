@@ -27,6 +27,9 @@ from pipeline.stage import GlobalStage, Stage
 from pipeline.store import RUN_INFO, StageDir, StageState, write_atomic_bytes, write_atomic_json
 
 Log = Callable[[str], None]
+# Reads are I/O-light; a whole CPU each would leave none free beside an engine actor on a
+# small machine and stall the plan (seen: 2 CPUs, one vLLM replica, reads pending forever).
+READ_CPUS = 0.25
 
 
 def stderr_log(message: str) -> None:
@@ -152,7 +155,7 @@ def run_stage(node: PlannedStage, *, run_dir: Path, log: Log = stderr_log) -> St
         done_ids = stage_dir.committed_input_ids()
         log(f"[{node.name}] resuming: {len(done_ids)} input rows already committed")
         if dataset is not None and len(done_ids):
-            dataset = dataset.map_batches(_drop_done_rows, fn_kwargs={"done_ids": done_ids}, batch_format="pyarrow")
+            dataset = dataset.map_batches(_drop_done_rows, fn_kwargs={"done_ids": done_ids}, batch_format="pyarrow", num_cpus=READ_CPUS)
         if expected_rows is not None:
             expected_rows -= len(done_ids)
 
@@ -176,6 +179,9 @@ def run_stage(node: PlannedStage, *, run_dir: Path, log: Log = stderr_log) -> St
 
     extras = stage.finalize(stage_dir.path)
     counts = stage_dir.unit_counts()
+    if not stage.resumable and expected_rows is not None:
+        # Global stages regroup rows (votes, clusters): their units count outputs, not inputs.
+        counts.rows_in = expected_rows
     wall = time.perf_counter() - started
     manifest = {
         "stage": node.name,
@@ -213,7 +219,7 @@ def _read_input(node: PlannedStage, run_dir: Path):
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     # One read task per file: the default packs small files into a single block, which
     # would leave every other worker idle.
-    dataset = ray.data.read_parquet([str(f) for f in files], override_num_blocks=len(files))
+    dataset = ray.data.read_parquet([str(f) for f in files], override_num_blocks=len(files), num_cpus=READ_CPUS)
     return dataset, schema, rows
 
 

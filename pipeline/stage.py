@@ -116,6 +116,10 @@ class Stage:
             return own
         return tuple(name for name in available if name not in own) + own
 
+    def prompt_ids(self) -> tuple[str, ...]:
+        """Template ids this stage renders; their file bytes join its fingerprint."""
+        return self.prompts
+
     def models_used(self) -> tuple[str, ...]:
         """Names of the job's models this stage calls; the graph checks they are defined."""
         return ()

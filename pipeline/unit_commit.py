@@ -42,7 +42,9 @@ def commit_batch(batch: pa.Table, *, stage: Stage, attempt_key: str) -> pa.Table
         worker_stage = _WORKER_STAGES[attempt_key] = stage
     input_ids = batch[columns.ID].combine_chunks()
     output = worker_stage.transform(batch)
-    check_lineage(worker_stage, input_ids, output)
+    if worker_stage.resumable:
+        # A global stage's batches are its output, already regrouped: its run() owns lineage.
+        check_lineage(worker_stage, input_ids, output)
     accepted, rejected = split_rejects(output, worker_stage.output_schema())
     counts = UnitCounts(
         rows_in=batch.num_rows,

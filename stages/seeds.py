@@ -106,7 +106,7 @@ class Seeds(Stage):
             "lang": self.params.lang,
         }
         return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            _read_items, fn_kwargs={"settings": settings}, batch_size=1, batch_format="pyarrow"
+            _read_items, fn_kwargs={"settings": settings}, batch_size=1, batch_format="pyarrow", num_cpus=0.5
         )
 
     # --- per batch ---------------------------------------------------------------------------

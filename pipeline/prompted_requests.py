@@ -1,0 +1,117 @@
+"""From rows to LLM requests and back: rendering templates, deterministic choices, reading replies.
+
+Model stages render one request per row (template + variables + per-row sampling seed) into
+the columns `pipeline.llm.apply_llm` reads, and after generation read each reply into a
+value or a reject reason. Every choice (template, task type, style, evolution operation) is a
+hash of the row id and the job's seed, so a rerun of the same job makes the same requests
+whatever the batch boundaries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline import columns
+from pipeline.llm import JSON_SCHEMA, MESSAGES, SAMPLING_PARAMS
+from pipeline.llm_output import parse_llm_json
+from pipeline.prompts import PromptTemplate
+from pipeline.rejects import RejectReason
+
+PROMPT_INFO = "prompt_info"  # JSON: template id/version/sha256 and the variables used
+
+
+def stable_seed(*parts: Any) -> int:
+    """A 31-bit integer from the parts: the same everywhere, every run."""
+    digest = hashlib.sha256("\x1f".join(str(part) for part in parts).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def stable_choice(options: Sequence[Any], *parts: Any, weights: Sequence[float] | None = None) -> Any:
+    """Pick one option by weight, deterministically from the parts."""
+    if not options:
+        raise ValueError("stable_choice needs at least one option")
+    weights = list(weights) if weights is not None else [1.0] * len(options)
+    point = stable_seed(*parts) / 0x80000000 * sum(weights)
+    for option, weight in zip(options, weights):
+        point -= weight
+        if point < 0:
+            return option
+    return options[-1]
+
+
+@dataclass
+class Request:
+    """One model call for one row."""
+
+    template: PromptTemplate
+    variables: dict[str, Any]
+    seed: int
+    sampling: dict[str, Any] = field(default_factory=dict)
+    # Recorded with the variables; not passed to the template.
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def attach_requests(batch: pa.Table, requests: Sequence[Request]) -> pa.Table:
+    """Add the request columns apply_llm reads, plus `prompt_info` for provenance."""
+    if len(requests) != batch.num_rows:
+        raise ValueError(f"{len(requests)} requests for {batch.num_rows} rows; give one request per row")
+    messages, schemas, sampling, info = [], [], [], []
+    for request in requests:
+        messages.append(json.dumps(request.template.render(**request.variables), ensure_ascii=False))
+        schemas.append(json.dumps(request.template.schema) if request.template.schema else None)
+        sampling.append(json.dumps({**request.sampling, "seed": request.seed}))
+        shown = {key: value for key, value in request.variables.items() if key not in ("text", "instruction", "examples")}
+        info.append(json.dumps({**request.template.provenance(), "variables": shown, **request.notes}, ensure_ascii=False))
+    for name, values in ((MESSAGES, messages), (JSON_SCHEMA, schemas), (SAMPLING_PARAMS, sampling), (PROMPT_INFO, info)):
+        batch = _set_column(batch, name, pa.array(values, pa.string()))
+    return batch
+
+
+@dataclass
+class Reply:
+    """A row's reply: a parsed value, or why there is none (a RejectReason and a detail)."""
+
+    value: Any = None
+    reason: RejectReason | None = None
+    detail: str | None = None
+
+
+def read_reply(row: dict[str, Any]) -> Reply:
+    """The row's generated text, parsed against its schema when it has one."""
+    if row.get(columns.LLM_ERROR):
+        return Reply(reason=RejectReason.LLM_ERROR, detail=str(row[columns.LLM_ERROR])[:2000])
+    text = row.get(columns.GENERATED_TEXT)
+    schema = row.get(JSON_SCHEMA)
+    if not schema:
+        if not text or not text.strip():
+            return Reply(reason=RejectReason.EMPTY, detail="the model returned no text")
+        return Reply(value=text.strip())
+    value, error = parse_llm_json(text, json.loads(schema))
+    if error is not None:
+        return Reply(reason=RejectReason.PARSE_ERROR, detail=json.dumps({"error": error, "raw": (text or "")[:1000]}, ensure_ascii=False))
+    return Reply(value=value)
+
+
+def generation_meta(row: dict[str, Any], **extra: Any) -> str:
+    """The `meta` JSON of a generated row: template, variables, model and sampling used."""
+    meta = json.loads(row[columns.META]) if row.get(columns.META) else {}
+    step = {
+        **json.loads(row[PROMPT_INFO]),
+        "model": row.get(columns.LLM_MODEL),
+        "sampling": json.loads(row["llm_sampling"]) if row.get("llm_sampling") else None,
+        **extra,
+    }
+    meta.setdefault("steps", []).append(step)
+    return json.dumps(meta, ensure_ascii=False, sort_keys=True)
+
+
+def _set_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, values)
+    return table.append_column(name, values)

@@ -1,0 +1,96 @@
+"""Rules that decide whether a generated or evolved instruction is worth answering.
+
+Each check returns a reason string (a `RejectReason` value) and a detail, or None. The stage
+decides what to do with it; nothing here knows about rows or Ray.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from quality.heuristics import count_refusals
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_HAN = re.compile(r"[\u3400-\u9fff]")
+# Words that start a request in English; questions are recognised by their mark.
+_REQUEST_OPENERS = frozenset(
+    "write explain describe compare summarize summarise list give create implement design find show "
+    "calculate compute solve prove derive analyze analyse discuss evaluate identify outline suggest "
+    "propose convert translate rewrite refactor debug fix test generate draft classify define "
+    "illustrate estimate determine choose select recommend provide help tell how what why when where "
+    "which who whom whose can could would should is are does do did imagine consider suppose assume "
+    "using use given based read develop build make plan argue justify predict".split()
+)
+_CHINESE_REQUEST = re.compile(r"[？?]|请|如何|怎么|怎样|为什么|什么|哪|是否|能否|说明|解释|描述|比较|总结|列出|编写|写一|计算|求|证明|分析|讨论|设计|实现|给出")
+# Words of our evolution templates that must not appear in an evolved instruction.
+_TEMPLATE_LEAKS = re.compile(
+    r"(?i)(original instruction|rewritten instruction|#?\s*rewritten prompt|#?\s*given prompt|new instruction:|"
+    r"rewrite the instruction|here is the rewritten|here's the rewritten|instruction:\s*$|原始指令|改写后的指令)"
+)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words; each Han character counts as a word, as unsegmented text needs."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    tokens: list[str] = []
+    for token in _WORD.findall(text):
+        if _HAN.search(token):
+            tokens.extend(ch for ch in token)
+        else:
+            tokens.append(token)
+    return tokens
+
+
+def is_mostly_chinese(text: str) -> bool:
+    letters = [ch for ch in text if ch.isalpha()]
+    return bool(letters) and sum(1 for ch in letters if _HAN.match(ch)) / len(letters) >= 0.3
+
+
+def check_is_request(instruction: str) -> tuple[str, str] | None:
+    """An instruction must ask for something: a question, or an imperative/interrogative opener."""
+    text = instruction.strip()
+    if not text:
+        return "empty", "empty instruction"
+    if is_mostly_chinese(text):
+        return None if _CHINESE_REQUEST.search(text) else ("not_a_request", "no question mark or request word")
+    if "?" in text:
+        return None
+    first_words = words(text)[:3]
+    if any(word in _REQUEST_OPENERS for word in first_words):
+        return None
+    return "not_a_request", f"neither a question nor a request: starts with {' '.join(first_words)!r}"
+
+
+def check_copies_seed(instruction: str, seed_text: str, *, max_overlap: float = 0.8, ngram: int = 6) -> tuple[str, str] | None:
+    """Reject an instruction whose word n-grams mostly appear verbatim in its seed."""
+    instruction_words = words(instruction)
+    if len(instruction_words) < ngram:
+        return None
+    seed_ngrams = _ngrams(words(seed_text), ngram)
+    own = _ngrams(instruction_words, ngram)
+    overlap = len(own & seed_ngrams) / len(own)
+    if overlap >= max_overlap:
+        return "copies_seed", f"{overlap:.0%} of its {ngram}-word sequences appear verbatim in the seed"
+    return None
+
+
+def check_evolution(evolved: str, parent: str, *, min_length_ratio: float = 0.5, min_new_words: int = 2) -> tuple[str, str] | None:
+    """An evolved instruction must be a real, longer-or-richer request, not an echo or a refusal."""
+    text = evolved.strip()
+    if not text:
+        return "empty", "empty evolution"
+    if count_refusals([text])[0] > 0:
+        return "refusal", "the model declined instead of rewriting"
+    if _TEMPLATE_LEAKS.search(text):
+        return "template_leak", f"template words in the output: {_TEMPLATE_LEAKS.search(text).group(0)!r}"
+    if len(text) < min_length_ratio * len(parent.strip()) or len(text) < 10:
+        return "too_short", f"{len(text)} characters against the parent's {len(parent.strip())}"
+    new_words = set(words(text)) - set(words(parent))
+    if len(new_words) < min_new_words:
+        return "no_information_gain", f"only {len(new_words)} word(s) not already in the parent"
+    return None
+
+
+def _ngrams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}

@@ -1,0 +1,74 @@
+"""consistency: keep objective pairs whose sampled answers agree (Hunyuan-Large step 4, objective half).
+
+For rows with `objective` true and more than one entry in `samples`, a canonical final answer
+is extracted from each sample (numbers, fractions, \\boxed{}, option letters, yes/no, Chinese
+numerals, full-width digits), they vote, and the pair is kept only when the winner's share
+reaches `min_agreement` and is not tied; `answer` becomes the first majority sample. Other
+rows pass unvoted. The vote is recorded in `votes` and summarised in `meta.consistency`.
+Rejects: inconsistent (reject_detail = the votes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pyarrow as pa
+from pydantic import Field
+
+from pipeline import columns
+from pipeline.rejects import RejectReason
+from pipeline.stage import Resources, Stage, StageParams
+from quality.voting import vote_answers
+
+
+class ConsistencyParams(StageParams):
+    min_agreement: float = Field(default=0.6, gt=0, le=1, description="share of the samples the winning answer needs")
+
+
+class Consistency(Stage):
+    name = "consistency"
+    input_columns = (columns.ANSWER, columns.SAMPLES, columns.OBJECTIVE)
+    output_fields = (
+        pa.field(columns.ANSWER, pa.string()),
+        pa.field(columns.VOTES, pa.string()),
+        pa.field(columns.META, pa.string()),
+    )
+    params = ConsistencyParams
+    resources = Resources(num_cpus=0.25, batch_size=512)
+
+    def transform(self, batch: pa.Table) -> pa.Table:
+        answers, votes, metas, reasons, details = [], [], [], [], []
+        for row in batch.select([columns.ANSWER, columns.SAMPLES, columns.OBJECTIVE, columns.META]).to_pylist():
+            samples = row[columns.SAMPLES] or []
+            answer, vote_json, meta, reason = row[columns.ANSWER], None, row[columns.META], None
+            if row[columns.OBJECTIVE] and len(samples) > 1:
+                vote = vote_answers(samples, min_agreement=self.params.min_agreement)
+                vote_json = json.dumps(dataclasses.asdict(vote), ensure_ascii=False)
+                if vote.consistent:
+                    answer = samples[vote.kept_index]
+                    meta = _with_consistency(meta, vote)
+                else:
+                    reason = RejectReason.INCONSISTENT.value
+            answers.append(answer)
+            votes.append(vote_json)
+            metas.append(meta)
+            reasons.append(reason)
+            details.append(vote_json if reason else None)
+        for name, values in (
+            (columns.ANSWER, answers),
+            (columns.VOTES, votes),
+            (columns.META, metas),
+            (columns.REJECT_REASON, reasons),
+            (columns.REJECT_DETAIL, details),
+        ):
+            array = pa.array(values, pa.string())
+            batch = batch.set_column(batch.column_names.index(name), name, array) if name in batch.column_names else batch.append_column(name, array)
+        return batch
+
+
+def _with_consistency(meta: str | None, vote) -> str:
+    data = json.loads(meta) if meta else {}
+    votes_for_winner = vote.counts[vote.winner]
+    data["consistency"] = {"votes": f"{votes_for_winner}/{len(vote.answers)}", "agreement": round(vote.agreement, 4)}
+    return json.dumps(data, ensure_ascii=False, sort_keys=True)

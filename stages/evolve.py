@@ -1,0 +1,178 @@
+"""evolve: instructions are rewritten clearer, broader and harder (Hunyuan-Large step 2).
+
+Three directions, each a set of templates under prompts/evolve/:
+- clarity: `clarify` adds missing context and makes the ask precise;
+- low-resource expansion: `expand` writes new instructions for a rare domain, self-instruct
+  style, from a few accepted instructions of that domain (domains the job lists, or whose
+  share of the input is below `low_resource_share`);
+- difficulty (Evol-Instruct depth): `add_constraints`, `deepen`, `concretize`, `reasoning`.
+Each input row gets one operation, picked by weight from its id and the job seed. One
+evolve stage is one round; chain stages (`kind: evolve`, `input: evolve`) for more rounds.
+Writes the evolved rows (`parent_id` = the instruction evolved, `evolution_op`, depth + 1)
+and, with `keep_parents`, the input rows unchanged.
+Rejects: llm_error, parse_error, empty, refusal, template_leak, too_short,
+no_information_gain, not_a_request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from pipeline import columns
+from pipeline.llm import apply_llm
+from pipeline.models import SamplingParams
+from pipeline.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
+from pipeline.prompts import load_prompt
+from pipeline.rejects import RejectReason
+from pipeline.stage import Lineage, Resources, Stage, StageParams
+from quality.instruction_checks import check_evolution, check_is_request
+from stages.seeds import content_id
+from stages.synthesize import INSTRUCTION_FIELDS, reject_row, seed_language, with_reject_columns
+
+REWRITE_OPERATIONS = ("clarify", "add_constraints", "deepen", "concretize", "reasoning")
+EXPAND = "expand"
+
+
+class EvolveParams(StageParams):
+    model: str = "embedded"
+    # Relative weights of the rewrite operations; 0 switches one off.
+    operations: dict[str, float] = Field(default_factory=lambda: {op: 1.0 for op in REWRITE_OPERATIONS})
+    low_resource_domains: list[str] = Field(default_factory=list)
+    low_resource_share: float = Field(default=0.05, ge=0, le=1, description="domains below this share of the input count as low-resource")
+    expand_share: float = Field(default=0.5, ge=0, le=1, description="share of low-resource rows that get `expand` instead of a rewrite")
+    expand_examples: int = Field(default=3, ge=1, le=8)
+    expand_count: int = Field(default=3, ge=1, le=4)
+    keep_parents: bool = True
+    min_length_ratio: float = Field(default=0.5, gt=0)
+    seed: int = 0
+    sampling: SamplingParams = SamplingParams(temperature=0.7, max_tokens=300)
+
+    def model_post_init(self, __context) -> None:
+        unknown = set(self.operations) - set(REWRITE_OPERATIONS)
+        if unknown:
+            raise ValueError(f"unknown evolution operation(s) {sorted(unknown)}; known: {', '.join(REWRITE_OPERATIONS)}")
+        if not any(weight > 0 for weight in self.operations.values()):
+            raise ValueError("every evolution operation has weight 0; give at least one a positive weight")
+
+
+class Evolve(Stage):
+    name = "evolve"
+    input_columns = (columns.ID, columns.INSTRUCTION, columns.DOMAIN, columns.SEED_ID)
+    output_fields = INSTRUCTION_FIELDS
+    carries_input = False
+    lineage = Lineage.CHILDREN
+    params = EvolveParams
+    resources = Resources(num_cpus=0.25, batch_size=64)
+
+    def prompt_ids(self) -> tuple[str, ...]:
+        return tuple(f"evolve/{op}" for op in (*sorted(op for op, w in self.params.operations.items() if w > 0), EXPAND))
+
+    def models_used(self) -> tuple[str, ...]:
+        return (self.params.model,)
+
+    def prepare(self, dataset):
+        examples = self._low_resource_examples()
+        rendered = dataset.map_batches(self.render_requests, fn_kwargs={"examples": examples}, batch_format="pyarrow", num_cpus=0.25)
+        return apply_llm(
+            rendered,
+            model=self.context.models[self.params.model],
+            model_name=self.params.model,
+            sampling=self.params.sampling.model_dump(exclude_unset=True),
+        )
+
+    def _low_resource_examples(self) -> dict[str, list[str]]:
+        """A few instructions of each low-resource domain, read on the driver (two columns only)."""
+        files = [f for upstream in self.context.upstream_dirs.values() for f in sorted(upstream.glob("part-*.parquet"))]
+        tables = [pq.read_table(f, columns=[columns.DOMAIN, columns.INSTRUCTION]) for f in files]
+        return pick_low_resource_examples(
+            (row for table in tables for row in table.to_pylist()),
+            listed=self.params.low_resource_domains,
+            max_share=self.params.low_resource_share,
+            per_domain=self.params.expand_examples,
+        )
+
+    def choose_operation(self, row_id: str, domain: str, examples: dict[str, list[str]]) -> str:
+        params = self.params
+        if len(examples.get(domain, [])) >= 1 and stable_seed(params.seed, row_id, "expand") / 0x80000000 < params.expand_share:
+            return EXPAND
+        ops = sorted(op for op, weight in params.operations.items() if weight > 0)
+        return stable_choice(ops, params.seed, row_id, self.context.stage_name, weights=[params.operations[op] for op in ops])
+
+    def render_requests(self, batch: pa.Table, examples: dict[str, list[str]]) -> pa.Table:
+        requests = []
+        for row in batch.select([columns.ID, columns.INSTRUCTION, columns.DOMAIN, columns.LANG]).to_pylist():
+            op = self.choose_operation(row[columns.ID], row[columns.DOMAIN], examples)
+            variables = {"instruction": row[columns.INSTRUCTION], "language": seed_language(row)}
+            if op == EXPAND:
+                shown = [text for text in examples[row[columns.DOMAIN]] if text != row[columns.INSTRUCTION]][: self.params.expand_examples - 1]
+                variables.update(domain=row[columns.DOMAIN], examples=[row[columns.INSTRUCTION], *shown], count=self.params.expand_count)
+            seed = stable_seed(self.params.seed, row[columns.ID], self.context.stage_name)
+            requests.append(Request(load_prompt(f"evolve/{op}"), variables, seed=seed, notes={"operation": op}))
+        return attach_requests(batch, requests)
+
+    def transform(self, batch: pa.Table) -> pa.Table:
+        rows = []
+        for parent in batch.to_pylist():
+            op = json.loads(parent["prompt_info"])["operation"]
+            depth = (parent.get("evolution_depth") or 0) + 1
+            base = {
+                columns.SEED_ID: parent[columns.SEED_ID],
+                columns.PARENT_ID: parent[columns.ID],
+                columns.SOURCE: parent.get(columns.SOURCE),
+                columns.DOMAIN: parent[columns.DOMAIN],
+                columns.LANG: seed_language(parent),
+                "task_type": parent.get("task_type"),
+                columns.OBJECTIVE: bool(parent.get(columns.OBJECTIVE)) and op != EXPAND,
+                columns.EVOLUTION_OP: op,
+                "evolution_depth": depth,
+            }
+            if self.params.keep_parents:
+                rows.append({name: parent.get(name) for name in pa.schema(INSTRUCTION_FIELDS).names})
+            reply = read_reply(parent)
+            if reply.reason is not None:
+                rows.append(reject_row(base, parent[columns.ID], reply.reason, reply.detail))
+                continue
+            texts = reply.value["instructions"] if op == EXPAND else [reply.value["instruction"]]
+            for index, text in enumerate(texts):
+                text = text.strip()
+                row = {
+                    **base,
+                    columns.ID: content_id(f"{parent[columns.ID]}\x1f{op}\x1f{text}"),
+                    columns.INSTRUCTION: text,
+                    columns.META: generation_meta(parent, operation=op, item_index=index),
+                }
+                if op == EXPAND:
+                    problem = check_is_request(text) or _repeats(text, parent[columns.INSTRUCTION])
+                else:
+                    problem = check_evolution(text, parent[columns.INSTRUCTION], min_length_ratio=self.params.min_length_ratio)
+                if problem is not None:
+                    row[columns.REJECT_REASON], row[columns.REJECT_DETAIL] = RejectReason(problem[0]).value, problem[1]
+                rows.append(row)
+        return pa.Table.from_pylist(rows, schema=with_reject_columns(pa.schema(INSTRUCTION_FIELDS)))
+
+
+def pick_low_resource_examples(rows: Iterable[dict], *, listed: list[str], max_share: float, per_domain: int) -> dict[str, list[str]]:
+    """Domains listed by the job or under `max_share` of all rows, with their first few instructions."""
+    counts: Counter = Counter()
+    examples: dict[str, list[str]] = {}
+    for row in rows:
+        domain = row[columns.DOMAIN]
+        counts[domain] += 1
+        bucket = examples.setdefault(domain, [])
+        if len(bucket) < per_domain:
+            bucket.append(row[columns.INSTRUCTION])
+    total = sum(counts.values())
+    rare = {domain for domain, n in counts.items() if domain in listed or (total and n / total < max_share)}
+    return {domain: examples[domain] for domain in sorted(rare)}
+
+
+def _repeats(text: str, example: str) -> tuple[str, str] | None:
+    if text.strip().lower() == example.strip().lower():
+        return "no_information_gain", "repeats an example instruction"
+    return None

@@ -1,0 +1,47 @@
+"""gather_samples: the answer stage's sampled answers, gathered into one row per instruction.
+
+The answer stage writes one row per sample, so an interrupted run resumes per sample. The
+self-consistency vote needs an instruction's samples together: this global stage groups them
+(answers of one instruction may sit in any part file) into the answer contract the filtering
+stages read: `samples` (in sample order), `answer` (the first sample; `consistency` replaces
+it with one from the majority), `id` = hash(instruction id), `parent_id` = the instruction.
+Instructions whose every sample failed have no row here: those samples are in the answer
+stage's rejects.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline import columns
+from pipeline.stage import GlobalStage, Resources
+from stages.answer import SAMPLE_INDEX
+from stages.seeds import content_id
+
+
+class GatherSamples(GlobalStage):
+    name = "gather_samples"
+    input_columns = (columns.PARENT_ID, columns.ANSWER, SAMPLE_INDEX)
+    output_fields = (
+        pa.field(columns.ID, pa.string()),
+        pa.field(columns.PARENT_ID, pa.string()),
+        pa.field(columns.ANSWER, pa.string()),
+        pa.field(columns.SAMPLES, pa.list_(pa.string())),
+    )
+    resources = Resources(num_cpus=0.5, batch_size=1024)
+
+    def run(self, dataset):
+        return dataset.groupby(columns.PARENT_ID).map_groups(gather_group, batch_format="pyarrow", num_cpus=0.5)
+
+
+def gather_group(group: pa.Table) -> pa.Table:
+    """One instruction's sample rows -> one row carrying the first row's columns and every answer."""
+    group = group.take(pc.sort_indices(group, [(SAMPLE_INDEX, "ascending")]))
+    first = group.slice(0, 1)
+    samples = pa.array([group[columns.ANSWER].to_pylist()], pa.list_(pa.string()))
+    instruction_id = first[columns.PARENT_ID][0].as_py()
+    first = first.set_column(first.column_names.index(columns.ID), columns.ID, pa.array([content_id(f"{instruction_id}\x1fpair")]))
+    if columns.SAMPLES in first.column_names:
+        return first.set_column(first.column_names.index(columns.SAMPLES), columns.SAMPLES, samples)
+    return first.append_column(columns.SAMPLES, samples)

@@ -1,0 +1,162 @@
+"""synthesize: seed chunks become instructions (Hunyuan-Large step 1).
+
+Each seed chunk is sent to a prompt family chosen by its kind (web, qa, code, book), with a
+task type, style and complexity picked per seed (deterministically, recorded in `meta`), in
+the seed's language, asking for several instructions in one structured-JSON call.
+Writes one row per instruction: `parent_id` = the seed chunk, `seed_id` kept.
+Rejects: llm_error, parse_error (per seed); empty, not_a_request, copies_seed (per instruction).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from pydantic import Field
+
+from pipeline import columns
+from pipeline.llm import apply_llm
+from pipeline.models import SamplingParams
+from pipeline.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
+from pipeline.prompts import load_prompt
+from pipeline.rejects import RejectReason
+from pipeline.stage import Lineage, Resources, Stage, StageParams
+from quality.instruction_checks import check_copies_seed, check_is_request, is_mostly_chinese
+from stages.seeds import content_id
+
+OBJECTIVE_TYPES = frozenset({"factual", "math", "choice"})
+# An instruction's type can move it to the domain whose model should answer it.
+DOMAIN_OF_TYPE = {"math": "math", "code": "code"}
+
+INSTRUCTION_FIELDS = (
+    pa.field(columns.ID, pa.string()),
+    pa.field(columns.SEED_ID, pa.string()),
+    pa.field(columns.PARENT_ID, pa.string()),
+    pa.field(columns.SOURCE, pa.string()),
+    pa.field(columns.DOMAIN, pa.string()),
+    pa.field(columns.LANG, pa.string()),
+    pa.field(columns.INSTRUCTION, pa.string()),
+    pa.field("task_type", pa.string()),
+    pa.field(columns.OBJECTIVE, pa.bool_()),
+    pa.field(columns.EVOLUTION_OP, pa.string()),
+    pa.field("evolution_depth", pa.int32()),
+    pa.field(columns.META, pa.string()),
+)
+
+
+class SynthesizeParams(StageParams):
+    model: str = "embedded"
+    # Prompt families per seed kind; a seed gets one template of its family per call.
+    families: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "web": ["synthesize/web"],
+            "qa": ["synthesize/qa"],
+            "code": ["synthesize/code"],
+            "book": ["synthesize/book"],
+        }
+    )
+    instructions_per_call: int = Field(default=3, ge=1, le=5)
+    task_types: list[str] = Field(default_factory=lambda: ["question", "explanation", "how-to", "comparison", "problem to solve"])
+    styles: list[str] = Field(default_factory=lambda: ["concise", "detailed", "for a beginner", "for an expert"])
+    complexities: list[str] = Field(default_factory=lambda: ["simple", "moderate", "challenging"])
+    # Seed text beyond this is cut from the prompt: small models have small contexts.
+    max_seed_chars: int = Field(default=1500, ge=100)
+    max_seed_overlap: float = Field(default=0.8, gt=0, le=1, description="share of 6-word sequences copied from the seed that rejects an instruction")
+    seed: int = 0
+    sampling: SamplingParams = SamplingParams(temperature=0.8, max_tokens=400)
+
+
+class Synthesize(Stage):
+    name = "synthesize"
+    input_columns = (columns.ID, columns.SEED_ID, columns.TEXT, columns.KIND, columns.DOMAIN)
+    output_fields = INSTRUCTION_FIELDS
+    carries_input = False
+    lineage = Lineage.CHILDREN
+    params = SynthesizeParams
+    resources = Resources(num_cpus=0.25, batch_size=64)
+
+    def prompt_ids(self) -> tuple[str, ...]:
+        return tuple(sorted({template for family in self.params.families.values() for template in family}))
+
+    def models_used(self) -> tuple[str, ...]:
+        return (self.params.model,)
+
+    def prepare(self, dataset):
+        rendered = dataset.map_batches(self.render_requests, batch_format="pyarrow", num_cpus=0.25)
+        return apply_llm(
+            rendered,
+            model=self.context.models[self.params.model],
+            model_name=self.params.model,
+            sampling=self.params.sampling.model_dump(exclude_unset=True),
+        )
+
+    def render_requests(self, batch: pa.Table) -> pa.Table:
+        params = self.params
+        requests = []
+        for row in batch.select([columns.ID, columns.TEXT, columns.KIND, columns.LANG]).to_pylist():
+            family = params.families.get(row[columns.KIND]) or params.families["web"]
+            template = load_prompt(stable_choice(family, params.seed, row[columns.ID], "template"))
+            variables = {
+                "text": row[columns.TEXT][: params.max_seed_chars],
+                "count": params.instructions_per_call,
+                "task_type": stable_choice(params.task_types, params.seed, row[columns.ID], "task"),
+                "style": stable_choice(params.styles, params.seed, row[columns.ID], "style"),
+                "complexity": stable_choice(params.complexities, params.seed, row[columns.ID], "complexity"),
+                "language": seed_language(row),
+            }
+            requests.append(Request(template, variables, seed=stable_seed(params.seed, row[columns.ID], self.name)))
+        return attach_requests(batch, requests)
+
+    def transform(self, batch: pa.Table) -> pa.Table:
+        rows = []
+        for seed in batch.to_pylist():
+            reply = read_reply(seed)
+            base = {
+                columns.SEED_ID: seed[columns.SEED_ID],
+                columns.PARENT_ID: seed[columns.ID],
+                columns.SOURCE: seed.get(columns.SOURCE),
+                columns.LANG: seed_language(seed),
+                columns.EVOLUTION_OP: "",
+                "evolution_depth": 0,
+            }
+            if reply.reason is not None:
+                rows.append(reject_row(base, seed[columns.ID], reply.reason, reply.detail, domain=seed[columns.DOMAIN]))
+                continue
+            for index, item in enumerate(reply.value["instructions"]):
+                instruction = item["instruction"].strip()
+                task_type = item["type"]
+                row = {
+                    **base,
+                    columns.ID: content_id(f"{seed[columns.ID]}\x1f{instruction}"),
+                    columns.DOMAIN: DOMAIN_OF_TYPE.get(task_type, seed[columns.DOMAIN]),
+                    columns.INSTRUCTION: instruction,
+                    "task_type": task_type,
+                    columns.OBJECTIVE: task_type in OBJECTIVE_TYPES,
+                    columns.META: generation_meta(seed, item_index=index),
+                }
+                problem = check_is_request(instruction) or check_copies_seed(instruction, seed[columns.TEXT], max_overlap=self.params.max_seed_overlap)
+                if problem is not None:
+                    row[columns.REJECT_REASON], row[columns.REJECT_DETAIL] = RejectReason(problem[0]).value, problem[1]
+                rows.append(row)
+        return pa.Table.from_pylist(rows, schema=with_reject_columns(pa.schema(INSTRUCTION_FIELDS)))
+
+
+def seed_language(row: dict) -> str:
+    """The seed's own `lang` when set, else Chinese or English by its script."""
+    if row.get(columns.LANG):
+        return row[columns.LANG]
+    return "zh" if is_mostly_chinese(row.get(columns.TEXT) or row.get(columns.INSTRUCTION) or "") else "en"
+
+
+def reject_row(base: dict, parent_id: str, reason: RejectReason, detail: str | None, **fields) -> dict:
+    """A reject for an input that yielded nothing: keyed by its parent so lineage holds."""
+    return {
+        **base,
+        **fields,
+        columns.ID: content_id(f"{parent_id}\x1freject"),
+        columns.PARENT_ID: parent_id,
+        columns.REJECT_REASON: RejectReason(reason).value,
+        columns.REJECT_DETAIL: detail,
+    }
+
+
+def with_reject_columns(schema: pa.Schema) -> pa.Schema:
+    return schema.append(pa.field(columns.REJECT_REASON, pa.string())).append(pa.field(columns.REJECT_DETAIL, pa.string()))

@@ -1,0 +1,57 @@
+from quality.instruction_checks import check_copies_seed, check_evolution, check_is_request, is_mostly_chinese, words
+
+SEED = (
+    "The with statement is used to wrap the execution of a block with methods defined by a "
+    "context manager. This allows common try except finally usage patterns to be encapsulated "
+    "for convenient reuse."
+)
+
+
+def test_questions_and_imperatives_are_requests():
+    assert check_is_request("What does the with statement do in Python?") is None
+    assert check_is_request("Explain how context managers release resources.") is None
+    assert check_is_request("Given a list of integers, return the largest gap.") is None
+
+
+def test_statements_are_not_requests():
+    reason, detail = check_is_request("The with statement wraps a block of code.")
+    assert reason == "not_a_request" and "starts with" in detail
+
+
+def test_empty_instruction_is_empty():
+    assert check_is_request("   ")[0] == "empty"
+
+
+def test_chinese_requests_are_recognised_by_request_words():
+    assert check_is_request("请解释Python中的with语句。") is None
+    assert check_is_request("上下文管理器为什么能自动释放资源") is None
+    assert check_is_request("这是一个关于上下文管理器的陈述。")[0] == "not_a_request"
+
+
+def test_instruction_that_copies_its_seed_is_caught():
+    copied = "The with statement is used to wrap the execution of a block with methods defined by a context manager."
+    reason, detail = check_copies_seed(copied, SEED)
+    assert reason == "copies_seed" and "%" in detail
+
+
+def test_instruction_that_reuses_a_few_words_is_not_a_copy():
+    assert check_copies_seed("Write a context manager that times the execution of a block.", SEED) is None
+
+
+def test_evolution_that_adds_requirements_passes():
+    parent = "Explain the with statement."
+    evolved = "Explain the with statement in Python, and show how a custom context manager closes a file even when an exception is raised."
+    assert check_evolution(evolved, parent) is None
+
+
+def test_evolution_failures_have_named_reasons():
+    parent = "Explain the with statement in Python and when to use it."
+    assert check_evolution("Explain the with statement in Python, and when to use it!", parent)[0] == "no_information_gain"
+    assert check_evolution("I'm sorry, but I cannot help with that request.", parent)[0] == "refusal"
+    assert check_evolution("Rewritten instruction: explain the with statement deeply and its protocol methods", parent)[0] == "template_leak"
+    assert check_evolution("Explain it.", parent)[0] == "too_short"
+
+
+def test_han_characters_count_as_words_for_unsegmented_text():
+    assert words("上下文 manager") == ["上", "下", "文", "manager"]
+    assert is_mostly_chinese("请解释上下文管理器") and not is_mostly_chinese("Explain the context manager")
