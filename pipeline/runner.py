@@ -151,6 +151,8 @@ def run_stage(node: PlannedStage, *, run_dir: Path, log: Log = stderr_log) -> St
 
     dataset, input_schema, expected_rows = _read_input(node, run_dir)
     stage = with_input_schema(node, input_schema)
+    if dataset is not None:
+        dataset = stage.expand_input(dataset)
     if resuming:
         done_ids = stage_dir.committed_input_ids()
         log(f"[{node.name}] resuming: {len(done_ids)} input rows already committed")
@@ -217,10 +219,17 @@ def _read_input(node: PlannedStage, run_dir: Path):
         return None, None, 0
     schema = pq.read_schema(files[0])
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    # One read task per file: the default packs small files into a single block, which
-    # would leave every other worker idle.
-    dataset = ray.data.read_parquet([str(f) for f in files], override_num_blocks=len(files), num_cpus=READ_CPUS)
+    # One light read task per part file. ray.data.read_parquet packs small files into one
+    # block (no parallelism) and lists files in a task that needs a whole CPU, which never
+    # gets scheduled once an engine actor holds one of two CPUs.
+    items = ray.data.from_items([{"path": str(f)} for f in files], override_num_blocks=len(files))
+    dataset = items.map_batches(_read_part_files, batch_size=1, batch_format="pyarrow", num_cpus=READ_CPUS)
     return dataset, schema, rows
+
+
+def _read_part_files(items: pa.Table):
+    for path in items["path"].to_pylist():
+        yield pq.read_table(path)
 
 
 def _drop_done_rows(batch: pa.Table, done_ids: pa.Array) -> pa.Table:

@@ -141,6 +141,11 @@ class Stage:
         """A source stage's input rows; each must have a stable, unique `id`."""
         raise NotImplementedError(f"stage {self.name} is a source and must implement read_input()")
 
+    def expand_input(self, dataset: ray.data.Dataset) -> ray.data.Dataset:
+        """Turn input rows into work rows before committed ones are skipped (e.g. one row per
+        answer sample, each with its own id), so a resume skips exactly the committed work."""
+        return dataset
+
     def prepare(self, dataset: ray.data.Dataset) -> ray.data.Dataset:
         """Dataset-level work before `transform` (e.g. an LLM processor); must keep the `id` column."""
         return dataset

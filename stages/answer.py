@@ -4,9 +4,11 @@ A routing table maps domains (math, code, science, general, ...) to the job's mo
 `default`. Objective instructions (math, short factual, multiple choice) get `samples`
 answers, drawn with different seeds, for the self-consistency vote of the `consistency`
 stage; the others get one.
-Writes one row per sample: `id` = hash(instruction id, sample index), `parent_id` = the
-instruction's id, every instruction column carried, plus `answer`, `sample_index`,
-`num_samples` and `answer_model`.
+Each instruction is first expanded into one work row per sample (`id` = hash(instruction id,
+sample index), `parent_id` = the instruction), so a resumed run skips exactly the samples
+already committed; `rows_in` in the manifest counts these sample requests.
+Writes one row per answered sample, every instruction column carried, plus `answer`,
+`sample_index`, `num_samples` and `answer_model`.
 Rejects: llm_error, empty (per sample).
 """
 
@@ -20,7 +22,7 @@ from pipeline.llm import apply_llm
 from pipeline.models import SamplingParams
 from pipeline.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_seed
 from pipeline.prompts import load_prompt
-from pipeline.stage import Lineage, Resources, Stage, StageParams
+from pipeline.stage import Resources, Stage, StageParams
 from stages.seeds import content_id
 from stages.synthesize import seed_language
 
@@ -60,7 +62,6 @@ class Answer(Stage):
         pa.field(ANSWER_MODEL, pa.string()),
         pa.field(columns.META, pa.string()),
     )
-    lineage = Lineage.CHILDREN
     params = AnswerParams
     resources = Resources(num_cpus=0.25, batch_size=64)
 
@@ -72,6 +73,30 @@ class Answer(Stage):
 
     def model_for(self, domain: str) -> str:
         return self.params.routes.get(domain, self.params.routes["default"])
+
+    def expand_input(self, dataset):
+        return dataset.map_batches(self.expand_samples, batch_format="pyarrow", num_cpus=0.25)
+
+    def expand_samples(self, batch: pa.Table) -> pa.Table:
+        """One row per sample to draw: objective instructions get `samples`, the others one."""
+        take, sample_ids, indexes, counts = [], [], [], []
+        for row_index, (row_id, objective) in enumerate(zip(batch[columns.ID].to_pylist(), batch[columns.OBJECTIVE].to_pylist())):
+            count = self.params.samples if objective else 1
+            for sample_index in range(count):
+                take.append(row_index)
+                sample_ids.append(content_id(f"{row_id}\x1fanswer\x1f{sample_index}"))
+                indexes.append(sample_index)
+                counts.append(count)
+        rows = batch.take(pa.array(take, pa.int64()))
+        instruction_ids = rows[columns.ID]
+        for name, values in (
+            (columns.ID, pa.array(sample_ids, pa.string())),
+            (columns.PARENT_ID, instruction_ids),
+            (SAMPLE_INDEX, pa.array(indexes, pa.int32())),
+            (NUM_SAMPLES, pa.array(counts, pa.int32())),
+        ):
+            rows = rows.set_column(rows.column_names.index(name), name, values) if name in rows.column_names else rows.append_column(name, values)
+        return rows
 
     def prepare(self, dataset):
         """One generation branch per model; a single-model job has one branch and no filtering."""
@@ -99,32 +124,18 @@ class Answer(Stage):
     def render_requests(self, batch: pa.Table) -> pa.Table:
         requests = []
         for row in batch.select([columns.ID, columns.INSTRUCTION, columns.DOMAIN, columns.OBJECTIVE, columns.LANG]).to_pylist():
-            objective = bool(row[columns.OBJECTIVE])
-            template = load_prompt(self.template_for(row[columns.DOMAIN], objective))
-            samples = self.params.samples if objective else 1
+            template = load_prompt(self.template_for(row[columns.DOMAIN], bool(row[columns.OBJECTIVE])))
             variables = {"instruction": row[columns.INSTRUCTION], "language": seed_language(row)}
-            requests.append(
-                Request(template, variables, seed=stable_seed(self.params.seed, row[columns.ID], self.name), sampling={"n": samples}, notes={"samples": samples})
-            )
+            # The id is the sample's: each sample gets its own seed.
+            requests.append(Request(template, variables, seed=stable_seed(self.params.seed, row[columns.ID], self.name)))
         return attach_requests(batch, requests)
 
     def transform(self, batch: pa.Table) -> pa.Table:
         rows = []
         for row in batch.to_pylist():
             reply = read_reply(row)
-            sample_index = row["llm_sample_index"] or 0
             out = {name: row.get(name) for name in self.output_schema().names}
-            out.update(
-                {
-                    columns.ID: content_id(f"{row[columns.ID]}\x1fanswer\x1f{sample_index}"),
-                    columns.PARENT_ID: row[columns.ID],
-                    columns.ANSWER: reply.value,
-                    SAMPLE_INDEX: sample_index,
-                    NUM_SAMPLES: self.params.samples if row[columns.OBJECTIVE] else 1,
-                    ANSWER_MODEL: row[columns.LLM_MODEL],
-                    columns.META: generation_meta(row),
-                }
-            )
+            out.update({columns.ANSWER: reply.value, ANSWER_MODEL: row[columns.LLM_MODEL], columns.META: generation_meta(row)})
             if reply.reason is not None:
                 out[columns.REJECT_REASON], out[columns.REJECT_DETAIL] = reply.reason.value, reply.detail
             rows.append(out)

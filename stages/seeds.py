@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 
 from pipeline import columns
 from pipeline.rejects import RejectReason
-from pipeline.seed_files import RECORD_SCHEMA, detect_format, expand_paths, list_read_items, read_item
+from pipeline.seed_files import RECORD_SCHEMA, SeedInputError, detect_format, expand_paths, list_read_items, read_item
 from pipeline.stage import Lineage, Resources, Stage, StageParams
 from pipeline.store import StageDir, UnitCounts, read_json, write_atomic_json, write_atomic_parquet
 from quality.chunking import chunk_document, normalize_document
@@ -47,6 +47,8 @@ class SeedsParams(StageParams):
     kind: SeedKind = "web"
     lang: str | None = None
     builtin: BuiltinSource = BuiltinSource()
+    # None: the built-in source when no path is given; true reads it beside the files.
+    use_builtin: bool | None = None
     chunk_chars: int = Field(default=3000, ge=200)
     max_doc_chars: int = Field(default=2_000_000, ge=1, description="longer documents are rejected as too_large")
 
@@ -85,19 +87,34 @@ class Seeds(Stage):
                 files.append((path, detect_format(path) if self.params.format == "auto" else self.params.format))
         return files
 
-    def fingerprint_extra(self) -> dict:
-        if not self.params.path:
-            import sys
+    @property
+    def reads_builtin(self) -> bool:
+        return self.params.use_builtin if self.params.use_builtin is not None else not self.params.path
 
-            return {"builtin": f"python-{sys.version_info.major}.{sys.version_info.minor}"}
-        return {"files": [[str(path), path.stat().st_size if path.is_file() else _dir_size(path), path.stat().st_mtime_ns] for path, _ in self._files()]}
+    def fingerprint_extra(self) -> dict:
+        import sys
+
+        extra = {"files": [[str(path), path.stat().st_size if path.is_file() else _dir_size(path), path.stat().st_mtime_ns] for path, _ in self._files()]}
+        if self.reads_builtin:
+            extra["builtin"] = f"python-{sys.version_info.major}.{sys.version_info.minor}"
+        return extra
 
     def read_input(self):
         import ray.data
 
-        if not self.params.path:
-            return ray.data.from_arrow(builtin_records(self.params.builtin))
+        parts = []
+        if self.reads_builtin:
+            parts.append(ray.data.from_arrow(builtin_records(self.params.builtin)))
         items = [item for path, fmt in self._files() for item in list_read_items(path, fmt)]
+        if items:
+            parts.append(self._read_files(items))
+        if not parts:
+            raise SeedInputError("seeds: use_builtin is false and no path is given; set seeds.path or drop use_builtin")
+        return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
+
+    def _read_files(self, items: list[dict]):
+        import ray.data
+
         settings = {
             "text_field": self.params.text_field,
             "source": self.params.source,
