@@ -1,0 +1,157 @@
+"""quality: cheap text filters — heuristics, fastText language id, an optional fastText quality classifier.
+
+What is read (`pipeline.sample_text`): the column `text_column` when set; otherwise, for
+instruction-answer rows, the pair — heuristics judge the answer (a refusal or a loop is the
+answer's fault), language id reads instruction and answer apart, the classifier reads both
+joined; otherwise `text`, so the stage also filters natural seed data.
+
+Writes `lang` (lid.176 code of the text, or of the instruction for pairs), `lang_prob`,
+`heuristic_scores` (JSON of every score, so thresholds retune without recomputing) and
+`quality_score` (P(high) from the classifier; null without one).
+Rejects, first failed rule wins:
+- `too_short`, `too_large`, `refusal`, `boilerplate`, `repetitive` (`quality.heuristics`);
+- `lang`: confidently identified (`lang_prob` >= `min_lang_prob`) in a language outside
+  `languages`, or instruction and answer confidently in different languages;
+- `quality_low`: `quality_score` below `min_quality`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field
+
+from pipeline import columns
+from pipeline.config import ConfigError
+from pipeline.file_digest import sha256_file
+from pipeline.rejects import RejectReason
+from pipeline.sample_text import check_text_source, choose_text_source, pair_texts
+from pipeline.stage import Resources, Stage, StageParams
+from quality.heuristics import HeuristicThresholds, evaluate_heuristics, score_heuristics
+from quality.langid import find_language_mismatches, identify_languages, load_lid_model
+from quality.quality_classifier import load_quality_classifier, score_quality
+
+LANG_PROB = "lang_prob"
+HEURISTIC_SCORES = "heuristic_scores"
+
+
+class QualityParams(StageParams):
+    text_column: str | None = Field(default=None, description="column to judge; default: the instruction-answer pair, else `text`")
+    heuristics: HeuristicThresholds = HeuristicThresholds()
+    languages: list[str] | None = Field(default=None, description="lid.176 codes to keep, e.g. [en, zh]; none: every language")
+    min_lang_prob: float = Field(default=0.5, ge=0, le=1, description="identifications below this never reject (short texts, code, numbers)")
+    reject_language_mismatch: bool = Field(default=True, description="reject pairs whose instruction and answer are in different languages")
+    classifier: str | None = Field(default=None, description="fastText model from `synthmix quality train`, relative to the job file")
+    high_label: str = "high"
+    min_quality: float = Field(default=0.5, ge=0, le=1, description="quality_score below this rejects as quality_low")
+
+
+class Quality(Stage):
+    name = "quality"
+    output_fields = (
+        pa.field(columns.LANG, pa.string()),
+        pa.field(LANG_PROB, pa.float32()),
+        pa.field(HEURISTIC_SCORES, pa.string()),
+        pa.field(columns.QUALITY_SCORE, pa.float32()),
+    )
+    params = QualityParams
+    resources = Resources(num_cpus=0.5, batch_size=512)
+
+    def classifier_path(self) -> Path | None:
+        if self.params.classifier is None:
+            return None
+        path = Path(self.params.classifier)
+        return path if path.is_absolute() else self.context.job_dir / path
+
+    def fingerprint_extra(self) -> dict:
+        """The classifier's bytes: a retrained model makes the stage stale."""
+        path = self.classifier_path()
+        if path is None:
+            return {}
+        if not path.is_file():
+            raise ConfigError(
+                f"quality.classifier {self.params.classifier!r}: no file at {path}; train one with "
+                "`synthmix quality train ... -o MODEL.bin`, or remove the key to run without a classifier"
+            )
+        return {"classifier_sha256": sha256_file(path)}
+
+    def prepare(self, dataset):
+        check_text_source(self.context.input_schema, self.params.text_column, self.context.stage_name)
+        return dataset
+
+    def setup(self) -> None:
+        self.lid_model = load_lid_model()
+        path = self.classifier_path()
+        self.classifier = load_quality_classifier(path) if path is not None else None
+
+    def transform(self, batch: pa.Table) -> pa.Table:
+        params = self.params
+        source = choose_text_source(batch.column_names, params.text_column)
+        if source is None:
+            instructions, answers = batch[columns.INSTRUCTION], batch[columns.ANSWER]
+            judged, classified = answers, pair_texts(instructions, answers)
+            langs, probs = identify_languages(self.lid_model, instructions)
+            answer_langs, answer_probs = identify_languages(self.lid_model, answers)
+            mismatched = find_language_mismatches(langs, probs, answer_langs, answer_probs, min_prob=params.min_lang_prob)
+        else:
+            judged = classified = batch[source]
+            langs, probs = identify_languages(self.lid_model, judged)
+            answer_langs = answer_probs = None
+            mismatched = np.zeros(batch.num_rows, dtype=bool)
+        scores = score_heuristics(
+            judged,
+            top_ngram_sizes=sorted(params.heuristics.max_top_ngram_frac),
+            dup_ngram_sizes=sorted(params.heuristics.max_dup_ngram_frac),
+        )
+        outcomes = evaluate_heuristics(scores, params.heuristics)
+        quality = score_quality(self.classifier, classified, high_label=params.high_label) if self.classifier is not None else None
+
+        reasons: list[str | None] = []
+        details: list[str | None] = []
+        for index, (reason, detail) in enumerate(outcomes):
+            if reason is None:
+                reason, detail = self._language_fault(index, langs, probs, answer_langs, answer_probs, mismatched)
+            if reason is None and quality is not None and quality[index] < params.min_quality:
+                reason = RejectReason.QUALITY_LOW
+                detail = json.dumps({"quality_score": round(float(quality[index]), 4), "min_quality": params.min_quality})
+            reasons.append(RejectReason(reason).value if reason is not None else None)
+            details.append(detail or None)
+
+        outputs = {
+            columns.LANG: pa.array(langs.tolist(), pa.string()),
+            LANG_PROB: pa.array(probs, pa.float32()),
+            HEURISTIC_SCORES: pa.array(describe_scores(scores.to_table()), pa.string()),
+            columns.QUALITY_SCORE: pa.array(quality, pa.float32()) if quality is not None else pa.nulls(batch.num_rows, pa.float32()),
+            columns.REJECT_REASON: pa.array(reasons, pa.string()),
+            columns.REJECT_DETAIL: pa.array(details, pa.string()),
+        }
+        kept = batch.drop_columns([name for name in outputs if name in batch.column_names])
+        for name, values in outputs.items():
+            kept = kept.append_column(name, values)
+        return kept
+
+    def _language_fault(self, index, langs, probs, answer_langs, answer_probs, mismatched) -> tuple[str | None, str | None]:
+        params = self.params
+        if params.languages is not None and probs[index] >= params.min_lang_prob and langs[index] not in params.languages:
+            detail = {"lang": str(langs[index]), "prob": round(float(probs[index]), 4), "allowed": params.languages}
+            return RejectReason.LANG, json.dumps(detail)
+        if params.reject_language_mismatch and mismatched[index]:
+            detail = {
+                "instruction_lang": str(langs[index]),
+                "instruction_prob": round(float(probs[index]), 4),
+                "answer_lang": str(answer_langs[index]),
+                "answer_prob": round(float(answer_probs[index]), 4),
+            }
+            return RejectReason.LANG, json.dumps(detail)
+        return None, None
+
+
+def describe_scores(scores: pa.Table) -> list[str]:
+    """One JSON object of heuristic scores per row, fractions rounded to 4 places."""
+    return [
+        json.dumps({name: round(value, 4) if isinstance(value, float) else value for name, value in row.items()})
+        for row in scores.to_pylist()
+    ]

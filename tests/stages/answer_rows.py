@@ -1,0 +1,103 @@
+"""A stand-in for the `answer` stage in filtering tests: emits rows of the answer contract from Parquet.
+
+Rows carry exactly what `answer` promises downstream (id, seed_id, parent_id, source, domain,
+lang, instruction, answer, samples, objective, meta), so the filtering stages are tested on
+that contract without an engine start.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline import columns
+from pipeline.config import parse_job
+from pipeline.runner import run_job
+from pipeline.stage import Stage, StageParams
+from pipeline.store import StageDir
+from stages.registry import STAGES
+
+ANSWER_FIELDS = (
+    pa.field(columns.ID, pa.string()),
+    pa.field(columns.SEED_ID, pa.string()),
+    pa.field(columns.PARENT_ID, pa.string()),
+    pa.field(columns.SOURCE, pa.string()),
+    pa.field(columns.DOMAIN, pa.string()),
+    pa.field(columns.LANG, pa.string()),
+    pa.field(columns.INSTRUCTION, pa.string()),
+    pa.field(columns.ANSWER, pa.string()),
+    pa.field(columns.SAMPLES, pa.list_(pa.string())),
+    pa.field(columns.OBJECTIVE, pa.bool_()),
+    pa.field(columns.META, pa.string()),
+)
+
+
+class AnswerRowsParams(StageParams):
+    path: str
+
+
+class AnswerRows(Stage):
+    name = "answer"
+    is_source = True
+    carries_input = False
+    output_fields = ANSWER_FIELDS
+    params = AnswerRowsParams
+
+    def read_input(self):
+        import ray.data
+
+        return ray.data.read_parquet(str(self.context.job_dir / self.params.path))
+
+    def transform(self, batch: pa.Table) -> pa.Table:
+        return batch
+
+
+def answer_row(row_id: str, instruction: str, answer: str, *, samples: list[str] | None = None, objective: bool = False, lang: str = "en") -> dict:
+    """One row of the answer contract; `samples` defaults to the answer alone."""
+    return {
+        columns.ID: row_id,
+        columns.SEED_ID: f"seed-{row_id}",
+        columns.PARENT_ID: f"instruction-{row_id}",
+        columns.SOURCE: "test",
+        columns.DOMAIN: "general",
+        columns.LANG: lang,
+        columns.INSTRUCTION: instruction,
+        columns.ANSWER: answer,
+        columns.SAMPLES: samples if samples is not None else [answer],
+        columns.OBJECTIVE: objective,
+        columns.META: json.dumps({"steps": [{"template_id": "answer/general"}]}),
+    }
+
+
+def write_answer_rows(path: Path, rows: list[dict]) -> None:
+    pq.write_table(pa.Table.from_pylist(rows, schema=pa.schema(ANSWER_FIELDS)), path)
+
+
+REGISTRY = {**STAGES, "answer": AnswerRows}
+
+
+@dataclass
+class StageRun:
+    manifest: dict
+    accepted: dict[str, dict]  # by id
+    rejected: dict[str, dict]
+
+
+def run_after_answers(root: Path, rows: list[dict], stage: str, section: dict, *, name: str = "run") -> StageRun:
+    """Run `answer` (these rows) then `stage` for real through the runner; read back its outputs."""
+    write_answer_rows(root / f"{name}.parquet", rows)
+    job = parse_job(
+        {"name": name, "run_dir": str(root / name), "stages": ["answer", stage], "answer": {"path": f"{name}.parquet"}, stage: section},
+        source="t.yaml",
+    )
+    run_job(job, REGISTRY, job_dir=root, log=lambda line: None)
+    stage_dir = StageDir(root / name, stage)
+    return StageRun(
+        manifest=stage_dir.manifest(),
+        accepted={row["id"]: row for f in stage_dir.part_files() for row in pq.read_table(f).to_pylist()},
+        rejected={row["id"]: row for f in stage_dir.reject_files() for row in pq.read_table(f).to_pylist()},
+    )
