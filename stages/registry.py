@@ -4,5 +4,9 @@ from pipeline.stage import Stage
 from stages.seeds import Seeds
 from stages.tokenize import Tokenize
 from stages.mix import Mix
+from stages.consistency import Consistency
+from stages.critique import Critique
+from stages.quality import Quality
+from stages.decontaminate import Decontaminate
 
-STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (Seeds, Tokenize, Mix,)}
+STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (Seeds, Tokenize, Mix, Consistency, Critique, Quality, Decontaminate,)}
