@@ -3,6 +3,7 @@
     synthmix run JOB [--set KEY=VALUE]... [--run-dir DIR] [--from S | --only S | --to S] [--force] [--address A]
     synthmix status RUN_DIR
     synthmix models list|prepare [JOB]
+    synthmix quality train (--input PARQUET... --label-column C | --positive PATH... --negative PATH...) -o MODEL.bin
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from pipeline.config import ConfigError, load_job, parse_job
 from pipeline.graph import build_graph
 from pipeline.models import ModelSpecError
+from pipeline.quality_training import add_quality_parser
 from pipeline.runner import RunDirError
 from pipeline.seed_files import SeedInputError
 from pipeline.store import RUN_INFO, StageDir, read_json
@@ -141,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("action", choices=["list", "prepare"])
     models.add_argument("job", nargs="?", help="job file whose models to list (default: the embedded model)")
     models.set_defaults(handler=command_models)
+
+    add_quality_parser(commands)
     return parser
 
 
