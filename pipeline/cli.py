@@ -2,6 +2,8 @@
 
     synthmix run JOB [--set KEY=VALUE]... [--run-dir DIR] [--from S | --only S | --to S] [--force] [--address A]
     synthmix status RUN_DIR
+    synthmix submit JOB --address http://HEAD:8265 --run-dir /shared/DIR [--wait] [--set ...] [--pip P]... [--env K=V]...
+    synthmix jobs status|logs|stop ID --address http://HEAD:8265 [--follow]
     synthmix models list|prepare [JOB]
     synthmix quality train (--input PARQUET... --label-column C | --positive PATH... --negative PATH...) -o MODEL.bin
 """
@@ -119,6 +121,66 @@ def command_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster_command(handler):
+    """Run a Jobs API command; its errors (unreachable head, missing token) print like the CLI's others."""
+    from pipeline.submit import SubmitError
+
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except SubmitError as error:
+            print(f"synthmix: error: {error}", file=sys.stderr)
+            return 2
+
+    return guarded
+
+
+@_cluster_command
+def command_submit(args: argparse.Namespace) -> int:
+    from pipeline import submit
+
+    job = load_job(args.job, args.set)
+    # Validate here, before the cluster spends anything: the driver there repeats it.
+    build_graph(job, _registry(), run_dir=Path(args.run_dir or job.resolved_run_dir()), job_dir=Path(args.job).resolve().parent)
+    submission = submit.Submission(
+        job_file=Path(args.job),
+        run_dir=submit.cluster_run_dir(args.run_dir or job.run_dir, job.name),
+        overrides=args.set,
+        start=args.start,
+        only=args.only,
+        stop=args.stop,
+        force=args.force,
+        pip=args.pip,
+        env_vars=submit.parse_env_vars(args.env),
+    )
+    client = submit.connect_client(args.address)
+    job_id = submit.submit(client, submission)
+    print(job_id, flush=True)
+    print(f"submitted {args.job} as {job_id}; follow it with: synthmix jobs logs {job_id} --address {client.get_address()}", file=sys.stderr)
+    if not args.wait:
+        return 0
+    status = submit.follow(client, job_id)
+    print(f"job {job_id} {status}", file=sys.stderr)
+    return submit.EXIT_STATUS.get(status, 1)
+
+
+@_cluster_command
+def command_jobs(args: argparse.Namespace) -> int:
+    from pipeline import submit
+
+    client = submit.connect_client(args.address)
+    if args.action == "status":
+        print(submit.job_status(client, args.id))
+    elif args.action == "logs":
+        if args.follow:
+            return submit.EXIT_STATUS.get(submit.follow(client, args.id), 1)
+        print(submit.job_logs(client, args.id), end="")
+    else:
+        stopped = submit.stop(client, args.id)
+        print(f"job {args.id}: {'stop requested' if stopped else 'already finished'}; committed work is kept for a rerun")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synthmix", description="Synthetic instruction data for LLM pretraining mixes, on Ray Data.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -143,6 +205,27 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("action", choices=["list", "prepare"])
     models.add_argument("job", nargs="?", help="job file whose models to list (default: the embedded model)")
     models.set_defaults(handler=command_models)
+
+    submit_parser = commands.add_parser("submit", help="run a job on a Ray cluster through the Ray Jobs API")
+    submit_parser.add_argument("job", help="job YAML file inside this project (the project folder travels to the cluster)")
+    submit_parser.add_argument("--address", help="Ray dashboard of the cluster, e.g. http://HEAD:8265 (default: RAY_API_SERVER_ADDRESS)")
+    submit_parser.add_argument("--run-dir", help="absolute path every node reaches (shared storage); default: the job's run_dir")
+    submit_parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)")
+    submit_parser.add_argument("--from", dest="start", metavar="STAGE", help="rerun this stage and everything after it")
+    submit_parser.add_argument("--only", metavar="STAGE", help="rerun only this stage")
+    submit_parser.add_argument("--to", dest="stop", metavar="STAGE", help="stop after this stage")
+    submit_parser.add_argument("--force", action="store_true", help="recompute selected stages even when fresh")
+    submit_parser.add_argument("--pip", action="append", default=[], metavar="PKG", help="pip requirement installed for the job (repeatable)")
+    submit_parser.add_argument("--env", action="append", default=[], metavar="K=V", help="environment variable for the job (repeatable)")
+    submit_parser.add_argument("--wait", action="store_true", help="stream the job's logs until it ends; exit 0 only if it succeeded")
+    submit_parser.set_defaults(handler=command_submit)
+
+    jobs = commands.add_parser("jobs", help="a submitted job: its status, its logs, or stop it")
+    jobs.add_argument("action", choices=["status", "logs", "stop"])
+    jobs.add_argument("id", help="the id `synthmix submit` printed")
+    jobs.add_argument("--address", help="Ray dashboard of the cluster, e.g. http://HEAD:8265 (default: RAY_API_SERVER_ADDRESS)")
+    jobs.add_argument("--follow", action="store_true", help="with logs: keep streaming until the job ends")
+    jobs.set_defaults(handler=command_jobs)
 
     add_quality_parser(commands)
     return parser

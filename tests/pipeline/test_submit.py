@@ -1,0 +1,144 @@
+"""`synthmix submit` / `synthmix jobs` against a real two-node Ray cluster on loopback, token auth on.
+
+The submitted job is seeds (built-in source) -> tokenize -> mix, not the quickstart: its LLM
+stages take many minutes on the embedded model on a loaded 2-core machine. Starting the cluster
+takes 30-60 s here; it is shared by the module.
+"""
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import submit
+from pipeline.config import ConfigError, load_job
+from pipeline.runner import run_job
+from pipeline.store import StageDir
+from stages.registry import STAGES
+from tests.pipeline.loopback_cluster import LoopbackCluster
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER_JOB = ROOT / "tests" / "pipeline" / "cluster_job.yaml"
+STAGE_NAMES = ("seeds", "tokenize", "mix")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # A short path: Ray's Unix sockets live under it and their names must stay under 108 bytes.
+    cluster = LoopbackCluster(Path(tempfile.mkdtemp(prefix="smx-submit-", dir="/tmp")))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+def synthmix(args, env, timeout=600):
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def rows_by_stage(run_dir: Path) -> dict[str, list[dict]]:
+    result = {}
+    for name in STAGE_NAMES:
+        files = StageDir(run_dir, name).part_files()
+        table = pa.concat_tables([pq.read_table(f) for f in files])
+        result[name] = sorted(table.to_pylist(), key=lambda row: row["id"])
+    return result
+
+
+def shard_contents(run_dir: Path) -> tuple[list[dict], list[dict]]:
+    shards = sorted((run_dir / "shards").glob("*.parquet"))
+    mix = json.loads((run_dir / "shards" / "mix.json").read_text())
+    return [pq.read_table(f).to_pylist() for f in shards], mix["shards"]
+
+
+def test_entrypoint_runs_the_job_with_its_stage_selection_and_overrides():
+    submission = submit.Submission(job_file=CLUSTER_JOB, run_dir="/shared/runs/x", overrides=["seeds.chunk_chars=900"], start="tokenize", force=True)
+    entrypoint = submit.build_entrypoint(submission, submit.job_path_in_project(CLUSTER_JOB))
+    assert entrypoint == (
+        "python -m pipeline.cli run tests/pipeline/cluster_job.yaml --run-dir /shared/runs/x "
+        "--set seeds.chunk_chars=900 --from tokenize --force"
+    )
+
+
+def test_runtime_env_carries_the_project_pip_requirements_and_env_vars():
+    submission = submit.Submission(job_file=CLUSTER_JOB, run_dir="/r", pip=["datasketch==1.6.5"], env_vars=submit.parse_env_vars(["HF_HOME=/shared/hf"]))
+    runtime_env = submit.build_runtime_env(submission)
+    assert runtime_env["working_dir"] == str(ROOT)
+    assert ".venv/" in runtime_env["excludes"] and "runs/" in runtime_env["excludes"]
+    assert runtime_env["pip"] == ["datasketch==1.6.5"]
+    assert runtime_env["env_vars"] == {"HF_HOME": "/shared/hf"}
+
+
+def test_relative_run_dir_is_refused_with_the_fix():
+    with pytest.raises(ConfigError, match="--run-dir /shared/runs/quickstart"):
+        submit.cluster_run_dir(None, "quickstart")
+
+
+def test_job_file_outside_the_project_is_refused(tmp_path):
+    outside = tmp_path / "job.yaml"
+    outside.write_text(CLUSTER_JOB.read_text())
+    with pytest.raises(ConfigError, match="outside the project folder"):
+        submit.job_path_in_project(outside)
+
+
+def test_gcs_address_is_refused_naming_the_dashboard_port():
+    with pytest.raises(ConfigError, match="http://HEAD:8265"):
+        submit.dashboard_url("10.0.0.1:6379")
+
+
+def test_submit_wait_on_a_two_node_cluster_equals_a_local_run(cluster, tmp_path, ray_session):
+    cluster_run = tmp_path / "on-cluster"
+    result = synthmix(["submit", str(CLUSTER_JOB), "--address", cluster.dashboard_url, "--run-dir", str(cluster_run), "--wait"], cluster.client_env())
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    job_id = result.stdout.splitlines()[0]
+    assert job_id.startswith("raysubmit_")
+    assert "job cluster-test finished" in result.stdout, "--wait streams the job's own log"
+
+    local_run = tmp_path / "local"
+    job = load_job(CLUSTER_JOB)
+    job.run_dir = str(local_run)
+    run_job(job, STAGES, job_dir=CLUSTER_JOB.parent, log=lambda line: None)
+
+    assert rows_by_stage(cluster_run) == rows_by_stage(local_run)
+    assert shard_contents(cluster_run) == shard_contents(local_run)
+
+    status = synthmix(["jobs", "status", job_id, "--address", cluster.dashboard_url], cluster.client_env())
+    assert status.stdout.strip() == "SUCCEEDED", status.stderr
+    logs = synthmix(["jobs", "logs", job_id, "--address", cluster.dashboard_url], cluster.client_env())
+    assert "[mix] done" in logs.stdout
+
+
+def test_rerun_on_the_cluster_with_only_redoes_that_stage(cluster, tmp_path):
+    run_dir = tmp_path / "run"
+    common = ["--address", cluster.dashboard_url, "--run-dir", str(run_dir), "--wait"]
+    first = synthmix(["submit", str(CLUSTER_JOB), *common], cluster.client_env())
+    assert first.returncode == 0, first.stderr[-3000:]
+    seeds_manifest = StageDir(run_dir, "seeds").manifest()
+
+    again = synthmix(["submit", str(CLUSTER_JOB), *common, "--only", "mix"], cluster.client_env())
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "ran mix" in again.stdout
+    assert StageDir(run_dir, "seeds").manifest() == seeds_manifest
+
+
+def test_wrong_token_is_refused_saying_where_the_token_goes(cluster, tmp_path):
+    wrong = tmp_path / "wrong_token"
+    wrong.write_text("not-the-cluster-token")
+    env = {**cluster.client_env(), "RAY_AUTH_TOKEN_PATH": str(wrong)}
+    result = synthmix(["jobs", "status", "raysubmit_none", "--address", cluster.dashboard_url], env)
+    assert result.returncode == 2
+    assert "refused this machine's authentication token" in result.stderr
+    assert "~/.ray/auth_token" in result.stderr and "RAY_AUTH_TOKEN" in result.stderr
+
+
+def test_missing_token_is_refused_saying_where_the_token_goes(cluster, tmp_path):
+    env = {**cluster.client_env(), "HOME": str(tmp_path)}  # no ~/.ray/auth_token there
+    env.pop("RAY_AUTH_TOKEN_PATH")
+    result = synthmix(["jobs", "status", "raysubmit_none", "--address", cluster.dashboard_url], env)
+    assert result.returncode == 2
+    assert "requires an authentication token and none was found" in result.stderr
