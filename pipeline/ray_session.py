@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from pipeline.config import RayConfig
 
@@ -26,7 +27,9 @@ def connect(config: RayConfig, override: str | None = None, log=print) -> str:
     if address:
         import importlib
 
-        modules = [importlib.import_module(name) for name in CODE_PACKAGES]
+        # Folders, not module objects: inside a submitted job Ray merges this runtime env with the
+        # job's by deep copy, which module objects do not survive.
+        modules = [str(Path(importlib.import_module(name).__path__[0])) for name in CODE_PACKAGES]
         ray.init(address=address, runtime_env={"py_modules": modules}, log_to_driver=True)
         description = f"Ray cluster at {address}"
     else:
