@@ -2,6 +2,10 @@
 
     synthmix run JOB [--set KEY=VALUE]... [--run-dir DIR] [--from S | --only S | --to S] [--force] [--address A]
     synthmix status RUN_DIR
+    synthmix inspect RUN_DIR [STAGE] [--sample N --seed S --where EXPR --columns A,B] [--rejects [--reason R]] [--json]
+    synthmix trace RUN_DIR ID [--json]
+    synthmix report RUN_DIR [-o report.html]
+    synthmix export RUN_DIR STAGE --format jsonl|hf [-o PATH] [--rejects]
     synthmix submit JOB --address http://HEAD:8265 --run-dir /shared/DIR [--wait] [--set ...] [--pip P]... [--env K=V]...
     synthmix jobs status|logs|stop ID --address http://HEAD:8265 [--follow]
     synthmix models list|prepare [JOB]
@@ -49,7 +53,7 @@ def command_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def stage_statuses(run_dir: Path) -> list[dict]:
+def stage_statuses(run_dir: Path, registry: dict | None = None) -> list[dict]:
     """Each stage of the run's recorded job: state, counts and wall time from its manifest."""
     snapshot = run_dir / "job.yaml"
     if not snapshot.exists():
@@ -59,7 +63,7 @@ def stage_statuses(run_dir: Path) -> list[dict]:
     job = parse_job(yaml.safe_load(snapshot.read_text(encoding="utf-8")), source=str(snapshot))
     info = run_dir / RUN_INFO
     job_dir = Path(read_json(info)["job_dir"]) if info.exists() else Path(".")
-    plan = build_graph(job, _registry(), run_dir=run_dir, job_dir=job_dir)
+    plan = build_graph(job, registry or _registry(), run_dir=run_dir, job_dir=job_dir)
     rows = []
     for node in plan:
         stage_dir = StageDir(run_dir, node.name)
@@ -118,6 +122,74 @@ def command_models(args: argparse.Namespace) -> int:
         else:
             readiness = f"server {spec.base_url}"
         print(f"{name:<20} {engine:<10} {readiness}")
+    return 0
+
+
+def _inspection(handler):
+    """Run an inspection command; its own errors print like the CLI's others (exit 2)."""
+    from pipeline.run_contents import RunInspectionError
+
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except RunInspectionError as error:
+            print(f"synthmix: error: {error}", file=sys.stderr)
+            return 2
+
+    return guarded
+
+
+def _print(data, as_json: bool, render) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str) if as_json else render(data))
+
+
+@_inspection
+def command_inspect(args: argparse.Namespace) -> int:
+    from pipeline import terminal_view
+    from pipeline.funnel import run_funnel
+    from pipeline.stage_profile import profile_rejects, profile_stage
+
+    run_dir = Path(args.run_dir)
+    if args.stage is None:
+        states = {row["stage"]: row["state"] for row in stage_statuses(run_dir)}
+        _print(run_funnel(run_dir, states), args.json, terminal_view.render_funnel)
+    elif args.rejects or args.reason:
+        result = profile_rejects(run_dir, args.stage, reason=args.reason, where=args.where, sample=args.sample, seed=args.seed)
+        _print(result, args.json, terminal_view.render_rejects)
+    else:
+        only = args.columns.split(",") if args.columns else None
+        result = profile_stage(run_dir, args.stage, where=args.where, sample=args.sample, seed=args.seed, only_columns=only)
+        _print(result, args.json, terminal_view.render_profile)
+    return 0
+
+
+@_inspection
+def command_trace(args: argparse.Namespace) -> int:
+    from pipeline.terminal_view import render_trace
+    from pipeline.trace import trace_row
+
+    _print(trace_row(Path(args.run_dir), args.id), args.json, render_trace)
+    return 0
+
+
+@_inspection
+def command_report(args: argparse.Namespace) -> int:
+    from pipeline.report import write_report
+
+    run_dir = Path(args.run_dir)
+    states = {row["stage"]: row["state"] for row in stage_statuses(run_dir)}
+    out = write_report(run_dir, states, args.output or run_dir / "report.html")
+    print(f"report written to {out}")
+    return 0
+
+
+@_inspection
+def command_export(args: argparse.Namespace) -> int:
+    from pipeline.export import export_stage
+
+    out = args.output or Path(args.run_dir) / "exports" / f"{args.stage}{'-rejects' if args.rejects else ''}{'.jsonl' if args.format == 'jsonl' else ''}"
+    result = export_stage(Path(args.run_dir), args.stage, args.format, out, rejects=args.rejects)
+    _print(result, args.json, lambda r: f"{r['rows']} rows of stage {r['stage']} written to {r['path']} ({r['format']})")
     return 0
 
 
@@ -200,6 +272,38 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("run_dir")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=command_status)
+
+    inspect = commands.add_parser("inspect", help="the funnel of a run, or one stage's schema, distributions, samples and rejects")
+    inspect.add_argument("run_dir")
+    inspect.add_argument("stage", nargs="?", help="stage to describe (default: the funnel of every stage)")
+    inspect.add_argument("--sample", type=int, default=3, metavar="N", help="show N sample rows (default 3)")
+    inspect.add_argument("--seed", type=int, default=0, help="which sample: the same seed shows the same rows")
+    inspect.add_argument("--where", metavar="EXPR", help="SQL filter, e.g. \"domain = 'math' and score < 6\"")
+    inspect.add_argument("--columns", metavar="A,B", help="describe only these columns")
+    inspect.add_argument("--rejects", action="store_true", help="the stage's rejected rows, counted by reason")
+    inspect.add_argument("--reason", help="only rejects with this reason (implies --rejects)")
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.set_defaults(handler=command_inspect)
+
+    trace = commands.add_parser("trace", help="one row's history: seed chunk, instructions, answers, critique, shard row")
+    trace.add_argument("run_dir")
+    trace.add_argument("id", help="a row id from any stage")
+    trace.add_argument("--json", action="store_true", help="machine-readable output")
+    trace.set_defaults(handler=command_trace)
+
+    report = commands.add_parser("report", help="write a self-contained HTML report of the run with plots")
+    report.add_argument("run_dir")
+    report.add_argument("-o", "--output", type=Path, help="HTML file to write (default: RUN_DIR/report.html)")
+    report.set_defaults(handler=command_report)
+
+    export = commands.add_parser("export", help="copy a stage's rows out as JSON Lines or a Hugging Face dataset")
+    export.add_argument("run_dir")
+    export.add_argument("stage")
+    export.add_argument("--format", choices=["jsonl", "hf"], default="jsonl", help="jsonl, or hf (datasets.Dataset.save_to_disk)")
+    export.add_argument("-o", "--output", type=Path, help="where to write (default: RUN_DIR/exports/STAGE[.jsonl])")
+    export.add_argument("--rejects", action="store_true", help="export the stage's rejected rows instead")
+    export.add_argument("--json", action="store_true", help="machine-readable output")
+    export.set_defaults(handler=command_export)
 
     models = commands.add_parser("models", help="list configured models, or prepare the embedded one ahead of time")
     models.add_argument("action", choices=["list", "prepare"])

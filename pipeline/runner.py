@@ -94,11 +94,16 @@ def run_job(
     check_run_dir_writable(run_dir)
     write_job_snapshot(run_dir, job.snapshot(), job_dir)
     log(f"job {job.name}: run directory {run_dir}; stages {', '.join(node.name for node in selected)}")
+    force = force or start is not None or only is not None  # --from/--only name stages to redo
+    if not force and all(StageDir(run_dir, node.name).state(node.fingerprint) is StageState.FRESH for node in selected):
+        for node in selected:
+            log(f"[{node.name}] fresh, skipped (fingerprint {node.fingerprint[:12]} unchanged)")
+        log(f"job {job.name}: nothing to do, every selected stage is fresh")
+        return [StageOutcome(node.name, "skipped") for node in selected]
     connect(job.ray, address, log=log)
     used_models = sorted({name for node in selected for name in node.stage.models_used()})
     check_models({name: job.models[name] for name in used_models}, ray.cluster_resources())
-    # --from and --only name stages to redo, even when their fingerprints say fresh.
-    outcomes = run_stages(plan, selected, run_dir=run_dir, force=force or start is not None or only is not None, log=log)
+    outcomes = run_stages(plan, selected, run_dir=run_dir, force=force, log=log)
     ran = [outcome.name for outcome in outcomes if outcome.action != "skipped"]
     log(f"job {job.name} finished in {time.perf_counter() - started:.1f} s; ran {', '.join(ran) or 'nothing (all fresh)'}")
     return outcomes

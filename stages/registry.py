@@ -2,6 +2,10 @@
 
 from pipeline.stage import Stage
 from stages.seeds import Seeds
+from stages.synthesize import Synthesize
+from stages.evolve import Evolve
+from stages.answer import Answer
+from stages.gather_samples import GatherSamples
 from stages.tokenize import Tokenize
 from stages.mix import Mix
 from stages.consistency import Consistency
@@ -9,4 +13,4 @@ from stages.critique import Critique
 from stages.quality import Quality
 from stages.decontaminate import Decontaminate
 
-STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (Seeds, Tokenize, Mix, Consistency, Critique, Quality, Decontaminate,)}
+STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (Seeds, Synthesize, Evolve, Answer, GatherSamples, Tokenize, Mix, Consistency, Critique, Quality, Decontaminate,)}
