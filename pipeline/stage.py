@@ -30,6 +30,15 @@ if TYPE_CHECKING:
     from pipeline.models import ModelSpec
 
 
+def with_reject_columns(schema: pa.Schema) -> pa.Schema:
+    """`schema` with every field nullable plus `reject_reason` and `reject_detail`: the shape of
+    a stage's returned rows and of its rejects files."""
+    return pa.schema(
+        [field.with_nullable(True) for field in schema]
+        + [pa.field(columns.REJECT_REASON, pa.string()), pa.field(columns.REJECT_DETAIL, pa.string())]
+    )
+
+
 class Lineage(StrEnum):
     """How output rows relate to input rows; the runner checks it on every batch."""
 

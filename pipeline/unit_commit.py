@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import columns
-from pipeline.stage import Lineage, Stage
+from pipeline.stage import Lineage, Stage, with_reject_columns
 from pipeline.store import StageDir, UnitCounts
 
 _WORKER_STAGES: dict[str, Stage] = {}
@@ -92,10 +92,7 @@ def split_rejects(output: pa.Table, schema: pa.Schema) -> tuple[pa.Table, pa.Tab
     if missing:
         raise KeyError(f"stage output lacks declared column(s) {missing}; return them (null where unknown)")
     accepted = accepted.select(schema.names).cast(schema)
-    reject_schema = pa.schema(
-        [field.with_nullable(True) for field in schema]
-        + [pa.field(columns.REJECT_REASON, pa.string()), pa.field(columns.REJECT_DETAIL, pa.string())]
-    )
+    reject_schema = with_reject_columns(schema)
     rejected = rejected.select(reject_schema.names)
     rejected = rejected.set_column(
         rejected.schema.get_field_index(columns.REJECT_REASON),

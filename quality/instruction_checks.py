@@ -47,12 +47,17 @@ def is_mostly_chinese(text: str) -> bool:
     return bool(letters) and sum(1 for ch in letters if _HAN.match(ch)) / len(letters) >= 0.3
 
 
-def check_is_request(instruction: str) -> tuple[str, str] | None:
-    """An instruction must ask for something: a question, or an imperative/interrogative opener."""
+def check_is_request(instruction: str, *, min_words: int = 4) -> tuple[str, str] | None:
+    """An instruction must ask for something: a question, or an imperative/interrogative opener,
+    in at least `min_words` words (Han characters count one each, and need twice as many)."""
     text = instruction.strip()
     if not text:
         return "empty", "empty instruction"
-    if is_mostly_chinese(text):
+    chinese = is_mostly_chinese(text)
+    needed = min_words * 2 if chinese else min_words
+    if len(words(text)) < needed:
+        return "too_short", f"{len(words(text))} words; a request needs at least {needed}"
+    if chinese:
         return None if _CHINESE_REQUEST.search(text) else ("not_a_request", "no question mark or request word")
     if "?" in text:
         return None

@@ -27,12 +27,12 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from pipeline import columns
-from pipeline.llm import apply_llm
+from pipeline.model_stage import ModelStage
 from pipeline.models import SamplingParams
 from pipeline.prompted_requests import PROMPT_INFO, Request, attach_requests, generation_meta, read_reply
 from pipeline.prompts import load_prompt
 from pipeline.rejects import RejectReason
-from pipeline.stage import Resources, Stage, StageParams
+from pipeline.stage import Resources, StageParams
 
 Dimension = Literal["accuracy", "relevance", "completeness", "usefulness", "clarity"]
 DIMENSIONS: tuple[Dimension, ...] = ("accuracy", "relevance", "completeness", "usefulness", "clarity")
@@ -107,7 +107,7 @@ def find_shortfall(judgement: Judgement, score: float, params: CritiqueParams) -
     return None
 
 
-class Critique(Stage):
+class Critique(ModelStage):
     name = "critique"
     input_columns = (columns.INSTRUCTION, columns.ANSWER)
     output_fields = (
@@ -121,18 +121,6 @@ class Critique(Stage):
 
     def prompt_ids(self) -> tuple[str, ...]:
         return (self.params.prompt,)
-
-    def models_used(self) -> tuple[str, ...]:
-        return (self.params.model,)
-
-    def prepare(self, dataset):
-        rendered = dataset.map_batches(self.render_requests, batch_format="pyarrow", num_cpus=0.25)
-        return apply_llm(
-            rendered,
-            model=self.context.models[self.params.model],
-            model_name=self.params.model,
-            sampling=self.params.sampling.model_dump(exclude_unset=True),
-        )
 
     def render_requests(self, batch: pa.Table) -> pa.Table:
         template = load_prompt(self.params.prompt)

@@ -25,15 +25,15 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from pipeline import columns
-from pipeline.llm import apply_llm
+from pipeline.model_stage import ModelStage
 from pipeline.models import SamplingParams
 from pipeline.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
 from pipeline.prompts import load_prompt
 from pipeline.rejects import RejectReason
-from pipeline.stage import Lineage, Resources, Stage, StageParams
+from pipeline.stage import Lineage, Resources, StageParams, with_reject_columns
 from quality.instruction_checks import check_evolution, check_is_request
 from stages.seeds import content_id
-from stages.synthesize import INSTRUCTION_FIELDS, reject_row, seed_language, with_reject_columns
+from stages.synthesize import INSTRUCTION_FIELDS, check_repeated, reject_row, seed_language
 
 REWRITE_OPERATIONS = ("clarify", "add_constraints", "deepen", "concretize", "reasoning")
 EXPAND = "expand"
@@ -61,7 +61,7 @@ class EvolveParams(StageParams):
             raise ValueError("every evolution operation has weight 0; give at least one a positive weight")
 
 
-class Evolve(Stage):
+class Evolve(ModelStage):
     name = "evolve"
     input_columns = (columns.ID, columns.INSTRUCTION, columns.DOMAIN, columns.SEED_ID)
     output_fields = INSTRUCTION_FIELDS
@@ -73,18 +73,10 @@ class Evolve(Stage):
     def prompt_ids(self) -> tuple[str, ...]:
         return tuple(f"evolve/{op}" for op in (*sorted(op for op, w in self.params.operations.items() if w > 0), EXPAND))
 
-    def models_used(self) -> tuple[str, ...]:
-        return (self.params.model,)
-
     def prepare(self, dataset):
-        examples = self._low_resource_examples()
-        rendered = dataset.map_batches(self.render_requests, fn_kwargs={"examples": examples}, batch_format="pyarrow", num_cpus=0.25)
-        return apply_llm(
-            rendered,
-            model=self.context.models[self.params.model],
-            model_name=self.params.model,
-            sampling=self.params.sampling.model_dump(exclude_unset=True),
-        )
+        # Read on the driver before the plan starts; travels to workers with the stage.
+        self.examples = self._low_resource_examples()
+        return super().prepare(dataset)
 
     def _low_resource_examples(self) -> dict[str, list[str]]:
         """A few instructions of each low-resource domain, read on the driver (two columns only)."""
@@ -104,7 +96,8 @@ class Evolve(Stage):
         ops = sorted(op for op, weight in params.operations.items() if weight > 0)
         return stable_choice(ops, params.seed, row_id, self.context.stage_name, weights=[params.operations[op] for op in ops])
 
-    def render_requests(self, batch: pa.Table, examples: dict[str, list[str]]) -> pa.Table:
+    def render_requests(self, batch: pa.Table) -> pa.Table:
+        examples = self.examples
         requests = []
         for row in batch.select([columns.ID, columns.INSTRUCTION, columns.DOMAIN, columns.LANG]).to_pylist():
             op = self.choose_operation(row[columns.ID], row[columns.DOMAIN], examples)
@@ -139,6 +132,7 @@ class Evolve(Stage):
                 rows.append(reject_row(base, parent[columns.ID], reply.reason, reply.detail))
                 continue
             texts = reply.value["instructions"] if op == EXPAND else [reply.value["instruction"]]
+            seen: set[str] = set()
             for index, text in enumerate(texts):
                 text = text.strip()
                 row = {
@@ -148,7 +142,7 @@ class Evolve(Stage):
                     columns.META: generation_meta(parent, operation=op, item_index=index),
                 }
                 if op == EXPAND:
-                    problem = check_is_request(text) or _repeats(text, parent[columns.INSTRUCTION])
+                    problem = check_repeated(text, seen) or check_is_request(text) or _repeats(text, parent[columns.INSTRUCTION])
                 else:
                     problem = check_evolution(text, parent[columns.INSTRUCTION], min_length_ratio=self.params.min_length_ratio)
                 if problem is not None:

@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 from pipeline import columns
 from pipeline.rejects import RejectReason
 from pipeline.seed_files import RECORD_SCHEMA, SeedInputError, detect_format, expand_paths, list_read_items, read_item
-from pipeline.stage import Lineage, Resources, Stage, StageParams
+from pipeline.stage import Lineage, Resources, Stage, StageParams, with_reject_columns
 from pipeline.store import StageDir, UnitCounts, read_json, write_atomic_json, write_atomic_parquet
 from quality.chunking import chunk_document, normalize_document
 
@@ -161,7 +161,7 @@ class Seeds(Stage):
                 else:
                     seen[chunk_id] = locator
                 rows.append(row)
-        return pa.Table.from_pylist(rows, schema=_with_reject_columns(self.output_schema()))
+        return pa.Table.from_pylist(rows, schema=with_reject_columns(self.output_schema()))
 
     def finalize(self, stage_dir: Path) -> dict:
         """Exact duplicates across batches: keep the copy in the first part file, reject the rest."""
@@ -233,10 +233,6 @@ def content_id(text: str) -> str:
 
 def _reject(base: dict, locator: str, reason: str, detail: str) -> dict:
     return {**base, columns.ID: locator, columns.SEED_ID: locator, columns.REJECT_REASON: str(reason), columns.REJECT_DETAIL: detail}
-
-
-def _with_reject_columns(schema: pa.Schema) -> pa.Schema:
-    return schema.append(pa.field(columns.REJECT_REASON, pa.string())).append(pa.field(columns.REJECT_DETAIL, pa.string()))
 
 
 def _read_items(items: pa.Table, settings: dict):

@@ -13,12 +13,12 @@ import pyarrow as pa
 from pydantic import Field
 
 from pipeline import columns
-from pipeline.llm import apply_llm
+from pipeline.model_stage import ModelStage
 from pipeline.models import SamplingParams
 from pipeline.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
 from pipeline.prompts import load_prompt
 from pipeline.rejects import RejectReason
-from pipeline.stage import Lineage, Resources, Stage, StageParams
+from pipeline.stage import Lineage, Resources, StageParams, with_reject_columns
 from quality.instruction_checks import check_copies_seed, check_is_request, is_mostly_chinese
 from stages.seeds import content_id
 
@@ -64,7 +64,7 @@ class SynthesizeParams(StageParams):
     sampling: SamplingParams = SamplingParams(temperature=0.8, max_tokens=400)
 
 
-class Synthesize(Stage):
+class Synthesize(ModelStage):
     name = "synthesize"
     input_columns = (columns.ID, columns.SEED_ID, columns.TEXT, columns.KIND, columns.DOMAIN)
     output_fields = INSTRUCTION_FIELDS
@@ -75,18 +75,6 @@ class Synthesize(Stage):
 
     def prompt_ids(self) -> tuple[str, ...]:
         return tuple(sorted({template for family in self.params.families.values() for template in family}))
-
-    def models_used(self) -> tuple[str, ...]:
-        return (self.params.model,)
-
-    def prepare(self, dataset):
-        rendered = dataset.map_batches(self.render_requests, batch_format="pyarrow", num_cpus=0.25)
-        return apply_llm(
-            rendered,
-            model=self.context.models[self.params.model],
-            model_name=self.params.model,
-            sampling=self.params.sampling.model_dump(exclude_unset=True),
-        )
 
     def render_requests(self, batch: pa.Table) -> pa.Table:
         params = self.params
@@ -120,6 +108,7 @@ class Synthesize(Stage):
             if reply.reason is not None:
                 rows.append(reject_row(base, seed[columns.ID], reply.reason, reply.detail, domain=seed[columns.DOMAIN]))
                 continue
+            seen: set[str] = set()
             for index, item in enumerate(reply.value["instructions"]):
                 instruction = item["instruction"].strip()
                 task_type = item["type"]
@@ -132,11 +121,23 @@ class Synthesize(Stage):
                     columns.OBJECTIVE: task_type in OBJECTIVE_TYPES,
                     columns.META: generation_meta(seed, item_index=index),
                 }
-                problem = check_is_request(instruction) or check_copies_seed(instruction, seed[columns.TEXT], max_overlap=self.params.max_seed_overlap)
+                problem = (
+                    check_repeated(instruction, seen)
+                    or check_is_request(instruction)
+                    or check_copies_seed(instruction, seed[columns.TEXT], max_overlap=self.params.max_seed_overlap)
+                )
                 if problem is not None:
                     row[columns.REJECT_REASON], row[columns.REJECT_DETAIL] = RejectReason(problem[0]).value, problem[1]
                 rows.append(row)
         return pa.Table.from_pylist(rows, schema=with_reject_columns(pa.schema(INSTRUCTION_FIELDS)))
+
+
+def check_repeated(text: str, seen: set[str]) -> tuple[str, str] | None:
+    """The same text twice from one call would share an id: the second is an exact duplicate."""
+    if text in seen:
+        return RejectReason.EXACT_DUPLICATE.value, "repeats an earlier instruction of the same reply"
+    seen.add(text)
+    return None
 
 
 def seed_language(row: dict) -> str:
@@ -156,7 +157,3 @@ def reject_row(base: dict, parent_id: str, reason: RejectReason, detail: str | N
         columns.REJECT_REASON: RejectReason(reason).value,
         columns.REJECT_DETAIL: detail,
     }
-
-
-def with_reject_columns(schema: pa.Schema) -> pa.Schema:
-    return schema.append(pa.field(columns.REJECT_REASON, pa.string())).append(pa.field(columns.REJECT_DETAIL, pa.string()))

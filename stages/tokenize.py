@@ -31,7 +31,7 @@ from pipeline.rejects import RejectReason
 from pipeline.rendering import RenderConfig, render_table
 from pipeline.shard_compaction import compact_into_shards
 from pipeline.shards import DEFAULT_ROW_GROUP_TOKENS, DEFAULT_SHARD_TOKENS, INPUT_IDS, LOSS_MASK, NUM_TOKENS, SHARD_SCHEMA
-from pipeline.stage import Lineage, Resources, Stage, StageParams
+from pipeline.stage import Lineage, Resources, Stage, StageParams, with_reject_columns
 from pipeline.store import StageDir
 from pipeline.tokenizers import HUNYUAN_FILE_NAME, Tokenizer, TokenizerSpec, load_tokenizer
 
@@ -42,10 +42,7 @@ FALLBACK_TOKENIZER = TokenizerSpec(kind="tiktoken", name="cl100k_base")
 _log = logging.getLogger(__name__)
 
 # Rows as the stage returns them: shard columns, nullable for rejects, plus the reject columns.
-_OUTPUT_SCHEMA = pa.schema(
-    [field.with_nullable(True) for field in SHARD_SCHEMA]
-    + [pa.field(columns.REJECT_REASON, pa.string()), pa.field(columns.REJECT_DETAIL, pa.string())]
-)
+_OUTPUT_SCHEMA = with_reject_columns(SHARD_SCHEMA)
 
 
 class TokenizeParams(StageParams):

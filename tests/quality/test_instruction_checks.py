@@ -55,3 +55,8 @@ def test_evolution_failures_have_named_reasons():
 def test_han_characters_count_as_words_for_unsegmented_text():
     assert words("上下文 manager") == ["上", "下", "文", "manager"]
     assert is_mostly_chinese("请解释上下文管理器") and not is_mostly_chinese("Explain the context manager")
+
+
+def test_a_few_words_are_too_short_to_be_a_request():
+    assert check_is_request("list of objects")[0] == "too_short"
+    assert check_is_request("请解释")[0] == "too_short"
