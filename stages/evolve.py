@@ -129,7 +129,7 @@ class Evolve(ModelStage):
                 rows.append({name: parent.get(name) for name in pa.schema(INSTRUCTION_FIELDS).names})
             reply = read_reply(parent)
             if reply.reason is not None:
-                rows.append(reject_row(base, parent[columns.ID], reply.reason, reply.detail))
+                rows.append(reject_row(base, parent[columns.ID], reply.reason, reply.detail, **{columns.META: generation_meta(parent, operation=op)}))
                 continue
             texts = reply.value["instructions"] if op == EXPAND else [reply.value["instruction"]]
             seen: set[str] = set()

@@ -106,7 +106,7 @@ class Synthesize(ModelStage):
                 "evolution_depth": 0,
             }
             if reply.reason is not None:
-                rows.append(reject_row(base, seed[columns.ID], reply.reason, reply.detail, domain=seed[columns.DOMAIN]))
+                rows.append(reject_row(base, seed[columns.ID], reply.reason, reply.detail, **{columns.DOMAIN: seed[columns.DOMAIN], columns.META: generation_meta(seed)}))
                 continue
             seen: set[str] = set()
             for index, item in enumerate(reply.value["instructions"]):

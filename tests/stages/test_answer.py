@@ -1,0 +1,76 @@
+"""answer and gather_samples: routing, k samples for objective tasks, replies, regrouping."""
+
+import json
+
+import pyarrow as pa
+
+from pipeline.config import ConfigError
+from stages.answer import NUM_SAMPLES, SAMPLE_INDEX
+from stages.gather_samples import gather_group
+from tests.stages.synthesis_rows import RECORDED, instruction_rows, make_stage, with_replies
+
+import pytest
+
+ANSWERS = RECORDED["answer"]
+INSTRUCTIONS = [
+    {"id": "i1", "instruction": "Explain how the with statement uses a context manager to release resources.", "domain": "code", "lang": "en", "objective": False},
+    {"id": "i2", "instruction": "What is 12 multiplied by 7?", "domain": "math", "lang": "en", "objective": True},
+    {"id": "i3", "instruction": "请解释水循环中蒸发和降水的作用。", "domain": "science", "lang": "zh", "objective": False},
+]
+
+
+def test_objective_instructions_expand_to_k_samples_with_stable_ids():
+    stage = make_stage("answer", {"samples": 3})
+    expanded = stage.expand_samples(instruction_rows(INSTRUCTIONS))
+    counts = {}
+    for row in expanded.to_pylist():
+        counts[row["parent_id"]] = counts.get(row["parent_id"], 0) + 1
+        assert row[NUM_SAMPLES] == (3 if row["objective"] else 1)
+    assert counts == {"i1": 1, "i2": 3, "i3": 1}
+    assert len(set(expanded["id"].to_pylist())) == expanded.num_rows
+    assert expanded["id"].to_pylist() == stage.expand_samples(instruction_rows(INSTRUCTIONS))["id"].to_pylist()
+
+
+def test_each_sample_gets_its_own_seed_and_the_domain_template():
+    stage = make_stage("answer")
+    rendered = stage.render_requests(stage.expand_samples(instruction_rows(INSTRUCTIONS)))
+    seeds = [json.loads(s)["seed"] for s in rendered["sampling_params"].to_pylist()]
+    assert len(set(seeds)) == len(seeds)
+    templates = [json.loads(i)["template_id"] for i in rendered["prompt_info"].to_pylist()]
+    assert templates == ["answer/code", "answer/math", "answer/math", "answer/math", "answer/general"]
+    assert "用中文" in json.loads(rendered["messages"][4].as_py())[0]["content"]
+
+
+def test_routes_pick_the_domain_model_with_a_default():
+    stage = make_stage("answer", {"routes": {"math": "embedded", "default": "embedded"}})
+    assert stage.model_for("math") == "embedded" and stage.model_for("poetry") == "embedded"
+    with pytest.raises(ConfigError, match="needs a `default` entry"):
+        make_stage("answer", {"routes": {"math": "embedded"}})
+    with pytest.raises(ConfigError, match="uses model 'qwen-math', which is not defined"):
+        make_stage("answer", {"routes": {"math": "qwen-math", "default": "embedded"}})
+
+
+def test_recorded_replies_become_answers_and_failures_rejects():
+    stage = make_stage("answer")
+    expanded = stage.expand_samples(instruction_rows(INSTRUCTIONS))
+    by_id = {row["id"]: row for row in ANSWERS}
+    replies = [by_id[row_id]["reply"] if row_id in by_id else "A short answer." for row_id in expanded["id"].to_pylist()]
+    replies[0] = None
+    errors = ["engine error: out of memory"] + [None] * (len(replies) - 1)
+    rows = stage.transform(with_replies(stage.render_requests(expanded), replies, errors)).to_pylist()
+    assert rows[0]["reject_reason"] == "llm_error"
+    assert all(row["answer"] and row["answer_model"] == "embedded" for row in rows[1:])
+    assert [row["id"] for row in rows] == expanded["id"].to_pylist()
+
+
+def test_gather_group_orders_samples_and_names_the_pair_after_its_instruction():
+    group = pa.Table.from_pylist(
+        [
+            {"id": "s2", "parent_id": "i2", "answer": "84", SAMPLE_INDEX: 2, "samples": None},
+            {"id": "s0", "parent_id": "i2", "answer": "\\boxed{84}", SAMPLE_INDEX: 0, "samples": None},
+            {"id": "s1", "parent_id": "i2", "answer": "The answer is 84.", SAMPLE_INDEX: 1, "samples": None},
+        ]
+    )
+    row = gather_group(group).to_pylist()[0]
+    assert row["samples"] == ["\\boxed{84}", "The answer is 84.", "84"]
+    assert row["answer"] == "\\boxed{84}" and row["parent_id"] == "i2" and row["id"] not in {"s0", "s1", "s2"}

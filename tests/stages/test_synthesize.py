@@ -1,0 +1,116 @@
+"""synthesize: parsing and rejection rules on real recorded replies, and the requests it renders."""
+
+import json
+
+import pyarrow as pa
+import pytest
+
+from quality.instruction_checks import check_is_request
+from stages.synthesize import Synthesize, seed_language
+from tests.stages.synthesis_rows import RECORDED, make_stage, seed_rows, with_replies
+
+SEEDS = RECORDED["synthesize"]
+
+
+@pytest.fixture(scope="module")
+def stage() -> Synthesize:
+    return make_stage("synthesize")
+
+
+@pytest.fixture(scope="module")
+def recorded_output(stage):
+    rendered = stage.render_requests(seed_rows(SEEDS))
+    return stage.transform(with_replies(rendered, [seed["reply"] for seed in SEEDS], [seed["error"] for seed in SEEDS])).to_pylist()
+
+
+def test_every_seed_yields_instructions_or_a_reject_naming_it_as_parent(recorded_output):
+    parents = {row["parent_id"] for row in recorded_output}
+    assert parents == {seed["id"] for seed in SEEDS}
+
+
+def test_accepted_instructions_are_requests_with_unique_ids_and_their_seed(recorded_output):
+    accepted = [row for row in recorded_output if row["reject_reason"] is None]
+    assert accepted, "the recorded replies contain at least one usable instruction"
+    assert all(check_is_request(row["instruction"]) is None for row in accepted)
+    # Content ids: a repeat shares its first copy's id, and only repeats are exact_duplicate rejects.
+    firsts = [row["id"] for row in recorded_output if row["reject_reason"] != "exact_duplicate"]
+    assert len(set(firsts)) == len(firsts)
+    repeats = [row["id"] for row in recorded_output if row["reject_reason"] == "exact_duplicate"]
+    assert set(repeats) <= set(firsts)
+    assert all(row["seed_id"] == row["parent_id"] for row in recorded_output)
+
+
+def test_rejects_carry_a_known_reason_and_detail(recorded_output):
+    allowed = {"parse_error", "llm_error", "empty", "not_a_request", "copies_seed", "too_short", "exact_duplicate"}
+    rejected = [row for row in recorded_output if row["reject_reason"]]
+    assert all(row["reject_reason"] in allowed and row["reject_detail"] for row in rejected)
+
+
+def test_unparseable_reply_is_a_parse_error_keeping_the_raw_text(stage):
+    rendered = stage.render_requests(seed_rows(SEEDS[:1]))
+    rows = stage.transform(with_replies(rendered, ['{"instructions": [{"instruction": "Explain the with sta'])).to_pylist()
+    assert [row["reject_reason"] for row in rows] == ["parse_error"]
+    assert "Explain the with sta" in json.loads(rows[0]["reject_detail"])["raw"]
+
+
+def test_failed_request_is_an_llm_error_reject(stage):
+    rendered = stage.render_requests(seed_rows(SEEDS[:1]))
+    rows = stage.transform(with_replies(rendered, [None], ["prompt is longer than the context"])).to_pylist()
+    assert rows[0]["reject_reason"] == "llm_error" and "context" in rows[0]["reject_detail"]
+
+
+def test_copied_seed_repeated_and_statement_instructions_are_rejected(stage):
+    seed = SEEDS[0]
+    copied = "Explain " + " ".join(seed["text"].split()[:20])
+    reply = {
+        "instructions": [
+            {"instruction": "How does Python decide which exception handler runs first?", "type": "open"},
+            {"instruction": "How does Python decide which exception handler runs first?", "type": "open"},
+            {"instruction": copied, "type": "open"},
+            {"instruction": "The interpreter reads source files line by line.", "type": "open"},
+        ]
+    }
+    rendered = stage.render_requests(seed_rows([seed]))
+    rows = stage.transform(with_replies(rendered, [json.dumps(reply)])).to_pylist()
+    assert [row["reject_reason"] for row in rows] == [None, "exact_duplicate", "copies_seed", "not_a_request"]
+
+
+def test_objective_types_are_flagged_and_math_moves_to_the_math_domain(stage):
+    reply = {"instructions": [{"instruction": "What is 17 times 23?", "type": "math"}, {"instruction": "Which keyword defines a function in Python?", "type": "factual"}, {"instruction": "Describe what makes a good API.", "type": "open"}]}
+    rendered = stage.render_requests(seed_rows(SEEDS[:1]))
+    rows = stage.transform(with_replies(rendered, [json.dumps(reply)])).to_pylist()
+    assert [(row["domain"], row["objective"]) for row in rows] == [("math", True), (SEEDS[0].get("domain", "general"), True), (SEEDS[0].get("domain", "general"), False)]
+
+
+def test_requests_follow_the_seed_kind_and_language_and_are_deterministic(stage):
+    rendered = stage.render_requests(seed_rows(SEEDS))
+    again = stage.render_requests(seed_rows(SEEDS))
+    assert rendered["messages"].to_pylist() == again["messages"].to_pylist()
+    assert rendered["sampling_params"].to_pylist() == again["sampling_params"].to_pylist()
+    for seed, info, messages in zip(SEEDS, rendered["prompt_info"].to_pylist(), rendered["messages"].to_pylist()):
+        info = json.loads(info)
+        family = {"web": "synthesize/web", "qa": "synthesize/qa", "code": "synthesize/code", "book": "synthesize/book"}[seed["kind"]]
+        assert info["template_id"] == family
+        user = json.loads(messages)[-1]["content"]
+        assert ("用中文" in user) == (seed_language(seed) == "zh")
+        assert info["variables"]["task_type"] in stage.params.task_types
+
+
+def test_chinese_seed_rows_are_tagged_zh(recorded_output):
+    chinese = [seed["id"] for seed in SEEDS if seed["lang"] == "zh"]
+    assert chinese
+    assert all(row["lang"] == "zh" for row in recorded_output if row["parent_id"] in chinese)
+
+
+def test_seed_language_falls_back_to_the_script():
+    assert seed_language({"text": "水循环是地球上的水不断运动的过程。"}) == "zh"
+    assert seed_language({"text": "The water cycle moves water around the planet."}) == "en"
+    assert seed_language({"lang": "fr", "text": "anything"}) == "fr"
+
+
+def test_families_select_templates_and_join_the_fingerprint():
+    stage = make_stage("synthesize", {"families": {"web": ["synthesize/web", "synthesize/qa"]}})
+    assert stage.prompt_ids() == ("synthesize/qa", "synthesize/web")
+    seeds = seed_rows([{**SEEDS[0], "id": f"s{i}", "kind": "web"} for i in range(12)])
+    used = {json.loads(info)["template_id"] for info in stage.render_requests(seeds)["prompt_info"].to_pylist()}
+    assert used == {"synthesize/web", "synthesize/qa"}
