@@ -181,28 +181,26 @@ def tiny_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount_point)], check=True)
 
 
+def assert_refused_before_the_job_starts(run_dir: Path, corpus: Path, message: str) -> None:
+    write_corpus(corpus, 20)
+    logged = []
+    with pytest.raises(RunDirError, match=message):
+        run_job(make_job(run_dir, corpus), REGISTRY, log=logged.append)
+    assert logged == [], "the error comes before the job starts"
+
+
 def test_full_disk_is_a_clear_error_before_ray_starts(tiny_disk, tmp_path, ray_session):
     with open(tiny_disk / "filler", "wb") as handle:
         try:
             handle.write(b"\0" * (2 << 20))
         except OSError:
             pass  # ENOSPC: the disk is now full, which is the point
-    corpus = tmp_path / "corpus.jsonl"
-    write_corpus(corpus, 20)
-    logged = []
-    with pytest.raises(RunDirError, match="No space left on device.*free space"):
-        run_job(make_job(tiny_disk / "run", corpus), REGISTRY, log=logged.append)
-    assert logged == [], "the error comes before the job starts"
+    assert_refused_before_the_job_starts(tiny_disk / "run", tmp_path / "corpus.jsonl", "No space left on device.*free space")
 
 
 def test_read_only_run_dir_is_a_clear_error_before_ray_starts(tiny_disk, tmp_path, ray_session):
     subprocess.run(["mount", "-o", "remount,ro", str(tiny_disk)], check=True)
-    corpus = tmp_path / "corpus.jsonl"
-    write_corpus(corpus, 20)
-    logged = []
-    with pytest.raises(RunDirError, match="is not writable \\(Read-only file system\\).*--run-dir"):
-        run_job(make_job(tiny_disk / "run", corpus), REGISTRY, log=logged.append)
-    assert logged == [], "the error comes before the job starts"
+    assert_refused_before_the_job_starts(tiny_disk / "run", tmp_path / "corpus.jsonl", "is not writable \\(Read-only file system\\).*--run-dir")
 
 
 def test_disk_filling_mid_stage_fails_and_a_rerun_after_freeing_space_completes(tiny_disk, tmp_path, ray_session):
