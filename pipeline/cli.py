@@ -6,7 +6,7 @@
     synthmix trace RUN_DIR ID [--json]
     synthmix report RUN_DIR [-o report.html]
     synthmix export RUN_DIR STAGE --format jsonl|hf [-o PATH] [--rejects]
-    synthmix submit JOB --address http://HEAD:8265 --run-dir /shared/DIR [--wait] [--set ...] [--pip P]... [--env K=V]...
+    synthmix submit JOB --address http://HEAD:8265 --run-dir /shared/DIR [--wait] [--set ...] [--pip P]... [--env K=V]... [--no-local-check]
     synthmix jobs status|logs|stop ID --address http://HEAD:8265 [--follow]
     synthmix models list|prepare [JOB]
     synthmix quality train (--input PARQUET... --label-column C | --positive PATH... --negative PATH...) -o MODEL.bin
@@ -212,8 +212,12 @@ def command_submit(args: argparse.Namespace) -> int:
     from pipeline import submit
 
     job = load_job(args.job, args.set)
-    # Validate here, before the cluster spends anything: the driver there repeats it.
-    build_graph(job, _registry(), run_dir=Path(args.run_dir or job.resolved_run_dir()), job_dir=Path(args.job).resolve().parent)
+    if not args.no_local_check:
+        # Check here, before the cluster spends anything; the driver there checks again.
+        try:
+            build_graph(job, _registry(), run_dir=Path(args.run_dir or job.resolved_run_dir()), job_dir=Path(args.job).resolve().parent)
+        except (ConfigError, SeedInputError) as error:
+            raise ConfigError(f"{error}\n(checked on this machine; if those files exist only on the cluster's storage, pass --no-local-check)") from None
     submission = submit.Submission(
         job_file=Path(args.job),
         run_dir=submit.cluster_run_dir(args.run_dir or job.run_dir, job.name),
@@ -322,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit_parser.add_argument("--pip", action="append", default=[], metavar="PKG", help="pip requirement installed for the job (repeatable)")
     submit_parser.add_argument("--env", action="append", default=[], metavar="K=V", help="environment variable for the job (repeatable)")
     submit_parser.add_argument("--wait", action="store_true", help="stream the job's logs until it ends; exit 0 only if it succeeded")
+    submit_parser.add_argument("--no-local-check", action="store_true", help="skip building the stage graph here (for jobs whose files only the cluster sees)")
     submit_parser.set_defaults(handler=command_submit)
 
     jobs = commands.add_parser("jobs", help="a submitted job: its status, its logs, or stop it")

@@ -89,6 +89,9 @@ def test_killed_worker_process_is_retried_and_every_row_is_committed_once(cluste
 
     returncode = driver.wait(timeout=600)
     assert returncode == 0, f"Ray should retry the killed worker's task: {driver.stderr.read().decode()[-3000:]}"
+    processed = (run_dir / "processed.log").read_text().split()
+    assert len(processed) > ROWS, "the killed task was retried: batches it had done were done again"
+    assert set(stage_pids(run_dir)) - {victim}, "another worker process took the task over"
     manifest = stage_dir.manifest()
     assert manifest["rows_in"] == manifest["rows_out"] == ROWS
     assert stage_rows(run_dir, "slow_upper") == reference

@@ -6,6 +6,7 @@ takes 30-60 s here; it is shared by the module.
 """
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -89,6 +90,12 @@ def test_job_file_outside_the_project_is_refused(tmp_path):
 def test_gcs_address_is_refused_naming_the_dashboard_port():
     with pytest.raises(ConfigError, match="http://HEAD:8265"):
         submit.dashboard_url("10.0.0.1:6379")
+
+
+def test_job_files_only_the_cluster_sees_are_reported_with_the_way_round():
+    result = synthmix(["submit", "jobs/cluster.yaml", "--run-dir", "/shared/runs/c", "--address", "http://127.0.0.1:1"], dict(os.environ))
+    assert result.returncode == 2
+    assert "/shared/seeds" in result.stderr and "--no-local-check" in result.stderr
 
 
 def test_submit_wait_on_a_two_node_cluster_equals_a_local_run(cluster, tmp_path, ray_session):
