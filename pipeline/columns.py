@@ -23,12 +23,18 @@ META = "meta"  # JSON string: generator models, template ids, evolution ops, sco
 REJECT_REASON = "reject_reason"
 REJECT_DETAIL = "reject_detail"
 
-# Written by the LLM layer (`pipeline.llm`) on every generated row; the runner sums them per model.
+# Read by the LLM layer (`pipeline.llm.apply_llm`) on every request row.
+MESSAGES = "messages"  # chat messages, a list of {role, content} or its JSON
+SAMPLING_PARAMS = "sampling_params"  # optional per-row overrides (JSON or struct)
+JSON_SCHEMA = "json_schema"  # optional per-row JSON schema of the expected output
+# Written by the LLM layer on every generated row; the runner sums tokens per model.
 GENERATED_TEXT = "generated_text"
 LLM_ERROR = "llm_error"
 LLM_MODEL = "llm_model"
 PROMPT_TOKENS = "num_input_tokens"
 GENERATED_TOKENS = "num_generated_tokens"
+LLM_SAMPLING = "llm_sampling"  # JSON of the sampling parameters used
+LLM_SAMPLE_INDEX = "llm_sample_index"
 
 # Synthesis and filtering contract between stages.
 EVOLUTION_OP = "evolution_op"  # which evolution produced the instruction ("" for originals)
@@ -37,3 +43,8 @@ CRITIQUE_SCORE = "critique_score"  # aggregate rubric score, 1..10
 CRITIQUE = "critique"  # JSON: per-dimension scores and the rationale
 VOTES = "votes"  # JSON: self-consistency vote over `samples`
 QUALITY_SCORE = "quality_score"  # fastText quality classifier P(high)
+LANG_PROB = "lang_prob"  # fastText language-id probability of `lang`
+HEURISTIC_SCORES = "heuristic_scores"  # JSON: the heuristic scores the quality stage judged by
+SAMPLE_INDEX = "sample_index"  # which of an instruction's answer samples a row is
+NUM_SAMPLES = "num_samples"
+ANSWER_MODEL = "answer_model"

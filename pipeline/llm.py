@@ -38,19 +38,20 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipeline.columns import (
+    GENERATED_TEXT,
+    JSON_SCHEMA,
+    LLM_ERROR,
+    LLM_MODEL,
+    LLM_SAMPLE_INDEX,
+    LLM_SAMPLING,
+    MESSAGES,
+    SAMPLING_PARAMS,
+)
+from pipeline.columns import GENERATED_TOKENS as NUM_GENERATED_TOKENS
+from pipeline.columns import PROMPT_TOKENS as NUM_INPUT_TOKENS
 from pipeline.models import EmbeddedModel, OpenAIModel, SamplingParams, VllmModel
 from pipeline.openai_session import SCHEMA_KEY
-
-MESSAGES = "messages"
-SAMPLING_PARAMS = "sampling_params"
-JSON_SCHEMA = "json_schema"  # optional per-row JSON schema (JSON string) of the expected output
-GENERATED_TEXT = "generated_text"
-LLM_ERROR = "llm_error"
-NUM_INPUT_TOKENS = "num_input_tokens"
-NUM_GENERATED_TOKENS = "num_generated_tokens"
-LLM_MODEL = "llm_model"
-LLM_SAMPLING = "llm_sampling"
-LLM_SAMPLE_INDEX = "llm_sample_index"
 
 OUTPUT_FIELDS = (
     pa.field(GENERATED_TEXT, pa.string()),

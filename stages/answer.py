@@ -26,9 +26,6 @@ from pipeline.stage import Resources, Stage, StageParams
 from stages.seeds import content_id
 from stages.synthesize import seed_language
 
-SAMPLE_INDEX = "sample_index"
-NUM_SAMPLES = "num_samples"
-ANSWER_MODEL = "answer_model"
 
 
 class AnswerParams(StageParams):
@@ -57,9 +54,9 @@ class Answer(Stage):
         pa.field(columns.ID, pa.string()),
         pa.field(columns.PARENT_ID, pa.string()),
         pa.field(columns.ANSWER, pa.string()),
-        pa.field(SAMPLE_INDEX, pa.int32()),
-        pa.field(NUM_SAMPLES, pa.int32()),
-        pa.field(ANSWER_MODEL, pa.string()),
+        pa.field(columns.SAMPLE_INDEX, pa.int32()),
+        pa.field(columns.NUM_SAMPLES, pa.int32()),
+        pa.field(columns.ANSWER_MODEL, pa.string()),
         pa.field(columns.META, pa.string()),
     )
     params = AnswerParams
@@ -92,8 +89,8 @@ class Answer(Stage):
         for name, values in (
             (columns.ID, pa.array(sample_ids, pa.string())),
             (columns.PARENT_ID, instruction_ids),
-            (SAMPLE_INDEX, pa.array(indexes, pa.int32())),
-            (NUM_SAMPLES, pa.array(counts, pa.int32())),
+            (columns.SAMPLE_INDEX, pa.array(indexes, pa.int32())),
+            (columns.NUM_SAMPLES, pa.array(counts, pa.int32())),
         ):
             rows = rows.set_column(rows.column_names.index(name), name, values) if name in rows.column_names else rows.append_column(name, values)
         return rows
@@ -135,7 +132,7 @@ class Answer(Stage):
         for row in batch.to_pylist():
             reply = read_reply(row)
             out = {name: row.get(name) for name in self.output_schema().names}
-            out.update({columns.ANSWER: reply.value, ANSWER_MODEL: row[columns.LLM_MODEL], columns.META: generation_meta(row)})
+            out.update({columns.ANSWER: reply.value, columns.ANSWER_MODEL: row[columns.LLM_MODEL], columns.META: generation_meta(row)})
             if reply.reason is not None:
                 out[columns.REJECT_REASON], out[columns.REJECT_DETAIL] = reply.reason.value, reply.detail
             rows.append(out)

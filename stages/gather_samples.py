@@ -16,13 +16,12 @@ import pyarrow.compute as pc
 
 from pipeline import columns
 from pipeline.stage import GlobalStage, Resources
-from stages.answer import SAMPLE_INDEX
 from stages.seeds import content_id
 
 
 class GatherSamples(GlobalStage):
     name = "gather_samples"
-    input_columns = (columns.PARENT_ID, columns.ANSWER, SAMPLE_INDEX)
+    input_columns = (columns.PARENT_ID, columns.ANSWER, columns.SAMPLE_INDEX)
     output_fields = (
         pa.field(columns.ID, pa.string()),
         pa.field(columns.PARENT_ID, pa.string()),
@@ -37,7 +36,7 @@ class GatherSamples(GlobalStage):
 
 def gather_group(group: pa.Table) -> pa.Table:
     """One instruction's sample rows -> one row carrying the first row's columns and every answer."""
-    group = group.take(pc.sort_indices(group, [(SAMPLE_INDEX, "ascending")]))
+    group = group.take(pc.sort_indices(group, [(columns.SAMPLE_INDEX, "ascending")]))
     first = group.slice(0, 1)
     samples = pa.array([group[columns.ANSWER].to_pylist()], pa.list_(pa.string()))
     instruction_id = first[columns.PARENT_ID][0].as_py()

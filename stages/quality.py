@@ -34,8 +34,6 @@ from quality.heuristics import HeuristicThresholds, evaluate_heuristics, score_h
 from quality.langid import find_language_mismatches, identify_languages, load_lid_model
 from quality.quality_classifier import load_quality_classifier, score_quality
 
-LANG_PROB = "lang_prob"
-HEURISTIC_SCORES = "heuristic_scores"
 
 
 class QualityParams(StageParams):
@@ -53,8 +51,8 @@ class Quality(Stage):
     name = "quality"
     output_fields = (
         pa.field(columns.LANG, pa.string()),
-        pa.field(LANG_PROB, pa.float32()),
-        pa.field(HEURISTIC_SCORES, pa.string()),
+        pa.field(columns.LANG_PROB, pa.float32()),
+        pa.field(columns.HEURISTIC_SCORES, pa.string()),
         pa.field(columns.QUALITY_SCORE, pa.float32()),
     )
     params = QualityParams
@@ -122,8 +120,8 @@ class Quality(Stage):
 
         outputs = {
             columns.LANG: pa.array(langs.tolist(), pa.string()),
-            LANG_PROB: pa.array(probs, pa.float32()),
-            HEURISTIC_SCORES: pa.array(describe_scores(scores.to_table()), pa.string()),
+            columns.LANG_PROB: pa.array(probs, pa.float32()),
+            columns.HEURISTIC_SCORES: pa.array(describe_scores(scores.to_table()), pa.string()),
             columns.QUALITY_SCORE: pa.array(quality, pa.float32()) if quality is not None else pa.nulls(batch.num_rows, pa.float32()),
             columns.REJECT_REASON: pa.array(reasons, pa.string()),
             columns.REJECT_DETAIL: pa.array(details, pa.string()),
