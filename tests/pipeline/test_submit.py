@@ -149,3 +149,9 @@ def test_missing_token_is_refused_saying_where_the_token_goes(cluster, tmp_path)
     result = synthmix(["jobs", "status", "raysubmit_none", "--address", cluster.dashboard_url], env)
     assert result.returncode == 2
     assert "requires an authentication token and none was found" in result.stderr
+
+
+def test_unknown_job_id_is_a_clear_error(cluster):
+    result = synthmix(["jobs", "status", "raysubmit_none", "--address", cluster.dashboard_url], cluster.client_env())
+    assert result.returncode == 2
+    assert "no job with that id" in result.stderr and "raysubmit_none" in result.stderr
