@@ -22,6 +22,8 @@ _REQUEST_OPENERS = frozenset(
     "which who whom whose can could would should is are does do did imagine consider suppose assume "
     "using use given based read develop build make plan argue justify predict".split()
 )
+# Words that may precede the verb of a request: "Please explain", "Now write".
+_COURTESY = frozenset({"please", "now", "also", "kindly", "then"})
 _CHINESE_REQUEST = re.compile(r"[？?]|请|如何|怎么|怎样|为什么|什么|哪|是否|能否|说明|解释|描述|比较|总结|列出|编写|写一|计算|求|证明|分析|讨论|设计|实现|给出")
 # Words of our evolution templates that must not appear in an evolved instruction.
 _TEMPLATE_LEAKS = re.compile(
@@ -61,10 +63,10 @@ def check_is_request(instruction: str, *, min_words: int = 4) -> tuple[str, str]
         return None if _CHINESE_REQUEST.search(text) else ("not_a_request", "no question mark or request word")
     if "?" in text:
         return None
-    first_words = words(text)[:3]
-    if any(word in _REQUEST_OPENERS for word in first_words):
+    tokens = [word for word in words(text)[:4] if word not in _COURTESY]
+    if tokens and tokens[0] in _REQUEST_OPENERS:
         return None
-    return "not_a_request", f"neither a question nor a request: starts with {' '.join(first_words)!r}"
+    return "not_a_request", f"neither a question nor a request: starts with {' '.join(tokens[:3])!r}"
 
 
 def check_copies_seed(instruction: str, seed_text: str, *, max_overlap: float = 0.8, ngram: int = 6) -> tuple[str, str] | None:
@@ -72,16 +74,17 @@ def check_copies_seed(instruction: str, seed_text: str, *, max_overlap: float = 
     instruction_words = words(instruction)
     if len(instruction_words) < ngram:
         return None
-    seed_ngrams = _ngrams(words(seed_text), ngram)
-    own = _ngrams(instruction_words, ngram)
-    overlap = len(own & seed_ngrams) / len(own)
+    overlap = _copied_share(instruction, seed_text, ngram=ngram)
     if overlap >= max_overlap:
         return "copies_seed", f"{overlap:.0%} of its {ngram}-word sequences appear verbatim in the seed"
     return None
 
 
-def check_evolution(evolved: str, parent: str, *, min_length_ratio: float = 0.5, min_new_words: int = 2) -> tuple[str, str] | None:
-    """An evolved instruction must be a real, longer-or-richer request, not an echo or a refusal."""
+def check_evolution(
+    evolved: str, parent: str, *, template_text: str = "", min_length_ratio: float = 0.5, min_new_words: int = 2, max_template_overlap: float = 0.5
+) -> tuple[str, str] | None:
+    """An evolved instruction must be a real, longer-or-richer request, not an echo, a refusal,
+    or the rewriting prompt's own words (`template_text`: the prompt without the parent)."""
     text = evolved.strip()
     if not text:
         return "empty", "empty evolution"
@@ -89,12 +92,23 @@ def check_evolution(evolved: str, parent: str, *, min_length_ratio: float = 0.5,
         return "refusal", "the model declined instead of rewriting"
     if _TEMPLATE_LEAKS.search(text):
         return "template_leak", f"template words in the output: {_TEMPLATE_LEAKS.search(text).group(0)!r}"
+    copied = _copied_share(text, template_text, ngram=5)
+    if copied >= max_template_overlap:
+        return "template_leak", f"{copied:.0%} of its 5-word sequences come from the prompt"
     if len(text) < min_length_ratio * len(parent.strip()) or len(text) < 10:
         return "too_short", f"{len(text)} characters against the parent's {len(parent.strip())}"
     new_words = set(words(text)) - set(words(parent))
     if len(new_words) < min_new_words:
         return "no_information_gain", f"only {len(new_words)} word(s) not already in the parent"
     return None
+
+
+def _copied_share(text: str, source: str, *, ngram: int) -> float:
+    """Share of `text`'s word n-grams found verbatim in `source` (0 when text is shorter than n)."""
+    own = _ngrams(words(text), ngram)
+    if not own or not source:
+        return 0.0
+    return len(own & _ngrams(words(source), ngram)) / len(own)
 
 
 def _ngrams(tokens: list[str], n: int) -> set[tuple[str, ...]]:

@@ -144,11 +144,21 @@ class Evolve(ModelStage):
                 if op == EXPAND:
                     problem = check_repeated(text, seen) or check_is_request(text) or _repeats(text, parent[columns.INSTRUCTION])
                 else:
-                    problem = check_evolution(text, parent[columns.INSTRUCTION], min_length_ratio=self.params.min_length_ratio)
+                    problem = check_evolution(
+                        text,
+                        parent[columns.INSTRUCTION],
+                        template_text=prompt_without(parent[columns.MESSAGES], parent[columns.INSTRUCTION]),
+                        min_length_ratio=self.params.min_length_ratio,
+                    )
                 if problem is not None:
                     row[columns.REJECT_REASON], row[columns.REJECT_DETAIL] = RejectReason(problem[0]).value, problem[1]
                 rows.append(row)
         return pa.Table.from_pylist(rows, schema=with_reject_columns(pa.schema(INSTRUCTION_FIELDS)))
+
+
+def prompt_without(messages_json: str, instruction: str) -> str:
+    """The rendered prompt's text with the instruction itself removed: what a leak would copy."""
+    return "\n".join(message["content"] for message in json.loads(messages_json)).replace(instruction, " ")
 
 
 def pick_low_resource_examples(rows: Iterable[dict], *, listed: list[str], max_share: float, per_domain: int) -> dict[str, list[str]]:

@@ -60,3 +60,17 @@ def test_han_characters_count_as_words_for_unsegmented_text():
 def test_a_few_words_are_too_short_to_be_a_request():
     assert check_is_request("list of objects")[0] == "too_short"
     assert check_is_request("请解释")[0] == "too_short"
+
+
+def test_only_the_first_word_opens_a_request():
+    assert check_is_request("The inheritance list gives a list of base classes")[0] == "not_a_request"
+    assert check_is_request("You can't just do that")[0] == "not_a_request"
+    assert check_is_request("Please list the base classes of a Python class") is None
+
+
+def test_evolution_that_repeats_the_rewriting_prompt_is_a_template_leak():
+    prompt = "Rewrite the instruction so it is clearer and more informative: add the context a reader would need, say exactly what is asked and what form the answer should take."
+    leaked = "Add the context a reader would need, say exactly what is asked and what form the answer should take."
+    assert check_evolution(leaked, "Explain list comprehensions.", template_text=prompt)[0] == "template_leak"
+    honest = "Explain Python list comprehensions with two examples, and say when a plain loop reads better."
+    assert check_evolution(honest, "Explain list comprehensions.", template_text=prompt) is None
