@@ -75,6 +75,9 @@ class Mix(BaseModel):
     tokens_by_source: dict[str, int]
     tokens_by_domain: dict[str, int]
     phases: dict[Phase, dict[str, float]]
+    # Sources a phase weights that no shard holds (every row of theirs was filtered out, or
+    # a misspelt name): left out of that phase's fractions, listed here so nobody misses it.
+    missing_sources: dict[Phase, list[str]] = {}
     natural_dirs: list[str]
     shards: list[MixShard]
 
@@ -83,14 +86,18 @@ class MixMismatchError(ValueError):
     """mix.json disagrees with the shard files it lists."""
 
 
-def build_mix(shard_dir: Path, config: MixConfig) -> Mix:
+def build_mix(shard_dir: Path, config: MixConfig, *, allow_empty: bool = False) -> Mix:
     """The mix of the synthetic shards in `shard_dir` plus the config's natural-data folders.
 
-    Every shard must carry the same tokenizer; every source a phase names must be present.
+    Every shard must carry the same tokenizer. With `allow_empty` (the tokenize stage kept no
+    row), no shards make an empty mix rather than an error.
     """
-    synthetic = _shard_files(shard_dir)
+    synthetic = [] if allow_empty and not shard_dir.exists() else _shard_files(shard_dir)
     natural = [path for directory in config.natural_dirs for path in _shard_files(directory)]
     if not synthetic and not natural:
+        if allow_empty:
+            return Mix(tokenizer={}, rows=0, tokens=0, rows_by_source={}, tokens_by_source={}, tokens_by_domain={},
+                       phases={phase: {} for phase in PHASES}, natural_dirs=[str(d) for d in config.natural_dirs], shards=[])
         raise ValueError(f"no *.parquet shards in {shard_dir} or {config.natural_dirs}; run the tokenize stage first")
     summaries = [(summarize_shard(path), "synthetic") for path in synthetic]
     summaries += [(summarize_shard(path), "natural") for path in natural]
@@ -108,6 +115,7 @@ def build_mix(shard_dir: Path, config: MixConfig) -> Mix:
         tokenizer=tokenizer,
         **totals,
         phases=_phase_fractions(config.phases, totals["tokens_by_source"]),
+        missing_sources=_missing_sources(config.phases, totals["tokens_by_source"]),
         natural_dirs=[str(directory) for directory in config.natural_dirs],
         shards=shards,
     )
@@ -115,6 +123,7 @@ def build_mix(shard_dir: Path, config: MixConfig) -> Mix:
 
 def write_mix(mix: Mix, path: Path) -> None:
     """Write `mix.json` atomically (temporary name, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(json.dumps(mix.model_dump(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
     os.replace(temporary, path)
@@ -210,12 +219,14 @@ def _phase_fractions(
         weights = configured.get(phase)
         if weights is None:
             weights = {source: float(tokens) for source, tokens in tokens_by_source.items()}
-        unknown = sorted(set(weights) - set(tokens_by_source))
-        if unknown:
-            raise ValueError(
-                f"mix phase {phase!r} weights sources {unknown}, which no shard holds "
-                f"(sources: {sorted(tokens_by_source)}); fix the source names in the mix config"
-            )
-        total = sum(weights.values())
+        total = sum(weight for source, weight in weights.items() if source in tokens_by_source)
+        if total <= 0:
+            phases[phase] = {}
+            continue
         phases[phase] = {source: weights.get(source, 0.0) / total for source in sorted(tokens_by_source)}
     return phases
+
+
+def _missing_sources(configured: dict[str, dict[str, float]], tokens_by_source: dict[str, int]) -> dict[str, list[str]]:
+    missing = {phase: sorted(set(weights) - set(tokens_by_source)) for phase, weights in configured.items()}
+    return {phase: sources for phase, sources in missing.items() if sources}

@@ -10,6 +10,8 @@ and records the totals in the stage manifest. Rejects: none.
 
 from __future__ import annotations
 
+import logging
+
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ from pipeline.mixture import MIX_FILE_NAME, MixConfig, build_mix, validate_mix, 
 from pipeline.shards import NUM_TOKENS
 from pipeline.stage import GlobalStage, Lineage, Resources
 from pipeline.store import StageDir
+
+_log = logging.getLogger(__name__)
 
 _LISTED_COLUMNS = (columns.ID, columns.SEED_ID, columns.SOURCE, NUM_TOKENS)
 
@@ -61,7 +65,9 @@ class Mix(GlobalStage):
     def finalize(self, stage_dir: Path) -> dict[str, Any]:
         shard_dir, tokenized_rows = self._input_shards()
         config = MixConfig(phases=self.params.phases, natural_dirs=self.natural_dirs())
-        mix = build_mix(shard_dir, config)
+        mix = build_mix(shard_dir, config, allow_empty=tokenized_rows == 0)
+        for phase, sources in mix.missing_sources.items():
+            _log.warning("mix phase %s weights %s, which no shard holds; they are left out of its fractions", phase, sources)
         synthetic_rows = sum(shard.rows for shard in mix.shards if shard.origin == "synthetic")
         if synthetic_rows != tokenized_rows:
             raise MixMismatch(

@@ -19,12 +19,15 @@ from stages.registry import STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.engine]
+# The embedded model grades nearly every pair below the quickstart's critique bar; a bar of 1
+# keeps every parseable judgement, so rows reach the shards and every stage has work to show.
+OVERRIDES = ["critique.min_score=1"]
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, ray_session):
     run_dir = tmp_path_factory.mktemp("quickstart") / "run"
-    job = load_job(ROOT / "jobs" / "quickstart.yaml", [f"run_dir={run_dir}"])
+    job = load_job(ROOT / "jobs" / "quickstart.yaml", OVERRIDES + [f"run_dir={run_dir}"])
     run_job(job, STAGES, job_dir=ROOT / "jobs")
     return run_dir
 
@@ -113,6 +116,6 @@ def test_shards_trace_every_row_to_a_seed_and_mix_totals_match(run_dir):
 
 
 def test_a_rerun_skips_every_fresh_stage(run_dir):
-    job = load_job(ROOT / "jobs" / "quickstart.yaml", [f"run_dir={run_dir}"])
+    job = load_job(ROOT / "jobs" / "quickstart.yaml", OVERRIDES + [f"run_dir={run_dir}"])
     outcomes = run_job(job, STAGES, job_dir=ROOT / "jobs", log=lambda line: None)
     assert {outcome.action for outcome in outcomes} == {"skipped"}

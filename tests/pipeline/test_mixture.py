@@ -36,9 +36,11 @@ def test_phase_weights_become_token_fractions(shard_dir):
     assert mix.phases["long_context"] == pytest.approx(natural)
 
 
-def test_weights_for_unknown_sources_are_refused(shard_dir):
-    with pytest.raises(ValueError, match="forum"):
-        build_mix(shard_dir, MixConfig(phases={"main": {"forum": 1}}))
+def test_weights_for_absent_sources_are_left_out_and_listed(shard_dir):
+    mix = build_mix(shard_dir, MixConfig(phases={"main": {"books": 1, "forum": 3}, "anneal": {"forum": 1}}))
+    assert mix.missing_sources == {"main": ["forum"], "anneal": ["forum"]}
+    assert mix.phases["main"] == {"books": 1.0, "web": 0.0}
+    assert mix.phases["anneal"] == {}
     with pytest.raises(ValueError, match="non-negative"):
         MixConfig(phases={"main": {"books": -1}})
 
@@ -74,3 +76,12 @@ def test_validation_reports_a_changed_shard(shard_dir):
 def test_mix_write_leaves_no_temporary_file(shard_dir):
     write_mix(build_mix(shard_dir, MixConfig()), shard_dir / "mix.json")
     assert not [path for path in shard_dir.iterdir() if path.name.startswith(".")]
+
+
+
+def test_no_shards_make_an_empty_mix_only_when_allowed(tmp_path):
+    (tmp_path / "none").mkdir()
+    with pytest.raises(ValueError, match="run the tokenize stage first"):
+        build_mix(tmp_path / "none", MixConfig())
+    empty = build_mix(tmp_path / "never-made", MixConfig(), allow_empty=True)
+    assert empty.rows == 0 and empty.shards == [] and empty.phases["main"] == {}
