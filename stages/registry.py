@@ -12,5 +12,6 @@ from stages.consistency import Consistency
 from stages.critique import Critique
 from stages.quality import Quality
 from stages.decontaminate import Decontaminate
+from stages.dedup import Dedup
 
-STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (Seeds, Synthesize, Evolve, Answer, GatherSamples, Tokenize, Mix, Consistency, Critique, Quality, Decontaminate,)}
+STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (Seeds, Synthesize, Evolve, Answer, GatherSamples, Tokenize, Mix, Consistency, Critique, Quality, Decontaminate, Dedup,)}

@@ -16,6 +16,8 @@ import pydoc_data.topics
 
 from quality.shingles import ShingleSpec, hash_shingles
 
+CJK_SAMPLES = Path(sysconfig.get_paths()["stdlib"]) / "test" / "cjkencodings"
+
 # Shares of words edited in planted copies. On documents of 120+ words with word 5-grams, up to
 # 1.5% edits keep Jaccard above ~0.84 and 5% or more bring it below ~0.66. The rates leave the
 # band around a 0.8 threshold nearly empty on purpose: with 128 permutations an estimate's
@@ -157,3 +159,18 @@ def build_planted_corpus(
         jaccard=exact_jaccard(shuffled, pairs, spec),
         edit_rate=np.array([rates[i % len(rates)] for i in range(bases)]),
     )
+
+
+def chinese_near_duplicates(seed: int) -> list[str]:
+    """Two Chinese texts from CPython's test package, then a copy of each with 3 Han characters
+    replaced: [a, b, a', b']. Whitespace words cannot see such edits; character shingles can."""
+    rng = random.Random(seed)
+    originals = [(CJK_SAMPLES / name).read_text(encoding="utf-8") for name in ("gb2312-utf8.txt", "big5-utf8.txt")]
+    copies = []
+    for text in originals:
+        chars = list(text)
+        han = [i for i, char in enumerate(chars) if "\u4e00" <= char <= "\u9fff"]
+        for position in rng.sample(han, 3):
+            chars[position] = chars[rng.choice(han)]
+        copies.append("".join(chars))
+    return originals + copies

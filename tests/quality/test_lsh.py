@@ -1,7 +1,4 @@
 import itertools
-import random
-import sysconfig
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,9 +18,13 @@ from quality.lsh import (
     pair_bucket_members,
 )
 from quality.shingles import ShingleSpec
-from tests.quality.near_duplicate_fixture import build_planted_corpus, exact_jaccard
+from tests.quality.near_duplicate_fixture import (
+    CJK_SAMPLES,
+    build_planted_corpus,
+    chinese_near_duplicates,
+    exact_jaccard,
+)
 
-CJK_SAMPLES = Path(sysconfig.get_paths()["stdlib"]) / "test" / "cjkencodings"
 
 
 @pytest.fixture(scope="module")
@@ -88,16 +89,7 @@ def test_planted_near_duplicates_are_found_with_high_recall_and_precision(corpus
 def test_chinese_near_duplicates_need_char_shingles():
     if not CJK_SAMPLES.is_dir():
         pytest.skip(f"{CJK_SAMPLES} (CPython's test package) is not installed")
-    rng = random.Random(3)
-    originals = [(CJK_SAMPLES / name).read_text(encoding="utf-8") for name in ("gb2312-utf8.txt", "big5-utf8.txt")]
-    copies = []
-    for text in originals:
-        chars = list(text)
-        han = [i for i, char in enumerate(chars) if "\u4e00" <= char <= "\u9fff"]
-        for position in rng.sample(han, 3):
-            chars[position] = chars[rng.choice(han)]
-        copies.append("".join(chars))
-    texts = originals + copies + ["An unrelated English paragraph about hashing shingles of words."]
+    texts = chinese_near_duplicates(3) + ["An unrelated English paragraph about hashing shingles of words."]
     ids, scores = ids_for(len(texts)), np.zeros(len(texts))
 
     by_char = find_near_duplicates(texts, ids, scores, MinHashConfig(shingles=ShingleSpec(kind="char", n=3)))
