@@ -8,7 +8,7 @@ per stage from its manifest: wall time and input rows/s; per process (sampled ev
 the driver's peak RSS and the largest Ray worker's. Baseline: the 100k-row run, measured in the
 same invocation; the ratios show how 1M rows scales (10.0 on rows is linear).
 
-Run: `.venv/bin/python -m tests.benchmarks.bench_scale [--sizes 100000 1000000] [--cpus 2]`.
+Run: `.venv/bin/python -m tests.benchmarks.bench_scale [--sizes 100000 1000000] [--cpus 2] [--stages seeds tokenize]`.
 """
 
 import argparse
@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-STAGES = ("seeds", "dedup", "tokenize")
+DEFAULT_STAGES = ("seeds", "dedup", "tokenize")
 WORDS_PER_DOC = 40
 VOCABULARY = 5000
 NEAR_COPY_SHARE = 0.05
@@ -85,7 +85,7 @@ class PeakMemory:
         return {"driver_peak_mib": driver / 2**20, "worker_peak_mib": max(workers, default=0) / 2**20, "workers": len(workers)}
 
 
-def run_size(rows: int, cpus: int) -> dict:
+def run_size(rows: int, cpus: int, stages: list[str]) -> dict:
     """One size, in this process: corpus, then the job on an embedded Ray; manifests' numbers."""
     import ray
 
@@ -102,15 +102,13 @@ def run_size(rows: int, cpus: int) -> dict:
     started = time.perf_counter()
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     ray_start_s = time.perf_counter() - started
+    sections = {
+        "seeds": {"path": str(corpus)},
+        "dedup": {"threshold": 0.8},
+        "tokenize": {"tokenizer": {"kind": "tiktoken", "name": "cl100k_base"}},
+    }
     job = parse_job(
-        {
-            "name": "scale",
-            "run_dir": str(work / "run"),
-            "stages": list(STAGES),
-            "seeds": {"path": str(corpus)},
-            "dedup": {"threshold": 0.8},
-            "tokenize": {"tokenizer": {"kind": "tiktoken", "name": "cl100k_base"}},
-        },
+        {"name": "scale", "run_dir": str(work / "run"), "stages": stages, **{name: sections[name] for name in stages}},
         source="bench_scale",
     )
     with PeakMemory() as memory:
@@ -118,7 +116,7 @@ def run_size(rows: int, cpus: int) -> dict:
         run_job(job, {"seeds": Seeds, "dedup": Dedup, "tokenize": Tokenize}, log=lambda line: None)
         job_s = time.perf_counter() - started
     result = {"rows": rows, "ray_start_s": ray_start_s, "job_s": job_s, **memory.summary(), "stages": {}}
-    for name in STAGES:
+    for name in stages:
         manifest = StageDir(work / "run", name).manifest()
         result["stages"][name] = {"wall_s": manifest["wall_s"], "rows_in": manifest["rows_in"], "rejected": manifest["rejected"]}
     ray.shutdown()
@@ -137,28 +135,30 @@ def print_table(results: list[dict]) -> None:
         print(f"{label:<28}" + "".join(fmt.format(v) for v in values) + f"{ratio:>10.2f}")
 
     line("job wall s", [r["job_s"] for r in results])
-    for name in STAGES:
+    for name in results[0]["stages"]:
         line(f"{name} wall s", [r["stages"][name]["wall_s"] for r in results])
         line(f"{name} rows/s", [r["stages"][name]["rows_in"] / r["stages"][name]["wall_s"] for r in results], "{:>14,.0f}")
     line("driver peak RSS MiB", [r["driver_peak_mib"] for r in results])
     line("largest worker RSS MiB", [r["worker_peak_mib"] for r in results])
     line("ray start s (excluded)", [r["ray_start_s"] for r in results])
     for r in results:
-        print(f"{r['rows']:,} rows: dedup rejected {r['stages']['dedup']['rejected']}; {r['workers']} Ray worker processes seen")
+        rejected = {name: stage["rejected"] for name, stage in r["stages"].items() if stage["rejected"]}
+        print(f"{r['rows']:,} rows: rejected {rejected or 'none'}; {r['workers']} Ray worker processes seen")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--stages", nargs="+", default=list(DEFAULT_STAGES), help="the job's stages, in order")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: run one size, print JSON
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_size(args.one, args.cpus)))
+        print(json.dumps(run_size(args.one, args.cpus, args.stages)))
         return
     results = []
     for rows in args.sizes:
-        done = subprocess.run([sys.executable, "-m", "tests.benchmarks.bench_scale", "--one", str(rows), "--cpus", str(args.cpus)],
+        done = subprocess.run([sys.executable, "-m", "tests.benchmarks.bench_scale", "--one", str(rows), "--cpus", str(args.cpus), "--stages", *args.stages],
                               capture_output=True, text=True, check=False)  # fmt: skip
         if done.returncode != 0:
             sys.exit(f"{rows:,}-row run failed:\n{done.stderr[-3000:]}")
