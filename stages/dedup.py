@@ -97,8 +97,14 @@ class Dedup(GlobalStage):
     resources = Resources(num_cpus=0.5, batch_size=2048)
 
     def run(self, dataset):
+        from ray.data.context import ShuffleStrategy
+
         params: DedupParams = self.params
         check_columns(self.context.input_schema, params, self.context.stage_name)
+        # Every dataset below derives from this one and shares its context. Ray 2.60's default
+        # hash shuffle failed at 100k documents (a reduce met an empty shard without columns:
+        # pyarrow ArrowInvalid "Schema at index 1 was different"); the sort shuffle did not.
+        dataset.context.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
         bands, rows = params.band_split()
         num_cpus = self.resources.num_cpus
         self.extras: dict[str, Any] = {
