@@ -19,6 +19,11 @@ from pipeline import __version__
 from pipeline.file_digest import sha256_file
 
 
+def content_id(text: str) -> str:
+    """Stable row id: the same text gets the same id in every run."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
 def canonical_hash(data: Any) -> str:
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -22,6 +22,7 @@ from pipeline.llm import JSON_SCHEMA, MESSAGES, SAMPLING_PARAMS
 from pipeline.llm_output import parse_llm_json
 from pipeline.prompts import PromptTemplate
 from pipeline.rejects import RejectReason
+from pipeline.stage import with_columns
 
 PROMPT_INFO = "prompt_info"  # JSON: template id/version/sha256 and the variables used
 
@@ -68,9 +69,8 @@ def attach_requests(batch: pa.Table, requests: Sequence[Request]) -> pa.Table:
         sampling.append(json.dumps({**request.sampling, "seed": request.seed}))
         shown = {key: value for key, value in request.variables.items() if key not in ("text", "instruction", "examples")}
         info.append(json.dumps({**request.template.provenance(), "variables": shown, **request.notes}, ensure_ascii=False))
-    for name, values in ((MESSAGES, messages), (JSON_SCHEMA, schemas), (SAMPLING_PARAMS, sampling), (PROMPT_INFO, info)):
-        batch = _set_column(batch, name, pa.array(values, pa.string()))
-    return batch
+    arrays = {MESSAGES: messages, JSON_SCHEMA: schemas, SAMPLING_PARAMS: sampling, PROMPT_INFO: info}
+    return with_columns(batch, {name: pa.array(values, pa.string()) for name, values in arrays.items()})
 
 
 @dataclass
@@ -109,9 +109,3 @@ def generation_meta(row: dict[str, Any], **extra: Any) -> str:
     }
     meta.setdefault("steps", []).append(step)
     return json.dumps(meta, ensure_ascii=False, sort_keys=True)
-
-
-def _set_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
-    if name in table.column_names:
-        return table.set_column(table.column_names.index(name), name, values)
-    return table.append_column(name, values)

@@ -39,6 +39,16 @@ def with_reject_columns(schema: pa.Schema) -> pa.Schema:
     )
 
 
+def with_columns(table: pa.Table, values: dict[str, pa.Array]) -> pa.Table:
+    """`table` with each named column replaced in place, or appended when it is new."""
+    for name, array in values.items():
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, array)
+        else:
+            table = table.append_column(name, array)
+    return table
+
+
 class Lineage(StrEnum):
     """How output rows relate to input rows; the runner checks it on every batch."""
 

@@ -18,12 +18,12 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from pipeline import columns
+from pipeline.fingerprint import content_id
 from pipeline.llm import apply_llm
 from pipeline.models import SamplingParams
 from pipeline.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_seed
 from pipeline.prompts import load_prompt
-from pipeline.stage import Resources, Stage, StageParams
-from stages.seeds import content_id
+from pipeline.stage import Resources, Stage, StageParams, with_columns
 from stages.synthesize import seed_language
 
 
@@ -85,15 +85,15 @@ class Answer(Stage):
                 indexes.append(sample_index)
                 counts.append(count)
         rows = batch.take(pa.array(take, pa.int64()))
-        instruction_ids = rows[columns.ID]
-        for name, values in (
-            (columns.ID, pa.array(sample_ids, pa.string())),
-            (columns.PARENT_ID, instruction_ids),
-            (columns.SAMPLE_INDEX, pa.array(indexes, pa.int32())),
-            (columns.NUM_SAMPLES, pa.array(counts, pa.int32())),
-        ):
-            rows = rows.set_column(rows.column_names.index(name), name, values) if name in rows.column_names else rows.append_column(name, values)
-        return rows
+        return with_columns(
+            rows,
+            {
+                columns.ID: pa.array(sample_ids, pa.string()),
+                columns.PARENT_ID: rows[columns.ID],
+                columns.SAMPLE_INDEX: pa.array(indexes, pa.int32()),
+                columns.NUM_SAMPLES: pa.array(counts, pa.int32()),
+            },
+        )
 
     def prepare(self, dataset):
         """One generation branch per model; a single-model job has one branch and no filtering."""

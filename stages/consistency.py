@@ -18,7 +18,7 @@ from pydantic import Field
 
 from pipeline import columns
 from pipeline.rejects import RejectReason
-from pipeline.stage import Resources, Stage, StageParams
+from pipeline.stage import Resources, Stage, StageParams, with_columns
 from quality.voting import vote_answers
 
 
@@ -55,16 +55,14 @@ class Consistency(Stage):
             metas.append(meta)
             reasons.append(reason)
             details.append(vote_json if reason else None)
-        for name, values in (
-            (columns.ANSWER, answers),
-            (columns.VOTES, votes),
-            (columns.META, metas),
-            (columns.REJECT_REASON, reasons),
-            (columns.REJECT_DETAIL, details),
-        ):
-            array = pa.array(values, pa.string())
-            batch = batch.set_column(batch.column_names.index(name), name, array) if name in batch.column_names else batch.append_column(name, array)
-        return batch
+        outputs = {
+            columns.ANSWER: answers,
+            columns.VOTES: votes,
+            columns.META: metas,
+            columns.REJECT_REASON: reasons,
+            columns.REJECT_DETAIL: details,
+        }
+        return with_columns(batch, {name: pa.array(values, pa.string()) for name, values in outputs.items()})
 
 
 def _with_consistency(meta: str | None, vote) -> str:

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from pipeline import columns
+from pipeline.fingerprint import content_id
 from pipeline.model_stage import ModelStage
 from pipeline.models import SamplingParams
 from pipeline.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
@@ -32,7 +33,6 @@ from pipeline.prompts import load_prompt
 from pipeline.rejects import RejectReason
 from pipeline.stage import Lineage, Resources, StageParams, with_reject_columns
 from quality.instruction_checks import check_evolution, check_is_request
-from stages.seeds import content_id
 from stages.synthesize import INSTRUCTION_FIELDS, check_repeated, reject_row, seed_language
 
 REWRITE_OPERATIONS = ("clarify", "add_constraints", "deepen", "concretize", "reasoning")

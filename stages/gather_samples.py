@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import columns
-from pipeline.stage import GlobalStage, Resources
-from stages.seeds import content_id
+from pipeline.fingerprint import content_id
+from pipeline.stage import GlobalStage, Resources, with_columns
 
 
 class GatherSamples(GlobalStage):
@@ -40,7 +40,4 @@ def gather_group(group: pa.Table) -> pa.Table:
     first = group.slice(0, 1)
     samples = pa.array([group[columns.ANSWER].to_pylist()], pa.list_(pa.string()))
     instruction_id = first[columns.PARENT_ID][0].as_py()
-    first = first.set_column(first.column_names.index(columns.ID), columns.ID, pa.array([content_id(f"{instruction_id}\x1fpair")]))
-    if columns.SAMPLES in first.column_names:
-        return first.set_column(first.column_names.index(columns.SAMPLES), columns.SAMPLES, samples)
-    return first.append_column(columns.SAMPLES, samples)
+    return with_columns(first, {columns.ID: pa.array([content_id(f"{instruction_id}\x1fpair")]), columns.SAMPLES: samples})

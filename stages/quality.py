@@ -29,7 +29,7 @@ from pipeline.config import ConfigError
 from pipeline.file_digest import sha256_file
 from pipeline.rejects import RejectReason
 from pipeline.sample_text import check_text_source, choose_text_source, pair_texts
-from pipeline.stage import Resources, Stage, StageParams
+from pipeline.stage import Resources, Stage, StageParams, with_columns
 from quality.heuristics import HeuristicThresholds, evaluate_heuristics, score_heuristics
 from quality.langid import find_language_mismatches, identify_languages, load_lid_model
 from quality.quality_classifier import load_quality_classifier, score_quality
@@ -126,10 +126,7 @@ class Quality(Stage):
             columns.REJECT_REASON: pa.array(reasons, pa.string()),
             columns.REJECT_DETAIL: pa.array(details, pa.string()),
         }
-        kept = batch.drop_columns([name for name in outputs if name in batch.column_names])
-        for name, values in outputs.items():
-            kept = kept.append_column(name, values)
-        return kept
+        return with_columns(batch, outputs)
 
     def _language_fault(self, index, langs, probs, answer_langs, answer_probs, mismatched) -> tuple[str | None, str | None]:
         params = self.params

@@ -10,7 +10,6 @@ Rejects: empty, not_utf8, too_large, parse_error, missing_field, exact_duplicate
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -22,6 +21,7 @@ import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from pipeline import columns
+from pipeline.fingerprint import content_id
 from pipeline.rejects import RejectReason
 from pipeline.seed_files import RECORD_SCHEMA, SeedInputError, detect_format, expand_paths, list_read_items, read_item
 from pipeline.stage import Lineage, Resources, Stage, StageParams, with_reject_columns
@@ -224,11 +224,6 @@ def _find_cross_unit_duplicates(stage_dir: StageDir, schema: pa.Schema) -> pa.Ta
         table = table.append_column(columns.REJECT_REASON, pa.array([RejectReason.EXACT_DUPLICATE.value] * table.num_rows, pa.string()))
         tables.append(table.append_column(columns.REJECT_DETAIL, pa.array(details, pa.string())))
     return pa.concat_tables(tables)
-
-
-def content_id(text: str) -> str:
-    """Stable row id: the same text gets the same id in every run."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def _reject(base: dict, locator: str, reason: str, detail: str) -> dict:

@@ -13,6 +13,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from pipeline import columns
+from pipeline.fingerprint import content_id
 from pipeline.model_stage import ModelStage
 from pipeline.models import SamplingParams
 from pipeline.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
@@ -20,7 +21,6 @@ from pipeline.prompts import load_prompt
 from pipeline.rejects import RejectReason
 from pipeline.stage import Lineage, Resources, StageParams, with_reject_columns
 from quality.instruction_checks import check_copies_seed, check_is_request, is_mostly_chinese
-from stages.seeds import content_id
 
 OBJECTIVE_TYPES = frozenset({"factual", "math", "choice"})
 # An instruction's type can move it to the domain whose model should answer it.

@@ -8,10 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import parse_job
+from pipeline.fingerprint import content_id
 from pipeline.runner import run_job
 from pipeline.store import StageDir
 from stages.registry import STAGES
-from stages.seeds import content_id
 
 PARAGRAPHS = [
     "The quick brown fox jumps over the lazy dog. " * 3,
