@@ -147,8 +147,6 @@ def _check_upstream_ready(upstream: PlannedStage, run_dir: Path, stage_name: str
 
 def run_stage(node: PlannedStage, *, run_dir: Path, log: Log = stderr_log) -> StageOutcome:
     """One stage attempt: resume committed units where possible, then write the manifest."""
-    import ray.data
-
     stage_dir = StageDir(run_dir, node.name)
     stage: Stage = node.stage
     started = time.perf_counter()
@@ -158,8 +156,8 @@ def run_stage(node: PlannedStage, *, run_dir: Path, log: Log = stderr_log) -> St
     stage = with_input_schema(node, input_schema)
     if dataset is not None:
         dataset = stage.expand_input(dataset)
+    done_ids = stage_dir.committed_input_ids() if resuming else None
     if resuming:
-        done_ids = stage_dir.committed_input_ids()
         log(f"[{node.name}] resuming: {len(done_ids)} input rows already committed")
         if dataset is not None and len(done_ids):
             dataset = dataset.map_batches(_drop_done_rows, fn_kwargs={"done_ids": done_ids}, batch_format="pyarrow", num_cpus=READ_CPUS)
@@ -168,23 +166,22 @@ def run_stage(node: PlannedStage, *, run_dir: Path, log: Log = stderr_log) -> St
 
     if dataset is not None:
         if isinstance(stage, GlobalStage):
-            dataset = stage.run(dataset)
+            _commit_dataset(stage.run(dataset), stage, node, expected_rows, started, log)
         else:
-            dataset = stage.prepare(dataset)
-        from pipeline.unit_commit import commit_batch
+            prepared = stage.prepare(dataset)
+            if _runs_as_file_tasks(stage, prepared is dataset):
+                from pipeline.file_tasks import run_file_tasks
 
-        resources = stage.resources
-        committed = dataset.map_batches(
-            commit_batch,
-            fn_kwargs={"stage": stage, "attempt_key": f"{node.name}:{node.fingerprint}:{time.time_ns()}"},
-            batch_format="pyarrow",
-            batch_size=resources.batch_size,
-            num_cpus=resources.num_cpus,
-            num_gpus=resources.num_gpus or None,
-        )
-        _follow_progress(committed, node.name, expected_rows, started, log)
+                files = StageDir(run_dir, node.input_name).part_files()
+                # The tasks skip committed ids themselves; the dataset above is never executed.
+                tasks = run_file_tasks(files, stage, attempt_key=_attempt_key(node), done_ids=done_ids)
+                _report_progress(tasks, node.name, expected_rows, started, log)
+            else:
+                _commit_dataset(prepared, stage, node, expected_rows, started, log)
 
+    finalize_started = time.perf_counter()
     extras = stage.finalize(stage_dir.path)
+    finalize_wall = time.perf_counter() - finalize_started
     counts = stage_dir.unit_counts()
     if not stage.resumable and expected_rows is not None:
         # Global stages regroup rows (votes, clusters): their units count outputs, not inputs.
@@ -199,6 +196,7 @@ def run_stage(node: PlannedStage, *, run_dir: Path, log: Log = stderr_log) -> St
         "units": len(stage_dir.committed_units()),
         "resumed": resuming,
         "wall_s": round(wall, 3),
+        "finalize_s": round(finalize_wall, 3),
         "versions": _versions(),
         "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "extra": extras,
@@ -241,10 +239,39 @@ def _drop_done_rows(batch: pa.Table, done_ids: pa.Array) -> pa.Table:
     return batch.filter(pc.invert(pc.is_in(batch[columns.ID], value_set=done_ids)))
 
 
-def _follow_progress(committed, stage_name: str, expected_rows: int | None, started: float, log: Log) -> None:
+def _commit_dataset(dataset, stage: Stage, node: PlannedStage, expected_rows: int | None, started: float, log: Log) -> None:
+    """Run the plan: every batch transformed and committed as a unit inside Ray Data."""
+    from pipeline.unit_commit import commit_batch
+
+    resources = stage.resources
+    committed = dataset.map_batches(
+        commit_batch,
+        fn_kwargs={"stage": stage, "attempt_key": _attempt_key(node)},
+        batch_format="pyarrow",
+        batch_size=resources.batch_size,
+        num_cpus=resources.num_cpus,
+        num_gpus=resources.num_gpus or None,
+    )
+    _report_progress(committed.iter_batches(batch_format="pyarrow", batch_size=None), node.name, expected_rows, started, log)
+
+
+def _attempt_key(node: PlannedStage) -> str:
+    """Names this attempt's set-up stage instances in worker processes (see unit_commit)."""
+    return f"{node.name}:{node.fingerprint}:{time.time_ns()}"
+
+
+def _runs_as_file_tasks(stage: Stage, prepare_kept_dataset: bool) -> bool:
+    """Plain Ray tasks (pipeline/file_tasks.py) for a stage that reads an upstream stage, holds no
+    engine and leaves the dataset as it is: Ray Data would add only its ramp-up and gaps."""
+    if stage.is_source or isinstance(stage, GlobalStage) or stage.models_used() or stage.resources.concurrency:
+        return False
+    return prepare_kept_dataset and type(stage).expand_input is Stage.expand_input
+
+
+def _report_progress(batches, stage_name: str, expected_rows: int | None, started: float, log: Log) -> None:
     rows_done = units = 0
     last_report = 0.0
-    for batch in committed.iter_batches(batch_format="pyarrow", batch_size=None):
+    for batch in batches:
         rows_done += pc.sum(batch["rows_in"]).as_py() or 0
         units += batch.num_rows
         now = time.perf_counter()

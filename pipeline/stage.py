@@ -169,6 +169,19 @@ class Stage:
         """Dataset-level work before `transform` (e.g. an LLM processor); must keep the `id` column."""
         return dataset
 
+    def plan_file_tasks(self, files: list[Path], slots: int) -> list[list[Path]]:
+        """Engine-free stages run as plain Ray tasks (pipeline/file_tasks.py): the input part
+        files of each task. `slots` is how many tasks the cluster runs at once. Default: one
+        task per file."""
+        return [[path] for path in files]
+
+    def commit_files(self, files: list[Path], *, task_index: int, attempt_key: str, done_ids: pa.Array | None) -> pa.Table:
+        """One such task, in a worker, on a set-up stage: commit the files' rows not in
+        `done_ids` as units; one counts row per unit. Default: slices of `batch_size` rows."""
+        from pipeline.file_tasks import commit_in_slices
+
+        return commit_in_slices(self, files, attempt_key=attempt_key, done_ids=done_ids)
+
     def setup(self) -> None:
         """Load per-worker state once (models, indexes), before the first batch."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,27 +35,54 @@ def unit_name(input_ids: pa.Array) -> str:
     return digest.hexdigest()[:20]
 
 
-def commit_batch(batch: pa.Table, *, stage: Stage, attempt_key: str) -> pa.Table:
-    """Transform one batch and commit it as a unit; returns one row of counts for progress."""
-    worker_stage = _WORKER_STAGES.get(attempt_key)
-    if worker_stage is None:
+@dataclass
+class ProcessedBatch:
+    """One transformed batch, split and counted, not yet written."""
+
+    input_ids: pa.Array
+    accepted: pa.Table
+    rejected: pa.Table
+    counts: UnitCounts
+
+
+def worker_stage(stage: Stage, attempt_key: str) -> Stage:
+    """The stage instance this process set up for this attempt (set up on first use)."""
+    instance = _WORKER_STAGES.get(attempt_key)
+    if instance is None:
         stage.setup()
-        worker_stage = _WORKER_STAGES[attempt_key] = stage
+        instance = _WORKER_STAGES[attempt_key] = stage
+    return instance
+
+
+def process_batch(stage: Stage, batch: pa.Table) -> ProcessedBatch:
+    """Transform a batch with a set-up stage, check its lineage, split accepted from rejected rows."""
     input_ids = batch[columns.ID].combine_chunks()
-    output = worker_stage.transform(batch)
-    if worker_stage.resumable:
+    output = stage.transform(batch)
+    if stage.resumable:
         # A global stage's batches are its output, already regrouped: its run() owns lineage.
-        check_lineage(worker_stage, input_ids, output)
-    accepted, rejected = split_rejects(output, worker_stage.output_schema())
+        check_lineage(stage, input_ids, output)
+    accepted, rejected = split_rejects(output, stage.output_schema())
     counts = UnitCounts(
         rows_in=batch.num_rows,
         rows_out=accepted.num_rows,
         rejected=Counter(rejected[columns.REJECT_REASON].to_pylist()),
         llm=count_llm_usage(batch),
     )
-    unit = unit_name(input_ids)
-    StageDir(worker_stage.context.run_dir, worker_stage.context.stage_name).commit_unit(unit, accepted, rejected, input_ids, counts)
+    return ProcessedBatch(input_ids, accepted, rejected, counts)
+
+
+def counts_row(unit: str, counts: UnitCounts) -> pa.Table:
+    """What a committed unit reports to the driver's progress line."""
     return pa.table({"unit": [unit], "rows_in": [counts.rows_in], "rows_out": [counts.rows_out], "rows_rejected": [counts.rows_rejected]})
+
+
+def commit_batch(batch: pa.Table, *, stage: Stage, attempt_key: str) -> pa.Table:
+    """Transform one batch and commit it as a unit; returns one row of counts for progress."""
+    instance = worker_stage(stage, attempt_key)
+    done = process_batch(instance, batch)
+    unit = unit_name(done.input_ids)
+    StageDir(instance.context.run_dir, instance.context.stage_name).commit_unit(unit, done.accepted, done.rejected, done.input_ids, done.counts)
+    return counts_row(unit, done.counts)
 
 
 def check_lineage(stage: Stage, input_ids: pa.Array, output: pa.Table) -> None:
@@ -85,9 +113,7 @@ def split_rejects(output: pa.Table, schema: pa.Schema) -> tuple[pa.Table, pa.Tab
         output = output.append_column(columns.REJECT_REASON, pa.nulls(output.num_rows, pa.string()))
     if columns.REJECT_DETAIL not in output.column_names:
         output = output.append_column(columns.REJECT_DETAIL, pa.nulls(output.num_rows, pa.string()))
-    is_rejected = pc.is_valid(output[columns.REJECT_REASON])
-    accepted = output.filter(pc.invert(is_rejected))
-    rejected = output.filter(is_rejected)
+    accepted, rejected = _split(output, pc.is_valid(output[columns.REJECT_REASON]))
     missing = [name for name in schema.names if name not in output.column_names]
     if missing:
         raise KeyError(f"stage output lacks declared column(s) {missing}; return them (null where unknown)")
@@ -100,6 +126,17 @@ def split_rejects(output: pa.Table, schema: pa.Schema) -> tuple[pa.Table, pa.Tab
         pc.cast(rejected[columns.REJECT_REASON], pa.string()),
     ).cast(reject_schema)
     return accepted, rejected
+
+
+def _split(table: pa.Table, is_rejected: pa.ChunkedArray) -> tuple[pa.Table, pa.Table]:
+    """Rows where `is_rejected` is false, and where it is true. A filter copies every column
+    (token ids included); when one side is empty, slices avoid the copy."""
+    rejected_rows = pc.sum(is_rejected).as_py() or 0
+    if rejected_rows == 0:
+        return table, table.slice(0, 0)
+    if rejected_rows == table.num_rows:
+        return table.slice(0, 0), table
+    return table.filter(pc.invert(is_rejected)), table.filter(is_rejected)
 
 
 def count_llm_usage(batch: pa.Table) -> dict[str, Counter]:
