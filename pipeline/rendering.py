@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from itertools import chain
 from typing import Literal
 
 import numpy as np
@@ -119,29 +118,27 @@ def render_table(batch: pa.Table, tokenizer: Tokenizer, config: RenderConfig) ->
     prompt_ids, answer_ids, before_prompt, between, after_answer = _encode_samples(
         [instructions[i] for i in sample_rows], [answers[i] for i in sample_rows], tokenizer, config
     )
-    document_ids = tokenizer.encode_batch([texts[i] for i in document_rows])
-    bos = [tokenizer.bos_id] if tokenizer.bos_id is not None else []
-    eos = [tokenizer.eos_id]
+    document_ids = tokenizer.encode_arrays([texts[i] for i in document_rows])
+    bos = _ids([tokenizer.bos_id] if tokenizer.bos_id is not None else [])
+    eos = _ids([tokenizer.eos_id])
 
     # Each row is a run of pieces; ids are flattened in one pass and masks built from lengths.
-    pieces: list[list[int] | Sequence[int]] = []
+    row_pieces: list[tuple[np.ndarray, ...]] = [()] * batch.num_rows
     masked_lengths = np.zeros(batch.num_rows, dtype=np.int64)  # tokens before the answer
     target_lengths = np.zeros(batch.num_rows, dtype=np.int64)  # answer and what closes it
-    sample_index = {row: k for k, row in enumerate(sample_rows)}
-    document_index = {row: k for k, row in enumerate(document_rows)}
-    for row in range(batch.num_rows):
-        if is_sample[row]:
-            k = sample_index[row]
-            row_pieces = (before_prompt, prompt_ids[k], between, answer_ids[k], after_answer)
-            masked_lengths[row] = len(before_prompt) + len(prompt_ids[k]) + len(between)
-            target_lengths[row] = len(answer_ids[k]) + len(after_answer)
-        else:
-            row_pieces = (bos, document_ids[document_index[row]], eos)
-            target_lengths[row] = len(bos) + len(row_pieces[1]) + 1
-        pieces.extend(row_pieces)
+    if sample_rows:
+        for k, row in enumerate(sample_rows):
+            row_pieces[row] = (before_prompt, prompt_ids[k], between, answer_ids[k], after_answer)
+        rows = np.asarray(sample_rows)
+        masked_lengths[rows] = _lengths(prompt_ids) + len(before_prompt) + len(between)
+        target_lengths[rows] = _lengths(answer_ids) + len(after_answer)
+    if document_rows:
+        for k, row in enumerate(document_rows):
+            row_pieces[row] = (bos, document_ids[k], eos)
+        target_lengths[np.asarray(document_rows)] = _lengths(document_ids) + len(bos) + len(eos)
+    pieces = [piece for row in row_pieces for piece in row]
     lengths = masked_lengths + target_lengths
-    total = int(lengths.sum())
-    flat = np.fromiter(chain.from_iterable(pieces), dtype=np.int32, count=total)
+    flat = np.concatenate(pieces, dtype=np.int32, casting="unsafe") if pieces else np.zeros(0, np.int32)
     offsets = np.zeros(batch.num_rows + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
     input_ids = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat))
@@ -175,7 +172,7 @@ def render_table(batch: pa.Table, tokenizer: Tokenizer, config: RenderConfig) ->
 
 def _encode_samples(
     instructions: list[str], answers: list[str], tokenizer: Tokenizer, config: RenderConfig
-) -> tuple[list[list[int]], list[list[int]], list[int], list[int], list[int]]:
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
     """Prompt ids, answer ids, and the fixed ids before the prompt, between, and after the answer."""
     bos = [tokenizer.bos_id] if tokenizer.bos_id is not None else []
     eos = [tokenizer.eos_id]
@@ -190,9 +187,18 @@ def _encode_samples(
         between = encode_marker(chat.user_suffix, tokenizer) + encode_marker(chat.assistant_prefix, tokenizer)
         after = encode_marker(chat.assistant_suffix, tokenizer) + eos
         prompts = instructions
+    before, between, after = _ids(before), _ids(between), _ids(after)
     if not instructions:
         return [], [], before, between, after
-    return tokenizer.encode_batch(prompts), tokenizer.encode_batch(answers), before, between, after
+    return tokenizer.encode_arrays(prompts), tokenizer.encode_arrays(answers), before, between, after
+
+
+def _lengths(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.fromiter(map(len, arrays), dtype=np.int64, count=len(arrays))
+
+
+def _ids(values: Sequence[int]) -> np.ndarray:
+    return np.asarray(values, dtype=np.int32)
 
 
 def _require_columns(batch: pa.Table) -> None:

@@ -144,6 +144,11 @@ class ShardWriter:
             if self._shard_written + self._pending_tokens >= self._shard_tokens:
                 self._commit_shard()
 
+    @property
+    def committed(self) -> tuple[ShardInfo, ...]:
+        """Shards closed so far, in order (a caller may move each away once it appears)."""
+        return tuple(self._committed)
+
     def close(self) -> list[ShardInfo]:
         """Commit the shard in progress; return all shards this writer committed, in order."""
         self._commit_shard()

@@ -207,11 +207,14 @@ class StageDir:
         for tmp in self.path.rglob(".*.tmp"):
             tmp.unlink(missing_ok=True)
 
-    def commit_unit(self, unit: str, accepted: pa.Table, rejected: pa.Table, input_ids: pa.Array, counts: UnitCounts) -> None:
-        """Write one unit's files; the marker goes last, so the unit exists only once all of it does."""
+    def commit_unit(
+        self, unit: str, accepted: pa.Table | None, rejected: pa.Table, input_ids: pa.Array, counts: UnitCounts
+    ) -> None:
+        """Write one unit's files; the marker goes last, so the unit exists only once all of it does.
+        `accepted` None: the caller already put `part_path(unit)` in place (a file it streamed)."""
         if rejected.num_rows:
             write_atomic_parquet(self.reject_path(unit), rejected)
-        if accepted.num_rows:
+        if accepted is not None and accepted.num_rows:
             write_atomic_parquet(self.part_path(unit), accepted)
         write_atomic_parquet(self.units_path / f"{unit}.ids.parquet", pa.table({"id": input_ids}))
         write_atomic_json(self.units_path / f"{unit}.json", counts.to_json())

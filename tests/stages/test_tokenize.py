@@ -33,12 +33,18 @@ CL100K_EOS = 100257
 
 
 class SmallBatchTokenize(Tokenize):
-    """Three rows per unit, so a handful of seed chunks makes many units to merge."""
+    """Three rows per slice, so each shard is written from many slices."""
 
     resources = Resources(num_cpus=1, batch_size=3)
 
 
-REGISTRY = {"seeds": Seeds, "tokenize": SmallBatchTokenize, "mix": Mix}
+class SmallBatchSeeds(Seeds):
+    """Four chunks per part file, so tokenize has several files to split between its tasks."""
+
+    resources = Resources(num_cpus=0.5, batch_size=4)
+
+
+REGISTRY = {"seeds": SmallBatchSeeds, "tokenize": SmallBatchTokenize, "mix": Mix}
 
 
 def run(tmp_path, *, stages=("seeds", "tokenize"), run_name="run", **sections):
@@ -57,18 +63,19 @@ def bare_cl100k() -> tiktoken.Encoding:
     return tiktoken.Encoding("cl100k_bare", pat_str=CL100K_PATTERN, mergeable_ranks=ranks, special_tokens={})
 
 
-def test_shards_hold_every_seed_chunk_as_the_bare_tokenizers_ids_in_id_order(tmp_path, ray_session):
+def test_shards_hold_every_seed_chunk_as_the_bare_tokenizers_ids_in_input_order(tmp_path, ray_session):
     import datasets
 
     run_dir = run(tmp_path, tokenize={"tokenizer": CL100K, "shard_tokens": 4000, "row_group_tokens": 1000})
-    seeds = {row["id"]: row for row in rows_of(StageDir(run_dir, "seeds").part_files())}
+    seed_rows = rows_of(StageDir(run_dir, "seeds").part_files())
+    seeds = {row["id"]: row for row in seed_rows}
     shard_files = sorted((run_dir / "shards").glob("*.parquet"))
     assert len(shard_files) > 1, "a small token budget must roll over into several shards"
 
     rows = rows_of(shard_files)
     encoding = bare_cl100k()
-    assert sorted(row["id"] for row in rows) == sorted(seeds)
-    assert [row["id"] for row in rows] == sorted(row["id"] for row in rows)
+    # Tasks take consecutive runs of the input files and shards are published in task order.
+    assert [row["id"] for row in rows] == [row["id"] for row in seed_rows]
     for row in rows:
         seed = seeds[row["id"]]
         assert row["seed_id"] == seed["seed_id"] and (row["source"], row["domain"]) == (seed["source"], seed["domain"])
@@ -148,13 +155,19 @@ def test_interrupted_tokenize_resumes_to_byte_identical_shards_and_keeps_a_valid
     units = stage_dir.committed_units()
     assert len(units) >= 4
 
-    # What a kill -9 leaves: no manifest, the attempt's progress file, only some units committed
-    # (the others' part files without markers), and a compaction scratch folder.
+    # What a kill -9 leaves: no manifest, the attempt's progress file, each task's first shard
+    # committed and the later ones without markers (a task commits its shards in order), a
+    # task's scratch folder, and a half-published shard folder.
     fingerprint = stage_dir.manifest()["fingerprint"]
     stage_dir.manifest_path.unlink()
     write_atomic_json(stage_dir.path / PROGRESS, {"fingerprint": fingerprint, "started_at": 0})
-    for unit in units[::2]:
+    tasks = {unit.split("-")[0] for unit in units}
+    assert len(tasks) == 2, "one task per CPU slot of the 2-CPU test session"
+    uncommitted = [unit for unit in units if not unit.split("-")[1] == "00000"]
+    assert uncommitted, "some task must have closed more than one shard"
+    for unit in uncommitted:
         (stage_dir.units_path / f"{unit}.json").unlink()
+    (stage_dir.path / "_scratch" / "task-00000-1-1").mkdir(parents=True)
     (run_dir / ".shards.tmp-1-1").mkdir()
     (run_dir / ".shards.tmp-1-1" / "shard-00000.parquet").write_bytes(b"torn")
     (run_dir / "shards" / "shard-00000.parquet").unlink()
