@@ -152,7 +152,7 @@ def select_stages(order: list[PlannedStage], *, start: str | None = None, only: 
     return order[first : last + 1]
 
 
-def with_input_schema(node: PlannedStage, schema) -> Stage:
-    """The stage instance with its runtime input schema filled in (carried columns keep their types)."""
-    node.stage.context = dataclasses.replace(node.stage.context, input_schema=schema)
+def with_input_schema(node: PlannedStage, schema, rows: int | None = None) -> Stage:
+    """The stage instance with its runtime input schema (carried columns keep their types) and row count."""
+    node.stage.context = dataclasses.replace(node.stage.context, input_schema=schema, input_rows=rows)
     return node.stage

@@ -153,7 +153,7 @@ def run_stage(node: PlannedStage, *, run_dir: Path, log: Log = stderr_log) -> St
     resuming = stage_dir.begin(node.fingerprint, stage.resumable)
 
     dataset, input_schema, expected_rows = _read_input(node, run_dir)
-    stage = with_input_schema(node, input_schema)
+    stage = with_input_schema(node, input_schema, expected_rows)
     if dataset is not None:
         dataset = stage.expand_input(dataset)
     done_ids = stage_dir.committed_input_ids() if resuming else None

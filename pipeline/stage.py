@@ -88,6 +88,8 @@ class StageContext:
     job_dir: Path = Path(".")  # the job file's folder, for resolving relative paths
     # Schema of the input rows (None for source stages), so carried columns keep their types.
     input_schema: pa.Schema | None = None
+    # Rows the stage will read (from the upstream part files' metadata; None for source stages).
+    input_rows: int | None = None
     upstream_dirs: dict[str, Path] = field(default_factory=dict)
 
 

@@ -118,6 +118,12 @@ class Dedup(GlobalStage):
             "exact": params.exact,
             "phase_wall_s": {},
         }
+        if self.context.input_rows:
+            # A shuffle makes (input blocks x output blocks) objects. Input blocks are the upstream
+            # part files (one per 2k rows of seeds): at 1M documents that was 489 x 489 pieces for
+            # the sort alone, and the stage grew 21x from 100k to 1M rows. Blocks of
+            # `partition_rows` keep every shuffle's object count linear in the documents.
+            dataset = dataset.repartition(max(1, math.ceil(self.context.input_rows / params.partition_rows)))
         with self.phase("sign"):
             signed, documents = sign_documents(dataset, params, num_cpus)
         partitions = max(1, math.ceil(documents / params.partition_rows))
