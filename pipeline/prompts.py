@@ -34,7 +34,12 @@ import jinja2
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+import prompts as _prompts_package
+
+# The `prompts` package's own folder, not a path relative to this file: on a cluster each of our
+# packages travels as its own py_module (pipeline/ray_session.py), so `../prompts` beside
+# `pipeline/` does not exist there (a submitted quickstart failed on exactly that).
+PROMPTS_DIR = Path(_prompts_package.__file__).resolve().parent
 TEMPLATE_SUFFIX = ".j2"
 FRONT_MATTER_FENCE = "---"
 

@@ -27,12 +27,55 @@ def instructions_reply(messages: list[dict]) -> str:
     )
 
 
+def schema_reply(body: dict) -> str:
+    """A reply that fits the request's JSON schema (response_format), else a plain answer; every
+    string a request-shaped sentence named after the prompt's digest, every integer near the top
+    of its range. Lets a whole recipe run fast and reproducibly (the cluster-equality test)."""
+    digest = hashlib.sha256(json.dumps(body["messages"], sort_keys=True).encode()).hexdigest()
+    schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema")
+    if schema is None:
+        return (
+            f"The passage explains the idea {digest[:8]} clearly. First, it defines the main term and shows "
+            "where it is used in practice. Second, it gives an example that a reader can run or check by hand. "
+            f"Third, it warns about a common mistake and how to avoid it. In short, {digest[8:16]} is best "
+            f"understood by trying the example.\n\nThe final answer is \\boxed{{{int(digest[:4], 16) % 97}}}."
+        )
+    return json.dumps(_fill(schema, digest))
+
+
+def _fill(schema: dict, seed: str):
+    kind = schema.get("type")
+    if "enum" in schema:
+        return schema["enum"][0]
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {name: _fill(sub, hashlib.sha256((seed + name).encode()).hexdigest()) for name, sub in properties.items()}
+    if kind == "array":
+        count = max(schema.get("minItems", 0), min(schema.get("maxItems", 2), 2))
+        return [_fill(schema.get("items", {}), hashlib.sha256(f"{seed}{index}".encode()).hexdigest()) for index in range(count)]
+    if kind in ("integer", "number"):
+        low, high = schema.get("minimum", 0), schema.get("maximum", 10)
+        return max(low, high - 1)
+    if kind == "boolean":
+        return True
+    text = f"Explain the idea {seed[:8]} and how it connects to {seed[8:16]}, with one worked example?"
+    return text[: schema.get("maxLength", len(text))].ljust(schema.get("minLength", 0), "?")
+
+
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 drops the SYNs of a client's 64 concurrent requests, which then
+    # wait a whole TCP retransmit (1 s, 2 s, ...) each: a fake server must not be the bottleneck.
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class FakeChatServer:
-    def __init__(self, answer_limit: int | None = None) -> None:
+    def __init__(self, answer_limit: int | None = None, reply=None) -> None:
         self.answer_limit = answer_limit
+        self.reply = reply or (lambda body: instructions_reply(body["messages"]))
         self.answered = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -72,7 +115,7 @@ class FakeChatServer:
                 reply = {
                     "id": "fake",
                     "object": "chat.completion",
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": instructions_reply(body["messages"])}, "finish_reason": "stop"}],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": server.reply(body)}, "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 20},
                 }
                 data = json.dumps(reply).encode()
