@@ -66,6 +66,12 @@ class TokenizeParams(StageParams):
     shard_tokens: int = Field(default=DEFAULT_SHARD_TOKENS, ge=1, description="token budget of one shard file")
     row_group_tokens: int = Field(default=DEFAULT_ROW_GROUP_TOKENS, ge=1, description="token budget of one Parquet row group")
     shard_dir: str = Field(default="shards", description="folder under the run directory that receives the shards")
+    tasks: int | None = Field(
+        default=None,
+        ge=1,
+        description="parallel tasks, each ending in one partial shard; none: one per CPU slot. "
+        "Fix it to get the same shards on any cluster size",
+    )
 
 
 def resolve_tokenizer_spec(spec: TokenizerSpec | None, job_dir: Path) -> tuple[TokenizerSpec, bool]:
@@ -135,7 +141,7 @@ class Tokenize(Stage):
         self._tokenizer = load_tokenizer(self.tokenizer_spec)
 
     def plan_file_tasks(self, files: list[Path], slots: int) -> list[list[Path]]:
-        return balanced_groups(files, slots)
+        return balanced_groups(files, self.params.tasks or slots)
 
     def commit_files(self, files: list[Path], *, task_index: int, attempt_key: str, done_ids: pa.Array | None) -> pa.Table:
         return commit_files_as_shards(

@@ -182,6 +182,13 @@ def test_interrupted_tokenize_resumes_to_byte_identical_shards_and_keeps_a_valid
     assert validate_mix(run_dir / "shards" / "mix.json").rows == manifest["rows_out"]
 
 
+def test_a_fixed_task_count_splits_the_input_the_same_on_any_cluster(tmp_path, ray_session):
+    run_dir = run(tmp_path, tokenize={"tokenizer": CL100K, "tasks": 3})
+    units = StageDir(run_dir, "tokenize").committed_units()
+    assert sorted({unit.split("-")[0] for unit in units}) == ["00000", "00001", "00002"]
+    assert len(list((run_dir / "shards").glob("*.parquet"))) == 3, "one (partial) shard per task under the default budget"
+
+
 def test_rerun_on_changed_rows_removes_a_mix_json_the_shards_contradict(tmp_path, ray_session):
     run_dir = run(tmp_path, stages=("seeds", "tokenize", "mix"), tokenize={"tokenizer": CL100K}, mix={})
     assert read_mix(run_dir / "shards" / "mix.json").rows > 0
