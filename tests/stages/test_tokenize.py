@@ -183,7 +183,9 @@ def test_interrupted_tokenize_resumes_to_byte_identical_shards_and_keeps_a_valid
 
 
 def test_a_fixed_task_count_splits_the_input_the_same_on_any_cluster(tmp_path, ray_session):
-    run_dir = run(tmp_path, tokenize={"tokenizer": CL100K, "tasks": 3})
+    # 16 documents, four per seeds unit: four input files for three tasks.
+    run_dir = run(tmp_path, seeds={"builtin": {"pydoc_topics": 14, "stdlib_modules": 2}}, tokenize={"tokenizer": CL100K, "tasks": 3})
+    assert len(StageDir(run_dir, "seeds").part_files()) == 4
     units = StageDir(run_dir, "tokenize").committed_units()
     assert sorted({unit.split("-")[0] for unit in units}) == ["00000", "00001", "00002"]
     assert len(list((run_dir / "shards").glob("*.parquet"))) == 3, "one (partial) shard per task under the default budget"
