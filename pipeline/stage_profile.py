@@ -127,7 +127,7 @@ def sample_rows(relation: duckdb.DuckDBPyRelation, stage: str, where: str | None
         return []
     chosen = relation.filter(f"{id_column} IN ({', '.join(quote_literal(value) for value in picked)})").order(order).limit(count)
     try:
-        return chosen.fetch_arrow_table().to_pylist()
+        return chosen.to_arrow_table().to_pylist()
     except duckdb.Error as error:
         raise RunInspectionError(f"reading samples of stage '{stage}' failed: {error}") from None
 

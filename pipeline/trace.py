@@ -94,7 +94,7 @@ def _read_family(sources: list[_Source], row_id: str, seed_ids: set[str]) -> lis
             if columns.PARENT_ID in names:
                 condition += f" OR {quote_identifier(columns.PARENT_ID)} IN ({values})"
         try:
-            rows = source.relation.filter(condition).fetch_arrow_table().to_pylist()
+            rows = source.relation.filter(condition).to_arrow_table().to_pylist()
         except duckdb.Error as error:
             raise RunInspectionError(f"reading stage '{source.stage}' for the trace failed: {error}") from None
         for row in rows:
