@@ -16,38 +16,28 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import columns
 from pipeline.stage import Stage
-from pipeline.unit_commit import commit_batch, worker_stage
+from pipeline.unit_commit import commit_batch, concat_counts, drop_committed_rows, worker_stage
 
 # How often the driver reports while no task has finished (a task may run for minutes).
 PROGRESS_INTERVAL_S = 5.0
 
 
-def read_pending_rows(path: Path, done_ids: pa.Array | None) -> pa.Table:
-    """A part file's rows less those a committed unit already covers."""
-    table = pq.read_table(path)
-    if done_ids is not None and len(done_ids):
-        table = table.filter(pc.invert(pc.is_in(table[columns.ID], value_set=done_ids)))
-    return table
+def pending_slices(files: Sequence[Path], done_ids: pa.Array | None, batch_size: int) -> Iterator[pa.Table]:
+    """Each file's rows not yet committed, in file order, in slices of `batch_size` rows."""
+    for path in files:
+        table = drop_committed_rows(pq.read_table(path), done_ids)
+        for offset in range(0, table.num_rows, batch_size):
+            yield table.slice(offset, batch_size)
 
 
 def commit_in_slices(stage: Stage, files: Sequence[Path], *, attempt_key: str, done_ids: pa.Array | None) -> pa.Table:
-    """The default task: each file's pending rows committed in slices of `batch_size` rows."""
-    counts = []
-    for path in files:
-        table = read_pending_rows(path, done_ids)
-        for offset in range(0, table.num_rows, stage.resources.batch_size):
-            counts.append(commit_batch(table.slice(offset, stage.resources.batch_size), stage=stage, attempt_key=attempt_key))
-    return pa.concat_tables(counts) if counts else empty_counts()
-
-
-def empty_counts() -> pa.Table:
-    return pa.table({"unit": pa.array([], pa.string()), "rows_in": pa.array([], pa.int64()),
-                     "rows_out": pa.array([], pa.int64()), "rows_rejected": pa.array([], pa.int64())})
+    """The default task: every slice of pending rows committed as a unit."""
+    return concat_counts(
+        [commit_batch(batch, stage=stage, attempt_key=attempt_key) for batch in pending_slices(files, done_ids, stage.resources.batch_size)]
+    )
 
 
 def _run_task(stage: Stage, files: list[str], task_index: int, attempt_key: str, done_ids: pa.Array | None) -> pa.Table:
@@ -71,6 +61,6 @@ def run_file_tasks(files: list[Path], stage: Stage, *, attempt_key: str, done_id
     while pending:
         ready, pending = ray.wait(pending, num_returns=1, timeout=PROGRESS_INTERVAL_S)
         if not ready:
-            yield empty_counts()
+            yield concat_counts([])
         for ref in ready:
             yield ray.get(ref)

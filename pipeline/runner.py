@@ -20,11 +20,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import __version__, columns
+from pipeline import __version__
 from pipeline.config import ConfigError, JobConfig
 from pipeline.graph import PlannedStage, build_graph, select_stages, with_input_schema
 from pipeline.stage import GlobalStage, Stage
 from pipeline.store import RUN_INFO, StageDir, StageState, write_atomic_bytes, write_atomic_json
+from pipeline.unit_commit import commit_batch, drop_committed_rows
 
 Log = Callable[[str], None]
 # Reads are I/O-light; a whole CPU each would leave none free beside an engine actor on a
@@ -160,7 +161,7 @@ def run_stage(node: PlannedStage, *, run_dir: Path, log: Log = stderr_log) -> St
     if resuming:
         log(f"[{node.name}] resuming: {len(done_ids)} input rows already committed")
         if dataset is not None and len(done_ids):
-            dataset = dataset.map_batches(_drop_done_rows, fn_kwargs={"done_ids": done_ids}, batch_format="pyarrow", num_cpus=READ_CPUS)
+            dataset = dataset.map_batches(drop_committed_rows, fn_kwargs={"done_ids": done_ids}, batch_format="pyarrow", num_cpus=READ_CPUS)
         if expected_rows is not None:
             expected_rows -= len(done_ids)
 
@@ -235,14 +236,8 @@ def _read_part_files(items: pa.Table):
         yield pq.read_table(path)
 
 
-def _drop_done_rows(batch: pa.Table, done_ids: pa.Array) -> pa.Table:
-    return batch.filter(pc.invert(pc.is_in(batch[columns.ID], value_set=done_ids)))
-
-
 def _commit_dataset(dataset, stage: Stage, node: PlannedStage, expected_rows: int | None, started: float, log: Log) -> None:
     """Run the plan: every batch transformed and committed as a unit inside Ray Data."""
-    from pipeline.unit_commit import commit_batch
-
     resources = stage.resources
     committed = dataset.map_batches(
         commit_batch,

@@ -28,11 +28,11 @@ import pyarrow.parquet as pq
 
 from pipeline import columns
 from pipeline.file_digest import sha256_file
-from pipeline.file_tasks import empty_counts, read_pending_rows
+from pipeline.file_tasks import pending_slices
 from pipeline.shards import NUM_TOKENS, ShardInfo, ShardWriter
 from pipeline.stage import Stage
 from pipeline.store import StageDir, UnitCounts
-from pipeline.unit_commit import counts_row, process_batch, unit_name
+from pipeline.unit_commit import concat_counts, counts_row, process_batch, unit_name
 
 SCRATCH = "_scratch"
 SHARD_PREFIX = "shard"
@@ -108,15 +108,13 @@ def commit_files_as_shards(
     writer = ShardWriter(scratch, prefix=SHARD_PREFIX, tokenizer=tokenizer, shard_tokens=shard_tokens, row_group_tokens=row_group_tokens)
     closed = 0
     try:
-        for path in files:
-            table = read_pending_rows(path, done_ids)
-            for offset in range(0, table.num_rows, stage.resources.batch_size):
-                done = process_batch(stage, table.slice(offset, stage.resources.batch_size))
-                committer.add(done.accepted[columns.ID].combine_chunks(), done.rejected, done.counts)
-                writer.write(done.accepted)
-                for shard in writer.committed[closed:]:
-                    committer.commit(shard)
-                    closed += 1
+        for batch in pending_slices(files, done_ids, stage.resources.batch_size):
+            done = process_batch(stage, batch)
+            committer.add(done.accepted[columns.ID].combine_chunks(), done.rejected, done.counts)
+            writer.write(done.accepted)
+            for shard in writer.committed[closed:]:
+                committer.commit(shard)
+                closed += 1
         for shard in writer.close()[closed:]:
             committer.commit(shard)
         committer.commit(None)  # rejects after the last shard
@@ -125,7 +123,7 @@ def commit_files_as_shards(
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return pa.concat_tables(committer.reported) if committer.reported else empty_counts()
+    return concat_counts(committer.reported)
 
 
 def publish_shards(parts: Sequence[Path], shard_dir: Path, *, keep: Sequence[str] = ()) -> list[ShardInfo]:

@@ -76,6 +76,18 @@ def counts_row(unit: str, counts: UnitCounts) -> pa.Table:
     return pa.table({"unit": [unit], "rows_in": [counts.rows_in], "rows_out": [counts.rows_out], "rows_rejected": [counts.rows_rejected]})
 
 
+def concat_counts(rows: list[pa.Table]) -> pa.Table:
+    """The counts rows of a task's units as one table (no rows when it committed none)."""
+    return pa.concat_tables(rows) if rows else counts_row("", UnitCounts()).slice(0, 0)
+
+
+def drop_committed_rows(table: pa.Table, done_ids: pa.Array | None) -> pa.Table:
+    """`table` less the rows whose ids a committed unit already covers (what a resume skips)."""
+    if done_ids is None or not len(done_ids):
+        return table
+    return table.filter(pc.invert(pc.is_in(table[columns.ID], value_set=done_ids)))
+
+
 def commit_batch(batch: pa.Table, *, stage: Stage, attempt_key: str) -> pa.Table:
     """Transform one batch and commit it as a unit; returns one row of counts for progress."""
     instance = worker_stage(stage, attempt_key)
