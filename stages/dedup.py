@@ -89,6 +89,10 @@ class DedupParams(MinHashConfig):
     # each at 128 permutations) or bands x this many band rows at once.
     partition_rows: int = Field(20_000, ge=1)
 
+    def partitions(self, documents: int) -> int:
+        """Shuffle partitions (and input blocks) for `documents` rows: one per `partition_rows`."""
+        return max(1, math.ceil(documents / self.partition_rows))
+
 
 class Dedup(GlobalStage):
     name = "dedup"
@@ -123,10 +127,10 @@ class Dedup(GlobalStage):
             # part files (one per 2k rows of seeds): at 1M documents that was 489 x 489 pieces for
             # the sort alone, and the stage grew 21x from 100k to 1M rows. Blocks of
             # `partition_rows` keep every shuffle's object count linear in the documents.
-            dataset = dataset.repartition(max(1, math.ceil(self.context.input_rows / params.partition_rows)))
+            dataset = dataset.repartition(params.partitions(self.context.input_rows))
         with self.phase("sign"):
             signed, documents = sign_documents(dataset, params, num_cpus)
-        partitions = max(1, math.ceil(documents / params.partition_rows))
+        partitions = params.partitions(documents)
         with self.phase("band"):
             candidates = find_candidate_pairs(signed, bands, rows, partitions, params.exact, num_cpus).materialize()
         with self.phase("verify"):
