@@ -36,16 +36,17 @@ ANSWER_FIELDS = (
 )
 
 
-class AnswerRowsParams(StageParams):
+class ParquetRowsParams(StageParams):
     path: str
 
 
-class AnswerRows(Stage):
-    name = "answer"
+class ParquetRows(Stage):
+    """A source stage for tests: the rows of the Parquet file at `path`, as they are."""
+
+    is_base = True
     is_source = True
     carries_input = False
-    output_fields = ANSWER_FIELDS
-    params = AnswerRowsParams
+    params = ParquetRowsParams
 
     def read_input(self):
         import ray.data
@@ -54,6 +55,11 @@ class AnswerRows(Stage):
 
     def transform(self, batch: pa.Table) -> pa.Table:
         return batch
+
+
+class AnswerRows(ParquetRows):
+    name = "answer"
+    output_fields = ANSWER_FIELDS
 
 
 def answer_row(row_id: str, instruction: str, answer: str, *, samples: list[str] | None = None, objective: bool = False, lang: str = "en") -> dict:

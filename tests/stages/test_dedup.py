@@ -10,7 +10,7 @@ import pytest
 from pipeline import columns
 from pipeline.config import ConfigError, parse_job
 from pipeline.runner import run_job
-from pipeline.stage import Resources, Stage, StageParams
+from pipeline.stage import Resources
 from pipeline.store import StageDir
 from quality.lsh import choose_bands_rows
 from quality.shingles import ShingleSpec
@@ -22,21 +22,15 @@ from tests.quality.near_duplicate_fixture import (
     exact_jaccard,
     pydoc_sections,
 )
+from tests.stages.answer_rows import ParquetRows
 
 SCORE = columns.CRITIQUE_SCORE
 
 
-class CorpusRowsParams(StageParams):
-    path: str
-
-
-class CorpusRows(Stage):
+class CorpusRows(ParquetRows):
     """Rows of a Parquet file as they are, committed in units of `resources.batch_size` rows."""
 
     name = "rows"
-    is_source = True
-    carries_input = False
-    params = CorpusRowsParams
     resources = Resources(num_cpus=0.5, batch_size=1024)
     output_fields = (
         pa.field(columns.ID, pa.string()),
@@ -44,14 +38,6 @@ class CorpusRows(Stage):
         pa.field(columns.ANSWER, pa.string()),
         pa.field(SCORE, pa.float64()),
     )
-
-    def read_input(self):
-        import ray.data
-
-        return ray.data.read_parquet(str(self.context.job_dir / self.params.path))
-
-    def transform(self, batch: pa.Table) -> pa.Table:
-        return batch
 
 
 class SmallUnitRows(CorpusRows):
