@@ -4,6 +4,9 @@
 ID = "id"  # stable content hash of the row
 SEED_ID = "seed_id"  # id of the seed chunk this row descends from
 PARENT_ID = "parent_id"  # id of the row this one was made from (for seeds: the source record locator)
+# Record identity: where a seed record came from, carried unchanged by every stage to the shards.
+SOURCE_ID = "source_id"  # the record's own id (`seeds.id_field`), as the user gave it; null when it has none
+ORIGIN = "origin"  # JSON: {"file", "line" (JSONL) or "row" (Parquet, datasets), "chunk", "fields": keep_fields}
 
 # Mix keys.
 SOURCE = "source"  # where the seed came from: "pydoc_topics", "stdlib", a file name, ...
