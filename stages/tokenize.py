@@ -11,13 +11,12 @@ same input files on the same number of CPU slots give byte-identical shards, res
 Rejects: missing_field (neither text nor instruction+answer, or a null seed_id/source/domain),
 empty (blank text or blank answer), too_large (more than `max_tokens` tokens; ids kept in the reject).
 
-Tokenizer: the job's `tokenizer:` spec, or by default Hunyuan-Large's `hy.tiktoken` from
-`../shared/data/hunyuan-tokenizer/` beside the repository when that file exists, else cl100k_base.
+Tokenizer: the job's `tokenizer:` spec, or by default Hunyuan-Large's `hy.tiktoken`, which ships
+inside synthmix (pipeline/hunyuan_tokenizer/, under the Tencent Hunyuan Community License).
 """
 
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -44,13 +43,10 @@ from pipeline.shards import (
 )
 from pipeline.stage import Lineage, Resources, Stage, StageParams, with_reject_columns
 from pipeline.store import StageDir
-from pipeline.tokenizers import HUNYUAN_FILE_NAME, Tokenizer, TokenizerSpec, load_tokenizer
+from pipeline.tokenizers import Tokenizer, TokenizerSpec, hunyuan_file, load_tokenizer
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_HUNYUAN_DIR = REPO_ROOT.parent / "shared" / "data" / "hunyuan-tokenizer"
-FALLBACK_TOKENIZER = TokenizerSpec(kind="tiktoken", name="cl100k_base")
-
-_log = logging.getLogger(__name__)
+# Hunyuan-Large's vocabulary, shipped as package data: the same default on every machine.
+DEFAULT_TOKENIZER = TokenizerSpec(kind="hunyuan")
 
 # Rows as the stage returns them: shard columns, nullable for rejects, plus the reject columns.
 _OUTPUT_SCHEMA = with_reject_columns(SHARD_SCHEMA)
@@ -59,7 +55,7 @@ _OUTPUT_SCHEMA = with_reject_columns(SHARD_SCHEMA)
 class TokenizeParams(StageParams):
     tokenizer: TokenizerSpec | None = Field(
         default=None,
-        description="none: ../shared/data/hunyuan-tokenizer/hy.tiktoken beside the repository if present, else cl100k_base",
+        description="none: Hunyuan-Large's hy.tiktoken, shipped inside synthmix",
     )
     render: RenderConfig = RenderConfig()
     max_tokens: int | None = Field(default=None, ge=1, description="longer rows are rejected as too_large; none: no limit")
@@ -77,20 +73,20 @@ class TokenizeParams(StageParams):
 def resolve_tokenizer_spec(spec: TokenizerSpec | None, job_dir: Path) -> tuple[TokenizerSpec, bool]:
     """The spec to load (relative paths rooted at the job file's folder) and whether it is the default."""
     if spec is None:
-        if (DEFAULT_HUNYUAN_DIR / HUNYUAN_FILE_NAME).is_file():
-            return TokenizerSpec(kind="hunyuan", path=DEFAULT_HUNYUAN_DIR), True
-        return FALLBACK_TOKENIZER, True
+        return DEFAULT_TOKENIZER, True
     if spec.path is not None and not spec.path.is_absolute():
         spec = spec.model_copy(update={"path": (job_dir / spec.path).resolve()})
     return spec, False
 
 
 def vocabulary_file(spec: TokenizerSpec) -> Path | None:
-    """The file whose bytes define the vocabulary (None for an encoding shipped in a package)."""
+    """The file whose bytes define the vocabulary (None for a tiktoken encoding named by name)."""
+    if spec.kind == "hunyuan":
+        return hunyuan_file(spec)
     if spec.path is None:
         return None
     if spec.path.is_dir():
-        return spec.path / (HUNYUAN_FILE_NAME if spec.kind == "hunyuan" else "tokenizer.json")
+        return spec.path / "tokenizer.json"
     return spec.path
 
 
@@ -125,17 +121,6 @@ class Tokenize(Stage):
     @property
     def shard_path(self) -> Path:
         return self.context.run_dir / self.params.shard_dir
-
-    def prepare(self, dataset):
-        if self.tokenizer_is_default:
-            _log.warning(
-                "[%s] no tokenizer in the job: using %s%s",
-                self.context.stage_name,
-                self.tokenizer_spec.kind,
-                f" from {self.tokenizer_spec.path}" if self.tokenizer_spec.path else f" {self.tokenizer_spec.name} "
-                f"({DEFAULT_HUNYUAN_DIR / HUNYUAN_FILE_NAME} is absent)",
-            )
-        return dataset
 
     def setup(self) -> None:
         self._tokenizer = load_tokenizer(self.tokenizer_spec)

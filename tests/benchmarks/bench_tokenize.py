@@ -32,9 +32,9 @@ from pipeline.tokenizers import (
     load_tokenizer,
     parse_tiktoken_ranks,
     read_cl100k_ranks_file,
+    shipped_hunyuan_file,
 )
 
-HUNYUAN_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hunyuan-tokenizer"
 BATCH_ROWS = 1024
 
 
@@ -64,7 +64,7 @@ def real_samples(megabytes: float) -> pa.Table:
 def bare_encoding(name: str) -> tiktoken.Encoding:
     """The plain tiktoken encoding of the same ranks and pattern, without our wrapper (or NFC)."""
     if name == "hunyuan":
-        data, pattern = (HUNYUAN_DIR / "hy.tiktoken").read_bytes(), HUNYUAN_PATTERN
+        data, pattern = shipped_hunyuan_file().read_bytes(), HUNYUAN_PATTERN
     else:
         data, pattern = read_cl100k_ranks_file(), CL100K_PATTERN
     return tiktoken.Encoding(name, pat_str=pattern, mergeable_ranks=parse_tiktoken_ranks(data, source=name),
@@ -102,9 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     samples = real_samples(args.megabytes)
     megabytes = sum(len(t.encode()) for c in ("instruction", "answer") for t in samples[c].to_pylist()) / 1e6
-    specs = {"cl100k_base": TokenizerSpec(kind="tiktoken", name="cl100k_base")}
-    if (HUNYUAN_DIR / "hy.tiktoken").is_file():
-        specs["hunyuan"] = TokenizerSpec(kind="hunyuan", path=HUNYUAN_DIR)
+    specs = {"cl100k_base": TokenizerSpec(kind="tiktoken", name="cl100k_base"), "hunyuan": TokenizerSpec(kind="hunyuan")}
     print(f"{samples.num_rows} samples, {megabytes:.1f} MB of text, best of {args.repeats}, 1 thread\n")
     print(f"{'tokenizer':<12} {'bare tok/s':>12} {'stage tok/s':>12} {'stage MB/s':>11} {'ratio':>6}")
     for name, spec in specs.items():

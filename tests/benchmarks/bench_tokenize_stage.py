@@ -30,7 +30,7 @@ from pipeline.store import StageDir
 from stages.mix import Mix
 from stages.seeds import Seeds
 from stages.tokenize import Tokenize
-from tests.benchmarks.bench_tokenize import HUNYUAN_DIR, bare_encoding
+from tests.benchmarks.bench_tokenize import bare_encoding
 
 REGISTRY = {"seeds": Seeds, "tokenize": Tokenize, "mix": Mix}
 
@@ -77,9 +77,7 @@ def main() -> None:
     ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     ray_start = time.perf_counter() - start
 
-    tokenizers = {"cl100k_base": {"kind": "tiktoken", "name": "cl100k_base"}}
-    if (HUNYUAN_DIR / "hy.tiktoken").is_file():
-        tokenizers["hunyuan"] = {"kind": "hunyuan", "path": str(HUNYUAN_DIR)}
+    tokenizers = {"cl100k_base": {"kind": "tiktoken", "name": "cl100k_base"}, "hunyuan": {"kind": "hunyuan"}}
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         write_corpus(scratch / "corpus.parquet", args.megabytes)

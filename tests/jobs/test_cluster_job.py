@@ -1,7 +1,7 @@
 """jobs/cluster.yaml builds a graph without Ray or GPUs; jobs/kuberay-rayjob.yaml runs it.
 
-/shared does not exist here, so the seed files and the tokenizer are pointed at the
-repository's own with --set overrides, as a user would for a trial run.
+/shared does not exist here, so the seed files are pointed at the repository's own with a
+--set override, as a user would for a trial run; the tokenizer ships inside synthmix.
 """
 
 from pathlib import Path
@@ -15,7 +15,7 @@ from pipeline.models import VllmModel, check_models
 from stages.registry import STAGES
 
 JOBS = Path(__file__).resolve().parents[2] / "jobs"
-LOCAL_INPUTS = ["seeds.path=data/natural.jsonl", "tokenize.tokenizer={kind: tiktoken, name: cl100k_base}"]
+LOCAL_INPUTS = ["seeds.path=data/natural.jsonl"]
 
 
 def cluster_plan():

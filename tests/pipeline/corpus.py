@@ -12,8 +12,6 @@ import pyarrow as pa
 import pytest
 from pydoc_data.topics import topics
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-HUNYUAN_DIR = REPO_ROOT.parent / "shared" / "data" / "hunyuan-tokenizer"
 
 CHINESE = (
     "混元大模型是腾讯发布的大语言模型。预训练数据中约有一万五千亿个合成词元，"
@@ -102,10 +100,10 @@ def save_trained_hf_tokenizer(folder: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def hunyuan():
-    """Hunyuan-Large's tokenizer from the shared file (tests import this fixture by name)."""
+    """Hunyuan-Large's tokenizer, the copy shipped inside synthmix (tests import this fixture by name)."""
     from pipeline.tokenizers import TokenizerSpec, load_tokenizer
 
-    return load_tokenizer(TokenizerSpec(kind="hunyuan", path=HUNYUAN_DIR))
+    return load_tokenizer(TokenizerSpec(kind="hunyuan"))
 
 
 @pytest.fixture(scope="session")

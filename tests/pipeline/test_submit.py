@@ -20,8 +20,10 @@ import pytest
 
 from pipeline import submit
 from pipeline.config import ConfigError, load_job
+from pipeline.mixture import read_mix
 from pipeline.runner import run_job
 from pipeline.store import StageDir
+from pipeline.tokenizers import HUNYUAN_FILE_SHA256
 from stages.registry import STAGES
 from tests.pipeline.fake_chat_server import FakeChatServer, schema_reply
 from tests.pipeline.loopback_cluster import LoopbackCluster
@@ -128,21 +130,18 @@ def test_submit_wait_on_a_two_node_cluster_equals_a_local_run(cluster, tmp_path,
 def test_quickstart_submitted_to_a_two_node_cluster_equals_a_local_run(cluster, tmp_path, ray_session):
     server = FakeChatServer(reply=schema_reply).start()
     model = f"models.embedded={{engine: openai, base_url: '{server.base_url}', model: fake-recipe-model}}"
-    # Named, because the default (Hunyuan's file in ../shared beside the project) is absent from
-    # the project copy a cluster runs, which falls back to cl100k_base.
-    tokenizer = "tokenize.tokenizer={kind: tiktoken, name: cl100k_base}"
     try:
         cluster_run = tmp_path / "on-cluster"
         result = synthmix(
             ["submit", str(QUICKSTART), "--address", cluster.dashboard_url, "--run-dir", str(cluster_run),
-             "--set", model, "--set", tokenizer, "--wait"],
+             "--set", model, "--wait"],
             cluster.client_env(),
         )  # fmt: skip
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "job quickstart finished" in result.stdout
 
         local_run = tmp_path / "local"
-        job = load_job(QUICKSTART, overrides=[model, tokenizer])
+        job = load_job(QUICKSTART, overrides=[model])
         job.run_dir = str(local_run)
         run_job(job, STAGES, job_dir=QUICKSTART.parent, log=lambda line: None)
     finally:
@@ -155,6 +154,8 @@ def test_quickstart_submitted_to_a_two_node_cluster_equals_a_local_run(cluster, 
     shards, listed = shard_contents(cluster_run)
     assert (shards, listed) == shard_contents(local_run)
     assert sum(len(rows) for rows in shards) > 50, "rows must reach the shards for the comparison to mean much"
+    # The default tokenizer ships inside the package, so it travels with the job to the cluster.
+    assert read_mix(cluster_run / "shards" / "mix.json").tokenizer["file_sha256"] == HUNYUAN_FILE_SHA256
 
 
 def test_rerun_on_the_cluster_with_only_redoes_that_stage(cluster, tmp_path):

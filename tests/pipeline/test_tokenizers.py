@@ -15,8 +15,9 @@ from pipeline.tokenizers import (
     hunyuan_special_tokens,
     load_tokenizer,
     read_cl100k_ranks_file,
+    shipped_hunyuan_file,
 )
-from tests.pipeline.corpus import HUNYUAN_DIR, cl100k, hunyuan, multilingual_texts, save_trained_hf_tokenizer  # noqa: F401 (fixtures)
+from tests.pipeline.corpus import cl100k, hunyuan, multilingual_texts, save_trained_hf_tokenizer  # noqa: F401 (fixtures)
 
 HY_SHA256 = "51e1bf20514dc78d5496f9b791af3127eadcc906c830184bf954d5b11d60573f"
 CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
@@ -32,7 +33,7 @@ def test_hunyuan_ids_match_tiktoken_built_from_the_ranks_file(hunyuan):
     reference = tiktoken.Encoding(
         "hy-reference",
         pat_str=HUNYUAN_PATTERN,
-        mergeable_ranks=tiktoken.load.load_tiktoken_bpe(str(HUNYUAN_DIR / "hy.tiktoken")),
+        mergeable_ranks=tiktoken.load.load_tiktoken_bpe(str(shipped_hunyuan_file())),
         special_tokens=hunyuan_special_tokens(),
     )
     texts = multilingual_texts()

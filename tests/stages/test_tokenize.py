@@ -1,5 +1,6 @@
 """The tokenize stage, run for real on Ray: shards, lineage, rejects, resume, tokenizer default."""
 
+import hashlib
 import json
 import unicodedata
 
@@ -17,16 +18,16 @@ from pipeline.stage import Resources, StageContext
 from pipeline.store import PROGRESS, StageDir, write_atomic_json
 from pipeline.tokenizers import (
     CL100K_PATTERN,
-    HUNYUAN_FILE_NAME,
+    HUNYUAN_FILE_SHA256,
     HUNYUAN_PATTERN,
     TokenizerSpec,
     parse_tiktoken_ranks,
     read_cl100k_ranks_file,
+    shipped_hunyuan_file,
 )
-from stages import tokenize as tokenize_module
 from stages.mix import Mix
 from stages.seeds import Seeds
-from stages.tokenize import Tokenize, TokenizeParams, resolve_tokenizer_spec
+from stages.tokenize import Tokenize, TokenizeParams, resolve_tokenizer_spec, vocabulary_file
 
 CL100K = {"kind": "tiktoken", "name": "cl100k_base"}
 CL100K_EOS = 100257
@@ -203,19 +204,15 @@ def test_rerun_on_changed_rows_removes_a_mix_json_the_shards_contradict(tmp_path
     assert not (run_dir / "shards" / "mix.json").exists()
 
 
-def test_default_tokenizer_is_hunyuan_where_its_file_exists_else_cl100k(tmp_path, monkeypatch):
-    present = tmp_path / "hunyuan"
-    present.mkdir()
-    (present / HUNYUAN_FILE_NAME).write_bytes(b"")
-    monkeypatch.setattr(tokenize_module, "DEFAULT_HUNYUAN_DIR", present)
-    assert resolve_tokenizer_spec(None, tmp_path) == (TokenizerSpec(kind="hunyuan", path=present), True)
-    monkeypatch.setattr(tokenize_module, "DEFAULT_HUNYUAN_DIR", tmp_path / "absent")
-    assert resolve_tokenizer_spec(None, tmp_path) == (TokenizerSpec(kind="tiktoken", name="cl100k_base"), True)
+def test_default_tokenizer_is_the_shipped_hunyuan_file(tmp_path):
+    spec, is_default = resolve_tokenizer_spec(None, tmp_path)
+    assert is_default and spec.kind == "hunyuan"
+    file = vocabulary_file(spec)
+    assert file == shipped_hunyuan_file() and hashlib.sha256(file.read_bytes()).hexdigest() == HUNYUAN_FILE_SHA256
     spec, is_default = resolve_tokenizer_spec(TokenizerSpec(kind="hf", path="tok"), tmp_path / "jobs")
     assert spec.path == (tmp_path / "jobs" / "tok").resolve() and not is_default
 
 
-@pytest.mark.skipif(not (tokenize_module.DEFAULT_HUNYUAN_DIR / HUNYUAN_FILE_NAME).is_file(), reason="no Hunyuan tokenizer file beside the repository")
 def test_hunyuan_shards_wrap_nfc_text_in_its_document_ids(tmp_path, ray_session):
     corpus = tmp_path / "c.jsonl"
     texts = ["Cafe\u0301 <|endoftext|> 12345", "长江是亚洲第一长河。"]
@@ -225,7 +222,7 @@ def test_hunyuan_shards_wrap_nfc_text_in_its_document_ids(tmp_path, ray_session)
     rows = rows_of(sorted((run_dir / "shards").glob("*.parquet")))
     tokenizer = read_shard_tokenizer(next((run_dir / "shards").glob("*.parquet")))
     assert tokenizer["name"] == "hunyuan" and StageDir(run_dir, "tokenize").manifest()["extra"]["tokenizer_default"]
-    ranks = parse_tiktoken_ranks((tokenize_module.DEFAULT_HUNYUAN_DIR / HUNYUAN_FILE_NAME).read_bytes(), source="hy")
+    ranks = parse_tiktoken_ranks(shipped_hunyuan_file().read_bytes(), source="hy")
     bare = tiktoken.Encoding("hy_bare", pat_str=HUNYUAN_PATTERN, mergeable_ranks=ranks, special_tokens={})
     assert len(rows) == 2
     for row in rows:
