@@ -118,6 +118,8 @@ class Evolve(ModelStage):
                 columns.SEED_ID: parent[columns.SEED_ID],
                 columns.PARENT_ID: parent[columns.ID],
                 columns.SOURCE: parent.get(columns.SOURCE),
+                columns.SOURCE_ID: parent.get(columns.SOURCE_ID),
+                columns.ORIGIN: parent.get(columns.ORIGIN),
                 columns.DOMAIN: parent[columns.DOMAIN],
                 columns.LANG: seed_language(parent),
                 "task_type": parent.get("task_type"),

@@ -39,6 +39,9 @@ INSTRUCTION_FIELDS = (
     pa.field(columns.EVOLUTION_OP, pa.string()),
     pa.field("evolution_depth", pa.int32()),
     pa.field(columns.META, pa.string()),
+    # The seed record's identity (stages/seeds.py), carried unchanged to the shards.
+    pa.field(columns.SOURCE_ID, pa.string()),
+    pa.field(columns.ORIGIN, pa.string()),
 )
 
 
@@ -101,6 +104,8 @@ class Synthesize(ModelStage):
                 columns.SEED_ID: seed[columns.SEED_ID],
                 columns.PARENT_ID: seed[columns.ID],
                 columns.SOURCE: seed.get(columns.SOURCE),
+                columns.SOURCE_ID: seed.get(columns.SOURCE_ID),
+                columns.ORIGIN: seed.get(columns.ORIGIN),
                 columns.LANG: seed_language(seed),
                 columns.EVOLUTION_OP: "",
                 "evolution_depth": 0,
