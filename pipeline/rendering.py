@@ -95,7 +95,7 @@ def encode_marker(marker: str, tokenizer: Tokenizer) -> list[int]:
 def render_table(batch: pa.Table, tokenizer: Tokenizer, config: RenderConfig) -> pa.Table:
     """Shard rows (`shards.SHARD_SCHEMA`) for `batch`, in its row order.
 
-    Reads `id`, `seed_id`, `source`, `domain`, optional `meta`, and per row either
+    Reads `id`, `seed_id`, `source`, `domain`, optional `meta`, `source_id` and `origin`, and per row either
     `instruction` + `answer` (a synthetic sample) or `text` (a seed document).
     """
     _require_columns(batch)
@@ -154,6 +154,7 @@ def render_table(batch: pa.Table, tokenizer: Tokenizer, config: RenderConfig) ->
         loss_mask = pa.nulls(batch.num_rows, SHARD_SCHEMA.field(LOSS_MASK).type)
 
     meta = batch.column(columns.META) if columns.META in batch.column_names else pa.array(["{}"] * batch.num_rows)
+    source_id, origin = record_identity(batch)
     return pa.Table.from_arrays(
         [
             input_ids,
@@ -165,8 +166,18 @@ def render_table(batch: pa.Table, tokenizer: Tokenizer, config: RenderConfig) ->
             batch.column(columns.DOMAIN),
             pa.array(sample_mask),
             meta,
+            source_id,
+            origin,
         ],
         schema=SHARD_SCHEMA,
+    )
+
+
+def record_identity(batch: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """The rows' `source_id` and `origin`, or nulls where the upstream stages carry none."""
+    return tuple(
+        batch.column(name) if name in batch.column_names else pa.nulls(batch.num_rows, pa.string())
+        for name in (columns.SOURCE_ID, columns.ORIGIN)
     )
 
 

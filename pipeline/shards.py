@@ -42,6 +42,9 @@ SHARD_SCHEMA = pa.schema(
         pa.field(columns.DOMAIN, pa.string(), nullable=False),
         pa.field(columns.SYNTHETIC, pa.bool_(), nullable=False),
         pa.field(columns.META, pa.string(), nullable=False),  # JSON
+        # The seed record's identity (stages/seeds.py): its own id and where it came from (JSON).
+        pa.field(columns.SOURCE_ID, pa.string(), nullable=True),
+        pa.field(columns.ORIGIN, pa.string(), nullable=True),
     ]
 )
 

@@ -4,7 +4,10 @@ Reads Parquet, JSONL (plain or .gz), datasets saved with `datasets.save_to_disk`
 no path — a built-in source present on every machine: Python's documentation topics
 (`pydoc_data.topics`) and standard-library modules.
 Writes one row per chunk: `id` = hash of the chunk text (so exact duplicates share it),
-`seed_id` = `id`, `parent_id` = the record's locator (`file:line`).
+`seed_id` = `id`, `parent_id` = the record's locator (`file:line`, `file#row`), and the record's
+identity, which every later stage carries to the shard rows: `source_id` (the record's own id,
+`seeds.id_field`, as the user gave it) and `origin` (JSON: file, line or row, chunk index and the
+`seeds.keep_fields`). Chunks of one record share its `source_id`.
 Rejects: empty, not_utf8, too_large, parse_error, missing_field, exact_duplicate.
 """
 
@@ -23,7 +26,15 @@ from pydantic import Field, model_validator
 from pipeline import columns
 from pipeline.fingerprint import content_id
 from pipeline.rejects import RejectReason
-from pipeline.seed_files import RECORD_SCHEMA, SeedInputError, detect_format, expand_paths, list_read_items, read_item
+from pipeline.seed_files import (
+    RECORD_SCHEMA,
+    RecordIdentity,
+    SeedInputError,
+    detect_format,
+    expand_paths,
+    list_read_items,
+    read_item,
+)
 from pipeline.stage import Lineage, Resources, Stage, StageParams, with_reject_columns
 from pipeline.store import StageDir, UnitCounts, read_json, write_atomic_json, write_atomic_parquet
 from quality.chunking import chunk_document, normalize_document
@@ -42,6 +53,8 @@ class SeedsParams(StageParams):
     path: str | list[str] | None = Field(default=None, description="file, glob or saved-dataset folder; none: the built-in source")
     format: Literal["auto", "jsonl", "parquet", "hf"] = "auto"
     text_field: str = "text"
+    id_field: str | None = Field(default=None, description="the records' own id, kept as source_id; none: `id` where records have one")
+    keep_fields: list[str] = Field(default_factory=list, description="record fields kept in every row's origin, down to the shards")
     source: str | None = Field(default=None, description="source tag; default: the file name")
     domain: str = "general"
     kind: SeedKind = "web"
@@ -77,6 +90,8 @@ class Seeds(Stage):
         pa.field(columns.TEXT, pa.string()),
         pa.field("chunk_index", pa.int32()),
         pa.field(columns.SYNTHETIC, pa.bool_()),
+        pa.field(columns.SOURCE_ID, pa.string()),
+        pa.field(columns.ORIGIN, pa.string()),
     )
 
     # --- what to read ------------------------------------------------------------------------
@@ -86,6 +101,18 @@ class Seeds(Stage):
             for path in expand_paths(pattern, self.context.job_dir):
                 files.append((path, detect_format(path) if self.params.format == "auto" else self.params.format))
         return files
+
+    @property
+    def identity(self) -> RecordIdentity:
+        return RecordIdentity(id_field=self.params.id_field, keep_fields=tuple(self.params.keep_fields))
+
+    def _origin_name(self, path: Path) -> str:
+        """How `origin` names a file: relative to the job's folder when inside it (stable when a
+        project moves), else the absolute path."""
+        try:
+            return str(path.resolve().relative_to(self.context.job_dir.resolve()))
+        except ValueError:
+            return str(path.resolve())
 
     @property
     def reads_builtin(self) -> bool:
@@ -105,7 +132,11 @@ class Seeds(Stage):
         parts = []
         if self.reads_builtin:
             parts.append(ray.data.from_arrow(builtin_records(self.params.builtin)))
-        items = [item for path, fmt in self._files() for item in list_read_items(path, fmt)]
+        identity = self.identity
+        items = []
+        for path, fmt in self._files():
+            identity.check_file(path, fmt)
+            items += list_read_items(path, fmt, name=self._origin_name(path))
         if items:
             parts.append(self._read_files(items))
         if not parts:
@@ -121,6 +152,7 @@ class Seeds(Stage):
             "domain": self.params.domain,
             "kind": self.params.kind,
             "lang": self.params.lang,
+            "identity": self.identity,
         }
         return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             _read_items, fn_kwargs={"settings": settings}, batch_size=1, batch_format="pyarrow", num_cpus=0.5
@@ -129,12 +161,14 @@ class Seeds(Stage):
     # --- per batch ---------------------------------------------------------------------------
     def transform(self, batch: pa.Table) -> pa.Table:
         rows = []
-        seen: dict[str, str] = {}
+        seen: dict[str, tuple[str, str | None]] = {}
         keep_indent = {"code"}
         for record in batch.to_pylist():
             locator = record["id"]
             base = {
                 columns.PARENT_ID: locator,
+                columns.SOURCE_ID: record["source_id"],
+                columns.ORIGIN: record["origin"],
                 columns.SOURCE: record["source"],
                 columns.DOMAIN: record["domain"],
                 columns.KIND: record["kind"],
@@ -152,14 +186,17 @@ class Seeds(Stage):
             if not text:
                 rows.append(_reject(base, locator, RejectReason.EMPTY, "no text after normalisation"))
                 continue
+            origin = json.loads(record["origin"]) if record["origin"] else {}
             for index, chunk in enumerate(chunk_document(text, max_chars=self.params.chunk_chars)):
                 chunk_id = content_id(chunk)
-                row = {**base, columns.ID: chunk_id, columns.SEED_ID: chunk_id, columns.TEXT: chunk, "chunk_index": index}
+                row = {**base, columns.ID: chunk_id, columns.SEED_ID: chunk_id, columns.TEXT: chunk, "chunk_index": index,
+                       columns.ORIGIN: json.dumps({**origin, "chunk": index}, ensure_ascii=False)}  # fmt: skip
                 if chunk_id in seen:
+                    kept_from, kept_source_id = seen[chunk_id]
                     row[columns.REJECT_REASON] = RejectReason.EXACT_DUPLICATE.value
-                    row[columns.REJECT_DETAIL] = json.dumps({"kept": chunk_id, "kept_from": seen[chunk_id]})
+                    row[columns.REJECT_DETAIL] = json.dumps({"kept": chunk_id, "kept_from": kept_from, "kept_source_id": kept_source_id})
                 else:
-                    seen[chunk_id] = locator
+                    seen[chunk_id] = (locator, record["source_id"])
                 rows.append(row)
         return pa.Table.from_pylist(rows, schema=with_reject_columns(self.output_schema()))
 
@@ -206,21 +243,25 @@ def drop_cross_unit_duplicates(stage_dir: StageDir, schema: pa.Schema) -> int:
 
 
 def _find_cross_unit_duplicates(stage_dir: StageDir, schema: pa.Schema) -> pa.Table | None:
-    first_part: dict[str, str] = {}
+    first_part: dict[str, tuple[str, str | None]] = {}  # id -> (part file, source_id) of the kept copy
     duplicate_parts: dict[str, list[str]] = {}
     for part in stage_dir.part_files():
-        for row_id in pq.read_table(part, columns=[columns.ID])[columns.ID].to_pylist():
+        ids = pq.read_table(part, columns=[columns.ID, columns.SOURCE_ID])
+        for row_id, source_id in zip(ids[columns.ID].to_pylist(), ids[columns.SOURCE_ID].to_pylist()):
             if row_id in first_part:
                 duplicate_parts.setdefault(part.name, []).append(row_id)
             else:
-                first_part[row_id] = part.name
+                first_part[row_id] = (part.name, source_id)
     if not duplicate_parts:
         return None
     tables = []
     for part_name, ids in duplicate_parts.items():
         table = pq.read_table(stage_dir.path / part_name)
         table = table.filter(pc.is_in(table[columns.ID], value_set=pa.array(ids)))
-        details = [json.dumps({"kept": row_id, "kept_in": first_part[row_id], "dropped_from": part_name}) for row_id in table[columns.ID].to_pylist()]
+        details = [
+            json.dumps({"kept": row_id, "kept_in": first_part[row_id][0], "kept_source_id": first_part[row_id][1], "dropped_from": part_name})
+            for row_id in table[columns.ID].to_pylist()
+        ]
         table = table.append_column(columns.REJECT_REASON, pa.array([RejectReason.EXACT_DUPLICATE.value] * table.num_rows, pa.string()))
         tables.append(table.append_column(columns.REJECT_DETAIL, pa.array(details, pa.string())))
     return pa.concat_tables(tables)
@@ -247,11 +288,13 @@ def builtin_records(builtin: BuiltinSource) -> pa.Table:
     rows = []
     names = sorted(topics)
     for name in _spread(names, builtin.pydoc_topics):
-        rows.append({"id": f"pydoc_topics:{name}", "text": topics[name], "source": "pydoc_topics", "domain": "code", "kind": "web", "lang": "en"})
+        rows.append({"id": f"pydoc_topics:{name}", "text": topics[name], "source": "pydoc_topics", "domain": "code", "kind": "web", "lang": "en",
+                     "source_id": f"pydoc_topics:{name}", "origin": json.dumps({"builtin": "pydoc_data.topics", "topic": name})})  # fmt: skip
     stdlib = Path(os.__file__).parent
     modules = sorted(p for p in stdlib.glob("*.py") if not p.name.startswith("_") and p.stat().st_size < 60_000)
     for path in _spread(modules, builtin.stdlib_modules):
-        rows.append({"id": f"stdlib:{path.name}", "text": path.read_text(encoding="utf-8", errors="replace"), "source": "stdlib", "domain": "code", "kind": "code", "lang": "en"})
+        rows.append({"id": f"stdlib:{path.name}", "text": path.read_text(encoding="utf-8", errors="replace"), "source": "stdlib", "domain": "code", "kind": "code", "lang": "en",
+                     "source_id": f"stdlib:{path.name}", "origin": json.dumps({"builtin": "stdlib", "module": path.name})})  # fmt: skip
     return pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
 
 

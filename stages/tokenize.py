@@ -30,7 +30,7 @@ from pipeline.config import ConfigError
 from pipeline.file_digest import sha256_file
 from pipeline.mixture import MIX_FILE_NAME, MixMismatchError, validate_mix
 from pipeline.rejects import RejectReason
-from pipeline.rendering import RenderConfig, render_table
+from pipeline.rendering import RenderConfig, record_identity, render_table
 from pipeline.shard_units import SCRATCH, balanced_groups, commit_files_as_shards, publish_shards
 from pipeline.shards import (
     DEFAULT_ROW_GROUP_TOKENS,
@@ -248,6 +248,7 @@ def _rejected_rows(batch: pa.Table, reasons: pa.Array, details: pa.Array) -> pa.
     rows = batch.num_rows
     is_sample = pc.and_(_present(batch, columns.INSTRUCTION), _present(batch, columns.ANSWER))
     meta = batch.column(columns.META) if columns.META in batch.column_names else pa.array(["{}"] * rows, pa.string())
+    source_id, origin = record_identity(batch)
     return pa.table(
         {
             INPUT_IDS: pa.nulls(rows, SHARD_SCHEMA.field(INPUT_IDS).type),
@@ -259,6 +260,8 @@ def _rejected_rows(batch: pa.Table, reasons: pa.Array, details: pa.Array) -> pa.
             columns.DOMAIN: batch.column(columns.DOMAIN),
             columns.SYNTHETIC: is_sample,
             columns.META: meta,
+            columns.SOURCE_ID: source_id,
+            columns.ORIGIN: origin,
             columns.REJECT_REASON: reasons,
             columns.REJECT_DETAIL: details,
         }
