@@ -15,6 +15,7 @@ import pytest
 from pipeline.config import load_job
 from pipeline.runner import run_job
 from pipeline.store import StageDir
+from pipeline.tokenizers import HUNYUAN_FILE_SHA256
 from stages.registry import STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,14 +106,20 @@ def test_critique_scores_every_pair_or_rejects_it_with_a_reason(run_dir):
         assert 1 <= row["critique_score"] <= 10
 
 
-def test_shards_trace_every_row_to_a_seed_and_mix_totals_match(run_dir):
-    seed_ids = {row["id"] for row in rows(run_dir, "seeds")}
+def test_shards_trace_every_row_to_a_seed_record_and_mix_totals_match(run_dir):
+    seeds = {row["id"]: row for row in rows(run_dir, "seeds")}
     shard_files = sorted((run_dir / "shards").glob("*.parquet"))
     assert shard_files
     table = pa.concat_tables([pq.read_table(f) for f in shard_files])
-    assert set(table["seed_id"].to_pylist()) <= seed_ids
+    assert set(table["seed_id"].to_pylist()) <= set(seeds)
+    # Every shard row still names the seed record (its own id and where it was read).
+    for row in table.select(["seed_id", "source_id", "origin"]).to_pylist():
+        seed = seeds[row["seed_id"]]
+        assert row["origin"] and (row["source_id"], row["origin"]) == (seed["source_id"], seed["origin"])
     mix = json.loads((run_dir / "shards" / "mix.json").read_text())
     assert sum(shard["tokens"] for shard in mix["shards"]) == sum(table["num_tokens"].to_pylist())
+    # The default tokenizer is Hunyuan-Large's, shipped inside synthmix.
+    assert mix["tokenizer"]["name"] == "hunyuan" and mix["tokenizer"]["file_sha256"] == HUNYUAN_FILE_SHA256
 
 
 def test_a_rerun_skips_every_fresh_stage(run_dir):
