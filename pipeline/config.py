@@ -15,11 +15,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pipeline.contracts import ConfigError
 from pipeline.models import EmbeddedModel, ModelSpec
-
-
-class ConfigError(ValueError):
-    """A job file (or a --set override) that does not describe a runnable job."""
 
 
 class RayConfig(BaseModel):

@@ -16,12 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
+from pipeline.contracts import content_id  # noqa: F401 - re-exported: stages imported it from here
 from pipeline.file_digest import sha256_file
-
-
-def content_id(text: str) -> str:
-    """Stable row id: the same text gets the same id in every run."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def canonical_hash(data: Any) -> str:

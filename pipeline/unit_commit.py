@@ -16,14 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import columns
+from pipeline.contracts import LineageError
 from pipeline.stage import Lineage, Stage, with_reject_columns
 from pipeline.store import StageDir, UnitCounts
 
 _WORKER_STAGES: dict[str, Stage] = {}
-
-
-class LineageError(RuntimeError):
-    """A stage returned rows that do not trace back to its input: a bug in the stage."""
 
 
 def unit_name(input_ids: pa.Array) -> str:

@@ -12,17 +12,14 @@ the most frequent n-gram (n = 2..4). Shares count occurrences, not characters.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.contracts import RejectReason
 from quality.ngram_hashes import WordHashes, as_string_array, hash_ngram_sizes, hash_strings, hash_words
-
-# The values of pipeline.rejects.RejectReason that these rules give (quality/ imports nothing of ours).
-HeuristicReason = Literal["too_short", "too_large", "refusal", "boilerplate", "repetitive"]
 
 # Refusals are looked for near the start: a long answer that later says "I cannot help but notice" is
 # not a refusal, a reply that opens with "I'm sorry, but I can't" is.
@@ -184,10 +181,10 @@ def score_heuristics(
 
 def evaluate_heuristics(
     scores: HeuristicScores, thresholds: HeuristicThresholds
-) -> list[tuple[HeuristicReason | None, str]]:
+) -> list[tuple[RejectReason | None, str]]:
     """Per text: (None, "") to keep, or (reason, detail) for the first failed rule, e.g.
-    ("repetitive", "dup_line_frac=0.52 > 0.30"). Rules run in order: length, refusal, boilerplate,
-    repetition; repetition rules skip texts under `repetition_min_words` words.
+    (RejectReason.REPETITIVE, "dup_line_frac=0.52 > 0.30"). Rules run in order: length, refusal,
+    boilerplate, repetition; repetition rules skip texts under `repetition_min_words` words.
     """
     missing = sorted(
         {*thresholds.max_top_ngram_frac} - {*scores.top_ngram_frac}
@@ -199,32 +196,32 @@ def evaluate_heuristics(
             "pass them to score_heuristics(top_ngram_sizes=..., dup_ngram_sizes=...)"
         )
     long_enough = scores.words >= thresholds.repetition_min_words
-    rules: list[tuple[HeuristicReason, str, np.ndarray, float | None, bool]] = [
-        ("too_short", "chars", scores.chars, thresholds.min_chars, False),
-        ("too_short", "words", scores.words, thresholds.min_words, False),
-        ("too_large", "chars", scores.chars, thresholds.max_chars, True),
-        ("too_large", "words", scores.words, thresholds.max_words, True),
-        ("refusal", "refusal_matches", scores.refusal_matches, thresholds.max_refusal_matches, True),
-        ("boilerplate", "boilerplate_matches", scores.boilerplate_matches, thresholds.max_boilerplate_matches, True),
-        ("repetitive", "dup_line_frac", scores.dup_line_frac, thresholds.max_dup_line_frac, True),
-        ("repetitive", "dup_paragraph_frac", scores.dup_paragraph_frac, thresholds.max_dup_paragraph_frac, True),
+    rules: list[tuple[RejectReason, str, np.ndarray, float | None, bool]] = [
+        (RejectReason.TOO_SHORT, "chars", scores.chars, thresholds.min_chars, False),
+        (RejectReason.TOO_SHORT, "words", scores.words, thresholds.min_words, False),
+        (RejectReason.TOO_LARGE, "chars", scores.chars, thresholds.max_chars, True),
+        (RejectReason.TOO_LARGE, "words", scores.words, thresholds.max_words, True),
+        (RejectReason.REFUSAL, "refusal_matches", scores.refusal_matches, thresholds.max_refusal_matches, True),
+        (RejectReason.BOILERPLATE, "boilerplate_matches", scores.boilerplate_matches, thresholds.max_boilerplate_matches, True),
+        (RejectReason.REPETITIVE, "dup_line_frac", scores.dup_line_frac, thresholds.max_dup_line_frac, True),
+        (RejectReason.REPETITIVE, "dup_paragraph_frac", scores.dup_paragraph_frac, thresholds.max_dup_paragraph_frac, True),
     ]
     rules += [
-        ("repetitive", f"top_{n}gram_frac", scores.top_ngram_frac[n], bound, True)
+        (RejectReason.REPETITIVE, f"top_{n}gram_frac", scores.top_ngram_frac[n], bound, True)
         for n, bound in sorted(thresholds.max_top_ngram_frac.items())
     ]
     rules += [
-        ("repetitive", f"dup_{n}gram_frac", scores.dup_ngram_frac[n], bound, True)
+        (RejectReason.REPETITIVE, f"dup_{n}gram_frac", scores.dup_ngram_frac[n], bound, True)
         for n, bound in sorted(thresholds.max_dup_ngram_frac.items())
     ]
     count = len(scores.chars)
     decided = np.zeros(count, dtype=bool)
-    outcomes: list[tuple[HeuristicReason | None, str]] = [(None, "")] * count
+    outcomes: list[tuple[RejectReason | None, str]] = [(None, "")] * count
     for reason, name, values, bound, is_maximum in rules:
         if bound is None:
             continue
         failed = (values > bound) if is_maximum else (values < bound)
-        if reason == "repetitive":
+        if reason is RejectReason.REPETITIVE:
             failed &= long_enough
         for index in np.flatnonzero(failed & ~decided):
             value = values[index]

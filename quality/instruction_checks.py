@@ -1,7 +1,7 @@
 """Rules that decide whether a generated or evolved instruction is worth answering.
 
-Each check returns a reason string (a `RejectReason` value) and a detail, or None. The stage
-decides what to do with it; nothing here knows about rows or Ray.
+Each check returns a `RejectReason` and a detail, or None. The stage decides what to do with
+it; nothing here knows about rows or Ray.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from pipeline.contracts import RejectReason
 from quality.heuristics import count_refusals
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -49,57 +50,57 @@ def is_mostly_chinese(text: str) -> bool:
     return bool(letters) and sum(1 for ch in letters if _HAN.match(ch)) / len(letters) >= 0.3
 
 
-def check_is_request(instruction: str, *, min_words: int = 4) -> tuple[str, str] | None:
+def check_is_request(instruction: str, *, min_words: int = 4) -> tuple[RejectReason, str] | None:
     """An instruction must ask for something: a question, or an imperative/interrogative opener,
     in at least `min_words` words (Han characters count one each, and need twice as many)."""
     text = instruction.strip()
     if not text:
-        return "empty", "empty instruction"
+        return RejectReason.EMPTY, "empty instruction"
     chinese = is_mostly_chinese(text)
     needed = min_words * 2 if chinese else min_words
     if len(words(text)) < needed:
-        return "too_short", f"{len(words(text))} words; a request needs at least {needed}"
+        return RejectReason.TOO_SHORT, f"{len(words(text))} words; a request needs at least {needed}"
     if chinese:
-        return None if _CHINESE_REQUEST.search(text) else ("not_a_request", "no question mark or request word")
+        return None if _CHINESE_REQUEST.search(text) else (RejectReason.NOT_A_REQUEST, "no question mark or request word")
     if "?" in text:
         return None
     tokens = [word for word in words(text)[:4] if word not in _COURTESY]
     if tokens and tokens[0] in _REQUEST_OPENERS:
         return None
-    return "not_a_request", f"neither a question nor a request: starts with {' '.join(tokens[:3])!r}"
+    return RejectReason.NOT_A_REQUEST, f"neither a question nor a request: starts with {' '.join(tokens[:3])!r}"
 
 
-def check_copies_seed(instruction: str, seed_text: str, *, max_overlap: float = 0.8, ngram: int = 6) -> tuple[str, str] | None:
+def check_copies_seed(instruction: str, seed_text: str, *, max_overlap: float = 0.8, ngram: int = 6) -> tuple[RejectReason, str] | None:
     """Reject an instruction whose word n-grams mostly appear verbatim in its seed."""
     instruction_words = words(instruction)
     if len(instruction_words) < ngram:
         return None
     overlap = _copied_share(instruction, seed_text, ngram=ngram)
     if overlap >= max_overlap:
-        return "copies_seed", f"{overlap:.0%} of its {ngram}-word sequences appear verbatim in the seed"
+        return RejectReason.COPIES_SEED, f"{overlap:.0%} of its {ngram}-word sequences appear verbatim in the seed"
     return None
 
 
 def check_evolution(
     evolved: str, parent: str, *, template_text: str = "", min_length_ratio: float = 0.5, min_new_words: int = 2, max_template_overlap: float = 0.5
-) -> tuple[str, str] | None:
+) -> tuple[RejectReason, str] | None:
     """An evolved instruction must be a real, longer-or-richer request, not an echo, a refusal,
     or the rewriting prompt's own words (`template_text`: the prompt without the parent)."""
     text = evolved.strip()
     if not text:
-        return "empty", "empty evolution"
+        return RejectReason.EMPTY, "empty evolution"
     if count_refusals([text])[0] > 0:
-        return "refusal", "the model declined instead of rewriting"
+        return RejectReason.REFUSAL, "the model declined instead of rewriting"
     if _TEMPLATE_LEAKS.search(text):
-        return "template_leak", f"template words in the output: {_TEMPLATE_LEAKS.search(text).group(0)!r}"
+        return RejectReason.TEMPLATE_LEAK, f"template words in the output: {_TEMPLATE_LEAKS.search(text).group(0)!r}"
     copied = _copied_share(text, template_text, ngram=5)
     if copied >= max_template_overlap:
-        return "template_leak", f"{copied:.0%} of its 5-word sequences come from the prompt"
+        return RejectReason.TEMPLATE_LEAK, f"{copied:.0%} of its 5-word sequences come from the prompt"
     if len(text) < min_length_ratio * len(parent.strip()) or len(text) < 10:
-        return "too_short", f"{len(text)} characters against the parent's {len(parent.strip())}"
+        return RejectReason.TOO_SHORT, f"{len(text)} characters against the parent's {len(parent.strip())}"
     new_words = set(words(text)) - set(words(parent))
     if len(new_words) < min_new_words:
-        return "no_information_gain", f"only {len(new_words)} word(s) not already in the parent"
+        return RejectReason.NO_INFORMATION_GAIN, f"only {len(new_words)} word(s) not already in the parent"
     return None
 
 

@@ -18,15 +18,13 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from pipeline import columns
-from pipeline.fingerprint import content_id
+from pipeline.contracts import derived_id
+from pipeline.instruction_rows import seed_language
 from pipeline.llm import apply_llm
 from pipeline.models import SamplingParams
 from pipeline.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_seed
 from pipeline.prompts import load_prompt
 from pipeline.stage import Resources, Stage, StageParams, with_columns
-from stages.synthesize import seed_language
-
-
 
 class AnswerParams(StageParams):
     # domain -> model name; `default` answers every domain not listed.
@@ -81,7 +79,7 @@ class Answer(Stage):
             count = self.params.samples if objective else 1
             for sample_index in range(count):
                 take.append(row_index)
-                sample_ids.append(content_id(f"{row_id}\x1fanswer\x1f{sample_index}"))
+                sample_ids.append(derived_id(row_id, "answer", sample_index))
                 indexes.append(sample_index)
                 counts.append(count)
         rows = batch.take(pa.array(take, pa.int64()))

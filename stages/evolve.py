@@ -25,15 +25,14 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from pipeline import columns
-from pipeline.fingerprint import content_id
+from pipeline.contracts import INSTRUCTION_FIELDS, RejectReason, derived_id, reject_row
+from pipeline.instruction_rows import check_repeated, seed_language
 from pipeline.model_stage import ModelStage
 from pipeline.models import SamplingParams
 from pipeline.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
 from pipeline.prompts import load_prompt
-from pipeline.rejects import RejectReason
 from pipeline.stage import Lineage, Resources, StageParams, with_reject_columns
 from quality.instruction_checks import check_evolution, check_is_request
-from stages.synthesize import INSTRUCTION_FIELDS, check_repeated, reject_row, seed_language
 
 REWRITE_OPERATIONS = ("clarify", "add_constraints", "deepen", "concretize", "reasoning")
 EXPAND = "expand"
@@ -113,7 +112,7 @@ class Evolve(ModelStage):
         rows = []
         for parent in batch.to_pylist():
             op = json.loads(parent["prompt_info"])["operation"]
-            depth = (parent.get("evolution_depth") or 0) + 1
+            depth = (parent.get(columns.EVOLUTION_DEPTH) or 0) + 1
             base = {
                 columns.SEED_ID: parent[columns.SEED_ID],
                 columns.PARENT_ID: parent[columns.ID],
@@ -122,10 +121,10 @@ class Evolve(ModelStage):
                 columns.ORIGIN: parent.get(columns.ORIGIN),
                 columns.DOMAIN: parent[columns.DOMAIN],
                 columns.LANG: seed_language(parent),
-                "task_type": parent.get("task_type"),
+                columns.TASK_TYPE: parent.get(columns.TASK_TYPE),
                 columns.OBJECTIVE: bool(parent.get(columns.OBJECTIVE)) and op != EXPAND,
                 columns.EVOLUTION_OP: op,
-                "evolution_depth": depth,
+                columns.EVOLUTION_DEPTH: depth,
             }
             if self.params.keep_parents:
                 rows.append({name: parent.get(name) for name in pa.schema(INSTRUCTION_FIELDS).names})
@@ -139,7 +138,7 @@ class Evolve(ModelStage):
                 text = text.strip()
                 row = {
                     **base,
-                    columns.ID: content_id(f"{parent[columns.ID]}\x1f{op}\x1f{text}"),
+                    columns.ID: derived_id(parent[columns.ID], op, text),
                     columns.INSTRUCTION: text,
                     columns.META: generation_meta(parent, operation=op, item_index=index),
                 }
@@ -178,7 +177,7 @@ def pick_low_resource_examples(rows: Iterable[dict], *, listed: list[str], max_s
     return {domain: examples[domain] for domain in sorted(rare)}
 
 
-def _repeats(text: str, example: str) -> tuple[str, str] | None:
+def _repeats(text: str, example: str) -> tuple[RejectReason, str] | None:
     if text.strip().lower() == example.strip().lower():
-        return "no_information_gain", "repeats an example instruction"
+        return RejectReason.NO_INFORMATION_GAIN, "repeats an example instruction"
     return None

@@ -13,37 +13,18 @@ import pyarrow as pa
 from pydantic import Field
 
 from pipeline import columns
-from pipeline.fingerprint import content_id
+from pipeline.contracts import INSTRUCTION_FIELDS, RejectReason, derived_id, reject_row
+from pipeline.instruction_rows import check_repeated, seed_language
 from pipeline.model_stage import ModelStage
 from pipeline.models import SamplingParams
 from pipeline.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
 from pipeline.prompts import load_prompt
-from pipeline.rejects import RejectReason
 from pipeline.stage import Lineage, Resources, StageParams, with_reject_columns
-from quality.instruction_checks import check_copies_seed, check_is_request, is_mostly_chinese
+from quality.instruction_checks import check_copies_seed, check_is_request
 
 OBJECTIVE_TYPES = frozenset({"factual", "math", "choice"})
 # An instruction's type can move it to the domain whose model should answer it.
 DOMAIN_OF_TYPE = {"math": "math", "code": "code"}
-
-INSTRUCTION_FIELDS = (
-    pa.field(columns.ID, pa.string()),
-    pa.field(columns.SEED_ID, pa.string()),
-    pa.field(columns.PARENT_ID, pa.string()),
-    pa.field(columns.SOURCE, pa.string()),
-    pa.field(columns.DOMAIN, pa.string()),
-    pa.field(columns.LANG, pa.string()),
-    pa.field(columns.INSTRUCTION, pa.string()),
-    pa.field("task_type", pa.string()),
-    pa.field(columns.OBJECTIVE, pa.bool_()),
-    pa.field(columns.EVOLUTION_OP, pa.string()),
-    pa.field("evolution_depth", pa.int32()),
-    pa.field(columns.META, pa.string()),
-    # The seed record's identity (stages/seeds.py), carried unchanged to the shards.
-    pa.field(columns.SOURCE_ID, pa.string()),
-    pa.field(columns.ORIGIN, pa.string()),
-)
-
 
 class SynthesizeParams(StageParams):
     model: str = "embedded"
@@ -108,7 +89,7 @@ class Synthesize(ModelStage):
                 columns.ORIGIN: seed.get(columns.ORIGIN),
                 columns.LANG: seed_language(seed),
                 columns.EVOLUTION_OP: "",
-                "evolution_depth": 0,
+                columns.EVOLUTION_DEPTH: 0,
             }
             if reply.reason is not None:
                 rows.append(reject_row(base, seed[columns.ID], reply.reason, reply.detail, **{columns.DOMAIN: seed[columns.DOMAIN], columns.META: generation_meta(seed)}))
@@ -119,10 +100,10 @@ class Synthesize(ModelStage):
                 task_type = item["type"]
                 row = {
                     **base,
-                    columns.ID: content_id(f"{seed[columns.ID]}\x1f{instruction}"),
+                    columns.ID: derived_id(seed[columns.ID], instruction),
                     columns.DOMAIN: DOMAIN_OF_TYPE.get(task_type, seed[columns.DOMAIN]),
                     columns.INSTRUCTION: instruction,
-                    "task_type": task_type,
+                    columns.TASK_TYPE: task_type,
                     columns.OBJECTIVE: task_type in OBJECTIVE_TYPES,
                     columns.META: generation_meta(seed, item_index=index),
                 }
@@ -136,29 +117,3 @@ class Synthesize(ModelStage):
                 rows.append(row)
         return pa.Table.from_pylist(rows, schema=with_reject_columns(pa.schema(INSTRUCTION_FIELDS)))
 
-
-def check_repeated(text: str, seen: set[str]) -> tuple[str, str] | None:
-    """The same text twice from one call would share an id: the second is an exact duplicate."""
-    if text in seen:
-        return RejectReason.EXACT_DUPLICATE.value, "repeats an earlier instruction of the same reply"
-    seen.add(text)
-    return None
-
-
-def seed_language(row: dict) -> str:
-    """The seed's own `lang` when set, else Chinese or English by its script."""
-    if row.get(columns.LANG):
-        return row[columns.LANG]
-    return "zh" if is_mostly_chinese(row.get(columns.TEXT) or row.get(columns.INSTRUCTION) or "") else "en"
-
-
-def reject_row(base: dict, parent_id: str, reason: RejectReason, detail: str | None, **fields) -> dict:
-    """A reject for an input that yielded nothing: keyed by its parent so lineage holds."""
-    return {
-        **base,
-        **fields,
-        columns.ID: content_id(f"{parent_id}\x1freject"),
-        columns.PARENT_ID: parent_id,
-        columns.REJECT_REASON: RejectReason(reason).value,
-        columns.REJECT_DETAIL: detail,
-    }

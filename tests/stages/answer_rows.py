@@ -1,8 +1,8 @@
 """A stand-in for the `answer` stage in filtering tests: emits rows of the answer contract from Parquet.
 
-Rows carry exactly what `answer` promises downstream (id, seed_id, parent_id, source, domain,
-lang, instruction, answer, samples, objective, meta), so the filtering stages are tested on
-that contract without an engine start.
+Rows carry exactly what the filtering stages read (`pipeline.contracts.ANSWER_FIELDS`: lineage,
+source, domain, lang, instruction, answer, samples, objective, meta, record identity), so the
+filtering stages are tested on that contract without an engine start.
 """
 
 from __future__ import annotations
@@ -16,24 +16,11 @@ import pyarrow.parquet as pq
 
 from pipeline import columns
 from pipeline.config import parse_job
+from pipeline.contracts import ANSWER_FIELDS
 from pipeline.runner import run_job
 from pipeline.stage import Stage, StageParams
 from pipeline.store import StageDir
 from stages.registry import STAGES
-
-ANSWER_FIELDS = (
-    pa.field(columns.ID, pa.string()),
-    pa.field(columns.SEED_ID, pa.string()),
-    pa.field(columns.PARENT_ID, pa.string()),
-    pa.field(columns.SOURCE, pa.string()),
-    pa.field(columns.DOMAIN, pa.string()),
-    pa.field(columns.LANG, pa.string()),
-    pa.field(columns.INSTRUCTION, pa.string()),
-    pa.field(columns.ANSWER, pa.string()),
-    pa.field(columns.SAMPLES, pa.list_(pa.string())),
-    pa.field(columns.OBJECTIVE, pa.bool_()),
-    pa.field(columns.META, pa.string()),
-)
 
 
 class ParquetRowsParams(StageParams):

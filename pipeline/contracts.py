@@ -1,0 +1,191 @@
+"""The contracts between stages: column names, reject reasons, row shapes, ids and errors.
+
+One leaf module that imports nothing of synthmix, so every layer may depend on it: stages,
+the run core, `quality/` (which may import nothing else of ours) and the tests, which import
+these shapes instead of restating them. A stage module never imports another stage module;
+what two stages share lives here or in a `pipeline` module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+from typing import Any
+
+import pyarrow as pa
+
+# --- column names: one place, so a typo is an import error, not a silent null -------------------
+# Lineage: every row, down to a tokenized shard row, traces back to its seed document.
+ID = "id"  # stable content hash of the row
+SEED_ID = "seed_id"  # id of the seed chunk this row descends from
+PARENT_ID = "parent_id"  # id of the row this one was made from (for seeds: the source record locator)
+# Record identity: where a seed record came from, carried unchanged by every stage to the shards.
+SOURCE_ID = "source_id"  # the record's own id (`seeds.id_field`), as the user gave it; null when it has none
+ORIGIN = "origin"  # JSON: {"file", "line" (JSONL) or "row" (Parquet, datasets), "chunk", "fields": keep_fields}
+
+# Mix keys.
+SOURCE = "source"  # where the seed came from: "pydoc_topics", "stdlib", a file name, ...
+DOMAIN = "domain"  # "general", "code", "math", "science", ...
+LANG = "lang"  # ISO 639-1 language code of the main text
+SYNTHETIC = "synthetic"
+
+# Content.
+TEXT = "text"  # seed chunk text
+KIND = "kind"  # kind of seed document: "web", "qa", "code", "book"
+INSTRUCTION = "instruction"
+ANSWER = "answer"
+SAMPLES = "samples"  # list<string>: k answers drawn for self-consistency
+META = "meta"  # JSON string: generator models, template ids, evolution ops, scores
+
+# Rejects: set only on rows written to `<stage>/rejects/`.
+REJECT_REASON = "reject_reason"
+REJECT_DETAIL = "reject_detail"
+
+# Read by the LLM layer (`pipeline.llm.apply_llm`) on every request row.
+MESSAGES = "messages"  # chat messages, a list of {role, content} or its JSON
+SAMPLING_PARAMS = "sampling_params"  # optional per-row overrides (JSON or struct)
+JSON_SCHEMA = "json_schema"  # optional per-row JSON schema of the expected output
+# Written by the LLM layer on every generated row; the runner sums tokens per model.
+GENERATED_TEXT = "generated_text"
+LLM_ERROR = "llm_error"
+LLM_MODEL = "llm_model"
+PROMPT_TOKENS = "num_input_tokens"
+GENERATED_TOKENS = "num_generated_tokens"
+LLM_SAMPLING = "llm_sampling"  # JSON of the sampling parameters used
+LLM_SAMPLE_INDEX = "llm_sample_index"
+
+# Synthesis and filtering contract between stages.
+EVOLUTION_OP = "evolution_op"  # which evolution produced the instruction ("" for originals)
+EVOLUTION_DEPTH = "evolution_depth"  # evolution rounds behind the instruction (0 for originals)
+TASK_TYPE = "task_type"  # the kind of task the generator was asked for ("question", "math", ...)
+OBJECTIVE = "objective"  # bool: the task has one checkable answer (math, short fact, choice)
+CRITIQUE_SCORE = "critique_score"  # aggregate rubric score, 1..10
+CRITIQUE = "critique"  # JSON: per-dimension scores and the rationale
+VOTES = "votes"  # JSON: self-consistency vote over `samples`
+QUALITY_SCORE = "quality_score"  # fastText quality classifier P(high)
+LANG_PROB = "lang_prob"  # fastText language-id probability of `lang`
+HEURISTIC_SCORES = "heuristic_scores"  # JSON: the heuristic scores the quality stage judged by
+SAMPLE_INDEX = "sample_index"  # which of an instruction's answer samples a row is
+NUM_SAMPLES = "num_samples"
+ANSWER_MODEL = "answer_model"
+
+
+# --- reject reasons --------------------------------------------------------------------------------
+class RejectReason(StrEnum):
+    """Why a row was dropped: machine-readable, named by the fault."""
+
+    # input
+    EMPTY = "empty"  # no text after normalisation
+    NOT_UTF8 = "not_utf8"  # bytes that are not valid UTF-8
+    TOO_LARGE = "too_large"  # over the configured size limit
+    PARSE_ERROR = "parse_error"  # a line/record or an LLM output that does not parse
+    MISSING_FIELD = "missing_field"  # a record without the configured text field
+    EXACT_DUPLICATE = "exact_duplicate"  # same normalised text as a row kept elsewhere
+    # generation
+    LLM_ERROR = "llm_error"  # the request failed (engine error, timeout, 5xx, context overflow)
+    COPIES_SEED = "copies_seed"  # an instruction that repeats its seed text
+    NOT_A_REQUEST = "not_a_request"  # an instruction that asks for nothing
+    NO_INFORMATION_GAIN = "no_information_gain"  # an evolution that adds nothing over its parent
+    TEMPLATE_LEAK = "template_leak"  # prompt-template words copied into the output
+    REFUSAL = "refusal"  # the model declined
+    TOO_SHORT = "too_short"
+    # filtering
+    CRITIQUE_LOW = "critique_low"
+    INCONSISTENT = "inconsistent"  # self-consistency vote below the agreement threshold
+    NEAR_DUPLICATE = "near_duplicate"
+    LANG = "lang"  # language not wanted, or instruction/answer languages differ
+    QUALITY_LOW = "quality_low"
+    REPETITIVE = "repetitive"
+    BOILERPLATE = "boilerplate"
+    CONTAMINATED = "contaminated"  # shares a long n-gram with a benchmark
+
+
+# --- how output rows relate to input rows ----------------------------------------------------------
+class Lineage(StrEnum):
+    """How a stage's output rows relate to its input rows; the runner checks it on every batch."""
+
+    SAME_ROW = "same_row"  # one output row per input row, same `id`
+    CHILDREN = "children"  # one or more output rows per input row, each with `parent_id` = the input's `id`
+
+
+# --- row shapes ------------------------------------------------------------------------------------
+# Every row, down to a shard row, traces back to its seed chunk through these.
+LINEAGE_FIELDS = (
+    pa.field(ID, pa.string()),
+    pa.field(SEED_ID, pa.string()),
+    pa.field(PARENT_ID, pa.string()),
+)
+# The seed record's identity (stages/seeds.py), carried unchanged to the shards.
+RECORD_FIELDS = (
+    pa.field(SOURCE_ID, pa.string()),
+    pa.field(ORIGIN, pa.string()),
+)
+# What synthesize and evolve write: one row per instruction.
+INSTRUCTION_FIELDS = (
+    *LINEAGE_FIELDS,
+    pa.field(SOURCE, pa.string()),
+    pa.field(DOMAIN, pa.string()),
+    pa.field(LANG, pa.string()),
+    pa.field(INSTRUCTION, pa.string()),
+    pa.field(TASK_TYPE, pa.string()),
+    pa.field(OBJECTIVE, pa.bool_()),
+    pa.field(EVOLUTION_OP, pa.string()),
+    pa.field(EVOLUTION_DEPTH, pa.int32()),
+    pa.field(META, pa.string()),
+    *RECORD_FIELDS,
+)
+# What the filtering stages (consistency, critique, quality, decontaminate) read: one row per
+# instruction-answer pair, as gather_samples makes it from the answer stage's samples.
+ANSWER_FIELDS = (
+    *LINEAGE_FIELDS,
+    pa.field(SOURCE, pa.string()),
+    pa.field(DOMAIN, pa.string()),
+    pa.field(LANG, pa.string()),
+    pa.field(INSTRUCTION, pa.string()),
+    pa.field(ANSWER, pa.string()),
+    pa.field(SAMPLES, pa.list_(pa.string())),
+    pa.field(OBJECTIVE, pa.bool_()),
+    pa.field(META, pa.string()),
+    *RECORD_FIELDS,
+)
+
+
+def with_reject_columns(schema: pa.Schema) -> pa.Schema:
+    """`schema` with every field nullable plus `reject_reason` and `reject_detail`: the shape of
+    a stage's returned rows and of its rejects files."""
+    return pa.schema(
+        [field.with_nullable(True) for field in schema]
+        + [pa.field(REJECT_REASON, pa.string()), pa.field(REJECT_DETAIL, pa.string())]
+    )
+
+
+# --- ids -------------------------------------------------------------------------------------------
+def content_id(text: str) -> str:
+    """Stable row id: the same text gets the same id in every run."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def derived_id(parent_id: str, *parts: Any) -> str:
+    """The id of a row made from `parent_id`: the same parent and parts give the same id."""
+    return content_id("\x1f".join([parent_id, *(str(part) for part in parts)]))
+
+
+def reject_row(base: dict, parent_id: str, reason: RejectReason, detail: str | None, **fields: Any) -> dict:
+    """A reject for an input that yielded nothing: keyed by its parent, so lineage holds."""
+    return {
+        **base,
+        **fields,
+        ID: derived_id(parent_id, "reject"),
+        PARENT_ID: parent_id,
+        REJECT_REASON: RejectReason(reason).value,
+        REJECT_DETAIL: detail,
+    }
+
+
+# --- errors ----------------------------------------------------------------------------------------
+class ConfigError(ValueError):
+    """A job file (or a --set override) that does not describe a runnable job."""
+
+
+class LineageError(RuntimeError):
+    """A stage returned rows that do not trace back to its input: a bug in the stage."""
