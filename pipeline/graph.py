@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.config import ConfigError, JobConfig, describe_validation_error
-from pipeline.fingerprint import canonical_hash, code_version, fingerprint_parts
+from pipeline.fingerprint import CodeVersion, canonical_hash, code_version, fingerprint_parts
 from pipeline.stage import Stage, StageContext
 
 
@@ -32,8 +32,10 @@ def build_graph(
     run_dir: Path,
     job_dir: Path = Path("."),
     prompt_hash=None,
+    code_hash: CodeVersion = code_version,
 ) -> list[PlannedStage]:
-    """Validate every stage section and wire stages in order; raise ConfigError naming the fault."""
+    """Validate every stage section and wire stages in order; raise ConfigError naming the fault.
+    `prompt_hash` and `code_hash` stand in for reading prompt files and module sources (tests)."""
     if prompt_hash is None:
         prompt_hash = _prompt_file_hash
 
@@ -83,7 +85,7 @@ def build_graph(
             params=params.model_dump(mode="json"),
             prompt_hashes=_prompt_hashes(job, entry.name, stage, prompt_hash),
             models={name: job.models[name].model_dump(mode="json") for name in stage.models_used()},
-            code=code_version(stage_class),
+            code=code_hash(stage_class),
             inputs=[upstream.fingerprint] if upstream else [],
             extra=stage.fingerprint_extra(),
         )
