@@ -31,7 +31,7 @@ from pipeline.file_digest import sha256_file
 from pipeline.file_tasks import pending_slices
 from pipeline.shards import NUM_TOKENS, ShardInfo, ShardWriter
 from pipeline.stage import Stage
-from pipeline.store import StageDir, UnitCounts
+from pipeline.store import StageDir, UnitCounts, remove_siblings, sibling_path, swap_dir
 from pipeline.unit_commit import concat_counts, counts_row, process_batch, unit_name
 
 SCRATCH = "_scratch"
@@ -133,8 +133,9 @@ def publish_shards(parts: Sequence[Path], shard_dir: Path, *, keep: Sequence[str
     is built beside the old one and swapped in, so a reader sees the old shards or the new,
     never a mix. Files of the old folder named in `keep` are carried over.
     """
-    _remove_leftovers(shard_dir)
-    ready = shard_dir.with_name(f".{shard_dir.name}.tmp-{os.getpid()}-{time.time_ns()}")
+    for kind in ("tmp", "trash"):
+        remove_siblings(shard_dir, kind)  # what a killed publish left
+    ready = sibling_path(shard_dir, "tmp")
     ready.mkdir(parents=True)
     try:
         shards = []
@@ -149,27 +150,8 @@ def publish_shards(parts: Sequence[Path], shard_dir: Path, *, keep: Sequence[str
         for name in keep:
             if (shard_dir / name).is_file():
                 shutil.copy2(shard_dir / name, ready / name)
-        _swap_into_place(ready, shard_dir)
+        swap_dir(ready, shard_dir)
     except BaseException:
         shutil.rmtree(ready, ignore_errors=True)
         raise
     return shards
-
-
-def _swap_into_place(ready: Path, target: Path) -> None:
-    if target.exists():
-        trash = target.with_name(f".{target.name}.trash-{os.getpid()}-{time.time_ns()}")
-        os.replace(target, trash)
-        os.replace(ready, target)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(ready, target)
-
-
-def _remove_leftovers(shard_dir: Path) -> None:
-    """Folders a killed publish left beside the shard folder."""
-    if not shard_dir.parent.is_dir():
-        return
-    for pattern in (f".{shard_dir.name}.tmp-*", f".{shard_dir.name}.trash-*"):
-        for leftover in shard_dir.parent.glob(pattern):
-            shutil.rmtree(leftover, ignore_errors=True)

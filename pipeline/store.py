@@ -76,6 +76,33 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def sibling_path(target: Path, kind: str) -> Path:
+    """A hidden, unique name beside `target` for a folder being built ("tmp") or set aside ("trash")."""
+    return target.with_name(f".{target.name}.{kind}-{os.getpid()}-{time.time_ns()}")
+
+
+def remove_siblings(target: Path, kind: str) -> None:
+    """Folders of `kind` that a killed attempt left beside `target`."""
+    if target.parent.is_dir():
+        for leftover in target.parent.glob(f".{target.name}.{kind}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def swap_dir(ready: Path | None, target: Path) -> None:
+    """Put the folder `ready` in place of `target` (`ready` None: only remove `target`).
+
+    The old folder is renamed aside before anything is deleted, so a reader or a crash finds
+    the old folder or the new one under `target`, never half of either."""
+    aside = None
+    if target.exists():
+        aside = sibling_path(target, "trash")
+        os.replace(target, aside)
+    if ready is not None:
+        os.replace(ready, target)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
 @dataclass
 class UnitCounts:
     """What one committed unit did; units add up to the stage's manifest counts."""
@@ -191,10 +218,8 @@ class StageDir:
 
     def clear(self) -> None:
         """Remove a previous attempt whole; renamed first so a crash never leaves a half-deleted stage."""
-        if self.path.exists():
-            trash = self.path.with_name(f".{self.name}.trash-{os.getpid()}-{time.time_ns()}")
-            os.replace(self.path, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+        remove_siblings(self.path, "trash")
+        swap_dir(None, self.path)
         self.path.mkdir(parents=True, exist_ok=True)
 
     def _remove_uncommitted_files(self) -> None:

@@ -48,6 +48,8 @@ def shard_rows(start, count, tokens=5):
             "domain": ["general"] * count,
             "synthetic": [False] * count,
             "meta": ["{}"] * count,
+            "source_id": [None] * count,
+            "origin": [None] * count,
         }
     )
 
