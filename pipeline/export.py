@@ -1,8 +1,10 @@
 """A stage's rows copied out of the run for other tools: JSON Lines, or a Hugging Face dataset on disk.
 
 Both stream: DuckDB writes JSON Lines from the part files without loading them whole, and
-`datasets` memory-maps Arrow files. The copy appears only when complete (written under a
-temporary name, then renamed), and an existing path is never overwritten.
+`datasets` memory-maps Arrow files. Every column goes out as the stage wrote it, the record
+identity (`source_id`, `origin`) included. The copy appears only when complete (written under
+a temporary name, then renamed), and an existing path is never overwritten. Nothing is written
+into the run unless the output path is there: a read-only run exports with `-o` elsewhere.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Literal
 
 import duckdb
 
-from pipeline.parquet_query import MEMORY_LIMIT, THREADS, quote_literal
+from pipeline.parquet_query import connection_config, quote_literal, short_error
 from pipeline.run_contents import RunInspectionError, data_files
 
 ExportFormat = Literal["jsonl", "hf"]
@@ -30,20 +32,21 @@ def export_stage(run_dir: Path, stage: str, export_format: ExportFormat, out: Pa
     if not files:
         which = "rejected" if rejects else "kept"
         raise RunInspectionError(f"stage '{stage}' {which} no rows; there is nothing to export")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if export_format == "jsonl":
-        rows = _write_jsonl(files, out)
-    elif export_format == "hf":
-        rows = _write_hf_dataset(files, out)
-    else:
+    if export_format not in ("jsonl", "hf"):
         raise RunInspectionError(f"export format {export_format!r} is unknown; use jsonl or hf")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        rows = _write_jsonl(files, out) if export_format == "jsonl" else _write_hf_dataset(files, out)
+    except (OSError, duckdb.IOException) as error:
+        cause = error.strerror if isinstance(error, OSError) and error.strerror else short_error(error)
+        raise RunInspectionError(f"cannot write {out} ({cause}); pass -o with a writable path (a run may be read-only)") from None
     return {"stage": stage, "rejects": rejects, "format": export_format, "path": str(out), "rows": rows}
 
 
 def _write_jsonl(files: list[Path], out: Path) -> int:
     temporary = out.with_name(f".{out.name}.tmp")
     sources = ", ".join(quote_literal(str(path)) for path in files)
-    connection = duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT})
+    connection = duckdb.connect(config=connection_config())
     try:
         rows = connection.execute(
             f"COPY (SELECT * FROM read_parquet([{sources}], union_by_name = true)) "

@@ -16,11 +16,13 @@ import pyarrow.parquet as pq
 from pipeline.run_contents import SHARDS, shard_files, stage_manifest, stage_names
 
 
-def run_funnel(run_dir: Path, states: Mapping[str, str]) -> list[dict[str, Any]]:
+def run_funnel(run_dir: Path, states: Mapping[str, str], notes: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """One entry per stage, in run order: counts, rejects by reason, tokens per model, wall time, state.
 
     `states` maps stage name to its state; stages present on disk but not in `states` get
     'unlisted' (not in the job any more), and stages of the job with no folder keep their state.
+    `notes` maps a stage to why its state is what it is (an undecided one: the missing input);
+    entries with a note carry it as `why`.
     """
     names = list(states)
     names += [name for name in stage_names(run_dir) if name not in states]
@@ -40,9 +42,19 @@ def run_funnel(run_dir: Path, states: Mapping[str, str]) -> list[dict[str, Any]]
                 "rejected": manifest.get("rejected", {}),
                 "llm": manifest.get("llm", {}),
                 "wall_s": manifest.get("wall_s"),
+                **({"why": notes[name]} if notes and name in notes else {}),
             }
         )
     return rows
+
+
+def group_by_reason(notes: Mapping[str, str]) -> list[tuple[list[str], str]]:
+    """Stages sharing a reason, together, in stage order: every stage downstream of a missing
+    input gives the same one, and a reader wants it once."""
+    grouped: dict[str, list[str]] = {}
+    for stage, reason in notes.items():
+        grouped.setdefault(reason, []).append(stage)
+    return [(stages, reason) for reason, stages in grouped.items()]
 
 
 def _shards_entry(run_dir: Path) -> dict[str, Any]:

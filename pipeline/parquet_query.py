@@ -2,11 +2,16 @@
 
 A connection may read files under the run directory and nothing else, so a `--where`
 expression (user text) cannot reach other files. Expressions are parsed as one SQL expression
-by DuckDB's relational API, never pasted into a statement.
+by DuckDB's relational API, never pasted into a statement. Nothing is written into the run:
+when a query spills, DuckDB's temporary files go to the system temp folder (its default is
+`.tmp` in the working directory, which may be the run), so a read-only or copied run inspects
+the same as the original.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,11 +22,19 @@ from pipeline.run_contents import RunInspectionError
 MEMORY_LIMIT = "1GB"
 THREADS = 2
 ERROR_CHARS = 300
+# Marks the rows read from a stage's rejects when kept and rejected rows are read together.
+REJECTED_FLAG = "__rejected"
+
+
+def connection_config() -> dict[str, object]:
+    """Threads, memory ceiling and a spill folder outside any run (created by DuckDB only if it spills)."""
+    spill = Path(tempfile.gettempdir()) / f"synthmix-duckdb-{os.getpid()}"
+    return {"threads": THREADS, "memory_limit": MEMORY_LIMIT, "temp_directory": str(spill)}
 
 
 def connect(run_dir: Path) -> duckdb.DuckDBPyConnection:
     """A connection that may read files under `run_dir` only, with a fixed memory ceiling."""
-    connection = duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT})
+    connection = duckdb.connect(config=connection_config())
     root = str(Path(run_dir).resolve())
     connection.execute("SET allowed_directories = [?]", [root + "/"])
     connection.execute("SET enable_external_access = false")
@@ -31,6 +44,20 @@ def connect(run_dir: Path) -> duckdb.DuckDBPyConnection:
 def read_files(connection: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> duckdb.DuckDBPyRelation:
     """One relation over part files; union by name so a column added in later units reads as null before."""
     return connection.read_parquet([str(Path(f).resolve()) for f in files], union_by_name=True)
+
+
+def read_kept_and_rejected(connection: duckdb.DuckDBPyConnection, kept: Sequence[Path], rejected: Sequence[Path]) -> duckdb.DuckDBPyRelation:
+    """Kept and rejected rows in one relation, matched by column name, with REJECTED_FLAG telling them apart."""
+    parts = [
+        f"SELECT *, {flag} AS {quote_identifier(REJECTED_FLAG)} FROM read_parquet([{_file_list(files)}], union_by_name = true)"
+        for files, flag in ((kept, "false"), (rejected, "true"))
+        if files
+    ]
+    return connection.sql(" UNION ALL BY NAME ".join(parts))
+
+
+def _file_list(files: Sequence[Path]) -> str:
+    return ", ".join(quote_literal(str(Path(f).resolve())) for f in files)
 
 
 def apply_where(relation: duckdb.DuckDBPyRelation, where: str | None, stage: str) -> duckdb.DuckDBPyRelation:

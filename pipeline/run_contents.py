@@ -13,9 +13,13 @@ from pathlib import Path
 import yaml
 
 from pipeline.config import ConfigError, parse_job
+from pipeline.shards import INPUT_IDS, LOSS_MASK
 from pipeline.store import MANIFEST, StageDir
 
 SHARDS = "shards"
+# Token id lists of tokenized rows: thousands of numbers per row that say nothing to a reader
+# and are most of a shard's bytes. Inspection reads them only when a column list names them.
+TOKEN_COLUMNS = (INPUT_IDS, LOSS_MASK)
 
 
 class RunInspectionError(Exception):

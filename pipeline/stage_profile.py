@@ -1,15 +1,27 @@
 """One stage's output described: schema, counts, value distributions, seeded samples, rejects.
 
-Works on any stage and any columns. Each column gets a role from its name and type:
-lineage ids (distinct count), categories (top values: domain, lang, source, ... and any short
-string with few distinct values), text (length distribution), numbers (value distribution),
-lists (length distribution). Three passes over the data at most (stats, histograms, samples),
-each reading only the columns it needs; DuckDB streams row groups, so memory stays bounded
-whatever the stage's size.
+Works on any stage and any columns. Each field is shown as what it is, decided from its name,
+type and values: lineage ids (distinct count), categories (top values: domain, lang, source,
+... and any short string with few distinct values), text (length distribution), numbers such
+as scores (value distribution), lists (length distribution). A string column whose values are
+all JSON objects (`critique`, `votes`, `heuristic_scores`, `meta`, or a column of the user's
+own) is not text: its leaves become fields of their own, `critique.scores.accuracy` a number,
+`critique.model` a category, so a rubric's dimensions are plotted rather than the length of
+the JSON that holds them. Maps inside (an object keyed by values, like `votes.counts`) and
+arrays are left out.
+
+At most five passes over the data (stats, JSON keys from a bounded sample, stats of the JSON
+fields, histograms, samples), each reading only the columns it needs; DuckDB streams row
+groups, so memory stays bounded whatever the stage's size. With `with_rejects`, the stage's
+rejected rows are read too and every histogram and top-value count is split into kept and
+rejected, which shows where a threshold cut.
 """
 
 from __future__ import annotations
 
+import json
+import math
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,10 +29,19 @@ from typing import Any
 import duckdb
 
 from pipeline import columns
-from pipeline.parquet_query import apply_where, connect, quote_identifier, quote_literal, read_files, run_query
-from pipeline.run_contents import RunInspectionError, data_files, stage_manifest
+from pipeline.parquet_query import (
+    REJECTED_FLAG,
+    apply_where,
+    connect,
+    quote_identifier,
+    quote_literal,
+    read_files,
+    read_kept_and_rejected,
+    run_query,
+)
+from pipeline.run_contents import TOKEN_COLUMNS, RunInspectionError, data_files, stage_manifest
 
-LINEAGE_COLUMNS = (columns.ID, columns.SEED_ID, columns.PARENT_ID)
+LINEAGE_COLUMNS = (columns.ID, columns.SEED_ID, columns.PARENT_ID, columns.SOURCE_ID)
 CATEGORY_COLUMNS = (
     columns.SOURCE,
     columns.DOMAIN,
@@ -32,8 +53,8 @@ CATEGORY_COLUMNS = (
 )
 # Content columns stay text even when a small stage has few distinct values in them.
 TEXT_COLUMNS = (columns.TEXT, columns.INSTRUCTION, columns.ANSWER, columns.GENERATED_TEXT)
-# Free-form JSON or error text: a length histogram of them says nothing.
-DETAIL_COLUMNS = (columns.META, columns.REJECT_DETAIL, columns.LLM_ERROR)
+# Free-form error text, or where a record came from: shown in samples and traces, not plotted.
+DETAIL_COLUMNS = (columns.REJECT_DETAIL, columns.LLM_ERROR, columns.ORIGIN)
 NUMERIC_TYPES = frozenset(
     {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE"}
 )
@@ -44,6 +65,13 @@ TOP_VALUES = 15
 HISTOGRAM_BINS = 20
 EXACT_BINS_MAX_RANGE = 30  # integers spanning at most this many values get one bin per value
 QUANTILES = (0.5, 0.9, 0.99)
+# JSON fields are found in the first JSON_SAMPLE_ROWS values; a leaf present in fewer than
+# JSON_MIN_SHARE of them is an exception, not a field. An object with more than JSON_MAX_KEYS
+# distinct keys across rows is a map keyed by values (votes per answer), not a record.
+JSON_SAMPLE_ROWS = 1000
+JSON_MIN_SHARE = 0.2
+JSON_MAX_KEYS = 20
+JSON_MAX_FIELDS = 24
 
 
 def profile_stage(
@@ -54,14 +82,19 @@ def profile_stage(
     sample: int = 5,
     seed: int = 0,
     only_columns: Sequence[str] | None = None,
+    with_rejects: bool = False,
 ) -> dict[str, Any]:
     """Schema, counts and distributions of a stage's accepted rows (filtered by `where`), and `sample` rows.
 
-    `only_columns` limits the distributions to those columns (samples still show whole rows).
+    `only_columns` limits the distributions to those columns (samples still show whole rows);
+    without it, every column but token id lists (TOKEN_COLUMNS: `num_tokens` says their length).
     Samples are the rows with the smallest hash of (id, seed): the same seed gives the same rows,
-    independent of how rows are split into part files.
+    independent of how rows are split into part files. With `with_rejects`, distributions cover
+    the rejected rows as well, each count split into `count` (kept) and `rejected`; samples stay
+    kept rows.
     """
     files = data_files(run_dir, stage)
+    reject_files = data_files(run_dir, stage, rejects=True) if with_rejects else []
     manifest = stage_manifest(run_dir, stage)
     result: dict[str, Any] = {
         "stage": stage,
@@ -72,15 +105,24 @@ def profile_stage(
         "columns": [],
         "samples": [],
     }
-    if not files:
+    if with_rejects:
+        result["rows_rejected"] = 0
+    if not files and not reject_files:
         return result
     connection = connect(run_dir)
-    relation = apply_where(read_files(connection, files), where, stage)
-    result["columns"] = _profile_columns(_select_columns(relation, only_columns, stage), stage, where)
-    result["rows"] = result["columns"][0]["rows"] if result["columns"] else 0
-    for column in result["columns"]:
-        del column["rows"]
-    result["samples"] = sample_rows(relation, stage, where, sample, seed)
+    if with_rejects:
+        relation = apply_where(read_kept_and_rejected(connection, files, reject_files), where, stage)
+    else:
+        relation = apply_where(read_files(connection, files), where, stage)
+    counts = _CountedRows(with_rejects)
+    result["columns"] = _profile_columns(_select_columns(relation, only_columns, stage), stage, where, counts)
+    totals = run_query(relation.aggregate(f"{counts.kept('*')}, {counts.rejected('*') if with_rejects else '0'}"), stage, where)[0]
+    result["rows"] = totals[0]
+    if with_rejects:
+        result["rows_rejected"] = totals[1]
+    if files and sample > 0:
+        kept = apply_where(read_files(connection, files), where, stage) if with_rejects else relation
+        result["samples"] = sample_rows(kept, stage, where, sample, seed)
     return result
 
 
@@ -132,15 +174,35 @@ def sample_rows(relation: duckdb.DuckDBPyRelation, stage: str, where: str | None
         raise RunInspectionError(f"reading samples of stage '{stage}' failed: {error}") from None
 
 
+class _CountedRows:
+    """SQL counts of kept rows, and of rejected ones when the relation holds both."""
+
+    def __init__(self, split: bool) -> None:
+        self.split = split
+
+    def kept(self, what: str) -> str:
+        return f"count({what}) FILTER (WHERE NOT {quote_identifier(REJECTED_FLAG)})" if self.split else f"count({what})"
+
+    def rejected(self, what: str) -> str:
+        return f"count({what}) FILTER (WHERE {quote_identifier(REJECTED_FLAG)})"
+
+    def histograms(self, measure: str) -> list[str]:
+        if not self.split:
+            return [f"histogram({measure})"]
+        flag = quote_identifier(REJECTED_FLAG)
+        return [f"histogram({measure}) FILTER (WHERE NOT {flag})", f"histogram({measure}) FILTER (WHERE {flag})"]
+
+
 def _select_columns(relation: duckdb.DuckDBPyRelation, names: Sequence[str] | None, stage: str) -> duckdb.DuckDBPyRelation:
     if not names:
-        return relation
+        names = [name for name in relation.columns if name not in TOKEN_COLUMNS and name != REJECTED_FLAG]
     unknown = [name for name in names if name not in relation.columns]
     if unknown:
         raise RunInspectionError(
             f"stage '{stage}' has no column(s) {', '.join(unknown)}; its columns: {', '.join(relation.columns)}"
         )
-    return relation.project(", ".join(quote_identifier(name) for name in names))
+    wanted = [*names, REJECTED_FLAG] if REJECTED_FLAG in relation.columns else names
+    return relation.project(", ".join(quote_identifier(name) for name in wanted))
 
 
 def _manifest_counts(manifest: dict | None) -> dict[str, Any] | None:
@@ -166,54 +228,139 @@ def _role(name: str, type_name: str) -> str:
     return "other"
 
 
-def _measure(name: str, role: str) -> str | None:
-    """The SQL of the value whose distribution a column shows: its length for text and lists."""
-    column = quote_identifier(name)
-    return {"numeric": column, "text": f"length({column})", "list": f"len({column})"}.get(role)
+def _measure(column: dict) -> str | None:
+    """The SQL of the value whose distribution a field shows: its length for text and lists."""
+    value = column["sql"]
+    return {"numeric": value, "text": f"length({value})", "list": f"len({value})"}.get(column["role"])
 
 
-def _profile_columns(relation: duckdb.DuckDBPyRelation, stage: str, where: str | None) -> list[dict[str, Any]]:
+def _profile_columns(relation: duckdb.DuckDBPyRelation, stage: str, where: str | None, counts: _CountedRows) -> list[dict[str, Any]]:
     described = [
-        {"name": name, "type": str(type_), "role": _role(name, str(type_))} for name, type_ in zip(relation.columns, relation.types)
+        {"name": name, "type": str(type_), "role": _role(name, str(type_)), "sql": quote_identifier(name)}
+        for name, type_ in zip(relation.columns, relation.types)
+        if name != REJECTED_FLAG
     ]
     _add_stats(relation, described, stage, where)
     for column in described:
-        # Short strings with few distinct values (a template id, a model name) are categories.
-        distinct = column.get("distinct_approx", CATEGORY_MAX_DISTINCT + 1)
-        if (
-            column["role"] == "text"
-            and column["name"] not in TEXT_COLUMNS
-            and distinct <= CATEGORY_MAX_DISTINCT
-            and 2 * distinct <= column["rows"] - column["nulls"]  # values repeat
-            and (column["stats"].get("max") or 0) <= CATEGORY_MAX_LENGTH
-        ):
+        json_objects = column.pop("json_objects", None)
+        if json_objects is not None and json_objects == column["rows"] - column["nulls"] > 0:
+            column["role"] = "json"
+            del column["stats"], column["distinct_approx"]
+        elif column["role"] == "text" and column["name"] not in TEXT_COLUMNS and _looks_categorical(column):
             column["role"] = "category"
             del column["stats"], column["distinct_approx"]
-    _add_histograms(relation, described, stage, where)
+    json_fields = []
+    for column in [c for c in described if c["role"] == "json"]:
+        fields = _json_fields(relation, column, stage, where)
+        column["fields"] = [field["name"] for field in fields]
+        json_fields += fields
+    if json_fields:
+        _add_stats(relation, json_fields, stage, where)
+        for field in json_fields:
+            if field["role"] == "text":
+                # A string in a JSON object: a category, prose (a rationale: its length), or an
+                # identifier-like value (an extracted answer) that only samples can show.
+                if _looks_categorical(field):
+                    field["role"] = "category"
+                elif (field["stats"].get("max") or 0) <= CATEGORY_MAX_LENGTH:
+                    field["role"] = "detail"
+                if field["role"] != "text":
+                    del field["stats"], field["distinct_approx"]
+        described = _after_their_columns(described, json_fields)
+    _add_histograms(relation, described, stage, where, counts)
     for column in described:
         if column["role"] == "category":
-            _add_top_values(relation, column, stage, where)
+            _add_top_values(relation, column, stage, where, counts)
+    for column in described:
+        del column["sql"], column["rows"]
     return described
+
+
+def _looks_categorical(column: dict) -> bool:
+    """Short strings with few distinct values that repeat (a template id, a model name)."""
+    distinct = column.get("distinct_approx", CATEGORY_MAX_DISTINCT + 1)
+    return (
+        distinct <= CATEGORY_MAX_DISTINCT
+        and 2 * distinct <= column["rows"] - column["nulls"]
+        and (column["stats"].get("max") or 0) <= CATEGORY_MAX_LENGTH
+    )
+
+
+def _after_their_columns(described: list[dict], fields: list[dict]) -> list[dict]:
+    ordered = []
+    for column in described:
+        ordered.append(column)
+        ordered += [field for field in fields if field["json_of"] == column["name"]]
+    return ordered
+
+
+def _json_fields(relation: duckdb.DuckDBPyRelation, column: dict, stage: str, where: str | None) -> list[dict]:
+    """The leaves of a JSON column found in a bounded sample of its values, each a field with its own SQL."""
+    quoted = column["sql"]
+    values = run_query(relation.filter(f"{quoted} IS NOT NULL").project(quoted).limit(JSON_SAMPLE_ROWS), stage, where)
+    kinds: dict[tuple[str, ...], Counter] = defaultdict(Counter)
+    keys_under: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    objects = 0
+    for (text,) in values:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            objects += 1
+            _walk_json(value, (), kinds, keys_under)
+    maps = {path for path, keys in keys_under.items() if len(keys) > JSON_MAX_KEYS}
+    fields = []
+    for path, seen in kinds.items():
+        if sum(seen.values()) < JSON_MIN_SHARE * objects or any(path[:depth] in maps for depth in range(len(path))):
+            continue
+        pointer = quote_literal("/" + "/".join(key.replace("~", "~0").replace("/", "~1") for key in path))
+        name = ".".join((column["name"], *path))
+        if set(seen) == {"number"}:
+            fields.append({"name": name, "type": "DOUBLE", "role": "numeric", "sql": f"TRY_CAST(json_extract({quoted}, {pointer}) AS DOUBLE)"})
+        else:
+            kind = "BOOLEAN" if set(seen) == {"bool"} else "VARCHAR"
+            role = "category" if kind == "BOOLEAN" else "text"
+            fields.append({"name": name, "type": kind, "role": role, "sql": f"json_extract_string({quoted}, {pointer})"})
+        fields[-1]["json_of"] = column["name"]
+    return fields[:JSON_MAX_FIELDS]
+
+
+def _walk_json(value: dict, path: tuple[str, ...], kinds: dict, keys_under: dict) -> None:
+    keys_under[path].update(value)
+    for key, item in value.items():
+        if isinstance(item, dict):
+            _walk_json(item, (*path, key), kinds, keys_under)
+        elif isinstance(item, bool):
+            kinds[(*path, key)]["bool"] += 1
+        elif isinstance(item, (int, float)):
+            kinds[(*path, key)]["number"] += 1
+        elif isinstance(item, str):
+            kinds[(*path, key)]["string"] += 1
 
 
 def _add_stats(relation: duckdb.DuckDBPyRelation, described: list[dict], stage: str, where: str | None) -> None:
     expressions = ["count(*)"]
     slots: list[tuple[dict, str]] = []
     for column in described:
-        quoted = quote_identifier(column["name"])
-        expressions.append(f"count({quoted})")
+        value = column["sql"]
+        expressions.append(f"count({value})")
         slots.append((column, "non_null"))
         if column["role"] in ("lineage", "text"):
-            expressions.append(f"approx_count_distinct({quoted})")
+            expressions.append(f"approx_count_distinct({value})")
             slots.append((column, "distinct"))
-        measure = _measure(column["name"], column["role"])
+        if column["role"] == "text" and column["name"] not in TEXT_COLUMNS and "json_of" not in column:
+            # Only whole JSON objects count: a number or a quoted string is valid JSON too.
+            expressions.append(f"count(*) FILTER (WHERE json_valid({value}) AND starts_with(ltrim({value}), '{{'))")
+            slots.append((column, "json_objects"))
+        measure = _measure(column)
         if measure is not None:
             quantiles = ", ".join(str(q) for q in QUANTILES)
             expressions += [f"min({measure})", f"max({measure})", f"avg({measure})", f"approx_quantile({measure}, [{quantiles}])"]
             slots += [(column, "min"), (column, "max"), (column, "mean"), (column, "quantiles")]
         if column["role"] == "numeric" and not _integer_typed(column):
             # Scores are often whole numbers stored as floats: those get one bin per value too.
-            expressions.append(f"count(*) FILTER (WHERE {quoted} <> floor({quoted}))")
+            expressions.append(f"count(*) FILTER (WHERE {value} <> floor({value}))")
             slots.append((column, "fractional"))
     values = run_query(relation.aggregate(", ".join(expressions)), stage, where)[0]
     total = values[0]
@@ -224,6 +371,8 @@ def _add_stats(relation: duckdb.DuckDBPyRelation, described: list[dict], stage: 
         elif key == "distinct":
             # HyperLogLog can overshoot slightly; never claim more distinct values than values.
             column["distinct_approx"] = min(value, total - column["nulls"])
+        elif key == "json_objects":
+            column["json_objects"] = value
         elif key == "fractional":
             column["whole_numbers"] = value == 0
         elif key == "quantiles":
@@ -232,52 +381,102 @@ def _add_stats(relation: duckdb.DuckDBPyRelation, described: list[dict], stage: 
             column.setdefault("stats", {})[key] = _number(value)
 
 
-def _add_histograms(relation: duckdb.DuckDBPyRelation, described: list[dict], stage: str, where: str | None) -> None:
-    """All histograms in one pass: each column's values bucketed in SQL, counted by DuckDB's histogram()."""
+def _add_histograms(relation: duckdb.DuckDBPyRelation, described: list[dict], stage: str, where: str | None, counts: _CountedRows) -> None:
+    """All histograms in one pass: each field's values bucketed in SQL, counted by DuckDB's histogram().
+
+    Bins are `nice_bins` over min..p99 (the last bin also holds everything above), so their
+    edges are round numbers a reader can take in; whole numbers over a short range get one bin
+    per value.
+    """
     plans = []
     for column in described:
         stats = column.get("stats")
-        measure = _measure(column["name"], column["role"])
+        measure = _measure(column)
         if measure is None or not stats or stats.get("min") is None:
             continue
         low, high = float(stats["min"]), float(stats["max"])
         integral = column["role"] != "numeric" or _integer_typed(column) or column.get("whole_numbers", False)
         if integral and high - low <= EXACT_BINS_MAX_RANGE:
-            plans.append((column, f"histogram({measure})", None))
+            plans.append((column, counts.histograms(measure), None))
             continue
-        # Long tails: bins span min..p99 and the last bin also holds everything above.
         top = float(stats.get("p99") or high)
         top = top if low < top < high else high
-        width = (top - low) / HISTOGRAM_BINS or 1.0
-        bucket = f"least(greatest(floor(({measure} - {low!r}) / {width!r}), 0), {HISTOGRAM_BINS - 1})::BIGINT"
-        plans.append((column, f"histogram({bucket})", (low, width, top < high)))
+        start, width, bins = nice_bins(low, top, HISTOGRAM_BINS, integral)
+        bucket = f"least(greatest(floor(({measure} - {start!r}) / {width!r}), 0), {bins - 1})::BIGINT"
+        plans.append((column, counts.histograms(bucket), (start, width, bins, top < high)))
     if not plans:
         return
-    values = run_query(relation.aggregate(", ".join(expression for _, expression, _ in plans)), stage, where)[0]
-    for (column, _, binning), counts in zip(plans, values):
-        counts = counts or {}
+    expressions = [expression for _, pair, _ in plans for expression in pair]
+    values = iter(run_query(relation.aggregate(", ".join(expressions)), stage, where)[0])
+    for column, pair, binning in plans:
+        kept = next(values) or {}
+        rejected = (next(values) or {}) if counts.split else None
         if binning is None:
-            column["histogram"] = [{"lo": _number(v), "hi": _number(v), "count": n} for v, n in sorted(counts.items())]
+            keys = sorted(set(kept) | set(rejected or {}))
+            column["histogram"] = [_bin(_number(v), _number(v), kept.get(v, 0), rejected, v) for v in keys]
             continue
-        low, width, open_ended = binning
+        start, width, bins, open_ended = binning
+        digits = _edge_digits(width)
         column["histogram"] = [
-            {
-                "lo": _number(low + b * width),
-                "hi": None if open_ended and b == HISTOGRAM_BINS - 1 else _number(low + (b + 1) * width),
-                "count": counts.get(b, 0),
-            }
-            for b in range(HISTOGRAM_BINS)
+            _bin(
+                _edge(start + b * width, digits),
+                None if open_ended and b == bins - 1 else _edge(start + (b + 1) * width, digits),
+                kept.get(b, 0),
+                rejected,
+                b,
+            )
+            for b in range(bins)
         ]
 
 
-def _add_top_values(relation: duckdb.DuckDBPyRelation, column: dict, stage: str, where: str | None) -> None:
-    quoted = quote_identifier(column["name"])
-    grouped = relation.aggregate(f"{quoted} AS value, count(*) AS n", quoted)
-    counts = run_query(grouped.order("n DESC, value").limit(TOP_VALUES + 1), stage, where)
-    shown = counts[:TOP_VALUES]
-    column["top"] = [{"value": value, "count": n} for value, n in shown]
-    column["distinct"] = run_query(grouped.aggregate("count(*)"), stage, where)[0][0]
-    column["other"] = column["rows"] - column["nulls"] - sum(n for value, n in shown if value is not None)
+def _bin(low: Any, high: Any, count: int, rejected: dict | None, key: Any) -> dict[str, Any]:
+    entry = {"lo": low, "hi": high, "count": count}
+    if rejected is not None:
+        entry["rejected"] = rejected.get(key, 0)
+    return entry
+
+
+def nice_bins(low: float, high: float, target: int, integral: bool) -> tuple[float, float, int]:
+    """(start, width, count) of about `target` bins covering low..high, with a width of 1, 2, 2.5 or 5
+    times a power of ten (whole numbers: at least 1, and never 2.5) and a start on a multiple of it."""
+    raw = (high - low) / target
+    if raw <= 0:
+        return low, 1.0, 1
+    power = 10.0 ** math.floor(math.log10(raw))
+    steps = (1, 2, 5, 10) if integral else (1, 2, 2.5, 5, 10)
+    width = next(step * power for step in steps if step * power >= raw * (1 - 1e-9))
+    if integral:
+        width = max(1.0, float(round(width)))
+    start = math.floor(low / width) * width
+    # As numpy's, the last bin includes its upper edge: a maximum on an edge needs no bin of its own.
+    count = max(1, math.ceil((high - start) / width - 1e-9))
+    return start, width, count
+
+
+def _edge_digits(width: float) -> int:
+    return max(0, 2 - math.floor(math.log10(width))) if width < 100 else 0
+
+
+def _edge(value: float, digits: int) -> Any:
+    rounded = round(value, digits)
+    return int(rounded) if float(rounded).is_integer() else rounded
+
+
+def _add_top_values(relation: duckdb.DuckDBPyRelation, column: dict, stage: str, where: str | None, counts: _CountedRows) -> None:
+    value = column["sql"]
+    measures = f"{counts.kept('*')} AS n" + (f", {counts.rejected('*')} AS r" if counts.split else ", 0 AS r")
+    grouped = relation.aggregate(f"{value} AS value, {measures}", value)
+    shown = run_query(grouped.order("n + r DESC, value").limit(TOP_VALUES), stage, where)
+    column["top"] = [{"value": v, "count": n, **({"rejected": r} if counts.split else {})} for v, n, r in shown]
+    distinct, kept, rejected = run_query(
+        grouped.aggregate("count(*), coalesce(sum(n) FILTER (WHERE value IS NOT NULL), 0), coalesce(sum(r) FILTER (WHERE value IS NOT NULL), 0)"),
+        stage,
+        where,
+    )[0]
+    column["distinct"] = distinct
+    column["other"] = int(kept) - sum(n for v, n, _ in shown if v is not None)
+    if counts.split:
+        column["other_rejected"] = int(rejected) - sum(r for v, _, r in shown if v is not None)
 
 
 def _integer_typed(column: dict) -> bool:
@@ -287,5 +486,6 @@ def _integer_typed(column: dict) -> bool:
 def _number(value: Any) -> Any:
     """Whole floats print as ints; others keep 3 decimals (stats are for reading, not recomputation)."""
     if isinstance(value, float):
-        return int(value) if value.is_integer() else round(value, 3)
+        value = round(value, 3)
+        return int(value) if value.is_integer() else value
     return value

@@ -11,6 +11,8 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
+from pipeline.funnel import group_by_reason
+
 SPARK = "▁▂▃▄▅▆▇█"
 VALUE_LINES = 6  # lines of a long text value shown before cutting it
 TABLE_CELL = 80
@@ -86,6 +88,10 @@ def render_funnel(rows: list[dict[str, Any]]) -> str:
     headers = ["stage", "state", "in", "out", "rejected", "reasons", "tokens in→out per model", "wall s"]
     notes = [row["stage"] for row in rows if row["state"] in ("stale", "interrupted")]
     footer = f"\n⚠ stale or interrupted: {', '.join(notes)}; rerun the job to bring them up to date" if notes else ""
+    undecided = {row["stage"]: row["why"] for row in rows if "why" in row}
+    if undecided:
+        footer += "\nundecided: complete, but whether the job changed since cannot be decided on this machine:"
+        footer += "".join(f"\n  {', '.join(stages)}: {reason}" for stages, reason in group_by_reason(undecided))
     return format_table(headers, table, right=(2, 3, 4, 7)) + footer
 
 
@@ -126,6 +132,9 @@ def render_trace(trace: dict[str, Any]) -> str:
         status = f"REJECTED {step['reject_reason']}" if step["status"] == "rejected" else "kept"
         indent = "  " * max(0, step["depth"] - min(s["depth"] for s in trace["steps"]))
         lines.append(f"\n{indent}{marker} [{step['stage']}] {step['id']}  {status}  (parent {step['parent_id'] or '-'})")
+        if step["source_id"] is not None or step["origin"] is not None:
+            record = f"source_id {one_line(step['source_id'], 60)}  origin {one_line(step['origin'], width - len(indent) - 40)}"
+            lines.append(f"{indent}    record: {record}")
         if step["reject_detail"]:
             lines.append(f"{indent}    reject detail: {one_line(step['reject_detail'], width - len(indent) - 20)}")
         # A row passing through several stages repeats its columns: show only what each stage changed.
@@ -153,17 +162,23 @@ def _profile_header(profile: dict[str, Any]) -> str:
 def _distribution(column: dict[str, Any]) -> str:
     if column["role"] == "category":
         total = sum(entry["count"] for entry in column["top"]) + column["other"]
-        shown = ", ".join(f"{one_line(entry['value'], 20)} {100 * entry['count'] / max(total, 1):.0f}%" for entry in column["top"][:6])
+        shown = ", ".join(f"{_category_value(entry['value'])} {100 * entry['count'] / max(total, 1):.0f}%" for entry in column["top"][:6])
         more = column["distinct"] - min(6, len(column["top"]))
         return shown + (f", +{more} more" if more > 0 else "")
     if column["role"] == "lineage":
         return f"≈{column['distinct_approx']} distinct"
+    if column["role"] == "json":
+        return f"JSON objects; their fields below ({len(column['fields'])})" if column["fields"] else "JSON objects"
     stats = column.get("stats")
     if not stats or stats.get("min") is None:
         return ""
     measure = "" if column["role"] == "numeric" else "len "
     spark = sparkline([entry["count"] for entry in column.get("histogram", [])])
     return f"{measure}min {stats['min']} p50 {stats['p50']} p90 {stats['p90']} max {stats['max']}  {spark}"
+
+
+def _category_value(value: Any) -> str:
+    return one_line(value, 20) if value != "" else '""'
 
 
 def _render_samples(samples: list[dict[str, Any]], width: int) -> list[str]:

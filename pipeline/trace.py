@@ -7,7 +7,9 @@ The family is small (one seed's descendants), so the lineage graph is then built
 parents by `parent_id`, upward to the seed; children by `parent_id`, downward to shard rows.
 A row id seen in several stages (a stage that keeps its rows, like critique) shows once per
 stage, so the history reads seed chunk → instruction → evolved versions → answers → critique
-→ shard row. Siblings (other rows from the same seed) are counted, not shown.
+→ shard row. Siblings (other rows from the same seed) are counted, not shown. Every step names
+the user's record it comes from, `source_id` and `origin` (file, line or row, chunk), when the
+run's rows carry them.
 """
 
 from __future__ import annotations
@@ -21,12 +23,18 @@ import duckdb
 
 from pipeline import columns
 from pipeline.parquet_query import connect, quote_identifier, quote_literal, read_files, run_query
-from pipeline.run_contents import SHARDS, RunInspectionError, data_files, stage_names
-from pipeline.shards import INPUT_IDS, LOSS_MASK
+from pipeline.run_contents import SHARDS, TOKEN_COLUMNS, RunInspectionError, data_files, stage_names
 
-# Token id lists of shard rows: thousands of numbers that say nothing to a reader.
-HEAVY_COLUMNS = (INPUT_IDS, LOSS_MASK)
-LINEAGE_COLUMNS = (columns.ID, columns.SEED_ID, columns.PARENT_ID, columns.REJECT_REASON, columns.REJECT_DETAIL)
+# Shown in each step's own keys, not among its columns.
+STEP_COLUMNS = (
+    columns.ID,
+    columns.SEED_ID,
+    columns.PARENT_ID,
+    columns.SOURCE_ID,
+    columns.ORIGIN,
+    columns.REJECT_REASON,
+    columns.REJECT_DETAIL,
+)
 
 
 @dataclass
@@ -59,7 +67,7 @@ def _sources(connection: duckdb.DuckDBPyConnection, run_dir: Path) -> list[_Sour
             files = data_files(run_dir, stage, rejects=rejects)
             if files:
                 relation = read_files(connection, files)
-                wanted = [name for name in relation.columns if name not in HEAVY_COLUMNS]
+                wanted = [name for name in relation.columns if name not in TOKEN_COLUMNS]
                 sources.append(_Source(stage, status, relation.project(", ".join(map(quote_identifier, wanted)))))
     return sources
 
@@ -148,7 +156,9 @@ def _history(row_id: str, appearances: list[dict[str, Any]]) -> dict[str, Any]:
                     "seed_id": row.get(columns.SEED_ID),
                     "reject_reason": row.get(columns.REJECT_REASON),
                     "reject_detail": row.get(columns.REJECT_DETAIL),
-                    "columns": {key: value for key, value in row.items() if key not in LINEAGE_COLUMNS},
+                    "source_id": row.get(columns.SOURCE_ID),
+                    "origin": row.get(columns.ORIGIN),
+                    "columns": {key: value for key, value in row.items() if key not in STEP_COLUMNS},
                 }
             )
     seed_ids = sorted({step["seed_id"] for step in steps if step["seed_id"]})

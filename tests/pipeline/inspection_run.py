@@ -1,8 +1,9 @@
 """A small run to inspect: the real seeds stage on JSONL with bad lines, then hand-written downstream stages.
 
 Downstream stages are written through the run store (`StageDir.commit_unit` / `commit`) the
-way the runner writes them, with the columns later stages add (instruction, answer,
-critique_score) and rejects of several reasons, so inspection is tested on every shape it
+way the runner writes them, with the columns later stages add (instruction, answer, the
+critique JSON and critique_score) and the record identity every stage carries (source_id,
+origin), and rejects of several reasons, so inspection is tested on every shape it
 meets before those stages exist. Shards and mix.json follow DESIGN.md's schema.
 """
 
@@ -45,7 +46,8 @@ def row_id(*parts: str) -> str:
 
 
 def make_inspection_run(root: Path) -> InspectionRun:
-    lines = [json.dumps({"text": text, "domain": domain}).encode() for text, domain in zip(TEXTS, ["science", "math", "code"])]
+    records = [{"id": f"doc-{n}", "text": text, "domain": domain} for n, (text, domain) in enumerate(zip(TEXTS, ["science", "math", "code"]))]
+    lines = [json.dumps(record).encode() for record in records]
     lines.insert(1, b'{"text": "unterminated')
     lines.append(b'{"text": "caf\xe9"}')
     (root / "corpus.jsonl").write_bytes(b"\n".join(lines) + b"\n")
@@ -63,6 +65,7 @@ def make_inspection_run(root: Path) -> InspectionRun:
                     "id": row_id(row["id"], "instruction", str(n)),
                     "seed_id": row["id"],
                     "parent_id": row["id"],
+                    **record_identity(row, records),
                     "domain": row["domain"],
                     "lang": "en",
                     "instruction": f"Question {n} about: {row['text'][:60]}",
@@ -85,13 +88,30 @@ def make_inspection_run(root: Path) -> InspectionRun:
     )
 
     answered = [
-        {**row, "answer": f"Answer to {row['instruction'][:30]}", "critique_score": float(score)}
+        {**row, "answer": f"Answer to {row['instruction'][:30]}", "critique": critique(score), "critique_score": float(score)}
         for row, score in zip([evolved, *others], [9, 8, 7, 6, 8])
     ]
-    low = {**sibling, "answer": "I don't know.", "critique_score": 2.0}
+    low = {**sibling, "answer": "I don't know.", "critique": critique(2), "critique_score": 2.0}
     _write_stage(run_dir, "critique", answered, [_reject(low, "critique_low", json.dumps({"score": 2.0, "threshold": 5}))], rows_in=len(answered) + 1)
     _write_shards(run_dir, answered)
     return InspectionRun(run_dir, seed["id"], first["id"], evolved["id"], sibling["id"], low["id"])
+
+
+def record_identity(seed: dict, records: list[dict]) -> dict:
+    """The seed row's `source_id` and `origin` as the seeds stage writes them, made up the same way
+    where this checkout's seeds stage does not write them yet: every stage carries them unchanged."""
+    if seed.get("source_id") is not None:
+        return {"source_id": seed["source_id"], "origin": seed["origin"]}
+    number = next(n for n, record in enumerate(records) if record["text"] == seed["text"])
+    line = number + 1 + (number >= 1)  # the unterminated line sits at line 2
+    return {"source_id": records[number]["id"], "origin": json.dumps({"file": "corpus.jsonl", "line": line, "chunk": 0})}
+
+
+def critique(score: int) -> str:
+    """A critique stage's JSON: rubric dimensions around the aggregate score, and a rationale."""
+    scores = {"accuracy": score, "clarity": max(1, score - 1), "relevance": min(10, score + 1)}
+    rationale = f"Judged {score} of 10: how well the answer addresses the question, and how clearly it is put."
+    return json.dumps({"rationale": rationale, "scores": scores, "aggregate": score})
 
 
 def _reject(row: dict, reason: str, detail: str) -> dict:
@@ -121,6 +141,8 @@ def _write_shards(run_dir: Path, rows: list[dict]) -> None:
             "num_tokens": pa.array([len(t) for t in tokens], pa.int32()),
             "id": [row["id"] for row in rows],
             "seed_id": [row["seed_id"] for row in rows],
+            "source_id": [row["source_id"] for row in rows],
+            "origin": [row["origin"] for row in rows],
             "source": ["corpus.jsonl"] * len(rows),
             "domain": [row["domain"] for row in rows],
             "synthetic": [True] * len(rows),

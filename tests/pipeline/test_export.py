@@ -25,6 +25,8 @@ def test_jsonl_export_holds_every_row_and_column(run, tmp_path):
     exported = [json.loads(line) for line in (tmp_path / "critique.jsonl").read_text(encoding="utf-8").splitlines()]
     assert result["rows"] == len(exported) == 5
     assert sorted(exported, key=lambda row: row["id"]) == stage_rows(run, "critique")
+    assert {row["source_id"] for row in exported} == {"doc-0", "doc-1", "doc-2"}  # the record identity goes out too
+    assert all(json.loads(row["origin"])["file"] == "corpus.jsonl" for row in exported)
 
 
 def test_hf_export_loads_from_disk_with_the_same_rows(run, tmp_path):
@@ -40,3 +42,9 @@ def test_rejects_export_and_existing_paths_are_refused(run, tmp_path):
     assert reasons == {"not_utf8", "parse_error"}
     with pytest.raises(RunInspectionError, match="already exists"):
         export_stage(run.run_dir, "seeds", "jsonl", tmp_path / "rejects.jsonl")
+
+
+def test_an_output_that_cannot_be_written_is_an_error_saying_to_pass_another(run, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(RunInspectionError, match="cannot write .*a-file/seeds.jsonl.*pass -o with a writable path"):
+        export_stage(run.run_dir, "seeds", "jsonl", tmp_path / "a-file" / "seeds.jsonl")

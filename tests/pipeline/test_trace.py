@@ -1,8 +1,11 @@
 """Tracing a row: its line from the seed chunk down to shard rows, across kept and rejected rows."""
 
+import json
+
 import pytest
 
 from pipeline.run_contents import RunInspectionError
+from pipeline.terminal_view import render_trace
 from pipeline.trace import trace_row
 from tests.pipeline.inspection_run import make_inspection_run
 
@@ -46,3 +49,13 @@ def test_a_record_rejected_before_chunking_traces_to_itself(run):
 def test_an_unknown_id_is_an_error_naming_the_stages_searched(run):
     with pytest.raises(RunInspectionError, match="searched: seeds, synthesize, evolve, critique, shards"):
         trace_row(run.run_dir, "0" * 32)
+
+
+def test_every_step_names_the_user_record_it_comes_from(run):
+    trace = trace_row(run.run_dir, run.evolved_id)
+    made_by_hand = [step for step in trace["steps"] if step["stage"] != "seeds"]
+    assert {step["source_id"] for step in made_by_hand} == {"doc-1"}
+    assert all(json.loads(step["origin"])["file"] == "corpus.jsonl" for step in made_by_hand)
+    assert all("source_id" not in step["columns"] and "origin" not in step["columns"] for step in trace["steps"])
+    text = render_trace(trace)
+    assert text.count("record: source_id doc-1") >= len(made_by_hand)
