@@ -1,10 +1,18 @@
 """The run report: one self-contained HTML file (inline CSS and SVG, no script, no network).
 
-Sections: the funnel (kept and rejected per stage, with state, tokens and wall time), reject
-reasons per stage, score histograms, text length distributions, domain and language mix,
-tokens per source (from `shards/mix.json`), and near-duplicate cluster sizes (from the
-`near_duplicate` rejects' `reject_detail`). Every number comes from manifests or from the
-same DuckDB queries as `synthmix inspect`, so the report never loads a whole stage.
+What a reader asks of a run, in order:
+- the funnel: rows in, kept and rejected per stage, with state, LLM tokens and wall time;
+- why rows were rejected: reasons per stage;
+- what survived: rows per language, domain and source at every stage (kept, and rejected);
+- tokens per source and domain in the shards (`shards/mix.json`);
+- stage by stage, the fields the stage made, each plotted as what it is (`stage_profile`):
+  scores and other numbers as distributions, the critique rubric's dimensions and the
+  consistency agreement included (they live inside JSON columns), categories as counts,
+  text as lengths; kept and rejected rows stacked, so a threshold's cut shows; then a few
+  kept and rejected rows of the stage, with their reasons;
+- near-duplicate cluster sizes (from `near_duplicate` rejects' `reject_detail`).
+Every number comes from manifests or from the same DuckDB queries as `synthmix inspect`, so
+the report never loads a whole stage, and it only reads the run directory.
 """
 
 from __future__ import annotations
@@ -16,44 +24,57 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from pipeline import columns
-from pipeline.funnel import run_funnel
+from pipeline.funnel import group_by_reason, run_funnel
 from pipeline.mixture import MIX_FILE_NAME
 from pipeline.parquet_query import connect, quote_identifier, quote_literal, read_files, run_query
 from pipeline.rejects import RejectReason
-from pipeline.run_contents import SHARDS, data_files
-from pipeline.stage_profile import profile_stage
+from pipeline.run_contents import SHARDS, RunInspectionError, data_files, shard_files
+from pipeline.stage_profile import TEXT_COLUMNS, profile_rejects, profile_stage, sample_rows
 from pipeline.store import write_atomic_bytes
-from pipeline.svg_charts import KEPT_COLOR, bar_chart, histogram_chart, stacked_bar_chart
+from pipeline.svg_charts import KEPT_COLOR, REJECTED_COLOR, SMALL_WIDTH, bar_chart, histogram_chart, stacked_bar_chart
 
-MIX_KEYS = (columns.DOMAIN, columns.LANG)
+MIX_KEYS = (columns.LANG, columns.DOMAIN, columns.SOURCE)
+MIX_VALUES = 8  # values per key drawn as their own segment; the rest are '(other)'
 # Keys under which a near-duplicate reject's JSON detail names its cluster, most specific first;
 # a detail that is not JSON is itself the cluster key (e.g. "duplicate of <id>").
 CLUSTER_KEYS = ("cluster_id", "cluster", "kept_id", "duplicate_of", "kept")
 CLUSTER_SIZE_KEY = "cluster_size"
+PLOTTED_ROLES = ("numeric", "category", "list", "text")
+KEPT_EXAMPLES = 3
+REJECTED_EXAMPLES = 2  # per reason
+EXAMPLE_REASONS = 4
+TEXT_CHARS = 400  # characters of a text value shown in an example
+DETAIL_CHARS = 400
+JSON_STRING_CHARS = 60
 
 STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:980px;color:#222}
-h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}h3{font-size:1em;margin:1.2em 0 .3em}
-table{border-collapse:collapse;font-size:13px}td,th{padding:3px 10px;border-bottom:1px solid #eee;text-align:left}
-td.n{text-align:right}.stale{color:#b35900;font-weight:bold}.note{color:#666;font-size:13px}
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+h1{font-size:1.5em}h2{font-size:1.25em;margin-top:2.2em;border-bottom:1px solid #ddd}h3{font-size:1.05em;margin:1.6em 0 .3em}
+h4{font-size:.95em;margin:1em 0 .3em}
+table{border-collapse:collapse;font-size:13px}td,th{padding:3px 10px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
+td.n{text-align:right}.stale{color:#b35900;font-weight:bold}.note{color:#666;font-size:13px}.rej{color:#c03537}
+.grid{display:flex;flex-wrap:wrap;gap:6px 24px}figure{margin:0}figcaption{font-size:13px;margin:.6em 0 .2em}
+table.example{width:100%;margin:.4em 0 1em;border:1px solid #e4e4e4}table.example th{width:150px;color:#555;font-weight:normal}
+table.example td{white-space:pre-wrap;word-break:break-word}
 """
 
 
-def build_report(run_dir: Path, states: Mapping[str, str]) -> str:
-    """The report's HTML; `states` maps each stage of the job to fresh/stale/missing/interrupted."""
+def build_report(run_dir: Path, states: Mapping[str, str], notes: Mapping[str, str] | None = None) -> str:
+    """The report's HTML; `states` maps each stage of the job to its state (fresh/stale/missing/
+    interrupted/undecided), `notes` a stage to why its state is what it is, when that needs saying."""
     run_dir = Path(run_dir)
-    funnel = run_funnel(run_dir, states)
-    profiles = {
-        row["stage"]: profile_stage(run_dir, row["stage"], sample=0) for row in funnel if row["rows_out"] and row["stage"] != SHARDS
-    }
+    funnel = run_funnel(run_dir, states, notes)
+    stages = [row["stage"] for row in funnel if row["stage"] != SHARDS and (row["rows_out"] or row["rows_rejected"])]
+    profiles = {stage: profile_stage(run_dir, stage, sample=0, with_rejects=True) for stage in stages}
     sections = [
         _funnel_section(funnel),
         _rejects_section(funnel),
-        _histogram_section("Scores", profiles, lambda c: c["role"] == "numeric" and "score" in c["name"].lower(), "value"),
-        _histogram_section("Lengths", profiles, lambda c: c["role"] == "text", "characters"),
-        _mix_section(profiles),
+        _mix_section(run_dir, profiles),
         _tokens_section(run_dir),
+        _stages_section(run_dir, funnel, profiles),
         _clusters_section(run_dir, funnel),
     ]
     title = f"synthmix run {run_dir.name}"
@@ -65,17 +86,25 @@ def build_report(run_dir: Path, states: Mapping[str, str]) -> str:
     )
 
 
-def write_report(run_dir: Path, states: Mapping[str, str], out: Path) -> Path:
-    write_atomic_bytes(Path(out), build_report(run_dir, states).encode("utf-8"))
+def write_report(run_dir: Path, states: Mapping[str, str], out: Path, notes: Mapping[str, str] | None = None) -> Path:
+    """Write the report to `out` (atomically); a folder that cannot be written is an error saying so."""
+    html = build_report(run_dir, states, notes)
+    try:
+        write_atomic_bytes(Path(out), html.encode("utf-8"))
+    except OSError as error:
+        raise RunInspectionError(f"cannot write the report to {out} ({error.strerror or error}); pass -o with a writable path") from None
     return Path(out)
 
+
+# --- overview -------------------------------------------------------------------------------
 
 def _funnel_section(funnel: list[dict]) -> str:
     shown = [row for row in funnel if row["rows_out"] is not None]
     chart = stacked_bar_chart(
         [row["stage"] for row in shown],
         [{"kept": row["rows_out"], "rejected": row["rows_rejected"] or 0} for row in shown],
-        colors={"kept": KEPT_COLOR, "rejected": "#e15759"},
+        colors={"kept": KEPT_COLOR, "rejected": REJECTED_COLOR},
+        legend_totals=False,
     )
     head = "".join(f"<th>{name}</th>" for name in ("stage", "state", "in", "kept", "rejected", "tokens in → out", "wall s"))
     body = []
@@ -92,7 +121,13 @@ def _funnel_section(funnel: list[dict]) -> str:
             + "".join(f'<td class="n">{"-" if n is None else n}</td>' for n in numbers)
             + f'<td>{tokens or "-"}</td><td class="n">{"-" if row["wall_s"] is None else row["wall_s"]}</td></tr>'
         )
-    return f"<h2>Funnel</h2>{chart}<table><tr>{head}</tr>{''.join(body)}</table>"
+    undecided = {row["stage"]: row["why"] for row in funnel if "why" in row}
+    footnotes = "".join(
+        f'<p class="note"><b>undecided</b> ({escape(", ".join(stages))}): complete, but whether the job changed since '
+        f"cannot be decided here: {escape(reason)}</p>"
+        for stages, reason in group_by_reason(undecided)
+    )
+    return f"<h2>Funnel</h2>{chart}<table><tr>{head}</tr>{''.join(body)}</table>{footnotes}"
 
 
 def _rejects_section(funnel: list[dict]) -> str:
@@ -103,36 +138,60 @@ def _rejects_section(funnel: list[dict]) -> str:
     return f"<h2>Reject reasons</h2>{chart}"
 
 
-def _histogram_section(title: str, profiles: dict[str, dict], wanted, x_label: str) -> str:
-    """One chart per column, at the first stage that has it: where it was made, before later filters."""
-    charts = []
-    seen: set[str] = set()
-    for stage, profile in profiles.items():
-        for column in profile["columns"]:
-            if wanted(column) and column["name"] not in seen and column.get("histogram"):
-                seen.add(column["name"])
-                stats = column["stats"]
-                caption = f"{column['name']} ({stage}: min {stats['min']}, median {stats['p50']}, max {stats['max']})"
-                charts.append(f"<h3>{escape(caption)}</h3>{histogram_chart(column['histogram'], x_label=x_label)}")
-    if not charts:
-        return f'<h2>{title}</h2><p class="note">No stage has such columns yet.</p>'
-    return f"<h2>{title}</h2>{''.join(charts)}"
-
-
-def _mix_section(profiles: dict[str, dict]) -> str:
-    """Domain and language mix of the last stage that has each: what goes on to tokenization."""
-    charts = []
+def _mix_section(run_dir: Path, profiles: dict[str, dict]) -> str:
+    """Rows per language, domain and source at each stage (and in the shards): where a slice thinned out."""
+    shards = _shards_profile(run_dir)
+    everywhere = {**profiles, **({SHARDS: shards} if shards else {})}
+    parts = []
     for key in MIX_KEYS:
-        for stage, profile in reversed(profiles.items()):
-            column = next((c for c in profile["columns"] if c["name"] == key and c["role"] == "category"), None)
-            if column:
-                labels = [str(entry["value"]) for entry in column["top"]] + (["(other)"] if column["other"] else [])
-                values = [entry["count"] for entry in column["top"]] + ([column["other"]] if column["other"] else [])
-                charts.append(f"<h3>{escape(key)} ({escape(stage)})</h3>{bar_chart(labels, values, unit='rows')}")
-                break
-    if not charts:
-        return '<h2>Domain and language mix</h2><p class="note">No stage has domain or lang columns yet.</p>'
-    return f"<h2>Domain and language mix</h2>{''.join(charts)}"
+        per_stage = {stage: column for stage, profile in everywhere.items() if (column := _column(profile, key, "category"))}
+        if not per_stage:
+            continue
+        values = _leading_values(per_stage.values())
+        segments, cells = [], []
+        for stage, column in per_stage.items():
+            kept = {str(entry["value"]): entry["count"] for entry in column["top"]}
+            rejected = {str(entry["value"]): entry.get("rejected", 0) for entry in column["top"]}
+            other = column["other"] + sum(n for value, n in kept.items() if value not in values)
+            other_rejected = column.get("other_rejected", 0) + sum(n for value, n in rejected.items() if value not in values)
+            segments.append({**{value: kept.get(value, 0) for value in values}, **({"(other)": other} if other else {})})
+            cells.append([(kept.get(value, 0), rejected.get(value, 0)) for value in values] + [(other, other_rejected)])
+        chart = stacked_bar_chart(list(per_stage), segments, legend_totals=False)
+        names = [*values, "(other)"]
+        if not any(row[-1] != (0, 0) for row in cells):
+            names, cells = values, [row[:-1] for row in cells]
+        head = "".join(f"<th>{escape(name)}</th>" for name in ["stage", *names])
+        rows = "".join(
+            f"<tr><td>{escape(stage)}</td>" + "".join(f'<td class="n">{_kept_rejected(k, r)}</td>' for k, r in row) + "</tr>"
+            for stage, row in zip(per_stage, cells)
+        )
+        parts.append(f"<h3>{escape(key)}</h3>{chart}<table><tr>{head}</tr>{rows}</table>")
+    if not parts:
+        return '<h2>Languages, domains and sources</h2><p class="note">No stage has lang, domain or source columns yet.</p>'
+    note = '<p class="note">Rows kept by each stage; <span class="rej">−n</span>: rows of that value the stage rejected.</p>'
+    return f"<h2>Languages, domains and sources</h2>{note}{''.join(parts)}"
+
+
+def _shards_profile(run_dir: Path) -> dict | None:
+    files = shard_files(run_dir)
+    if not files:
+        return None
+    present = [key for key in MIX_KEYS if key in pq.read_schema(files[0]).names]
+    return profile_stage(run_dir, SHARDS, sample=0, only_columns=present) if present else None
+
+
+def _leading_values(per_stage) -> list[str]:
+    """The values to draw as segments: most rows over all stages first, at most MIX_VALUES."""
+    totals: dict[str, int] = {}
+    for column in per_stage:
+        for entry in column["top"]:
+            value = str(entry["value"])
+            totals[value] = totals.get(value, 0) + entry["count"] + entry.get("rejected", 0)
+    return sorted(totals, key=lambda value: (-totals[value], value))[:MIX_VALUES]
+
+
+def _kept_rejected(kept: int, rejected: int) -> str:
+    return f'{kept}{f" <span class=rej>−{rejected}</span>" if rejected else ""}' if kept or rejected else "-"
 
 
 def _tokens_section(run_dir: Path) -> str:
@@ -147,6 +206,155 @@ def _tokens_section(run_dir: Path) -> str:
             parts.append(f"<h3>tokens by {label}</h3>{bar_chart(list(counts), list(counts.values()), unit='tokens')}")
     return "".join(parts)
 
+
+# --- stage by stage ---------------------------------------------------------------------------
+
+def _stages_section(run_dir: Path, funnel: list[dict], profiles: dict[str, dict]) -> str:
+    """Per stage: the fields it made, plotted by what they are (constant and empty ones named), then examples."""
+    parts = []
+    seen: set[str] = set()
+    for position, row in enumerate(funnel):
+        profile = profiles.get(row["stage"])
+        if profile is None:
+            continue
+        made = [c for c in profile["columns"] if c["name"] not in seen and c["name"] not in (columns.REJECT_REASON, columns.REJECT_DETAIL)]
+        seen.update(column["name"] for column in profile["columns"])
+        plotted, constant, empty = [], [], []
+        for column in sorted((c for c in made if c["role"] in PLOTTED_ROLES), key=lambda c: PLOTTED_ROLES.index(c["role"])):
+            value = _single_value(column)
+            if value is not None:
+                constant.append(f"{column['name']} = {value}")
+            elif (figure := _field_figure(column)) is not None:
+                plotted.append(figure)
+            else:
+                empty.append(column["name"])
+        reasons = ", ".join(f"{reason} {n}" for reason, n in row["rejected"].items())
+        parts.append(
+            f"<h3>{escape(row['stage'])}</h3><p class=\"note\">{_count(row['rows_in'])} in, {_count(row['rows_out'])} kept, "
+            f"{_count(row['rows_rejected'])} rejected{escape(f' ({reasons})') if reasons else ''}</p>"
+        )
+        if plotted:
+            parts.append(f'<div class="grid">{"".join(plotted)}</div>')
+        if constant:
+            parts.append(f'<p class="note">The same in every row: {escape("; ".join(constant))}</p>')
+        if empty:
+            parts.append(f'<p class="note">No value in any row: {escape(", ".join(empty))}</p>')
+        if not made:
+            parts.append('<p class="note">No new fields: the stage keeps or drops rows as they come.</p>')
+        parts.append(_examples(run_dir, row, made, seed=position))
+    if not parts:
+        return '<h2>Stage by stage</h2><p class="note">No stage has output yet.</p>'
+    return "<h2>Stage by stage</h2>" + "".join(parts)
+
+
+def _single_value(column: dict) -> str | None:
+    """The one value every row has, or None when the field varies (a chart says more then)."""
+    if column["role"] == "category":
+        values = [entry["value"] for entry in column["top"]]
+        return _quoted(values[0]) if len(values) == 1 and not column["other"] and not column.get("other_rejected") else None
+    stats = column.get("stats") or {}
+    if stats.get("min") is not None and stats["min"] == stats["max"]:
+        return f"{stats['min']}{' characters' if column['role'] == 'text' else ' items' if column['role'] == 'list' else ''}"
+    return None
+
+
+def _field_figure(column: dict) -> str | None:
+    role = column["role"]
+    if role == "category":
+        labels = [_quoted(entry["value"]) for entry in column["top"]]
+        segments = [{"kept": entry["count"], "rejected": entry.get("rejected", 0)} for entry in column["top"]]
+        if column["other"] or column.get("other_rejected"):
+            labels.append(f"(other: {column['distinct'] - len(labels)} values)")
+            segments.append({"kept": column["other"], "rejected": column.get("other_rejected", 0)})
+        if not labels:
+            return None
+        any_rejected = any(segment["rejected"] for segment in segments)
+        chart = stacked_bar_chart(labels, segments, colors={"kept": KEPT_COLOR, "rejected": REJECTED_COLOR}, legend=any_rejected, width=SMALL_WIDTH)
+        caption = f"{column['name']}: {column['distinct']} values"
+    else:
+        if not column.get("histogram"):
+            return None
+        stats = column["stats"]
+        unit = {"numeric": "value", "text": "characters", "list": "items"}[role]
+        chart = histogram_chart(column["histogram"], x_label=unit, width=SMALL_WIDTH, height=190)
+        what = "" if role == "numeric" else f" ({unit})"
+        caption = f"{column['name']}{what}: min {stats['min']}, median {stats['p50']}, max {stats['max']}"
+    return f"<figure><figcaption>{escape(caption)}</figcaption>{chart}</figure>"
+
+
+def _examples(run_dir: Path, row: dict, made: list[dict], seed: int) -> str:
+    """A few kept rows (when the stage made fields) and, per reason, a few rejected ones: the
+    content, the fields the stage made, the reason. Seeded by the stage's position, so stages
+    that carry the same rows show different ones."""
+    new_fields = [c["name"] for c in made if "json_of" not in c and (c["role"] != "lineage" or c["name"] == columns.SOURCE_ID)]
+    shown_fields = [*TEXT_COLUMNS, columns.LANG, columns.DOMAIN, *new_fields]
+    parts = []
+    if row["rows_out"] and new_fields:
+        relation = read_files(connect(run_dir), data_files(run_dir, row["stage"]))
+        kept = sample_rows(relation, row["stage"], None, KEPT_EXAMPLES, seed)
+        parts.append(f"<h4>kept ({len(kept)} of {row['rows_out']})</h4>" + "".join(_example(sample, shown_fields) for sample in kept))
+    for reason in list(row["rejected"])[:EXAMPLE_REASONS]:
+        rejected = profile_rejects(run_dir, row["stage"], reason=reason, sample=REJECTED_EXAMPLES, seed=seed)["samples"]
+        fields = [columns.REJECT_REASON, columns.REJECT_DETAIL, *shown_fields]
+        parts.append(
+            f'<h4 class="rej">rejected: {escape(reason)} ({len(rejected)} of {row["rejected"][reason]})</h4>'
+            + "".join(_example(sample, fields) for sample in rejected)
+        )
+    return "".join(parts)
+
+
+def _example(sample: dict[str, Any], fields: list[str]) -> str:
+    rows = [f"<tr><th>{columns.ID}</th><td>{escape(str(sample.get(columns.ID)))}</td></tr>"]
+    for name in dict.fromkeys(fields):
+        if name in sample and name != columns.ID and sample[name] is not None:
+            rows.append(f"<tr><th>{escape(name)}</th><td>{escape(_shown(sample[name], name))}</td></tr>")
+    return f'<table class="example">{"".join(rows)}</table>'
+
+
+def _shown(value: Any, name: str) -> str:
+    """A value as an example shows it: text cut at TEXT_CHARS, JSON with its long strings cut, floats to 4 digits."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, str) and name not in TEXT_COLUMNS:
+        try:
+            value = json.loads(value) if value.lstrip().startswith(("{", "[")) else value
+        except ValueError:
+            pass
+    if isinstance(value, (dict, list)):
+        text = json.dumps(_shortened(value), ensure_ascii=False, default=str)
+    else:
+        text = str(value)
+    limit = TEXT_CHARS if name in TEXT_COLUMNS else DETAIL_CHARS
+    return text if len(text) <= limit else f"{text[:limit]}… (+{len(text) - limit} characters)"
+
+
+def _shortened(value: Any) -> Any:
+    """JSON with each string cut to JSON_STRING_CHARS, so a long rationale leaves room for the scores after it."""
+    if isinstance(value, dict):
+        return {key: _shortened(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shortened(item) for item in value]
+    if isinstance(value, str) and len(value) > JSON_STRING_CHARS:
+        return value[:JSON_STRING_CHARS] + "…"
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    return value
+
+
+def _quoted(value: Any) -> str:
+    """A category value as a label: the empty string and null would otherwise be blank or 'None'."""
+    return '"" (empty)' if value == "" else "(null)" if value is None else str(value)
+
+
+def _column(profile: dict, name: str, role: str) -> dict | None:
+    return next((c for c in profile["columns"] if c["name"] == name and c["role"] == role), None)
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+# --- near duplicates --------------------------------------------------------------------------
 
 def _clusters_section(run_dir: Path, funnel: list[dict]) -> str:
     charts = []

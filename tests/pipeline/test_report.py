@@ -3,6 +3,7 @@
 import re
 import shutil
 import subprocess
+from html import unescape
 
 import pytest
 
@@ -41,13 +42,59 @@ def open_in_chromium(page, profile_dir, *mode):
 def test_report_has_every_section_with_its_plot_and_nothing_external(run):
     html = build_report(run.run_dir, {"seeds": "fresh"})
     sections = dict(re.findall(r"<h2>(.*?)</h2>(.*?)(?=<h2>|</body>)", html))
-    titles = ["Funnel", "Reject reasons", "Scores", "Lengths", "Domain and language mix", "Tokens per source", "Near-duplicate clusters"]
+    titles = ["Funnel", "Reject reasons", "Languages, domains and sources", "Tokens per source", "Stage by stage", "Near-duplicate clusters"]
     assert list(sections) == titles
     assert all("<svg" in sections[title] for title in titles)
-    assert "critique_score (critique" in html and "instruction (synthesize" in html
     assert "critique_low" in html and "near_duplicate" in html
     links = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', html) + re.findall(r"url\(", html)
     assert links == [] and "<script" not in html
+
+
+def figure_captions(html, stage):
+    """Captions of the plots drawn for one stage in the stage-by-stage section."""
+    part = re.search(rf"<h3>{stage}</h3>(.*?)(?=<h3>|<h2>)", html.split("<h2>Stage by stage</h2>")[1], re.S).group(1)
+    return [unescape(caption) for caption in re.findall(r"<figcaption>(.*?)</figcaption>", part)]
+
+
+def test_each_stage_plots_the_fields_it_made_as_what_they_are(run):
+    html = build_report(run.run_dir, {"seeds": "fresh"})
+    critique = figure_captions(html, "critique")
+    # Scores, the rubric's dimensions among them, are value distributions; text is lengths.
+    assert any(caption.startswith("critique.scores.accuracy: min 2, median") for caption in critique)
+    assert any(caption.startswith("critique_score: min 2") for caption in critique)
+    assert any(caption.startswith("answer (characters): ") for caption in critique)
+    # A JSON column is never plotted as the length of its text.
+    assert not any(caption.startswith(("critique (characters)", "meta (characters)", "critique:")) for caption in critique)
+    assert figure_captions(html, "synthesize") == ["meta.n: min 0, median 1, max 1"]
+    synthesize = html.split("<h3>synthesize</h3>")[1].split("<h3>")[0]
+    assert "The same in every row: meta.template = synthesize/qa; instruction = 78 characters" in synthesize
+    assert figure_captions(html, "evolve") == []  # it made no field: its rows only
+
+
+def test_rows_per_language_domain_and_source_are_counted_at_every_stage(run):
+    html = build_report(run.run_dir, {"seeds": "fresh"})
+    mix = html.split("<h2>Languages, domains and sources</h2>")[1].split("<h2>")[0]
+    domain = mix.split("<h3>domain</h3>")[1].split("<h3>")[0]
+    rows = {cells[0]: cells[1:] for cells in (re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row) for row in re.findall(r"<tr>(.*?)</tr>", domain))}
+    header = rows["stage"]
+    assert {"code", "math", "science"} <= set(header)
+    critique, seeds = dict(zip(header, rows["critique"])), dict(zip(header, rows["seeds"]))
+    assert critique["math"] == "1 <span class=rej>−1</span>" and critique["code"] == "2"
+    assert (seeds["math"], seeds["science"], seeds["code"]) == ("1", "1", "1")
+    assert list(rows)[1:] == ["seeds", "synthesize", "evolve", "critique", "shards"]
+
+
+def test_each_stage_shows_kept_examples_and_rejected_ones_with_their_reason(run):
+    html = build_report(run.run_dir, {"seeds": "fresh"})
+    critique = html.split("<h3>critique</h3>")[1].split("<h3>")[0]
+    assert "kept (3 of 5)" in critique and critique.count('<table class="example">') == 4
+    rejected = critique.split("rejected: critique_low (1 of 1)")[1]
+    assert run.sibling_id in rejected and "I don&#x27;t know." in rejected and "&quot;threshold&quot;: 5" in rejected
+
+
+def test_a_stage_whose_staleness_cannot_be_decided_says_why(run):
+    html = build_report(run.run_dir, {"seeds": "undecided"}, {"seeds": "seeds path 'corpus.jsonl' matches no file"})
+    assert "undecided</b> (seeds)" in html and "seeds path &#x27;corpus.jsonl&#x27; matches no file" in html
 
 
 def test_near_duplicate_clusters_are_sized_from_reject_details(run):
