@@ -10,6 +10,13 @@ Boundaries are always marked:
 - `position_ids` count positions within the document, so a piece that continues a document
   cut at the previous sequence's end starts above 0 (and `continues_document` says so).
 
+For next-token training each sequence also carries `labels` (the token that follows each
+position in the stream, the last one included: it is the first token of the next sequence) and
+`label_mask` (1 where that label is a training target: its loss mask is 1 and it belongs to the
+same document as the position). A trainer that weights its loss by `label_mask` trains on every
+unmasked token of the documents except their first, which nothing precedes, and on no token
+twice: a cut at a sequence end loses no target.
+
 Sources are drawn per document with probability proportional to weight / mean document length,
 so in expectation each source supplies its phase weight as a fraction of tokens. Within a
 source, each epoch visits its shards and row groups in a seeded order and each row group's rows
@@ -42,6 +49,8 @@ class PackedSequence:
     loss_mask: np.ndarray  # uint8: 1 where the token is a training target
     position_ids: np.ndarray  # int32: position within its document
     segment_ids: np.ndarray  # int32: 1-based document piece within this sequence
+    labels: np.ndarray  # int32: the next token of the stream after each position
+    label_mask: np.ndarray  # uint8: 1 where labels[i] is a target (unmasked, same document as position i)
     sources: tuple[str, ...]  # source of each segment: sources[segment_id - 1]
     continues_document: bool  # segment 1 continues a document cut by the previous sequence
 
@@ -182,7 +191,7 @@ class PackedSequenceReader:
         positions = np.empty(n, dtype=np.int32)
         segments = np.empty(n, dtype=np.int32)
         sources: list[str] = []
-        continues = self._active is not None
+        continues = self._active is not None and self._streams[self._active].offset > 0
         filled = 0
         while filled < n:
             if self._active is None:
@@ -202,8 +211,24 @@ class PackedSequenceReader:
                 self._active = None
             else:
                 stream.offset = start + take
+        next_id, next_is_target = self._peek()
+        labels = np.append(ids[1:], np.int32(next_id))
+        label_mask = np.append(mask[1:] * (segments[1:] == segments[:-1]), np.uint8(next_is_target)).astype(np.uint8)
         self.sequences += 1
-        return PackedSequence(ids, mask, positions, segments, tuple(sources), continues)
+        return PackedSequence(ids, mask, positions, segments, labels, label_mask, tuple(sources), continues)
+
+    def _peek(self) -> tuple[int, bool]:
+        """The stream's next token and whether it is a target of the current sequence's last position.
+
+        When the last document ended exactly here, the next document's source is drawn now (the
+        draw the next sequence would make first, so the stream is unchanged); its first token
+        starts another document and is no target.
+        """
+        if self._active is None:
+            self._active = self._draw_source()
+        stream = self._streams[self._active]
+        document_ids, document_mask = stream.document()
+        return int(document_ids[stream.offset]), stream.offset > 0 and bool(document_mask[stream.offset])
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able position of the stream: pass it as `state` to resume right after here."""
@@ -235,7 +260,8 @@ class PackedSequenceReader:
 
 
 def make_torch_dataset(mix_path: Path, *, phase: Phase = "main", seq_len: int, seed: int) -> Any:
-    """A `torch.utils.data.IterableDataset` of dicts of tensors (input_ids, loss_mask, position_ids, segment_ids).
+    """A `torch.utils.data.IterableDataset` of dicts of tensors: input_ids, loss_mask, position_ids,
+    segment_ids, labels, label_mask.
 
     With DataLoader workers, worker k of n keeps sequences k, k+n, ... of the one stream, so the
     workers together yield the single-process stream without overlap.
@@ -260,6 +286,8 @@ def make_torch_dataset(mix_path: Path, *, phase: Phase = "main", seq_len: int, s
                         "loss_mask": torch.from_numpy(sequence.loss_mask),
                         "position_ids": torch.from_numpy(sequence.position_ids.astype(np.int64)),
                         "segment_ids": torch.from_numpy(sequence.segment_ids),
+                        "labels": torch.from_numpy(sequence.labels.astype(np.int64)),
+                        "label_mask": torch.from_numpy(sequence.label_mask),
                     }
 
     return PackedTorchDataset()

@@ -95,6 +95,31 @@ def test_documents_come_back_whole_with_boundaries_marked(mix_path, cl100k):
     assert all(0 in mask and mask[-1] == 1 for mask in masks[: short.num_rows])  # prompt masked, answer trained
 
 
+def test_labels_train_every_unmasked_token_once_across_sequence_cuts(mix_path):
+    """Weighted by label_mask, one epoch trains exactly the shard rows' unmasked tokens after their first."""
+    reader = PackedSequenceReader(mix_path, phase="anneal", seq_len=SEQ_LEN, seed=6)
+    table = pa.concat_tables(pq.read_table(path) for path in sorted(mix_path.parent.glob("*.parquet")))
+    short = table.filter(pa.compute.equal(table.column("source"), "short"))
+    expected = sum(sum(mask[1:]) for mask in short.column("loss_mask").to_pylist())
+    trained = documents = cut_targets = 0
+    previous = None
+    while documents <= short.num_rows:
+        sequence = reader.next_sequence()
+        if previous is not None:  # the last label is the token the next sequence starts with
+            assert previous.labels[-1] == sequence.input_ids[0]
+        assert np.array_equal(sequence.labels[:-1], sequence.input_ids[1:])
+        for segment in range(1, sequence.segment_ids.max() + 1):
+            where = sequence.segment_ids == segment
+            if sequence.position_ids[where][0] == 0:
+                documents += 1
+            if documents <= short.num_rows:
+                trained += int(sequence.label_mask[where].sum())
+        cut_targets += int(sequence.label_mask[-1])
+        previous = sequence
+    assert trained == expected
+    assert cut_targets > 0, "some answer must straddle a sequence end for this test to cover the cut"
+
+
 def test_torch_dataset_yields_tensors_of_the_stream(mix_path):
     torch = pytest.importorskip("torch")
     dataset = make_torch_dataset(mix_path, seq_len=SEQ_LEN, seed=9)
@@ -103,3 +128,4 @@ def test_torch_dataset_yields_tensors_of_the_stream(mix_path):
     assert isinstance(dataset, torch.utils.data.IterableDataset)
     assert torch.equal(item["input_ids"], torch.from_numpy(expected.input_ids.astype(np.int64)))
     assert item["segment_ids"].shape == (SEQ_LEN,)
+    assert torch.equal(item["label_mask"], torch.from_numpy(expected.label_mask))
