@@ -107,16 +107,18 @@ def _cell(value) -> str:
 
 def command_models(args: argparse.Namespace) -> int:
     from pipeline.embedded_model import embedded_model_status, prepare_embedded_model
+    from pipeline.models import EmbeddedModel
 
+    models = load_job(args.job).models if args.job else {"embedded": EmbeddedModel()}
     if args.action == "prepare":
-        path = prepare_embedded_model()
-        print(f"embedded model ready at {path}")
+        for name, spec in models.items():
+            if spec.engine == "embedded":
+                print(f"{name}: embedded model {spec.model} ready at {prepare_embedded_model(spec.model)}")
         return 0
-    models = load_job(args.job).models if args.job else {"embedded": None}
     for name, spec in models.items():
-        engine = spec.engine if spec is not None else "embedded"
+        engine = spec.engine
         if engine == "embedded":
-            readiness = embedded_model_status()
+            readiness = f"{spec.model}: {embedded_model_status(spec.model)}"
         elif engine == "vllm":
             readiness = f"model {spec.model}"
         else:
@@ -309,9 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--json", action="store_true", help="machine-readable output")
     export.set_defaults(handler=command_export)
 
-    models = commands.add_parser("models", help="list configured models, or prepare the embedded one ahead of time")
+    models = commands.add_parser("models", help="list configured models, or convert the embedded ones ahead of time")
     models.add_argument("action", choices=["list", "prepare"])
-    models.add_argument("job", nargs="?", help="job file whose models to list (default: the embedded model)")
+    models.add_argument("job", nargs="?", help="job file whose models to list or prepare (default: the default embedded model)")
     models.set_defaults(handler=command_models)
 
     submit_parser = commands.add_parser("submit", help="run a job on a Ray cluster through the Ray Jobs API")

@@ -296,7 +296,7 @@ def vllm_engine_settings(model: EmbeddedModel | VllmModel) -> dict[str, Any]:
             "gpu_memory_utilization": 0.1,
         }
         return {
-            "model_source": str(prepare_embedded_model()),
+            "model_source": str(prepare_embedded_model(model.model)),
             "engine_kwargs": engine_kwargs,
             "placement_group_config": {"bundles": [{"CPU": model.cpus_per_replica}]},
             "env": {KV_CACHE_ENV: str(model.kv_cache_gib)},

