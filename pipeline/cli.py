@@ -25,7 +25,7 @@ from pipeline.models import ModelSpecError
 from pipeline.quality_training import add_quality_parser
 from pipeline.runner import RunDirError
 from pipeline.seed_files import SeedInputError
-from pipeline.store import RUN_INFO, StageDir, read_json
+from pipeline.store import RUN_INFO, StageDir, StageState, read_json
 
 
 def _registry():
@@ -53,39 +53,90 @@ def command_run(args: argparse.Namespace) -> int:
     return 0
 
 
+UNDECIDED = "undecided"  # complete, but this machine lacks an input its fingerprint needs
+
+
 def stage_statuses(run_dir: Path, registry: dict | None = None) -> list[dict]:
-    """Each stage of the run's recorded job: state, counts and wall time from its manifest."""
+    """Each stage of the run's recorded job: state, counts and wall time from its manifest.
+
+    Needs the run directory and this code, not the job's folder: a complete stage whose inputs
+    are not on this machine (the run was copied away from them) is `undecided`, with `why`
+    naming the missing input; its counts, reasons and wall time still come from its manifest.
+    """
+    from pipeline.graph import stages_with_unreadable_inputs
+
+    job = _recorded_job(run_dir)
+    job_dir = _recorded_job_dir(run_dir)
+    registry = registry or _registry()
+    undecided = stages_with_unreadable_inputs(job, registry, run_dir, job_dir)
+    decidable = job.model_copy(update={"stages": [entry for entry in job.stages if entry.name not in undecided]})
+    plan = {node.name: node for node in build_graph(decidable, registry, run_dir=run_dir, job_dir=job_dir)} if decidable.stages else {}
+    rows = []
+    for entry in job.stages:
+        stage_dir = StageDir(run_dir, entry.name)
+        node = plan.get(entry.name)
+        state = stage_dir.state(node.fingerprint).value if node else _state_without_fingerprint(stage_dir)
+        manifest = stage_dir.manifest() or {}
+        if not manifest and stage_dir.progress() is not None:
+            manifest = stage_dir.unit_counts().to_json()
+        row = {
+            "stage": entry.name,
+            "state": state,
+            "rows_in": manifest.get("rows_in"),
+            "rows_out": manifest.get("rows_out"),
+            "rejected": manifest.get("rejected", {}),
+            "wall_s": manifest.get("wall_s"),
+        }
+        if state == UNDECIDED:
+            row["why"] = undecided[entry.name]
+        rows.append(row)
+    return rows
+
+
+def _recorded_job(run_dir: Path):
     snapshot = run_dir / "job.yaml"
     if not snapshot.exists():
         raise ConfigError(f"{run_dir} holds no job.yaml; is it a run directory? (run a job first: synthmix run JOB)")
     import yaml
 
-    job = parse_job(yaml.safe_load(snapshot.read_text(encoding="utf-8")), source=str(snapshot))
+    return parse_job(yaml.safe_load(snapshot.read_text(encoding="utf-8")), source=str(snapshot))
+
+
+def _recorded_job_dir(run_dir: Path) -> Path:
+    """Where the job's relative paths were rooted when it ran (run.json); the working directory for older runs."""
     info = run_dir / RUN_INFO
-    job_dir = Path(read_json(info)["job_dir"]) if info.exists() else Path(".")
-    plan = build_graph(job, registry or _registry(), run_dir=run_dir, job_dir=job_dir)
-    rows = []
-    for node in plan:
-        stage_dir = StageDir(run_dir, node.name)
-        state = stage_dir.state(node.fingerprint)
-        manifest = stage_dir.manifest() or {}
-        if not manifest and stage_dir.progress() is not None:
-            manifest = stage_dir.unit_counts().to_json()
-        rows.append(
-            {
-                "stage": node.name,
-                "state": state.value,
-                "rows_in": manifest.get("rows_in"),
-                "rows_out": manifest.get("rows_out"),
-                "rejected": manifest.get("rejected", {}),
-                "wall_s": manifest.get("wall_s"),
-            }
-        )
-    return rows
+    return Path(read_json(info)["job_dir"]) if info.exists() else Path(".")
+
+
+def _state_without_fingerprint(stage_dir: StageDir) -> str:
+    if stage_dir.manifest() is not None:
+        return UNDECIDED
+    return StageState.INTERRUPTED.value if stage_dir.progress() is not None else StageState.MISSING.value
+
+
+def inspection_states(run_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """States of the stages for the funnel and the report, and why the undecided ones are.
+
+    Inspection never needs more than the run directory: when the recorded job does not plan
+    with this code at all (a stage kind renamed since), every stage is judged by its folder
+    alone (complete ones undecided) and the reason is the planning error.
+    """
+    from pipeline.run_contents import SHARDS, stage_names
+
+    try:
+        rows = stage_statuses(run_dir)
+    except (ConfigError, ModelSpecError, SeedInputError) as error:
+        names = [name for name in stage_names(run_dir) if name != SHARDS]
+        states = {name: _state_without_fingerprint(StageDir(run_dir, name)) for name in names}
+        return states, {name: f"the recorded job does not plan here: {error}" for name, state in states.items() if state == UNDECIDED}
+    return {row["stage"]: row["state"] for row in rows}, {row["stage"]: row["why"] for row in rows if "why" in row}
 
 
 def command_status(args: argparse.Namespace) -> int:
-    rows = stage_statuses(Path(args.run_dir))
+    from pipeline.funnel import group_by_reason
+
+    run_dir = Path(args.run_dir)
+    rows = stage_statuses(run_dir)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -98,6 +149,14 @@ def command_status(args: argparse.Namespace) -> int:
             f"{row['stage']:<22} {row['state']:<12} {_cell(row['rows_in']):>8} {_cell(row['rows_out']):>8} "
             f"{_cell(row['wall_s']):>8}  {rejected}"
         )
+    notes = {row["stage"]: row["why"] for row in rows if "why" in row}
+    if notes:
+        print(f"\n{UNDECIDED}: complete, but whether the job changed since cannot be decided on this machine:")
+        for stages, reason in group_by_reason(notes):
+            print(f"  {', '.join(stages)}: {reason}")
+        job_dir = _recorded_job_dir(run_dir)
+        if not job_dir.exists():
+            print(f"the job's relative paths start at {job_dir} (run.json), which this machine does not have; the counts above come from the run's manifests")
     return 0
 
 
@@ -153,8 +212,8 @@ def command_inspect(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir)
     if args.stage is None:
-        states = {row["stage"]: row["state"] for row in stage_statuses(run_dir)}
-        _print(run_funnel(run_dir, states), args.json, terminal_view.render_funnel)
+        states, notes = inspection_states(run_dir)
+        _print(run_funnel(run_dir, states, notes), args.json, terminal_view.render_funnel)
     elif args.rejects or args.reason:
         result = profile_rejects(run_dir, args.stage, reason=args.reason, where=args.where, sample=args.sample, seed=args.seed)
         _print(result, args.json, terminal_view.render_rejects)
@@ -179,8 +238,8 @@ def command_report(args: argparse.Namespace) -> int:
     from pipeline.report import write_report
 
     run_dir = Path(args.run_dir)
-    states = {row["stage"]: row["state"] for row in stage_statuses(run_dir)}
-    out = write_report(run_dir, states, args.output or run_dir / "report.html")
+    states, notes = inspection_states(run_dir)
+    out = write_report(run_dir, states, args.output or run_dir / "report.html", notes)
     print(f"report written to {out}")
     return 0
 

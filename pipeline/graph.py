@@ -158,3 +158,38 @@ def with_input_schema(node: PlannedStage, schema, rows: int | None = None) -> St
     """The stage instance with its runtime input schema (carried columns keep their types) and row count."""
     node.stage.context = dataclasses.replace(node.stage.context, input_schema=schema, input_rows=rows)
     return node.stage
+
+
+def stages_with_unreadable_inputs(job: JobConfig, registry: dict[str, type[Stage]], run_dir: Path, job_dir: Path) -> dict[str, str]:
+    """Stages this machine cannot fingerprint, each with the reason: an input file the stage reads
+    or stats to fingerprint itself is missing (a seeds path, a tokenizer, classifier or benchmark
+    file), or it reads from such a stage, directly or through others.
+
+    `synthmix status` on a run copied away from its job folder plans the job without them: their
+    staleness cannot be decided, every other stage's can. A run never skips them: there a missing
+    input is the error `build_graph` raises, naming it.
+    """
+    from pipeline.seed_files import SeedInputError
+
+    found: dict[str, str] = {}
+    root_of: dict[str, str] = {}
+    for index, entry in enumerate(job.stages):
+        stage_class = registry.get(entry.stage_kind)
+        if stage_class is None:
+            continue  # build_graph names the unknown kind
+        reads = entry.input if entry.input is not None else None if stage_class.is_source or index == 0 else job.stages[index - 1].name
+        if reads in found:
+            root_of[entry.name] = root_of[reads]
+            found[entry.name] = f"it reads from stage '{root_of[reads]}' (directly or through others), whose inputs are missing here"
+            continue
+        try:
+            params = stage_class.params(**job.sections.get(entry.name, {}))
+        except ValidationError:
+            continue  # build_graph names the key
+        context = StageContext(run_dir=run_dir, stage_name=entry.name, models=dict(job.models), job_dir=job_dir)
+        try:
+            stage_class(params, context).fingerprint_extra()
+        except (ConfigError, SeedInputError) as error:
+            found[entry.name] = str(error)
+            root_of[entry.name] = entry.name
+    return found

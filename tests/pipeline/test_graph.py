@@ -2,7 +2,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.config import ConfigError, parse_job
-from pipeline.graph import build_graph, select_stages
+from pipeline.graph import build_graph, select_stages, stages_with_unreadable_inputs
 from pipeline.stage import Stage, StageParams
 from stages.seeds import Seeds
 
@@ -112,3 +112,22 @@ def test_from_only_to_select_stages(tmp_path, flags, expected):
 def test_unknown_selected_stage_lists_the_job_stages(tmp_path):
     with pytest.raises(ConfigError, match="--from answer: no such stage in this job; its stages are seeds, score, score2"):
         select_stages(build(tmp_path, BASE), start="answer")
+
+
+def test_stages_whose_inputs_are_missing_here_are_named_and_so_are_those_reading_them(tmp_path):
+    job = parse_job(
+        {
+            "name": "j",
+            "stages": [
+                {"name": "local", "kind": "seeds"}, "score",
+                {"name": "builtin", "kind": "seeds"}, {"name": "score2", "kind": "score"},
+                {"name": "score3", "kind": "score", "input": "score"},
+            ],
+            "local": {"path": "gone/*.jsonl", "use_builtin": False},
+        },
+        source="j.yaml",
+    )  # fmt: skip
+    undecided = stages_with_unreadable_inputs(job, REGISTRY, tmp_path / "run", tmp_path)
+    assert list(undecided) == ["local", "score", "score3"]
+    assert "'gone/*.jsonl' matches no file" in undecided["local"]
+    assert undecided["score"] == undecided["score3"] == "it reads from stage 'local' (directly or through others), whose inputs are missing here"
