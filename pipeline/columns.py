@@ -44,4 +44,6 @@ from pipeline.contracts import (  # noqa: F401 - re-exports
     SAMPLE_INDEX,
     NUM_SAMPLES,
     ANSWER_MODEL,
+    PROBE,
+    TESTS,
 )

@@ -68,6 +68,9 @@ HEURISTIC_SCORES = "heuristic_scores"  # JSON: the heuristic scores the quality 
 SAMPLE_INDEX = "sample_index"  # which of an instruction's answer samples a row is
 NUM_SAMPLES = "num_samples"
 ANSWER_MODEL = "answer_model"
+# Verifiable probes (stages/probes.py): problems with known answers, measured by `synthmix eval`.
+PROBE = "probe"  # JSON marker of a probe row: set, key, reference answer; null on every other row
+TESTS = "tests"  # Python run after the answer's code; it passes when it exits without error
 
 
 # --- reject reasons --------------------------------------------------------------------------------
@@ -98,6 +101,7 @@ class RejectReason(StrEnum):
     REPETITIVE = "repetitive"
     BOILERPLATE = "boilerplate"
     CONTAMINATED = "contaminated"  # shares a long n-gram with a benchmark
+    PROBE = "probe"  # a verifiable probe set aside after the last filter: measured, never trained on
 
 
 # --- how output rows relate to input rows ----------------------------------------------------------
