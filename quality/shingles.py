@@ -1,4 +1,5 @@
-"""Shingle hashes in bulk: word or character n-grams of a whole batch as one flat uint64 array.
+"""Shingle hashes in bulk: n-grams of units (words, characters, or each by script) of a whole
+batch as one flat uint64 array.
 
 No Python set per document: words are cut and hashed over the batch's UTF-8 buffer with numpy,
 and n-grams are rolling combinations of unit hashes, so the cost is a few vectorised passes
@@ -15,6 +16,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from quality.normalize import SPACE, TextNormalization, normalize_texts, string_buffers, utf8_code_points
+from quality.scripts import code_point_scripts, unsegmented_ids
 
 # Odd 64-bit constants (golden ratio, and splitmix64's) for polynomial combination and mixing.
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -29,9 +31,16 @@ class ShingleSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # Words for space-separated languages; characters for Chinese, Japanese, Thai and other
-    # unsegmented text, where a whole sentence is one "word".
-    kind: Literal["word", "char"] = "word"
+    # What one unit of an n-gram is:
+    #   auto: by script, unit by unit. A run of space-separated script (Latin, Cyrillic, Hangul,
+    #         digits...) is one unit per word; each character of an unsegmented script (Han,
+    #         kana, Thai, Lao, Khmer, Myanmar, Bopomofo: quality/scripts.py) is a unit of its own.
+    #         A mixed text is one stream of such units, so n-grams span the switch from Chinese
+    #         to an English term and back, an edit costs n shingles in either script, and two
+    #         copies of a mixed text never fall on different sides of a per-document switch.
+    #   word: space-separated words only (a line of Chinese is then one "word").
+    #   char: every code point, spaces included (English then shingles like a bag of words).
+    kind: Literal["auto", "word", "char"] = "auto"
     n: int = Field(5, ge=1, le=64)
     normalization: TextNormalization = TextNormalization()
 
@@ -47,6 +56,13 @@ class ShingleHashes:
     def counts(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    def take(self, documents: np.ndarray) -> "ShingleHashes":
+        """The shingles of the given documents, in that order."""
+        counts = self.counts()[documents]
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        within = np.arange(int(offsets[-1])) - np.repeat(offsets[:-1], counts)
+        return ShingleHashes(hashes=self.hashes[np.repeat(self.offsets[:-1][documents], counts) + within], offsets=offsets)
+
 
 def mix64(values: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: spreads every input bit over all output bits (in place)."""
@@ -59,20 +75,25 @@ def mix64(values: np.ndarray) -> np.ndarray:
 
 
 def hash_shingles(texts: pa.Array | pa.ChunkedArray | Sequence[str], spec: ShingleSpec) -> ShingleHashes:
-    """Normalise the texts, cut them into units (words or code points) and hash their n-grams."""
-    normalized = normalize_texts(texts, spec.normalization)
-    if spec.kind == "word":
-        units, unit_offsets = hash_words(normalized)
-    else:
+    """Normalise the texts, cut them into units (words, code points, or by script) and hash their n-grams."""
+    return hash_normalized_shingles(normalize_texts(texts, spec.normalization), spec)
+
+
+def hash_normalized_shingles(normalized: pa.LargeStringArray, spec: ShingleSpec) -> ShingleHashes:
+    """hash_shingles for texts already normalised with spec.normalization (normalize_texts)."""
+    if spec.kind == "char":
         units, unit_offsets = code_points(normalized)
+    else:
+        units, unit_offsets = hash_words(normalized, split_unsegmented=spec.kind == "auto")
     return hash_ngrams(units, unit_offsets, spec.n)
 
 
-def hash_words(normalized: pa.LargeStringArray) -> tuple[np.ndarray, np.ndarray]:
-    """Hash every space-separated word of normalised texts: (word hashes, per-text word offsets).
+def hash_words(normalized: pa.LargeStringArray, *, split_unsegmented: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Hash every word of normalised texts: (word hashes, per-text word offsets).
 
-    Relies on normalize_texts' guarantee: words are separated by exactly one space, with none at
-    either end of a text. A word is read 8 bytes at a time through an unaligned uint64 view.
+    A word is a run of bytes between single spaces (normalize_texts' guarantee: none at either
+    end of a text). With split_unsegmented, every character of an unsegmented script is a word
+    of its own and ends the run before it, e.g. "用numpy计算" -> 用, numpy, 计, 算.
     """
     data, offsets = string_buffers(normalized)
     nonempty = offsets[:-1] < offsets[1:]
@@ -82,25 +103,59 @@ def hash_words(normalized: pa.LargeStringArray) -> tuple[np.ndarray, np.ndarray]
     is_start[0] = False
     is_start[offsets[:-1][nonempty]] = True
     is_space[offsets[1:][nonempty]] = True  # now marks every word's end: a space or a text's end
+    if split_unsegmented:
+        mark_unsegmented_characters(data, is_start, is_space)
     starts = np.flatnonzero(is_start)
-    lengths = np.flatnonzero(is_space) - starts
+    ends = np.flatnonzero(is_space)
+    lengths = ends[np.searchsorted(ends, starts, side="right")] - starts
+    return hash_spans(data, starts, lengths), np.searchsorted(starts, offsets).astype(np.int64)
+
+
+def mark_unsegmented_characters(data: np.ndarray, is_start: np.ndarray, is_end: np.ndarray) -> None:
+    """Mark each unsegmented-script character as a word of its own: it starts a word and ends the
+    one before it, and the byte after it starts one (unless a space or a text's end is there).
+
+    Every unsegmented script lies above U+0800, so only 3- and 4-byte characters are decoded;
+    text without them costs one comparison per byte."""
+    leads = np.flatnonzero(data >= 0xE0)
+    if not len(leads):
+        return
+    chosen = leads[unsegmented_ids()[code_point_scripts(utf8_code_points(data, leads))]]
+    after = chosen + 3 + (data[chosen] >= 0xF0)
+    is_start[chosen] = True
+    is_end[chosen] = True
+    is_end[after] = True
+    follows = after[~is_space_or_end(data, after)]
+    is_start[follows] = True
+
+
+def is_space_or_end(data: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Whether each byte position is past the data or holds a space."""
+    past = positions >= len(data)
+    spaces = np.zeros(len(positions), dtype=bool)
+    spaces[~past] = data[positions[~past]] == SPACE
+    return past | spaces
+
+
+def hash_spans(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """A uint64 hash of each byte span data[start:start + length], read 8 bytes at a time through
+    an unaligned uint64 view; equal spans hash equal in any batch and process."""
     padded = np.zeros(len(data) + 8, dtype=np.uint8)
     padded[: len(data)] = data
     windows = np.ndarray(shape=(len(data) + 1,), dtype="<u8", buffer=padded, strides=(1,))
 
-    # Pass k reads bytes 8k..8k+7 of the words longer than 8k bytes; most words need one pass.
-    block = windows[starts] & LOW_BYTES_MASK[np.minimum(lengths, 8)]  # drop bytes past the word's end
+    # Pass k reads bytes 8k..8k+7 of the spans longer than 8k bytes; most words need one pass.
+    block = windows[starts] & LOW_BYTES_MASK[np.minimum(lengths, 8)]  # drop bytes past the span's end
     hashes = mix64((lengths.astype(np.uint64) * GOLDEN ^ block) * GOLDEN)
-    words = np.flatnonzero(lengths > 8)
+    spans = np.flatnonzero(lengths > 8)
     passes = 1
-    while len(words):
-        remaining = lengths[words] - 8 * passes
-        block = windows[starts[words] + 8 * passes] & LOW_BYTES_MASK[np.minimum(remaining, 8)]
-        hashes[words] = mix64((hashes[words] ^ block) * GOLDEN)
+    while len(spans):
+        remaining = lengths[spans] - 8 * passes
+        block = windows[starts[spans] + 8 * passes] & LOW_BYTES_MASK[np.minimum(remaining, 8)]
+        hashes[spans] = mix64((hashes[spans] ^ block) * GOLDEN)
         passes += 1
-        words = words[remaining > 8]
-    word_offsets = np.searchsorted(starts, offsets).astype(np.int64)
-    return hashes, word_offsets
+        spans = spans[remaining > 8]
+    return hashes
 
 
 def code_points(normalized: pa.LargeStringArray) -> tuple[np.ndarray, np.ndarray]:

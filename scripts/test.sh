@@ -14,6 +14,16 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# The near-duplicate tests build a bilingual corpus; its Chinese is Debian's Chinese manual pages.
+if [ ! -d /usr/share/man/zh_CN ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq manpages-zh >/dev/null
+  else
+    echo "test: /usr/share/man/zh_CN is missing; install Debian's manpages-zh" >&2
+    exit 1
+  fi
+fi
+
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # pytest exits 5 when it collects nothing: that is a failure here, as any non-zero status.
 .venv/bin/python -m pytest tests "$@"

@@ -1,22 +1,48 @@
 """Real offline text with planted near-duplicates of known exact Jaccard similarity.
 
-Shared by the near-duplicate tests and tests/benchmarks/bench_minhash.py. The text is Python's own
-documentation (pydoc_data.topics) and standard-library docstrings, so it is real prose and code
-and needs no download; everything drawn at random comes from a seeded generator.
+Shared by the near-duplicate tests and the dedup benchmarks. English is Python's own
+documentation (pydoc_data.topics), standard-library docstrings and source, and docstrings of
+installed packages; Chinese is Debian's Chinese manual pages (package manpages-zh, installed by
+scripts/test.sh), real technical text in Simplified and Traditional characters. Nothing is
+downloaded; everything drawn at random comes from a seeded generator.
+
+Exact Jaccard similarities come from a plain-Python reference shingler (reference_units), not
+from the numpy code under test, so a bug there cannot hide in the truth it is measured against.
 """
 
 import ast
+import gzip
 import random
+import re
 import sysconfig
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pydoc_data.topics
 
+from quality.normalize import normalize_texts
 from quality.shingles import ShingleSpec, hash_shingles
 
 CJK_SAMPLES = Path(sysconfig.get_paths()["stdlib"]) / "test" / "cjkencodings"
+CHINESE_MANPAGES = (Path("/usr/share/man/zh_CN"), Path("/usr/share/man/zh_TW"))
+SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])
+# Packages whose docstrings extend the English pool for large corpora, in the order they are read.
+DOCSTRING_PACKAGES = ("numpy", "scipy", "pandas", "sympy", "networkx", "pyarrow", "ray", "transformers", "torch")
+# The reference's unsegmented characters: Han (with extension A and compatibility ideographs),
+# kana and Thai. The corpus holds no other unsegmented script.
+UNSEGMENTED_CHARACTER = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0e7f]")
+HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+ASCII_LETTERS = re.compile("[A-Za-z]")
+# roff: escapes dropped or replaced, then requests (lines starting with a dot) end paragraphs.
+ROFF_ESCAPES = (
+    (re.compile(r"\\f(\(..|\[[^\]]*\]|.)"), ""),
+    (re.compile(r"\\[*n](\(..|\[[^\]]*\]|.)"), ""),
+    (re.compile(r"\\\(..|\\s[+-]?\d+|\\[&c/,|^%]"), ""),
+    (re.compile(r"\\-"), "-"),
+    (re.compile(r"\\e"), "\\\\"),
+)
+ROFF_FONT_REQUESTS = re.compile(r"^\.(B|I|BR|BI|IB|IR|RB|RI|SM|SB)\s+(.*)$")
 
 # Shares of words edited in planted copies. On documents of 120+ words with word 5-grams, up to
 # 1.5% edits keep Jaccard above ~0.84 and 5% or more bring it below ~0.66. The rates leave the
@@ -58,25 +84,30 @@ def stdlib_docstring_sections(file_limit: int) -> list[list[str]]:
 
 
 def join_into_documents(sections: list[list[str]], min_words: int) -> list[str]:
-    """Consecutive pieces of one section joined until each document has at least min_words words."""
+    """Consecutive pieces of one section joined until each document has at least min_words
+    units (words; each Han, kana or Thai character counts as one)."""
     documents = []
     for pieces in sections:
         current: list[str] = []
+        units = 0
         for piece in pieces:
             current.append(piece)
-            if sum(len(p.split()) for p in current) >= min_words:
+            units += len(piece.split()) + len(UNSEGMENTED_CHARACTER.findall(piece))
+            if units >= min_words:
                 documents.append("\n\n".join(current))
-                current = []
+                current, units = [], 0
     return documents
 
 
-def distinct_documents(texts: list[str], spec: ShingleSpec, max_shared: float) -> list[str]:
+def distinct_documents(texts: list[str], spec: ShingleSpec, max_shared: float, limit: int | None = None) -> list[str]:
     """Texts in order, skipping any that shares more than max_shared of its shingles with those kept,
-    so that pairs between different base documents are known to be far apart."""
+    so that pairs between different base documents are known to be far apart; at most limit."""
     hashes = hash_shingles(texts, spec)
     seen: set[int] = set()
     kept = []
     for index, text in enumerate(texts):
+        if limit is not None and len(kept) >= limit:
+            break
         shingles = set(hashes.hashes[hashes.offsets[index] : hashes.offsets[index + 1]].tolist())
         if shingles and len(shingles & seen) <= max_shared * len(shingles):
             kept.append(text)
@@ -84,44 +115,80 @@ def distinct_documents(texts: list[str], spec: ShingleSpec, max_shared: float) -
     return kept
 
 
-def edit_words(text: str, rate: float, vocabulary: list[str], rng: random.Random) -> str:
-    """Substitute, insert or delete round(rate * words) words (at least one if rate > 0).
+def edit_units(text: str, rate: float, vocabulary: list[str], rng: random.Random) -> str:
+    """Substitute, insert or delete round(rate * units) units (at least one if rate > 0): words,
+    or single characters of unsegmented scripts, each replaced by a unit of the same kind.
 
     A rate of 0 instead changes only case and spacing: a copy that normalisation must see through.
     """
-    words = text.split()
     if rate == 0.0:
-        return "  ".join(word.upper() if i % 7 == 0 else word for i, word in enumerate(words))
-    for _ in range(max(1, round(rate * len(words)))):
-        position = rng.randrange(len(words))
+        return "  ".join(word.upper() if i % 7 == 0 else word for i, word in enumerate(text.split()))
+    tokens = re.findall(f"{UNSEGMENTED_CHARACTER.pattern}|[^\\s{UNSEGMENTED_CHARACTER.pattern[1:-1]}]+|\\s+", text)
+    characters = [unit for unit in vocabulary if UNSEGMENTED_CHARACTER.fullmatch(unit)] or ["\u4e00"]
+    words = [unit for unit in vocabulary if not UNSEGMENTED_CHARACTER.fullmatch(unit)] or ["word"]
+    units = [i for i, token in enumerate(tokens) if not token.isspace()]
+    for _ in range(max(1, round(rate * len(units)))):
+        position = rng.choice(units)
+        character = bool(UNSEGMENTED_CHARACTER.fullmatch(tokens[position]))
+        replacement = rng.choice(characters) if character else f" {rng.choice(words)} "
         operation = rng.choice(("substitute", "insert", "delete"))
         if operation == "substitute":
-            words[position] = rng.choice(vocabulary)
+            tokens[position] = replacement
         elif operation == "insert":
-            words.insert(position, rng.choice(vocabulary))
-        elif len(words) > 1:
-            del words[position]
-    return " ".join(words)
+            tokens[position] = replacement + tokens[position]
+        else:
+            tokens[position] = "" if character else " "
+    return "".join(tokens)
+
+
+def reference_units(normalized: str, kind: str) -> list[str]:
+    """The units of one normalised text, the plain-Python way: words, code points, or (auto)
+    words split around every unsegmented-script character."""
+    if kind == "char":
+        return list(normalized)
+    words = [word for word in normalized.split(" ") if word]
+    if kind == "word":
+        return words
+    units = []
+    for word in words:
+        units.extend(unit for unit in re.split(f"({UNSEGMENTED_CHARACTER.pattern})", word) if unit)
+    return units
+
+
+def reference_shingles(texts: list[str], spec: ShingleSpec) -> list[set[tuple[str, ...]]]:
+    """Each text's set of n-grams of units; a text shorter than n is one shingle of all its units."""
+    sets = []
+    for text in normalize_texts(texts, spec.normalization).to_pylist():
+        units = reference_units(text, spec.kind)
+        if 0 < len(units) < spec.n:
+            sets.append({tuple(units)})
+        else:
+            sets.append({tuple(units[i : i + spec.n]) for i in range(len(units) - spec.n + 1)})
+    return sets
 
 
 def exact_jaccard(texts: list[str], pairs: np.ndarray, spec: ShingleSpec) -> np.ndarray:
-    """Exact Jaccard similarity of the shingle sets of each pair of texts."""
-    hashes = hash_shingles(texts, spec)
-    sets = [
-        set(hashes.hashes[hashes.offsets[i] : hashes.offsets[i + 1]].tolist()) for i in range(len(texts))
-    ]
-    return np.array([len(sets[a] & sets[b]) / max(1, len(sets[a] | sets[b])) for a, b in pairs])
+    """Exact Jaccard similarity of the shingle sets of each pair of texts (reference shingler)."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    involved = sorted(set(pairs.reshape(-1).tolist()))
+    sets = dict(zip(involved, reference_shingles([texts[i] for i in involved], spec)))
+    return np.array([len(sets[a] & sets[b]) / max(1, len(sets[a] | sets[b])) for a, b in pairs.tolist()])
 
 
 @dataclass(frozen=True)
 class PlantedCorpus:
     """texts[pairs[k, 0]] and texts[pairs[k, 1]] are a planted pair of exact Jaccard jaccard[k];
-    edit_rate[k] made the copy. Every other pair of texts shares at most a few shingles."""
+    edit_rate[k] made the copy. Every other pair of texts shares at most a few shingles.
+    language[i] is "en" or "zh" for text i."""
 
     texts: list[str]
     pairs: np.ndarray
     jaccard: np.ndarray
     edit_rate: np.ndarray
+    language: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
+
+    def pair_language(self) -> np.ndarray:
+        return self.language[self.pairs[:, 0]]
 
 
 def real_documents(min_words: int, file_limit: int = 500) -> list[str]:
@@ -144,7 +211,7 @@ def build_planted_corpus(
     chosen = rng.sample(documents, bases + singles)
     vocabulary = sorted({word for text in chosen for word in text.split()})
     rates = DUPLICATE_EDIT_RATES + DISTINCT_EDIT_RATES
-    copies = [edit_words(base, rates[i % len(rates)], vocabulary, rng) for i, base in enumerate(chosen[:bases])]
+    copies = [edit_units(base, rates[i % len(rates)], vocabulary, rng) for i, base in enumerate(chosen[:bases])]
     texts = chosen + copies
     order = list(range(len(texts)))
     rng.shuffle(order)
@@ -158,6 +225,7 @@ def build_planted_corpus(
         pairs=pairs,
         jaccard=exact_jaccard(shuffled, pairs, spec),
         edit_rate=np.array([rates[i % len(rates)] for i in range(bases)]),
+        language=np.full(len(shuffled), "en", dtype=object),
     )
 
 
@@ -174,3 +242,154 @@ def chinese_near_duplicates(seed: int) -> list[str]:
             chars[position] = chars[rng.choice(han)]
         copies.append("".join(chars))
     return originals + copies
+
+
+def roff_paragraphs(source: str) -> list[str]:
+    """Plain-text paragraphs of a roff manual page: escapes dropped, font requests kept as text,
+    every other request (and a blank line) ending a paragraph."""
+    paragraphs, current = [], []
+    for line in source.splitlines():
+        font = ROFF_FONT_REQUESTS.match(line)
+        if line.startswith((".", "'")) and not font:
+            if current:
+                paragraphs.append(" ".join(current))
+                current = []
+            continue
+        text = font.group(2).replace('"', "") if font else line
+        for pattern, replacement in ROFF_ESCAPES:
+            text = pattern.sub(replacement, text)
+        if text.strip():
+            current.append(text.strip())
+        elif current:
+            paragraphs.append(" ".join(current))
+            current = []
+    if current:
+        paragraphs.append(" ".join(current))
+    return paragraphs
+
+
+def chinese_manpage_sections(min_han_share: float = 0.6) -> list[list[str]]:
+    """Each page of Debian's Chinese manual pages (zh_CN, then zh_TW) as its paragraphs that are
+    mostly Chinese: Han characters at least min_han_share of Han characters plus ASCII letters."""
+    sections = []
+    for root in CHINESE_MANPAGES:
+        for path in sorted(root.glob("man*/*.gz")):
+            paragraphs = roff_paragraphs(gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace"))
+            chinese = []
+            for paragraph in paragraphs:
+                han = len(HAN.findall(paragraph))
+                if han and han >= min_han_share * (han + len(ASCII_LETTERS.findall(paragraph))):
+                    chinese.append(paragraph)
+            sections.append(chinese)
+    return sections
+
+
+def stdlib_source_sections() -> list[list[str]]:
+    """Each standard-library module's source as its blank-line separated blocks, in path order."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    sections = []
+    for path in sorted(root.rglob("*.py")):
+        if "site-packages" not in path.parts:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            sections.append([block.strip() for block in text.split("\n\n") if block.strip()])
+    return sections
+
+
+def docstring_sections(root: Path) -> list[list[str]]:
+    """Each module under root (site-packages left out) as the triple-quoted strings in its source."""
+    sections = []
+    for path in sorted(root.rglob("*.py")):
+        if "site-packages" in path.relative_to(root).parts:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        sections.append([doc.strip() for doc in re.findall(r'"""(.*?)"""', text, flags=re.DOTALL) if doc.strip()])
+    return sections
+
+
+def english_documents(count: int, min_units: int, spec: ShingleSpec) -> list[str]:
+    """count distinct English documents: pydoc, stdlib docstrings, stdlib source, then package
+    docstrings, read source by source until there are enough."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    sources = [
+        pydoc_sections,
+        lambda: docstring_sections(stdlib),
+        stdlib_source_sections,
+        *[lambda package=package: docstring_sections(SITE_PACKAGES / package) for package in DOCSTRING_PACKAGES],
+    ]
+    documents: list[str] = []
+    for source in sources:
+        documents = distinct_documents(documents + join_into_documents(source(), min_units), spec, 0.2, limit=count)
+        if len(documents) >= count:
+            return documents[:count]
+    raise ValueError(f"only {len(documents)} distinct English documents of >= {min_units} units, {count} asked")
+
+
+def chinese_documents(count: int, min_units: int, spec: ShingleSpec) -> list[str]:
+    """count distinct Chinese documents from Debian's Chinese manual pages."""
+    if not any(root.is_dir() for root in CHINESE_MANPAGES):
+        raise FileNotFoundError(
+            f"{CHINESE_MANPAGES[0]} is missing: install Debian's manpages-zh (scripts/test.sh does)"
+        )
+    documents = distinct_documents(join_into_documents(chinese_manpage_sections(), min_units), spec, 0.2, limit=count)
+    if len(documents) < count:
+        raise ValueError(
+            f"only {len(documents)} distinct Chinese documents of >= {min_units} units, {count} asked; "
+            "lower the document count, the Chinese share or min_units"
+        )
+    return documents[:count]
+
+
+def build_bilingual_corpus(
+    documents: int, *, seed: int, chinese_share: float = 0.15, copy_share: float = 0.2, min_units: int = 100
+) -> PlantedCorpus:
+    """`documents` texts, chinese_share of them Chinese: in each language, copy_share of the texts
+    are edited copies of distinct real documents (edit rates cycling through the duplicate and
+    distinct rates), the rest distinct documents without a copy. Texts are shuffled; exact
+    Jaccard is measured on the default (auto) shingles."""
+    spec = ShingleSpec()
+    rng = random.Random(seed)
+    rates = DUPLICATE_EDIT_RATES + DISTINCT_EDIT_RATES
+    chinese = round(documents * chinese_share)
+    texts, languages, planted, edit_rate = [], [], [], []
+    for language, count, pool in (("en", documents - chinese, english_documents), ("zh", chinese, chinese_documents)):
+        copies = round(count * copy_share)
+        bases = pool(count - copies, min_units, spec)
+        rng.shuffle(bases)
+        vocabulary = sorted({unit for text in bases[:2000] for unit in reference_units(text, "auto")})
+        copy_rates = [rates[index % len(rates)] for index in range(copies)]
+        planted += [(len(texts) + index, len(texts) + len(bases) + index) for index in range(copies)]
+        edit_rate += copy_rates
+        texts += bases + [edit_units(base, rate, vocabulary, rng) for base, rate in zip(bases, copy_rates)]
+        languages += [language] * count
+    order = list(range(len(texts)))
+    rng.shuffle(order)
+    position = {original: new for new, original in enumerate(order)}
+    pairs = np.sort(np.array([(position[a], position[b]) for a, b in planted], dtype=np.int64).reshape(-1, 2), axis=1)
+    shuffled = [texts[original] for original in order]
+    return PlantedCorpus(
+        texts=shuffled,
+        pairs=pairs,
+        jaccard=exact_jaccard(shuffled, pairs, spec),
+        edit_rate=np.array(edit_rate),
+        language=np.array([languages[original] for original in order], dtype=object),
+    )
+
+
+def score_removals(corpus: PlantedCorpus, removed: dict[int, int], threshold: float = 0.8) -> dict[str, float]:
+    """How a dedup did on a planted corpus; removed maps each removed text to the text kept for it.
+
+    recall_<language>: share of planted pairs of exact Jaccard >= threshold of which not both
+    texts are kept (pairs_<language> counts them). precision: share of removed texts whose kept
+    text is kept and truly at or above the threshold (reference shingler)."""
+    scores: dict[str, float] = {}
+    for language in ("en", "zh"):
+        positive = (corpus.jaccard >= threshold) & (corpus.pair_language() == language)
+        found = [a in removed or b in removed for a, b in corpus.pairs[positive].tolist()]
+        scores[f"recall_{language}"] = float(np.mean(found)) if found else float("nan")
+        scores[f"pairs_{language}"] = int(positive.sum())
+    pairs = np.array(sorted(removed.items()), dtype=np.int64).reshape(-1, 2)
+    truth = exact_jaccard(corpus.texts, pairs, ShingleSpec())
+    kept = np.array([doc not in removed for doc in pairs[:, 1].tolist()], dtype=bool)
+    scores["precision"] = float(np.mean((truth >= threshold) & kept)) if len(pairs) else 1.0
+    scores["removed"] = len(pairs)
+    return scores

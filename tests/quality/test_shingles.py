@@ -2,7 +2,7 @@ import numpy as np
 
 from quality.normalize import TextNormalization, normalize_texts
 from quality.shingles import ShingleSpec, hash_shingles
-from tests.quality.near_duplicate_fixture import real_documents
+from tests.quality.near_duplicate_fixture import chinese_documents, real_documents, reference_units
 
 WORDS = ShingleSpec(kind="word", n=5)
 
@@ -64,3 +64,30 @@ def test_char_shingles_are_code_point_ngrams():
 def test_char_shingles_keep_spaces_between_words():
     spec = ShingleSpec(kind="char", n=3, normalization=TextNormalization())
     assert hash_shingles(["ab cd", "abcd"], spec).counts().tolist() == [3, 2]
+
+
+def test_auto_units_are_words_and_unsegmented_characters_on_real_mixed_text():
+    spec = ShingleSpec(kind="auto", n=1)
+    texts = chinese_documents(60, 60, ShingleSpec()) + real_documents(min_words=40, file_limit=20)[:60]
+    hashes = hash_shingles(texts, spec)
+    unit_of_hash: dict[int, str] = {}
+    for index, text in enumerate(normalize_texts(texts, spec.normalization).to_pylist()):
+        units = reference_units(text, "auto")
+        values = shingles_of(hashes, index).tolist()
+        assert len(values) == len(units)
+        for value, unit in zip(values, units, strict=True):
+            assert unit_of_hash.setdefault(value, unit) == unit, "two different units share a hash"
+    assert len(set(unit_of_hash.values())) == len(unit_of_hash)
+
+
+def test_auto_shingles_span_a_switch_of_script():
+    spec = ShingleSpec(kind="auto", n=2)
+    hashes = hash_shingles(["用numpy计算", "用 numpy 计 算", "numpy计"], spec)
+    assert hashes.counts().tolist() == [3, 3, 1]  # 用|numpy, numpy|计, 计|算
+    together, spaced, part = (shingles_of(hashes, i) for i in range(3))
+    assert together.tolist() == spaced.tolist() and part.tolist() == together[1:2].tolist()
+
+
+def test_auto_is_word_on_text_without_unsegmented_scripts():
+    texts = real_documents(min_words=40, file_limit=20)[:50] + ["Привет мир, 한국어 문장 and ñandú"]
+    assert np.array_equal(hash_shingles(texts, ShingleSpec(kind="auto")).hashes, hash_shingles(texts, WORDS).hashes)

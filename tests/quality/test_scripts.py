@@ -1,0 +1,33 @@
+import unicodedata
+
+import numpy as np
+import pyarrow as pa
+
+from quality.scripts import SCRIPTS, UNSEGMENTED, code_point_scripts, dominant_scripts, script_table
+
+
+def scripts_of(text: str) -> list[str]:
+    return [SCRIPTS[i] for i in code_point_scripts(np.array([ord(c) for c in text], dtype=np.uint32))]
+
+
+def test_code_points_get_their_unicode_script():
+    assert scripts_of("a中ひカㄅ한ไລកမжαعאक") == [
+        "latin", "han", "hiragana", "katakana", "bopomofo", "hangul", "thai", "lao", "khmer", "myanmar",
+        "cyrillic", "greek", "arabic", "hebrew", "devanagari",
+    ]  # fmt: skip
+    # Digits, punctuation, spaces and the kana length mark are shared by scripts (Common).
+    assert scripts_of("1。 ー-") == ["none"] * 5
+    assert scripts_of("\U00020000ა") == ["han", "other"]  # CJK extension B (plane 2); Georgian
+
+
+def test_every_cjk_unified_ideograph_is_han_and_unsegmented():
+    table = script_table()
+    ideographs = [p for p in range(0x4E00, 0xA000) if unicodedata.name(chr(p), "").startswith("CJK UNIFIED IDEOGRAPH")]
+    assert len(ideographs) > 20000
+    assert {SCRIPTS[i] for i in table[ideographs]} == {"han"} and "han" in UNSEGMENTED
+    assert "latin" not in UNSEGMENTED and "hangul" not in UNSEGMENTED  # Korean is written with spaces
+
+
+def test_dominant_script_counts_letters_only():
+    texts = pa.array(["hello 中文", "中文 ab 数据库", "", "1234 !!", "Ünïcödé", "ひらがなです漢字"], pa.large_string())
+    assert [SCRIPTS[i] for i in dominant_scripts(texts)] == ["latin", "han", "none", "none", "latin", "hiragana"]
