@@ -1,13 +1,13 @@
-"""Near-duplicate search over MinHash signatures: LSH banding, candidate pairs, verification,
-connected components and one representative per cluster.
+"""Near-duplicate search over MinHash signatures: LSH banding, candidate pairs, an estimate
+filter, and the components that group candidates for the true-similarity check.
 
 Each phase is a plain function over numpy arrays, so a distributed job can run them apart:
   1. per batch: signatures -> band keys -> rows (band, band_hash, doc)   compute_band_keys, flatten_band_keys
-  2. per (band, band_hash) group, after a shuffle: candidate pairs      pair_bucket_members
-  3. per pair chunk, joined with both signatures: verification          estimate_jaccard
-  4. components over verified pairs: in memory                          connect_components
+  2. per (band, band_hash) group, after a shuffle: candidate pairs      drop_exact_copies, pair_bucket_members
+  3. per pair chunk, joined with both signatures: estimate filter       estimate_jaccard
+  4. components over likely pairs: in memory                            connect_components
      or in bounded chunks of pairs, merged one chunk at a time          merge_pairs_into_labels
-  5. per cluster: the document to keep                                  choose_representatives
+  5. per component: true similarity and what to keep                    quality/duplicate_selection.py
 find_near_duplicates composes them for one process.
 
 Documents are dense integer indices (0..n-1) throughout: cheap to shuffle, sort and label.
@@ -23,13 +23,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from quality.duplicate_selection import Selection, exact_leaders, pair_jaccard, rank_documents, select_kept
+from quality.exact_dedup import digest_keys, digest_normalized
 from quality.minhash import estimate_jaccard, has_shingles, sign_shingles
-from quality.shingles import GOLDEN, ShingleSpec, hash_shingles, mix64
+from quality.normalize import normalize_texts
+from quality.shingles import GOLDEN, ShingleSpec, hash_normalized_shingles, mix64
 
 # Worst accepted chance that a pair exactly at the threshold shares no band (see choose_bands_rows).
 MAX_MISS_AT_THRESHOLD = 0.01
-# Standard errors below the threshold that verification still accepts (see MinHashConfig).
-VERIFY_MARGIN_SIGMAS = 2.0
+# Standard errors below the threshold that the estimate filter still passes (see MinHashConfig).
+VERIFY_MARGIN_SIGMAS = 3.0
 # Bucket members paired with every later member; the rest of a bigger bucket pairs only with
 # these, so a bucket of thousands of copies costs pairs linear in its size, not quadratic.
 MAX_BUCKET_ANCHORS = 64
@@ -135,6 +138,21 @@ def pair_bucket_members(rows: BandRows, *, max_anchors: int = MAX_BUCKET_ANCHORS
     return unique_pairs(np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64))
 
 
+def drop_exact_copies(rows: BandRows, copy_keys: np.ndarray) -> BandRows:
+    """Each bucket's rows less those of exact copies of an earlier (smaller) document in it.
+
+    copy_keys[i] identifies row i's normalised text (a digest prefix). Copies of one text share
+    every band, so a bucket holding k copies would pair them k*(k-1)/2 times in each band; the
+    digest band pairs them instead (as a star, pair_bucket_members with max_anchors=1), and each
+    bucket pairs distinct texts only."""
+    order = np.lexsort((rows.doc, copy_keys, rows.band_hash, rows.band))
+    band, band_hash, copy_key = rows.band[order], rows.band_hash[order], copy_keys[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (band[1:] != band[:-1]) | (band_hash[1:] != band_hash[:-1]) | (copy_key[1:] != copy_key[:-1])
+    kept = order[first]
+    return BandRows(band=rows.band[kept], band_hash=rows.band_hash[kept], doc=rows.doc[kept])
+
+
 def find_shared_buckets(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(rows, bucket) for the rows whose key occurs more than once, bucket numbering their keys;
     most rows are alone in their bucket and are left out.
@@ -220,26 +238,6 @@ def merge_pairs_into_labels(labels: np.ndarray, pairs: np.ndarray) -> np.ndarray
             labels = compressed
 
 
-def choose_representatives(
-    clusters: np.ndarray, scores: np.ndarray, ids: np.ndarray | Sequence[str]
-) -> np.ndarray:
-    """Index of the document kept for each document's cluster: highest score, then smallest id.
-
-    NaN scores rank below every number. Ties resolve by id, not position, so reruns and
-    reorderings of the input keep the same documents.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    ids = np.asarray(ids)
-    order = np.argsort(ids, kind="stable")
-    order = order[np.argsort(-scores[order], kind="stable")]  # NaN sorts last
-    order = order[np.argsort(clusters[order], kind="stable")]
-    sorted_clusters = clusters[order]
-    is_first = np.ones(len(order), dtype=bool)
-    is_first[1:] = sorted_clusters[1:] != sorted_clusters[:-1]
-    keeper_of_cluster = order[is_first]
-    return keeper_of_cluster[np.searchsorted(sorted_clusters[is_first], clusters)]
-
-
 class MinHashConfig(BaseModel):
     """Near-duplicate search settings. Bands, rows and the verification threshold are derived
     from the Jaccard threshold unless set; permutations are derived from (num_perm, seed)."""
@@ -250,9 +248,11 @@ class MinHashConfig(BaseModel):
     num_perm: int = Field(128, ge=2, le=1024)
     bands: int | None = Field(None, ge=1)
     rows: int | None = Field(None, ge=1)
-    # Candidates are kept if their estimated Jaccard reaches this. Default: threshold minus
-    # VERIFY_MARGIN_SIGMAS standard errors of the estimate at the threshold (0.729 at 0.8 and
-    # 128 permutations), so a pair at the threshold is lost ~2% of the time instead of ~50%.
+    # Candidates go on to the true-similarity check if their estimated Jaccard reaches this: a
+    # filter that spares the check most false candidates, never the final word (that is the
+    # true similarity against `threshold`). Default: threshold minus VERIFY_MARGIN_SIGMAS
+    # standard errors of the estimate at the threshold (0.694 at 0.8 and 128 permutations), so
+    # a pair at the threshold is lost ~0.1% of the time.
     verify_threshold: float | None = Field(None, ge=0.0, le=1.0)
     shingles: ShingleSpec = ShingleSpec()
     seed: int = Field(0, ge=0)
@@ -281,16 +281,16 @@ class MinHashConfig(BaseModel):
 
 @dataclass(frozen=True)
 class NearDuplicates:
-    """Per document: its cluster, the document kept for it, and their estimated similarity."""
+    """Per document, what to keep (quality/duplicate_selection.Selection), and the pair counts of
+    each filter: LSH candidates, pairs whose estimate passed, pairs truly at the threshold."""
 
-    cluster: np.ndarray  # int64: smallest document index of the cluster
-    kept: np.ndarray  # int64: index of the cluster's representative (the document itself if kept)
-    similarity_to_kept: np.ndarray  # float64: signature-estimated Jaccard to the kept document
+    selection: Selection
     candidate_pairs: int
-    verified_pairs: int
+    likely_pairs: int
+    similar_pairs: int
 
     def is_duplicate(self) -> np.ndarray:
-        return self.kept != np.arange(len(self.kept))
+        return self.selection.is_duplicate()
 
 
 def find_near_duplicates(
@@ -299,20 +299,24 @@ def find_near_duplicates(
     scores: np.ndarray | Sequence[float],
     config: MinHashConfig,
 ) -> NearDuplicates:
-    """Near-duplicate clusters of texts in one process, and which document each cluster keeps."""
+    """Exact and near duplicates of texts in one process, and which document each one is removed for.
+
+    Exact copies collapse onto their best-ranked copy before banding, so only distinct texts are
+    banded; the candidates that pass the estimate are checked on their true shingle sets."""
+    normalized = normalize_texts(texts, config.shingles.normalization)
+    rank = rank_documents(scores, ids)
+    leaders = exact_leaders(digest_keys(digest_normalized(normalized)), rank)
+    shingles = hash_normalized_shingles(normalized, config.shingles)
+    signatures = sign_shingles(shingles, num_perm=config.num_perm, seed=config.seed)
     bands, rows = config.band_split()
-    signatures = sign_shingles(hash_shingles(texts, config.shingles), num_perm=config.num_perm, seed=config.seed)
-    searchable = np.flatnonzero(has_shingles(signatures))
-    band_rows = flatten_band_keys(compute_band_keys(signatures[searchable], bands, rows), searchable)
-    candidates = pair_bucket_members(band_rows)
-    verified = candidates[estimate_pair_jaccard(signatures, candidates) >= config.verification_threshold()]
-    clusters = connect_components(verified, len(signatures))
-    kept = choose_representatives(clusters, scores, ids)
-    similarity = estimate_pair_jaccard(signatures, np.stack([np.arange(len(kept)), kept], axis=1))
+    searchable = np.flatnonzero(has_shingles(signatures) & (leaders == np.arange(len(leaders))))
+    candidates = pair_bucket_members(flatten_band_keys(compute_band_keys(signatures[searchable], bands, rows), searchable))
+    likely = candidates[estimate_pair_jaccard(signatures, candidates) >= config.verification_threshold()]
+    similarity = pair_jaccard(shingles, likely)
+    selection = select_kept(likely, similarity, rank=rank, leaders=leaders, threshold=config.threshold)
     return NearDuplicates(
-        cluster=clusters,
-        kept=kept,
-        similarity_to_kept=similarity,
+        selection=selection,
         candidate_pairs=len(candidates),
-        verified_pairs=len(verified),
+        likely_pairs=len(likely),
+        similar_pairs=int(np.count_nonzero(similarity >= config.threshold)),
     )

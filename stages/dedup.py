@@ -1,34 +1,41 @@
-"""dedup: exact and near-duplicate removal with MinHash LSH, distributed over Ray Data.
+"""dedup: exact and near-duplicate removal with MinHash LSH and a true-similarity check, on Ray.
 
 A global stage, usable several times in one job under different names (`{name:
 dedup_instructions, kind: dedup}` on `instruction`, `{name: dedup_samples, kind: dedup}` on
-instruction + answer, or on seed `text` for natural data). Every phase runs on Ray workers;
-the driver holds only per-block summaries, one chunk of verified pairs, and one int64 label
-per document. Phases, each a Ray Data plan over the previous one's output:
+instruction + answer, or on seed `text` for natural data). The input blocks (the upstream part
+files) are cut into `groups` of whole blocks, about `partition_rows` documents each; every phase
+is a round of plain Ray tasks, one per group or partition (Ray Data's sort and groupby shuffles
+cost more than the work at 50k documents and held 1.8 GB of private memory per reduce task at
+1M). Document key = (group << 32) | row in group: unique, no sort needed. Phases:
 
-  1. number:  sort rows by id; a summary row per block gives each block its first document
-              number, so document k is the k-th smallest id (dense, and the same on any
-              number of workers or blocks).
-  2. sign:    per block, MinHash signatures (and, with `exact`, a digest of the normalised
-              text) added to the rows; materialised once.
-  3. band:    band-key rows (band, band_hash, doc); with `exact`, the digest is one more band,
-              so exact duplicates become candidates too. Grouped by Ray Data's shuffle on a
-              partition of the bucket key (every bucket whole in one group): candidate pairs.
-  4. verify:  pairs meet the signatures of both their documents through two shuffles keyed by
-              document range (left, then right); a pair stays if its estimated Jaccard reaches
-              the verification threshold. No process holds more than one range's signatures.
-  5. cluster: verified pairs stream to the driver in chunks of `max_pairs_in_memory` and merge
-              into union-find labels: 8 bytes per document, plus one chunk, never all pairs.
-  6. keep:    rows in clusters of two or more are shuffled by cluster; each cluster keeps its
-              highest `score_column` row, ties broken by smallest id. The others are rejected,
-              `exact_duplicate` when their normalised text equals the kept row's, else
-              `near_duplicate`, with reject_detail JSON {kept_id, cluster_id (the cluster's
-              smallest id), cluster_size, similarity_to_kept (estimated Jaccard)}.
+  1. sign:    per group, texts normalised once: MinHash signatures (kept where they are, one
+              object per group), the dominant script of each text, and band rows (band key,
+              document, a hash of its id, a digest prefix of its normalised text) cut into
+              `partitions` pieces by band key. The digest is one more band, so exact copies are
+              candidates even without shingles.
+  2. band:    per partition: each bucket's exact copies dropped but the first, then candidate
+              pairs (copies paired through the digest band as a star); pieces by left group.
+  3. verify:  per left group, the left signatures attached (pieces by right group); per right
+              group, the estimate: a pair goes on if it reaches `verify_threshold`, a filter
+              set below the threshold (quality/lsh.py) so that few true pairs are lost here.
+  4. cluster: the driver connects the likely pairs into components (memory: the pairs and the
+              documents in them, never all documents).
+  5. select:  per group, the members' rows (pieces by component partition); per partition,
+              the members' true shingle sets and the greedy keep of
+              quality/duplicate_selection.py: a document is removed only for a kept document
+              whose true Jaccard reaches `threshold`. Decisions go back by group.
+  6. mark:    per group, its rows with `reject_reason`/`reject_detail` set on the removed ones:
+              `exact_duplicate` when the normalised text equals the kept row's, else
+              `near_duplicate`; detail JSON {kept_id, kept_source_id (when the input has
+              `source_id`), similarity_to_kept (true Jaccard of shingle sets), cluster_size
+              (the kept row and all rows removed for it)}.
 
-Memory bound on the driver: about 32 bytes per document (labels, a copy while merging, cluster
-sizes) plus ~100 bytes per pair of one chunk; documents must number below 2**32.
-Reads: `id`, the `text_columns` (joined by newlines; null counts as empty), `score_column`.
-Writes: every input row unchanged (no new columns); rejects as above.
+Reads: `id`, the `text_columns` (joined by newlines; null counts as empty), `score_column`,
+`source_id` when present. Writes: every input row unchanged (no new columns); rejects as above.
+Manifest extra `by_script`: per dominant script of the texts (quality/scripts.py), documents,
+documents in likely pairs, exact and near rejects, and the true similarity of near rejects to
+their kept rows (min and quartiles). Recall needs the truth, which only a test corpus has:
+tests/stages/test_dedup.py and tests/benchmarks/bench_dedup_stage.py measure it per language.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,29 +57,32 @@ from pipeline import columns
 from pipeline.config import ConfigError
 from pipeline.rejects import RejectReason
 from pipeline.stage import GlobalStage, Resources
-from quality.exact_dedup import DIGEST_BYTES, digest_texts
+from quality.duplicate_selection import exact_leaders, pair_jaccard, rank_documents, select_kept
+from quality.exact_dedup import digest_keys, digest_normalized
 from quality.lsh import (
     BandRows,
     MinHashConfig,
-    choose_representatives,
     compute_band_keys,
+    connect_components,
+    drop_exact_copies,
     flatten_band_keys,
-    merge_pairs_into_labels,
     pair_bucket_members,
-    unique_pairs,
 )
-from quality.minhash import compute_minhash_signatures, estimate_jaccard, has_shingles
+from quality.minhash import estimate_jaccard, has_shingles, sign_shingles
+from quality.normalize import normalize_texts, string_buffers
+from quality.scripts import SCRIPTS, dominant_scripts
+from quality.shingles import hash_normalized_shingles, hash_spans
 
-# Columns that live only between phases; the runner never sees them.
-DOC = "__doc"
-SIGNATURE = "__signature"
-DIGEST = "__digest"
-PARTITION = "__partition"
-CLUSTER = "__cluster"
-# Pair rows and signature rows share one schema, so a shuffle can bring them together.
-OTHER = "__other"  # the pair's other document; NO_OTHER on a signature row
-NO_OTHER = -1
-LEFT, RIGHT, SIMILARITY = "left", "right", "similarity"
+# Every internal task is CPU-bound numpy: one per core, so groups can be sized to the cores.
+TASK_CPUS = 1.0
+ROW_BITS = 32  # document key = (group << ROW_BITS) | row
+TEXT = "__text"
+KEY = "__key"
+SCRIPT = "__script"
+SCORE = "__score"
+COMPONENT = "__component"
+# What selection decided for one removed row of a group.
+DECISIONS = pa.schema([("row", pa.int64()), (columns.REJECT_REASON, pa.string()), (columns.REJECT_DETAIL, pa.string())])
 
 
 class DedupParams(MinHashConfig):
@@ -83,15 +94,15 @@ class DedupParams(MinHashConfig):
     score_column: str | None = None
     # Label duplicates of the normalised text `exact_duplicate`, and find them even without shingles.
     exact: bool = True
-    # Verified pairs the driver merges at once (~100 bytes each while merging).
-    max_pairs_in_memory: int = Field(1_000_000, ge=1)
-    # Documents per shuffle partition: a worker holds about this many signatures (512 bytes
-    # each at 128 permutations) or bands x this many band rows at once.
+    # Documents per group or partition: a task holds about this many documents' text, or
+    # signatures (512 bytes each at 128 permutations), or bands x this many band rows.
     partition_rows: int = Field(20_000, ge=1)
 
-    def partitions(self, documents: int) -> int:
-        """Shuffle partitions (and input blocks) for `documents` rows: one per `partition_rows`."""
-        return max(1, math.ceil(documents / self.partition_rows))
+    def partitions(self, documents: int, slots: int = 1) -> int:
+        """Groups (and partitions) for `documents` rows: one per `partition_rows`, rounded up to
+        a multiple of the task slots so that no round ends with one core working alone."""
+        wanted = max(1, math.ceil(documents / self.partition_rows))
+        return slots * math.ceil(wanted / slots)
 
 
 class Dedup(GlobalStage):
@@ -101,16 +112,12 @@ class Dedup(GlobalStage):
     resources = Resources(num_cpus=0.5, batch_size=2048)
 
     def run(self, dataset):
-        from ray.data.context import ShuffleStrategy
+        import ray
+        import ray.data
 
         params: DedupParams = self.params
         check_columns(self.context.input_schema, params, self.context.stage_name)
-        # Every dataset below derives from this one and shares its context. Ray 2.60's default
-        # hash shuffle failed at 100k documents (a reduce met an empty shard without columns:
-        # pyarrow ArrowInvalid "Schema at index 1 was different"); the sort shuffle did not.
-        dataset.context.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
         bands, rows = params.band_split()
-        num_cpus = self.resources.num_cpus
         self.extras: dict[str, Any] = {
             "shingles": params.shingles.model_dump(mode="json"),
             "seed": params.seed,
@@ -122,35 +129,40 @@ class Dedup(GlobalStage):
             "exact": params.exact,
             "phase_wall_s": {},
         }
-        if self.context.input_rows:
-            # A shuffle makes (input blocks x output blocks) objects. Input blocks are the upstream
-            # part files (one per 2k rows of seeds): at 1M documents that was 489 x 489 pieces for
-            # the sort alone, and the stage grew 21x from 100k to 1M rows. Blocks of
-            # `partition_rows` keep every shuffle's object count linear in the documents.
-            dataset = dataset.repartition(params.partitions(self.context.input_rows))
+        materialized = dataset.materialize()
+        blocks = materialized.to_arrow_refs()
+        if not blocks:
+            return materialized
+        slots = max(1, int(ray.cluster_resources().get("CPU", 1) // TASK_CPUS))
+        groups = [[blocks[i] for i in part] for part in np.array_split(np.arange(len(blocks)), min(len(blocks), params.partitions(materialized.count(), slots)))]
         with self.phase("sign"):
-            signed, documents = sign_documents(dataset, params, num_cpus)
-        partitions = params.partitions(documents)
+            signed = sign_groups(params, groups)
         with self.phase("band"):
-            candidates = find_candidate_pairs(signed, bands, rows, partitions, params.exact, num_cpus).materialize()
+            candidates, candidate_count = pair_candidates(params, signed)
         with self.phase("verify"):
-            verified = verify_pairs(signed, candidates, params, partitions, num_cpus).materialize()
+            pairs = verify_candidates(params, signed, candidates)
         with self.phase("cluster"):
-            clusters = label_clusters(verified, documents, params.max_pairs_in_memory)
-        cluster_count = len(np.unique(clusters[clusters >= 0]))
+            members, labels = label_components(pairs)
+        with self.phase("select"):
+            with_source_id = self.context.input_schema is not None and columns.SOURCE_ID in self.context.input_schema.names
+            decisions, stats = select_duplicates(params, groups, signed, pairs, members, labels, slots, with_source_id)
+        with self.phase("mark"):
+            output = ray.data.from_arrow_refs([submit(mark_group, 1, len(group), *group, *decisions[g])[0] for g, group in enumerate(groups)])
+        document_scripts = np.concatenate(ray.get(signed.scripts))
         self.extras.update(
-            documents=documents,
-            partitions=partitions,
-            candidate_pairs=candidates.count(),
-            verified_pairs=verified.count(),
-            clusters=cluster_count,
+            documents=len(document_scripts),
+            partitions=len(groups),
+            candidate_pairs=candidate_count,
+            likely_pairs=len(pairs),
+            similar_pairs=stats.similar_pairs,
+            components=len(np.unique(labels)),
+            by_script=stats.by_script(document_scripts),
         )
-        # Lazy: the runner executes it while committing, so its time counts in the stage's wall_s.
-        return mark_duplicates(signed, clusters, cluster_count, params, partitions, num_cpus)
+        return output
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        """Time one phase into the manifest extras (phases are materialised, so wall time is theirs)."""
+        """Time one phase into the manifest extras (each phase waits for its tasks)."""
         started = time.perf_counter()
         yield
         self.extras["phase_wall_s"][name] = round(time.perf_counter() - started, 3)
@@ -160,7 +172,7 @@ class Dedup(GlobalStage):
 
 
 def check_columns(schema: pa.Schema | None, params: DedupParams, stage_name: str) -> None:
-    """Fail before any shuffle when a configured column is not in the input."""
+    """Fail before any task when a configured column is not in the input."""
     wanted = [*params.text_columns, *([params.score_column] if params.score_column else [])]
     missing = [name for name in wanted if schema is not None and name not in schema.names]
     if missing:
@@ -170,69 +182,35 @@ def check_columns(schema: pa.Schema | None, params: DedupParams, stage_name: str
         )
 
 
-# --- 1-2. number and sign ------------------------------------------------------------------
-def sign_documents(dataset, params: DedupParams, num_cpus: float):
-    """Rows sorted by id with their document number, signature and digest; and the row count."""
-    ordered = dataset.sort(columns.ID).materialize()
-    summaries = ordered.select_columns([columns.ID]).map_batches(
-        summarize_block, batch_size=None, batch_format="pyarrow", num_cpus=num_cpus
-    )
-    first_ids, offsets, sizes = block_offsets(summaries.take_all())
-    signed = ordered.map_batches(
-        number_and_sign,
-        fn_kwargs={"first_ids": first_ids, "offsets": offsets, "sizes": sizes, "params": params},
-        batch_size=None,
-        batch_format="pyarrow",
-        num_cpus=num_cpus,
-    ).materialize()
-    return signed, int(sizes.sum())
+# --- plain Ray tasks -----------------------------------------------------------------------
+def submit(function, returns: int, *args) -> list:
+    """Run function(*args) as a Ray task of TASK_CPUS; its tuple result becomes `returns` objects.
+    ObjectRefs among args arrive as their values."""
+    import ray
+
+    refs = ray.remote(num_cpus=TASK_CPUS)(run_task).options(num_returns=returns).remote(function, returns, *args)
+    return [refs] if returns == 1 else list(refs)
 
 
-def summarize_block(block: pa.Table) -> pa.Table:
-    """One row per non-empty batch of whole blocks: its smallest id and its row count."""
-    if not block.num_rows:
-        return pa.table({"first_id": pa.array([], pa.string()), "rows": pa.array([], pa.int64())})
-    return pa.table({"first_id": [pc.min(block[columns.ID]).as_py()], "rows": [block.num_rows]})
+def run_task(function, returns: int, *args):
+    result = function(*args)
+    return result[0] if returns == 1 else result
 
 
-def block_offsets(summaries: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(first ids, first document numbers, row counts) of the summarised id ranges, in id order.
-
-    A sort's blocks are disjoint id ranges, so the ranges are too."""
-    summaries = sorted(summaries, key=lambda row: row["first_id"])
-    sizes = np.array([row["rows"] for row in summaries], dtype=np.int64)
-    first_ids = np.array([row["first_id"] for row in summaries], dtype=object)
-    return first_ids, np.cumsum(sizes) - sizes, sizes
+def split_by(part: np.ndarray, parts: int, **arrays: np.ndarray) -> tuple[dict[str, np.ndarray], ...]:
+    """The arrays' rows cut into `parts` pieces by `part` (row order kept within a piece)."""
+    order = np.argsort(part, kind="stable")
+    bounds = np.searchsorted(part[order], np.arange(parts + 1))
+    return tuple({name: values[order[bounds[p] : bounds[p + 1]]] for name, values in arrays.items()} for p in range(parts))
 
 
-def number_and_sign(
-    block: pa.Table, *, first_ids: np.ndarray, offsets: np.ndarray, sizes: np.ndarray, params: DedupParams
-) -> pa.Table:
-    """The rows in id order with DOC, SIGNATURE and (with params.exact) DIGEST columns.
+def concat_pieces(pieces: tuple[dict[str, np.ndarray], ...]) -> dict[str, np.ndarray]:
+    return {name: np.concatenate([piece[name] for piece in pieces]) for name in pieces[0]}
 
-    Document number = the first number of the row's id range + its rank there. Ray Data may
-    batch whole blocks differently than in the summary pass; a range found incomplete here
-    means it split one, and numbers would collide, so that is an error, never a silent clash."""
-    block = block.take(pc.sort_indices(block[columns.ID]))
-    ids = block[columns.ID].to_numpy(zero_copy_only=False)
-    ranges = np.searchsorted(first_ids, ids, side="right") - 1
-    position = np.arange(len(ids))
-    starts_range = np.ones(len(ids), dtype=bool)
-    starts_range[1:] = ranges[1:] != ranges[:-1]
-    rank = position - np.maximum.accumulate(np.where(starts_range, position, 0))
-    present, counts = np.unique(ranges, return_counts=True)
-    if len(ids) and (present.min() < 0 or not np.array_equal(counts, sizes[present])):
-        raise RuntimeError(
-            f"a batch of {len(ids)} sorted rows holds part of an id range summarised earlier; Ray Data re-cut "
-            f"the blocks of one materialised dataset between two passes, which this stage relies on not happening"
-        )
-    texts = joined_texts(block, params.text_columns)
-    signatures = compute_minhash_signatures(texts, num_perm=params.num_perm, seed=params.seed, shingle=params.shingles)
-    block = block.append_column(DOC, pa.array((offsets[ranges] + rank).astype(np.int64), pa.int64()))
-    block = block.append_column(SIGNATURE, signatures_to_arrow(signatures))
-    if params.exact:
-        block = block.append_column(DIGEST, digest_texts(texts, params.shingles.normalization))
-    return block
+
+def concat_blocks(blocks: tuple[pa.Table, ...]) -> pa.Table:
+    """The group's blocks as one table (chunks kept, nothing copied)."""
+    return pa.concat_tables([block for block in blocks if block.num_rows] or list(blocks[:1]), promote_options="default")
 
 
 def joined_texts(block: pa.Table, text_columns: list[str]) -> pa.Array:
@@ -243,238 +221,300 @@ def joined_texts(block: pa.Table, text_columns: list[str]) -> pa.Array:
     return pc.binary_join_element_wise(*parts, pa.scalar("\n", pa.large_string()))
 
 
-def signatures_to_arrow(signatures: np.ndarray) -> pa.FixedSizeBinaryArray:
-    width = signatures.shape[1] * signatures.itemsize
-    data = pa.py_buffer(np.ascontiguousarray(signatures).tobytes())
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(signatures), [None, data])
+def document_keys(group: int, count: int) -> np.ndarray:
+    """Keys of a group's documents: (group << ROW_BITS) | row, unique without any numbering pass."""
+    return (np.uint64(group) << np.uint64(ROW_BITS)) | np.arange(count, dtype=np.uint64)
 
 
-def signatures_from_arrow(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """(rows, num_perm) uint32 view of a fixed-size binary signature column without nulls."""
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks() if array.num_chunks else pa.array([], array.type)
-    num_perm = array.type.byte_width // 4
-    values = np.frombuffer(array.buffers()[1], dtype=np.uint32) if len(array) else np.empty(0, np.uint32)
-    return values[array.offset * num_perm : (array.offset + len(array)) * num_perm].reshape(-1, num_perm)
+def group_of(keys: np.ndarray) -> np.ndarray:
+    return (keys >> np.uint64(ROW_BITS)).astype(np.int64)
 
 
-# --- 3. band -------------------------------------------------------------------------------
-def find_candidate_pairs(signed, bands: int, rows: int, partitions: int, exact: bool, num_cpus: float):
-    """Unverified pairs (LEFT < RIGHT) of documents sharing a band bucket; may repeat a pair."""
-    band_rows = signed.select_columns([DOC, SIGNATURE, *([DIGEST] if exact else [])]).map_batches(
-        emit_band_rows,
-        fn_kwargs={"bands": bands, "rows": rows, "partitions": partitions},
-        batch_format="pyarrow",
-        num_cpus=num_cpus,
-    )
-    return band_rows.groupby(PARTITION, num_partitions=partitions).map_groups(
-        pair_partition, batch_format="pyarrow", num_cpus=num_cpus
-    )
+def row_of(keys: np.ndarray) -> np.ndarray:
+    return (keys & np.uint64((1 << ROW_BITS) - 1)).astype(np.int64)
 
 
-def emit_band_rows(batch: pa.Table, *, bands: int, rows: int, partitions: int) -> pa.Table:
-    """(PARTITION, band, band_hash, DOC) per searchable document and band; the digest is band `bands`."""
-    docs = batch[DOC].to_numpy()
-    signatures = signatures_from_arrow(batch[SIGNATURE])
-    searchable = has_shingles(signatures)
-    keyed = flatten_band_keys(compute_band_keys(signatures[searchable], bands, rows), docs[searchable])
-    parts = [keyed]
-    if DIGEST in batch.column_names:
-        digests = batch[DIGEST].combine_chunks()
-        # The digest's first 8 bytes: a collision only adds a candidate, which verification drops.
-        words = np.frombuffer(digests.buffers()[1], dtype="<u8").reshape(-1, DIGEST_BYTES // 8)
-        digest_keys = words[digests.offset : digests.offset + len(digests), 0].copy()
-        parts.append(BandRows(np.full(len(docs), bands, np.int32), digest_keys, docs.astype(np.int64)))
-    band_hash = np.concatenate([part.band_hash for part in parts])
-    return pa.table({
-        PARTITION: (band_hash % np.uint64(partitions)).astype(np.int64),
-        "band": np.concatenate([part.band for part in parts]),
-        "band_hash": band_hash,
-        DOC: np.concatenate([part.doc for part in parts]),
-    })  # fmt: skip
+# --- 1. sign -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SignedGroups:
+    """Object refs, one per group: its signatures, its texts' dominant scripts, and its band-row
+    pieces (band_pieces[group][partition])."""
+
+    signatures: list
+    scripts: list
+    band_pieces: list[list]
 
 
-def pair_partition(group: pa.Table) -> pa.Table:
-    """Candidate pairs of one partition of whole buckets."""
-    rows = BandRows(group["band"].to_numpy(), group["band_hash"].to_numpy(), group[DOC].to_numpy())
-    pairs = pair_bucket_members(rows)
-    return pa.table({LEFT: pairs[:, 0], RIGHT: pairs[:, 1]})
+def sign_groups(params: DedupParams, groups: list[list]) -> SignedGroups:
+    import ray
+
+    parts = len(groups)
+    signed = [submit(sign_group, 2 + parts, params, index, parts, *group) for index, group in enumerate(groups)]
+    signatures = [refs[0] for refs in signed]
+    ray.wait(signatures, num_returns=len(signatures), fetch_local=False)
+    return SignedGroups(signatures=signatures, scripts=[refs[1] for refs in signed], band_pieces=[refs[2:] for refs in signed])
 
 
-# --- 4. verify -----------------------------------------------------------------------------
-def verify_pairs(signed, candidates, params: DedupParams, partitions: int, num_cpus: float):
-    """Candidate pairs whose estimated Jaccard reaches the verification threshold, each once."""
-    range_docs = params.partition_rows
-    signature_rows = signed.select_columns([DOC, SIGNATURE]).map_batches(
-        as_signature_rows, fn_kwargs={"range_docs": range_docs}, batch_format="pyarrow", num_cpus=num_cpus
-    )
-    left_rows = candidates.map_batches(
-        as_pair_rows, fn_kwargs={"range_docs": range_docs, "signature_type": signature_type(params)},
-        batch_format="pyarrow", num_cpus=num_cpus,
+def sign_group(params: DedupParams, group: int, parts: int, *blocks: pa.Table) -> tuple:
+    """(signatures, dominant scripts, one band-row piece per partition) of one group's documents."""
+    table = concat_blocks(blocks)
+    normalized = normalize_texts(joined_texts(table, params.text_columns), params.shingles.normalization)
+    signatures = sign_shingles(hash_normalized_shingles(normalized, params.shingles), num_perm=params.num_perm, seed=params.seed)
+    bands, rows = params.band_split()
+    searchable = np.flatnonzero(has_shingles(signatures))
+    banded = flatten_band_keys(compute_band_keys(signatures[searchable], bands, rows), searchable)
+    copy_keys = digest_prefixes(digest_normalized(normalized))
+    band, band_hash, doc = [banded.band], [banded.band_hash], [banded.doc]
+    if params.exact:
+        band.append(np.full(table.num_rows, bands, np.int32))
+        band_hash.append(copy_keys)
+        doc.append(np.arange(table.num_rows))
+    band_hash, doc = np.concatenate(band_hash), np.concatenate(doc)
+    pieces = split_by(
+        (band_hash % np.uint64(parts)).astype(np.int64), parts,
+        band=np.concatenate(band), band_hash=band_hash, key=document_keys(group, table.num_rows)[doc],
+        order=id_hashes(table[columns.ID])[doc], copy=copy_keys[doc],
     )  # fmt: skip
-    # Materialised: two hash shuffles in one plan stalled on 2 CPUs (the second's map tasks took
-    # every CPU while waiting on the first).
-    with_left = left_rows.union(signature_rows).groupby(PARTITION, num_partitions=partitions).map_groups(
-        attach_left_signatures, fn_kwargs={"range_docs": range_docs}, batch_format="pyarrow", num_cpus=num_cpus
-    ).materialize()
-    return with_left.union(signature_rows).groupby(PARTITION, num_partitions=partitions).map_groups(
-        compare_signatures,
-        fn_kwargs={"verify_threshold": params.verification_threshold()},
-        batch_format="pyarrow",
-        num_cpus=num_cpus,
-    )
+    return (signatures, dominant_scripts(normalized), *pieces)
 
 
-def signature_type(params: DedupParams) -> pa.DataType:
-    return pa.binary(4 * params.num_perm)
+def id_hashes(ids: pa.ChunkedArray) -> np.ndarray:
+    """A uint64 hash of each id: orders a bucket's documents the same way however the input is grouped."""
+    data, offsets = string_buffers(ids.combine_chunks().cast(pa.large_string()))
+    return hash_spans(data, offsets[:-1], np.diff(offsets))
 
 
-def as_signature_rows(batch: pa.Table, *, range_docs: int) -> pa.Table:
-    docs = batch[DOC].to_numpy()
-    return pa.table({
-        PARTITION: docs // range_docs,
-        DOC: docs,
-        OTHER: np.full(len(docs), NO_OTHER, np.int64),
-        SIGNATURE: batch[SIGNATURE],
-    })  # fmt: skip
+def digest_prefixes(digests: pa.FixedSizeBinaryArray) -> np.ndarray:
+    """The first 8 bytes of each digest: equal for equal texts, else equal by a 2**-64 chance."""
+    return np.frombuffer(digest_keys(digests).tobytes(), dtype="<u8").reshape(len(digests), -1)[:, 0].copy()
 
 
-def as_pair_rows(batch: pa.Table, *, range_docs: int, signature_type: pa.DataType) -> pa.Table:
-    """Pair rows keyed by their left document's range, without a signature yet."""
-    left = batch[LEFT].to_numpy()
-    return pa.table({
-        PARTITION: left // range_docs,
-        DOC: left,
-        OTHER: batch[RIGHT].to_numpy(),
-        SIGNATURE: pa.nulls(len(left), signature_type),
-    })  # fmt: skip
+# --- 2. band -------------------------------------------------------------------------------
+def pair_candidates(params: DedupParams, signed: SignedGroups) -> tuple[list[list], int]:
+    """(pair pieces by partition, then by left group; the number of candidate pairs)."""
+    import ray
+
+    parts = len(signed.signatures)
+    digest_band = params.band_split()[0] if params.exact else None
+    bucketed = [
+        submit(pair_partition, 1 + parts, parts, digest_band, *[pieces[part] for pieces in signed.band_pieces])
+        for part in range(parts)
+    ]
+    return [refs[1:] for refs in bucketed], int(sum(ray.get([refs[0] for refs in bucketed])))
 
 
-def split_signature_rows(group: pa.Table) -> tuple[np.ndarray, np.ndarray, pa.Table]:
-    """(sorted docs, their signatures, the pair rows) of one document range."""
-    is_signature = pc.equal(group[OTHER], NO_OTHER)
-    signature_rows = group.filter(is_signature)
-    order = pc.sort_indices(signature_rows[DOC]).to_numpy()
-    docs = signature_rows[DOC].to_numpy()[order]
-    signatures = signatures_from_arrow(signature_rows[SIGNATURE])[order]
-    return docs, signatures, group.filter(pc.invert(is_signature))
+def pair_partition(parts: int, digest_band: int | None, *pieces: dict[str, np.ndarray]) -> tuple:
+    """(candidate count, one pair piece per left group) of one partition of whole buckets.
+
+    Documents are ranked by (id hash, key), so which documents anchor a big bucket and which
+    copy stands for its text do not depend on how the input was grouped."""
+    rows = concat_pieces(pieces)
+    keys, inverse = np.unique(rows["key"], return_inverse=True)
+    id_hash = np.zeros(len(keys), dtype=np.uint64)
+    id_hash[inverse] = rows["order"]
+    ranked = np.lexsort((keys, id_hash))  # keys in rank order
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[ranked] = np.arange(len(keys))
+    local = rank[inverse]
+    exact = rows["band"] == digest_band if digest_band is not None else np.zeros(len(local), dtype=bool)
+    signature_rows = BandRows(rows["band"][~exact], rows["band_hash"][~exact], local[~exact])
+    copy_rows = BandRows(rows["band"][exact], rows["band_hash"][exact], local[exact])
+    pairs = np.concatenate([
+        pair_bucket_members(drop_exact_copies(signature_rows, rows["copy"][~exact])),
+        pair_bucket_members(copy_rows, max_anchors=1),  # copies of one text: a star, linear in their number
+    ])  # fmt: skip
+    pairs = np.sort(keys[ranked][pairs], axis=1)
+    return (len(pairs), *split_by(group_of(pairs[:, 0]), parts, left=pairs[:, 0], right=pairs[:, 1]))
 
 
-def lookup_signatures(docs: np.ndarray, signatures: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    positions = np.searchsorted(docs, wanted)
-    if len(wanted) and (positions.max() >= len(docs) or not np.array_equal(docs[positions], wanted)):
-        raise RuntimeError("a candidate pair names a document without a signature row; the numbering phase is broken")
-    return signatures[positions]
+# --- 3. verify -----------------------------------------------------------------------------
+def verify_candidates(params: DedupParams, signed: SignedGroups, candidates: list[list]) -> np.ndarray:
+    """Distinct candidate pairs (document keys, shape (k, 2)) whose estimate passes the filter."""
+    import ray
+
+    parts = len(signed.signatures)
+    with_left = [
+        submit(attach_left_signatures, parts, parts, signed.signatures[group], *[pieces[group] for pieces in candidates])
+        for group in range(parts)
+    ]
+    threshold = params.verification_threshold()
+    compared = [
+        submit(compare_signatures, 1, threshold, signed.signatures[group], *[pieces[group] for pieces in with_left])[0]
+        for group in range(parts)
+    ]
+    return np.concatenate(ray.get(compared))
 
 
-def attach_left_signatures(group: pa.Table, *, range_docs: int) -> pa.Table:
-    """Each distinct pair of one left-document range, re-keyed by its right document and carrying
-    the left document's signature."""
-    docs, signatures, pair_rows = split_signature_rows(group)
-    pairs = unique_pairs(np.stack([pair_rows[DOC].to_numpy(), pair_rows[OTHER].to_numpy()], axis=1))
-    left_signatures = lookup_signatures(docs, signatures, pairs[:, 0])
-    return pa.table({
-        PARTITION: pairs[:, 1] // range_docs,
-        DOC: pairs[:, 1],
-        OTHER: pairs[:, 0],
-        SIGNATURE: signatures_to_arrow(left_signatures),
-    })  # fmt: skip
+def attach_left_signatures(parts: int, signatures: np.ndarray, *pieces: dict[str, np.ndarray]) -> tuple:
+    """One left group's distinct pairs with the left document's signature, one piece per right group."""
+    pairs = concat_pieces(pieces)
+    distinct = np.unique(np.stack([pairs["left"], pairs["right"]], axis=1), axis=0)
+    left, right = distinct[:, 0], distinct[:, 1]
+    return split_by(group_of(right), parts, left=left, right=right, signature=signatures[row_of(left)])
 
 
-def compare_signatures(group: pa.Table, *, verify_threshold: float) -> pa.Table:
-    """Pairs of one right-document range whose estimated Jaccard reaches verify_threshold."""
-    docs, signatures, pair_rows = split_signature_rows(group)
-    right = pair_rows[DOC].to_numpy()
-    left_signatures = signatures_from_arrow(pair_rows[SIGNATURE])
-    similarity = estimate_jaccard(left_signatures, lookup_signatures(docs, signatures, right))
-    kept = similarity >= verify_threshold
-    return pa.table({LEFT: pair_rows[OTHER].to_numpy()[kept], RIGHT: right[kept], SIMILARITY: similarity[kept]})
+def compare_signatures(verify_threshold: float, signatures: np.ndarray, *pieces: dict[str, np.ndarray]) -> tuple:
+    """(pairs of one right group whose estimated Jaccard reaches verify_threshold, shape (k, 2),)."""
+    pairs = concat_pieces(pieces)
+    likely = estimate_jaccard(pairs["signature"], signatures[row_of(pairs["right"])]) >= verify_threshold
+    return (np.stack([pairs["left"][likely], pairs["right"][likely]], axis=1),)
 
 
-# --- 5. cluster ----------------------------------------------------------------------------
-def label_clusters(verified, documents: int, max_pairs: int) -> np.ndarray:
-    """Per document: the smallest document number of its cluster, or -1 when it is alone."""
-    labels = np.arange(documents, dtype=np.int64)
-    for chunk in verified.iter_batches(batch_size=max_pairs, batch_format="pyarrow"):
-        pairs = np.stack([chunk[LEFT].to_numpy(), chunk[RIGHT].to_numpy()], axis=1)
-        labels = merge_pairs_into_labels(labels, pairs)
-    sizes = np.bincount(labels, minlength=documents)
-    labels[sizes[labels] == 1] = -1
-    return labels
+# --- 4. cluster ----------------------------------------------------------------------------
+def label_components(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(keys of the documents in pairs, sorted; their component: its smallest member's index)."""
+    if not len(pairs):
+        return np.empty(0, np.uint64), np.empty(0, np.int64)
+    members, local = np.unique(pairs, return_inverse=True)
+    return members, connect_components(local.reshape(-1, 2).astype(np.int64), len(members))
 
 
-# --- 6. keep -------------------------------------------------------------------------------
-def mark_duplicates(
-    signed, clusters: np.ndarray, cluster_count: int, params: DedupParams, partitions: int, num_cpus: float
+# --- 5. select -----------------------------------------------------------------------------
+def select_duplicates(
+    params: DedupParams, groups: list, signed: SignedGroups, pairs: np.ndarray, members: np.ndarray, labels: np.ndarray,
+    slots: int, with_source_id: bool,
 ):
-    """Every row once, internal columns dropped: lone rows as they are, cluster members marked."""
+    """(decision pieces of each group, SelectionStats): members' rows travel to the partition
+    of their component, where the keep decisions are made."""
     import ray
 
-    clusters_ref = ray.put(clusters)
-    alone = signed.map_batches(
-        select_rows, fn_kwargs={"clusters_ref": clusters_ref, "in_cluster": False, "range_docs": params.partition_rows},
-        batch_format="pyarrow", num_cpus=num_cpus,
-    )  # fmt: skip
-    if not cluster_count:
-        return alone
-    members = signed.map_batches(
-        select_rows, fn_kwargs={"clusters_ref": clusters_ref, "in_cluster": True, "range_docs": params.partition_rows},
-        batch_format="pyarrow", num_cpus=num_cpus,
-    )  # fmt: skip
-    marked = members.groupby(PARTITION, num_partitions=partitions).map_groups(
-        keep_representatives, fn_kwargs={"params": params}, batch_format="pyarrow", num_cpus=num_cpus
+    if not len(members):
+        return [[] for _ in groups], SelectionStats.empty()
+    scripts = signed.scripts
+    parts = params.partitions(len(members), slots)
+    bounds = np.searchsorted(group_of(members), np.arange(len(groups) + 1))
+    extracted = [
+        submit(extract_members, parts, params, parts, members[bounds[g] : bounds[g + 1]], labels[bounds[g] : bounds[g + 1]], scripts[g], len(group), *group)
+        for g, group in enumerate(groups)
+    ]
+    component = labels[np.searchsorted(members, pairs[:, 0])]
+    edges = split_by(component % parts, parts, left=pairs[:, 0], right=pairs[:, 1])
+    selected = [
+        submit(select_partition, 1 + len(groups), params, with_source_id, len(groups), edges[part], *[refs[part] for refs in extracted])
+        for part in range(parts)
+    ]
+    stats = SelectionStats.merge(ray.get([refs[0] for refs in selected]))
+    return [[refs[1 + g] for refs in selected] for g in range(len(groups))], stats
+
+
+def extract_members(params: DedupParams, parts: int, keys: np.ndarray, labels: np.ndarray, scripts: np.ndarray, block_count: int, *blocks: pa.Table) -> tuple:
+    """The rows of one group's members (id, source id, score, joined text, key, script, component),
+    one table per selecting partition."""
+    table = concat_blocks(blocks[:block_count])
+    rows = table.take(pa.array(row_of(keys)))
+    score = rows[params.score_column].cast(pa.float64()) if params.score_column else pa.nulls(len(keys), pa.float64())
+    source_id = rows[columns.SOURCE_ID].cast(pa.string()) if columns.SOURCE_ID in rows.column_names else pa.nulls(len(keys), pa.string())
+    selected = pa.table({
+        columns.ID: rows[columns.ID], columns.SOURCE_ID: source_id, SCORE: score, TEXT: joined_texts(rows, params.text_columns),
+        KEY: keys, SCRIPT: scripts[row_of(keys)], COMPONENT: labels,
+    })  # fmt: skip
+    part = labels % parts
+    return tuple(selected.filter(pa.array(part == p)) for p in range(parts))
+
+
+@dataclass
+class SelectionStats:
+    """Counts of one or more selecting partitions, per script id."""
+
+    similar_pairs: int
+    members: np.ndarray
+    exact: np.ndarray
+    near: np.ndarray
+    near_similarity: list[np.ndarray]  # per script id
+
+    @classmethod
+    def empty(cls) -> SelectionStats:
+        nothing = np.zeros(len(SCRIPTS), dtype=np.int64)
+        return cls(0, nothing, nothing, nothing, [np.zeros(0)] * len(SCRIPTS))
+
+    @classmethod
+    def merge(cls, parts: list[SelectionStats]) -> SelectionStats:
+        return cls(
+            similar_pairs=sum(part.similar_pairs for part in parts),
+            members=sum(part.members for part in parts),
+            exact=sum(part.exact for part in parts),
+            near=sum(part.near for part in parts),
+            near_similarity=[np.concatenate([part.near_similarity[i] for part in parts]) for i in range(len(SCRIPTS))],
+        )
+
+    def by_script(self, document_scripts: np.ndarray) -> dict[str, dict]:
+        """The manifest's `by_script`: per script that has documents, the counts and the spread
+        of near rejects' true similarity to their kept rows."""
+        documents = np.bincount(document_scripts, minlength=len(SCRIPTS))
+        summary = {}
+        for script_id in np.flatnonzero(documents):
+            similarity = self.near_similarity[script_id]
+            quartiles = np.quantile(similarity, [0, 0.25, 0.5, 0.75]).round(4).tolist() if len(similarity) else []
+            summary[SCRIPTS[script_id]] = {
+                "documents": int(documents[script_id]),
+                "in_likely_pairs": int(self.members[script_id]),
+                "exact_duplicates": int(self.exact[script_id]),
+                "near_duplicates": int(self.near[script_id]),
+                "near_similarity": dict(zip(("min", "p25", "median", "p75"), quartiles, strict=True)) if quartiles else None,
+            }
+        return summary
+
+
+def select_partition(
+    params: DedupParams, with_source_id: bool, group_count: int, edges: dict[str, np.ndarray], *pieces: pa.Table
+) -> tuple:
+    """(SelectionStats, one decision table per group) for the members of whole components."""
+    members = pa.concat_tables(pieces).combine_chunks()
+    if not members.num_rows:
+        return (SelectionStats.empty(), *(DECISIONS.empty_table() for _ in range(group_count)))
+    keys = members[KEY].to_numpy()
+    order = np.argsort(keys)
+    members = members.take(pa.array(order))
+    keys = keys[order]
+    normalized = normalize_texts(members[TEXT], params.shingles.normalization)
+    shingles = hash_normalized_shingles(normalized, params.shingles)
+    digests = digest_keys(digest_normalized(normalized))
+    scores = pc.fill_null(members[SCORE], math.nan).to_numpy(zero_copy_only=False)
+    ids = np.asarray(members[columns.ID].to_pylist(), dtype=object).astype(str)
+    rank = rank_documents(scores, ids)
+    leaders = exact_leaders(digests, rank)
+    pairs = np.stack([np.searchsorted(keys, edges["left"]), np.searchsorted(keys, edges["right"])], axis=1)
+    similarity = pair_jaccard(shingles, pairs)
+    similarity[digests[pairs[:, 0]] == digests[pairs[:, 1]]] = 1.0  # also for two texts without shingles
+    selection = select_kept(pairs, similarity, rank=rank, leaders=leaders, threshold=params.threshold)
+    removed = np.flatnonzero(selection.is_duplicate())
+    kept = selection.kept[removed]
+    source_ids = members[columns.SOURCE_ID].to_pylist()
+    sizes = selection.group_sizes()
+    details = []
+    for index, keeper in zip(removed.tolist(), kept.tolist()):
+        detail = {"kept_id": ids[keeper]}
+        if with_source_id:
+            detail["kept_source_id"] = source_ids[keeper]
+        detail["similarity_to_kept"] = round(float(selection.similarity[index]), 4)
+        detail["cluster_size"] = int(sizes[index])
+        details.append(json.dumps(detail))
+    exact = selection.exact[removed]
+    reasons = np.where(exact, RejectReason.EXACT_DUPLICATE.value, RejectReason.NEAR_DUPLICATE.value)
+    decisions = pa.table([row_of(keys[removed]), pa.array(reasons, pa.string()), pa.array(details, pa.string())], schema=DECISIONS)
+    scripts = members[SCRIPT].to_numpy()
+    count = lambda mask: np.bincount(scripts[mask], minlength=len(SCRIPTS))
+    near = removed[~exact]
+    stats = SelectionStats(
+        similar_pairs=int(np.count_nonzero(similarity >= params.threshold)),
+        members=count(np.ones(len(keys), dtype=bool)),
+        exact=count(removed[exact]),
+        near=count(near),
+        near_similarity=[selection.similarity[near][scripts[near] == s] for s in range(len(SCRIPTS))],
     )
-    return alone.union(marked)
+    groups = group_of(keys[removed])
+    return (stats, *(decisions.filter(pa.array(groups == g)) for g in range(group_count)))
 
 
-def select_rows(batch: pa.Table, *, clusters_ref, in_cluster: bool, range_docs: int) -> pa.Table:
-    """Lone rows (ready for output) or cluster members (with CLUSTER and PARTITION) of a batch."""
-    import ray
-
-    cluster = ray.get(clusters_ref)[batch[DOC].to_numpy()]
-    if not in_cluster:
-        return without_internal_columns(batch.filter(pa.array(cluster < 0)), rejects=None)
-    chosen = cluster >= 0
-    members = batch.filter(pa.array(chosen))
-    members = members.append_column(CLUSTER, pa.array(cluster[chosen]))
-    return members.append_column(PARTITION, pa.array(cluster[chosen] // range_docs))
-
-
-def keep_representatives(group: pa.Table, *, params: DedupParams) -> pa.Table:
-    """The members of whole clusters, each but the kept one per cluster rejected."""
-    clusters = group[CLUSTER].to_numpy()
-    ids = np.asarray(group[columns.ID].to_pylist(), dtype=object)
-    if params.score_column:
-        scores = pc.fill_null(group[params.score_column].cast(pa.float64()), math.nan).to_numpy()
-    else:
-        scores = np.zeros(group.num_rows)
-    kept = choose_representatives(clusters, scores, ids.astype(str))
-    signatures = signatures_from_arrow(group[SIGNATURE])
-    similarity = estimate_jaccard(signatures, signatures[kept])
-    docs = group[DOC].to_numpy()
-    smallest_id = {int(cluster): ids[index] for index, cluster in enumerate(clusters) if docs[index] == cluster}
-    sizes = dict(zip(*np.unique(clusters, return_counts=True)))
-    digests = group[DIGEST].to_pylist() if params.exact else None
-    reasons, details = [], []
-    for index, keeper in enumerate(kept.tolist()):
-        if keeper == index:
-            reasons.append(None)
-            details.append(None)
-            continue
-        exact = digests is not None and digests[index] == digests[keeper]
-        reasons.append((RejectReason.EXACT_DUPLICATE if exact else RejectReason.NEAR_DUPLICATE).value)
-        details.append(json.dumps({
-            "kept_id": ids[keeper],
-            "cluster_id": smallest_id[int(clusters[index])],
-            "cluster_size": int(sizes[clusters[index]]),
-            "similarity_to_kept": round(float(similarity[index]), 4),
-        }))  # fmt: skip
-    return without_internal_columns(group, rejects=(reasons, details))
-
-
-def without_internal_columns(table: pa.Table, rejects: tuple[list, list] | None) -> pa.Table:
-    """The input's own columns plus reject_reason and reject_detail (null unless given)."""
-    table = table.select([name for name in table.column_names if not name.startswith("__")])
-    reasons, details = rejects if rejects is not None else ([None] * table.num_rows, [None] * table.num_rows)
+# --- 6. mark -------------------------------------------------------------------------------
+def mark_group(block_count: int, *blocks_and_decisions: pa.Table) -> tuple:
+    """(the group's rows with reject_reason and reject_detail, set on the removed rows,)."""
+    table = concat_blocks(blocks_and_decisions[:block_count])
+    decisions = pa.concat_tables([DECISIONS.empty_table(), *blocks_and_decisions[block_count:]])
+    rows = decisions["row"].to_numpy()
+    reasons = np.full(table.num_rows, None, dtype=object)
+    details = np.full(table.num_rows, None, dtype=object)
+    reasons[rows] = decisions[columns.REJECT_REASON].to_numpy(zero_copy_only=False)
+    details[rows] = decisions[columns.REJECT_DETAIL].to_numpy(zero_copy_only=False)
     table = table.append_column(columns.REJECT_REASON, pa.array(reasons, pa.string()))
-    return table.append_column(columns.REJECT_DETAIL, pa.array(details, pa.string()))
+    return (table.append_column(columns.REJECT_DETAIL, pa.array(details, pa.string())),)

@@ -22,9 +22,9 @@ from typing import TypeVar
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
+from quality.duplicate_selection import choose_representatives
 from quality.lsh import (
     MinHashConfig,
-    choose_representatives,
     compute_band_keys,
     connect_components,
     estimate_pair_jaccard,
@@ -35,7 +35,7 @@ from quality.lsh import (
 from quality.minhash import has_shingles, sign_shingles
 from quality.normalize import normalize_texts
 from quality.shingles import hash_shingles
-from tests.quality.near_duplicate_fixture import edit_words, pydoc_sections
+from tests.quality.near_duplicate_fixture import edit_units, pydoc_sections
 
 BATCH_DOCS = 2_000  # documents per signature batch, as a Ray Data map batch would hold
 COPY_SHARE = 0.1
@@ -66,7 +66,7 @@ def build_corpus(documents: int, seed: int) -> list[str]:
     texts: list[str] = []
     for _ in range(documents):
         if texts and rng.random() < COPY_SHARE:
-            texts.append(edit_words(rng.choice(texts), rng.choice(COPY_EDIT_RATES), vocabulary, rng))
+            texts.append(edit_units(rng.choice(texts), rng.choice(COPY_EDIT_RATES), vocabulary, rng))
         else:
             texts.append("\n\n".join(rng.sample(pieces, rng.randint(1, 4))))
     return texts
