@@ -293,11 +293,13 @@ def _examples(run_dir: Path, row: dict, made: list[dict], seed: int) -> str:
         relation = read_files(connect(run_dir), data_files(run_dir, row["stage"]))
         kept = sample_rows(relation, row["stage"], None, KEPT_EXAMPLES, seed)
         parts.append(f"<h4>kept ({len(kept)} of {row['rows_out']})</h4>" + "".join(_example(sample, shown_fields) for sample in kept))
-    for reason in list(row["rejected"])[:EXAMPLE_REASONS]:
+    # Reasons as the reject files hold them: a manifest may count rejects whose files are gone.
+    on_disk = profile_rejects(run_dir, row["stage"], sample=0)["by_reason"] if row["rows_rejected"] else {}
+    for reason, total in list(on_disk.items())[:EXAMPLE_REASONS]:
         rejected = profile_rejects(run_dir, row["stage"], reason=reason, sample=REJECTED_EXAMPLES, seed=seed)["samples"]
         fields = [columns.REJECT_REASON, columns.REJECT_DETAIL, *shown_fields]
         parts.append(
-            f'<h4 class="rej">rejected: {escape(reason)} ({len(rejected)} of {row["rejected"][reason]})</h4>'
+            f'<h4 class="rej">rejected: {escape(reason)} ({len(rejected)} of {total})</h4>'
             + "".join(_example(sample, fields) for sample in rejected)
         )
     return "".join(parts)

@@ -1,4 +1,4 @@
-"""Inspection on a run with 1M rows in a stage: wall time and peak memory of `inspect` and `trace`.
+"""Inspection on a run with 1M rows in a stage: wall time and peak memory of `inspect`, `trace` and `report`.
 
     .venv/bin/python -m tests.benchmarks.bench_inspect [--rows 1000000]
 
@@ -105,6 +105,7 @@ def main() -> None:
             ("inspect RUN instructions --sample 3", [*cli, "inspect", str(run_dir), "instructions", "--sample", "3", "--json"]),
             ("inspect ... --where 'critique_score < 3 and lang = ''zh'''", [*cli, "inspect", str(run_dir), "instructions", "--where", "critique_score < 3 and lang = 'zh'", "--json"]),
             ("trace RUN ID", [*cli, "trace", str(run_dir), row_id, "--json"]),
+            ("report RUN -o (every stage profiled, kept against rejected)", [*cli, "report", str(run_dir), "-o", f"{tmp}/report.html"]),
         ]
         results = [(name, *measure(argv)) for name, argv in cases]
     base_wall, base_rss = results[0][1], results[0][2]

@@ -3,11 +3,14 @@
 import re
 import shutil
 import subprocess
+from collections import Counter
 from html import unescape
 
+import pyarrow as pa
 import pytest
 
 from pipeline.report import build_report, near_duplicate_cluster_sizes, write_report
+from pipeline.store import StageDir, UnitCounts
 from tests.pipeline.inspection_run import make_inspection_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -124,3 +127,14 @@ def test_console_capture_sees_a_page_error(tmp_path):
     page.write_text('<html><body><script>notDefined();</script></body></html>')
     _, console = open_in_chromium(page, tmp_path / "profile", "--dump-dom")
     assert any("notDefined" in line for line in console)
+
+
+def test_a_manifest_counting_rejects_whose_files_are_gone_still_reports(tmp_path):
+    stage_dir = StageDir(tmp_path, "critique")
+    stage_dir.clear()
+    counts = UnitCounts(rows_in=5, rows_out=2, rejected=Counter(critique_low=3))
+    kept = pa.Table.from_pylist([{"id": "a", "critique_score": 7.0}, {"id": "b", "critique_score": 8.0}])
+    stage_dir.commit_unit("0000", kept, pa.table({}), pa.array(["a", "b"]), counts)
+    stage_dir.commit({"stage": "critique", "fingerprint": "hand-written", **counts.to_json()})
+    html = build_report(tmp_path, {})
+    assert "critique_low" in html and "kept (2 of 2)" in html and "rejected: critique_low" not in html
