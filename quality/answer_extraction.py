@@ -5,6 +5,11 @@ Equal answers written differently map to one string: `\\boxed{\\frac{1}{2}}`, "T
 "Yes.", "是的" give "yes". Percent signs, currency signs and trailing units are dropped, so "45%" and
 "45" agree. Numbers are exact: a terminating decimal is written as a decimal ("0.25"), any other
 rational as a reduced fraction ("1/3").
+
+Markdown that chat models put around an answer is read through: bold and italic markers
+("**Answer:** 12", "Answer: **12**", "**答案：** 12"), code spans ("`12`"), an answer heading with
+the answer on a following line ("### Final Answer" or "**Final Answer**", then "12"), and
+GSM8K's closing "#### 12".
 """
 
 import re
@@ -19,6 +24,18 @@ _ANSWER_MARKERS = [
     re.compile(r"(?:correct\s+)?(?:option|choice)\s+is\s*[:：]?\s*(.+)", re.IGNORECASE),
     re.compile(r"(?:最终)?答案\s*(?:是|为|应为|应该是)?\s*[:：]?\s*(.+)"),
 ]
+# GSM8K's convention: the answer alone after "####" at the start of a line (a number, maybe signed or
+# with a currency sign), so a "#### Step 2" heading is not taken for an answer.
+_GSM8K_MARKER = re.compile(r"^[ \t]*####[ \t]*([-+]?[$€£¥]?[ \t]*\.?\d.*)$", re.MULTILINE)
+# A line that only announces the answer ("### Final Answer", "Final answer:", "答案：" once emphasis is
+# gone); the answer is the next non-empty line.
+_ANSWER_HEADING = re.compile(
+    r"^[ \t>#-]*(?:(?:final\s+)?answer|(?:最终)?答案)[ \t]*[:：]?[ \t]*\n\s*(\S.*)$", re.IGNORECASE | re.MULTILINE
+)
+# Markdown emphasis ("**12**", "*Answer:*", "__12__") and code spans ("`12`"). A delimiter opens only
+# after a line start, space or punctuation and before a non-space, and closes the other way round, so
+# "2**3" and "a * b * c" keep their asterisks.
+_EMPHASIS = re.compile(r"(?<![\w*_`])(\*\*|__|\*|`+)(?=\S)(.+?)(?<=\S)\1(?![\w*_`])")
 # A comma ends the span only before a space or a non-ASCII character ("12, so" or "325，因为"), not in
 # "1,234".
 _SENTENCE_END = re.compile(r"[.。!！?？;；,](?:\s|$)|,(?=[^\x00-\x7f])|[。！？；]|\n")
@@ -61,12 +78,13 @@ _MAX_SHORT_ANSWER_CHARS = 40  # also bounds answers in scripts written without s
 def extract_answer(response: str) -> str | None:
     """The canonical final answer of `response`, or None when it states none that can be compared.
 
-    Looks, in order, at the last `\\boxed{...}` (a box cut off before its closing brace gives None), the
-    last "answer is X" / "Answer: X" / "答案是X", a response that is itself an option letter, yes/no or
+    Markdown emphasis and code spans are read through first. Then it looks, in order, at the last
+    `\\boxed{...}` (a box cut off before its closing brace gives None), the last "answer is X" /
+    "Answer: X" / "答案是X" / "#### X" / an answer heading followed by X on its own line, a response that is itself an option letter, yes/no or
     number, a response starting with yes/no, the last number in the text, and last a whole response
     short enough to compare as a string.
     """
-    text = _normalise_characters(response)
+    text = _strip_markdown(_normalise_characters(response))
     if _BOXED_START.search(text) is not None:
         boxed = _last_boxed(text)
         return canonicalise_answer(boxed) if boxed is not None else None
@@ -153,6 +171,14 @@ def _normalise_characters(text: str) -> str:
     return text.replace("\u2212", "-").replace("\u2044", "/").replace("{,}", ",")
 
 
+def _strip_markdown(text: str) -> str:
+    """The text without emphasis and code-span markers around words: "**Answer:** **12**" -> "Answer: 12"."""
+    previous = None
+    while previous != text:  # nested emphasis: "***12***", "**`12`**"
+        previous, text = text, _EMPHASIS.sub(r"\2", text)
+    return text
+
+
 def _last_boxed(text: str) -> str | None:
     """Content of the last \\boxed{...} or \\fbox{...} in a text that has one; None if cut off inside."""
     start = [match.end() for match in _BOXED_START.finditer(text)][-1]
@@ -176,7 +202,7 @@ def _closing_brace(text: str, start: int) -> int | None:
 def _last_marked_span(text: str) -> str | None:
     """The span after the last answer marker, up to the end of its sentence."""
     best: tuple[int, str] | None = None
-    for pattern in _ANSWER_MARKERS:
+    for pattern in (*_ANSWER_MARKERS, _GSM8K_MARKER, _ANSWER_HEADING):
         for match in pattern.finditer(text):
             if best is None or match.start(1) > best[0]:
                 best = (match.start(1), match.group(1))

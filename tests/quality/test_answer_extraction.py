@@ -50,6 +50,49 @@ def test_stated_answers_are_taken_from_the_last_marker(response: str, expected: 
     assert extract_answer(response) == expected
 
 
+# Shapes real chat models write their final answers in (Llama/GPT-style bold labels, Qwen-style
+# headings, DeepSeek's Chinese label, GSM8K references, Minerva's closing sentence).
+@pytest.mark.parametrize(
+    "response",
+    [
+        "Adding the two groups gives 5 + 7.\n\n**Answer:** 12",
+        "**Final answer**: 12",
+        "**Final Answer:** 12 apples",
+        "Answer: **12**",
+        "The answer is **12**.",
+        "*Answer:* *12*",
+        "**Answer: 12**",
+        "Answer: `12`",
+        "She has 5 + 7 = 12 apples left.\n#### 12",
+        "#### 12\nBecause 3 of the 15 were eaten.",
+        "### Final Answer\n\n12",
+        "**Final Answer**\n12",
+        "The answer is $12.",
+        "**答案：** 12",
+        "**答案**：12",
+        "### 最终答案\n\n十二",
+        "Final Answer: The final answer is $12$. I hope it is correct.",
+        r"**Final Answer**" "\n" r"\[\boxed{12}\]",
+    ],
+)
+def test_markdown_decorated_answers_are_read_through_their_decoration(response: str) -> None:
+    assert extract_answer(response) == "12"
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        ("#### Step 2\nWe add 3 and 4.", "4"),  # a heading, not GSM8K's answer line
+        ("Answer: 2**3", "2**3"),  # a power keeps its asterisks
+        ("So x = 3 * 4 * 5 = 60", "60"),
+        ("Answer: **B) 42**", "B"),
+        ("#### $1,200", "1200"),
+    ],
+)
+def test_markdown_reading_leaves_what_is_not_decoration(response: str, expected: str) -> None:
+    assert extract_answer(response) == expected
+
+
 @pytest.mark.parametrize(
     ("response", "expected"),
     [

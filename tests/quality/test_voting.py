@@ -52,6 +52,13 @@ def test_differently_written_equal_answers_vote_together() -> None:
     assert vote.consistent
 
 
+def test_agreeing_samples_in_different_markdown_decorations_are_consistent() -> None:
+    samples = ["**Answer:** 12", "Answer: **12**", "Total: 5 + 7 = 12\n#### 12", "**答案：** 12", r"The final answer is $\boxed{12}$."]
+    vote = vote_answers(samples, min_agreement=1.0)
+    assert vote.answers == ("12",) * 5
+    assert vote.consistent
+
+
 @pytest.mark.parametrize("min_agreement", [0.0, 1.5, -0.1])
 def test_agreement_threshold_outside_zero_to_one_is_a_config_error(min_agreement: float) -> None:
     with pytest.raises(ValueError, match="share of samples"):
