@@ -1,0 +1,320 @@
+"""Run untrusted Python code and its tests in a sandbox, and say how it went.
+
+Each run gets its own process (`python -I -B -u`, in a session and process group of its own),
+a fresh temporary directory as its working directory, HOME and TMPDIR, a minimal environment,
+stdin from /dev/null, and is deleted afterwards. The child (`quality/sandbox_child.py`)
+confines itself before the program runs. What holds it, and by what:
+
+Enforced by the kernel
+- CPU time (RLIMIT_CPU): SIGXCPU at `cpu_seconds`, SIGKILL a second later -> `timeout`.
+- Address space (RLIMIT_AS): allocations past `memory_mb` fail; Python raises MemoryError -> `crashed`.
+- File size (RLIMIT_FSIZE): no file grows past `file_mb`; the write fails with EFBIG -> `sandbox_violation`.
+- Open files (RLIMIT_NOFILE) and core dumps (RLIMIT_CORE = 0).
+- Processes (RLIMIT_NPROC, set to the user's current count plus `processes`): only for a
+  non-root user. The kernel never applies RLIMIT_NPROC to root (checked here: as root, five
+  forks under a limit of one all succeed), so as root only the guard stops a fork bomb.
+- Network: the child enters a network namespace of its own (unshare CLONE_NEWNET as root or
+  with CAP_SYS_ADMIN, else inside a new user namespace), which has only a loopback interface,
+  and that one down: even 127.0.0.1 is unreachable. Where neither works (user namespaces
+  switched off, a seccomp profile), `SandboxResult.network` says "none" and only the guard
+  stands between the program and the network.
+- Wall clock (the parent): past `wall_seconds` the whole process group is killed -> `timeout`.
+- Output (the parent): stdout and stderr are read as they come, keeping only a tail; past
+  `output_kb` the group is killed -> `sandbox_violation`. A 100 MB print costs neither memory
+  nor disk.
+- When the program ends, whatever it left running in its process group is killed.
+
+Enforced only by the guard, an audit hook (`sys.addaudithook`) installed before the program runs
+- starting processes: os.fork/forkpty/exec*/posix_spawn/spawn*/system, subprocess, and
+  multiprocessing's spawn (its C entry point is replaced);
+- the network: socket connect/bind/sendto/sendmsg and name lookups;
+- writes outside the working directory: open for writing, and remove, rename, link, symlink,
+  mkdir, chmod, chown, utime, truncate, xattrs, rmtree and sqlite3 files, paths resolved
+  through symlinks and descriptors; /dev/null stays writable. As root nothing else stops these
+  writes: the kernel limits above bound their size, not their place;
+- signals to other processes, and ctypes function lookups and raw memory access.
+Each refusal is reported before the program sees the exception (a PermissionError), so a
+program that catches it is still a `sandbox_violation`. The guard stops what a program does
+through Python; code built to escape (C reached without an audited call) gets past it, and then
+only the kernel limits hold. The verdict comes through a file descriptor the program could
+write to: the sandbox contains accidents and ordinary bad code, it is not a proof against an
+adversary.
+
+Outcomes: `passed`; `tests_failed` (the tests raised; the detail names the exception, its
+message and the line, so an assertion without a message says what it asserted); `timeout`;
+`crashed` (the program could not run: a syntax error, an exception while it loads, MemoryError,
+a signal, an exit before its tests); `sandbox_violation` (the guard refused something, the
+output overflowed, a file grew too large). Without tests, the program only has to load: its
+top-level code runs as the module `solution`, so a `__main__` block does not.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CHILD_SCRIPT = Path(__file__).with_name("sandbox_child.py")
+SOLUTION_FILE = "solution.py"
+TESTS_FILE = "tests.py"
+EVENTS_FILE = "events.jsonl"
+OUTPUT_TAIL_BYTES = 2048
+EVENTS_BYTES = 64 * 1024  # more than the child ever writes (ten violations, two reports)
+READ_CHUNK_BYTES = 64 * 1024
+# After the program ends: how long its process group may take to die once killed.
+GROUP_EXIT_SECONDS = 5.0
+SETUP_FAILED_STATUS = 3  # sandbox_child.SETUP_FAILED_STATUS (the child imports nothing of ours)
+
+
+class Outcome(StrEnum):
+    """How a sandboxed run ended; the non-passing values are reject reasons of `verify_code`."""
+
+    PASSED = "passed"
+    TESTS_FAILED = "tests_failed"
+    TIMEOUT = "timeout"
+    CRASHED = "crashed"
+    SANDBOX_VIOLATION = "sandbox_violation"
+
+
+class SandboxLimits(BaseModel):
+    """What one run may use; the `sandbox:` section of the verify_code stage."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpu_seconds: int = Field(default=10, ge=1, description="CPU time (RLIMIT_CPU); then SIGXCPU")
+    wall_seconds: float = Field(default=30.0, gt=0, description="wall-clock time before the process group is killed")
+    memory_mb: int = Field(default=1024, ge=64, description="address space (RLIMIT_AS), in MiB")
+    file_mb: int = Field(default=16, ge=1, description="largest file it may write (RLIMIT_FSIZE), in MiB")
+    output_kb: int = Field(default=1024, ge=1, description="stdout plus stderr before the run is stopped, in KiB")
+    open_files: int = Field(default=64, ge=16, description="open file descriptors (RLIMIT_NOFILE)")
+    processes: int = Field(default=16, ge=1, description="processes and threads beyond the user's own (RLIMIT_NPROC; not for root)")
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    outcome: Outcome
+    detail: str  # why, in a line: the failing assertion, the exception, the signal, the refusal
+    output_tail: str  # the last OUTPUT_TAIL_BYTES of stdout and stderr, interleaved as written
+    network: str  # "namespace": the kernel cut the network off; "none": only the guard did
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself could not start a run: a broken installation, not bad code."""
+
+
+def run_sandboxed(code: str, tests: str | None, limits: SandboxLimits, *, guard: bool = True, python: str | None = None) -> SandboxResult:
+    """Run `code` (as the module `solution`), then `tests` with its names in scope, confined.
+
+    `tests` is Python that raises when the code is wrong (asserts, `check(candidate)` calls,
+    `test_*` functions or unittest cases it defines); None runs the code alone. `guard=False`
+    leaves out the audit hook, so tests can check the kernel barriers alone. `python` is the
+    interpreter (default: this one).
+    """
+    with tempfile.TemporaryDirectory(prefix="synthmix-sandbox-", ignore_cleanup_errors=True) as root:
+        work = Path(root) / "work"
+        work.mkdir()
+        (work / SOLUTION_FILE).write_text(code, encoding="utf-8")
+        if tests is not None:
+            (work / TESTS_FILE).write_text(tests, encoding="utf-8")
+        events_path = Path(root) / EVENTS_FILE
+        config = {
+            "events": str(events_path),
+            "solution": SOLUTION_FILE,
+            "tests": TESTS_FILE if tests is not None else None,
+            "cpu_seconds": limits.cpu_seconds,
+            "memory_bytes": limits.memory_mb << 20,
+            "file_bytes": limits.file_mb << 20,
+            "open_files": limits.open_files,
+            "processes": limits.processes,
+            "guard": guard,
+        }
+        process = subprocess.Popen(
+            [python or sys.executable, "-I", "-B", "-u", str(CHILD_SCRIPT), json.dumps(config)],
+            cwd=work,
+            env=_child_environment(work),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        watch = _watch(process, limits)
+        events = _read_events(events_path)
+    return _classify(watch, events, limits)
+
+
+def _child_environment(work: Path) -> dict[str, str]:
+    """Nothing of ours (no credentials, no proxies): a search path, a locale, home and temp inside."""
+    return {
+        "PATH": os.defpath,
+        "HOME": str(work),
+        "TMPDIR": str(work),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        # Numeric libraries would otherwise start a thread per core.
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+
+
+@dataclass
+class _Watch:
+    """What the parent saw of a run."""
+
+    returncode: int
+    cpu_seconds: float  # user + system time of the program's main process
+    output_tail: bytes
+    killed_for: str | None  # "wall" or "output": the parent killed the group
+
+
+def _watch(process: subprocess.Popen, limits: SandboxLimits) -> _Watch:
+    """Read the output as it comes until the program ends, killing its group on overrun."""
+    deadline = time.monotonic() + limits.wall_seconds
+    cap = limits.output_kb << 10
+    tail, total, killed_for = bytearray(), 0, None
+    stdout = process.stdout
+    assert stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(stdout, selectors.EVENT_READ)
+        while not _has_exited(process.pid):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                killed_for = "wall"
+                break
+            if not selector.select(timeout=min(remaining, 0.1)):
+                continue
+            chunk = os.read(stdout.fileno(), READ_CHUNK_BYTES)
+            if not chunk:  # it closed its output; it may still run
+                selector.unregister(stdout)
+                while not _has_exited(process.pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                killed_for = None if _has_exited(process.pid) else "wall"
+                break
+            total += len(chunk)
+            tail = (tail + chunk)[-OUTPUT_TAIL_BYTES:]
+            if total > cap:
+                killed_for = "output"
+                break
+    # Kill what it left running (children holding the pipe, or itself on overrun), then reap it.
+    _kill_group(process.pid)
+    stdout.close()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, with its CPU time
+    _wait_for_group_exit(process.pid)
+    return _Watch(process.returncode, usage.ru_utime + usage.ru_stime, bytes(tail), killed_for)
+
+
+def _has_exited(pid: int) -> bool:
+    """Whether the process has ended, leaving it unreaped (its group id stays valid to kill)."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):  # nothing of the run is left
+        pass
+
+
+def _wait_for_group_exit(pgid: int) -> None:
+    """Kill the group until no live process is left in it: a run leaves nothing behind.
+
+    The leader is reaped by now; members that outlived it belong to init and may stay zombies
+    there, which take no CPU or memory."""
+    deadline = time.monotonic() + GROUP_EXIT_SECONDS
+    while _live_group_members(pgid) and time.monotonic() < deadline:
+        _kill_group(pgid)
+        time.sleep(0.01)
+
+
+def _live_group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        # After the command name (which may hold spaces and parentheses): state, ppid, pgrp, ...
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
+
+
+def _read_events(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open("rb") as file:
+        data = file.read(EVENTS_BYTES)
+    events = []
+    for line in data.splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:  # a line cut off by the size cap, or written by the program
+            continue
+    return events
+
+
+def _classify(watch: _Watch, events: list[dict], limits: SandboxLimits) -> SandboxResult:
+    """The outcome, from what the parent saw and what the child reported, most telling first."""
+    output = watch.output_tail.decode("utf-8", errors="replace")
+    by_kind: dict[str, list[dict]] = {}
+    for event in events:
+        by_kind.setdefault(event.get("event"), []).append(event)
+    if "setup_failed" in by_kind or (watch.returncode == SETUP_FAILED_STATUS and "confined" not in by_kind):
+        reason = by_kind.get("setup_failed", [{}])[0].get("error") or output[-500:]
+        raise SandboxError(f"the sandbox could not confine its process: {reason}; check that {CHILD_SCRIPT} runs under {sys.executable}")
+    if "confined" not in by_kind:
+        raise SandboxError(
+            f"the sandbox's child exited (status {watch.returncode}) before confining itself: {output[-500:]!r}; "
+            f"check that {sys.executable} -I {CHILD_SCRIPT} starts"
+        )
+    network = by_kind["confined"][0]["network"]
+
+    def result(outcome: Outcome, detail: str) -> SandboxResult:
+        return SandboxResult(outcome=outcome, detail=detail, output_tail=output, network=network)
+
+    if watch.killed_for == "output":
+        return result(Outcome.SANDBOX_VIOLATION, f"output over the {limits.output_kb} KiB limit; stopped")
+    if "violation" in by_kind:
+        return result(Outcome.SANDBOX_VIOLATION, by_kind["violation"][0]["what"])
+    if watch.killed_for == "wall":
+        return result(Outcome.TIMEOUT, f"still running after the wall-clock limit of {limits.wall_seconds:g} s; killed")
+    cpu_spent = watch.returncode == -signal.SIGXCPU or (watch.returncode == -signal.SIGKILL and watch.cpu_seconds >= limits.cpu_seconds)
+    if cpu_spent and "finished" not in by_kind:
+        return result(Outcome.TIMEOUT, f"over the CPU time limit of {limits.cpu_seconds} s ({signal.Signals(-watch.returncode).name})")
+    finished = by_kind.get("finished")
+    if not finished:
+        how = f"killed by {signal.Signals(-watch.returncode).name}" if watch.returncode < 0 else f"exited with status {watch.returncode}"
+        last_line = next((line for line in reversed(output.strip().splitlines()) if line.strip()), "")
+        return result(Outcome.CRASHED, f"{how} before it finished" + (f": {last_line}" if last_line else ""))
+    phase, error = finished[0]["phase"], finished[0]["error"]
+    if error is None:
+        return result(Outcome.PASSED, "ran its tests" if phase == "tests" else "ran (no tests)")
+    detail = _describe(error)
+    if error.get("errno") == errno.EFBIG:
+        return result(Outcome.SANDBOX_VIOLATION, f"wrote a file over the {limits.file_mb} MiB limit: {detail}")
+    if error["type"] == "MemoryError":
+        return result(Outcome.CRASHED, f"ran out of its {limits.memory_mb} MiB of memory: {detail}")
+    if phase == "tests":
+        return result(Outcome.TESTS_FAILED, detail)
+    return result(Outcome.CRASHED, detail)
+
+
+def _describe(error: dict) -> str:
+    """"AssertionError: message (tests.py line 3: assert f(2) == 4)"."""
+    text = error["type"] + (f": {error['message']}" if error["message"] else "")
+    return text + (f" ({error['where']})" if error.get("where") else "")
