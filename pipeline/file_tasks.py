@@ -4,45 +4,29 @@ Ray Data's streaming executor starts a plan with one task, adds more only after 
 outputs, and leaves a scheduling gap after each task: on 2 CPUs that cost the CPU-bound
 tokenize stage about half its cores (measured: one worker busy alone for the first 2.7 s of a
 6 s stage). A stage that holds no engine and does no dataset-level work needs none of what Ray
-Data adds (actor pools, backpressure between operators), so the runner submits plain tasks
-instead: the stage splits its input files into tasks (`Stage.plan_file_tasks`), and each task
+Data adds (actor pools, backpressure between operators): it declares
+`execution = Execution.FILE_TASKS` and the runner submits plain tasks instead: the stage splits its input files into tasks (`Stage.plan_file_tasks`), and each task
 commits its files as units (`Stage.commit_files`). Ray retries a task whose worker died; a
 retried task rewrites the same units under the same names, so nothing is counted twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.stage import Stage
-from pipeline.unit_commit import commit_batch, concat_counts, drop_committed_rows, worker_stage
+from pipeline.unit_commit import concat_counts, worker_stage
 
 # How often the driver reports while no task has finished (a task may run for minutes).
 PROGRESS_INTERVAL_S = 5.0
 
 
-def pending_slices(files: Sequence[Path], done_ids: pa.Array | None, batch_size: int) -> Iterator[pa.Table]:
-    """Each file's rows not yet committed, in file order, in slices of `batch_size` rows."""
-    for path in files:
-        table = drop_committed_rows(pq.read_table(path), done_ids)
-        for offset in range(0, table.num_rows, batch_size):
-            yield table.slice(offset, batch_size)
-
-
-def commit_in_slices(stage: Stage, files: Sequence[Path], *, attempt_key: str, done_ids: pa.Array | None) -> pa.Table:
-    """The default task: every slice of pending rows committed as a unit."""
-    return concat_counts(
-        [commit_batch(batch, stage=stage, attempt_key=attempt_key) for batch in pending_slices(files, done_ids, stage.resources.batch_size)]
-    )
-
-
 def _run_task(stage: Stage, files: list[str], task_index: int, attempt_key: str, done_ids: pa.Array | None) -> pa.Table:
     instance = worker_stage(stage, attempt_key)
-    return instance.commit_files([Path(path) for path in files], task_index=task_index, attempt_key=attempt_key, done_ids=done_ids)
+    return instance.commit_files([Path(path) for path in files], task_index=task_index, done_ids=done_ids)
 
 
 def run_file_tasks(files: list[Path], stage: Stage, *, attempt_key: str, done_ids: pa.Array | None) -> Iterator[pa.Table]:

@@ -80,13 +80,36 @@ def code_modules(stage_class: type, *, roots: Mapping[str, Path] | None = None) 
             path = _loaded_module_file(name) if name in starts else None
             if path is None:
                 continue
-        parsed = parse_module(path)
-        digests[name] = parsed.digest
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for candidate in _candidates(parsed.imports, package):
-            if candidate.partition(".")[0] in found and candidate not in digests:
-                pending.append(candidate)
+        digests[name] = parse_module(path).digest
+        pending.extend(module for module in _project_imports(name, path, found) if module not in digests)
     return digests
+
+
+def import_graph(package: str) -> dict[str, set[str]]:
+    """Each module of `package` (a top-level package) -> the modules of it that it imports,
+    as the code version follows them (pipeline/ must hold no cycle: tests/pipeline/test_fingerprint.py)."""
+    folder = _package_folder(package)
+    if folder is None:
+        raise ValueError(f"{package!r} is not an importable package")
+    graph = {}
+    for path in sorted(folder.rglob("*.py")):
+        parts = (package, *path.relative_to(folder).with_suffix("").parts)
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        graph[name] = set()
+    for name in graph:
+        path = _module_file(name, {package: folder})
+        # A module always imports its parent packages; those edges are not dependencies of its code.
+        imported = _project_imports(name, path, {package: folder})
+        graph[name] = {module for module in imported if module in graph and module != name and not name.startswith(module + ".")}
+    return graph
+
+
+def _project_imports(name: str, path: Path, roots: Mapping[str, Path]) -> Iterator[str]:
+    """Modules of the packages in `roots` that module `name` (at `path`) may load."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for candidate in _candidates(parse_module(path).imports, package):
+        if candidate.partition(".")[0] in roots:
+            yield candidate
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ class PlannedStage:
     columns: tuple[str, ...]  # columns available to the next stage
     fingerprint: str
     fingerprint_parts: dict[str, Any]
+    publishes: tuple[Path, ...] = ()  # paths outside its folder the stage writes (Stage.publishes)
 
 
 def build_graph(
@@ -65,8 +67,10 @@ def build_graph(
             models=dict(job.models),
             job_dir=job_dir,
             upstream_dirs={upstream.name: run_dir / upstream.name} if upstream else {},
+            input_publishes=upstream.publishes if upstream else (),
         )
         stage = stage_class(params, context)
+        stage.check_execution()
         missing = [name for name in stage_class.input_columns if name not in available]
         if missing:
             upstream_text = f"stage '{upstream.name}' writes {', '.join(available)}" if upstream else "it has no input stage"
@@ -96,13 +100,49 @@ def build_graph(
             columns=stage_class.output_columns(available),
             fingerprint=canonical_hash(parts),
             fingerprint_parts=parts,
+            publishes=tuple(stage.publishes()),
         )
         planned[entry.name] = node
         order.append(node)
         previous = node
     if not order:
         raise ConfigError(f"{job.source}: 'stages' is empty; list at least the seeds stage")
+    check_publications(order, run_dir, job.source)
     return order
+
+
+def check_publications(order: list[PlannedStage], run_dir: Path, source: str) -> None:
+    """Each published path has one owner, outside every stage's folder: no stage can then write
+    or delete another's files. A path inside another's publication is allowed (mix.json in the
+    shard folder): the owner of the folder carries over what it does not own."""
+    owners: dict[str, str] = {}
+    folders = {os.path.normpath(run_dir / node.name): node.name for node in order}
+    for node in order:
+        for path in node.publishes:
+            key = os.path.normpath(path)
+            if key in owners:
+                raise ConfigError(
+                    f"{source}: stages '{owners[key]}' and '{node.name}' both publish {path}; "
+                    f"give one of them its own path in its section"
+                )
+            inside = next((name for folder, name in folders.items() if key == folder or key.startswith(folder + os.sep)), None)
+            if inside is not None:
+                raise ConfigError(
+                    f"{source}: stage '{node.name}' publishes {path}, inside the folder of stage '{inside}', "
+                    f"which only that stage writes; choose a path outside it"
+                )
+            owners[key] = node.name
+
+
+def downstream_of(order: list[PlannedStage], name: str) -> list[PlannedStage]:
+    """The stages that read `name`'s output, directly or through others, in plan order."""
+    affected = {name}
+    found = []
+    for node in order:
+        if node.input_name in affected:
+            affected.add(node.name)
+            found.append(node)
+    return found
 
 
 def _prompt_hashes(job: JobConfig, stage_name: str, stage: Stage, prompt_hash) -> dict[str, str]:

@@ -1,7 +1,8 @@
-"""Running a job: each selected stage that is not fresh becomes one Ray Data plan.
+"""Running a job: each selected stage that is not fresh runs as its `execution` declares.
 
-    read input  ->  skip committed ids  ->  prepare / run  ->  transform + commit per batch
-    ->  finalize  ->  manifest
+    read input  ->  setup_on_driver  ->  skip committed ids  ->  BATCHES: expand, prepare, a Ray
+    Data plan | FILE_TASKS: plain Ray tasks | GLOBAL: run  ->  transform + commit per unit
+    ->  release worker stages  ->  finalize  ->  withdraw stale publications downstream  ->  manifest
 
 The same code runs on an embedded Ray or a cluster; workers write straight into the run
 directory, which on a cluster must be storage every node reaches.
@@ -22,10 +23,11 @@ import pyarrow.parquet as pq
 
 from pipeline import __version__
 from pipeline.config import ConfigError, JobConfig
-from pipeline.graph import PlannedStage, build_graph, select_stages, with_input_schema
-from pipeline.stage import GlobalStage, Stage
-from pipeline.store import RUN_INFO, StageDir, StageState, write_atomic_bytes, write_atomic_json
-from pipeline.unit_commit import commit_batch, drop_committed_rows
+from pipeline.file_tasks import run_file_tasks
+from pipeline.graph import PlannedStage, build_graph, downstream_of, select_stages, with_input_schema
+from pipeline.stage import Execution, Stage
+from pipeline.store import RUN_INFO, StageDir, StageState, swap_dir, write_atomic_bytes, write_atomic_json
+from pipeline.unit_commit import commit_batch, drop_committed_rows, release_worker_stages
 
 Log = Callable[[str], None]
 # Reads are I/O-light; a whole CPU each would leave none free beside an engine actor on a
@@ -131,7 +133,7 @@ def run_stages(
         if node.input_name is not None:
             _check_upstream_ready(by_name[node.input_name], run_dir, node.name, log)
         log(f"[{node.name}] {state.value}, running")
-        outcomes.append(run_stage(node, run_dir=run_dir, log=log))
+        outcomes.append(run_stage(node, run_dir=run_dir, plan=plan, log=log))
     return outcomes
 
 
@@ -146,43 +148,32 @@ def _check_upstream_ready(upstream: PlannedStage, run_dir: Path, stage_name: str
         log(f"[{stage_name}] warning: its input '{upstream.name}' is stale (the job changed since it ran)")
 
 
-def run_stage(node: PlannedStage, *, run_dir: Path, log: Log = stderr_log) -> StageOutcome:
+def run_stage(node: PlannedStage, *, run_dir: Path, plan: list[PlannedStage] | None = None, log: Log = stderr_log) -> StageOutcome:
     """One stage attempt: resume committed units where possible, then write the manifest."""
     stage_dir = StageDir(run_dir, node.name)
-    stage: Stage = node.stage
     started = time.perf_counter()
-    resuming = stage_dir.begin(node.fingerprint, stage.resumable)
+    resuming = stage_dir.begin(node.fingerprint, node.stage.resumable)
 
-    dataset, input_schema, expected_rows = _read_input(node, run_dir)
+    files, input_schema, expected_rows = _input_files(node, run_dir)
     stage = with_input_schema(node, input_schema, expected_rows)
-    if dataset is not None:
-        dataset = stage.expand_input(dataset)
     done_ids = stage_dir.committed_input_ids() if resuming else None
     if resuming:
         log(f"[{node.name}] resuming: {len(done_ids)} input rows already committed")
-        if dataset is not None and len(done_ids):
-            dataset = dataset.map_batches(drop_committed_rows, fn_kwargs={"done_ids": done_ids}, batch_format="pyarrow", num_cpus=READ_CPUS)
         if expected_rows is not None:
             expected_rows -= len(done_ids)
 
-    if dataset is not None:
-        if isinstance(stage, GlobalStage):
-            _commit_dataset(stage.run(dataset), stage, node, expected_rows, started, log)
-        else:
-            prepared = stage.prepare(dataset)
-            if _runs_as_file_tasks(stage, prepared is dataset):
-                from pipeline.file_tasks import run_file_tasks
-
-                files = StageDir(run_dir, node.input_name).part_files()
-                # The tasks skip committed ids themselves; the dataset above is never executed.
-                tasks = run_file_tasks(files, stage, attempt_key=_attempt_key(node), done_ids=done_ids)
-                _report_progress(tasks, node.name, expected_rows, started, log)
-            else:
-                _commit_dataset(prepared, stage, node, expected_rows, started, log)
+    if stage.is_source or files:
+        stage.setup_on_driver()
+        attempt_key = _attempt_key(node)
+        try:
+            _execute(stage, node, files, done_ids, attempt_key, expected_rows, started, log)
+        finally:
+            release_worker_stages(attempt_key)
 
     finalize_started = time.perf_counter()
-    extras = stage.finalize(stage_dir.path)
+    extras = stage.finalize(stage_dir)
     finalize_wall = time.perf_counter() - finalize_started
+    withdrawn = withdraw_publications(plan or [node], node.name, run_dir, log)
     counts = stage_dir.unit_counts()
     if not stage.resumable and expected_rows is not None:
         # Global stages regroup rows (votes, clusters): their units count outputs, not inputs.
@@ -200,6 +191,8 @@ def run_stage(node: PlannedStage, *, run_dir: Path, log: Log = stderr_log) -> St
         "finalize_s": round(finalize_wall, 3),
         "versions": _versions(),
         "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "publishes": [str(path) for path in node.publishes],
+        "withdrawn": withdrawn,
         "extra": extras,
     }
     stage_dir.commit(manifest)
@@ -211,24 +204,66 @@ def run_stage(node: PlannedStage, *, run_dir: Path, log: Log = stderr_log) -> St
     return StageOutcome(node.name, "resumed" if resuming else "ran", wall)
 
 
-def _read_input(node: PlannedStage, run_dir: Path):
-    """The stage's input dataset (None when the upstream stage kept no rows), schema and row count."""
-    import ray.data
+def _execute(stage: Stage, node: PlannedStage, files: list[Path], done_ids, attempt_key: str, expected_rows: int | None, started: float, log: Log) -> None:
+    """Commit every unit of the attempt, the way the stage's `execution` declares."""
+    if stage.execution is Execution.FILE_TASKS:
+        # The tasks skip committed ids themselves.
+        tasks = run_file_tasks(files, stage, attempt_key=attempt_key, done_ids=done_ids)
+        _report_progress(tasks, node.name, expected_rows, started, log)
+        return
+    dataset = stage.read_input() if stage.is_source else _read_dataset(files)
+    if stage.execution is Execution.GLOBAL:
+        dataset = stage.run(dataset)
+    else:
+        dataset = stage.expand_input(dataset)
+        if done_ids is not None and len(done_ids):
+            dataset = dataset.map_batches(drop_committed_rows, fn_kwargs={"done_ids": done_ids}, batch_format="pyarrow", num_cpus=READ_CPUS)
+        dataset = stage.prepare(dataset)
+    _commit_dataset(dataset, stage, attempt_key, node.name, expected_rows, started, log)
 
-    stage = node.stage
-    if stage.is_source:
-        return stage.read_input(), None, None
+
+def withdraw_publications(plan: list[PlannedStage], name: str, run_dir: Path, log: Log = stderr_log) -> dict[str, list[str]]:
+    """After stage `name` ran: remove what each stage downstream of it published, where that no
+    longer holds (the stage is stale, or says its publication disagrees with its new input).
+    The runner does it on the owner's declaration, so no stage deletes another stage's files;
+    the owner rewrites them when it runs again."""
+    withdrawn: dict[str, list[str]] = {}
+    for node in downstream_of(plan, name):
+        present = [path for path in node.publishes if path.exists()]
+        if not present:
+            continue
+        state = StageDir(run_dir, node.name).state(node.fingerprint)
+        if state is StageState.FRESH and node.stage.publications_hold():
+            continue
+        for path in present:
+            if path.is_dir():
+                swap_dir(None, path)
+            else:
+                path.unlink(missing_ok=True)
+        withdrawn[node.name] = [str(path) for path in present]
+        log(f"[{node.name}] withdrew {', '.join(withdrawn[node.name])}: its input changed ({state.value}); rerun it to publish again")
+    return withdrawn
+
+
+def _input_files(node: PlannedStage, run_dir: Path) -> tuple[list[Path], pa.Schema | None, int | None]:
+    """The upstream part files, their schema and row count (no files: none, the upstream kept no rows)."""
+    if node.stage.is_source:
+        return [], None, None
     files = StageDir(run_dir, node.input_name).part_files()
     if not files:
-        return None, None, 0
-    schema = pq.read_schema(files[0])
+        return [], None, 0
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    # One light read task per part file. ray.data.read_parquet packs small files into one
-    # block (no parallelism) and lists files in a task that needs a whole CPU, which never
-    # gets scheduled once an engine actor holds one of two CPUs.
+    return files, pq.read_schema(files[0]), rows
+
+
+def _read_dataset(files: list[Path]):
+    """The part files as a dataset: one light read task per file. ray.data.read_parquet packs
+    small files into one block (no parallelism) and lists files in a task that needs a whole
+    CPU, which never gets scheduled once an engine actor holds one of two CPUs."""
+    import ray.data
+
     items = ray.data.from_items([{"path": str(f)} for f in files], override_num_blocks=len(files))
-    dataset = items.map_batches(_read_part_files, batch_size=1, batch_format="pyarrow", num_cpus=READ_CPUS)
-    return dataset, schema, rows
+    return items.map_batches(_read_part_files, batch_size=1, batch_format="pyarrow", num_cpus=READ_CPUS)
 
 
 def _read_part_files(items: pa.Table):
@@ -236,31 +271,23 @@ def _read_part_files(items: pa.Table):
         yield pq.read_table(path)
 
 
-def _commit_dataset(dataset, stage: Stage, node: PlannedStage, expected_rows: int | None, started: float, log: Log) -> None:
+def _commit_dataset(dataset, stage: Stage, attempt_key: str, stage_name: str, expected_rows: int | None, started: float, log: Log) -> None:
     """Run the plan: every batch transformed and committed as a unit inside Ray Data."""
     resources = stage.resources
     committed = dataset.map_batches(
         commit_batch,
-        fn_kwargs={"stage": stage, "attempt_key": _attempt_key(node)},
+        fn_kwargs={"stage": stage, "attempt_key": attempt_key},
         batch_format="pyarrow",
         batch_size=resources.batch_size,
         num_cpus=resources.num_cpus,
         num_gpus=resources.num_gpus or None,
     )
-    _report_progress(committed.iter_batches(batch_format="pyarrow", batch_size=None), node.name, expected_rows, started, log)
+    _report_progress(committed.iter_batches(batch_format="pyarrow", batch_size=None), stage_name, expected_rows, started, log)
 
 
 def _attempt_key(node: PlannedStage) -> str:
     """Names this attempt's set-up stage instances in worker processes (see unit_commit)."""
     return f"{node.name}:{node.fingerprint}:{time.time_ns()}"
-
-
-def _runs_as_file_tasks(stage: Stage, prepare_kept_dataset: bool) -> bool:
-    """Plain Ray tasks (pipeline/file_tasks.py) for a stage that reads an upstream stage, holds no
-    engine and leaves the dataset as it is: Ray Data would add only its ramp-up and gaps."""
-    if stage.is_source or isinstance(stage, GlobalStage) or stage.models_used() or stage.resources.concurrency:
-        return False
-    return prepare_kept_dataset and type(stage).expand_input is Stage.expand_input
 
 
 def _report_progress(batches, stage_name: str, expected_rows: int | None, started: float, log: Log) -> None:

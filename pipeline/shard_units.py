@@ -28,11 +28,10 @@ import pyarrow.parquet as pq
 
 from pipeline import columns
 from pipeline.file_digest import sha256_file
-from pipeline.file_tasks import pending_slices
 from pipeline.shards import NUM_TOKENS, ShardInfo, ShardWriter
 from pipeline.stage import Stage
 from pipeline.store import StageDir, UnitCounts, remove_siblings, sibling_path, swap_dir
-from pipeline.unit_commit import concat_counts, counts_row, process_batch, unit_name
+from pipeline.unit_commit import concat_counts, counts_row, pending_slices, process_batch, unit_name
 
 SCRATCH = "_scratch"
 SHARD_PREFIX = "shard"
@@ -126,12 +125,13 @@ def commit_files_as_shards(
     return concat_counts(committer.reported)
 
 
-def publish_shards(parts: Sequence[Path], shard_dir: Path, *, keep: Sequence[str] = ()) -> list[ShardInfo]:
-    """Replace `shard_dir` with `shard-NNNNN.parquet` links to `parts`, in their order.
+def publish_shards(parts: Sequence[Path], shard_dir: Path) -> list[ShardInfo]:
+    """Replace the shards in `shard_dir` with `shard-NNNNN.parquet` links to `parts`, in their order.
 
     Hard links cost no copy; where the file system refuses them the part is copied. The folder
     is built beside the old one and swapped in, so a reader sees the old shards or the new,
-    never a mix. Files of the old folder named in `keep` are carried over.
+    never a mix. Files of the old folder that are not shards belong to other stages (the mix
+    stage's `mix.json`) and are carried over untouched: this stage publishes only its shards.
     """
     for kind in ("tmp", "trash"):
         remove_siblings(shard_dir, kind)  # what a killed publish left
@@ -147,11 +147,18 @@ def publish_shards(parts: Sequence[Path], shard_dir: Path, *, keep: Sequence[str
                 shutil.copy2(part, target)
             tokens = pq.read_table(target, columns=[NUM_TOKENS]).column(NUM_TOKENS)
             shards.append(ShardInfo(path=shard_dir / target.name, rows=len(tokens), tokens=int(pc.sum(tokens).as_py() or 0), sha256=sha256_file(target)))
-        for name in keep:
-            if (shard_dir / name).is_file():
-                shutil.copy2(shard_dir / name, ready / name)
+        for other in sorted(shard_dir.iterdir()) if shard_dir.is_dir() else []:
+            if other.is_dir():
+                shutil.copytree(other, ready / other.name)
+            elif not is_shard_file(other):
+                shutil.copy2(other, ready / other.name)
         swap_dir(ready, shard_dir)
     except BaseException:
         shutil.rmtree(ready, ignore_errors=True)
         raise
     return shards
+
+
+def is_shard_file(path: Path) -> bool:
+    """A shard this stage published: `shard-NNNNN.parquet`."""
+    return path.name.startswith(f"{SHARD_PREFIX}-") and path.suffix == ".parquet"

@@ -1,15 +1,29 @@
-"""What a stage is: declarations the runner checks before Ray starts, and one batch method.
+"""What a stage is: declarations the runner checks before Ray starts, and lifecycle hooks.
 
 A stage class declares its name, the columns it reads and writes, its parameters (a pydantic
-model of its job-file section), its resources and the prompt templates it uses. The runner
-does the rest: reading inputs, skipping committed work, splitting accepted rows from rejects,
-counting, atomic writes and manifests. A stage never counts by hand and never drops a row: it
-returns every row, with `reject_reason` set on the ones it rejects.
+model of its job-file section), its resources, the prompt templates it uses, how it executes
+and what it publishes outside its own folder. The runner does the rest: reading inputs,
+skipping committed work, splitting accepted rows from rejects, counting, atomic writes and
+manifests. A stage never counts by hand and never drops a row: it returns every row, with
+`reject_reason` set on the ones it rejects.
 
-Two shapes:
-- `Stage` (streaming): `transform(batch)` maps one batch of input rows to output rows. Work
-  is committed per batch, so an interrupted stage resumes where it stopped.
-- `GlobalStage`: `run(dataset)` needs all rows at once (dedup, mix); it is recomputed whole.
+How a stage executes is declared, never inferred (`execution`):
+- `Execution.BATCHES`: a Ray Data plan. `expand_input(dataset)` and `prepare(dataset)` do
+  dataset-level work (an LLM processor), then `transform(batch)` maps each batch, committed as
+  a unit, so an interrupted stage resumes where it stopped. Sources and model stages run so.
+- `Execution.FILE_TASKS`: plain Ray tasks over the upstream part files (pipeline/file_tasks.py),
+  for stages with no engine and no dataset-level work; `transform` per slice, each a unit.
+- `Execution.GLOBAL` (`GlobalStage`): `run(dataset)` needs all rows at once (dedup, mix); it
+  is recomputed whole.
+
+Lifecycle, in order ("driver": the process running the job; "worker": a Ray worker process):
+1. driver, graph build: `__init__(params, context)`; declarations checked; `publishes()`.
+2. driver, once per attempt, when there is input: `setup_on_driver()` (check the input
+   schema, build an index that travels to the workers with the stage, read a few examples).
+3. driver: `expand_input`/`prepare` (BATCHES), `plan_file_tasks` (FILE_TASKS) or `run` (GLOBAL).
+4. worker: `setup()` once per process and attempt, then `transform(batch)` or `commit_files`.
+5. worker: `teardown()` when the process lets go of the attempt's stage (pipeline/unit_commit.py).
+6. driver: `finalize(stage_dir)` in its own `StageDir`, and in the paths `publishes()` names.
 """
 
 from __future__ import annotations
@@ -23,20 +37,14 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from pipeline import columns
+from pipeline.contracts import Lineage, with_reject_columns  # noqa: F401 - re-exported for stages
+from pipeline.store import StageDir
+from pipeline.unit_commit import commit_in_slices
 
 if TYPE_CHECKING:
     import ray.data
 
     from pipeline.models import ModelSpec
-
-
-def with_reject_columns(schema: pa.Schema) -> pa.Schema:
-    """`schema` with every field nullable plus `reject_reason` and `reject_detail`: the shape of
-    a stage's returned rows and of its rejects files."""
-    return pa.schema(
-        [field.with_nullable(True) for field in schema]
-        + [pa.field(columns.REJECT_REASON, pa.string()), pa.field(columns.REJECT_DETAIL, pa.string())]
-    )
 
 
 def with_columns(table: pa.Table, values: dict[str, pa.Array]) -> pa.Table:
@@ -49,11 +57,12 @@ def with_columns(table: pa.Table, values: dict[str, pa.Array]) -> pa.Table:
     return table
 
 
-class Lineage(StrEnum):
-    """How output rows relate to input rows; the runner checks it on every batch."""
+class Execution(StrEnum):
+    """How the runner executes a stage; each stage class declares one."""
 
-    SAME_ROW = "same_row"  # one output row per input row, same `id`
-    CHILDREN = "children"  # one or more output rows per input row, each with `parent_id` = the input's `id`
+    BATCHES = "batches"  # a Ray Data plan: expand_input, prepare, then transform per batch
+    FILE_TASKS = "file_tasks"  # plain Ray tasks over the upstream part files, no dataset-level work
+    GLOBAL = "global"  # run(dataset) sees every row; recomputed whole after an interruption
 
 
 class NoParams(BaseModel):
@@ -91,6 +100,8 @@ class StageContext:
     # Rows the stage will read (from the upstream part files' metadata; None for source stages).
     input_rows: int | None = None
     upstream_dirs: dict[str, Path] = field(default_factory=dict)
+    # What the input stage publishes outside its folder (a tokenize stage: its shard folder).
+    input_publishes: tuple[Path, ...] = ()
 
 
 class Stage:
@@ -110,6 +121,7 @@ class Stage:
     is_source: ClassVar[bool] = False
     # Resumable: committed batches are not redone after an interruption.
     resumable: ClassVar[bool] = True
+    execution: ClassVar[Execution] = Execution.BATCHES
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -123,6 +135,7 @@ class Stage:
         for reserved in (columns.REJECT_REASON, columns.REJECT_DETAIL):
             if reserved in names:
                 raise TypeError(f"stage {cls.name}: do not declare {reserved}; the runner adds it to rejects")
+        _check_execution_declaration(cls)
 
     def __init__(self, params: BaseModel, context: StageContext) -> None:
         self.params = params
@@ -149,6 +162,26 @@ class Stage:
         """Anything else that decides this stage's output (e.g. source files' sizes and mtimes)."""
         return {}
 
+    def publishes(self) -> tuple[Path, ...]:
+        """Absolute paths outside its own folder that `finalize` writes (tokenize: its shard
+        folder; mix: `mix.json` in it). Only this stage writes or removes them; the graph
+        refuses two stages publishing one path, and the runner withdraws them when a rerun
+        upstream leaves this stage stale. Default: nothing."""
+        return ()
+
+    def publications_hold(self) -> bool:
+        """Whether what this (fresh) stage published still agrees with its input, after a stage
+        upstream was rerun with an unchanged fingerprint; if not, the runner withdraws it."""
+        return True
+
+    def check_execution(self) -> None:
+        """Declarations that depend on the job's parameters, checked when the graph is built."""
+        if self.execution is Execution.FILE_TASKS and (self.models_used() or self.resources.concurrency):
+            raise TypeError(
+                f"stage {self.name} runs as file tasks but calls a model or asks for an actor pool; "
+                f"declare `execution = Execution.BATCHES`, where engines and actors run"
+            )
+
     # --- runtime ---------------------------------------------------------------------------
     def output_schema(self) -> pa.Schema:
         """Schema of accepted rows; part files are cast to it so every file agrees."""
@@ -162,37 +195,42 @@ class Stage:
         """A source stage's input rows; each must have a stable, unique `id`."""
         raise NotImplementedError(f"stage {self.name} is a source and must implement read_input()")
 
+    def setup_on_driver(self) -> None:
+        """Once per attempt on the driver, before any work is submitted and only when there is
+        input: check the input schema, build what travels to the workers with the stage."""
+
     def expand_input(self, dataset: ray.data.Dataset) -> ray.data.Dataset:
-        """Turn input rows into work rows before committed ones are skipped (e.g. one row per
-        answer sample, each with its own id), so a resume skips exactly the committed work."""
+        """BATCHES only. Turn input rows into work rows before committed ones are skipped (e.g.
+        one row per answer sample, each with its own id), so a resume skips exactly the committed work."""
         return dataset
 
     def prepare(self, dataset: ray.data.Dataset) -> ray.data.Dataset:
-        """Dataset-level work before `transform` (e.g. an LLM processor); must keep the `id` column."""
+        """BATCHES only. Dataset-level work before `transform` (e.g. an LLM processor); must keep the `id` column."""
         return dataset
 
     def plan_file_tasks(self, files: list[Path], slots: int) -> list[list[Path]]:
-        """Engine-free stages run as plain Ray tasks (pipeline/file_tasks.py): the input part
-        files of each task. `slots` is how many tasks the cluster runs at once. Default: one
-        task per file."""
+        """FILE_TASKS only: the input part files of each task. `slots` is how many tasks the
+        cluster runs at once. Default: one task per file."""
         return [[path] for path in files]
 
-    def commit_files(self, files: list[Path], *, task_index: int, attempt_key: str, done_ids: pa.Array | None) -> pa.Table:
-        """One such task, in a worker, on a set-up stage: commit the files' rows not in
-        `done_ids` as units; one counts row per unit. Default: slices of `batch_size` rows."""
-        from pipeline.file_tasks import commit_in_slices
-
-        return commit_in_slices(self, files, attempt_key=attempt_key, done_ids=done_ids)
+    def commit_files(self, files: list[Path], *, task_index: int, done_ids: pa.Array | None) -> pa.Table:
+        """FILE_TASKS only. One task, in a worker, on a set-up stage: commit the files' rows not
+        in `done_ids` as units; one counts row per unit. Default: slices of `batch_size` rows."""
+        return commit_in_slices(self, files, done_ids)
 
     def setup(self) -> None:
-        """Load per-worker state once (models, indexes), before the first batch."""
+        """Load per-worker state once per process and attempt (models, indexes), before the first batch."""
+
+    def teardown(self) -> None:
+        """Release what `setup` loaded; called in the worker when its process lets go of the attempt's stage."""
 
     def transform(self, batch: pa.Table) -> pa.Table:
         """Map input rows to output rows; a rejected row has `reject_reason` set, never disappears."""
         raise NotImplementedError(f"stage {self.name} must implement transform(batch)")
 
-    def finalize(self, stage_dir: Path) -> dict[str, Any]:
-        """After every batch is committed: whole-stage work (returns manifest extras)."""
+    def finalize(self, stage_dir: StageDir) -> dict[str, Any]:
+        """On the driver, after every unit is committed: whole-stage work in `stage_dir` (its own
+        folder) and in the paths `publishes()` names, nowhere else. Returns manifest extras."""
         return {}
 
 
@@ -201,6 +239,7 @@ class GlobalStage(Stage):
 
     is_base: ClassVar[bool] = True
     resumable: ClassVar[bool] = False
+    execution: ClassVar[Execution] = Execution.GLOBAL
 
     def run(self, dataset: ray.data.Dataset) -> ray.data.Dataset:
         """All rows in, all rows out, rejects marked with `reject_reason`."""
@@ -208,3 +247,29 @@ class GlobalStage(Stage):
 
     def transform(self, batch: pa.Table) -> pa.Table:
         return batch
+
+
+# Hooks that only one execution calls: overriding one under another would silently do nothing.
+_HOOKS_OF = {
+    "expand_input": Execution.BATCHES,
+    "prepare": Execution.BATCHES,
+    "plan_file_tasks": Execution.FILE_TASKS,
+    "commit_files": Execution.FILE_TASKS,
+}
+
+
+def _check_execution_declaration(cls: type[Stage]) -> None:
+    """Misdeclared stages fail when their class is defined, saying what to write instead."""
+    execution = cls.execution
+    if not isinstance(execution, Execution):
+        raise TypeError(f"stage {cls.name}: `execution` must be an Execution, not {execution!r}")
+    if (execution is Execution.GLOBAL) != issubclass(cls, GlobalStage):
+        raise TypeError(f"stage {cls.name}: a stage that needs every row at once subclasses GlobalStage, whose execution is GLOBAL")
+    if cls.is_source and execution is not Execution.BATCHES:
+        raise TypeError(f"stage {cls.name}: a source stage reads its rows with read_input() into a Ray Data plan; declare `execution = Execution.BATCHES`")
+    for hook, needs in _HOOKS_OF.items():
+        if execution is not needs and getattr(cls, hook) is not getattr(Stage, hook):
+            raise TypeError(
+                f"stage {cls.name} overrides {hook}(), which only {needs.value} execution calls, but declares "
+                f"`execution = Execution.{execution.name}`; declare Execution.{needs.name}, or move driver-side work to setup_on_driver()"
+            )

@@ -1,26 +1,54 @@
 """Committing one batch of a stage: transform, check lineage, split rejects, write atomically.
 
-This runs inside Ray workers as a `map_batches` task. A worker process keeps the stage
-instance it set up (models, indexes) for later batches of the same stage attempt, so
-`setup()` runs once per process rather than once per batch, without an actor pool (an
-actor pool that takes every CPU can stall the plan on small machines).
+This runs inside Ray workers, as a `map_batches` task or a file task. A worker process keeps
+the stage instance it set up (models, indexes) for later batches of the same stage attempt,
+so `setup()` runs once per process rather than once per batch, without an actor pool (an
+actor pool that takes every CPU can stall the plan on small machines). A job runs its stage
+attempts one after another, so a process holds one attempt's stage at most: the first batch
+of the next attempt tears the previous stage down (`teardown()`) and drops it, and the driver
+releases what it holds when an attempt ends (`release_worker_stages`).
+
+Nothing here needs Ray, so the invariants (nothing lost, in = out + rejected, atomic units)
+are unit-tested on plain tables (tests/pipeline/test_invariants.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipeline import columns
-from pipeline.contracts import LineageError
-from pipeline.stage import Lineage, Stage, with_reject_columns
+from pipeline.contracts import Lineage, LineageError, with_reject_columns
 from pipeline.store import StageDir, UnitCounts
 
-_WORKER_STAGES: dict[str, Stage] = {}
+
+class CommittedStage(Protocol):
+    """What committing needs of a stage; `pipeline.stage.Stage` provides it (no import back)."""
+
+    name: str
+    lineage: Lineage
+    resumable: bool
+    context: Any  # a StageContext: run_dir and stage_name locate the StageDir
+    resources: Any  # a Resources: batch_size slices a file task's rows
+
+    def setup(self) -> None: ...
+
+    def teardown(self) -> None: ...
+
+    def transform(self, batch: pa.Table) -> pa.Table: ...
+
+    def output_schema(self) -> pa.Schema: ...
+
+
+_WORKER_STAGES: dict[str, CommittedStage] = {}
 
 
 def unit_name(input_ids: pa.Array) -> str:
@@ -42,16 +70,24 @@ class ProcessedBatch:
     counts: UnitCounts
 
 
-def worker_stage(stage: Stage, attempt_key: str) -> Stage:
-    """The stage instance this process set up for this attempt (set up on first use)."""
+def worker_stage(stage: CommittedStage, attempt_key: str) -> CommittedStage:
+    """The stage instance this process set up for this attempt (set up on first use). A batch of
+    a new attempt means the previous attempt has ended: its stage is released first."""
     instance = _WORKER_STAGES.get(attempt_key)
     if instance is None:
+        release_worker_stages()
         stage.setup()
         instance = _WORKER_STAGES[attempt_key] = stage
     return instance
 
 
-def process_batch(stage: Stage, batch: pa.Table) -> ProcessedBatch:
+def release_worker_stages(attempt_key: str | None = None) -> None:
+    """Tear down and drop the stages this process set up: for one attempt, or every one."""
+    for key in [key for key in _WORKER_STAGES if attempt_key in (None, key)]:
+        _WORKER_STAGES.pop(key).teardown()
+
+
+def process_batch(stage: CommittedStage, batch: pa.Table) -> ProcessedBatch:
     """Transform a batch with a set-up stage, check its lineage, split accepted from rejected rows."""
     input_ids = batch[columns.ID].combine_chunks()
     output = stage.transform(batch)
@@ -85,16 +121,33 @@ def drop_committed_rows(table: pa.Table, done_ids: pa.Array | None) -> pa.Table:
     return table.filter(pc.invert(pc.is_in(table[columns.ID], value_set=done_ids)))
 
 
-def commit_batch(batch: pa.Table, *, stage: Stage, attempt_key: str) -> pa.Table:
-    """Transform one batch and commit it as a unit; returns one row of counts for progress."""
-    instance = worker_stage(stage, attempt_key)
-    done = process_batch(instance, batch)
+def pending_slices(files: Sequence[Path], done_ids: pa.Array | None, batch_size: int) -> Iterator[pa.Table]:
+    """Each file's rows not yet committed, in file order, in slices of `batch_size` rows."""
+    for path in files:
+        table = drop_committed_rows(pq.read_table(path), done_ids)
+        for offset in range(0, table.num_rows, batch_size):
+            yield table.slice(offset, batch_size)
+
+
+def commit_as_unit(stage: CommittedStage, batch: pa.Table) -> pa.Table:
+    """Transform one batch with a set-up stage and commit it as a unit; one row of counts for progress."""
+    done = process_batch(stage, batch)
     unit = unit_name(done.input_ids)
-    StageDir(instance.context.run_dir, instance.context.stage_name).commit_unit(unit, done.accepted, done.rejected, done.input_ids, done.counts)
+    StageDir(stage.context.run_dir, stage.context.stage_name).commit_unit(unit, done.accepted, done.rejected, done.input_ids, done.counts)
     return counts_row(unit, done.counts)
 
 
-def check_lineage(stage: Stage, input_ids: pa.Array, output: pa.Table) -> None:
+def commit_batch(batch: pa.Table, *, stage: CommittedStage, attempt_key: str) -> pa.Table:
+    """A Ray Data batch: committed as a unit by this process's set-up stage of the attempt."""
+    return commit_as_unit(worker_stage(stage, attempt_key), batch)
+
+
+def commit_in_slices(stage: CommittedStage, files: Sequence[Path], done_ids: pa.Array | None) -> pa.Table:
+    """A file task's default work: every slice of pending rows committed as a unit by the set-up stage."""
+    return concat_counts([commit_as_unit(stage, batch) for batch in pending_slices(files, done_ids, stage.resources.batch_size)])
+
+
+def check_lineage(stage: CommittedStage, input_ids: pa.Array, output: pa.Table) -> None:
     """Nothing is lost silently: every input row must show up as an output or a reject row."""
     if stage.lineage is Lineage.SAME_ROW:
         in_ids = input_ids.to_pylist()

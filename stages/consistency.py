@@ -18,7 +18,7 @@ from pydantic import Field
 
 from pipeline import columns
 from pipeline.rejects import RejectReason
-from pipeline.stage import Resources, Stage, StageParams, with_columns
+from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
 from quality.voting import vote_answers
 
 
@@ -36,6 +36,7 @@ class Consistency(Stage):
     )
     params = ConsistencyParams
     resources = Resources(num_cpus=0.25, batch_size=512)
+    execution = Execution.FILE_TASKS
 
     def transform(self, batch: pa.Table) -> pa.Table:
         answers, votes, metas, reasons, details = [], [], [], [], []

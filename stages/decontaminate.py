@@ -25,7 +25,7 @@ from pipeline import columns
 from pipeline.config import ConfigError
 from pipeline.rejects import RejectReason
 from pipeline.sample_text import check_text_source, row_texts
-from pipeline.stage import Resources, Stage, StageParams
+from pipeline.stage import Execution, Resources, Stage, StageParams
 from quality.benchmark_sets import load_benchmark_texts
 from quality.decontamination import DEFAULT_NGRAM_WORDS, NgramIndex, build_ngram_index, find_contamination
 
@@ -48,6 +48,7 @@ class Decontaminate(Stage):
     name = "decontaminate"
     params = DecontaminateParams
     resources = Resources(num_cpus=0.5, batch_size=1024)
+    execution = Execution.FILE_TASKS
 
     def benchmark_path(self, benchmark: BenchmarkFile) -> Path:
         path = Path(benchmark.path)
@@ -68,12 +69,11 @@ class Decontaminate(Stage):
                 files[benchmark.name] = [str(path), stat.st_size, stat.st_mtime_ns]
         return {"benchmark_files": files}
 
-    def prepare(self, dataset):
+    def setup_on_driver(self) -> None:
         check_text_source(self.context.input_schema, self.params.text_column, self.context.stage_name)
         # Built once on the driver, where a bad benchmark file fails before any batch runs; the
         # index (8 bytes per n-gram) travels to the workers with the stage.
         self.index = self.build_index()
-        return dataset
 
     def build_index(self) -> NgramIndex:
         benchmarks = {}

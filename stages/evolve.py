@@ -72,10 +72,9 @@ class Evolve(ModelStage):
     def prompt_ids(self) -> tuple[str, ...]:
         return tuple(f"evolve/{op}" for op in (*sorted(op for op, w in self.params.operations.items() if w > 0), EXPAND))
 
-    def prepare(self, dataset):
+    def setup_on_driver(self) -> None:
         # Read on the driver before the plan starts; travels to workers with the stage.
         self.examples = self._low_resource_examples()
-        return super().prepare(dataset)
 
     def _low_resource_examples(self) -> dict[str, list[str]]:
         """A few instructions of each low-resource domain, read on the driver (two columns only)."""

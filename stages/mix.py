@@ -2,16 +2,17 @@
 
 Reads the tokenize stage's rows (only `id`, `seed_id`, `source`, `num_tokens`: the token ids stay
 in the shards) and writes them as the list of rows the mix holds. `finalize` builds the mix from
-the shard folder the tokenize stage's manifest names, plus the `natural_dirs` of shards made
-elsewhere (same schema and tokenizer), with per-phase weights (main, anneal, long_context) as
-fractions of tokens; writes `<shard_dir>/mix.json` atomically, recounts every shard against it,
-and records the totals in the stage manifest. Rejects: none.
+the shard folder its input stage publishes, plus the `natural_dirs` of shards made elsewhere
+(same schema and tokenizer), with per-phase weights (main, anneal, long_context) as fractions of
+tokens; writes `<shard_dir>/mix.json` atomically, recounts every shard against it, and records
+the totals in the stage manifest. Publishes: `<shard_dir>/mix.json`, which only this stage
+writes; the runner withdraws it when tokenize is rerun under it and it no longer holds.
+Rejects: none.
 """
 
 from __future__ import annotations
 
 import logging
-
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pyarrow as pa
 
 from pipeline import columns
 from pipeline.config import ConfigError
-from pipeline.mixture import MIX_FILE_NAME, MixConfig, build_mix, validate_mix, write_mix
+from pipeline.mixture import MIX_FILE_NAME, MixConfig, MixMismatchError, build_mix, validate_mix, write_mix
 from pipeline.shards import NUM_TOKENS
 from pipeline.stage import GlobalStage, Lineage, Resources
 from pipeline.store import StageDir
@@ -58,12 +59,35 @@ class Mix(GlobalStage):
                 listed.append([str(path), path.stat().st_size, path.stat().st_mtime_ns])
         return {"natural_shards": listed}
 
+    @property
+    def shard_dir(self) -> Path:
+        """The shard folder its input stage publishes."""
+        folders = self.context.input_publishes
+        if len(folders) != 1:
+            upstream = ", ".join(self.context.upstream_dirs) or "no stage"
+            raise ConfigError(
+                f"stage '{self.context.stage_name}' reads {upstream}, which publishes no shard folder; "
+                "a mix reads a tokenize stage: set `input:` to one"
+            )
+        return folders[0]
+
+    def publishes(self) -> tuple[Path, ...]:
+        return (self.shard_dir / MIX_FILE_NAME,)
+
+    def publications_hold(self) -> bool:
+        """A tokenize rerun on unchanged rows makes identical shards: the mix still describes them."""
+        try:
+            validate_mix(self.shard_dir / MIX_FILE_NAME)
+        except (MixMismatchError, ValueError):
+            return False
+        return True
+
     def run(self, dataset):
         # Projection is pushed down to the Parquet read: the token ids are never loaded.
         return dataset.select_columns(list(_LISTED_COLUMNS))
 
-    def finalize(self, stage_dir: Path) -> dict[str, Any]:
-        shard_dir, tokenized_rows = self._input_shards()
+    def finalize(self, stage_dir: StageDir) -> dict[str, Any]:
+        shard_dir, tokenized_rows = self.shard_dir, self._tokenized_rows()
         config = MixConfig(phases=self.params.phases, natural_dirs=self.natural_dirs())
         mix = build_mix(shard_dir, config, allow_empty=tokenized_rows == 0)
         for phase, sources in mix.missing_sources.items():
@@ -90,14 +114,7 @@ class Mix(GlobalStage):
             "tokenizer": mix.tokenizer.get("name"),
         }
 
-    def _input_shards(self) -> tuple[Path, int]:
-        """The shard folder and row count the input stage's manifest records."""
+    def _tokenized_rows(self) -> int:
+        """The rows the input stage's manifest says it published as shards."""
         (upstream_name, upstream_path), = self.context.upstream_dirs.items()
-        manifest = StageDir(upstream_path.parent, upstream_name).manifest() or {}
-        extra = manifest.get("extra", {})
-        if "shard_dir" not in extra:
-            raise ConfigError(
-                f"stage '{self.context.stage_name}' reads '{upstream_name}', whose manifest names no shard folder; "
-                "a mix reads a tokenize stage: set `input:` to one"
-            )
-        return Path(extra["shard_dir"]), int(extra["rows"])
+        return int(StageDir(upstream_path.parent, upstream_name).manifest()["extra"]["rows"])

@@ -29,7 +29,7 @@ from pipeline.config import ConfigError
 from pipeline.file_digest import sha256_file
 from pipeline.rejects import RejectReason
 from pipeline.sample_text import check_text_source, choose_text_source, pair_texts
-from pipeline.stage import Resources, Stage, StageParams, with_columns
+from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
 from quality.heuristics import HeuristicThresholds, evaluate_heuristics, score_heuristics
 from quality.langid import find_language_mismatches, identify_languages, load_lid_model
 from quality.quality_classifier import load_quality_classifier, score_quality
@@ -57,6 +57,7 @@ class Quality(Stage):
     )
     params = QualityParams
     resources = Resources(num_cpus=0.5, batch_size=512)
+    execution = Execution.FILE_TASKS
 
     def classifier_path(self) -> Path | None:
         if self.params.classifier is None:
@@ -76,9 +77,8 @@ class Quality(Stage):
             )
         return {"classifier_sha256": sha256_file(path)}
 
-    def prepare(self, dataset):
+    def setup_on_driver(self) -> None:
         check_text_source(self.context.input_schema, self.params.text_column, self.context.stage_name)
-        return dataset
 
     def setup(self) -> None:
         self.lid_model = load_lid_model()

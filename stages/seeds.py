@@ -200,9 +200,9 @@ class Seeds(Stage):
                 rows.append(row)
         return pa.Table.from_pylist(rows, schema=with_reject_columns(self.output_schema()))
 
-    def finalize(self, stage_dir: Path) -> dict:
+    def finalize(self, stage_dir: StageDir) -> dict:
         """Exact duplicates across batches: keep the copy in the first part file, reject the rest."""
-        moved = drop_cross_unit_duplicates(StageDir(stage_dir.parent, stage_dir.name), self.output_schema())
+        moved = drop_cross_unit_duplicates(stage_dir, self.output_schema())
         return {"exact_duplicates_across_units": moved}
 
 

@@ -28,7 +28,6 @@ from pydantic import Field
 from pipeline import columns
 from pipeline.config import ConfigError
 from pipeline.file_digest import sha256_file
-from pipeline.mixture import MIX_FILE_NAME, MixMismatchError, validate_mix
 from pipeline.rejects import RejectReason
 from pipeline.rendering import RenderConfig, record_identity, render_table
 from pipeline.shard_units import SCRATCH, balanced_groups, commit_files_as_shards, publish_shards
@@ -41,7 +40,7 @@ from pipeline.shards import (
     SHARD_SCHEMA,
     read_shard_tokenizer,
 )
-from pipeline.stage import Lineage, Resources, Stage, StageParams, with_reject_columns
+from pipeline.stage import Execution, Lineage, Resources, Stage, StageParams, with_reject_columns
 from pipeline.store import StageDir
 from pipeline.tokenizers import Tokenizer, TokenizerSpec, hunyuan_file, load_tokenizer
 
@@ -99,6 +98,7 @@ class Tokenize(Stage):
     params = TokenizeParams
     # One whole CPU per task: encoding is CPU-bound, two tasks on one core only take turns.
     resources = Resources(num_cpus=1, batch_size=1024)
+    execution = Execution.FILE_TASKS
 
     def __init__(self, params: TokenizeParams, context) -> None:
         super().__init__(params, context)
@@ -122,13 +122,16 @@ class Tokenize(Stage):
     def shard_path(self) -> Path:
         return self.context.run_dir / self.params.shard_dir
 
+    def publishes(self) -> tuple[Path, ...]:
+        return (self.shard_path,)
+
     def setup(self) -> None:
         self._tokenizer = load_tokenizer(self.tokenizer_spec)
 
     def plan_file_tasks(self, files: list[Path], slots: int) -> list[list[Path]]:
         return balanced_groups(files, self.params.tasks or slots)
 
-    def commit_files(self, files: list[Path], *, task_index: int, attempt_key: str, done_ids: pa.Array | None) -> pa.Table:
+    def commit_files(self, files: list[Path], *, task_index: int, done_ids: pa.Array | None) -> pa.Table:
         return commit_files_as_shards(
             self,
             files,
@@ -150,38 +153,24 @@ class Tokenize(Stage):
         screened = _rejected_rows(batch.filter(pc.invert(accepted)), reasons.filter(pc.invert(accepted)), details.filter(pc.invert(accepted)))
         return pa.concat_tables([rendered.cast(_OUTPUT_SCHEMA), screened.cast(_OUTPUT_SCHEMA)])
 
-    def finalize(self, stage_dir: Path) -> dict[str, Any]:
-        """Publish the committed parts (each one shard) as the shard folder; the manifest lists them."""
-        shutil.rmtree(stage_dir / SCRATCH, ignore_errors=True)  # what killed tasks left
-        parts = StageDir(stage_dir.parent, stage_dir.name).part_files()
+    def finalize(self, stage_dir: StageDir) -> dict[str, Any]:
+        """Publish the committed parts (each one shard) as the shard folder; the manifest lists them.
+        Other files in that folder (the mix stage's mix.json) are not this stage's: they stay."""
+        shutil.rmtree(stage_dir.path / SCRATCH, ignore_errors=True)  # what killed tasks left
+        parts = stage_dir.part_files()
         # Every part carries the description its writer was given; no need to load the vocabulary again.
         tokenizer = read_shard_tokenizer(parts[0]) if parts else load_tokenizer(self.tokenizer_spec).describe()
-        shards = publish_shards(parts, self.shard_path, keep=(MIX_FILE_NAME,))
-        kept_mix = _keep_mix_if_valid(self.shard_path / MIX_FILE_NAME)
+        shards = publish_shards(parts, self.shard_path)
         return {
             "shard_dir": str(self.shard_path),
             "tokenizer": tokenizer,
             "tokenizer_default": self.tokenizer_is_default,
-            "mix_kept": kept_mix,
             "rows": sum(info.rows for info in shards),
             "tokens": sum(info.tokens for info in shards),
             "shards": [
                 {"path": info.path.name, "rows": info.rows, "tokens": info.tokens, "sha256": info.sha256} for info in shards
             ],
         }
-
-
-def _keep_mix_if_valid(path: Path) -> bool:
-    """A rerun on unchanged rows makes identical shards, so a mix stage left fresh stays right;
-    a mix.json the new shards contradict is removed (its stage is stale and will rewrite it)."""
-    if not path.is_file():
-        return False
-    try:
-        validate_mix(path)
-    except (MixMismatchError, ValueError):
-        path.unlink()
-        return False
-    return True
 
 
 def screen_rows(batch: pa.Table) -> tuple[pa.Array, pa.Array]:

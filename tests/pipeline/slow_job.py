@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from pipeline.config import parse_job
 from pipeline.runner import run_job
-from pipeline.stage import Resources, Stage
+from pipeline.stage import Execution, Resources, Stage
 from stages.seeds import Seeds
 
 
@@ -22,6 +22,7 @@ class SlowUpper(Stage):
     input_columns = ("text",)
     output_fields = (pa.field("upper", pa.string()),)
     resources = Resources(num_cpus=0.5, batch_size=5)
+    execution = Execution.FILE_TASKS
 
     def transform(self, batch: pa.Table) -> pa.Table:
         time.sleep(0.3)

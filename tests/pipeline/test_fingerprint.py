@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import parse_job
-from pipeline.fingerprint import PROJECT_PACKAGES, code_modules, code_version
+from pipeline.fingerprint import PROJECT_PACKAGES, code_modules, code_version, import_graph
 from pipeline.graph import build_graph
 from stages.registry import STAGES
 
@@ -138,3 +138,35 @@ def test_no_stage_module_imports_another_stage_module():
         own = stage_class.__module__
         others = [module for module in code_modules(stage_class) if module.startswith("stages.") and module != own]
         assert others == [], f"stage {name} ({own}) imports {others}; move what they share to pipeline/"
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of the graph, as the modules along it, or None."""
+    state: dict[str, str] = {}
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = "open"
+        for imported in sorted(graph[module]):
+            if state.get(imported) == "open":
+                return [*path[path.index(imported) :], imported]
+            if imported not in state and (cycle := visit(imported, [*path, imported])):
+                return cycle
+        state[module] = "done"
+        return None
+
+    for module in sorted(graph):
+        if module not in state and (cycle := visit(module, [module])):
+            return cycle
+    return None
+
+
+def test_pipeline_modules_import_each_other_without_a_cycle(tmp_path, monkeypatch):
+    assert find_cycle(import_graph("pipeline")) is None
+    # The check sees a cycle where there is one, function-level imports included.
+    package = tmp_path / "fp_cycle_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "base.py").write_text("def default():\n    from fp_cycle_pkg.tasks import run\n    return run\n")
+    (package / "tasks.py").write_text("from fp_cycle_pkg import base\n\nrun = base\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert find_cycle(import_graph("fp_cycle_pkg")) == ["fp_cycle_pkg.base", "fp_cycle_pkg.tasks", "fp_cycle_pkg.base"]

@@ -8,7 +8,7 @@ import pytest
 from pipeline.cli import stage_statuses
 from pipeline.config import ConfigError, parse_job
 from pipeline.runner import RunDirError, run_job
-from pipeline.stage import Stage, StageParams
+from pipeline.stage import Execution, Stage, StageParams
 from stages.seeds import Seeds
 
 
@@ -23,6 +23,7 @@ class Length(Stage):
     input_columns = ("text",)
     output_fields = (pa.field("length", pa.int64()),)
     params = LengthParams
+    execution = Execution.FILE_TASKS
 
     def transform(self, batch):
         return batch.append_column("length", pa.array([len(t) * self.params.scale for t in batch["text"].to_pylist()], pa.int64()))

@@ -54,7 +54,7 @@ def shard_rows(start, count, tokens=5):
     )
 
 
-def test_published_shards_are_the_parts_in_order_and_the_swap_keeps_named_files(tmp_path):
+def test_published_shards_are_the_parts_in_order_and_the_swap_keeps_other_stages_files(tmp_path):
     parts = []
     for index in range(3):
         with ShardWriter(tmp_path / "parts", prefix=f"p{index}", tokenizer=TOKENIZER) as writer:
@@ -63,13 +63,16 @@ def test_published_shards_are_the_parts_in_order_and_the_swap_keeps_named_files(
     shard_dir = tmp_path / "shards"
     shard_dir.mkdir()
     (shard_dir / "shard-00007.parquet").write_bytes(b"stale")
-    (shard_dir / "mix.json").write_text("{}")
+    (shard_dir / "mix.json").write_text("{}")  # the mix stage's, not tokenize's
+    (shard_dir / "megatron").mkdir()
+    (shard_dir / "megatron" / "index.json").write_text("{}")
     (tmp_path / ".shards.tmp-9-9").mkdir()  # left by a killed publish
 
-    shards = publish_shards(parts, shard_dir, keep=("mix.json",))
+    shards = publish_shards(parts, shard_dir)
     assert [info.path.name for info in shards] == ["shard-00000.parquet", "shard-00001.parquet", "shard-00002.parquet"]
     assert [(info.rows, info.tokens) for info in shards] == [(4, 20), (5, 25), (6, 30)]
-    assert sorted(path.name for path in shard_dir.iterdir()) == ["mix.json", *[info.path.name for info in shards]]
+    assert sorted(path.name for path in shard_dir.iterdir()) == ["megatron", "mix.json", *[info.path.name for info in shards]]
+    assert (shard_dir / "mix.json").read_text() == "{}" and (shard_dir / "megatron" / "index.json").is_file()
     for info, part in zip(shards, parts):
         assert info.sha256 == sha256_file(part) == sha256_file(info.path)
         assert os.path.samefile(info.path, part), "a hard link, not a copy"

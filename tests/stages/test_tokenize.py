@@ -152,6 +152,7 @@ def test_interrupted_tokenize_resumes_to_byte_identical_shards_and_keeps_a_valid
     sections = {"tokenize": {"tokenizer": CL100K, "shard_tokens": 3000}, "mix": {}}
     run_dir = run(tmp_path, stages=("seeds", "tokenize", "mix"), **sections)
     reference = {p.name: p.read_bytes() for p in (run_dir / "shards").glob("*.parquet")}
+    mix_manifest = StageDir(run_dir, "mix").manifest()
     stage_dir = StageDir(run_dir, "tokenize")
     units = stage_dir.committed_units()
     assert len(units) >= 4
@@ -178,8 +179,9 @@ def test_interrupted_tokenize_resumes_to_byte_identical_shards_and_keeps_a_valid
     assert manifest["resumed"] is True and manifest["rows_out"] == manifest["rows_in"]
     assert {p.name: p.read_bytes() for p in (run_dir / "shards").glob("*.parquet")} == reference
     assert not list(run_dir.glob(".shards.*"))
-    # mix stayed fresh; its mix.json still describes the (identical) shards.
-    assert manifest["extra"]["mix_kept"] is True
+    # mix stayed fresh; its mix.json still describes the (identical) shards, so the runner left it.
+    assert manifest["withdrawn"] == {}
+    assert StageDir(run_dir, "mix").manifest() == mix_manifest, "mix stays fresh and is skipped"
     assert validate_mix(run_dir / "shards" / "mix.json").rows == manifest["rows_out"]
 
 
@@ -192,7 +194,7 @@ def test_a_fixed_task_count_splits_the_input_the_same_on_any_cluster(tmp_path, r
     assert len(list((run_dir / "shards").glob("*.parquet"))) == 3, "one (partial) shard per task under the default budget"
 
 
-def test_rerun_on_changed_rows_removes_a_mix_json_the_shards_contradict(tmp_path, ray_session):
+def test_rerun_on_changed_rows_withdraws_the_mix_json_of_the_now_stale_mix_stage(tmp_path, ray_session):
     run_dir = run(tmp_path, stages=("seeds", "tokenize", "mix"), tokenize={"tokenizer": CL100K}, mix={})
     assert read_mix(run_dir / "shards" / "mix.json").rows > 0
     job = parse_job(
@@ -200,7 +202,8 @@ def test_rerun_on_changed_rows_removes_a_mix_json_the_shards_contradict(tmp_path
         source="t.yaml",
     )
     run_job(job, REGISTRY, job_dir=tmp_path, only="tokenize", log=lambda line: None)
-    assert StageDir(run_dir, "tokenize").manifest()["extra"]["mix_kept"] is False
+    # The runner removes it on the mix stage's declaration (`publishes`); tokenize never touches it.
+    assert StageDir(run_dir, "tokenize").manifest()["withdrawn"] == {"mix": [str(run_dir / "shards" / "mix.json")]}
     assert not (run_dir / "shards" / "mix.json").exists()
 
 
