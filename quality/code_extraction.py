@@ -1,0 +1,93 @@
+"""Find the Python program in a model's answer, so it can be run.
+
+Chat models put code in fenced blocks (```python ... ```), often several: the solution, then
+an example of its use, or a shell command. The program is the biggest complete block labelled
+Python (`python`, `py`, `python3`, `py3`), the later one on a tie; unlabelled blocks count only
+when no block is labelled Python, and only when they parse as a program (not output such as
+`5` or `Hello, world`). A block never closed — the answer cut off at its token limit — is not
+complete. An answer with no fence at all is taken whole when it parses as a program.
+
+A program here is Python that parses and does more than evaluate bare expressions: at least one
+definition, import, assignment or other statement.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+PYTHON_LABELS = frozenset({"python", "py", "python3", "py3"})
+# An opening fence: up to three spaces, three or more backticks or tildes, then an info string.
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)[^`]*$")
+
+
+@dataclass(frozen=True)
+class FoundCode:
+    """What an answer holds: the Python program (or why none), and the languages of its other code."""
+
+    python: str | None
+    other_languages: tuple[str, ...]  # labels of complete blocks in other languages, in order, once each
+    problem: str | None  # why `python` is None
+
+
+@dataclass(frozen=True)
+class _Block:
+    label: str
+    code: str
+    closed: bool
+
+
+def find_python_code(answer: str) -> FoundCode:
+    """The program to run from `answer` (see the module docstring for which one)."""
+    blocks = _fenced_blocks(answer)
+    complete = [block for block in blocks if block.closed]
+    others = tuple(dict.fromkeys(block.label for block in complete if block.label and block.label not in PYTHON_LABELS))
+    labelled = [block.code for block in complete if block.label in PYTHON_LABELS]
+    candidates = labelled or [block.code for block in complete if not block.label and is_program(block.code)]
+    if candidates:
+        biggest = max(len(code) for code in candidates)
+        return FoundCode(python=[code for code in candidates if len(code) == biggest][-1], other_languages=others, problem=None)
+    if not blocks and is_program(answer):
+        return FoundCode(python=answer, other_languages=(), problem=None)
+    if any(not block.closed for block in blocks):
+        problem = "the answer's code block is never closed (cut off at the token limit?)"
+    elif others:
+        problem = f"code blocks in {', '.join(others)}, none in Python"
+    elif blocks:
+        problem = "its code blocks are not Python programs"
+    else:
+        problem = "no code block in the answer"
+    return FoundCode(python=None, other_languages=others, problem=problem)
+
+
+def is_program(source: str) -> bool:
+    """Whether `source` parses as Python and holds a statement other than a bare expression."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):  # ValueError: a NUL byte in the source
+        return False
+    return any(not isinstance(node, ast.Expr) for node in tree.body)
+
+
+def _fenced_blocks(text: str) -> list[_Block]:
+    """Every fenced block, in order, with its label (lower case, "" when none) and whether it closes."""
+    blocks = []
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        opening = _FENCE.match(lines[index])
+        index += 1
+        if opening is None:
+            continue
+        fence, label = opening.group(1), opening.group(2).lower()
+        # Closed by a line of the same character, at least as long, with nothing after it.
+        closing = re.compile(rf"^ {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}\s*$")
+        body = []
+        while index < len(lines) and closing.match(lines[index]) is None:
+            body.append(lines[index])
+            index += 1
+        closed = index < len(lines)
+        index += 1
+        blocks.append(_Block(label=label, code="\n".join(body) + "\n", closed=closed))
+    return blocks

@@ -1,0 +1,61 @@
+import pytest
+
+from quality.code_extraction import find_python_code, is_program
+
+SOLUTION = "def add(a, b):\n    return a + b\n"
+
+
+def test_the_biggest_python_block_is_the_program_not_its_usage_example() -> None:
+    answer = f"Here is the function:\n\n```python\n{SOLUTION}```\n\nUse it like this:\n\n```python\nprint(add(1, 2))\n```\n\nOutput:\n```\n3\n```\n"
+    assert find_python_code(answer).python == SOLUTION
+
+
+def test_on_a_tie_the_later_block_wins() -> None:
+    answer = "```py\nx = 1\n```\nOn second thought:\n```py\nx = 2\n```"
+    assert find_python_code(answer).python == "x = 2\n"
+
+
+@pytest.mark.parametrize("label", ["python", "Python", "py", "python3", "py3", "python title='add.py'"])
+def test_python_labels_are_recognised(label: str) -> None:
+    assert find_python_code(f"```{label}\n{SOLUTION}```").python == SOLUTION
+
+
+def test_tilde_fences_and_longer_fences_with_backticks_inside_are_blocks() -> None:
+    assert find_python_code(f"~~~python\n{SOLUTION}~~~").python == SOLUTION
+    inner = 'doc = """\n```\nnot a fence end\n```\n"""\n'
+    assert find_python_code(f"````python\n{inner}````").python == inner
+
+
+def test_unlabelled_blocks_count_when_they_are_programs_and_no_block_is_labelled_python() -> None:
+    assert find_python_code(f"```\n{SOLUTION}```").python == SOLUTION
+    assert find_python_code("```\n3\n```").python is None
+    assert find_python_code(f"```\n{SOLUTION}```\n```python\nx = 1\n```").python == "x = 1\n"
+
+
+def test_an_answer_without_fences_is_taken_whole_when_it_is_a_program() -> None:
+    assert find_python_code(SOLUTION).python == SOLUTION
+    assert find_python_code("Use a dictionary keyed by name.").python is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem", "others"),
+    [
+        (f"```python\n{SOLUTION}", "never closed", ()),
+        ("```javascript\nconst add = (a, b) => a + b;\n```\n```bash\nnode add.js\n```", "code blocks in javascript, bash, none in Python", ("javascript", "bash")),
+        ("```\nHello, world\n```", "not Python programs", ()),
+        ("Just use the built-in sum().", "no code block", ()),
+    ],
+)
+def test_without_a_python_program_the_problem_is_named(answer: str, problem: str, others: tuple) -> None:
+    found = find_python_code(answer)
+    assert found.python is None
+    assert problem in found.problem
+    assert found.other_languages == others
+
+
+def test_is_program_needs_a_statement_beyond_bare_expressions() -> None:
+    assert is_program("import math\n")
+    assert is_program("x = 1\n")
+    assert not is_program("print(1)\n")
+    assert not is_program("def broken(:\n")
+    assert not is_program("x = '\0'")
