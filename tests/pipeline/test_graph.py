@@ -2,6 +2,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.config import ConfigError, parse_job
+from pipeline.fingerprint import code_version
 from pipeline.graph import build_graph, select_stages, stages_with_unreadable_inputs
 from pipeline.stage import Stage, StageParams
 from stages.seeds import Seeds
@@ -33,9 +34,9 @@ class NeedsAnswer(Stage):
 REGISTRY = {"seeds": Seeds, "score": Score, "needs_answer": NeedsAnswer}
 
 
-def build(tmp_path, data, prompt_hash=lambda template_id: "p1", code_hash=None):
+def build(tmp_path, data, prompt_hash=lambda template_id: "p1", code_hash=code_version):
     job = parse_job({"name": "j", **data}, source="j.yaml")
-    return build_graph(job, REGISTRY, run_dir=tmp_path, job_dir=tmp_path, prompt_hash=prompt_hash)
+    return build_graph(job, REGISTRY, run_dir=tmp_path, job_dir=tmp_path, prompt_hash=prompt_hash, code_hash=code_hash)
 
 
 def fingerprints(tmp_path, data, **kwargs):
@@ -83,6 +84,13 @@ def test_code_version_is_part_of_the_fingerprint(tmp_path):
     node = build(tmp_path, BASE)[1]
     assert node.fingerprint_parts["code"].startswith("0.1.0+")
     assert node.fingerprint_parts["code"] != build(tmp_path, BASE)[0].fingerprint_parts["code"]
+
+
+def test_changing_a_stages_code_makes_it_and_downstream_stale_but_not_upstream(tmp_path):
+    before = fingerprints(tmp_path, BASE)
+    after = fingerprints(tmp_path, BASE, code_hash=lambda cls: "edited" if cls is Score else code_version(cls))
+    assert after["seeds"] == before["seeds"]
+    assert after["score"] != before["score"] and after["score2"] != before["score2"]
 
 
 def test_missing_input_column_is_reported_before_anything_runs(tmp_path):
