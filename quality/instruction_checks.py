@@ -33,6 +33,15 @@ _TEMPLATE_LEAKS = re.compile(
 )
 
 
+# A task-type label a small model writes before the instruction ("factual: What is ...").
+_TYPE_LABEL = re.compile(r"^\s*[*_`]*(?:open|factual|math|choice|code)[*_`]*\s*[:：]\s*", re.IGNORECASE)
+
+
+def strip_type_label(instruction: str) -> str:
+    """The instruction without a leading task-type label: the label belongs in the `type` field."""
+    return _TYPE_LABEL.sub("", instruction, count=1)
+
+
 def words(text: str) -> list[str]:
     """Lower-cased words; each Han character counts as a word, as unsegmented text needs."""
     text = unicodedata.normalize("NFKC", text).lower()
@@ -81,6 +90,22 @@ def check_copies_seed(instruction: str, seed_text: str, *, max_overlap: float = 
     return None
 
 
+def check_echoes_prompt(
+    text: str, prompt_text: str, *, quoted_text: str = "", max_overlap: float = 0.5, ngram: int = 4
+) -> tuple[RejectReason, str] | None:
+    """Reject an output made of the prompt's own words ("Write every instruction in English",
+    "Do not say 'the document'"): the share of its word n-grams found in the prompt, not counting
+    n-grams of `quoted_text` (the document the prompt quotes, which an output may rightly use)."""
+    own = _ngrams(words(text), ngram)
+    if not own or not prompt_text:
+        return None
+    template = _ngrams(words(prompt_text), ngram) - _ngrams(words(quoted_text), ngram)
+    copied = len(own & template) / len(own)
+    if copied >= max_overlap:
+        return RejectReason.TEMPLATE_LEAK, f"{copied:.0%} of its {ngram}-word sequences come from the prompt"
+    return None
+
+
 def check_evolution(
     evolved: str, parent: str, *, template_text: str = "", min_length_ratio: float = 0.5, min_new_words: int = 2, max_template_overlap: float = 0.5
 ) -> tuple[RejectReason, str] | None:
@@ -93,9 +118,9 @@ def check_evolution(
         return RejectReason.REFUSAL, "the model declined instead of rewriting"
     if _TEMPLATE_LEAKS.search(text):
         return RejectReason.TEMPLATE_LEAK, f"template words in the output: {_TEMPLATE_LEAKS.search(text).group(0)!r}"
-    copied = _copied_share(text, template_text, ngram=5)
-    if copied >= max_template_overlap:
-        return RejectReason.TEMPLATE_LEAK, f"{copied:.0%} of its 5-word sequences come from the prompt"
+    leak = check_echoes_prompt(text, template_text, max_overlap=max_template_overlap, ngram=5)
+    if leak is not None:
+        return leak
     if len(text) < min_length_ratio * len(parent.strip()) or len(text) < 10:
         return RejectReason.TOO_SHORT, f"{len(text)} characters against the parent's {len(parent.strip())}"
     new_words = set(words(text)) - set(words(parent))

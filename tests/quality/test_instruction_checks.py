@@ -1,4 +1,13 @@
-from quality.instruction_checks import check_copies_seed, check_evolution, check_is_request, is_mostly_chinese, words
+from pipeline.contracts import RejectReason
+from quality.instruction_checks import (
+    check_copies_seed,
+    check_echoes_prompt,
+    check_evolution,
+    check_is_request,
+    is_mostly_chinese,
+    strip_type_label,
+    words,
+)
 
 SEED = (
     "The with statement is used to wrap the execution of a block with methods defined by a "
@@ -74,3 +83,17 @@ def test_evolution_that_repeats_the_rewriting_prompt_is_a_template_leak():
     assert check_evolution(leaked, "Explain list comprehensions.", template_text=prompt)[0] == "template_leak"
     honest = "Explain Python list comprehensions with two examples, and say when a plain loop reads better."
     assert check_evolution(honest, "Explain list comprehensions.", template_text=prompt) is None
+
+
+def test_an_output_of_the_prompts_own_words_is_a_leak_but_quoting_the_document_is_not():
+    prompt = "Read the document, then write 3 different instructions about its subject.\nDocument:\nThe with statement wraps a block in a context manager."
+    assert check_echoes_prompt("Write 3 different instructions about its subject", prompt, quoted_text="")[0] == RejectReason.TEMPLATE_LEAK
+    quoting = "Explain how the with statement wraps a block in a context manager"
+    assert check_echoes_prompt(quoting, prompt, quoted_text="The with statement wraps a block in a context manager.") is None
+    assert check_echoes_prompt("请用中文写每一条指令", "用中文写每一条指令（Write every instruction in Chinese）")[0] == RejectReason.TEMPLATE_LEAK
+
+
+def test_a_leading_task_type_label_is_removed():
+    assert strip_type_label("factual: What is 2 + 2?") == "What is 2 + 2?"
+    assert strip_type_label("**Math**: Solve x + 1 = 3.") == "Solve x + 1 = 3."
+    assert strip_type_label("Explain code review: what to look for.") == "Explain code review: what to look for."

@@ -41,7 +41,7 @@ def test_accepted_instructions_are_requests_with_unique_ids_and_their_seed(recor
 
 
 def test_rejects_carry_a_known_reason_and_detail(recorded_output):
-    allowed = {"parse_error", "llm_error", "empty", "not_a_request", "copies_seed", "too_short", "exact_duplicate"}
+    allowed = {"parse_error", "llm_error", "empty", "not_a_request", "copies_seed", "too_short", "exact_duplicate", "template_leak"}
     rejected = [row for row in recorded_output if row["reject_reason"]]
     assert all(row["reject_reason"] in allowed and row["reject_detail"] for row in rejected)
 
@@ -73,6 +73,22 @@ def test_copied_seed_repeated_and_statement_instructions_are_rejected(stage):
     rendered = stage.render_requests(seed_rows([seed]))
     rows = stage.transform(with_replies(rendered, [json.dumps(reply)])).to_pylist()
     assert [row["reject_reason"] for row in rows] == [None, "exact_duplicate", "copies_seed", "not_a_request"]
+
+
+def test_instructions_made_of_the_prompts_own_words_are_template_leaks(stage):
+    """Seen from Qwen2.5-Coder-0.5B on the quickstart seeds: the prompt's rules echoed as instructions."""
+    reply = {
+        "instructions": [
+            {"instruction": "Do not say 'the document' or 'the text':", "type": "choice"},
+            {"instruction": "Write every instruction in English:", "type": "code"},
+            {"instruction": "Read the document, then write 4 different instructions about its subject.", "type": "factual"},
+            {"instruction": "factual: Which keyword defines a function in Python?", "type": "factual"},
+        ]
+    }
+    rendered = stage.render_requests(seed_rows(SEEDS[:1]))
+    rows = stage.transform(with_replies(rendered, [json.dumps(reply)])).to_pylist()
+    assert [row["reject_reason"] for row in rows] == ["template_leak", "template_leak", "template_leak", None]
+    assert rows[3]["instruction"] == "Which keyword defines a function in Python?"  # the type label moved out
 
 
 def test_objective_types_are_flagged_and_math_moves_to_the_math_domain(stage):
