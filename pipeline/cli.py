@@ -4,6 +4,7 @@
     synthmix status RUN_DIR
     synthmix inspect RUN_DIR [STAGE] [--sample N --seed S --where EXPR --columns A,B] [--rejects [--reason R]] [--json]
     synthmix trace RUN_DIR ID [--json]
+    synthmix eval RUN_DIR [--json]
     synthmix report RUN_DIR [-o report.html]
     synthmix export RUN_DIR STAGE --format jsonl|hf [-o PATH] [--rejects]
     synthmix submit JOB --address http://HEAD:8265 --run-dir /shared/DIR [--wait] [--set ...] [--pip P]... [--env K=V]... [--no-local-check]
@@ -234,6 +235,15 @@ def command_trace(args: argparse.Namespace) -> int:
 
 
 @_inspection
+def command_eval(args: argparse.Namespace) -> int:
+    from pipeline.eval_view import render_eval
+    from pipeline.evaluation import evaluate_run
+
+    _print(evaluate_run(Path(args.run_dir)), args.json, render_eval)
+    return 0
+
+
+@_inspection
 def command_report(args: argparse.Namespace) -> int:
     from pipeline.report import write_report
 
@@ -355,6 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("id", help="a row id from any stage")
     trace.add_argument("--json", action="store_true", help="machine-readable output")
     trace.set_defaults(handler=command_trace)
+
+    evaluation = commands.add_parser("eval", help="probe accuracy per answer model and domain, and whether each filter helps")
+    evaluation.add_argument("run_dir")
+    evaluation.add_argument("--json", action="store_true", help="machine-readable output")
+    evaluation.set_defaults(handler=command_eval)
 
     report = commands.add_parser("report", help="write a self-contained HTML report of the run with plots")
     report.add_argument("run_dir")

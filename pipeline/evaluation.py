@@ -1,0 +1,257 @@
+"""`synthmix eval`: how often the recipe's answers are right, and whether each filter helps, on probes.
+
+Probes (stages/probes.py) are problems with known answers that went through the recipe like
+any instruction. This reads a run directory alone, and only reads it (its `job.yaml` for the
+stage kinds, then each stage's part and reject files, probe rows only), and measures:
+
+- per answer model and domain (and per probe set): the accuracy of every sampled answer (the
+  answer stage's rows), of what survives every filter (the probes `probe_exit` set aside; without
+  one, what the last filter kept), and the lift between the two;
+- per filter stage that saw probes (consistency, critique, quality, dedup, verify_code, ...):
+  probes in, kept and rejected; the accuracy of kept and of rejected answers; precision (the
+  share of rejected answers that were wrong) and recall (the share of wrong answers rejected);
+  and a verdict from the interval of kept-minus-rejected accuracy: `helps` when it lies above
+  zero, `hurts` below, `unclear` across it;
+- how well `critique_score` separates right answers from wrong ones (AUC).
+
+A row is judged by its `answer` as that stage holds it (consistency swaps in the majority
+sample for the rows it keeps) against the probe's reference, with the extraction the vote uses
+(quality/probe_sets.py `judge_answer`). Probes judged by tests (code) are counted but not judged
+here. Proportions carry Wilson 95% intervals, differences Newcombe's (quality/proportions.py);
+the survivors descend from the samples, so the lift's interval treats as independent what is
+not quite, and reads as a guide, not a test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+
+from pipeline import columns
+from pipeline.config import ConfigError, parse_job
+from pipeline.contracts import RejectReason
+from pipeline.run_contents import RunInspectionError
+from pipeline.store import StageDir
+from quality.probe_sets import judge_answer
+from quality.proportions import Interval, Proportion, newcombe_difference, rank_auc, wilson_interval
+
+ANSWER_KIND = "answer"
+EXIT_KIND = "probe_exit"
+CRITIQUE_KIND = "critique"
+# Kinds that hold probe rows without judging them: where probes enter, regroup or leave.
+NOT_FILTERS = frozenset({"probes", "probe_source", "gather_samples", EXIT_KIND})
+# What evaluation reads of a stage's rows; a stage without one of them reads as null.
+READ_SCHEMA = pa.schema(
+    [
+        (columns.ID, pa.string()),
+        (columns.PARENT_ID, pa.string()),
+        (columns.DOMAIN, pa.string()),
+        (columns.ANSWER, pa.string()),
+        (columns.ANSWER_MODEL, pa.string()),
+        (columns.PROBE, pa.string()),
+        (columns.CRITIQUE_SCORE, pa.float64()),
+        (columns.REJECT_REASON, pa.string()),
+    ]
+)
+
+SET = "set"
+CORRECT = "correct"  # bool, null when the probe is judged by tests
+
+
+def evaluate_run(run_dir: Path) -> dict[str, Any]:
+    """The evaluation of the run's probes, JSON-ready; `probes` is 0 in a run without any."""
+    run_dir = Path(run_dir)
+    stages = _stage_kinds(run_dir)
+    answer_stage = next((name for name, kind in stages if kind == ANSWER_KIND), None)
+    samples = _probe_rows(run_dir, answer_stage) if answer_stage else _judged(_empty())
+    failed = _probe_rows(run_dir, answer_stage, rejects=True) if answer_stage else _judged(_empty())
+    result: dict[str, Any] = {"run_dir": str(run_dir), "answer_stage": answer_stage, "probes": _count_distinct(samples, failed)}
+    if not result["probes"]:
+        return result
+    after_answer = stages[[name for name, _ in stages].index(answer_stage) + 1 :]
+    filters = []
+    for name, kind in after_answer:
+        if kind in NOT_FILTERS:
+            continue
+        kept, rejected = _probe_rows(run_dir, name), _probe_rows(run_dir, name, rejects=True)
+        if kept.num_rows or rejected.num_rows:
+            filters.append((name, kind, kept, rejected))
+    survivors, survivors_are = _survivors(run_dir, after_answer, filters)
+    result.update(
+        {
+            "failed_samples": failed.num_rows,
+            "survivors_are": survivors_are,
+            "by_model_domain": _accuracy_groups(samples, survivors, (columns.ANSWER_MODEL, columns.DOMAIN)),
+            "by_set": _accuracy_groups(samples, survivors, (SET,)),
+            "filters": [_filter_entry(name, kind, kept, rejected) for name, kind, kept, rejected in filters],
+            "critique_auc": _critique_auc(filters),
+        }
+    )
+    return result
+
+
+# --- reading ----------------------------------------------------------------------------------------
+def _stage_kinds(run_dir: Path) -> list[tuple[str, str]]:
+    """(name, kind) of each stage of the run's recorded job, in job order."""
+    if not run_dir.is_dir():
+        raise RunInspectionError(f"run directory {run_dir} does not exist; pass the --run-dir of a `synthmix run`")
+    snapshot = run_dir / "job.yaml"
+    if not snapshot.exists():
+        raise RunInspectionError(f"{run_dir} holds no job.yaml; is it a run directory? (run a job first: synthmix run JOB)")
+    try:
+        job = parse_job(yaml.safe_load(snapshot.read_text(encoding="utf-8")), source=str(snapshot))
+    except (ConfigError, yaml.YAMLError) as error:
+        raise RunInspectionError(f"{snapshot} does not parse ({error}); the run directory is damaged") from None
+    return [(entry.name, entry.stage_kind) for entry in job.stages]
+
+
+def _probe_rows(run_dir: Path, stage: str, *, rejects: bool = False) -> pa.Table:
+    """The stage's probe rows (parts, or rejects), the columns evaluation reads, each judged."""
+    stage_dir = StageDir(run_dir, stage)
+    tables = []
+    for path in stage_dir.reject_files() if rejects else stage_dir.part_files():
+        names = pq.read_schema(path).names
+        if columns.PROBE not in names:
+            continue
+        table = pq.read_table(path, columns=[name for name in READ_SCHEMA.names if name in names], filters=pc.field(columns.PROBE).is_valid())
+        tables.append(_conform(table))
+    return _judged(pa.concat_tables(tables) if tables else _empty())
+
+
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    """Every column evaluation reads, in one schema (null where the stage lacks one)."""
+    return pa.table(
+        {field.name: table[field.name].cast(field.type) if field.name in table.column_names else pa.nulls(table.num_rows, field.type) for field in READ_SCHEMA},
+        schema=READ_SCHEMA,
+    )
+
+
+def _empty() -> pa.Table:
+    return READ_SCHEMA.empty_table()
+
+
+def _judged(table: pa.Table) -> pa.Table:
+    """Plus the probe's set and whether its answer is right (null for probes judged by tests)."""
+    markers = [json.loads(marker) for marker in table[columns.PROBE].to_pylist()] if table.num_rows else []
+    correct = [
+        judge_answer(answer, marker["reference"]) if marker.get("reference") is not None else None
+        for answer, marker in zip(table[columns.ANSWER].to_pylist(), markers)
+    ]
+    return table.append_column(SET, pa.array([marker["set"] for marker in markers], pa.string())).append_column(CORRECT, pa.array(correct, pa.bool_()))
+
+
+def _count_distinct(*tables: pa.Table) -> int:
+    """Probe instructions behind these sample rows (their parent ids)."""
+    return len({value for table in tables for value in table[columns.PARENT_ID].to_pylist()})
+
+
+def _survivors(run_dir: Path, after_answer: list[tuple[str, str]], filters: list) -> tuple[pa.Table, str]:
+    """The probes `probe_exit` set aside; without one, the probe rows the last filter kept. With a
+    sentence saying which."""
+    exit_stage = next((name for name, kind in after_answer if kind == EXIT_KIND), None)
+    if exit_stage is not None and StageDir(run_dir, exit_stage).manifest() is not None:
+        rows = _probe_rows(run_dir, exit_stage, rejects=True)
+        return rows.filter(pc.equal(rows[columns.REJECT_REASON], RejectReason.PROBE.value)), f"the probes '{exit_stage}' set aside"
+    if filters:
+        name, _, kept, _ = filters[-1]
+        return kept, f"the probes the last filter, '{name}', kept (no {EXIT_KIND} has run)"
+    return _judged(_empty()), "none: no filter stage holds probes yet"
+
+
+# --- measuring --------------------------------------------------------------------------------------
+def _accuracy(table: pa.Table) -> Proportion:
+    judged = [value for value in table[CORRECT].to_pylist() if value is not None]
+    return wilson_interval(sum(judged), len(judged))
+
+
+def _accuracy_groups(samples: pa.Table, survivors: pa.Table, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Per group of `keys`: probes, sample accuracy, survivor accuracy, lift, probes not judged."""
+    groups = sorted({tuple(row[key] or "" for key in keys) for row in samples.select(list(keys)).to_pylist()})
+    entries = []
+    for group in groups:
+        in_group = _rows_of(samples, keys, group)
+        kept = _rows_of(survivors, keys, group)
+        sampled, surviving = _accuracy(in_group), _accuracy(kept)
+        not_judged = {parent for parent, correct in zip(in_group[columns.PARENT_ID].to_pylist(), in_group[CORRECT].to_pylist()) if correct is None}
+        entries.append(
+            {
+                **dict(zip(keys, group)),
+                "probes": len(set(in_group[columns.PARENT_ID].to_pylist())),
+                "not_judged": len(not_judged),
+                "samples": _plain(sampled),
+                "survivors": _plain(surviving),
+                "lift": _plain(newcombe_difference(surviving, sampled)),
+            }
+        )
+    return entries
+
+
+def _rows_of(table: pa.Table, keys: tuple[str, ...], group: tuple[str, ...]) -> pa.Table:
+    mask = None
+    for key, value in zip(keys, group):
+        match = pc.equal(pc.fill_null(table[key], ""), value)
+        mask = match if mask is None else pc.and_(mask, match)
+    return table.filter(mask)
+
+
+def _filter_entry(name: str, kind: str, kept: pa.Table, rejected: pa.Table) -> dict[str, Any]:
+    """One filter's effect on the probes it saw."""
+    kept_accuracy, rejected_accuracy = _accuracy(kept), _accuracy(rejected)
+    wrong_rejected = rejected_accuracy.n - rejected_accuracy.k
+    wrong = wrong_rejected + kept_accuracy.n - kept_accuracy.k
+    difference = newcombe_difference(kept_accuracy, rejected_accuracy)
+    return {
+        "stage": name,
+        "kind": kind,
+        "in": kept.num_rows + rejected.num_rows,
+        "kept": kept.num_rows,
+        "rejected": rejected.num_rows,
+        "rejected_by_reason": dict(sorted(Counter(rejected[columns.REJECT_REASON].to_pylist()).items())),
+        "kept_accuracy": _plain(kept_accuracy),
+        "rejected_accuracy": _plain(rejected_accuracy),
+        "precision": _plain(wilson_interval(wrong_rejected, rejected_accuracy.n)),
+        "recall": _plain(wilson_interval(wrong_rejected, wrong)),
+        "kept_minus_rejected": _plain(difference),
+        "verdict": filter_verdict(difference),
+    }
+
+
+def filter_verdict(difference: Interval) -> str:
+    """From the interval of kept-minus-rejected accuracy: `helps` above zero, `hurts` below,
+    `unclear` across it; `n/a` when the filter kept or rejected no judged probe."""
+    if difference.estimate is None:
+        return "n/a"
+    if difference.low > 0:
+        return "helps"
+    if difference.high < 0:
+        return "hurts"
+    return "unclear"
+
+
+def _critique_auc(filters: list) -> dict[str, Any] | None:
+    """AUC of `critique_score` for right against wrong answers, over every probe the critique scored."""
+    for name, kind, kept, rejected in filters:
+        if kind != CRITIQUE_KIND:
+            continue
+        rows = pa.concat_tables([kept, rejected])
+        rows = rows.filter(pc.and_(pc.is_valid(rows[columns.CRITIQUE_SCORE]), pc.is_valid(rows[CORRECT])))
+        scores = rows[columns.CRITIQUE_SCORE].to_numpy(zero_copy_only=False)
+        right = rows[CORRECT].to_numpy(zero_copy_only=False).astype(bool)
+        auc = rank_auc(scores[right], scores[~right])
+        return {"stage": name, "right": int(right.sum()), "wrong": int((~right).sum()), **_plain(auc)}
+    return None
+
+
+def _plain(value: Proportion | Interval) -> dict[str, Any]:
+    return {key: round(number, 4) if isinstance(number, float) else number for key, number in dataclasses.asdict(value).items()}
+

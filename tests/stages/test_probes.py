@@ -1,0 +1,298 @@
+"""Probes through the recipe on Ray, with a fake OpenAI-compatible model that answers them right
+or wrong by its request seed and a critic that knows the references: probes are answered,
+voted on, critiqued, quality-checked and deduplicated, set aside by probe_exit, and never reach
+decontaminate, tokenize or the shards; `synthmix eval` measures them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import columns
+from pipeline.cli import main
+from pipeline.config import ConfigError, load_job, parse_job
+from pipeline.contracts import INSTRUCTION_FIELDS
+from pipeline.evaluation import evaluate_run
+from pipeline.graph import build_graph
+from pipeline.runner import run_job
+from pipeline.store import StageDir
+from quality.probe_sets import arithmetic_zh_probes, draw_probes, gsm8k_probes, humaneval_probes, judge_answer, read_probe_file
+from stages.critique import DIMENSIONS
+from stages.probes import find_probe_leaks
+from stages.registry import STAGES
+from tests.pipeline.fake_chat_server import FakeChatServer
+from tests.stages.answer_rows import ParquetRows
+
+QUIET = lambda line: None  # noqa: E731
+SEED = 5
+PROBES = {"seed": SEED, "gsm8k": 4, "arithmetic_zh": 3, "humaneval": 2, "files": [{"name": "mine", "path": "mine.jsonl"}]}
+USER_PROBES = [
+    {"question": "A box holds 12 eggs. How many eggs are in 7 boxes?", "answer": 84},
+    {"question": "Write a Python function add(a, b) that returns the sum of its arguments.", "tests": "assert add(2, 3) == 5\n"},
+]
+INSTRUCTIONS = [
+    "Explain why the sky looks blue on a clear afternoon, in plain words for a curious child.",
+    "Describe how a bicycle gear system lets a rider climb steep hills with less effort.",
+    "Summarise what a compiler does to a program before the program can run on a computer.",
+]
+CRITIQUE = re.compile(r"Instruction:\n(.*)\n\nAnswer:\n(.*)\n\nReply as JSON", re.DOTALL)
+
+
+class InstructionRows(ParquetRows):
+    name = "instructions"
+    output_fields = INSTRUCTION_FIELDS
+
+
+REGISTRY = {**STAGES, "instructions": InstructionRows}
+
+
+def instruction_rows() -> list[dict]:
+    return [
+        {
+            columns.ID: f"instruction-{index}",
+            columns.SEED_ID: f"seed-{index}",
+            columns.PARENT_ID: f"seed-{index}",
+            columns.SOURCE: "test",
+            columns.DOMAIN: "general",
+            columns.LANG: "en",
+            columns.INSTRUCTION: text,
+            columns.TASK_TYPE: "explanation",
+            columns.OBJECTIVE: False,
+            columns.EVOLUTION_OP: "",
+            columns.EVOLUTION_DEPTH: 0,
+        }
+        for index, text in enumerate(INSTRUCTIONS)
+    ]
+
+
+class ProbeModel:
+    """Answers a probe right when its request seed is not a multiple of 3, else with a wrong number
+    that depends on the seed (so wrong samples rarely agree); grades a pair 9 when its final answer
+    is right, or when it is no probe, else 3."""
+
+    def __init__(self, references: dict[str, str]) -> None:
+        self.references = references
+
+    def __call__(self, body: dict) -> str:
+        user = body["messages"][-1]["content"]
+        if body.get("response_format"):
+            instruction, answer = CRITIQUE.search(user).groups()
+            reference = self.references.get(instruction)
+            score = 9 if reference is None or judge_answer(answer, reference) else 3
+            return json.dumps({"rationale": "Checked the steps and the final result.", **dict.fromkeys(DIMENSIONS, score)})
+        reference = self.references.get(user)
+        if reference is None:
+            return (
+                f"Here is a careful answer. {user} The short version: it follows from a few simple rules, "
+                "each of which can be checked by hand, and the example below shows them at work.\n\n```python\nprint('ok')\n```"
+            )
+        seed = body["seed"]
+        value = reference if seed % 3 else str(int(reference) + 1 + seed % 7)
+        if re.search(r"[\u4e00-\u9fff]", user):
+            return f"我们一步一步地解这道题。{user} 先找出题目中的数量，再算出每一步的结果并检查。所以答案是 \\boxed{{{value}}}。"
+        return f"Let us solve it step by step. {user} We compute each quantity in turn and check it. The final answer is \\boxed{{{value}}}."
+
+
+def drawn_probes(root: Path):
+    return [
+        *draw_probes(gsm8k_probes(), 4, seed=SEED),
+        *draw_probes(humaneval_probes(), 2, seed=SEED),
+        *arithmetic_zh_probes(3, seed=SEED),
+        *read_probe_file(root / "mine.jsonl", name="mine"),
+    ]
+
+
+RECIPE = [
+    "instructions", "probes", "answer", "gather_samples", "consistency", "critique", "quality",
+    {"name": "dedup_samples", "kind": "dedup"}, "probe_exit", "decontaminate", "tokenize",
+]  # fmt: skip
+
+
+def recipe_job(root: Path, base_url: str, *, stages: list = RECIPE) -> dict:
+    """The job data, with the sections of the listed stages only."""
+    listed = {stage if isinstance(stage, str) else stage["name"] for stage in stages}
+    sections = {name: section for name, section in stage_sections().items() if name in listed}
+    return {
+        "name": "probes",
+        "run_dir": str(root / "run"),
+        "ray": {"num_cpus": 2},
+        "models": {"fake": {"engine": "openai", "base_url": base_url, "model": "fake", "max_retries": 0}},
+        "stages": stages,
+        **sections,
+    }
+
+
+def stage_sections() -> dict:
+    return {
+        "instructions": {"path": "instructions.parquet"},
+        "probes": PROBES,
+        "answer": {"routes": {"default": "fake"}, "samples": 3},
+        "consistency": {"min_agreement": 0.6},
+        "critique": {"model": "fake", "min_score": 6},
+        "quality": {"languages": ["en", "zh"]},
+        "dedup_samples": {"text_columns": ["instruction", "answer"], "threshold": 0.8, "score_column": "critique_score"},
+        "decontaminate": {"benchmarks": ["humaneval", "gsm8k"]},
+        "tokenize": {"render": {"template": "plain", "loss_mask": True}},
+    }
+
+
+def write_inputs(root: Path) -> None:
+    pq.write_table(pa.Table.from_pylist(instruction_rows(), schema=pa.schema(INSTRUCTION_FIELDS)), root / "instructions.parquet")
+    (root / "mine.jsonl").write_text("".join(json.dumps(line) + "\n" for line in USER_PROBES), encoding="utf-8")
+
+
+def rows(run_dir: Path, stage: str, *, rejects: bool = False) -> list[dict]:
+    stage_dir = StageDir(run_dir, stage)
+    return [row for path in (stage_dir.reject_files() if rejects else stage_dir.part_files()) for row in pq.read_table(path).to_pylist()]
+
+
+def probe_rows(run_dir: Path, stage: str, *, rejects: bool = False) -> list[dict]:
+    return [row for row in rows(run_dir, stage, rejects=rejects) if row.get(columns.PROBE) is not None]
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory, ray_session):
+    root = tmp_path_factory.mktemp("probes")
+    write_inputs(root)
+    probes = drawn_probes(root)
+    server = FakeChatServer(reply=ProbeModel({probe.question: probe.reference for probe in probes if probe.reference})).start()
+    try:
+        job = parse_job(recipe_job(root, server.base_url), source="probes.yaml")
+        run_job(job, REGISTRY, job_dir=root, log=QUIET)
+        again = run_job(job, REGISTRY, job_dir=root, log=QUIET)
+    finally:
+        server.stop()
+    return root / "run", probes, again
+
+
+def test_probes_join_the_instructions_with_stable_ids_and_a_marker(recipe):
+    run_dir, probes, _ = recipe
+    written = probe_rows(run_dir, "probes")
+    assert sorted(row[columns.ID] for row in written) == sorted(probe.id for probe in probes)
+    assert len(probes) == 4 + 2 + 3 + 2
+    assert {row[columns.ID] for row in rows(run_dir, "probes")} >= {row[columns.ID] for row in instruction_rows()}, "instructions carried"
+    by_id = {probe.id: probe for probe in probes}
+    for row in written:
+        marker, probe = json.loads(row[columns.PROBE]), by_id[row[columns.ID]]
+        assert (marker["set"], marker["reference"], row[columns.TESTS]) == (probe.set_name, probe.reference, probe.tests)
+        assert (row[columns.INSTRUCTION], row[columns.OBJECTIVE], row[columns.SEED_ID]) == (probe.question, probe.objective, probe.id)
+    manifest = StageDir(run_dir, "probes").manifest()
+    assert manifest["rows_in"] == manifest["rows_out"] == len(INSTRUCTIONS) + len(probes)
+    assert manifest["extra"]["probes"] == {"arithmetic_zh": 3, "gsm8k": 4, "humaneval": 2, "mine": 2}
+
+
+def test_a_rerun_of_the_same_job_finds_every_stage_fresh(recipe):
+    _, _, again = recipe
+    assert {outcome.action for outcome in again} == {"skipped"}
+
+
+def test_objective_probes_are_sampled_k_times_by_the_routed_model(recipe):
+    run_dir, probes, _ = recipe
+    samples = probe_rows(run_dir, "answer")
+    per_probe = {probe.id: sum(row[columns.PARENT_ID] == probe.id for row in samples) for probe in probes}
+    assert per_probe == {probe.id: 3 if probe.objective else 1 for probe in probes}
+    assert {row[columns.ANSWER_MODEL] for row in samples} == {"fake"}
+
+
+def test_every_filter_judges_probes_like_any_pair(recipe):
+    run_dir, _, _ = recipe
+    for stage in ("consistency", "critique", "quality", "dedup_samples"):
+        manifest = StageDir(run_dir, stage).manifest()
+        assert manifest["rows_in"] == manifest["rows_out"] + manifest["rows_rejected"]
+        assert probe_rows(run_dir, stage) or probe_rows(run_dir, stage, rejects=True), f"{stage} saw no probe"
+    assert probe_rows(run_dir, "critique", rejects=True), "the critic rejects the wrong answers"
+    assert all(row[columns.REJECT_REASON] == "critique_low" for row in probe_rows(run_dir, "critique", rejects=True))
+
+
+def test_probe_exit_sets_every_surviving_probe_aside_and_none_reaches_the_shards(recipe):
+    run_dir, probes, _ = recipe
+    arriving = {row[columns.ID] for row in probe_rows(run_dir, "dedup_samples")}
+    set_aside = probe_rows(run_dir, "probe_exit", rejects=True)
+    assert arriving and {row[columns.ID] for row in set_aside} == arriving
+    assert {row[columns.REJECT_REASON] for row in set_aside} == {"probe"}
+    assert not probe_rows(run_dir, "probe_exit"), "no probe among the rows that go on"
+    for stage in ("decontaminate", "tokenize"):
+        assert not probe_rows(run_dir, stage) and not probe_rows(run_dir, stage, rejects=True)
+    shards = [pq.read_table(path) for path in sorted((run_dir / "shards").glob("*.parquet"))]
+    shard_seeds = {seed for table in shards for seed in table[columns.SEED_ID].to_pylist()}
+    assert shard_seeds, "the ordinary instructions reach the shards, so the check means something"
+    assert not shard_seeds & {probe.id for probe in probes}
+    assert shard_seeds <= {row[columns.SEED_ID] for row in instruction_rows()}
+
+
+def test_eval_measures_the_run(recipe, capsys):
+    run_dir, probes, _ = recipe
+    result = evaluate_run(run_dir)
+    assert result["probes"] == len(probes) and "probe_exit" in result["survivors_are"]
+    critique = next(entry for entry in result["filters"] if entry["stage"] == "critique")
+    assert critique["precision"]["k"] == critique["precision"]["n"] > 0, "a critic that knows the references rejects only wrong answers"
+    assert critique["kept_accuracy"]["k"] == critique["kept_accuracy"]["n"]
+    assert result["critique_auc"]["estimate"] == 1.0
+    math = next(entry for entry in result["by_model_domain"] if entry["domain"] == "math")
+    assert math["survivors"]["k"] == math["survivors"]["n"] > 0, "every wrong answer was filtered out"
+    assert math["samples"]["k"] < math["samples"]["n"], "some sampled answers were wrong"
+    code = next(entry for entry in result["by_model_domain"] if entry["domain"] == "code")
+    assert code["not_judged"] == 3, "HumanEval and the user's test probe wait for verify_code"
+
+    assert main(["eval", str(run_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"^fake\s+math\s+7\s", printed, re.MULTILINE), printed
+    assert re.search(r"^critique\s", printed, re.MULTILINE) and "critique_score AUC (critique, right vs wrong answers): 1.000" in printed
+    print(printed)  # the table, for a reader running the test with -s
+
+
+def test_a_job_that_would_ship_probes_is_refused_before_a_probe_is_written(tmp_path, ray_session):
+    write_inputs(tmp_path)
+    job = parse_job(recipe_job(tmp_path, "http://127.0.0.1:1/v1", stages=["instructions", "probes", "tokenize"]), source="leaky.yaml")
+    with pytest.raises(ConfigError, match=r"stage\(s\) tokenize would read the probes of 'probes'.*list `- probe_exit`"):
+        run_job(job, REGISTRY, job_dir=tmp_path, log=QUIET)
+    assert not probe_rows(tmp_path / "run", "probes")
+
+
+def test_probes_are_added_to_an_empty_input_and_probe_source_feeds_probe_exit(tmp_path, ray_session):
+    write_inputs(tmp_path)
+    pq.write_table(pa.schema(INSTRUCTION_FIELDS).empty_table(), tmp_path / "instructions.parquet")
+    job = parse_job(recipe_job(tmp_path, "http://127.0.0.1:1/v1", stages=["instructions", "probes", "probe_exit"]), source="empty.yaml")
+    run_job(job, REGISTRY, job_dir=tmp_path, log=QUIET)
+    assert len(probe_rows(tmp_path / "run", "probes")) == len(drawn_probes(tmp_path))
+    assert len(probe_rows(tmp_path / "run", "probe_exit", rejects=True)) == len(drawn_probes(tmp_path))
+
+    alone = {**recipe_job(tmp_path, "http://127.0.0.1:1/v1", stages=[{"name": "probes", "kind": "probe_source"}, "probe_exit"]), "run_dir": str(tmp_path / "alone")}
+    run_job(parse_job(alone, source="alone.yaml"), REGISTRY, job_dir=tmp_path, log=QUIET)
+    assert sorted(row[columns.ID] for row in probe_rows(tmp_path / "alone", "probes")) == sorted(row[columns.ID] for row in probe_rows(tmp_path / "run", "probes"))
+    assert StageDir(tmp_path / "alone", "probe_exit").manifest()["rejected"] == {"probe": len(drawn_probes(tmp_path))}
+
+
+def leaks(stages: list) -> list[str]:
+    return find_probe_leaks(parse_job({"name": "j", "stages": stages}, source="j.yaml"), "probes")
+
+
+def test_a_training_stage_reading_probes_without_an_exit_is_a_leak():
+    assert leaks(["seeds", "probes", "answer", "decontaminate", "tokenize", "mix"]) == ["decontaminate", "tokenize", "mix"]
+    assert leaks(["seeds", "probes", "answer", "probe_exit", "decontaminate", "tokenize", "mix"]) == []
+    # A branch that reads around the exit leaks; a second source does not carry probes.
+    assert leaks(["seeds", "probes", "answer", "probe_exit", {"name": "tokenize_raw", "kind": "tokenize", "input": "answer"}]) == ["tokenize_raw"]
+    assert leaks(["seeds", "probes", "answer", "probe_exit", {"name": "more", "kind": "seeds"}, "tokenize"]) == []
+
+
+def test_a_probes_section_without_probes_or_with_a_clashing_name_is_refused(tmp_path):
+    for section, message in (({}, "no probes asked for"), ({"files": [{"name": "gsm8k", "path": "x.jsonl"}]}, "reuse a built-in set's name")):
+        job = parse_job({"name": "j", "stages": ["seeds", "probes"], "probes": section}, source="j.yaml")
+        with pytest.raises(ConfigError, match=message):
+            build_graph(job, STAGES, run_dir=tmp_path, job_dir=tmp_path)
+
+
+def test_the_benchmark_job_plans_with_enough_gsm8k_probes(tmp_path):
+    path = Path(__file__).resolve().parents[2] / "jobs" / "eval.yaml"
+    job = load_job(path)
+    plan = build_graph(job, STAGES, run_dir=tmp_path, job_dir=path.parent)
+    kinds = [node.fingerprint_parts["kind"] for node in plan]
+    assert kinds[0] == "probe_source" and kinds[-1] == "probe_exit"
+    assert {"answer", "consistency", "critique", "quality", "dedup"} <= set(kinds)
+    assert plan[0].stage.params.gsm8k >= 100 and next(node for node in plan if node.name == "answer").stage.params.samples == 3
+    assert not find_probe_leaks(job, plan[0].name)
