@@ -7,6 +7,7 @@
     synthmix eval RUN_DIR [--json]
     synthmix report RUN_DIR [-o report.html]
     synthmix export RUN_DIR STAGE --format jsonl|hf [-o PATH] [--rejects]
+    synthmix megatron MIX_JSON OUT_DIR [--json]
     synthmix submit JOB --address http://HEAD:8265 --run-dir /shared/DIR [--wait] [--set ...] [--pip P]... [--env K=V]... [--no-local-check]
     synthmix jobs status|logs|stop ID --address http://HEAD:8265 [--follow]
     synthmix models list|prepare [JOB]
@@ -264,6 +265,20 @@ def command_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_megatron(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from pipeline.megatron import describe_export, export_megatron
+
+    try:
+        export = export_megatron(Path(args.mix), Path(args.out_dir))
+    except FileNotFoundError as error:
+        print(f"synthmix: error: {error}", file=sys.stderr)
+        return 2
+    _print(asdict(export), args.json, lambda _: describe_export(export))
+    return 0
+
+
 def _cluster_command(handler):
     """Run a Jobs API command; its errors (unreachable head, missing token) print like the CLI's others."""
     from pipeline.submit import SubmitError
@@ -384,6 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--rejects", action="store_true", help="export the stage's rejected rows instead")
     export.add_argument("--json", action="store_true", help="machine-readable output")
     export.set_defaults(handler=command_export)
+
+    megatron = commands.add_parser("megatron", help="write a mix as Megatron-LM indexed datasets and one --data-args-path file per phase")
+    megatron.add_argument("mix", help="the mix.json of a run (RUN_DIR/shards/mix.json)")
+    megatron.add_argument("out_dir", help="folder for <source>_text_document.{bin,idx} and data-args-<phase>.txt")
+    megatron.add_argument("--json", action="store_true", help="machine-readable output")
+    megatron.set_defaults(handler=command_megatron)
 
     models = commands.add_parser("models", help="list configured models, or convert the embedded ones ahead of time")
     models.add_argument("action", choices=["list", "prepare"])

@@ -2,8 +2,12 @@
 
 One streaming pass over the mix's shards, row group by row group, writes one indexed dataset
 per source (one sequence and one document per shard row), so a phase's weights become
-Megatron's `--data-path w1 prefix1 w2 prefix2 ...` blend. Loss masks are not exported: the
-format has no place for them and Megatron's GPT dataset trains on every token.
+Megatron's `--data-path w1 prefix1 w2 prefix2 ...` blend. Each phase's blend is also written as
+`data-args-<phase>.txt`, the file Megatron-LM's `--data-args-path` reads in place of
+`--data-path`; `MegatronBlend.config_blend()` is the same blend for Megatron-Core's
+`BlendedMegatronDatasetConfig(blend=...)`. The weights are the mix's fractions of tokens:
+Megatron draws fixed-length samples, so a share of samples is a share of tokens. Loss masks are
+not exported: the format has no place for them and Megatron's GPT dataset trains on every token.
 
 Index layout (little-endian): magic `MMIDIDX\\x00\\x00`, u64 version 1, u8 dtype code,
 u64 sequence count, u64 document count, i32 sequence lengths, i64 byte offsets of the
@@ -55,11 +59,39 @@ class MegatronDataset:
 
 
 @dataclass(frozen=True)
+class MegatronBlend:
+    """One phase's blend: dataset prefixes (absolute) and their weights, fractions of tokens summing to 1."""
+
+    prefixes: tuple[str, ...]
+    weights: tuple[float, ...]
+
+    @property
+    def data_path(self) -> list[str]:
+        """Megatron-LM's `--data-path` values: weight, prefix, weight, prefix, ..."""
+        return [part for weight, prefix in zip(self.weights, self.prefixes, strict=True) for part in (f"{weight:.6g}", prefix)]
+
+    def config_blend(self) -> tuple[list[str], list[float]]:
+        """`BlendedMegatronDatasetConfig.blend`: (prefixes, weights)."""
+        return list(self.prefixes), list(self.weights)
+
+
+@dataclass(frozen=True)
 class MegatronExport:
-    """All datasets of a mix export and, per phase, the `--data-path` arguments that blend them."""
+    """All datasets of a mix export and, per phase that weights any source, its blend and `--data-args-path` file.
+
+    A phase whose weights name no exported source (mix.json's `missing_sources`) has no blend:
+    Megatron would read an empty `--data-path` as no data at all.
+    """
 
     datasets: dict[str, MegatronDataset]
-    data_paths: dict[str, list[str]] = field(default_factory=dict)
+    blends: dict[str, MegatronBlend] = field(default_factory=dict)
+    data_args_files: dict[str, Path] = field(default_factory=dict)
+    vocab_size: int = 0
+
+    @property
+    def data_paths(self) -> dict[str, list[str]]:
+        """Per phase, the `--data-path` values."""
+        return {phase: blend.data_path for phase, blend in self.blends.items()}
 
 
 class _IndexedDatasetWriter:
@@ -104,7 +136,8 @@ class _IndexedDatasetWriter:
 
 
 def export_megatron(mix_path: Path, out_dir: Path) -> MegatronExport:
-    """Write `<out_dir>/<source>_text_document.{bin,idx}` for every source of the mix."""
+    """Write `<out_dir>/<source>_text_document.{bin,idx}` for every source of the mix, then
+    `<out_dir>/data-args-<phase>.txt` (one `weight prefix` line per source) for every phase with a blend."""
     mix = read_mix(mix_path)
     vocab_size = int(mix.tokenizer["vocab_size"])
     dtype = np.dtype(np.uint16) if vocab_size < UINT16_VOCAB_LIMIT else np.dtype(np.int32)
@@ -123,16 +156,38 @@ def export_megatron(mix_path: Path, out_dir: Path) -> MegatronExport:
         for writer in writers.values():
             writer.discard()
         raise
-    data_paths = {
-        phase: [
-            part
-            for source, weight in mix.phases[phase].items()
-            if weight > 0
-            for part in (f"{weight:.6g}", str(datasets[source].prefix))
-        ]
-        for phase in PHASES
-    }
-    return MegatronExport(datasets=datasets, data_paths=data_paths)
+    blends = {}
+    for phase in PHASES:
+        weighted = [(source, weight) for source, weight in mix.phases[phase].items() if weight > 0]
+        if weighted:
+            blends[phase] = MegatronBlend(
+                prefixes=tuple(str(datasets[source].prefix.resolve()) for source, _ in weighted),
+                weights=tuple(weight for _, weight in weighted),
+            )
+    # Written after the datasets they name, so a data-args file never names a dataset not yet there.
+    files = {phase: _write_data_args(out_dir / f"data-args-{phase}.txt", blend) for phase, blend in blends.items()}
+    for phase in set(PHASES) - set(blends):  # an earlier export's blend for the phase no longer holds
+        (out_dir / f"data-args-{phase}.txt").unlink(missing_ok=True)
+    return MegatronExport(datasets=datasets, blends=blends, data_args_files=files, vocab_size=vocab_size)
+
+
+def _write_data_args(path: Path, blend: MegatronBlend) -> Path:
+    temporary = path.with_name(f".{path.name}.tmp")
+    values = blend.data_path
+    temporary.write_text("".join(f"{weight} {prefix}\n" for weight, prefix in zip(values[::2], values[1::2], strict=True)), encoding="utf-8")
+    os.replace(temporary, path)
+    return path
+
+
+def describe_export(export: MegatronExport) -> str:
+    """What `synthmix megatron` prints: the datasets, then per phase the arguments a Megatron-LM job takes."""
+    lines = [f"{len(export.datasets)} indexed datasets (vocabulary {export.vocab_size}):"]
+    for source, dataset in export.datasets.items():
+        lines.append(f"  {source}: {dataset.sequences} documents, {dataset.tokens} tokens  {dataset.prefix}")
+    for phase, blend in export.blends.items():
+        lines.append(f"phase {phase}: --data-args-path {export.data_args_files[phase]}")
+        lines.append(f"  (or --data-path {' '.join(blend.data_path)})")
+    return "\n".join(lines)
 
 
 def _export_shard(path: Path, writers: dict[str, _IndexedDatasetWriter]) -> None:

@@ -46,17 +46,30 @@ def test_index_follows_the_mmidx_layout(mix_path, tmp_path):
 
 def test_phase_weights_become_a_megatron_blend(mix_path, tmp_path):
     exported = export_megatron(mix_path, tmp_path)
-    assert exported.data_paths["main"] == [
-        "0.25", str(tmp_path / "docs.en_text_document"), "0.75", str(tmp_path / "web_text_document")
-    ]
+    docs, web = str((tmp_path / "docs.en_text_document").resolve()), str((tmp_path / "web_text_document").resolve())
+    assert exported.data_paths["main"] == ["0.25", docs, "0.75", web]
+    assert exported.blends["main"].config_blend() == ([docs, web], [0.25, 0.75])
+    assert (tmp_path / "data-args-main.txt").read_text() == f"0.25 {docs}\n0.75 {web}\n"
     natural = read_mix(mix_path).phases["anneal"]
     assert exported.data_paths["anneal"][0] == f"{natural['docs.en']:.6g}"
+
+
+def test_a_phase_weighting_no_exported_source_gets_no_blend(tmp_path, hunyuan):
+    write_sample_shards(tmp_path / "shards", sample_table(20, sources={"web": 1}), hunyuan)
+    mix_path = tmp_path / "shards" / "mix.json"
+    write_mix(build_mix(tmp_path / "shards", MixConfig(phases={"anneal": {"web": 1}})), mix_path)
+    export_megatron(mix_path, tmp_path / "out")
+    write_mix(build_mix(tmp_path / "shards", MixConfig(phases={"anneal": {"forum": 1}})), mix_path)
+    exported = export_megatron(mix_path, tmp_path / "out")
+    assert sorted(exported.blends) == ["long_context", "main"]
+    assert not (tmp_path / "out" / "data-args-anneal.txt").exists(), "the earlier export's anneal blend must not survive"
 
 
 def test_export_leaves_no_temporary_files(mix_path, tmp_path):
     export_megatron(mix_path, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "docs.en_text_document.bin", "docs.en_text_document.idx", "web_text_document.bin", "web_text_document.idx"
+        "data-args-anneal.txt", "data-args-long_context.txt", "data-args-main.txt",
+        "docs.en_text_document.bin", "docs.en_text_document.idx", "web_text_document.bin", "web_text_document.idx",
     ]
 
 
