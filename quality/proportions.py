@@ -5,13 +5,17 @@
 - `newcombe_difference`: the interval of p1 - p2 for two independent proportions, from their
   Wilson intervals (Newcombe 1998, method 10).
 - `rank_auc`: the area under the ROC curve of a score for positives against negatives, i.e. the
-  share of (positive, negative) pairs the score orders right (ties count half), with the
-  Hanley-McNeil (1982) interval, clipped to [0, 1].
+  share of (positive, negative) pairs the score orders right (ties count half), with a
+  score-type interval from the Hanley-McNeil (1982) variance: the AUCs whose own variance puts
+  the estimate within z standard errors, both group sizes set to their mean (Newcombe 2006).
+  The Wald form (estimate +- z SE) collapses to a point at 0 or 1, which a probe set of five
+  right answers and one wrong one reaches easily.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,7 +65,7 @@ def newcombe_difference(first: Proportion, second: Proportion) -> Interval:
 
 
 def rank_auc(positive: np.ndarray, negative: np.ndarray, *, z: float = Z_95) -> Interval:
-    """P(score of a positive > score of a negative) + half the ties, with the Hanley-McNeil interval;
+    """P(score of a positive > score of a negative) + half the ties, with its score-type interval;
     all None when either side is empty."""
     positive, negative = np.asarray(positive, dtype=float), np.asarray(negative, dtype=float)
     n1, n0 = len(positive), len(negative)
@@ -70,7 +74,21 @@ def rank_auc(positive: np.ndarray, negative: np.ndarray, *, z: float = Z_95) -> 
     greater = (positive[:, None] > negative[None, :]).sum()
     ties = (positive[:, None] == negative[None, :]).sum()
     auc = float((greater + 0.5 * ties) / (n1 * n0))
-    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-    variance = (auc * (1 - auc) + (n1 - 1) * (q1 - auc * auc) + (n0 - 1) * (q2 - auc * auc)) / (n1 * n0)
-    half = z * math.sqrt(max(variance, 0.0))
-    return Interval(auc, max(0.0, auc - half), min(1.0, auc + half))
+    mean_size = (n1 + n0) / 2
+
+    def outside(theta: float) -> bool:
+        """Whether `auc` lies more than z standard errors from an AUC of `theta`."""
+        variance = theta * (1 - theta) / (n1 * n0) * (1 + (mean_size - 1) * ((1 - theta) / (2 - theta) + theta / (1 + theta)))
+        return (auc - theta) ** 2 > z * z * variance
+
+    return Interval(auc, _boundary(outside, 0.0, auc), _boundary(outside, 1.0, auc))
+
+
+def _boundary(outside: Callable[[float], bool], far: float, near: float) -> float:
+    """Between `far` (outside the interval, or the end of [0, 1]) and `near` (inside), the edge."""
+    if not outside(far):
+        return far
+    for _ in range(60):
+        middle = (far + near) / 2
+        far, near = (middle, near) if outside(middle) else (far, middle)
+    return near

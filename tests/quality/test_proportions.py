@@ -50,3 +50,11 @@ def test_auc_interval_holds_the_estimate_and_narrows_with_more_pairs():
 
 def test_auc_without_one_side_is_unknown():
     assert rank_auc(np.array([1.0]), np.array([])).estimate is None
+
+
+def test_a_perfect_auc_from_few_pairs_keeps_a_wide_interval():
+    perfect = rank_auc(np.array([9.0, 9.0, 8.0, 9.0, 7.0]), np.array([3.0]))
+    assert perfect.estimate == perfect.high == 1.0
+    assert 0.2 < perfect.low < 0.6, "five right and one wrong answer cannot show near-perfect separation"
+    many = rank_auc(np.full(50, 9.0), np.full(50, 3.0))
+    assert perfect.low < many.low < 1.0
