@@ -13,6 +13,7 @@ from stages.critique import Critique
 from stages.quality import Quality
 from stages.decontaminate import Decontaminate
 from stages.dedup import Dedup
+from stages.verify_code import VerifyCode
 from stages.probes import ProbeExit, Probes, ProbeSource
 
-STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (Seeds, Synthesize, Evolve, Answer, GatherSamples, Tokenize, Mix, Consistency, Critique, Quality, Decontaminate, Dedup, Probes, ProbeSource, ProbeExit,)}
+STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (Seeds, Synthesize, Evolve, Answer, GatherSamples, Tokenize, Mix, Consistency, Critique, Quality, Decontaminate, Dedup, VerifyCode, Probes, ProbeSource, ProbeExit,)}
