@@ -65,7 +65,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CHILD_SCRIPT = Path(__file__).with_name("sandbox_child.py")
+# Imported, not only run: so the stage's code version covers the child's code too.
+from quality import sandbox_child
+
+CHILD_SCRIPT = Path(sandbox_child.__file__)
 SOLUTION_FILE = "solution.py"
 TESTS_FILE = "tests.py"
 EVENTS_FILE = "events.jsonl"
@@ -74,7 +77,6 @@ EVENTS_BYTES = 64 * 1024  # more than the child ever writes (ten violations, two
 READ_CHUNK_BYTES = 64 * 1024
 # After the program ends: how long its process group may take to die once killed.
 GROUP_EXIT_SECONDS = 5.0
-SETUP_FAILED_STATUS = 3  # sandbox_child.SETUP_FAILED_STATUS (the child imports nothing of ours)
 
 
 class Outcome(StrEnum):
@@ -274,7 +276,7 @@ def _classify(watch: _Watch, events: list[dict], limits: SandboxLimits) -> Sandb
     by_kind: dict[str, list[dict]] = {}
     for event in events:
         by_kind.setdefault(event.get("event"), []).append(event)
-    if "setup_failed" in by_kind or (watch.returncode == SETUP_FAILED_STATUS and "confined" not in by_kind):
+    if "setup_failed" in by_kind or (watch.returncode == sandbox_child.SETUP_FAILED_STATUS and "confined" not in by_kind):
         reason = by_kind.get("setup_failed", [{}])[0].get("error") or output[-500:]
         raise SandboxError(f"the sandbox could not confine its process: {reason}; check that {CHILD_SCRIPT} runs under {sys.executable}")
     if "confined" not in by_kind:

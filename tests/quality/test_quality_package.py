@@ -7,9 +7,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]  # `python -c` imports quality/ 
 
 def test_quality_modules_import_no_ray() -> None:
     modules = [
-        "answer_extraction", "benchmark_sets", "decontamination", "exact_dedup", "fasttext_input", "heuristics",
+        "answer_extraction", "benchmark_sets", "code_extraction", "decontamination", "exact_dedup", "fasttext_input", "heuristics",
         "langid", "lsh", "minhash", "ngram_hashes", "normalize", "package_files", "probe_sets", "proportions",
-        "quality_classifier", "shingles", "voting",
+        "quality_classifier", "sandbox", "sandbox_child", "shingles", "voting",
     ]  # fmt: skip
     imports = "; ".join(f"import quality.{module}" for module in modules)
     code = f"import sys; {imports}; print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))"
