@@ -101,6 +101,12 @@ class RejectReason(StrEnum):
     REPETITIVE = "repetitive"
     BOILERPLATE = "boilerplate"
     CONTAMINATED = "contaminated"  # shares a long n-gram with a benchmark
+    # code verification (stages/verify_code.py; the outcomes of quality/sandbox.py)
+    NO_CODE = "no_code"  # a code answer with no Python program to run
+    TESTS_FAILED = "tests_failed"  # the answer's code failed its tests (detail: the failing assertion)
+    TIMEOUT = "timeout"  # the answer's code ran past its CPU or wall-clock limit
+    CRASHED = "crashed"  # the answer's code could not run: syntax error, exception, memory, signal
+    SANDBOX_VIOLATION = "sandbox_violation"  # it started a process, used the network, wrote outside its directory or flooded its output
     PROBE = "probe"  # a verifiable probe set aside after the last filter: measured, never trained on
 
 

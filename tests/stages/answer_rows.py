@@ -66,8 +66,8 @@ def answer_row(row_id: str, instruction: str, answer: str, *, samples: list[str]
     }
 
 
-def write_answer_rows(path: Path, rows: list[dict]) -> None:
-    pq.write_table(pa.Table.from_pylist(rows, schema=pa.schema(ANSWER_FIELDS)), path)
+def write_answer_rows(path: Path, rows: list[dict], fields: tuple[pa.Field, ...] = ANSWER_FIELDS) -> None:
+    pq.write_table(pa.Table.from_pylist(rows, schema=pa.schema(fields)), path)
 
 
 REGISTRY = {**STAGES, "answer": AnswerRows}
@@ -80,14 +80,17 @@ class StageRun:
     rejected: dict[str, dict]
 
 
-def run_after_answers(root: Path, rows: list[dict], stage: str, section: dict, *, name: str = "run") -> StageRun:
-    """Run `answer` (these rows) then `stage` for real through the runner; read back its outputs."""
-    write_answer_rows(root / f"{name}.parquet", rows)
-    job = parse_job(
-        {"name": name, "run_dir": str(root / name), "stages": ["answer", stage], "answer": {"path": f"{name}.parquet"}, stage: section},
+def run_after_answers(
+    root: Path, rows: list[dict], stage: str, section: dict, *, name: str = "run", source: type[ParquetRows] = AnswerRows, job: dict | None = None
+) -> StageRun:
+    """Run `answer` (these rows, through `source`) then `stage` for real through the runner; read
+    back its outputs. `job` adds sections to the job (e.g. `models`)."""
+    write_answer_rows(root / f"{name}.parquet", rows, source.output_fields)
+    parsed = parse_job(
+        {"name": name, "run_dir": str(root / name), "stages": ["answer", stage], "answer": {"path": f"{name}.parquet"}, stage: section, **(job or {})},
         source="t.yaml",
     )
-    run_job(job, REGISTRY, job_dir=root, log=lambda line: None)
+    run_job(parsed, {**REGISTRY, "answer": source}, job_dir=root, log=lambda line: None)
     stage_dir = StageDir(root / name, stage)
     return StageRun(
         manifest=stage_dir.manifest(),

@@ -1,0 +1,223 @@
+"""The verify_code stage: which rows run, with which tests, and what their outcomes become; then
+two runs through the runner, one with a test writer answering from a fake chat server on 127.0.0.1."""
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from pipeline import columns
+from pipeline.contracts import ANSWER_FIELDS, TESTS, RejectReason
+from pipeline.stage import StageContext
+from quality.sandbox import Outcome
+from stages.verify_code import VerifyCode, VerifyCodeParams, needs_written_tests
+from tests.pipeline.fake_chat_server import FakeChatServer
+from tests.stages.answer_rows import AnswerRows, answer_row, run_after_answers
+
+SANDBOX = {"cpu_seconds": 2, "wall_seconds": 60, "memory_mb": 256, "output_kb": 64}
+ADD = "Here you go:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\nCall `add(2, 3)` to get 5."
+WRONG_ADD = "```python\ndef add(a, b):\n    return a - b\n```"
+ADD_TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0\n"
+
+
+class CodeAnswerRows(AnswerRows):
+    """Answer rows with a `tests` column, as probes write it."""
+
+    output_fields = (*ANSWER_FIELDS, pa.field(TESTS, pa.string()))
+
+
+def code_row(row_id: str, answer: str, *, tests: str | None = None, domain: str = "code") -> dict:
+    return {**answer_row(row_id, "Write a function add(a, b) that returns the sum of a and b.", answer), columns.DOMAIN: domain, TESTS: tests}
+
+
+def make_stage(**params) -> VerifyCode:
+    return VerifyCode(VerifyCodeParams(sandbox=SANDBOX, **params), StageContext(run_dir=Path("unused"), stage_name="verify_code"))
+
+
+def verify(rows: list[dict], **params) -> dict[str, dict]:
+    output = make_stage(**params).transform(pa.Table.from_pylist(rows))
+    return {row["id"]: row for row in output.to_pylist()}
+
+
+def verification(row: dict) -> dict:
+    return json.loads(row[columns.META])["verify_code"]
+
+
+def test_code_passing_its_own_tests_is_kept_with_how_it_was_verified() -> None:
+    row = verify([code_row("ok", ADD, tests=ADD_TESTS)])["ok"]
+    assert row[columns.REJECT_REASON] is None and row[columns.REJECT_DETAIL] is None
+    assert verification(row)["outcome"] == "passed" and verification(row)["tests"] == "row"
+    assert row[TESTS] == ADD_TESTS
+    assert json.loads(row[columns.META])["steps"] == [{"template_id": "answer/general"}]  # what was there stays
+
+
+def test_code_failing_its_tests_is_rejected_with_the_failing_assertion() -> None:
+    row = verify([code_row("wrong", WRONG_ADD, tests=ADD_TESTS)])["wrong"]
+    assert row[columns.REJECT_REASON] == "tests_failed"
+    detail = json.loads(row[columns.REJECT_DETAIL])
+    assert detail["detail"] == "AssertionError (tests.py line 1: assert add(2, 3) == 5)"
+    assert detail["tests"] == "row"
+
+
+@pytest.mark.parametrize(
+    ("program", "reason", "detail"),
+    [
+        ("while True:\n    pass\n", "timeout", "CPU time limit"),
+        ("import os\nos.fork()\n", "sandbox_violation", "os.fork"),
+        ("print('x' * 10_000_000)\n", "sandbox_violation", "output over"),
+        ("def add(a, b)\n    return a + b\n", "crashed", "SyntaxError"),
+        ("import socket\nsocket.create_connection(('127.0.0.1', 9))\n", "sandbox_violation", "network access is not allowed"),
+    ],
+)
+def test_sandbox_outcomes_become_reject_reasons(program: str, reason: str, detail: str) -> None:
+    row = verify([code_row("bad", f"```python\n{program}```", tests=ADD_TESTS)])["bad"]
+    assert row[columns.REJECT_REASON] == reason
+    assert detail in json.loads(row[columns.REJECT_DETAIL])["detail"]
+
+
+def test_every_failing_sandbox_outcome_is_a_reject_reason() -> None:
+    failing = {outcome.value for outcome in Outcome} - {Outcome.PASSED.value}
+    assert failing <= {reason.value for reason in RejectReason}
+
+
+def test_without_tests_or_a_test_writer_the_code_only_has_to_load() -> None:
+    rows = verify([code_row("loads", WRONG_ADD), code_row("breaks", "```python\nimport not_a_module_anywhere\n```")])
+    assert rows["loads"][columns.REJECT_REASON] is None
+    assert verification(rows["loads"]) == {"outcome": "passed", "tests": "none", "network": verification(rows["loads"])["network"]}
+    assert rows["loads"][TESTS] is None
+    assert rows["breaks"][columns.REJECT_REASON] == "crashed"
+    assert "ModuleNotFoundError" in json.loads(rows["breaks"][columns.REJECT_DETAIL])["detail"]
+
+
+def test_rows_of_other_domains_pass_untouched() -> None:
+    row = code_row("prose", "```python\nwhile True: pass\n```", domain="general")
+    out = verify([row])["prose"]
+    assert out[columns.REJECT_REASON] is None
+    assert out[columns.META] == row[columns.META]
+    assert out[TESTS] is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ("You can add them with the + operator.", "no code block"),
+        ("```python\ndef add(a, b):\n    return a +", "never closed"),
+    ],
+)
+def test_a_code_answer_without_a_python_program_is_rejected_as_no_code(answer: str, problem: str) -> None:
+    row = verify([code_row("none", answer)])["none"]
+    assert row[columns.REJECT_REASON] == "no_code"
+    assert problem in json.loads(row[columns.REJECT_DETAIL])["detail"]
+
+
+def test_code_in_other_languages_is_kept_unrun_or_rejected_as_configured() -> None:
+    answer = "```javascript\nconst add = (a, b) => a + b;\n```"
+    kept = verify([code_row("js", answer)])["js"]
+    assert kept[columns.REJECT_REASON] is None
+    assert verification(kept) == {"outcome": "not_run", "why": "code blocks in javascript, none in Python"}
+    assert verify([code_row("js", answer)], other_languages="reject")["js"][columns.REJECT_REASON] == "no_code"
+
+
+def test_each_row_gets_its_own_verdict_when_sandboxes_run_in_parallel() -> None:
+    rows = [code_row(f"ok{i}", ADD, tests=ADD_TESTS) if i % 2 == 0 else code_row(f"wrong{i}", WRONG_ADD, tests=ADD_TESTS) for i in range(6)]
+    for workers in (1, 3):
+        verdicts = {row_id: row[columns.REJECT_REASON] for row_id, row in verify(rows, workers=workers).items()}
+        assert verdicts == {row["id"]: (None if row["id"].startswith("ok") else "tests_failed") for row in rows}
+
+
+# --- the test writer -------------------------------------------------------------------------------
+def written(stage: VerifyCode, rows: list[dict], replies: list[str | None], errors: list[str | None]) -> pa.Table:
+    """Rows as they leave apply_llm: the rendered request plus the test writer's reply."""
+    batch = stage.render_requests(pa.Table.from_pylist(rows))
+    return (
+        batch.append_column(columns.GENERATED_TEXT, pa.array(replies, pa.string()))
+        .append_column(columns.LLM_ERROR, pa.array(errors, pa.string()))
+        .append_column(columns.LLM_MODEL, pa.array(["writer"] * len(rows), pa.string()))
+    )
+
+
+def test_the_test_writer_sees_the_instruction_and_the_program_only() -> None:
+    stage = make_stage(test_writer="writer")
+    batch = stage.render_requests(pa.Table.from_pylist([code_row("ok", ADD)]))
+    prompt = json.loads(batch[columns.MESSAGES][0].as_py())[-1]["content"]
+    assert "Write a function add(a, b)" in prompt
+    assert "def add(a, b):\n    return a + b" in prompt
+    assert "Call `add(2, 3)`" not in prompt  # the answer's prose is not the code
+
+
+def test_tests_the_writer_wrote_are_run_and_recorded() -> None:
+    stage = make_stage(test_writer="writer")
+    rows = [code_row("ok", ADD), code_row("wrong", WRONG_ADD)]
+    reply = f"```python\n{ADD_TESTS}```"
+    out = {row["id"]: row for row in stage.transform(written(stage, rows, [reply, reply], [None, None])).to_pylist()}
+    assert out["ok"][columns.REJECT_REASON] is None
+    assert out["ok"][TESTS] == ADD_TESTS
+    step = verification(out["ok"])
+    assert step["tests"] == "model"
+    assert step["test_writer"] == {"model": "writer", "template_id": "verify_code/write_tests", "template_version": 1}
+    assert out["wrong"][columns.REJECT_REASON] == "tests_failed"
+    assert json.loads(out["wrong"][columns.REJECT_DETAIL])["tests"] == "model"
+
+
+def test_rows_the_writer_wrote_no_tests_for_are_rejected_never_passed() -> None:
+    stage = make_stage(test_writer="writer")
+    rows = [code_row("failed", ADD), code_row("prose", ADD)]
+    out = {row["id"]: row for row in stage.transform(written(stage, rows, [None, "The function looks right to me."], ["HTTP 503 after 3 tries", None])).to_pylist()}
+    assert out["failed"][columns.REJECT_REASON] == "llm_error"
+    assert "503" in out["failed"][columns.REJECT_DETAIL]
+    assert out["prose"][columns.REJECT_REASON] == "parse_error"
+    assert json.loads(out["prose"][columns.REJECT_DETAIL])["raw"] == "The function looks right to me."
+
+
+def test_only_code_rows_with_a_program_and_no_tests_are_sent_to_the_writer() -> None:
+    domains = frozenset({"code"})
+    assert needs_written_tests(code_row("a", ADD), domains=domains)
+    assert not needs_written_tests(code_row("b", ADD, tests=ADD_TESTS), domains=domains)
+    assert not needs_written_tests(code_row("c", "No code here."), domains=domains)
+    assert not needs_written_tests(code_row("d", ADD, domain="general"), domains=domains)
+
+
+def test_the_writer_and_its_template_are_declared_only_when_configured() -> None:
+    assert make_stage().models_used() == () and make_stage().prompt_ids() == ()
+    stage = make_stage(test_writer="writer")
+    assert stage.models_used() == ("writer",) and stage.prompt_ids() == ("verify_code/write_tests",)
+
+
+# --- through the runner ----------------------------------------------------------------------------
+def test_verify_code_through_the_runner_counts_each_reason(tmp_path: Path, ray_session) -> None:
+    rows = [
+        code_row("ok", ADD, tests=ADD_TESTS),
+        code_row("wrong", WRONG_ADD, tests=ADD_TESTS),
+        code_row("loop", "```python\nwhile True:\n    pass\n```", tests=ADD_TESTS),
+        code_row("none", "Use the + operator."),
+        code_row("prose", "Paris is the capital of France.", domain="general"),
+    ]
+    run = run_after_answers(tmp_path, rows, "verify_code", {"sandbox": SANDBOX}, source=CodeAnswerRows)
+    assert set(run.accepted) == {"ok", "prose"}
+    assert {row_id: row[columns.REJECT_REASON] for row_id, row in run.rejected.items()} == {"wrong": "tests_failed", "loop": "timeout", "none": "no_code"}
+    assert run.manifest["rejected"] == {"no_code": 1, "tests_failed": 1, "timeout": 1}
+    assert run.accepted["ok"][TESTS] == ADD_TESTS
+
+
+def fake_writer_reply(body: dict) -> str:
+    """The fake test writer: tests of `add` for any prompt that shows its code."""
+    prompt = body["messages"][-1]["content"]
+    assert "def add(a, b)" in prompt
+    return f"Here are the tests:\n```python\n{ADD_TESTS}```"
+
+
+def test_a_test_writer_behind_an_openai_server_writes_the_tests_for_rows_without_them(tmp_path: Path, ray_session) -> None:
+    server = FakeChatServer(reply=fake_writer_reply).start()
+    try:
+        rows = [code_row("ok", ADD), code_row("wrong", WRONG_ADD), code_row("prose", "Paris.", domain="general")]
+        models = {"writer": {"engine": "openai", "base_url": server.base_url, "model": "fake", "max_retries": 1, "backoff_s": 0.1, "timeout_s": 10}}
+        run = run_after_answers(tmp_path, rows, "verify_code", {"sandbox": SANDBOX, "test_writer": "writer"}, job={"models": models})
+    finally:
+        server.stop()
+    assert server.answered == 2  # the general row never went to the writer
+    assert set(run.accepted) == {"ok", "prose"}
+    assert run.accepted["ok"][TESTS] == ADD_TESTS
+    assert json.loads(run.accepted["ok"][columns.META])["verify_code"]["tests"] == "model"
+    assert run.rejected["wrong"][columns.REJECT_REASON] == "tests_failed"
+    assert run.manifest["rejected"] == {"tests_failed": 1}
