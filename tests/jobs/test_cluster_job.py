@@ -27,7 +27,7 @@ def test_cluster_job_builds_the_whole_recipe():
     job, plan = cluster_plan()
     assert [node.name for node in plan] == [
         "seeds", "synthesize", "evolve", "dedup_instructions", "answer", "gather_samples", "consistency",
-        "critique", "quality", "dedup_samples", "decontaminate", "tokenize", "mix",
+        "verify_code", "critique", "quality", "dedup_samples", "decontaminate", "tokenize", "mix",
     ]  # fmt: skip
     used = {name for node in plan for name in node.stage.models_used()}
     assert used == {"general", "math", "code", "critic"}
