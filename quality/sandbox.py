@@ -183,38 +183,57 @@ class _Watch:
 def _watch(process: subprocess.Popen, limits: SandboxLimits) -> _Watch:
     """Read the output as it comes until the program ends, killing its group on overrun."""
     deadline = time.monotonic() + limits.wall_seconds
-    cap = limits.output_kb << 10
-    tail, total, killed_for = bytearray(), 0, None
+    output = _Output(cap=limits.output_kb << 10)
+    killed_for = None
     stdout = process.stdout
     assert stdout is not None
     with selectors.DefaultSelector() as selector:
         selector.register(stdout, selectors.EVENT_READ)
+        reading = True
         while not _has_exited(process.pid):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 killed_for = "wall"
                 break
-            if not selector.select(timeout=min(remaining, 0.1)):
-                continue
-            chunk = os.read(stdout.fileno(), READ_CHUNK_BYTES)
-            if not chunk:  # it closed its output; it may still run
+            if not reading:  # it closed its output but runs on
+                time.sleep(min(remaining, 0.05))
+            elif selector.select(timeout=min(remaining, 0.1)) and not output.read(stdout.fileno()):
+                reading = False
                 selector.unregister(stdout)
-                while not _has_exited(process.pid) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                killed_for = None if _has_exited(process.pid) else "wall"
-                break
-            total += len(chunk)
-            tail = (tail + chunk)[-OUTPUT_TAIL_BYTES:]
-            if total > cap:
+            if output.overflowed:
                 killed_for = "output"
                 break
-    # Kill what it left running (children holding the pipe, or itself on overrun), then reap it.
-    _kill_group(process.pid)
+        # Kill what it left running (children holding the pipe, or itself on overrun) ...
+        _kill_group(process.pid)
+        # ... then read what it wrote before it ended: with every writer dead, the pipe ends soon.
+        while reading and killed_for is None and selector.select(timeout=0.5) and output.read(stdout.fileno()):
+            if output.overflowed:
+                killed_for = "output"
     stdout.close()
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, with its CPU time
     _wait_for_group_exit(process.pid)
-    return _Watch(process.returncode, usage.ru_utime + usage.ru_stime, bytes(tail), killed_for)
+    return _Watch(process.returncode, usage.ru_utime + usage.ru_stime, output.tail, killed_for)
+
+
+class _Output:
+    """The output's last OUTPUT_TAIL_BYTES and its size: memory stays bounded whatever is printed."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.tail = b""
+        self.total = 0
+
+    @property
+    def overflowed(self) -> bool:
+        return self.total > self.cap
+
+    def read(self, fd: int) -> bool:
+        """Read what is there; False at the end of the output."""
+        chunk = os.read(fd, READ_CHUNK_BYTES)
+        self.total += len(chunk)
+        self.tail = (self.tail + chunk)[-OUTPUT_TAIL_BYTES:]
+        return bool(chunk)
 
 
 def _has_exited(pid: int) -> bool:

@@ -107,6 +107,11 @@ def test_a_signal_crash_names_the_signal_and_the_last_output_line() -> None:
     assert result.detail == "killed by SIGSEGV before it finished: about to fall over"
 
 
+def test_output_written_just_before_the_program_ends_is_kept() -> None:
+    result = run("import os\nprint('x' * 50_000)\nprint('last words', flush=True)\nos._exit(0)\n")
+    assert result.output_tail.endswith("x\nlast words\n")
+
+
 def test_the_program_runs_in_an_empty_directory_with_a_minimal_environment() -> None:
     code = "import os, json\nprint(json.dumps({'files': sorted(os.listdir('.')), 'env': sorted(os.environ), 'home': os.environ['HOME'] == os.getcwd()}))\n"
     result = run(code)
