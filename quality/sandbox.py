@@ -22,7 +22,8 @@ Enforced by the kernel
 - Output (the parent): stdout and stderr are read as they come, keeping only a tail; past
   `output_kb` the group is killed -> `sandbox_violation`. A 100 MB print costs neither memory
   nor disk.
-- When the program ends, whatever it left running in its process group is killed.
+- When the program ends, whatever it left running in its process group is killed (a process
+  that left the group with setsid would escape this; the guard keeps it from being started).
 
 Enforced only by the guard, an audit hook (`sys.addaudithook`) installed before the program runs
 - starting processes: os.fork/forkpty/exec*/posix_spawn/spawn*/system, subprocess, and
@@ -30,8 +31,8 @@ Enforced only by the guard, an audit hook (`sys.addaudithook`) installed before 
 - the network: socket connect/bind/sendto/sendmsg and name lookups;
 - writes outside the working directory: open for writing, and remove, rename, link, symlink,
   mkdir, chmod, chown, utime, truncate, xattrs, rmtree and sqlite3 files, paths resolved
-  through symlinks and descriptors; /dev/null stays writable. As root nothing else stops these
-  writes: the kernel limits above bound their size, not their place;
+  through symlinks and descriptors; /dev/null stays writable. Beyond it only file permissions
+  stop such writes, and as root nothing does: the kernel limits bound their size, not their place;
 - signals to other processes, and ctypes function lookups and raw memory access.
 Each refusal is reported before the program sees the exception (a PermissionError), so a
 program that catches it is still a `sandbox_violation`. The guard stops what a program does
