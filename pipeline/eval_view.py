@@ -24,8 +24,10 @@ def render_eval(result: dict[str, Any]) -> str:
     if not result["probes"]:
         return NO_PROBES
     parts = [
-        f"{result['probes']} probes answered in stage '{result['answer_stage']}' ({result['failed_samples']} of their samples failed); "
-        f"kept after every filter: {result['survivors_are']}.",
+        (
+            f"{result['probes']} probes answered in stage '{result['answer_stage']}' ({result['failed_samples']} of their samples failed); "
+            f"kept after every filter: {result['survivors_are']}."
+        ),
         "Accuracy with Wilson 95% intervals; lift in percentage points with Newcombe's 95% interval.",
         "",
         format_table(*_accuracy_table(result["by_model_domain"], ("answer_model", "domain"), ("model", "domain"))),

@@ -41,7 +41,13 @@ from pipeline.contracts import RejectReason
 from pipeline.run_contents import RunInspectionError
 from pipeline.store import StageDir
 from quality.probe_sets import judge_answer
-from quality.proportions import Interval, Proportion, newcombe_difference, rank_auc, wilson_interval
+from quality.proportions import (
+    Interval,
+    Proportion,
+    newcombe_difference,
+    rank_auc,
+    wilson_interval,
+)
 
 ANSWER_KIND = "answer"
 EXIT_KIND = "probe_exit"

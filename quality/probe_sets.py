@@ -53,7 +53,7 @@ class Probe:
     @property
     def id(self) -> str:
         """Stable row id: the same set, key and question give the same id in every run."""
-        return content_id("\x1f".join(("probe", self.set_name, self.key, self.question)))
+        return content_id(f"probe\x1f{self.set_name}\x1f{self.key}\x1f{self.question}")
 
     @property
     def objective(self) -> bool:

@@ -41,10 +41,7 @@ from pipeline.stage import Execution, Resources, Stage, StageParams, with_column
 from pipeline.store import StageDir
 from pipeline.unit_commit import commit_as_unit, unit_name
 from quality.probe_sets import (
-    ARITHMETIC_ZH,
     BUILT_IN_SETS,
-    GSM8K,
-    HUMANEVAL,
     Probe,
     arithmetic_zh_probes,
     draw_probes,

@@ -21,14 +21,21 @@ from pipeline.evaluation import evaluate_run
 from pipeline.graph import build_graph
 from pipeline.runner import run_job
 from pipeline.store import StageDir
-from quality.probe_sets import arithmetic_zh_probes, draw_probes, gsm8k_probes, humaneval_probes, judge_answer, read_probe_file
+from quality.probe_sets import (
+    arithmetic_zh_probes,
+    draw_probes,
+    gsm8k_probes,
+    humaneval_probes,
+    judge_answer,
+    read_probe_file,
+)
 from stages.critique import DIMENSIONS
 from stages.probes import find_probe_leaks
 from stages.registry import STAGES
 from tests.pipeline.fake_chat_server import FakeChatServer
 from tests.stages.answer_rows import ParquetRows
 
-QUIET = lambda line: None  # noqa: E731
+QUIET = lambda line: None
 SEED = 5
 PROBES = {"seed": SEED, "gsm8k": 4, "arithmetic_zh": 3, "humaneval": 2, "files": [{"name": "mine", "path": "mine.jsonl"}]}
 USER_PROBES = [
