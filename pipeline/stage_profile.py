@@ -412,8 +412,10 @@ def _add_histograms(relation: duckdb.DuckDBPyRelation, described: list[dict], st
         kept = next(values) or {}
         rejected = (next(values) or {}) if counts.split else None
         if binning is None:
-            keys = sorted(set(kept) | set(rejected or {}))
-            column["histogram"] = [_bin(_number(v), _number(v), kept.get(v, 0), rejected, v) for v in keys]
+            # Every whole number from min to max, unseen ones at 0: the axis stays linear, gaps show.
+            seen = set(kept) | set(rejected or {})
+            keys = range(int(min(seen)), int(max(seen)) + 1) if seen else ()
+            column["histogram"] = [_bin(v, v, _count(kept, v), rejected, v) for v in keys]
             continue
         start, width, bins, open_ended = binning
         digits = _edge_digits(width)
@@ -432,8 +434,13 @@ def _add_histograms(relation: duckdb.DuckDBPyRelation, described: list[dict], st
 def _bin(low: Any, high: Any, count: int, rejected: dict | None, key: Any) -> dict[str, Any]:
     entry = {"lo": low, "hi": high, "count": count}
     if rejected is not None:
-        entry["rejected"] = rejected.get(key, 0)
+        entry["rejected"] = _count(rejected, key)
     return entry
+
+
+def _count(histogram: dict, key: Any) -> int:
+    # DuckDB keys a histogram of whole-number floats by float: 7.0, not 7.
+    return histogram.get(key, histogram.get(float(key), 0)) if isinstance(key, int) else histogram.get(key, 0)
 
 
 def nice_bins(low: float, high: float, target: int, integral: bool) -> tuple[float, float, int]:

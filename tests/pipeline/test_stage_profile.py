@@ -118,7 +118,7 @@ def test_with_rejects_splits_every_count_into_kept_and_rejected(run):
     profile = profile_stage(run.run_dir, "critique", sample=2, with_rejects=True)
     assert (profile["rows"], profile["rows_rejected"]) == (5, 1)
     scores = {entry["lo"]: (entry["count"], entry["rejected"]) for entry in column(profile, "critique_score")["histogram"]}
-    assert scores == {2: (0, 1), 6: (1, 0), 7: (1, 0), 8: (2, 0), 9: (1, 0)}
+    assert scores == {2: (0, 1), 3: (0, 0), 4: (0, 0), 5: (0, 0), 6: (1, 0), 7: (1, 0), 8: (2, 0), 9: (1, 0)}
     domains = {entry["value"]: (entry["count"], entry["rejected"]) for entry in column(profile, "domain")["top"]}
     assert domains == {"math": (1, 1), "science": (2, 0), "code": (2, 0)}
     assert "reject_reason" not in profile["samples"][0] and "__rejected" not in profile["samples"][0]
