@@ -42,6 +42,50 @@ def strip_type_label(instruction: str) -> str:
     return _TYPE_LABEL.sub("", instruction, count=1)
 
 
+# A reference to the source the instruction was made from, which its reader will never see.
+_UNSEEN_SOURCE = re.compile(
+    r"(?i)\b(?:this|the|that|given|above|provided|attached|same)\s+(?:document|text|passage|article|page|excerpt|source\s+file)\b"
+    r"|本文|这篇文章|这篇文档|该文档|这份文档|这段文字|上文|原文|文中|该文章"
+)
+# "the following code" must be followed by it: a newline or a code span in the instruction.
+_FOLLOWING = re.compile(r"(?i)\b(?:the\s+)?following\s+(?:python\s+)?(?:code|snippet|function|program|list|table|text|data|class)\b|以下代码|下面的代码|下列代码")
+_NUMERIC = re.compile(r"\d|(?i:\b(?:calculate|compute|solve|how\s+many|how\s+much|sum|product|percent|equation)\b)|计算|多少|几|求|[一二三四五六七八九十百千万]")
+_OPTION = re.compile(r"(?:^|[\s(（])([A-D])\s*[).:：、）]", re.MULTILINE)
+
+
+def plausible_task_type(instruction: str, claimed: str) -> str:
+    """The model's type label, unless the instruction cannot be that type: "math" needs a number or
+    a calculation, "choice" needs at least two lettered options; such labels become "open"."""
+    if claimed == "math" and not _NUMERIC.search(instruction):
+        return "open"
+    if claimed == "choice" and len(set(_OPTION.findall(instruction))) < 2:
+        return "open"
+    return claimed
+
+
+def check_self_contained(instruction: str) -> tuple[RejectReason, str] | None:
+    """A user who sends the instruction has no source document: it must not point at one, and
+    "the following code" must include the code."""
+    unseen = _UNSEEN_SOURCE.search(instruction)
+    if unseen:
+        return RejectReason.NOT_SELF_CONTAINED, f"refers to {unseen.group(0)!r}, which the reader never sees"
+    following = _FOLLOWING.search(instruction)
+    if following and "\n" not in instruction.strip() and "`" not in instruction:
+        return RejectReason.NOT_SELF_CONTAINED, f"announces {following.group(0)!r} but includes none"
+    return None
+
+
+def check_language(instruction: str, language: str) -> tuple[RejectReason, str] | None:
+    """An instruction in the language it was asked in: Chinese for Chinese seeds, and not Chinese
+    for the others (a Chinese seed answered in English is no Chinese data)."""
+    chinese = is_mostly_chinese(instruction)
+    if language == "zh" and not chinese:
+        return RejectReason.LANG, "asked for Chinese, written in another language"
+    if language != "zh" and chinese:
+        return RejectReason.LANG, f"asked for {language}, written in Chinese"
+    return None
+
+
 def words(text: str) -> list[str]:
     """Lower-cased words; each Han character counts as a word, as unsegmented text needs."""
     text = unicodedata.normalize("NFKC", text).lower()

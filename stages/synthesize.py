@@ -4,9 +4,11 @@ Each seed chunk is sent to a prompt family chosen by its kind (web, qa, code, bo
 task type, style and complexity picked per seed (deterministically, recorded in `meta`), in
 the seed's language, asking for several instructions in one structured-JSON call.
 Writes one row per instruction: `parent_id` = the seed chunk, `seed_id` kept.
-Rejects: llm_error, parse_error (per seed); empty, too_short, not_a_request, template_leak (made of
-the prompt's own words), copies_seed (per instruction). A leading task-type label the model wrote
-into the instruction ("factual: ...") is removed: the type has its own field.
+Rejects: llm_error, parse_error (per seed); empty, too_short, not_a_request, lang (not in the
+seed's language), not_self_contained (points at a document it does not include), template_leak
+(made of the prompt's own words), copies_seed (per instruction). A leading task-type label the
+model wrote into the instruction ("factual: ...") is removed, and a type the instruction cannot
+be ("math" without a number, "choice" without options) becomes "open".
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ from pipeline.models import SamplingParams
 from pipeline.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
 from pipeline.prompts import load_prompt
 from pipeline.stage import Lineage, Resources, StageParams, with_reject_columns
-from quality.instruction_checks import check_copies_seed, check_echoes_prompt, check_is_request, strip_type_label
+from quality.instruction_checks import (
+    check_copies_seed,
+    check_echoes_prompt,
+    check_is_request,
+    check_language,
+    check_self_contained,
+    plausible_task_type,
+    strip_type_label,
+)
 
 OBJECTIVE_TYPES = frozenset({"factual", "math", "choice"})
 # An instruction's type can move it to the domain whose model should answer it.
@@ -102,7 +112,7 @@ class Synthesize(ModelStage):
             prompt_text = "\n".join(message["content"] for message in json.loads(seed[columns.MESSAGES]))
             for index, item in enumerate(reply.value["instructions"]):
                 instruction = strip_type_label(item["instruction"].strip())
-                task_type = item["type"]
+                task_type = plausible_task_type(instruction, item["type"])
                 row = {
                     **base,
                     columns.ID: derived_id(seed[columns.ID], instruction),
@@ -114,8 +124,10 @@ class Synthesize(ModelStage):
                 }
                 problem = (
                     check_repeated(instruction, seen)
-                    or check_is_request(instruction)
                     or check_echoes_prompt(instruction, prompt_text, quoted_text=seed[columns.TEXT])
+                    or check_is_request(instruction)
+                    or check_language(instruction, base[columns.LANG])
+                    or check_self_contained(instruction)
                     or check_copies_seed(instruction, seed[columns.TEXT], max_overlap=self.params.max_seed_overlap)
                 )
                 if problem is not None:

@@ -41,7 +41,7 @@ def test_accepted_instructions_are_requests_with_unique_ids_and_their_seed(recor
 
 
 def test_rejects_carry_a_known_reason_and_detail(recorded_output):
-    allowed = {"parse_error", "llm_error", "empty", "not_a_request", "copies_seed", "too_short", "exact_duplicate", "template_leak"}
+    allowed = {"parse_error", "llm_error", "empty", "not_a_request", "copies_seed", "too_short", "exact_duplicate", "template_leak", "lang", "not_self_contained"}
     rejected = [row for row in recorded_output if row["reject_reason"]]
     assert all(row["reject_reason"] in allowed and row["reject_detail"] for row in rejected)
 
@@ -76,12 +76,14 @@ def test_copied_seed_repeated_and_statement_instructions_are_rejected(stage):
 
 
 def test_instructions_made_of_the_prompts_own_words_are_template_leaks(stage):
-    """Seen from Qwen2.5-Coder-0.5B on the quickstart seeds: the prompt's rules echoed as instructions."""
+    """Seen from Qwen2.5-Coder-0.5B on the quickstart seeds: the prompt's rules echoed as
+    instructions ("Write every instruction in English:", "Read the document, then write 4
+    different instructions about its subject."), here with the words of today's web prompt."""
     reply = {
         "instructions": [
-            {"instruction": "Do not say 'the document' or 'the text':", "type": "choice"},
-            {"instruction": "Write every instruction in English:", "type": "code"},
-            {"instruction": "Read the document, then write 4 different instructions about its subject.", "type": "factual"},
+            {"instruction": 'Give each a type: "factual" (one short correct answer), "math" (a calculation)', "type": "choice"},
+            {"instruction": "Start each one with a question word (What, How, Why, Which) or a verb", "type": "code"},
+            {"instruction": "Write 3 different questions or requests that a user could ask an assistant.", "type": "factual"},
             {"instruction": "factual: Which keyword defines a function in Python?", "type": "factual"},
         ]
     }
@@ -89,6 +91,31 @@ def test_instructions_made_of_the_prompts_own_words_are_template_leaks(stage):
     rows = stage.transform(with_replies(rendered, [json.dumps(reply)])).to_pylist()
     assert [row["reject_reason"] for row in rows] == ["template_leak", "template_leak", "template_leak", None]
     assert rows[3]["instruction"] == "Which keyword defines a function in Python?"  # the type label moved out
+
+
+def test_wrong_language_unseen_documents_and_impossible_types_are_caught(stage):
+    """Seen from Qwen2.5-Coder-0.5B: English instructions for a Chinese seed, questions about
+    "this document", "the following code" with no code, and "math" labels on prose questions."""
+    english_seed = next(seed for seed in SEEDS if seed_language(seed) == "en")
+    chinese_seed = next(seed for seed in SEEDS if seed_language(seed) == "zh")
+    english = {"instructions": [
+        {"instruction": "What is the main idea of this document?", "type": "factual"},
+        {"instruction": "What is the output of the following Python code snippet?", "type": "code"},
+        {"instruction": "How does Python's garbage collector find reference cycles?", "type": "math"},
+        {"instruction": "What does `len([1, 2, 3])` return?", "type": "factual"},
+    ]}  # fmt: skip
+    chinese = {"instructions": [
+        {"instruction": "What is the main function of the water cycle?", "type": "choice"},
+        {"instruction": "请解释水循环中蒸发和降水的作用。", "type": "open"},
+        {"instruction": "本文的主要内容是什么？", "type": "factual"},
+    ]}  # fmt: skip
+    rendered = stage.render_requests(seed_rows([english_seed, chinese_seed]))
+    rows = stage.transform(with_replies(rendered, [json.dumps(english), json.dumps(chinese)])).to_pylist()
+    assert [row["reject_reason"] for row in rows] == [
+        "not_self_contained", "not_self_contained", None, None, "lang", None, "not_self_contained",
+    ]  # fmt: skip
+    assert rows[2]["task_type"] == "open" and not rows[2]["objective"]  # no number: not math
+    assert rows[3]["task_type"] == "factual"
 
 
 def test_objective_types_are_flagged_and_math_moves_to_the_math_domain(stage):
