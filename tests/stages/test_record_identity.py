@@ -96,3 +96,38 @@ def test_id_field_that_names_no_field_is_an_error_naming_the_file_and_its_fields
         run(tmp_path, ["seeds"], {"path": file_name, "id_field": "uid"})
     message = str(error.value)
     assert "'uid'" in message and file_name in message and "doc_id" in message and "text" in message
+
+
+def test_dedup_of_a_user_corpus_answers_which_of_mine_were_kept_and_removed(tmp_path, ray_session):
+    """Over a Parquet corpus with the user's `id` column: `synthmix export` of the dedup stage
+    gives the user's ids of the kept documents, and its rejects name, for each removed document,
+    the user's id of the document kept in its place."""
+    from pydoc_data.topics import topics
+
+    from pipeline.cli import main
+
+    texts = [topics[name] for name in sorted(topics) if 1500 < len(topics[name]) < 15000]
+    ids = [f"mine-{i}" for i in range(len(texts))]
+    copies = {}
+    for i in range(0, 25, 5):  # five near-copies: one word changed near the end
+        words = texts[i].split(" ")
+        words[-3] = "changed"
+        copies[f"mine-copy-of-{i}"] = ("mine-" + str(i), " ".join(words))
+    pq.write_table(pa.table({"id": ids + list(copies), "text": texts + [text for _, text in copies.values()]}), tmp_path / "docs.parquet")
+    (tmp_path / "dedup.yaml").write_text(json.dumps({
+        "name": "mine", "run_dir": str(tmp_path / "run"), "stages": ["seeds", "dedup"],
+        "seeds": {"path": "docs.parquet", "chunk_chars": 20000}, "dedup": {"text_columns": ["text"], "threshold": 0.8},
+    }))  # fmt: skip
+    assert main(["run", str(tmp_path / "dedup.yaml")]) == 0
+    assert main(["export", str(tmp_path / "run"), "dedup", "--format", "jsonl", "-o", str(tmp_path / "kept.jsonl")]) == 0
+    assert main(["export", str(tmp_path / "run"), "dedup", "--rejects", "--format", "jsonl", "-o", str(tmp_path / "removed.jsonl")]) == 0
+
+    kept = [json.loads(line) for line in (tmp_path / "kept.jsonl").read_text().splitlines()]
+    removed = [json.loads(line) for line in (tmp_path / "removed.jsonl").read_text().splitlines()]
+    kept_ids = {row["source_id"] for row in kept}
+    assert len(kept) == len(kept_ids) and kept_ids | {row["source_id"] for row in removed} == set(ids) | set(copies)
+    assert len(removed) == len(copies), "each planted pair loses exactly one document"
+    pairs = {frozenset((copy, original)) for copy, (original, _) in copies.items()}
+    for row in removed:
+        kept_in_its_place = json.loads(row["reject_detail"])["kept_source_id"]
+        assert kept_in_its_place in kept_ids and frozenset((row["source_id"], kept_in_its_place)) in pairs
