@@ -4,7 +4,10 @@ from quality.instruction_checks import (
     check_echoes_prompt,
     check_evolution,
     check_is_request,
+    check_language,
+    check_self_contained,
     is_mostly_chinese,
+    plausible_task_type,
     strip_type_label,
     words,
 )
@@ -97,3 +100,28 @@ def test_a_leading_task_type_label_is_removed():
     assert strip_type_label("factual: What is 2 + 2?") == "What is 2 + 2?"
     assert strip_type_label("**Math**: Solve x + 1 = 3.") == "Solve x + 1 = 3."
     assert strip_type_label("Explain code review: what to look for.") == "Explain code review: what to look for."
+
+
+def test_instructions_pointing_at_an_unseen_document_are_not_self_contained():
+    assert check_self_contained("What is the main idea of this document?")[0] == RejectReason.NOT_SELF_CONTAINED
+    assert check_self_contained("本文的主要内容是什么？")[0] == RejectReason.NOT_SELF_CONTAINED
+    assert check_self_contained("What does the following code print?")[0] == RejectReason.NOT_SELF_CONTAINED
+    assert check_self_contained("What does the following code print?\n\nprint(sum(range(4)))") is None
+    assert check_self_contained("What does the following code print: `print(2 ** 3)`?") is None
+    assert check_self_contained("Explain how a text editor stores undo history.") is None
+
+
+def test_the_language_asked_for_is_the_language_written():
+    assert check_language("请解释水循环中的蒸发。", "zh") is None
+    assert check_language("Explain evaporation in the water cycle.", "zh")[0] == RejectReason.LANG
+    assert check_language("请解释水循环中的蒸发。", "en")[0] == RejectReason.LANG
+    assert check_language("Explain the `with` statement.", "en") is None
+
+
+def test_a_type_the_instruction_cannot_be_becomes_open():
+    assert plausible_task_type("How does garbage collection work?", "math") == "open"
+    assert plausible_task_type("How many seconds are in 3 hours?", "math") == "math"
+    assert plausible_task_type("一共有多少个苹果？", "math") == "math"
+    assert plausible_task_type("Which keyword defines a function?", "choice") == "open"
+    assert plausible_task_type("Which keyword defines a function? (A) def (B) fun (C) lambda (D) func", "choice") == "choice"
+    assert plausible_task_type("What does len() return?", "factual") == "factual"
