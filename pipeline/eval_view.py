@@ -38,6 +38,7 @@ def render_eval(result: dict[str, Any]) -> str:
         "",
         f"precision: wrong among rejected; recall: rejected among wrong. {MARK_NOTE}",
         _auc_line(result["critique_auc"]),
+        _code_line(result["code_judged_by"]),
     ]
     return "\n".join(parts)
 
@@ -53,7 +54,7 @@ def eval_section(run_dir: Path) -> str:
     ]
     if result["filters"]:
         tables.append(_html_table(*_filter_table(result["filters"])))
-    notes = [f"precision: wrong among rejected; recall: rejected among wrong. {MARK_NOTE}", _auc_line(result["critique_auc"])]
+    notes = [f"precision: wrong among rejected; recall: rejected among wrong. {MARK_NOTE}", _auc_line(result["critique_auc"]), _code_line(result["code_judged_by"])]
     return (
         f'<h2>Probes</h2><p class="note">{result["probes"]} probes with known answers went through the filters '
         "(accuracy with Wilson 95% intervals; lift in points with Newcombe's).</p>"
@@ -63,14 +64,14 @@ def eval_section(run_dir: Path) -> str:
 
 
 def format_proportion(value: dict[str, Any]) -> str:
-    """"62.5% [30.6-86.3] 5/8", or "-" with nothing to count."""
+    """A proportion as "62.5% [30.6-86.3] 5/8", or "-" with nothing to count."""
     if not value["n"]:
         return "-"
     return f"{100 * value['p']:.1f}% [{100 * value['low']:.1f}-{100 * value['high']:.1f}] {value['k']}/{value['n']}"
 
 
 def format_difference(value: dict[str, Any]) -> str:
-    """"+12.5 [-3.1, +27.4]" in percentage points, or "-"."""
+    """A difference as "+12.5 [-3.1, +27.4]" in percentage points, or "-"."""
     if value["estimate"] is None:
         return "-"
     return f"{100 * value['estimate']:+.1f} [{100 * value['low']:+.1f}, {100 * value['high']:+.1f}]"
@@ -114,6 +115,12 @@ def _auc_line(auc: dict[str, Any] | None) -> str:
         f"critique_score AUC ({auc['stage']}, right vs wrong answers): {auc['estimate']:.3f} "
         f"[{auc['low']:.3f}-{auc['high']:.3f}] over {auc['right']} right and {auc['wrong']} wrong"
     )
+
+
+def _code_line(verify_stage: str | None) -> str:
+    if verify_stage is None:
+        return "code probes: not judged (the run has no verify_code stage to run their tests)"
+    return f"code probes: judged by their tests as '{verify_stage}' ran them; its own row leaves them out"
 
 
 def _html_table(headers: list[str], rows: list[list[Any]], right: list[int]) -> str:

@@ -16,8 +16,11 @@ stage kinds, then each stage's part and reject files, probe rows only), and meas
 
 A row is judged by its `answer` as that stage holds it (consistency swaps in the majority
 sample for the rows it keeps) against the probe's reference, with the extraction the vote uses
-(quality/probe_sets.py `judge_answer`). Probes judged by tests (code) are counted but not judged
-here. Proportions carry Wilson 95% intervals, differences Newcombe's (quality/proportions.py);
+(quality/probe_sets.py `judge_answer`). A code probe is judged by its tests, as the run's
+`verify_code` stage ran them: right when it passed, wrong when it was rejected as `no_code`,
+`tests_failed`, `timeout`, `crashed` or `sandbox_violation`; without that stage, or where it did
+not run them, it is counted but not judged. Since verify_code is then the judge of code probes,
+its own row leaves them out. Proportions carry Wilson 95% intervals, differences Newcombe's (quality/proportions.py);
 the survivors descend from the samples, so the lift's interval treats as independent what is
 not quite, and reads as a guide, not a test.
 """
@@ -52,6 +55,9 @@ from quality.proportions import (
 ANSWER_KIND = "answer"
 EXIT_KIND = "probe_exit"
 CRITIQUE_KIND = "critique"
+VERIFY_KIND = "verify_code"
+# verify_code's rejects that say a code answer fails its tests.
+FAILED_CODE = frozenset({"no_code", "tests_failed", "timeout", "crashed", "sandbox_violation"})
 # Kinds that hold probe rows without judging them: where probes enter, regroup or leave.
 NOT_FILTERS = frozenset({"probes", "probe_source", "gather_samples", EXIT_KIND})
 # What evaluation reads of a stage's rows; a stage without one of them reads as null.
@@ -64,12 +70,13 @@ READ_SCHEMA = pa.schema(
         (columns.ANSWER_MODEL, pa.string()),
         (columns.PROBE, pa.string()),
         (columns.CRITIQUE_SCORE, pa.float64()),
+        (columns.META, pa.string()),
         (columns.REJECT_REASON, pa.string()),
     ]
 )
 
 SET = "set"
-CORRECT = "correct"  # bool, null when the probe is judged by tests
+CORRECT = "correct"  # bool, null when the probe could not be judged
 
 
 def evaluate_run(run_dir: Path) -> dict[str, Any]:
@@ -77,24 +84,29 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     stages = _stage_kinds(run_dir)
     answer_stage = next((name for name, kind in stages if kind == ANSWER_KIND), None)
-    samples = _probe_rows(run_dir, answer_stage) if answer_stage else _judged(_empty())
-    failed = _probe_rows(run_dir, answer_stage, rejects=True) if answer_stage else _judged(_empty())
+    if answer_stage is None:
+        return {"run_dir": str(run_dir), "answer_stage": None, "probes": 0}
+    after_answer = stages[[name for name, _ in stages].index(answer_stage) + 1 :]
+    verify_stage = next((name for name, kind in after_answer if kind == VERIFY_KIND), None)
+    code_passed = _code_outcomes(run_dir, verify_stage) if verify_stage else {}
+    samples, failed = _probe_rows(run_dir, answer_stage, code_passed), _probe_rows(run_dir, answer_stage, code_passed, rejects=True)
     result: dict[str, Any] = {"run_dir": str(run_dir), "answer_stage": answer_stage, "probes": _count_distinct(samples, failed)}
     if not result["probes"]:
         return result
-    after_answer = stages[[name for name, _ in stages].index(answer_stage) + 1 :]
     filters = []
     for name, kind in after_answer:
         if kind in NOT_FILTERS:
             continue
-        kept, rejected = _probe_rows(run_dir, name), _probe_rows(run_dir, name, rejects=True)
+        judges = {} if kind == VERIFY_KIND else code_passed
+        kept, rejected = _probe_rows(run_dir, name, judges), _probe_rows(run_dir, name, judges, rejects=True)
         if kept.num_rows or rejected.num_rows:
             filters.append((name, kind, kept, rejected))
-    survivors, survivors_are = _survivors(run_dir, after_answer, filters)
+    survivors, survivors_are = _survivors(run_dir, after_answer, filters, code_passed)
     result.update(
         {
             "failed_samples": failed.num_rows,
             "survivors_are": survivors_are,
+            "code_judged_by": verify_stage,
             "by_model_domain": _accuracy_groups(samples, survivors, (columns.ANSWER_MODEL, columns.DOMAIN)),
             "by_set": _accuracy_groups(samples, survivors, (SET,)),
             "filters": [_filter_entry(name, kind, kept, rejected) for name, kind, kept, rejected in filters],
@@ -119,8 +131,12 @@ def _stage_kinds(run_dir: Path) -> list[tuple[str, str]]:
     return [(entry.name, entry.stage_kind) for entry in job.stages]
 
 
-def _probe_rows(run_dir: Path, stage: str, *, rejects: bool = False) -> pa.Table:
+def _probe_rows(run_dir: Path, stage: str, code_passed: dict[str, bool], *, rejects: bool = False) -> pa.Table:
     """The stage's probe rows (parts, or rejects), the columns evaluation reads, each judged."""
+    return _judged(_read_probe_rows(run_dir, stage, rejects=rejects), code_passed)
+
+
+def _read_probe_rows(run_dir: Path, stage: str, *, rejects: bool = False) -> pa.Table:
     stage_dir = StageDir(run_dir, stage)
     tables = []
     for path in stage_dir.reject_files() if rejects else stage_dir.part_files():
@@ -129,7 +145,19 @@ def _probe_rows(run_dir: Path, stage: str, *, rejects: bool = False) -> pa.Table
             continue
         table = pq.read_table(path, columns=[name for name in READ_SCHEMA.names if name in names], filters=pc.field(columns.PROBE).is_valid())
         tables.append(_conform(table))
-    return _judged(pa.concat_tables(tables) if tables else _empty())
+    return pa.concat_tables(tables) if tables else _empty()
+
+
+def _code_outcomes(run_dir: Path, stage: str) -> dict[str, bool]:
+    """Probe instruction id -> whether its code passed its tests, as `stage` (verify_code) ran them."""
+    outcomes = {}
+    for row in _read_probe_rows(run_dir, stage).to_pylist():
+        if json.loads(row[columns.META] or "{}").get(VERIFY_KIND, {}).get("outcome") == "passed":
+            outcomes[row[columns.PARENT_ID]] = True
+    for row in _read_probe_rows(run_dir, stage, rejects=True).to_pylist():
+        if row[columns.REJECT_REASON] in FAILED_CODE:
+            outcomes[row[columns.PARENT_ID]] = False
+    return outcomes
 
 
 
@@ -146,12 +174,13 @@ def _empty() -> pa.Table:
     return READ_SCHEMA.empty_table()
 
 
-def _judged(table: pa.Table) -> pa.Table:
-    """Plus the probe's set and whether its answer is right (null for probes judged by tests)."""
+def _judged(table: pa.Table, code_passed: dict[str, bool]) -> pa.Table:
+    """Plus the probe's set and whether its answer is right: against the reference, or for probes
+    judged by tests, by `code_passed` of its instruction (null where that has no entry)."""
     markers = [json.loads(marker) for marker in table[columns.PROBE].to_pylist()] if table.num_rows else []
     correct = [
-        judge_answer(answer, marker["reference"]) if marker.get("reference") is not None else None
-        for answer, marker in zip(table[columns.ANSWER].to_pylist(), markers)
+        judge_answer(answer, marker["reference"]) if marker.get("reference") is not None else code_passed.get(parent)
+        for answer, parent, marker in zip(table[columns.ANSWER].to_pylist(), table[columns.PARENT_ID].to_pylist(), markers)
     ]
     return table.append_column(SET, pa.array([marker["set"] for marker in markers], pa.string())).append_column(CORRECT, pa.array(correct, pa.bool_()))
 
@@ -161,17 +190,17 @@ def _count_distinct(*tables: pa.Table) -> int:
     return len({value for table in tables for value in table[columns.PARENT_ID].to_pylist()})
 
 
-def _survivors(run_dir: Path, after_answer: list[tuple[str, str]], filters: list) -> tuple[pa.Table, str]:
+def _survivors(run_dir: Path, after_answer: list[tuple[str, str]], filters: list, code_passed: dict[str, bool]) -> tuple[pa.Table, str]:
     """The probes `probe_exit` set aside; without one, the probe rows the last filter kept. With a
     sentence saying which."""
     exit_stage = next((name for name, kind in after_answer if kind == EXIT_KIND), None)
     if exit_stage is not None and StageDir(run_dir, exit_stage).manifest() is not None:
-        rows = _probe_rows(run_dir, exit_stage, rejects=True)
+        rows = _probe_rows(run_dir, exit_stage, code_passed, rejects=True)
         return rows.filter(pc.equal(rows[columns.REJECT_REASON], RejectReason.PROBE.value)), f"the probes '{exit_stage}' set aside"
     if filters:
         name, _, kept, _ = filters[-1]
         return kept, f"the probes the last filter, '{name}', kept (no {EXIT_KIND} has run)"
-    return _judged(_empty()), "none: no filter stage holds probes yet"
+    return _judged(_empty(), {}), "none: no filter stage holds probes yet"
 
 
 # --- measuring --------------------------------------------------------------------------------------

@@ -192,6 +192,42 @@ def test_a_missing_run_directory_is_an_error(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def add_verify_code(run: Path, *, code_passes: bool) -> None:
+    """A verify_code stage after consistency that ran the code probe's tests."""
+    stages = list(STAGES)
+    stages.insert(stages.index("consistency") + 1, "verify_code")
+    (run / "job.yaml").write_text(yaml.safe_dump({"name": "hand", "stages": stages}))
+    math = [row(p, {"P5": "51", "P3": "31"}.get(p, PROBES[p][1])) for p in ("P1", "P3", "P4", "P5", "Z1")]
+    code = {**row("C1", "def f(): pass"), columns.META: json.dumps({"verify_code": {"outcome": "passed", "tests": "row"}})}
+    if code_passes:
+        write_stage(run, "verify_code", [*math, code, plain("G")])
+    else:
+        write_stage(run, "verify_code", [*math, plain("G")], [{**row("C1", "def f(): pass"), columns.REJECT_REASON: "tests_failed", columns.REJECT_DETAIL: None}])
+
+
+def test_code_probes_are_judged_by_their_tests_as_verify_code_ran_them(run_dir, capsys):
+    add_verify_code(run_dir, code_passes=True)
+    result = evaluate_run(run_dir)
+    code = by(result["by_model_domain"], answer_model="m2", domain="code")
+    assert (code["not_judged"], code["samples"]["k"], code["samples"]["n"]) == (0, 1, 1)
+    critique, quality = by(result["filters"], stage="critique"), by(result["filters"], stage="quality")
+    assert (critique["kept_accuracy"]["k"], critique["kept_accuracy"]["n"]) == (4, 5), "the passing code probe counts as right"
+    assert (quality["rejected_accuracy"]["k"], quality["rejected_accuracy"]["n"], quality["verdict"]) == (1, 1, "unclear")
+    verify = by(result["filters"], stage="verify_code")
+    assert (verify["in"], verify["rejected"], verify["kept_accuracy"]["n"], verify["verdict"]) == (6, 0, 5, "n/a"), "the judge does not grade itself"
+    assert main(["eval", str(run_dir)]) == 0
+    assert "code probes: judged by their tests as 'verify_code' ran them" in capsys.readouterr().out
+
+    failing = run_dir.parent / "failing"
+    failing.mkdir()
+    for path in run_dir.iterdir():
+        if path.name not in ("verify_code", "job.yaml"):
+            (failing / path.name).symlink_to(path)
+    add_verify_code(failing, code_passes=False)
+    code = by(evaluate_run(failing)["by_model_domain"], answer_model="m2", domain="code")
+    assert (code["not_judged"], code["samples"]["k"], code["samples"]["n"]) == (0, 0, 1)
+
+
 def test_the_report_section_holds_the_tables(run_dir):
     html = eval_section(run_dir)
     assert html.startswith("<h2>Probes</h2>") and html.count("<table>") == 3

@@ -21,6 +21,7 @@ from pipeline.evaluation import evaluate_run
 from pipeline.graph import build_graph
 from pipeline.runner import run_job
 from pipeline.store import StageDir
+from quality.benchmark_sets import load_humaneval
 from quality.probe_sets import (
     arithmetic_zh_probes,
     draw_probes,
@@ -79,11 +80,12 @@ def instruction_rows() -> list[dict]:
 
 class ProbeModel:
     """Answers a probe right when its request seed is not a multiple of 3, else with a wrong number
-    that depends on the seed (so wrong samples rarely agree); grades a pair 9 when its final answer
-    is right, or when it is no probe, else 3."""
+    that depends on the seed (so wrong samples rarely agree), and a code probe with the code it is
+    given; grades a pair 9 when its final answer is right, or when it is no probe, else 3."""
 
-    def __init__(self, references: dict[str, str]) -> None:
+    def __init__(self, references: dict[str, str], code: dict[str, str]) -> None:
         self.references = references
+        self.code = code
 
     def __call__(self, body: dict) -> str:
         user = body["messages"][-1]["content"]
@@ -93,6 +95,8 @@ class ProbeModel:
             score = 9 if reference is None or judge_answer(answer, reference) else 3
             return json.dumps({"rationale": "Checked the steps and the final result.", **dict.fromkeys(DIMENSIONS, score)})
         reference = self.references.get(user)
+        if user in self.code:
+            return f"Here is the function, with the imports it needs:\n\n```python\n{self.code[user]}\n```\nIt handles the edge cases too."
         if reference is None:
             return (
                 f"Here is a careful answer. {user} The short version: it follows from a few simple rules, "
@@ -105,6 +109,14 @@ class ProbeModel:
         return f"Let us solve it step by step. {user} We compute each quantity in turn and check it. The final answer is \\boxed{{{value}}}."
 
 
+def code_answers(probes) -> dict[str, str]:
+    """HumanEval's own solutions, which pass their tests, and a wrong add() for the user's probe."""
+    problems = {problem.task_id: problem for problem in load_humaneval()}
+    answers = {probe.question: problems[probe.key].prompt + problems[probe.key].canonical_solution for probe in probes if probe.set_name == "humaneval"}
+    answers[USER_PROBES[1]["question"]] = "def add(a, b):\n    return a - b\n"
+    return answers
+
+
 def drawn_probes(root: Path):
     return [
         *draw_probes(gsm8k_probes(), 4, seed=SEED),
@@ -115,7 +127,7 @@ def drawn_probes(root: Path):
 
 
 RECIPE = [
-    "instructions", "probes", "answer", "gather_samples", "consistency", "critique", "quality",
+    "instructions", "probes", "answer", "gather_samples", "consistency", "verify_code", "critique", "quality",
     {"name": "dedup_samples", "kind": "dedup"}, "probe_exit", "decontaminate", "tokenize",
 ]  # fmt: skip
 
@@ -167,7 +179,7 @@ def recipe(tmp_path_factory, ray_session):
     root = tmp_path_factory.mktemp("probes")
     write_inputs(root)
     probes = drawn_probes(root)
-    server = FakeChatServer(reply=ProbeModel({probe.question: probe.reference for probe in probes if probe.reference})).start()
+    server = FakeChatServer(reply=ProbeModel({probe.question: probe.reference for probe in probes if probe.reference}, code_answers(probes))).start()
     try:
         job = parse_job(recipe_job(root, server.base_url), source="probes.yaml")
         run_job(job, REGISTRY, job_dir=root, log=QUIET)
@@ -208,11 +220,15 @@ def test_objective_probes_are_sampled_k_times_by_the_routed_model(recipe):
 
 def test_every_filter_judges_probes_like_any_pair(recipe):
     run_dir, _, _ = recipe
-    for stage in ("consistency", "critique", "quality", "dedup_samples"):
+    for stage in ("consistency", "verify_code", "critique", "quality", "dedup_samples"):
         manifest = StageDir(run_dir, stage).manifest()
         assert manifest["rows_in"] == manifest["rows_out"] + manifest["rows_rejected"]
         assert probe_rows(run_dir, stage) or probe_rows(run_dir, stage, rejects=True), f"{stage} saw no probe"
     assert probe_rows(run_dir, "critique", rejects=True), "the critic rejects the wrong answers"
+    [failed] = probe_rows(run_dir, "verify_code", rejects=True)
+    assert (failed[columns.INSTRUCTION], failed[columns.REJECT_REASON]) == (USER_PROBES[1]["question"], "tests_failed")
+    passed = [row for row in probe_rows(run_dir, "verify_code") if row[columns.DOMAIN] == "code"]
+    assert len(passed) == 2 and all(json.loads(row[columns.META])["verify_code"]["outcome"] == "passed" for row in passed)
     assert all(row[columns.REJECT_REASON] == "critique_low" for row in probe_rows(run_dir, "critique", rejects=True))
 
 
@@ -244,7 +260,7 @@ def test_eval_measures_the_run(recipe, capsys):
     assert math["survivors"]["k"] == math["survivors"]["n"] > 0, "every wrong answer was filtered out"
     assert math["samples"]["k"] < math["samples"]["n"], "some sampled answers were wrong"
     code = next(entry for entry in result["by_model_domain"] if entry["domain"] == "code")
-    assert code["not_judged"] == 3, "HumanEval and the user's test probe wait for verify_code"
+    assert (code["samples"]["k"], code["samples"]["n"], code["not_judged"]) == (2, 3, 0), "HumanEval's solutions pass their tests, add() fails"
 
     assert main(["eval", str(run_dir)]) == 0
     printed = capsys.readouterr().out
