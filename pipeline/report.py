@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from pipeline import columns
+from pipeline.eval_view import eval_section
 from pipeline.funnel import group_by_reason, run_funnel
 from pipeline.mixture import MIX_FILE_NAME
 from pipeline.parquet_query import connect, quote_identifier, quote_literal, read_files, run_query
@@ -73,6 +74,7 @@ def build_report(run_dir: Path, states: Mapping[str, str], notes: Mapping[str, s
         _funnel_section(funnel),
         _rejects_section(funnel),
         _mix_section(run_dir, profiles),
+        eval_section(run_dir),  # probes: accuracy per model and domain, and what each filter did to it
         _tokens_section(run_dir),
         _stages_section(run_dir, funnel, profiles),
         _clusters_section(run_dir, funnel),

@@ -269,6 +269,14 @@ def test_eval_measures_the_run(recipe, capsys):
     print(printed)  # the table, for a reader running the test with -s
 
 
+def test_the_report_shows_the_probes_section(recipe, tmp_path):
+    from pipeline.report import build_report
+
+    run_dir, probes, _ = recipe
+    html = build_report(run_dir, {})
+    assert "<h2>Probes</h2>" in html and f"{len(probes)} probes with known answers" in html
+
+
 def test_a_job_that_would_ship_probes_is_refused_before_a_probe_is_written(tmp_path, ray_session):
     write_inputs(tmp_path)
     job = parse_job(recipe_job(tmp_path, "http://127.0.0.1:1/v1", stages=["instructions", "probes", "tokenize"]), source="leaky.yaml")
