@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.contracts import ConfigError
-from pipeline.models import EmbeddedModel, ModelSpec
+from pipeline.llm.models import EmbeddedModel, ModelSpec
 
 
 class RayConfig(BaseModel):

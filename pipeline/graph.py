@@ -146,7 +146,7 @@ def downstream_of(order: list[PlannedStage], name: str) -> list[PlannedStage]:
 
 
 def _prompt_hashes(job: JobConfig, stage_name: str, stage: Stage, prompt_hash) -> dict[str, str]:
-    from pipeline.prompts import PromptError
+    from pipeline.llm.prompts import PromptError
 
     try:
         return {template_id: prompt_hash(template_id) for template_id in stage.prompt_ids()}
@@ -155,7 +155,7 @@ def _prompt_hashes(job: JobConfig, stage_name: str, stage: Stage, prompt_hash) -
 
 
 def _prompt_file_hash(template_id: str) -> str:
-    from pipeline.prompts import load_prompt
+    from pipeline.llm.prompts import load_prompt
 
     return load_prompt(template_id).sha256
 
@@ -209,7 +209,7 @@ def stages_with_unreadable_inputs(job: JobConfig, registry: dict[str, type[Stage
     staleness cannot be decided, every other stage's can. A run never skips them: there a missing
     input is the error `build_graph` raises, naming it.
     """
-    from pipeline.seed_files import SeedInputError
+    from pipeline.inputs.seed_files import SeedInputError
 
     found: dict[str, str] = {}
     root_of: dict[str, str] = {}

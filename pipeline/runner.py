@@ -87,7 +87,7 @@ def run_job(
     """Plan, check, connect, run: every phase that can fail on config fails before work starts."""
     import ray
 
-    from pipeline.models import check_models
+    from pipeline.llm.models import check_models
     from pipeline.ray_session import connect
 
     started = time.perf_counter()

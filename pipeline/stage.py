@@ -44,7 +44,7 @@ from pipeline.unit_commit import commit_in_slices
 if TYPE_CHECKING:
     import ray.data
 
-    from pipeline.models import ModelSpec
+    from pipeline.llm.models import ModelSpec
 
 
 def with_columns(table: pa.Table, values: dict[str, pa.Array]) -> pa.Table:

@@ -24,6 +24,12 @@ if [ ! -d /usr/share/man/zh_CN ]; then
   fi
 fi
 
+# Lint, format and the layering rules (pyproject.toml: [tool.ruff], [tool.importlinter]) first:
+# they take seconds, the suite takes minutes.
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/lint-imports
+
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # pytest exits 5 when it collects nothing: that is a failure here, as any non-zero status.
 .venv/bin/python -m pytest tests "$@"

@@ -20,10 +20,10 @@ from pydantic import Field, model_validator
 from pipeline import columns
 from pipeline.contracts import derived_id
 from pipeline.instruction_rows import seed_language
-from pipeline.llm import apply_llm
-from pipeline.models import SamplingParams
-from pipeline.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_seed
-from pipeline.prompts import load_prompt
+from pipeline.llm.processors import apply_llm
+from pipeline.llm.models import SamplingParams
+from pipeline.llm.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_seed
+from pipeline.llm.prompts import load_prompt
 from pipeline.stage import Resources, Stage, StageParams, with_columns
 
 class AnswerParams(StageParams):

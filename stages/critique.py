@@ -27,10 +27,10 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from pipeline import columns
-from pipeline.model_stage import ModelStage
-from pipeline.models import SamplingParams
-from pipeline.prompted_requests import PROMPT_INFO, Request, attach_requests, generation_meta, read_reply
-from pipeline.prompts import load_prompt
+from pipeline.llm.model_stage import ModelStage
+from pipeline.llm.models import SamplingParams
+from pipeline.llm.prompted_requests import PROMPT_INFO, Request, attach_requests, generation_meta, read_reply
+from pipeline.llm.prompts import load_prompt
 from pipeline.rejects import RejectReason
 from pipeline.stage import Resources, StageParams
 

@@ -5,7 +5,7 @@ Benchmarks are the built-in sets of `quality.benchmark_sets` (`humaneval`, from 
 files: JSON Lines (plain or .gz) or Parquet with a text field.
 Their n-grams (`n` words, 13 by default, after `quality.decontamination`'s normalisation) are
 indexed once, on the driver. A row's text is the instruction-answer pair, or `text`, or
-`text_column` (see `pipeline.sample_text`).
+`text_column` (see `pipeline.inputs.sample_text`).
 Rejects: `contaminated`, the detail naming the benchmark and the first shared n-gram.
 Writes no new column.
 """
@@ -24,7 +24,7 @@ from pydantic import Field
 from pipeline import columns
 from pipeline.config import ConfigError
 from pipeline.rejects import RejectReason
-from pipeline.sample_text import check_text_source, row_texts
+from pipeline.inputs.sample_text import check_text_source, row_texts
 from pipeline.stage import Execution, Resources, Stage, StageParams
 from quality.benchmark_sets import load_benchmark_texts
 from quality.decontamination import DEFAULT_NGRAM_WORDS, NgramIndex, build_ngram_index, find_contamination

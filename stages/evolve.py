@@ -27,10 +27,10 @@ from pydantic import Field
 from pipeline import columns
 from pipeline.contracts import INSTRUCTION_FIELDS, RejectReason, derived_id, reject_row
 from pipeline.instruction_rows import check_repeated, seed_language
-from pipeline.model_stage import ModelStage
-from pipeline.models import SamplingParams
-from pipeline.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
-from pipeline.prompts import load_prompt
+from pipeline.llm.model_stage import ModelStage
+from pipeline.llm.models import SamplingParams
+from pipeline.llm.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
+from pipeline.llm.prompts import load_prompt
 from pipeline.stage import Lineage, Resources, StageParams, with_reject_columns
 from quality.instruction_checks import check_evolution, check_is_request
 

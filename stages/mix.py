@@ -20,8 +20,8 @@ import pyarrow as pa
 
 from pipeline import columns
 from pipeline.config import ConfigError
-from pipeline.mixture import MIX_FILE_NAME, MixConfig, MixMismatchError, build_mix, validate_mix, write_mix
-from pipeline.shards import NUM_TOKENS
+from pipeline.tokens.mixture import MIX_FILE_NAME, MixConfig, MixMismatchError, build_mix, validate_mix, write_mix
+from pipeline.tokens.shards import NUM_TOKENS
 from pipeline.stage import GlobalStage, Lineage, Resources
 from pipeline.store import StageDir
 

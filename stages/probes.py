@@ -4,7 +4,7 @@ A probe row is an instruction row (`pipeline.contracts.INSTRUCTION_FIELDS`) with
 marker (JSON: set, key, reference answer) and, for code, `tests`. It is answered by the domain's
 model, sampled and voted on when objective, critiqued, quality-checked and deduplicated like any
 other row, so every filter's rejects hold the probes it rejected. `synthmix eval` then compares
-what each filter kept and rejected with the known answers (pipeline/evaluation.py).
+what each filter kept and rejected with the known answers (pipeline/inspection/evaluation.py).
 
 Three stage kinds make the way in and the way out:
 - `probes`, between the last instruction stage and `answer`: carries its input unchanged (probe

@@ -1,6 +1,6 @@
 """quality: cheap text filters — heuristics, fastText language id, an optional fastText quality classifier.
 
-What is read (`pipeline.sample_text`): the column `text_column` when set; otherwise, for
+What is read (`pipeline.inputs.sample_text`): the column `text_column` when set; otherwise, for
 instruction-answer rows, the pair — heuristics judge the answer (a refusal or a loop is the
 answer's fault), language id reads instruction and answer apart, the classifier reads both
 joined; otherwise `text`, so the stage also filters natural seed data.
@@ -28,7 +28,7 @@ from pipeline import columns
 from pipeline.config import ConfigError
 from pipeline.file_digest import sha256_file
 from pipeline.rejects import RejectReason
-from pipeline.sample_text import check_text_source, choose_text_source, pair_texts
+from pipeline.inputs.sample_text import check_text_source, choose_text_source, pair_texts
 from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
 from quality.heuristics import HeuristicThresholds, evaluate_heuristics, score_heuristics
 from quality.langid import find_language_mismatches, identify_languages, load_lid_model

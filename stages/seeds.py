@@ -26,7 +26,7 @@ from pydantic import Field, model_validator
 from pipeline import columns
 from pipeline.fingerprint import content_id
 from pipeline.rejects import RejectReason
-from pipeline.seed_files import (
+from pipeline.inputs.seed_files import (
     RECORD_SCHEMA,
     RecordIdentity,
     SeedInputError,

@@ -5,14 +5,14 @@ and mix-key columns `id`, `seed_id`, `source`, `domain` (and `meta` where presen
 Runs as plain Ray tasks, one per CPU slot over byte-balanced runs of the input part files;
 each task streams its rows through `transform` into a shard writer, and every shard it closes
 (about `shard_tokens` tokens; the task's last one smaller) is committed at once as a unit
-(pipeline/shard_units.py). Every token is written once. `finalize` links the parts into
+(pipeline/tokens/shard_units.py). Every token is written once. `finalize` links the parts into
 `<run>/<shard_dir>/shard-NNNNN.parquet` in task order and swaps the folder in atomically; the
 same input files on the same number of CPU slots give byte-identical shards, resumed or not.
 Rejects: missing_field (neither text nor instruction+answer, or a null seed_id/source/domain),
 empty (blank text or blank answer), too_large (more than `max_tokens` tokens; ids kept in the reject).
 
 Tokenizer: the job's `tokenizer:` spec, or by default Hunyuan-Large's `hy.tiktoken`, which ships
-inside synthmix (pipeline/hunyuan_tokenizer/, under the Tencent Hunyuan Community License).
+inside synthmix (pipeline/tokens/hunyuan_tokenizer/, under the Tencent Hunyuan Community License).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from pipeline import columns
 from pipeline.config import ConfigError
 from pipeline.file_digest import sha256_file
 from pipeline.rejects import RejectReason
-from pipeline.rendering import RenderConfig, record_identity, render_table
-from pipeline.shard_units import SCRATCH, balanced_groups, commit_files_as_shards, publish_shards
-from pipeline.shards import (
+from pipeline.tokens.rendering import RenderConfig, record_identity, render_table
+from pipeline.tokens.shard_units import SCRATCH, balanced_groups, commit_files_as_shards, publish_shards
+from pipeline.tokens.shards import (
     DEFAULT_ROW_GROUP_TOKENS,
     DEFAULT_SHARD_TOKENS,
     INPUT_IDS,
@@ -42,7 +42,7 @@ from pipeline.shards import (
 )
 from pipeline.stage import Execution, Lineage, Resources, Stage, StageParams, with_reject_columns
 from pipeline.store import StageDir
-from pipeline.tokenizers import Tokenizer, TokenizerSpec, hunyuan_file, load_tokenizer
+from pipeline.tokens.tokenizers import Tokenizer, TokenizerSpec, hunyuan_file, load_tokenizer
 
 # Hunyuan-Large's vocabulary, shipped as package data: the same default on every machine.
 DEFAULT_TOKENIZER = TokenizerSpec(kind="hunyuan")

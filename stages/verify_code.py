@@ -36,11 +36,11 @@ from pydantic import Field
 
 from pipeline import columns
 from pipeline.contracts import TESTS
-from pipeline.llm import apply_llm
-from pipeline.model_stage import RENDER_CPUS
-from pipeline.models import SamplingParams
-from pipeline.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply, stable_seed
-from pipeline.prompts import load_prompt
+from pipeline.llm.processors import apply_llm
+from pipeline.llm.model_stage import RENDER_CPUS
+from pipeline.llm.models import SamplingParams
+from pipeline.llm.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply, stable_seed
+from pipeline.llm.prompts import load_prompt
 from pipeline.rejects import RejectReason
 from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
 from quality.code_extraction import find_python_code

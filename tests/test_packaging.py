@@ -14,8 +14,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from pipeline.prompts import list_prompts
-from pipeline.tokenizers import HUNYUAN_FILE_SHA256, TokenizerSpec, load_tokenizer
+from pipeline.llm.prompts import list_prompts
+from pipeline.tokens.tokenizers import HUNYUAN_FILE_SHA256, TokenizerSpec, load_tokenizer
 from tests.pipeline.corpus import CHINESE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -25,8 +25,8 @@ SOURCES = ("pipeline", "stages", "quality", "prompts", "pyproject.toml", "README
 CHECK = """
 import json, sys
 import pipeline
-from pipeline.prompts import list_prompts, load_prompt
-from pipeline.tokenizers import TokenizerSpec, load_tokenizer
+from pipeline.llm.prompts import list_prompts, load_prompt
+from pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
 tokenizer = load_tokenizer(TokenizerSpec(kind="hunyuan"))
 ids = tokenizer.encode_batch(json.loads(sys.argv[1]))
 prompts = list_prompts()

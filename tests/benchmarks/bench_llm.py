@@ -1,4 +1,4 @@
-"""Generation throughput: raw `vllm.LLM.chat` against `pipeline.llm.apply_llm` on the same engine.
+"""Generation throughput: raw `vllm.LLM.chat` against `pipeline.llm.processors.apply_llm` on the same engine.
 
     .venv/bin/python -m tests.benchmarks.bench_llm [--chats 96] [--max-tokens 96]
 
@@ -15,8 +15,8 @@ import gc
 import os
 import time
 
-from pipeline.llm import apply_llm, vllm_engine_settings
-from pipeline.models import EmbeddedModel
+from pipeline.llm.processors import apply_llm, vllm_engine_settings
+from pipeline.llm.models import EmbeddedModel
 
 TOPICS = ("rivers", "bridges", "volcanoes", "libraries", "comets", "glaciers", "markets", "orchards")
 

@@ -22,9 +22,9 @@ import pyarrow as pa
 import tiktoken
 from pydoc_data.topics import topics
 
-from pipeline.rendering import RenderConfig, render_table
-from pipeline.shards import ShardWriter
-from pipeline.tokenizers import (
+from pipeline.tokens.rendering import RenderConfig, render_table
+from pipeline.tokens.shards import ShardWriter
+from pipeline.tokens.tokenizers import (
     CL100K_PATTERN,
     HUNYUAN_PATTERN,
     Tokenizer,

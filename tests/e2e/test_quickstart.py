@@ -15,7 +15,7 @@ import pytest
 from pipeline.config import load_job
 from pipeline.runner import run_job
 from pipeline.store import StageDir
-from pipeline.tokenizers import HUNYUAN_FILE_SHA256
+from pipeline.tokens.tokenizers import HUNYUAN_FILE_SHA256
 from stages.registry import STAGES
 
 ROOT = Path(__file__).resolve().parents[2]

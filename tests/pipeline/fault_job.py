@@ -33,7 +33,7 @@ if __name__ == "__main__":
     import ray
 
     from pipeline.runner import run_job
-    from pipeline.submit import WORKING_DIR_EXCLUDES
+    from pipeline.cli.submit import WORKING_DIR_EXCLUDES
     # Import by module name: classes of __main__ would travel to Ray workers by value.
     from tests.pipeline import fault_job
 

@@ -7,9 +7,9 @@ import typing
 
 import pytest
 
-from pipeline import embedded_model
-from pipeline.embedded_model import EmbeddedModelError, EmbeddedWeights
-from pipeline.models import EmbeddedKey
+from pipeline.llm import embedded_model
+from pipeline.llm.embedded_model import EmbeddedModelError, EmbeddedWeights
+from pipeline.llm.models import EmbeddedKey
 
 
 @pytest.fixture

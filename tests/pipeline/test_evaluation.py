@@ -12,8 +12,8 @@ import yaml
 from pipeline import columns
 from pipeline.cli import main
 from pipeline.contracts import with_reject_columns
-from pipeline.eval_view import eval_section, render_eval
-from pipeline.evaluation import READ_SCHEMA, evaluate_run, filter_verdict
+from pipeline.inspection.eval_view import eval_section, render_eval
+from pipeline.inspection.evaluation import READ_SCHEMA, evaluate_run, filter_verdict
 from quality.probe_sets import Probe
 from quality.proportions import Interval
 from stages.probes import probe_row

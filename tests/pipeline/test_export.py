@@ -6,8 +6,8 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.export import export_stage
-from pipeline.run_contents import RunInspectionError, data_files
+from pipeline.inspection.export import export_stage
+from pipeline.inspection.run_contents import RunInspectionError, data_files
 from tests.pipeline.inspection_run import make_inspection_run
 
 

@@ -62,7 +62,7 @@ def edit(path: Path, old: str, new: str) -> None:
         # A helper in quality/ that only the quality stage reaches (through no file of its own).
         ("quality/heuristics.py", "_REFUSAL_WINDOW_CHARS = 300", "_REFUSAL_WINDOW_CHARS = 301"),
         # A pipeline module the quality stage imports.
-        ("pipeline/sample_text.py", "def check_text_source(", "def check_text_source(*_unused, "),
+        ("pipeline/inputs/sample_text.py", "def check_text_source(", "def check_text_source(*_unused, "),
     ],
 )
 def test_editing_a_helper_makes_the_stage_that_runs_it_and_its_downstream_stale(project, tmp_path, module, old, new):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.funnel import run_funnel
+from pipeline.inspection.funnel import run_funnel
 from tests.pipeline.inspection_run import make_inspection_run
 
 

@@ -5,8 +5,8 @@ import json
 import pyarrow as pa
 import pytest
 
-from pipeline import llm
-from pipeline.models import SamplingParams
+from pipeline.llm import processors as llm
+from pipeline.llm.models import SamplingParams
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from pipeline import llm
-from pipeline.llm_output import parse_llm_json
-from pipeline.models import EmbeddedModel
+from pipeline.llm import processors as llm
+from pipeline.llm.llm_output import parse_llm_json
+from pipeline.llm.models import EmbeddedModel
 
 pytestmark = pytest.mark.engine
 

@@ -6,10 +6,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.megatron import INDEX_MAGIC, export_megatron, read_megatron_index, read_megatron_sequences
-from pipeline.mixture import MixConfig, build_mix, read_mix, write_mix
-from pipeline.tokenizers import TokenizerSpec, load_tokenizer
-from tests.pipeline.corpus import hunyuan, sample_table, save_trained_hf_tokenizer, write_sample_shards  # noqa: F401 (fixtures)
+from pipeline.tokens.megatron import INDEX_MAGIC, export_megatron, read_megatron_index, read_megatron_sequences
+from pipeline.tokens.mixture import MixConfig, build_mix, read_mix, write_mix
+from pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
+from tests.pipeline.corpus import sample_table, save_trained_hf_tokenizer, write_sample_shards
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.mixture import MixConfig, MixMismatchError, build_mix, read_mix, validate_mix, write_mix
-from tests.pipeline.corpus import cl100k, hunyuan, sample_table, write_sample_shards  # noqa: F401 (fixtures)
+from pipeline.tokens.mixture import MixConfig, MixMismatchError, build_mix, read_mix, validate_mix, write_mix
+from tests.pipeline.corpus import sample_table, write_sample_shards
 
 
 @pytest.fixture

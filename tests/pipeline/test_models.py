@@ -3,7 +3,7 @@
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from pipeline.models import (
+from pipeline.llm.models import (
     EmbeddedModel,
     ModelSpec,
     ModelSpecError,

@@ -15,10 +15,10 @@ import urllib.request
 
 import pytest
 
-from pipeline import llm
-from pipeline.embedded_model import prepare_embedded_model
-from pipeline.llm_output import parse_llm_json
-from pipeline.models import OpenAIModel
+from pipeline.llm import processors as llm
+from pipeline.llm.embedded_model import prepare_embedded_model
+from pipeline.llm.llm_output import parse_llm_json
+from pipeline.llm.models import OpenAIModel
 
 pytestmark = pytest.mark.engine
 

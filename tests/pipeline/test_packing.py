@@ -6,9 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.mixture import MixConfig, build_mix, write_mix
-from pipeline.packing import PackedSequenceReader, make_torch_dataset
-from tests.pipeline.corpus import cl100k, sample_table, write_sample_shards  # noqa: F401 (fixtures)
+from pipeline.tokens.mixture import MixConfig, build_mix, write_mix
+from pipeline.tokens.packing import PackedSequenceReader, make_torch_dataset
+from tests.pipeline.corpus import sample_table, write_sample_shards
 
 SEQ_LEN = 512
 

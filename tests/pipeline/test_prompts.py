@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from pipeline.prompts import PromptError, list_prompts, load_prompt
+from pipeline.llm.prompts import PromptError, list_prompts, load_prompt
 
 TEMPLATE = """---
 id: synthesize/questions

@@ -1,9 +1,9 @@
 import pyarrow as pa
 import pytest
 
-from pipeline.rendering import ChatFormat, RenderConfig, encode_marker, render_table
-from pipeline.shards import SHARD_SCHEMA
-from tests.pipeline.corpus import CHINESE, WITH_SPECIAL_STRINGS, cl100k, hunyuan, sample_table  # noqa: F401 (fixtures)
+from pipeline.tokens.rendering import ChatFormat, RenderConfig, encode_marker, render_table
+from pipeline.tokens.shards import SHARD_SCHEMA
+from tests.pipeline.corpus import CHINESE, WITH_SPECIAL_STRINGS, sample_table
 
 
 def one_sample(instruction: str, answer: str) -> pa.Table:

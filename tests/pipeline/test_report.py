@@ -9,7 +9,7 @@ from html import unescape
 import pyarrow as pa
 import pytest
 
-from pipeline.report import build_report, near_duplicate_cluster_sizes, write_report
+from pipeline.inspection.report import build_report, near_duplicate_cluster_sizes, write_report
 from pipeline.store import StageDir, UnitCounts
 from tests.pipeline.inspection_run import make_inspection_run
 

@@ -5,7 +5,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from pipeline.cli import stage_statuses
+from pipeline.inspection.run_status import stage_statuses
 from pipeline.config import ConfigError, parse_job
 from pipeline.runner import RunDirError, run_job
 from pipeline.stage import Execution, Stage, StageParams

@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.file_digest import sha256_file
-from pipeline.rendering import RenderConfig, render_table
-from pipeline.shards import (
+from pipeline.tokens.rendering import RenderConfig, render_table
+from pipeline.tokens.shards import (
     SHARD_SCHEMA,
     TOKENIZER_METADATA_KEY,
     ShardWriter,
@@ -16,7 +16,7 @@ from pipeline.shards import (
     read_shard_tokenizer,
     summarize_shard,
 )
-from tests.pipeline.corpus import cl100k, sample_table  # noqa: F401 (fixtures)
+from tests.pipeline.corpus import sample_table
 
 
 @pytest.fixture(scope="module")

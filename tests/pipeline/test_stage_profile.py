@@ -5,8 +5,8 @@ import json
 import pyarrow as pa
 import pytest
 
-from pipeline.run_contents import RunInspectionError
-from pipeline.stage_profile import nice_bins, profile_rejects, profile_stage
+from pipeline.inspection.run_contents import RunInspectionError
+from pipeline.inspection.stage_profile import nice_bins, profile_rejects, profile_stage
 from pipeline.store import StageDir, UnitCounts
 from tests.pipeline.inspection_run import make_inspection_run
 

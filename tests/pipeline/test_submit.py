@@ -18,12 +18,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import submit
+from pipeline.cli import submit
 from pipeline.config import ConfigError, load_job
-from pipeline.mixture import read_mix
+from pipeline.tokens.mixture import read_mix
 from pipeline.runner import run_job
 from pipeline.store import StageDir
-from pipeline.tokenizers import HUNYUAN_FILE_SHA256
+from pipeline.tokens.tokenizers import HUNYUAN_FILE_SHA256
 from stages.registry import STAGES
 from tests.pipeline.fake_chat_server import FakeChatServer, schema_reply
 from tests.pipeline.loopback_cluster import LoopbackCluster

@@ -9,7 +9,7 @@ import tiktoken
 import tiktoken.load
 from tokenizers import Tokenizer as RustTokenizer
 
-from pipeline.tokenizers import (
+from pipeline.tokens.tokenizers import (
     HUNYUAN_PATTERN,
     TokenizerSpec,
     hunyuan_special_tokens,
@@ -17,7 +17,7 @@ from pipeline.tokenizers import (
     read_cl100k_ranks_file,
     shipped_hunyuan_file,
 )
-from tests.pipeline.corpus import cl100k, hunyuan, multilingual_texts, save_trained_hf_tokenizer  # noqa: F401 (fixtures)
+from tests.pipeline.corpus import multilingual_texts, save_trained_hf_tokenizer
 
 HY_SHA256 = "51e1bf20514dc78d5496f9b791af3127eadcc906c830184bf954d5b11d60573f"
 CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
@@ -152,11 +152,11 @@ def test_missing_hunyuan_file_names_the_path(tmp_path):
 
 
 def test_hf_folder_matches_transformers_on_the_embedded_models_tokenizer():
-    from pipeline.embedded_model import embedded_model_dir, is_model_dir_ready
+    from pipeline.llm.embedded_model import embedded_model_dir, is_model_dir_ready
 
     folder = embedded_model_dir()
     if not is_model_dir_ready(folder):
-        pytest.skip(f"the embedded model is not converted yet at {folder} (pipeline.embedded_model prepares it)")
+        pytest.skip(f"the embedded model is not converted yet at {folder} (pipeline.llm.embedded_model prepares it)")
     transformers = pytest.importorskip("transformers")
     reference = transformers.AutoTokenizer.from_pretrained(folder, split_special_tokens=True)
     tokenizer = load_tokenizer(TokenizerSpec(kind="hf", path=folder))

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from pipeline.run_contents import RunInspectionError
-from pipeline.terminal_view import render_trace
-from pipeline.trace import trace_row
+from pipeline.inspection.run_contents import RunInspectionError
+from pipeline.inspection.terminal_view import render_trace
+from pipeline.inspection.trace import trace_row
 from tests.pipeline.inspection_run import make_inspection_run
 
 

@@ -17,7 +17,7 @@ from pipeline import columns
 from pipeline.cli import main
 from pipeline.config import ConfigError, load_job, parse_job
 from pipeline.contracts import INSTRUCTION_FIELDS
-from pipeline.evaluation import evaluate_run
+from pipeline.inspection.evaluation import evaluate_run
 from pipeline.graph import build_graph
 from pipeline.runner import run_job
 from pipeline.store import StageDir
@@ -270,7 +270,7 @@ def test_eval_measures_the_run(recipe, capsys):
 
 
 def test_the_report_shows_the_probes_section(recipe, tmp_path):
-    from pipeline.report import build_report
+    from pipeline.inspection.report import build_report
 
     run_dir, probes, _ = recipe
     html = build_report(run_dir, {})

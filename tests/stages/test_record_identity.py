@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.config import parse_job
 from pipeline.runner import run_job
-from pipeline.seed_files import SeedInputError
+from pipeline.inputs.seed_files import SeedInputError
 from pipeline.store import StageDir
 from stages.registry import STAGES
 from tests.stages.test_seeds import PARAGRAPHS, read_rows

@@ -117,7 +117,7 @@ def test_builtin_source_reads_pydoc_topics_and_stdlib_modules(tmp_path, ray_sess
 
 
 def test_missing_seed_path_is_a_clear_error(tmp_path, ray_session):
-    from pipeline.seed_files import SeedInputError
+    from pipeline.inputs.seed_files import SeedInputError
 
     with pytest.raises(SeedInputError, match="matches no file"):
         run_seeds(tmp_path, {"path": "absent/*.jsonl"})

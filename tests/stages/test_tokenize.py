@@ -10,13 +10,13 @@ import pytest
 import tiktoken
 
 from pipeline.config import parse_job
-from pipeline.mixture import read_mix, validate_mix
-from pipeline.rendering import RenderConfig
+from pipeline.tokens.mixture import read_mix, validate_mix
+from pipeline.tokens.rendering import RenderConfig
 from pipeline.runner import run_job
-from pipeline.shards import read_shard_tokenizer
+from pipeline.tokens.shards import read_shard_tokenizer
 from pipeline.stage import Resources, StageContext
 from pipeline.store import PROGRESS, StageDir, write_atomic_json
-from pipeline.tokenizers import (
+from pipeline.tokens.tokenizers import (
     CL100K_PATTERN,
     HUNYUAN_FILE_SHA256,
     HUNYUAN_PATTERN,

@@ -22,8 +22,8 @@ from typing import Any
 import duckdb
 
 from pipeline import columns
-from pipeline.parquet_query import connect, quote_identifier, quote_literal, read_files, run_query
-from pipeline.run_contents import SHARDS, TOKEN_COLUMNS, RunInspectionError, data_files, stage_names
+from pipeline.inspection.parquet_query import connect, quote_identifier, quote_literal, read_files, run_query
+from pipeline.inspection.run_contents import SHARDS, TOKEN_COLUMNS, RunInspectionError, data_files, stage_names
 
 # Shown in each step's own keys, not among its columns.
 STEP_COLUMNS = (

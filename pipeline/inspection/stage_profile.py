@@ -29,7 +29,7 @@ from typing import Any
 import duckdb
 
 from pipeline import columns
-from pipeline.parquet_query import (
+from pipeline.inspection.parquet_query import (
     REJECTED_FLAG,
     apply_where,
     connect,
@@ -39,7 +39,7 @@ from pipeline.parquet_query import (
     read_kept_and_rejected,
     run_query,
 )
-from pipeline.run_contents import TOKEN_COLUMNS, RunInspectionError, data_files, stage_manifest
+from pipeline.inspection.run_contents import TOKEN_COLUMNS, RunInspectionError, data_files, stage_manifest
 
 LINEAGE_COLUMNS = (columns.ID, columns.SEED_ID, columns.PARENT_ID, columns.SOURCE_ID)
 CATEGORY_COLUMNS = (

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pipeline.shards import ShardSummary, summarize_shard
+from pipeline.tokens.shards import ShardSummary, summarize_shard
 
 MIX_FILE_NAME = "mix.json"
 MIX_FORMAT = "synthmix.mix/1"

@@ -27,15 +27,15 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from pipeline import columns
-from pipeline.eval_view import eval_section
-from pipeline.funnel import group_by_reason, run_funnel
-from pipeline.mixture import MIX_FILE_NAME
-from pipeline.parquet_query import connect, quote_identifier, quote_literal, read_files, run_query
+from pipeline.inspection.eval_view import eval_section
+from pipeline.inspection.funnel import group_by_reason, run_funnel
+from pipeline.tokens.mixture import MIX_FILE_NAME
+from pipeline.inspection.parquet_query import connect, quote_identifier, quote_literal, read_files, run_query
 from pipeline.rejects import RejectReason
-from pipeline.run_contents import SHARDS, RunInspectionError, data_files, shard_files
-from pipeline.stage_profile import TEXT_COLUMNS, profile_rejects, profile_stage, sample_rows
+from pipeline.inspection.run_contents import SHARDS, RunInspectionError, data_files, shard_files
+from pipeline.inspection.stage_profile import TEXT_COLUMNS, profile_rejects, profile_stage, sample_rows
 from pipeline.store import write_atomic_bytes
-from pipeline.svg_charts import KEPT_COLOR, REJECTED_COLOR, SMALL_WIDTH, bar_chart, histogram_chart, stacked_bar_chart
+from pipeline.inspection.svg_charts import KEPT_COLOR, REJECTED_COLOR, SMALL_WIDTH, bar_chart, histogram_chart, stacked_bar_chart
 
 MIX_KEYS = (columns.LANG, columns.DOMAIN, columns.SOURCE)
 MIX_VALUES = 8  # values per key drawn as their own segment; the rest are '(other)'

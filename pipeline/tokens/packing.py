@@ -37,8 +37,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import columns
-from pipeline.mixture import Mix, Phase, read_mix, resolve_shard_path
-from pipeline.shards import INPUT_IDS, LOSS_MASK
+from pipeline.tokens.mixture import Mix, Phase, read_mix, resolve_shard_path
+from pipeline.tokens.shards import INPUT_IDS, LOSS_MASK
 
 
 @dataclass(frozen=True)

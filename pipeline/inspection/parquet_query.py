@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.run_contents import RunInspectionError
+from pipeline.inspection.run_contents import RunInspectionError
 
 MEMORY_LIMIT = "1GB"
 THREADS = 2

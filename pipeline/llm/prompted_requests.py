@@ -1,7 +1,7 @@
 """From rows to LLM requests and back: rendering templates, deterministic choices, reading replies.
 
 Model stages render one request per row (template + variables + per-row sampling seed) into
-the columns `pipeline.llm.apply_llm` reads, and after generation read each reply into a
+the columns `pipeline.llm.processors.apply_llm` reads, and after generation read each reply into a
 value or a reject reason. Every choice (template, task type, style, evolution operation) is a
 hash of the row id and the job's seed, so a rerun of the same job makes the same requests
 whatever the batch boundaries.
@@ -18,9 +18,9 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline import columns
-from pipeline.llm import JSON_SCHEMA, MESSAGES, SAMPLING_PARAMS
-from pipeline.llm_output import parse_llm_json
-from pipeline.prompts import PromptTemplate
+from pipeline.llm.processors import JSON_SCHEMA, MESSAGES, SAMPLING_PARAMS
+from pipeline.llm.llm_output import parse_llm_json
+from pipeline.llm.prompts import PromptTemplate
 from pipeline.rejects import RejectReason
 from pipeline.stage import with_columns
 

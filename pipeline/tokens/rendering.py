@@ -26,8 +26,8 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from pipeline import columns
-from pipeline.shards import LOSS_MASK, SHARD_SCHEMA
-from pipeline.tokenizers import Tokenizer
+from pipeline.tokens.shards import LOSS_MASK, SHARD_SCHEMA
+from pipeline.tokens.tokenizers import Tokenizer
 
 
 class ChatFormat(BaseModel):

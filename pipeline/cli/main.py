@@ -23,11 +23,11 @@ from pathlib import Path
 
 from pipeline.config import ConfigError, load_job, parse_job
 from pipeline.graph import build_graph
-from pipeline.models import ModelSpecError
-from pipeline.quality_training import add_quality_parser
+from pipeline.llm.models import ModelSpecError
+from pipeline.cli.quality_training import add_quality_parser
 from pipeline.runner import RunDirError
-from pipeline.seed_files import SeedInputError
-from pipeline.store import RUN_INFO, StageDir, StageState, read_json
+from pipeline.inputs.seed_files import SeedInputError
+from pipeline.inspection.run_status import UNDECIDED, inspection_states, recorded_job_dir, stage_statuses
 
 
 def _registry():
@@ -55,90 +55,11 @@ def command_run(args: argparse.Namespace) -> int:
     return 0
 
 
-UNDECIDED = "undecided"  # complete, but this machine lacks an input its fingerprint needs
-
-
-def stage_statuses(run_dir: Path, registry: dict | None = None) -> list[dict]:
-    """Each stage of the run's recorded job: state, counts and wall time from its manifest.
-
-    Needs the run directory and this code, not the job's folder: a complete stage whose inputs
-    are not on this machine (the run was copied away from them) is `undecided`, with `why`
-    naming the missing input; its counts, reasons and wall time still come from its manifest.
-    """
-    from pipeline.graph import stages_with_unreadable_inputs
-
-    job = _recorded_job(run_dir)
-    job_dir = _recorded_job_dir(run_dir)
-    registry = registry or _registry()
-    undecided = stages_with_unreadable_inputs(job, registry, run_dir, job_dir)
-    decidable = job.model_copy(update={"stages": [entry for entry in job.stages if entry.name not in undecided]})
-    plan = {node.name: node for node in build_graph(decidable, registry, run_dir=run_dir, job_dir=job_dir)} if decidable.stages else {}
-    rows = []
-    for entry in job.stages:
-        stage_dir = StageDir(run_dir, entry.name)
-        node = plan.get(entry.name)
-        state = stage_dir.state(node.fingerprint).value if node else _state_without_fingerprint(stage_dir)
-        manifest = stage_dir.manifest() or {}
-        if not manifest and stage_dir.progress() is not None:
-            manifest = stage_dir.unit_counts().to_json()
-        row = {
-            "stage": entry.name,
-            "state": state,
-            "rows_in": manifest.get("rows_in"),
-            "rows_out": manifest.get("rows_out"),
-            "rejected": manifest.get("rejected", {}),
-            "wall_s": manifest.get("wall_s"),
-        }
-        if state == UNDECIDED:
-            row["why"] = undecided[entry.name]
-        rows.append(row)
-    return rows
-
-
-def _recorded_job(run_dir: Path):
-    snapshot = run_dir / "job.yaml"
-    if not snapshot.exists():
-        raise ConfigError(f"{run_dir} holds no job.yaml; is it a run directory? (run a job first: synthmix run JOB)")
-    import yaml
-
-    return parse_job(yaml.safe_load(snapshot.read_text(encoding="utf-8")), source=str(snapshot))
-
-
-def _recorded_job_dir(run_dir: Path) -> Path:
-    """Where the job's relative paths were rooted when it ran (run.json); the working directory for older runs."""
-    info = run_dir / RUN_INFO
-    return Path(read_json(info)["job_dir"]) if info.exists() else Path(".")
-
-
-def _state_without_fingerprint(stage_dir: StageDir) -> str:
-    if stage_dir.manifest() is not None:
-        return UNDECIDED
-    return StageState.INTERRUPTED.value if stage_dir.progress() is not None else StageState.MISSING.value
-
-
-def inspection_states(run_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """States of the stages for the funnel and the report, and why the undecided ones are.
-
-    Inspection never needs more than the run directory: when the recorded job does not plan
-    with this code at all (a stage kind renamed since), every stage is judged by its folder
-    alone (complete ones undecided) and the reason is the planning error.
-    """
-    from pipeline.run_contents import SHARDS, stage_names
-
-    try:
-        rows = stage_statuses(run_dir)
-    except (ConfigError, ModelSpecError, SeedInputError) as error:
-        names = [name for name in stage_names(run_dir) if name != SHARDS]
-        states = {name: _state_without_fingerprint(StageDir(run_dir, name)) for name in names}
-        return states, {name: f"the recorded job does not plan here: {error}" for name, state in states.items() if state == UNDECIDED}
-    return {row["stage"]: row["state"] for row in rows}, {row["stage"]: row["why"] for row in rows if "why" in row}
-
-
 def command_status(args: argparse.Namespace) -> int:
-    from pipeline.funnel import group_by_reason
+    from pipeline.inspection.funnel import group_by_reason
 
     run_dir = Path(args.run_dir)
-    rows = stage_statuses(run_dir)
+    rows = stage_statuses(run_dir, _registry())
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -156,7 +77,7 @@ def command_status(args: argparse.Namespace) -> int:
         print(f"\n{UNDECIDED}: complete, but whether the job changed since cannot be decided on this machine:")
         for stages, reason in group_by_reason(notes):
             print(f"  {', '.join(stages)}: {reason}")
-        job_dir = _recorded_job_dir(run_dir)
+        job_dir = recorded_job_dir(run_dir)
         if not job_dir.exists():
             print(f"the job's relative paths start at {job_dir} (run.json), which this machine does not have; the counts above come from the run's manifests")
     return 0
@@ -167,8 +88,8 @@ def _cell(value) -> str:
 
 
 def command_models(args: argparse.Namespace) -> int:
-    from pipeline.embedded_model import embedded_model_status, prepare_embedded_model
-    from pipeline.models import EmbeddedModel
+    from pipeline.llm.embedded_model import embedded_model_status, prepare_embedded_model
+    from pipeline.llm.models import EmbeddedModel
 
     models = load_job(args.job).models if args.job else {"embedded": EmbeddedModel()}
     if args.action == "prepare":
@@ -188,18 +109,34 @@ def command_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inspection(handler):
-    """Run an inspection command; its own errors print like the CLI's others (exit 2)."""
-    from pipeline.run_contents import RunInspectionError
+def _errors_exit_2(*error_types):
+    """A command whose own errors (`error_types`, named lazily as "module:Class") print like the
+    CLI's others, with exit status 2, instead of a traceback."""
 
-    def guarded(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except RunInspectionError as error:
-            print(f"synthmix: error: {error}", file=sys.stderr)
-            return 2
+    def decorate(handler):
+        def guarded(args: argparse.Namespace) -> int:
+            caught = tuple(_load(name) for name in error_types)
+            try:
+                return handler(args)
+            except caught as error:
+                print(f"synthmix: error: {error}", file=sys.stderr)
+                return 2
 
-    return guarded
+        return guarded
+
+    return decorate
+
+
+def _load(qualified: str) -> type[Exception]:
+    import importlib
+
+    module, name = qualified.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+# Inspection reads a run directory; the Jobs API commands talk to a cluster's head.
+_inspection = _errors_exit_2("pipeline.inspection.run_contents:RunInspectionError")
+_cluster_command = _errors_exit_2("pipeline.cli.submit:SubmitError")
 
 
 def _print(data, as_json: bool, render) -> None:
@@ -208,13 +145,13 @@ def _print(data, as_json: bool, render) -> None:
 
 @_inspection
 def command_inspect(args: argparse.Namespace) -> int:
-    from pipeline import terminal_view
-    from pipeline.funnel import run_funnel
-    from pipeline.stage_profile import profile_rejects, profile_stage
+    from pipeline.inspection import terminal_view
+    from pipeline.inspection.funnel import run_funnel
+    from pipeline.inspection.stage_profile import profile_rejects, profile_stage
 
     run_dir = Path(args.run_dir)
     if args.stage is None:
-        states, notes = inspection_states(run_dir)
+        states, notes = inspection_states(run_dir, _registry())
         _print(run_funnel(run_dir, states, notes), args.json, terminal_view.render_funnel)
     elif args.rejects or args.reason:
         result = profile_rejects(run_dir, args.stage, reason=args.reason, where=args.where, sample=args.sample, seed=args.seed)
@@ -228,8 +165,8 @@ def command_inspect(args: argparse.Namespace) -> int:
 
 @_inspection
 def command_trace(args: argparse.Namespace) -> int:
-    from pipeline.terminal_view import render_trace
-    from pipeline.trace import trace_row
+    from pipeline.inspection.terminal_view import render_trace
+    from pipeline.inspection.trace import trace_row
 
     _print(trace_row(Path(args.run_dir), args.id), args.json, render_trace)
     return 0
@@ -237,8 +174,8 @@ def command_trace(args: argparse.Namespace) -> int:
 
 @_inspection
 def command_eval(args: argparse.Namespace) -> int:
-    from pipeline.eval_view import render_eval
-    from pipeline.evaluation import evaluate_run
+    from pipeline.inspection.eval_view import render_eval
+    from pipeline.inspection.evaluation import evaluate_run
 
     _print(evaluate_run(Path(args.run_dir)), args.json, render_eval)
     return 0
@@ -246,10 +183,10 @@ def command_eval(args: argparse.Namespace) -> int:
 
 @_inspection
 def command_report(args: argparse.Namespace) -> int:
-    from pipeline.report import write_report
+    from pipeline.inspection.report import write_report
 
     run_dir = Path(args.run_dir)
-    states, notes = inspection_states(run_dir)
+    states, notes = inspection_states(run_dir, _registry())
     out = write_report(run_dir, states, args.output or run_dir / "report.html", notes)
     print(f"report written to {out}")
     return 0
@@ -257,7 +194,7 @@ def command_report(args: argparse.Namespace) -> int:
 
 @_inspection
 def command_export(args: argparse.Namespace) -> int:
-    from pipeline.export import export_stage
+    from pipeline.inspection.export import export_stage
 
     out = args.output or Path(args.run_dir) / "exports" / f"{args.stage}{'-rejects' if args.rejects else ''}{'.jsonl' if args.format == 'jsonl' else ''}"
     result = export_stage(Path(args.run_dir), args.stage, args.format, out, rejects=args.rejects)
@@ -268,7 +205,7 @@ def command_export(args: argparse.Namespace) -> int:
 def command_megatron(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from pipeline.megatron import describe_export, export_megatron
+    from pipeline.tokens.megatron import describe_export, export_megatron
 
     try:
         export = export_megatron(Path(args.mix), Path(args.out_dir))
@@ -279,23 +216,9 @@ def command_megatron(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cluster_command(handler):
-    """Run a Jobs API command; its errors (unreachable head, missing token) print like the CLI's others."""
-    from pipeline.submit import SubmitError
-
-    def guarded(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except SubmitError as error:
-            print(f"synthmix: error: {error}", file=sys.stderr)
-            return 2
-
-    return guarded
-
-
 @_cluster_command
 def command_submit(args: argparse.Namespace) -> int:
-    from pipeline import submit
+    from pipeline.cli import submit
 
     job = load_job(args.job, args.set)
     if not args.no_local_check:
@@ -328,7 +251,7 @@ def command_submit(args: argparse.Namespace) -> int:
 
 @_cluster_command
 def command_jobs(args: argparse.Namespace) -> int:
-    from pipeline import submit
+    from pipeline.cli import submit
 
     client = submit.connect_client(args.address)
     if args.action == "status":
@@ -346,15 +269,17 @@ def command_jobs(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synthmix", description="Synthetic instruction data for LLM pretraining mixes, on Ray Data.")
     commands = parser.add_subparsers(dest="command", required=True)
+    # What `run` and `submit` share: config overrides and which stages to (re)run.
+    selection = argparse.ArgumentParser(add_help=False)
+    selection.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. dedup.threshold=0.7 (repeatable)")
+    selection.add_argument("--from", dest="start", metavar="STAGE", help="rerun this stage and everything after it")
+    selection.add_argument("--only", metavar="STAGE", help="rerun only this stage")
+    selection.add_argument("--to", dest="stop", metavar="STAGE", help="stop after this stage")
+    selection.add_argument("--force", action="store_true", help="recompute selected stages even when fresh")
 
-    run = commands.add_parser("run", help="run every stale stage of a job (or the ones selected)")
+    run = commands.add_parser("run", parents=[selection], help="run every stale stage of a job (or the ones selected)")
     run.add_argument("job", help="job YAML file, e.g. jobs/quickstart.yaml")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. dedup.threshold=0.7 (repeatable)")
     run.add_argument("--run-dir", type=Path, help="where the run lives (default: the job's run_dir, or runs/<name>)")
-    run.add_argument("--from", dest="start", metavar="STAGE", help="rerun this stage and everything after it")
-    run.add_argument("--only", metavar="STAGE", help="rerun only this stage")
-    run.add_argument("--to", dest="stop", metavar="STAGE", help="stop after this stage")
-    run.add_argument("--force", action="store_true", help="recompute selected stages even when fresh")
     run.add_argument("--address", help="Ray cluster address (ray://HOST:10001 or HOST:6379); default RAY_ADDRESS, else an embedded Ray")
     run.set_defaults(handler=command_run)
 
@@ -411,15 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("job", nargs="?", help="job file whose models to list or prepare (default: the default embedded model)")
     models.set_defaults(handler=command_models)
 
-    submit_parser = commands.add_parser("submit", help="run a job on a Ray cluster through the Ray Jobs API")
+    submit_parser = commands.add_parser("submit", parents=[selection], help="run a job on a Ray cluster through the Ray Jobs API")
     submit_parser.add_argument("job", help="job YAML file inside this project (the project folder travels to the cluster)")
     submit_parser.add_argument("--address", help="Ray dashboard of the cluster, e.g. http://HEAD:8265 (default: RAY_API_SERVER_ADDRESS)")
     submit_parser.add_argument("--run-dir", help="absolute path every node reaches (shared storage); default: the job's run_dir")
-    submit_parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value (repeatable)")
-    submit_parser.add_argument("--from", dest="start", metavar="STAGE", help="rerun this stage and everything after it")
-    submit_parser.add_argument("--only", metavar="STAGE", help="rerun only this stage")
-    submit_parser.add_argument("--to", dest="stop", metavar="STAGE", help="stop after this stage")
-    submit_parser.add_argument("--force", action="store_true", help="recompute selected stages even when fresh")
     submit_parser.add_argument("--pip", action="append", default=[], metavar="PKG", help="pip requirement installed for the job (repeatable)")
     submit_parser.add_argument("--env", action="append", default=[], metavar="K=V", help="environment variable for the job (repeatable)")
     submit_parser.add_argument("--wait", action="store_true", help="stream the job's logs until it ends; exit 0 only if it succeeded")

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from pipeline.llm import apply_llm
+from pipeline.llm.processors import apply_llm
 from pipeline.stage import Stage
 
 # Rendering is light Python; a quarter CPU leaves room beside an engine actor.

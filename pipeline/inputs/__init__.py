@@ -1,0 +1,1 @@
+"""Reading seed records from files and the built-in text sources."""

@@ -1,0 +1,1 @@
+"""The LLM layer: models named in a job, engines (vLLM, OpenAI-compatible servers), prompts, requests and replies."""

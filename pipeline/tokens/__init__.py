@@ -1,0 +1,1 @@
+"""Tokens and shards: tokenizers, rendering with loss masks, shard writing, the mix, the packed reader, Megatron export."""
