@@ -164,10 +164,7 @@ ANSWER_FIELDS = (
 def with_reject_columns(schema: pa.Schema) -> pa.Schema:
     """`schema` with every field nullable plus `reject_reason` and `reject_detail`: the shape of
     a stage's returned rows and of its rejects files."""
-    return pa.schema(
-        [field.with_nullable(True) for field in schema]
-        + [pa.field(REJECT_REASON, pa.string()), pa.field(REJECT_DETAIL, pa.string())]
-    )
+    return pa.schema([field.with_nullable(True) for field in schema] + [pa.field(REJECT_REASON, pa.string()), pa.field(REJECT_DETAIL, pa.string())])
 
 
 # --- ids -------------------------------------------------------------------------------------------

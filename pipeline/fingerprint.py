@@ -151,9 +151,7 @@ def _imports(node: ast.AST) -> Iterator[tuple[int, str, tuple[str, ...]]]:
 
 
 def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 def _strip_docstrings(tree: ast.AST) -> None:
@@ -186,7 +184,7 @@ def _module_file(name: str, roots: Mapping[str, Path]) -> Path | None:
     if root is None:
         return None
     base = root.joinpath(*rest.split(".")) if rest else root
-    for path in ((base / "__init__.py",) if not rest else (base.with_name(base.name + ".py"), base / "__init__.py")):
+    for path in (base / "__init__.py",) if not rest else (base.with_name(base.name + ".py"), base / "__init__.py"):
         if path.is_file():
             return path
     return None

@@ -50,8 +50,7 @@ def build_graph(
         stage_class = registry.get(entry.stage_kind)
         if stage_class is None:
             raise ConfigError(
-                f"{job.source}: stage '{entry.name}' has kind '{entry.stage_kind}', which does not exist; "
-                f"known kinds: {', '.join(sorted(registry))}"
+                f"{job.source}: stage '{entry.name}' has kind '{entry.stage_kind}', which does not exist; known kinds: {', '.join(sorted(registry))}"
             )
         section = job.sections.get(entry.name, {})
         try:
@@ -121,10 +120,7 @@ def check_publications(order: list[PlannedStage], run_dir: Path, source: str) ->
         for path in node.publishes:
             key = os.path.normpath(path)
             if key in owners:
-                raise ConfigError(
-                    f"{source}: stages '{owners[key]}' and '{node.name}' both publish {path}; "
-                    f"give one of them its own path in its section"
-                )
+                raise ConfigError(f"{source}: stages '{owners[key]}' and '{node.name}' both publish {path}; give one of them its own path in its section")
             inside = next((name for folder, name in folders.items() if key == folder or key.startswith(folder + os.sep)), None)
             if inside is not None:
                 raise ConfigError(

@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -59,8 +59,7 @@ def check_run_dir_writable(run_dir: Path) -> None:
         probe.unlink()
     except OSError as error:
         raise RunDirError(
-            f"run directory {run_dir} is not writable ({error.strerror or error}); "
-            f"free space or fix its permissions, or pass --run-dir to write elsewhere"
+            f"run directory {run_dir} is not writable ({error.strerror or error}); free space or fix its permissions, or pass --run-dir to write elsewhere"
         ) from None
 
 
@@ -140,10 +139,7 @@ def run_stages(
 def _check_upstream_ready(upstream: PlannedStage, run_dir: Path, stage_name: str, log: Log) -> None:
     state = StageDir(run_dir, upstream.name).state(upstream.fingerprint)
     if state in (StageState.MISSING, StageState.INTERRUPTED):
-        raise ConfigError(
-            f"stage '{stage_name}' reads '{upstream.name}', which is {state.value}; "
-            f"run it first (--from {upstream.name}), or drop --only/--from"
-        )
+        raise ConfigError(f"stage '{stage_name}' reads '{upstream.name}', which is {state.value}; run it first (--from {upstream.name}), or drop --only/--from")
     if state is StageState.STALE:
         log(f"[{stage_name}] warning: its input '{upstream.name}' is stale (the job changed since it ran)")
 
@@ -197,10 +193,7 @@ def run_stage(node: PlannedStage, *, run_dir: Path, plan: list[PlannedStage] | N
     }
     stage_dir.commit(manifest)
     reasons = ", ".join(f"{reason} {n}" for reason, n in manifest["rejected"].items()) or "none"
-    log(
-        f"[{node.name}] done in {wall:.1f} s: {manifest['rows_in']} in, {manifest['rows_out']} out, "
-        f"{manifest['rows_rejected']} rejected ({reasons})"
-    )
+    log(f"[{node.name}] done in {wall:.1f} s: {manifest['rows_in']} in, {manifest['rows_out']} out, {manifest['rows_rejected']} rejected ({reasons})")
     return StageOutcome(node.name, "resumed" if resuming else "ran", wall)
 
 

@@ -203,12 +203,7 @@ class StageDir:
     def begin(self, fingerprint: str, resumable: bool) -> bool:
         """Prepare the folder for an attempt. Returns True when committed units are kept (a resume)."""
         progress = self.progress()
-        resuming = (
-            resumable
-            and self.manifest() is None
-            and progress is not None
-            and progress.get("fingerprint") == fingerprint
-        )
+        resuming = resumable and self.manifest() is None and progress is not None and progress.get("fingerprint") == fingerprint
         if resuming:
             self._remove_uncommitted_files()
         else:
@@ -232,9 +227,7 @@ class StageDir:
         for tmp in self.path.rglob(".*.tmp"):
             tmp.unlink(missing_ok=True)
 
-    def commit_unit(
-        self, unit: str, accepted: pa.Table | None, rejected: pa.Table, input_ids: pa.Array, counts: UnitCounts
-    ) -> None:
+    def commit_unit(self, unit: str, accepted: pa.Table | None, rejected: pa.Table, input_ids: pa.Array, counts: UnitCounts) -> None:
         """Write one unit's files; the marker goes last, so the unit exists only once all of it does.
         `accepted` None: the caller already put `part_path(unit)` in place (a file it streamed)."""
         if rejected.num_rows:

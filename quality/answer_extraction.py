@@ -29,9 +29,7 @@ _ANSWER_MARKERS = [
 _GSM8K_MARKER = re.compile(r"^[ \t]*####[ \t]*([-+]?[$€£¥]?[ \t]*\.?\d.*)$", re.MULTILINE)
 # A line that only announces the answer ("### Final Answer", "Final answer:", "答案：" once emphasis is
 # gone); the answer is the next non-empty line.
-_ANSWER_HEADING = re.compile(
-    r"^[ \t>#-]*(?:(?:final\s+)?answer|(?:最终)?答案)[ \t]*[:：]?[ \t]*\n\s*(\S.*)$", re.IGNORECASE | re.MULTILINE
-)
+_ANSWER_HEADING = re.compile(r"^[ \t>#-]*(?:(?:final\s+)?answer|(?:最终)?答案)[ \t]*[:：]?[ \t]*\n\s*(\S.*)$", re.IGNORECASE | re.MULTILINE)
 # Markdown emphasis ("**12**", "*Answer:*", "__12__") and code spans ("`12`"). A delimiter opens only
 # after a line start, space or punctuation and before a non-space, and closes the other way round, so
 # "2**3" and "a * b * c" keep their asterisks.

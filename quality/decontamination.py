@@ -50,9 +50,7 @@ def build_ngram_index(benchmarks: Mapping[str, Sequence[str]], *, n: int = DEFAU
     return NgramIndex(n=n, hashes=unique_hashes, benchmark_ids=ids[order][first], benchmark_names=names)
 
 
-def find_contamination(
-    texts: Sequence[str | None] | pa.Array | pa.ChunkedArray, index: NgramIndex
-) -> list[ContaminationMatch | None]:
+def find_contamination(texts: Sequence[str | None] | pa.Array | pa.ChunkedArray, index: NgramIndex) -> list[ContaminationMatch | None]:
     """Per text, its first n-gram (in reading order) found in the index, or None for a clean text."""
     words = hash_words(texts)
     doc_count = len(words.doc_offsets) - 1

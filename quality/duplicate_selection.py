@@ -37,9 +37,7 @@ def rank_documents(scores: np.ndarray | Sequence[float], ids: np.ndarray | Seque
     return rank
 
 
-def choose_representatives(
-    clusters: np.ndarray, scores: np.ndarray | Sequence[float], ids: np.ndarray | Sequence[str]
-) -> np.ndarray:
+def choose_representatives(clusters: np.ndarray, scores: np.ndarray | Sequence[float], ids: np.ndarray | Sequence[str]) -> np.ndarray:
     """Index of the document kept for each document's cluster: the best-ranked member (rank_documents)."""
     rank = rank_documents(scores, ids)
     order = np.lexsort((rank, clusters))
@@ -85,8 +83,11 @@ def pair_jaccard(shingles: ShingleHashes, pairs: np.ndarray) -> np.ndarray:
     within = np.arange(int(probe_counts.sum())) - np.repeat(np.cumsum(probe_counts) - probe_counts, probe_counts)
     probes = subset.hashes[grouped[np.repeat(starts[probing], probe_counts) + within]]
     probes = mix64(probes ^ (target[pair_of_probe].astype(np.uint64) * GOLDEN))
+    # Probes in sorted order walk the keys in order: random ones miss the cache at every step.
+    order = np.argsort(probes)
+    probes = probes[order]
     found = keys[np.minimum(np.searchsorted(keys, probes), max(len(keys) - 1, 0))] == probes
-    shared = np.bincount(pair_of_probe, weights=found, minlength=len(pairs))
+    shared = np.bincount(pair_of_probe[order], weights=found, minlength=len(pairs))
     union = sizes[left] + sizes[right] - shared
     return np.divide(shared, union, out=np.zeros(len(pairs)), where=union > 0)
 
@@ -108,9 +109,7 @@ class Selection:
         return np.bincount(self.kept, minlength=len(self.kept))[self.kept]
 
 
-def select_kept(
-    pairs: np.ndarray, similarity: np.ndarray, *, rank: np.ndarray, leaders: np.ndarray, threshold: float
-) -> Selection:
+def select_kept(pairs: np.ndarray, similarity: np.ndarray, *, rank: np.ndarray, leaders: np.ndarray, threshold: float) -> Selection:
     """Greedy keep in rank order over true similarities (see the module docstring).
 
     pairs index documents 0..len(rank)-1; similarity[k] is pairs[k]'s true Jaccard; leaders

@@ -24,40 +24,48 @@ from quality.ngram_hashes import WordHashes, as_string_array, hash_ngram_sizes, 
 # Refusals are looked for near the start: a long answer that later says "I cannot help but notice" is
 # not a refusal, a reply that opens with "I'm sorry, but I can't" is.
 _REFUSAL_WINDOW_CHARS = 300
-_REFUSAL_PATTERN = "(?i)(?:" + "|".join(
-    [
-        r"\bas an ai(?: language)? model\b",
-        r"\bas a (?:large )?language model\b",
-        r"\bi(?:'m| am) (?:sorry|afraid),? (?:but )?i (?:can(?:not|'t)|am unable|won't)\b",
-        # "I cannot help but notice" is no refusal: help/assist count only before whom or what is helped.
-        r"\bi (?:can(?:not|'t)|am unable to|won't) (?:help|assist)(?:\s+(?:you|with|me|this|that|it)\b|[.,!]|$)",
-        r"\bi (?:can(?:not|'t)|am unable to|won't) (?:provide|comply|fulfill|answer|do that|create)\b",
-        r"\bi(?:'m| am) (?:not able|unable) to (?:help|assist|provide|comply|fulfill|answer)\b",
-        r"\bi must (?:decline|refuse)\b",
-        r"\bagainst my (?:guidelines|programming|policy|policies)\b",
-        r"(?:抱歉|对不起|很遗憾)[,，]?\s*我(?:无法|不能|没办法|不可以)",
-        r"作为(?:一个)?(?:AI|人工智能)(?:语言模型|助手|模型)?[,，]?\s*我(?:无法|不能)",
-        r"我(?:无法|不能)(?:提供|回答|协助|帮助|满足|完成)(?:你|您|这)",
-    ]
-) + ")"
+_REFUSAL_PATTERN = (
+    "(?i)(?:"
+    + "|".join(
+        [
+            r"\bas an ai(?: language)? model\b",
+            r"\bas a (?:large )?language model\b",
+            r"\bi(?:'m| am) (?:sorry|afraid),? (?:but )?i (?:can(?:not|'t)|am unable|won't)\b",
+            # "I cannot help but notice" is no refusal: help/assist count only before whom or what is helped.
+            r"\bi (?:can(?:not|'t)|am unable to|won't) (?:help|assist)(?:\s+(?:you|with|me|this|that|it)\b|[.,!]|$)",
+            r"\bi (?:can(?:not|'t)|am unable to|won't) (?:provide|comply|fulfill|answer|do that|create)\b",
+            r"\bi(?:'m| am) (?:not able|unable) to (?:help|assist|provide|comply|fulfill|answer)\b",
+            r"\bi must (?:decline|refuse)\b",
+            r"\bagainst my (?:guidelines|programming|policy|policies)\b",
+            r"(?:抱歉|对不起|很遗憾)[,，]?\s*我(?:无法|不能|没办法|不可以)",
+            r"作为(?:一个)?(?:AI|人工智能)(?:语言模型|助手|模型)?[,，]?\s*我(?:无法|不能)",
+            r"我(?:无法|不能)(?:提供|回答|协助|帮助|满足|完成)(?:你|您|这)",
+        ]
+    )
+    + ")"
+)
 # Web and template leftovers that make a sample worthless as training text.
-_BOILERPLATE_PATTERN = "(?i)(?:" + "|".join(
-    [
-        r"\blorem ipsum\b",
-        r"\ball rights reserved\b",
-        r"\b(?:click|tap) here\b",
-        r"\bsubscribe to (?:our|the) newsletter\b",
-        r"\b(?:enable|turn on) javascript\b",
-        r"\bjavascript is (?:disabled|required)\b",
-        r"\bcookie (?:policy|settings|consent)\b",
-        r"\bwe use cookies\b",
-        r"\b(?:privacy policy|terms of (?:use|service))\b",
-        r"\bsign up for (?:our|free)\b",
-        r"\[(?:your|insert) [^\]]{1,40}\]",  # unfilled placeholders: "[Your Name]"
-        r"<insert [^>]{1,40}>",
-        r"版权所有|点击(?:这里|此处)|免责声明",
-    ]
-) + ")"
+_BOILERPLATE_PATTERN = (
+    "(?i)(?:"
+    + "|".join(
+        [
+            r"\blorem ipsum\b",
+            r"\ball rights reserved\b",
+            r"\b(?:click|tap) here\b",
+            r"\bsubscribe to (?:our|the) newsletter\b",
+            r"\b(?:enable|turn on) javascript\b",
+            r"\bjavascript is (?:disabled|required)\b",
+            r"\bcookie (?:policy|settings|consent)\b",
+            r"\bwe use cookies\b",
+            r"\b(?:privacy policy|terms of (?:use|service))\b",
+            r"\bsign up for (?:our|free)\b",
+            r"\[(?:your|insert) [^\]]{1,40}\]",  # unfilled placeholders: "[Your Name]"
+            r"<insert [^>]{1,40}>",
+            r"版权所有|点击(?:这里|此处)|免责声明",
+        ]
+    )
+    + ")"
+)
 
 _PARAGRAPH_BREAK = r"\n\s*\n"
 _DOCUMENT_MULTIPLIER = np.uint64(0xD6E8FEB86659FD93)  # odd, so distinct document ids stay distinct
@@ -80,9 +88,7 @@ class HeuristicThresholds(BaseModel):
     max_dup_line_frac: float | None = Field(0.30, ge=0, le=1)
     max_dup_paragraph_frac: float | None = Field(0.30, ge=0, le=1)
     max_top_ngram_frac: dict[int, float] = Field(default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16})
-    max_dup_ngram_frac: dict[int, float] = Field(
-        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
-    )
+    max_dup_ngram_frac: dict[int, float] = Field(default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10})
 
 
 @dataclass(frozen=True)
@@ -179,17 +185,12 @@ def score_heuristics(
     )
 
 
-def evaluate_heuristics(
-    scores: HeuristicScores, thresholds: HeuristicThresholds
-) -> list[tuple[RejectReason | None, str]]:
+def evaluate_heuristics(scores: HeuristicScores, thresholds: HeuristicThresholds) -> list[tuple[RejectReason | None, str]]:
     """Per text: (None, "") to keep, or (reason, detail) for the first failed rule, e.g.
     (RejectReason.REPETITIVE, "dup_line_frac=0.52 > 0.30"). Rules run in order: length, refusal,
     boilerplate, repetition; repetition rules skip texts under `repetition_min_words` words.
     """
-    missing = sorted(
-        {*thresholds.max_top_ngram_frac} - {*scores.top_ngram_frac}
-        | {*thresholds.max_dup_ngram_frac} - {*scores.dup_ngram_frac}
-    )
+    missing = sorted({*thresholds.max_top_ngram_frac} - {*scores.top_ngram_frac} | {*thresholds.max_dup_ngram_frac} - {*scores.dup_ngram_frac})
     if missing:
         raise ValueError(
             f"thresholds bound {missing}-gram repetition but the scores lack those sizes; "
@@ -207,12 +208,10 @@ def evaluate_heuristics(
         (RejectReason.REPETITIVE, "dup_paragraph_frac", scores.dup_paragraph_frac, thresholds.max_dup_paragraph_frac, True),
     ]
     rules += [
-        (RejectReason.REPETITIVE, f"top_{n}gram_frac", scores.top_ngram_frac[n], bound, True)
-        for n, bound in sorted(thresholds.max_top_ngram_frac.items())
+        (RejectReason.REPETITIVE, f"top_{n}gram_frac", scores.top_ngram_frac[n], bound, True) for n, bound in sorted(thresholds.max_top_ngram_frac.items())
     ]
     rules += [
-        (RejectReason.REPETITIVE, f"dup_{n}gram_frac", scores.dup_ngram_frac[n], bound, True)
-        for n, bound in sorted(thresholds.max_dup_ngram_frac.items())
+        (RejectReason.REPETITIVE, f"dup_{n}gram_frac", scores.dup_ngram_frac[n], bound, True) for n, bound in sorted(thresholds.max_dup_ngram_frac.items())
     ]
     count = len(scores.chars)
     decided = np.zeros(count, dtype=bool)

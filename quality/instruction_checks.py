@@ -48,8 +48,12 @@ _UNSEEN_SOURCE = re.compile(
     r"|本文|这篇文章|这篇文档|该文档|这份文档|这段文字|上文|原文|文中|该文章"
 )
 # "the following code" must be followed by it: a newline or a code span in the instruction.
-_FOLLOWING = re.compile(r"(?i)\b(?:the\s+)?following\s+(?:python\s+)?(?:code|snippet|function|program|list|table|text|data|class)\b|以下代码|下面的代码|下列代码")
-_NUMERIC = re.compile(r"\d|(?i:\b(?:calculate|compute|solve|how\s+many|how\s+much|sum|product|percent|equation)\b)|计算|多少|几|求|[一二三四五六七八九十百千万]")
+_FOLLOWING = re.compile(
+    r"(?i)\b(?:the\s+)?following\s+(?:python\s+)?(?:code|snippet|function|program|list|table|text|data|class)\b|以下代码|下面的代码|下列代码"
+)
+_NUMERIC = re.compile(
+    r"\d|(?i:\b(?:calculate|compute|solve|how\s+many|how\s+much|sum|product|percent|equation)\b)|计算|多少|几|求|[一二三四五六七八九十百千万]"
+)
 _OPTION = re.compile(r"(?:^|[\s(（])([A-D])\s*[).:：、）]", re.MULTILINE)
 
 
@@ -134,9 +138,7 @@ def check_copies_seed(instruction: str, seed_text: str, *, max_overlap: float = 
     return None
 
 
-def check_echoes_prompt(
-    text: str, prompt_text: str, *, quoted_text: str = "", max_overlap: float = 0.5, ngram: int = 4
-) -> tuple[RejectReason, str] | None:
+def check_echoes_prompt(text: str, prompt_text: str, *, quoted_text: str = "", max_overlap: float = 0.5, ngram: int = 4) -> tuple[RejectReason, str] | None:
     """Reject an output made of the prompt's own words ("Write every instruction in English",
     "Do not say 'the document'"): the share of its word n-grams found in the prompt, not counting
     n-grams of `quoted_text` (the document the prompt quotes, which an output may rightly use)."""

@@ -25,9 +25,7 @@ def load_lid_model(path: Path | None = None) -> fasttext.FastText._FastText:
     return fasttext.load_model(str(path if path is not None else locate_lid_model()))
 
 
-def identify_languages(
-    model: fasttext.FastText._FastText, texts: Sequence[str | None] | pa.Array | pa.ChunkedArray
-) -> tuple[np.ndarray, np.ndarray]:
+def identify_languages(model: fasttext.FastText._FastText, texts: Sequence[str | None] | pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """(language codes, probabilities) per text, in one batched fastText call.
 
     Codes are lid.176's ISO 639 codes ("en", "zh", "fr", ...) as a numpy str array; probabilities are

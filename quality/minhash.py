@@ -33,9 +33,7 @@ def draw_permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]
     return multipliers, increments
 
 
-def compute_minhash_signatures(
-    texts: pa.Array | pa.ChunkedArray | Sequence[str], *, num_perm: int, seed: int, shingle: ShingleSpec
-) -> np.ndarray:
+def compute_minhash_signatures(texts: pa.Array | pa.ChunkedArray | Sequence[str], *, num_perm: int, seed: int, shingle: ShingleSpec) -> np.ndarray:
     """Signatures of the texts, shape (len(texts), num_perm), uint32.
 
     A text without shingles (empty after normalisation) gets EMPTY_SLOT in every position;

@@ -127,9 +127,7 @@ def hash_ngram_sizes(words: WordHashes, sizes: Sequence[int]) -> dict[int, Ngram
     """`hash_ngrams` for several sizes at once: the n-gram hash extends the (n-1)-gram hash by one word,
     so all sizes up to the largest cost one pass per word position, not one per size and position."""
     if not sizes or min(sizes) < 1:
-        raise ValueError(
-            f"n-gram sizes {list(sizes)} must be positive; use n >= 1 (13 words is usual for decontamination)"
-        )
+        raise ValueError(f"n-gram sizes {list(sizes)} must be positive; use n >= 1 (13 words is usual for decontamination)")
     total = len(words.hashes)
     doc_of_word = np.repeat(np.arange(len(words.doc_offsets) - 1), np.diff(words.doc_offsets))
     wanted = set(sizes)

@@ -13,8 +13,7 @@ def locate_package_file(distribution_name: str, file_name: str, *, needed_for: s
         distribution = importlib.metadata.distribution(distribution_name)
     except importlib.metadata.PackageNotFoundError as error:
         raise FileNotFoundError(
-            f"{needed_for} needs {file_name} from the PyPI package '{distribution_name}', which is not "
-            f"installed; run `pip install {distribution_name}`"
+            f"{needed_for} needs {file_name} from the PyPI package '{distribution_name}', which is not installed; run `pip install {distribution_name}`"
         ) from error
     for file in distribution.files or []:
         if file.name == file_name:

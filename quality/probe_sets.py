@@ -167,20 +167,14 @@ def _reading(rng: random.Random) -> tuple[str, int, dict[str, Any]]:
 def _factory(rng: random.Random) -> tuple[str, int, dict[str, Any]]:
     daily, more = rng.randrange(120, 490, 10), rng.randrange(20, 95, 5)
     before, after = rng.randint(3, 10), rng.randint(2, 8)
-    question = (
-        f"某工厂原来每天生产零件{daily}个，生产了{before}天后改进了技术，每天比原来多生产{more}个，"
-        f"又生产了{after}天。这个工厂一共生产了多少个零件？"
-    )
+    question = f"某工厂原来每天生产零件{daily}个，生产了{before}天后改进了技术，每天比原来多生产{more}个，又生产了{after}天。这个工厂一共生产了多少个零件？"
     return question, daily * before + (daily + more) * after, {"daily": daily, "more": more, "before": before, "after": after}
 
 
 def _bus_trip(rng: random.Random) -> tuple[str, int, dict[str, Any]]:
     classes, students, teachers = rng.randint(3, 8), rng.randint(38, 48), rng.randint(1, 3)
     seats = rng.choice((40, 45, 50, 55))
-    question = (
-        f"学校组织{classes}个班去春游，每个班有{students}名学生，另外每个班有{teachers}名老师带队。"
-        f"每辆大巴最多坐{seats}人，至少需要租多少辆大巴？"
-    )
+    question = f"学校组织{classes}个班去春游，每个班有{students}名学生，另外每个班有{teachers}名老师带队。每辆大巴最多坐{seats}人，至少需要租多少辆大巴？"
     values = {"classes": classes, "students": students, "teachers": teachers, "seats": seats}
     return question, math.ceil(classes * (students + teachers) / seats), values
 
@@ -198,10 +192,7 @@ def _fruit_shop(rng: random.Random) -> tuple[str, int, dict[str, Any]]:
     boxes, per_box = 2 * rng.randint(3, 10), rng.randint(10, 30)
     half = boxes * per_box // 2
     second_day = rng.randint(5, half - 5)
-    question = (
-        f"水果店运来{boxes}箱{fruit}，每箱{per_box}千克。第一天卖出了总数的一半，第二天又卖出了{second_day}千克。"
-        f"还剩下多少千克{fruit}？"
-    )
+    question = f"水果店运来{boxes}箱{fruit}，每箱{per_box}千克。第一天卖出了总数的一半，第二天又卖出了{second_day}千克。还剩下多少千克{fruit}？"
     return question, half - second_day, {"boxes": boxes, "per_box": per_box, "second_day": second_day}
 
 

@@ -48,9 +48,7 @@ def train_quality_classifier(
     distinct = sorted(set(labels))
     malformed = [label for label in distinct if not re.fullmatch(r"\S+", label)]
     if malformed:
-        raise ValueError(
-            f"labels {malformed[:5]} are empty or contain whitespace, which fastText cannot read; use e.g. 'high'/'low'"
-        )
+        raise ValueError(f"labels {malformed[:5]} are empty or contain whitespace, which fastText cannot read; use e.g. 'high'/'low'")
     if params.high_label not in distinct or len(distinct) < 2:
         raise ValueError(
             f"labels {distinct[:10]} must include '{params.high_label}' and at least one other label; "
@@ -85,9 +83,7 @@ def score_quality(
     """Probability of `high_label` per text (float32 in [0, 1]), from one batched fastText call."""
     target = _LABEL_PREFIX + high_label
     if target not in model.get_labels():
-        raise ValueError(
-            f"the classifier has labels {model.get_labels()} and no '{target}'; pass the high_label it was trained with"
-        )
+        raise ValueError(f"the classifier has labels {model.get_labels()} and no '{target}'; pass the high_label it was trained with")
     lines = to_fasttext_lines(texts, lowercase=True)
     if not lines:
         return np.array([], dtype=np.float32)

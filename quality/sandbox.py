@@ -337,6 +337,6 @@ def _classify(watch: _Watch, events: list[dict], limits: SandboxLimits) -> Sandb
 
 
 def _describe(error: dict) -> str:
-    """"AssertionError: message (tests.py line 3: assert f(2) == 4)"."""
+    """ "AssertionError: message (tests.py line 3: assert f(2) == 4)"."""
     text = error["type"] + (f": {error['message']}" if error["message"] else "")
     return text + (f" ({error['where']})" if error.get("where") else "")

@@ -31,9 +31,7 @@ MESSAGE_CHARS = 1000
 SETUP_FAILED_STATUS = 3
 
 # Audit events the guard refuses outright, by what they would do.
-PROCESS_EVENTS = frozenset(
-    {"os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn", "os.system", "subprocess.Popen"}
-)
+PROCESS_EVENTS = frozenset({"os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn", "os.system", "subprocess.Popen"})
 NETWORK_EVENTS = frozenset(
     {
         "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",

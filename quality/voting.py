@@ -32,10 +32,7 @@ def vote_answers(samples: list[str], *, min_agreement: float) -> Vote:
     winner of a tie is still reported, deterministically the one that appeared first.
     """
     if not 0.0 < min_agreement <= 1.0:
-        raise ValueError(
-            f"min_agreement {min_agreement} is outside (0, 1]; it is the share of samples that must agree, "
-            "e.g. 0.6 for 3 of 5"
-        )
+        raise ValueError(f"min_agreement {min_agreement} is outside (0, 1]; it is the share of samples that must agree, e.g. 0.6 for 3 of 5")
     answers = tuple(extract_answer(sample) for sample in samples)
     first_seen = {answer: index for index, answer in reversed(list(enumerate(answers))) if answer is not None}
     tallies = Counter(answer for answer in answers if answer is not None)

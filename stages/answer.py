@@ -20,11 +20,12 @@ from pydantic import Field, model_validator
 from pipeline import columns
 from pipeline.contracts import derived_id
 from pipeline.instruction_rows import seed_language
-from pipeline.llm.processors import apply_llm
 from pipeline.llm.models import SamplingParams
+from pipeline.llm.processors import apply_llm
 from pipeline.llm.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_seed
 from pipeline.llm.prompts import load_prompt
 from pipeline.stage import Resources, Stage, StageParams, with_columns
+
 
 class AnswerParams(StageParams):
     # domain -> model name; `default` answers every domain not listed.
@@ -104,7 +105,9 @@ class Answer(Stage):
                 domains = {domain for domain, name in self.params.routes.items() if name == model_name and domain != "default"}
                 is_default = self.params.routes["default"] == model_name
                 listed = set(self.params.routes) - {"default"}
-                rows = rendered.filter(lambda row, d=domains, x=is_default, l=listed: row[columns.DOMAIN] in d or (x and row[columns.DOMAIN] not in l))
+                rows = rendered.filter(
+                    lambda row, d=domains, x=is_default, others=listed: row[columns.DOMAIN] in d or (x and row[columns.DOMAIN] not in others)
+                )
             branches.append(
                 apply_llm(rows, model=self.context.models[model_name], model_name=model_name, sampling=self.params.sampling.model_dump(exclude_unset=True))
             )

@@ -126,7 +126,9 @@ class Critique(ModelStage):
         template = load_prompt(self.params.prompt)
         pairs = batch.select([columns.INSTRUCTION, columns.ANSWER]).to_pylist()
         # Greedy decoding ignores the seed; a sampled critique (temperature > 0) stays reproducible.
-        requests = [Request(template, {"instruction": pair[columns.INSTRUCTION] or "", "answer": pair[columns.ANSWER] or ""}, seed=self.params.seed) for pair in pairs]
+        requests = [
+            Request(template, {"instruction": pair[columns.INSTRUCTION] or "", "answer": pair[columns.ANSWER] or ""}, seed=self.params.seed) for pair in pairs
+        ]
         return attach_requests(batch, requests)
 
     def transform(self, batch: pa.Table) -> pa.Table:

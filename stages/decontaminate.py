@@ -23,8 +23,8 @@ from pydantic import Field
 
 from pipeline import columns
 from pipeline.config import ConfigError
-from pipeline.rejects import RejectReason
 from pipeline.inputs.sample_text import check_text_source, row_texts
+from pipeline.rejects import RejectReason
 from pipeline.stage import Execution, Resources, Stage, StageParams
 from quality.benchmark_sets import load_benchmark_texts
 from quality.decontamination import DEFAULT_NGRAM_WORDS, NgramIndex, build_ngram_index, find_contamination
@@ -62,8 +62,7 @@ class Decontaminate(Stage):
                 path = self.benchmark_path(benchmark)
                 if not path.is_file():
                     raise ConfigError(
-                        f"decontaminate benchmark {benchmark.name!r}: no file at {path}; fix `path` "
-                        "(relative paths start at the job file's folder)"
+                        f"decontaminate benchmark {benchmark.name!r}: no file at {path}; fix `path` (relative paths start at the job file's folder)"
                     )
                 stat = path.stat()
                 files[benchmark.name] = [str(path), stat.st_size, stat.st_mtime_ns]
@@ -88,12 +87,9 @@ class Decontaminate(Stage):
         matches = find_contamination(row_texts(batch, self.params.text_column), self.index)
         reasons = [RejectReason.CONTAMINATED.value if match else None for match in matches]
         details = [
-            json.dumps({"benchmark": match.benchmark, "ngram": match.ngram, "n": self.index.n}, ensure_ascii=False) if match else None
-            for match in matches
+            json.dumps({"benchmark": match.benchmark, "ngram": match.ngram, "n": self.index.n}, ensure_ascii=False) if match else None for match in matches
         ]
-        return batch.append_column(columns.REJECT_REASON, pa.array(reasons, pa.string())).append_column(
-            columns.REJECT_DETAIL, pa.array(details, pa.string())
-        )
+        return batch.append_column(columns.REJECT_REASON, pa.array(reasons, pa.string())).append_column(columns.REJECT_DETAIL, pa.array(details, pa.string()))
 
 
 def read_benchmark_file(path: Path, text_field: str) -> list[str]:

@@ -20,10 +20,10 @@ import pyarrow as pa
 
 from pipeline import columns
 from pipeline.config import ConfigError
-from pipeline.tokens.mixture import MIX_FILE_NAME, MixConfig, MixMismatchError, build_mix, validate_mix, write_mix
-from pipeline.tokens.shards import NUM_TOKENS
 from pipeline.stage import GlobalStage, Lineage, Resources
 from pipeline.store import StageDir
+from pipeline.tokens.mixture import MIX_FILE_NAME, MixConfig, MixMismatchError, build_mix, validate_mix, write_mix
+from pipeline.tokens.shards import NUM_TOKENS
 
 _log = logging.getLogger(__name__)
 
@@ -66,8 +66,7 @@ class Mix(GlobalStage):
         if len(folders) != 1:
             upstream = ", ".join(self.context.upstream_dirs) or "no stage"
             raise ConfigError(
-                f"stage '{self.context.stage_name}' reads {upstream}, which publishes no shard folder; "
-                "a mix reads a tokenize stage: set `input:` to one"
+                f"stage '{self.context.stage_name}' reads {upstream}, which publishes no shard folder; a mix reads a tokenize stage: set `input:` to one"
             )
         return folders[0]
 
@@ -116,5 +115,5 @@ class Mix(GlobalStage):
 
     def _tokenized_rows(self) -> int:
         """The rows the input stage's manifest says it published as shards."""
-        (upstream_name, upstream_path), = self.context.upstream_dirs.items()
+        ((upstream_name, upstream_path),) = self.context.upstream_dirs.items()
         return int(StageDir(upstream_path.parent, upstream_name).manifest()["extra"]["rows"])

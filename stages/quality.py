@@ -27,13 +27,12 @@ from pydantic import Field
 from pipeline import columns
 from pipeline.config import ConfigError
 from pipeline.file_digest import sha256_file
-from pipeline.rejects import RejectReason
 from pipeline.inputs.sample_text import check_text_source, choose_text_source, pair_texts
+from pipeline.rejects import RejectReason
 from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
 from quality.heuristics import HeuristicThresholds, evaluate_heuristics, score_heuristics
 from quality.langid import find_language_mismatches, identify_languages, load_lid_model
 from quality.quality_classifier import load_quality_classifier, score_quality
-
 
 
 class QualityParams(StageParams):
@@ -146,7 +145,4 @@ class Quality(Stage):
 
 def describe_scores(scores: pa.Table) -> list[str]:
     """One JSON object of heuristic scores per row, fractions rounded to 4 places."""
-    return [
-        json.dumps({name: round(value, 4) if isinstance(value, float) else value for name, value in row.items()})
-        for row in scores.to_pylist()
-    ]
+    return [json.dumps({name: round(value, 4) if isinstance(value, float) else value for name, value in row.items()}) for row in scores.to_pylist()]

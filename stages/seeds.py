@@ -25,7 +25,6 @@ from pydantic import Field, model_validator
 
 from pipeline import columns
 from pipeline.fingerprint import content_id
-from pipeline.rejects import RejectReason
 from pipeline.inputs.seed_files import (
     RECORD_SCHEMA,
     RecordIdentity,
@@ -35,8 +34,9 @@ from pipeline.inputs.seed_files import (
     list_read_items,
     read_item,
 )
+from pipeline.rejects import RejectReason
 from pipeline.stage import Lineage, Resources, Stage, StageParams, with_reject_columns
-from pipeline.store import StageDir, UnitCounts, read_json, write_atomic_json, write_atomic_parquet
+from pipeline.store import StageDir, UnitCounts, read_json, write_atomic_parquet
 from quality.chunking import chunk_document, normalize_document
 
 SeedKind = Literal["web", "qa", "code", "book"]
@@ -223,7 +223,9 @@ def drop_cross_unit_duplicates(stage_dir: StageDir, schema: pa.Schema) -> int:
         counts = UnitCounts(rows_out=-(duplicates.num_rows if duplicates is not None else 0))
         if duplicates is not None:
             counts.rejected[RejectReason.EXACT_DUPLICATE.value] = duplicates.num_rows
-        stage_dir.commit_unit(DUPLICATES_UNIT, schema.empty_table(), duplicates if duplicates is not None else schema.empty_table(), pa.array([], pa.string()), counts)
+        stage_dir.commit_unit(
+            DUPLICATES_UNIT, schema.empty_table(), duplicates if duplicates is not None else schema.empty_table(), pa.array([], pa.string()), counts
+        )
     if duplicates is None or not duplicates.num_rows:
         return 0
     drops: dict[str, set[str]] = {}

@@ -40,6 +40,7 @@ OBJECTIVE_TYPES = frozenset({"factual", "math", "choice"})
 # An instruction's type can move it to the domain whose model should answer it.
 DOMAIN_OF_TYPE = {"math": "math", "code": "code"}
 
+
 class SynthesizeParams(StageParams):
     model: str = "embedded"
     # Prompt families per seed kind; a seed gets one template of its family per call.
@@ -106,7 +107,11 @@ class Synthesize(ModelStage):
                 columns.EVOLUTION_DEPTH: 0,
             }
             if reply.reason is not None:
-                rows.append(reject_row(base, seed[columns.ID], reply.reason, reply.detail, **{columns.DOMAIN: seed[columns.DOMAIN], columns.META: generation_meta(seed)}))
+                rows.append(
+                    reject_row(
+                        base, seed[columns.ID], reply.reason, reply.detail, **{columns.DOMAIN: seed[columns.DOMAIN], columns.META: generation_meta(seed)}
+                    )
+                )
                 continue
             seen: set[str] = set()
             prompt_text = "\n".join(message["content"] for message in json.loads(seed[columns.MESSAGES]))
@@ -134,4 +139,3 @@ class Synthesize(ModelStage):
                     row[columns.REJECT_REASON], row[columns.REJECT_DETAIL] = RejectReason(problem[0]).value, problem[1]
                 rows.append(row)
         return pa.Table.from_pylist(rows, schema=with_reject_columns(pa.schema(INSTRUCTION_FIELDS)))
-

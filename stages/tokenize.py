@@ -29,6 +29,8 @@ from pipeline import columns
 from pipeline.config import ConfigError
 from pipeline.file_digest import sha256_file
 from pipeline.rejects import RejectReason
+from pipeline.stage import Execution, Lineage, Resources, Stage, StageParams, with_reject_columns
+from pipeline.store import StageDir
 from pipeline.tokens.rendering import RenderConfig, record_identity, render_table
 from pipeline.tokens.shard_units import SCRATCH, balanced_groups, commit_files_as_shards, publish_shards
 from pipeline.tokens.shards import (
@@ -40,8 +42,6 @@ from pipeline.tokens.shards import (
     SHARD_SCHEMA,
     read_shard_tokenizer,
 )
-from pipeline.stage import Execution, Lineage, Resources, Stage, StageParams, with_reject_columns
-from pipeline.store import StageDir
 from pipeline.tokens.tokenizers import Tokenizer, TokenizerSpec, hunyuan_file, load_tokenizer
 
 # Hunyuan-Large's vocabulary, shipped as package data: the same default on every machine.
@@ -64,8 +64,7 @@ class TokenizeParams(StageParams):
     tasks: int | None = Field(
         default=None,
         ge=1,
-        description="parallel tasks, each ending in one partial shard; none: one per CPU slot. "
-        "Fix it to get the same shards on any cluster size",
+        description="parallel tasks, each ending in one partial shard; none: one per CPU slot. Fix it to get the same shards on any cluster size",
     )
 
 
@@ -167,9 +166,7 @@ class Tokenize(Stage):
             "tokenizer_default": self.tokenizer_is_default,
             "rows": sum(info.rows for info in shards),
             "tokens": sum(info.tokens for info in shards),
-            "shards": [
-                {"path": info.path.name, "rows": info.rows, "tokens": info.tokens, "sha256": info.sha256} for info in shards
-            ],
+            "shards": [{"path": info.path.name, "rows": info.rows, "tokens": info.tokens, "sha256": info.sha256} for info in shards],
         }
 
 

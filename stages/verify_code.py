@@ -36,9 +36,9 @@ from pydantic import Field
 
 from pipeline import columns
 from pipeline.contracts import TESTS
-from pipeline.llm.processors import apply_llm
 from pipeline.llm.model_stage import RENDER_CPUS
 from pipeline.llm.models import SamplingParams
+from pipeline.llm.processors import apply_llm
 from pipeline.llm.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply, stable_seed
 from pipeline.llm.prompts import load_prompt
 from pipeline.rejects import RejectReason
@@ -54,7 +54,9 @@ class VerifyCodeParams(StageParams):
     domains: list[str] = Field(default_factory=lambda: ["code"], min_length=1, description="domains whose answers are code to run")
     test_writer: str | None = Field(default=None, description="model that writes tests for rows without them; none: those rows only have to load")
     prompt: str = Field(default=DEFAULT_PROMPT, description="the test writer's template id")
-    other_languages: Literal["keep", "reject"] = Field(default="keep", description="answers whose code is all in other languages: kept unrun, or rejected as no_code")
+    other_languages: Literal["keep", "reject"] = Field(
+        default="keep", description="answers whose code is all in other languages: kept unrun, or rejected as no_code"
+    )
     workers: int = Field(default=2, ge=1, le=64, description="sandboxes running at once within a batch")
     sandbox: SandboxLimits = SandboxLimits()
     seed: int = 0
@@ -117,7 +119,11 @@ class VerifyCode(Stage):
     def render_requests(self, batch: pa.Table) -> pa.Table:
         template = load_prompt(self.params.prompt)
         requests = [
-            Request(template, {"instruction": row[columns.INSTRUCTION], "code": find_python_code(row[columns.ANSWER] or "").python}, seed=stable_seed(self.params.seed, row[columns.ID], self.name))
+            Request(
+                template,
+                {"instruction": row[columns.INSTRUCTION], "code": find_python_code(row[columns.ANSWER] or "").python},
+                seed=stable_seed(self.params.seed, row[columns.ID], self.name),
+            )
             for row in batch.select([columns.ID, columns.INSTRUCTION, columns.ANSWER]).to_pylist()
         ]
         return attach_requests(batch, requests)

@@ -1,17 +1,17 @@
 """`synthmix`: run jobs, see where a run stands, prepare models.
 
-    synthmix run JOB [--set KEY=VALUE]... [--run-dir DIR] [--from S | --only S | --to S] [--force] [--address A]
-    synthmix status RUN_DIR
-    synthmix inspect RUN_DIR [STAGE] [--sample N --seed S --where EXPR --columns A,B] [--rejects [--reason R]] [--json]
-    synthmix trace RUN_DIR ID [--json]
-    synthmix eval RUN_DIR [--json]
-    synthmix report RUN_DIR [-o report.html]
-    synthmix export RUN_DIR STAGE --format jsonl|hf [-o PATH] [--rejects]
-    synthmix megatron MIX_JSON OUT_DIR [--json]
-    synthmix submit JOB --address http://HEAD:8265 --run-dir /shared/DIR [--wait] [--set ...] [--pip P]... [--env K=V]... [--no-local-check]
-    synthmix jobs status|logs|stop ID --address http://HEAD:8265 [--follow]
-    synthmix models list|prepare [JOB]
-    synthmix quality train (--input PARQUET... --label-column C | --positive PATH... --negative PATH...) -o MODEL.bin
+synthmix run JOB [--set KEY=VALUE]... [--run-dir DIR] [--from S | --only S | --to S] [--force] [--address A]
+synthmix status RUN_DIR
+synthmix inspect RUN_DIR [STAGE] [--sample N --seed S --where EXPR --columns A,B] [--rejects [--reason R]] [--json]
+synthmix trace RUN_DIR ID [--json]
+synthmix eval RUN_DIR [--json]
+synthmix report RUN_DIR [-o report.html]
+synthmix export RUN_DIR STAGE --format jsonl|hf [-o PATH] [--rejects]
+synthmix megatron MIX_JSON OUT_DIR [--json]
+synthmix submit JOB --address http://HEAD:8265 --run-dir /shared/DIR [--wait] [--set ...] [--pip P]... [--env K=V]... [--no-local-check]
+synthmix jobs status|logs|stop ID --address http://HEAD:8265 [--follow]
+synthmix models list|prepare [JOB]
+synthmix quality train (--input PARQUET... --label-column C | --positive PATH... --negative PATH...) -o MODEL.bin
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.config import ConfigError, load_job, parse_job
-from pipeline.graph import build_graph
-from pipeline.llm.models import ModelSpecError
 from pipeline.cli.quality_training import add_quality_parser
-from pipeline.runner import RunDirError
+from pipeline.config import ConfigError, load_job
+from pipeline.graph import build_graph
 from pipeline.inputs.seed_files import SeedInputError
 from pipeline.inspection.run_status import UNDECIDED, inspection_states, recorded_job_dir, stage_statuses
+from pipeline.llm.models import ModelSpecError
+from pipeline.runner import RunDirError
 
 
 def _registry():
@@ -68,10 +68,7 @@ def command_status(args: argparse.Namespace) -> int:
     print("-" * len(header))
     for row in rows:
         rejected = ", ".join(f"{reason} {n}" for reason, n in row["rejected"].items()) or "-"
-        print(
-            f"{row['stage']:<22} {row['state']:<12} {_cell(row['rows_in']):>8} {_cell(row['rows_out']):>8} "
-            f"{_cell(row['wall_s']):>8}  {rejected}"
-        )
+        print(f"{row['stage']:<22} {row['state']:<12} {_cell(row['rows_in']):>8} {_cell(row['rows_out']):>8} {_cell(row['wall_s']):>8}  {rejected}")
     notes = {row["stage"]: row["why"] for row in rows if "why" in row}
     if notes:
         print(f"\n{UNDECIDED}: complete, but whether the job changed since cannot be decided on this machine:")

@@ -105,9 +105,7 @@ def _labels_of(values: pa.ChunkedArray, high_label: str, threshold: float | None
     raise TrainingInputError(f"{path}: label column type {kind} is not bool, number or text")
 
 
-def train_and_save(
-    texts: pa.Array, labels: list[str], output: Path, *, params: QualityClassifierParams, seed: int, holdout: float
-) -> TrainingSummary:
+def train_and_save(texts: pa.Array, labels: list[str], output: Path, *, params: QualityClassifierParams, seed: int, holdout: float) -> TrainingSummary:
     """Train on all but a seeded `holdout` share, report its accuracy, save the model to `output`."""
     started = time.perf_counter()
     high = sum(label == params.high_label for label in labels)
@@ -121,12 +119,9 @@ def train_and_save(
     train_high = sum(labels[i] == params.high_label for i in train_index)
     if train_high in (0, len(train_index)):
         raise TrainingInputError(
-            f"after holding out {int(held.sum())} of {len(labels)} rows, the training rows hold one class only; "
-            "label more rows, or pass --holdout 0"
+            f"after holding out {int(held.sum())} of {len(labels)} rows, the training rows hold one class only; label more rows, or pass --holdout 0"
         )
-    model = train_quality_classifier(
-        texts.take(pa.array(train_index)), [labels[i] for i in train_index], params=params, seed=seed
-    )
+    model = train_quality_classifier(texts.take(pa.array(train_index)), [labels[i] for i in train_index], params=params, seed=seed)
     accuracy = None
     if held.any():
         held_index = np.flatnonzero(held)

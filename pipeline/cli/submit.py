@@ -120,8 +120,7 @@ def dashboard_url(address: str | None) -> str:
         raise ConfigError("no cluster named: pass --address http://HEAD:8265 (the Ray dashboard) or set RAY_API_SERVER_ADDRESS")
     if address.startswith("ray://") or address.rsplit(":", 1)[-1] in ("6379", "10001"):
         raise ConfigError(
-            f"--address {address} looks like a GCS or Ray Client address; the Jobs API listens on the dashboard "
-            "port: pass --address http://HEAD:8265"
+            f"--address {address} looks like a GCS or Ray Client address; the Jobs API listens on the dashboard port: pass --address http://HEAD:8265"
         )
     return address if "://" in address else f"http://{address}"
 

@@ -45,9 +45,7 @@ def check_text_source(schema: pa.Schema | None, text_column: str | None, stage_n
 
 def pair_texts(instructions: pa.Array | pa.ChunkedArray, answers: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Instruction, a paragraph break, answer; a null side counts as empty."""
-    joined = pc.binary_join_element_wise(
-        pc.fill_null(instructions, ""), pc.fill_null(answers, ""), PAIR_SEPARATOR
-    )
+    joined = pc.binary_join_element_wise(pc.fill_null(instructions, ""), pc.fill_null(answers, ""), PAIR_SEPARATOR)
     return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
 
 

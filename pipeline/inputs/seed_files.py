@@ -187,7 +187,12 @@ def _record(locator: str, value, text_field: str, identity: RecordIdentity, posi
         return _error(locator, RejectReason.PARSE_ERROR, f"expected a JSON object, got {type(value).__name__}", position)
     record = {"id": locator, **identity.of(value, position)}
     if text_field not in value:
-        return {**record, **_error(locator, RejectReason.MISSING_FIELD, f"no field {text_field!r} (fields: {', '.join(sorted(value))[:200]}); set seeds.text_field", position)}
+        return {
+            **record,
+            **_error(
+                locator, RejectReason.MISSING_FIELD, f"no field {text_field!r} (fields: {', '.join(sorted(value))[:200]}); set seeds.text_field", position
+            ),
+        }
     text = value[text_field]
     if text is not None and not isinstance(text, str):
         return {**record, **_error(locator, RejectReason.PARSE_ERROR, f"field {text_field!r} is {type(text).__name__}, not a string", position)}
@@ -215,7 +220,12 @@ def _read_jsonl(item: dict, text_field: str, identity: RecordIdentity) -> Iterat
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as error:
-                    yield _error(locator, RejectReason.NOT_UTF8, f"line {line_number}: byte {error.start} is not valid UTF-8 ({raw[error.start:error.start + 4]!r})", position)
+                    yield _error(
+                        locator,
+                        RejectReason.NOT_UTF8,
+                        f"line {line_number}: byte {error.start} is not valid UTF-8 ({raw[error.start : error.start + 4]!r})",
+                        position,
+                    )
                     continue
                 try:
                     value = json.loads(line)
@@ -236,7 +246,9 @@ def _read_parquet_group(item: dict, text_field: str, identity: RecordIdentity) -
             return
         table = parquet.read_row_group(item["part"])
     except (OSError, pa.ArrowInvalid) as error:
-        yield _error(f"{path.name}#rg{item['part']}", RejectReason.PARSE_ERROR, f"unreadable Parquet: {error}", {"file": item["name"], "row_group": item["part"]})
+        yield _error(
+            f"{path.name}#rg{item['part']}", RejectReason.PARSE_ERROR, f"unreadable Parquet: {error}", {"file": item["name"], "row_group": item["part"]}
+        )
         return
     yield from _table_records(table, item, text_field, identity)
 
@@ -255,7 +267,12 @@ def _read_arrow_file(item: dict, text_field: str, identity: RecordIdentity) -> I
 def _table_records(table: pa.Table, item: dict, text_field: str, identity: RecordIdentity) -> Iterator[dict]:
     path = Path(item["path"])
     if text_field not in table.column_names:
-        yield _error(path.name, RejectReason.MISSING_FIELD, f"no column {text_field!r} (columns: {', '.join(table.column_names)}); set seeds.text_field", {"file": item["name"]})
+        yield _error(
+            path.name,
+            RejectReason.MISSING_FIELD,
+            f"no column {text_field!r} (columns: {', '.join(table.column_names)}); set seeds.text_field",
+            {"file": item["name"]},
+        )
         return
     wanted = [name for name in (text_field, "source", "domain", "kind", "lang", *identity.fields()) if name in table.column_names]
     wanted = list(dict.fromkeys(wanted))

@@ -54,7 +54,11 @@ def eval_section(run_dir: Path) -> str:
     ]
     if result["filters"]:
         tables.append(_html_table(*_filter_table(result["filters"])))
-    notes = [f"precision: wrong among rejected; recall: rejected among wrong. {MARK_NOTE}", _auc_line(result["critique_auc"]), _code_line(result["code_judged_by"])]
+    notes = [
+        f"precision: wrong among rejected; recall: rejected among wrong. {MARK_NOTE}",
+        _auc_line(result["critique_auc"]),
+        _code_line(result["code_judged_by"]),
+    ]
     return (
         f'<h2>Probes</h2><p class="note">{result["probes"]} probes with known answers went through the filters '
         "(accuracy with Wilson 95% intervals; lift in points with Newcombe's).</p>"
@@ -80,7 +84,14 @@ def format_difference(value: dict[str, Any]) -> str:
 def _accuracy_table(groups: list[dict[str, Any]], keys: tuple[str, ...], labels: tuple[str, ...]) -> tuple[list[str], list[list[Any]], list[int]]:
     headers = [*labels, "probes", "all sampled answers", "kept after every filter", "lift (points)", "not judged"]
     rows = [
-        [*(group[key] for key in keys), group["probes"], format_proportion(group["samples"]), format_proportion(group["survivors"]), format_difference(group["lift"]), group["not_judged"]]
+        [
+            *(group[key] for key in keys),
+            group["probes"],
+            format_proportion(group["samples"]),
+            format_proportion(group["survivors"]),
+            format_difference(group["lift"]),
+            group["not_judged"],
+        ]
         for group in groups
     ]
     return headers, rows, [len(keys), len(keys) + 4]

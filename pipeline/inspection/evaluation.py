@@ -160,8 +160,6 @@ def _code_outcomes(run_dir: Path, stage: str) -> dict[str, bool]:
     return outcomes
 
 
-
-
 def _conform(table: pa.Table) -> pa.Table:
     """Every column evaluation reads, in one schema (null where the stage lacks one)."""
     return pa.table(
@@ -289,4 +287,3 @@ def _critique_auc(filters: list) -> dict[str, Any] | None:
 
 def _plain(value: Proportion | Interval) -> dict[str, Any]:
     return {key: round(number, 4) if isinstance(number, float) else number for key, number in dataclasses.asdict(value).items()}
-

@@ -49,8 +49,7 @@ def _write_jsonl(files: list[Path], out: Path) -> int:
     connection = duckdb.connect(config=connection_config())
     try:
         rows = connection.execute(
-            f"COPY (SELECT * FROM read_parquet([{sources}], union_by_name = true)) "
-            f"TO {quote_literal(str(temporary))} (FORMAT json)"
+            f"COPY (SELECT * FROM read_parquet([{sources}], union_by_name = true)) TO {quote_literal(str(temporary))} (FORMAT json)"
         ).fetchone()[0]
         os.replace(temporary, out)
     finally:

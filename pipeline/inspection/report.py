@@ -29,13 +29,13 @@ import pyarrow.parquet as pq
 from pipeline import columns
 from pipeline.inspection.eval_view import eval_section
 from pipeline.inspection.funnel import group_by_reason, run_funnel
-from pipeline.tokens.mixture import MIX_FILE_NAME
 from pipeline.inspection.parquet_query import connect, quote_identifier, quote_literal, read_files, run_query
-from pipeline.rejects import RejectReason
 from pipeline.inspection.run_contents import SHARDS, RunInspectionError, data_files, shard_files
 from pipeline.inspection.stage_profile import TEXT_COLUMNS, profile_rejects, profile_stage, sample_rows
-from pipeline.store import write_atomic_bytes
 from pipeline.inspection.svg_charts import KEPT_COLOR, REJECTED_COLOR, SMALL_WIDTH, bar_chart, histogram_chart, stacked_bar_chart
+from pipeline.rejects import RejectReason
+from pipeline.store import write_atomic_bytes
+from pipeline.tokens.mixture import MIX_FILE_NAME
 
 MIX_KEYS = (columns.LANG, columns.DOMAIN, columns.SOURCE)
 MIX_VALUES = 8  # values per key drawn as their own segment; the rest are '(other)'
@@ -100,6 +100,7 @@ def write_report(run_dir: Path, states: Mapping[str, str], out: Path, notes: Map
 
 # --- overview -------------------------------------------------------------------------------
 
+
 def _funnel_section(funnel: list[dict]) -> str:
     shown = [row for row in funnel if row["rows_out"] is not None]
     chart = stacked_bar_chart(
@@ -112,9 +113,7 @@ def _funnel_section(funnel: list[dict]) -> str:
     body = []
     for row in funnel:
         state_class = ' class="stale"' if row["state"] in ("stale", "interrupted") else ""
-        tokens = "<br>".join(
-            f"{escape(model)}: {counts.get('prompt_tokens', 0)} → {counts.get('generated_tokens', 0)}" for model, counts in row["llm"].items()
-        )
+        tokens = "<br>".join(f"{escape(model)}: {counts.get('prompt_tokens', 0)} → {counts.get('generated_tokens', 0)}" for model, counts in row["llm"].items())
         cells = [escape(row["stage"]), f"<span{state_class}>{escape(row['state'])}</span>"]
         numbers = [row["rows_in"], row["rows_out"], row["rows_rejected"]]
         body.append(
@@ -151,7 +150,7 @@ def _mix_section(run_dir: Path, profiles: dict[str, dict]) -> str:
             continue
         values = _leading_values(per_stage.values())
         segments, cells = [], []
-        for stage, column in per_stage.items():
+        for column in per_stage.values():
             kept = {str(entry["value"]): entry["count"] for entry in column["top"]}
             rejected = {str(entry["value"]): entry.get("rejected", 0) for entry in column["top"]}
             other = column["other"] + sum(n for value, n in kept.items() if value not in values)
@@ -193,7 +192,7 @@ def _leading_values(per_stage) -> list[str]:
 
 
 def _kept_rejected(kept: int, rejected: int) -> str:
-    return f'{kept}{f" <span class=rej>−{rejected}</span>" if rejected else ""}' if kept or rejected else "-"
+    return f"{kept}{f' <span class=rej>−{rejected}</span>' if rejected else ''}" if kept or rejected else "-"
 
 
 def _tokens_section(run_dir: Path) -> str:
@@ -210,6 +209,7 @@ def _tokens_section(run_dir: Path) -> str:
 
 
 # --- stage by stage ---------------------------------------------------------------------------
+
 
 def _stages_section(run_dir: Path, funnel: list[dict], profiles: dict[str, dict]) -> str:
     """Per stage: the fields it made, plotted by what they are (constant and empty ones named), then examples."""
@@ -232,7 +232,7 @@ def _stages_section(run_dir: Path, funnel: list[dict], profiles: dict[str, dict]
                 empty.append(column["name"])
         reasons = ", ".join(f"{reason} {n}" for reason, n in row["rejected"].items())
         parts.append(
-            f"<h3>{escape(row['stage'])}</h3><p class=\"note\">{_count(row['rows_in'])} in, {_count(row['rows_out'])} kept, "
+            f'<h3>{escape(row["stage"])}</h3><p class="note">{_count(row["rows_in"])} in, {_count(row["rows_out"])} kept, '
             f"{_count(row['rows_rejected'])} rejected{escape(f' ({reasons})') if reasons else ''}</p>"
         )
         if plotted:
@@ -300,10 +300,7 @@ def _examples(run_dir: Path, row: dict, made: list[dict], seed: int) -> str:
     for reason, total in list(on_disk.items())[:EXAMPLE_REASONS]:
         rejected = profile_rejects(run_dir, row["stage"], reason=reason, sample=REJECTED_EXAMPLES, seed=seed)["samples"]
         fields = [columns.REJECT_REASON, columns.REJECT_DETAIL, *shown_fields]
-        parts.append(
-            f'<h4 class="rej">rejected: {escape(reason)} ({len(rejected)} of {total})</h4>'
-            + "".join(_example(sample, fields) for sample in rejected)
-        )
+        parts.append(f'<h4 class="rej">rejected: {escape(reason)} ({len(rejected)} of {total})</h4>' + "".join(_example(sample, fields) for sample in rejected))
     return "".join(parts)
 
 
@@ -359,6 +356,7 @@ def _count(value: int | None) -> str:
 
 
 # --- near duplicates --------------------------------------------------------------------------
+
 
 def _clusters_section(run_dir: Path, funnel: list[dict]) -> str:
     charts = []

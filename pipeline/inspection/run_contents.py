@@ -13,8 +13,8 @@ from pathlib import Path
 import yaml
 
 from pipeline.config import ConfigError, parse_job
-from pipeline.tokens.shards import INPUT_IDS, LOSS_MASK
 from pipeline.store import MANIFEST, StageDir
+from pipeline.tokens.shards import INPUT_IDS, LOSS_MASK
 
 SHARDS = "shards"
 # Token id lists of tokenized rows: thousands of numbers per row that say nothing to a reader
@@ -68,9 +68,7 @@ def data_files(run_dir: Path, stage: str, rejects: bool = False) -> list[Path]:
     run_dir = Path(run_dir)
     names = stage_names(run_dir)
     if stage not in names:
-        raise RunInspectionError(
-            f"stage '{stage}' is not in run {run_dir} (stages: {', '.join(names) or 'none'}); check the name"
-        )
+        raise RunInspectionError(f"stage '{stage}' is not in run {run_dir} (stages: {', '.join(names) or 'none'}); check the name")
     if stage == SHARDS:
         if rejects:
             raise RunInspectionError("shards have no rejects; inspect the stage that wrote them instead")
@@ -78,9 +76,7 @@ def data_files(run_dir: Path, stage: str, rejects: bool = False) -> list[Path]:
     stage_dir = StageDir(run_dir, stage)
     files = stage_dir.reject_files() if rejects else stage_dir.part_files()
     if not files and not rejects and stage_dir.manifest() is None:
-        raise RunInspectionError(
-            f"stage '{stage}' of {run_dir} has no output yet; run it first (synthmix run JOB --run-dir {run_dir})"
-        )
+        raise RunInspectionError(f"stage '{stage}' of {run_dir} has no output yet; run it first (synthmix run JOB --run-dir {run_dir})")
     return files
 
 

@@ -55,9 +55,7 @@ CATEGORY_COLUMNS = (
 TEXT_COLUMNS = (columns.TEXT, columns.INSTRUCTION, columns.ANSWER, columns.GENERATED_TEXT)
 # Free-form error text, or where a record came from: shown in samples and traces, not plotted.
 DETAIL_COLUMNS = (columns.REJECT_DETAIL, columns.LLM_ERROR, columns.ORIGIN)
-NUMERIC_TYPES = frozenset(
-    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE"}
-)
+NUMERIC_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE"})
 # A short string column with few distinct values is a category even when we do not know its name.
 CATEGORY_MAX_DISTINCT = 30
 CATEGORY_MAX_LENGTH = 64
@@ -126,9 +124,7 @@ def profile_stage(
     return result
 
 
-def profile_rejects(
-    run_dir: Path, stage: str, *, reason: str | None = None, where: str | None = None, sample: int = 5, seed: int = 0
-) -> dict[str, Any]:
+def profile_rejects(run_dir: Path, stage: str, *, reason: str | None = None, where: str | None = None, sample: int = 5, seed: int = 0) -> dict[str, Any]:
     """Rejected rows of a stage: counts per reason, and `sample` rows (of one `reason` if given)."""
     files = data_files(run_dir, stage, rejects=True)
     result: dict[str, Any] = {"stage": stage, "files": len(files), "reason": reason, "where": where, "by_reason": {}, "rows": 0, "matched": 0, "samples": []}
@@ -139,16 +135,12 @@ def profile_rejects(
     connection = connect(run_dir)
     relation = read_files(connection, files)
     reason_column = quote_identifier(columns.REJECT_REASON)
-    counts = run_query(
-        relation.aggregate(f"{reason_column} AS reason, count(*) AS n", reason_column).order("n DESC, reason"), stage, None
-    )
+    counts = run_query(relation.aggregate(f"{reason_column} AS reason, count(*) AS n", reason_column).order("n DESC, reason"), stage, None)
     result["by_reason"] = {str(row[0]): row[1] for row in counts}
     result["rows"] = sum(result["by_reason"].values())
     if reason:
         if reason not in result["by_reason"]:
-            raise RunInspectionError(
-                f"stage '{stage}' has no rejects with reason '{reason}'; its reasons: {', '.join(result['by_reason'])}"
-            )
+            raise RunInspectionError(f"stage '{stage}' has no rejects with reason '{reason}'; its reasons: {', '.join(result['by_reason'])}")
         relation = relation.filter(f"{reason_column} = {quote_literal(reason)}")
     relation = apply_where(relation, where, stage)
     result["matched"] = run_query(relation.aggregate("count(*)"), stage, where)[0][0]
@@ -198,9 +190,7 @@ def _select_columns(relation: duckdb.DuckDBPyRelation, names: Sequence[str] | No
         names = [name for name in relation.columns if name not in TOKEN_COLUMNS and name != REJECTED_FLAG]
     unknown = [name for name in names if name not in relation.columns]
     if unknown:
-        raise RunInspectionError(
-            f"stage '{stage}' has no column(s) {', '.join(unknown)}; its columns: {', '.join(relation.columns)}"
-        )
+        raise RunInspectionError(f"stage '{stage}' has no column(s) {', '.join(unknown)}; its columns: {', '.join(relation.columns)}")
     wanted = [*names, REJECTED_FLAG] if REJECTED_FLAG in relation.columns else names
     return relation.project(", ".join(quote_identifier(name) for name in wanted))
 
@@ -279,11 +269,7 @@ def _profile_columns(relation: duckdb.DuckDBPyRelation, stage: str, where: str |
 def _looks_categorical(column: dict) -> bool:
     """Short strings with few distinct values that repeat (a template id, a model name)."""
     distinct = column.get("distinct_approx", CATEGORY_MAX_DISTINCT + 1)
-    return (
-        distinct <= CATEGORY_MAX_DISTINCT
-        and 2 * distinct <= column["rows"] - column["nulls"]
-        and (column["stats"].get("max") or 0) <= CATEGORY_MAX_LENGTH
-    )
+    return distinct <= CATEGORY_MAX_DISTINCT and 2 * distinct <= column["rows"] - column["nulls"] and (column["stats"].get("max") or 0) <= CATEGORY_MAX_LENGTH
 
 
 def _after_their_columns(described: list[dict], fields: list[dict]) -> list[dict]:
@@ -408,7 +394,7 @@ def _add_histograms(relation: duckdb.DuckDBPyRelation, described: list[dict], st
         return
     expressions = [expression for _, pair, _ in plans for expression in pair]
     values = iter(run_query(relation.aggregate(", ".join(expressions)), stage, where)[0])
-    for column, pair, binning in plans:
+    for column, _pair, binning in plans:
         kept = next(values) or {}
         rejected = (next(values) or {}) if counts.split else None
         if binning is None:

@@ -58,9 +58,7 @@ def stacked_bar_chart(
     value_width = text_width(_format(top)) + 10
     plot_width = max(40.0, width - label_width - value_width)
     legend_parts, legend_height = _legend(
-        [(f"{name} ({_format(sum(row.get(name, 0) for row in segments))})" if legend_totals else str(name), colors[name]) for name in names]
-        if legend
-        else [],
+        [(f"{name} ({_format(sum(row.get(name, 0) for row in segments))})" if legend_totals else str(name), colors[name]) for name in names] if legend else [],
         width,
     )
     height = legend_height + len(labels) * (BAR_HEIGHT + 6) + 6

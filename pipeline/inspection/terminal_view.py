@@ -76,13 +76,12 @@ def _scalar(value: Any) -> str:
 
 # --- commands ------------------------------------------------------------------------------
 
+
 def render_funnel(rows: list[dict[str, Any]]) -> str:
     table = []
     for row in rows:
         rejected = ", ".join(f"{reason} {n}" for reason, n in row["rejected"].items()) or "-"
-        tokens = ", ".join(
-            f"{model} {counts.get('prompt_tokens', 0)}→{counts.get('generated_tokens', 0)}" for model, counts in row["llm"].items()
-        ) or "-"
+        tokens = ", ".join(f"{model} {counts.get('prompt_tokens', 0)}→{counts.get('generated_tokens', 0)}" for model, counts in row["llm"].items()) or "-"
         flag = "  ⚠" if row["state"] in ("stale", "interrupted") else ""
         table.append([row["stage"], row["state"] + flag, row["rows_in"], row["rows_out"], row["rows_rejected"], rejected, tokens, row["wall_s"]])
     headers = ["stage", "state", "in", "out", "rejected", "reasons", "tokens in→out per model", "wall s"]
@@ -123,8 +122,7 @@ def render_rejects(result: dict[str, Any]) -> str:
 def render_trace(trace: dict[str, Any]) -> str:
     width = terminal_width()
     lines = [
-        f"trace of {trace['id']}: {trace['shown_rows']} rows in its line "
-        f"({trace['family_rows']} rows descend from seed {', '.join(trace['seed_ids']) or '-'})"
+        f"trace of {trace['id']}: {trace['shown_rows']} rows in its line ({trace['family_rows']} rows descend from seed {', '.join(trace['seed_ids']) or '-'})"
     ]
     previous: dict[str, dict] = {}
     for step in trace["steps"]:

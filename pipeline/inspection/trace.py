@@ -52,9 +52,7 @@ def trace_row(run_dir: Path, row_id: str) -> dict[str, Any]:
     seed_ids = _find_seed_ids(sources, row_id)
     if seed_ids is None:
         searched = ", ".join(dict.fromkeys(source.stage for source in sources)) or "none"
-        raise RunInspectionError(
-            f"id {row_id!r} is in no stage of {run_dir} (searched: {searched}); copy an id from `synthmix inspect`"
-        )
+        raise RunInspectionError(f"id {row_id!r} is in no stage of {run_dir} (searched: {searched}); copy an id from `synthmix inspect`")
     appearances = _read_family(sources, row_id, seed_ids)
     return _history(row_id, appearances)
 

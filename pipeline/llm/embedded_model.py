@@ -215,9 +215,7 @@ def convert_gguf_to_model_dir(gguf: Path, out_dir: Path) -> None:
     # Without dequantize=True transformers keeps the GGUF blocks packed and refuses to save them.
     # bfloat16 halves the directory against float32; vLLM on CPU runs it natively where the
     # processor has bf16 instructions and casts where not.
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True), dtype=torch.bfloat16
-    )
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True), dtype=torch.bfloat16)
     config = model.config
     state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
     if config.tie_word_embeddings:

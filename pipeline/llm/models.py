@@ -146,9 +146,7 @@ def check_model_spec(name: str, spec: EmbeddedModel | VllmModel | OpenAIModel, c
             )
         return
     if not spec.base_url.startswith(("http://", "https://")):
-        raise ModelSpecError(
-            f"model '{name}': base_url {spec.base_url!r} is not an http(s) URL; write e.g. http://127.0.0.1:8000/v1"
-        )
+        raise ModelSpecError(f"model '{name}': base_url {spec.base_url!r} is not an http(s) URL; write e.g. http://127.0.0.1:8000/v1")
     if spec.api_key_env and not os.environ.get(spec.api_key_env):
         raise ModelSpecError(
             f"model '{name}': environment variable {spec.api_key_env} (api_key_env) is not set; export the API key "
@@ -169,9 +167,7 @@ def _check_vllm_model_source(name: str, source: str) -> None:
             )
         return
     if not path.is_dir():
-        raise ModelSpecError(
-            f"model '{name}': model directory {path} does not exist; fix the path or give a hub id (org/name)"
-        )
+        raise ModelSpecError(f"model '{name}': model directory {path} does not exist; fix the path or give a hub id (org/name)")
     if not (path / "config.json").is_file():
         raise ModelSpecError(
             f"model '{name}': {path} holds no config.json, so it is not a model directory vLLM can load; "

@@ -216,11 +216,7 @@ def finish_rows(batch: pa.Table, *, model_name: str, extract: str) -> pa.Table:
         LLM_SAMPLING: batch.column(_SAMPLING),
         LLM_SAMPLE_INDEX: batch.column(_SAMPLE_INDEX).cast(pa.int32()),
     }
-    carried = {
-        field.name: packed.field(index)
-        for index, field in enumerate(packed.type)
-        if field.name not in outputs
-    }
+    carried = {field.name: packed.field(index) for index, field in enumerate(packed.type) if field.name not in outputs}
     return pa.table({**carried, **outputs})
 
 

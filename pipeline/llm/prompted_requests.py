@@ -18,8 +18,8 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline import columns
-from pipeline.llm.processors import JSON_SCHEMA, MESSAGES, SAMPLING_PARAMS
 from pipeline.llm.llm_output import parse_llm_json
+from pipeline.llm.processors import JSON_SCHEMA, MESSAGES, SAMPLING_PARAMS
 from pipeline.llm.prompts import PromptTemplate
 from pipeline.rejects import RejectReason
 from pipeline.stage import with_columns

@@ -85,10 +85,7 @@ class PromptTemplate:
             try:
                 content = "".join(block(context)).strip()
             except jinja2.UndefinedError as error:
-                raise PromptError(
-                    f"prompt {self.id} ({self.path}) uses a variable that was not passed: {error.message}; "
-                    f"passed: {sorted(variables)}"
-                ) from None
+                raise PromptError(f"prompt {self.id} ({self.path}) uses a variable that was not passed: {error.message}; passed: {sorted(variables)}") from None
             messages.append({"role": role, "content": content})
         return messages
 

@@ -144,9 +144,7 @@ def export_megatron(mix_path: Path, out_dir: Path) -> MegatronExport:
     out_dir.mkdir(parents=True, exist_ok=True)
     prefixes = {source: out_dir / f"{_file_safe(source)}_text_document" for source in mix.tokens_by_source}
     if len(set(prefixes.values())) < len(prefixes):
-        raise ValueError(
-            f"sources {sorted(prefixes)} collide once made file-safe; rename sources to differ in letters/digits"
-        )
+        raise ValueError(f"sources {sorted(prefixes)} collide once made file-safe; rename sources to differ in letters/digits")
     writers = {source: _IndexedDatasetWriter(prefix, dtype) for source, prefix in prefixes.items()}
     try:
         for shard in mix.shards:
@@ -197,9 +195,7 @@ def _export_shard(path: Path, writers: dict[str, _IndexedDatasetWriter]) -> None
         for source in pc.unique(table.column(columns.SOURCE)).to_pylist():
             rows = table.filter(pc.equal(table.column(columns.SOURCE), source))
             ids = rows.column(INPUT_IDS).combine_chunks()
-            writers[source].add(
-                ids.flatten().to_numpy(zero_copy_only=False), pc.list_value_length(ids).to_numpy(zero_copy_only=False)
-            )
+            writers[source].add(ids.flatten().to_numpy(zero_copy_only=False), pc.list_value_length(ids).to_numpy(zero_copy_only=False))
 
 
 @dataclass(frozen=True)
@@ -238,8 +234,7 @@ def read_megatron_sequences(prefix: Path) -> list[np.ndarray]:
         return []  # numpy cannot memory-map an empty file
     data = np.memmap(_with_extension(prefix, ".bin"), dtype=np.uint8, mode="r")
     return [
-        np.frombuffer(data, dtype=index.dtype, count=int(length), offset=int(pointer))
-        for length, pointer in zip(index.lengths, index.pointers, strict=True)
+        np.frombuffer(data, dtype=index.dtype, count=int(length), offset=int(pointer)) for length, pointer in zip(index.lengths, index.pointers, strict=True)
     ]
 
 

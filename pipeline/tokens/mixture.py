@@ -45,9 +45,7 @@ class MixConfig(BaseModel):
         for phase, weights in phases.items():
             negative = {source: w for source, w in weights.items() if w < 0}
             if negative or sum(weights.values()) <= 0:
-                raise ValueError(
-                    f"mix phase {phase!r} weights {weights} must be non-negative with a positive sum"
-                )
+                raise ValueError(f"mix phase {phase!r} weights {weights} must be non-negative with a positive sum")
         return phases
 
 
@@ -96,8 +94,17 @@ def build_mix(shard_dir: Path, config: MixConfig, *, allow_empty: bool = False) 
     natural = [path for directory in config.natural_dirs for path in _shard_files(directory)]
     if not synthetic and not natural:
         if allow_empty:
-            return Mix(tokenizer={}, rows=0, tokens=0, rows_by_source={}, tokens_by_source={}, tokens_by_domain={},
-                       phases={phase: {} for phase in PHASES}, natural_dirs=[str(d) for d in config.natural_dirs], shards=[])
+            return Mix(
+                tokenizer={},
+                rows=0,
+                tokens=0,
+                rows_by_source={},
+                tokens_by_source={},
+                tokens_by_domain={},
+                phases={phase: {} for phase in PHASES},
+                natural_dirs=[str(d) for d in config.natural_dirs],
+                shards=[],
+            )
         raise ValueError(f"no *.parquet shards in {shard_dir} or {config.natural_dirs}; run the tokenize stage first")
     summaries = [(summarize_shard(path), "synthetic") for path in synthetic]
     summaries += [(summarize_shard(path), "natural") for path in natural]
@@ -163,10 +170,7 @@ def validate_mix(mix_path: Path) -> Mix:
         if getattr(mix, key) != value:
             problems.append(f"total {key} listed {getattr(mix, key)}, shards sum to {value}")
     if problems:
-        raise MixMismatchError(
-            f"{mix_path} disagrees with its shards ({len(problems)} problems: {'; '.join(problems[:10])}); "
-            "rerun the mix stage"
-        )
+        raise MixMismatchError(f"{mix_path} disagrees with its shards ({len(problems)} problems: {'; '.join(problems[:10])}); rerun the mix stage")
     return mix
 
 
@@ -211,9 +215,7 @@ def _totals(shards: Sequence[MixShard]) -> dict[str, Any]:
     }
 
 
-def _phase_fractions(
-    configured: dict[str, dict[str, float]], tokens_by_source: dict[str, int]
-) -> dict[str, dict[str, float]]:
+def _phase_fractions(configured: dict[str, dict[str, float]], tokens_by_source: dict[str, int]) -> dict[str, dict[str, float]]:
     phases: dict[str, dict[str, float]] = {}
     for phase in PHASES:
         weights = configured.get(phase)

@@ -144,9 +144,7 @@ class _SourceStream:
 class PackedSequenceReader:
     """Iterate `PackedSequence`s of a mix phase, forever (sources cycle through epochs)."""
 
-    def __init__(
-        self, mix_path: Path, *, phase: Phase = "main", seq_len: int, seed: int, state: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, mix_path: Path, *, phase: Phase = "main", seq_len: int, seed: int, state: dict[str, Any] | None = None) -> None:
         if seq_len <= 0:
             raise ValueError(f"seq_len must be positive, got {seq_len}")
         mix = read_mix(mix_path)
@@ -270,9 +268,7 @@ def make_torch_dataset(mix_path: Path, *, phase: Phase = "main", seq_len: int, s
         import torch
         from torch.utils.data import IterableDataset, get_worker_info
     except ImportError as error:
-        raise ImportError(
-            f"make_torch_dataset needs torch ({error}); install torch, or iterate PackedSequenceReader directly"
-        ) from error
+        raise ImportError(f"make_torch_dataset needs torch ({error}); install torch, or iterate PackedSequenceReader directly") from error
 
     class PackedTorchDataset(IterableDataset):  # type: ignore[type-arg]
         def __iter__(self) -> Iterator[dict[str, Any]]:

@@ -42,9 +42,7 @@ class ChatFormat(BaseModel):
 
 
 # Hunyuan-Large's chat template (tokenizer_config.json) for a single user turn without system.
-HUNYUAN_CHAT = ChatFormat(
-    user_prefix="<|startoftext|>", user_suffix="<|extra_0|>", assistant_prefix="", assistant_suffix="<|eos|>"
-)
+HUNYUAN_CHAT = ChatFormat(user_prefix="<|startoftext|>", user_suffix="<|extra_0|>", assistant_prefix="", assistant_suffix="<|eos|>")
 CHATML_CHAT = ChatFormat(
     user_prefix="<|im_start|>user\n",
     user_suffix="<|im_end|>\n",
@@ -102,16 +100,11 @@ def render_table(batch: pa.Table, tokenizer: Tokenizer, config: RenderConfig) ->
     instructions = _optional_column(batch, columns.INSTRUCTION)
     answers = _optional_column(batch, columns.ANSWER)
     texts = _optional_column(batch, columns.TEXT)
-    is_sample = [
-        instruction is not None and answer is not None for instruction, answer in zip(instructions, answers, strict=True)
-    ]
+    is_sample = [instruction is not None and answer is not None for instruction, answer in zip(instructions, answers, strict=True)]
     missing = [i for i, sample in enumerate(is_sample) if not sample and texts[i] is None]
     if missing:
         row_id = batch.column(columns.ID)[missing[0]].as_py()
-        raise ValueError(
-            f"{len(missing)} rows have neither instruction+answer nor text (first id {row_id!r}); "
-            "reject empty rows before tokenizing"
-        )
+        raise ValueError(f"{len(missing)} rows have neither instruction+answer nor text (first id {row_id!r}); reject empty rows before tokenizing")
     sample_rows = [i for i, sample in enumerate(is_sample) if sample]
     document_rows = [i for i, sample in enumerate(is_sample) if not sample]
 
@@ -145,11 +138,8 @@ def render_table(batch: pa.Table, tokenizer: Tokenizer, config: RenderConfig) ->
 
     sample_mask = np.asarray(is_sample, dtype=bool)
     if config.loss_mask and sample_rows:
-        values = np.repeat(np.tile(np.array([0, 1], dtype=np.uint8), batch.num_rows),
-                           np.column_stack([masked_lengths, target_lengths]).ravel())
-        loss_mask = pa.ListArray.from_arrays(
-            pa.array(offsets), pa.array(values), mask=pa.array(~sample_mask)
-        )
+        values = np.repeat(np.tile(np.array([0, 1], dtype=np.uint8), batch.num_rows), np.column_stack([masked_lengths, target_lengths]).ravel())
+        loss_mask = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values), mask=pa.array(~sample_mask))
     else:
         loss_mask = pa.nulls(batch.num_rows, SHARD_SCHEMA.field(LOSS_MASK).type)
 
@@ -175,10 +165,7 @@ def render_table(batch: pa.Table, tokenizer: Tokenizer, config: RenderConfig) ->
 
 def record_identity(batch: pa.Table) -> tuple[pa.Array, pa.Array]:
     """The rows' `source_id` and `origin`, or nulls where the upstream stages carry none."""
-    return tuple(
-        batch.column(name) if name in batch.column_names else pa.nulls(batch.num_rows, pa.string())
-        for name in (columns.SOURCE_ID, columns.ORIGIN)
-    )
+    return tuple(batch.column(name) if name in batch.column_names else pa.nulls(batch.num_rows, pa.string()) for name in (columns.SOURCE_ID, columns.ORIGIN))
 
 
 def _encode_samples(

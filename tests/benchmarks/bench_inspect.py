@@ -36,7 +36,15 @@ def write_stage(run_dir: Path, name: str, columns_of, rows: int) -> None:
         table = pa.table(columns_of(start, min(rows, start + PART_ROWS)))
         pq.write_table(table, stage / f"part-{start:09d}.parquet", compression="zstd", row_group_size=10_000)
     rejected = {"critique_low": rows // 100}
-    manifest = {"fingerprint": "bench", "rows_in": rows + rows // 100, "rows_out": rows, "rows_rejected": rows // 100, "rejected": rejected, "llm": {}, "wall_s": 0.0}
+    manifest = {
+        "fingerprint": "bench",
+        "rows_in": rows + rows // 100,
+        "rows_out": rows,
+        "rows_rejected": rows // 100,
+        "rejected": rejected,
+        "llm": {},
+        "wall_s": 0.0,
+    }
     (stage / "_manifest.json").write_text(json.dumps(manifest))
 
 
@@ -57,16 +65,26 @@ def make_run(root: Path, rows: int) -> tuple[Path, str]:
     seeds = rows // 10
 
     def seed_columns(start: int, stop: int) -> dict:
-        return {"id": ids("5eed", start, stop), "seed_id": ids("5eed", start, stop), "parent_id": ids("file:", start, stop),
-                "domain": rng.choice(["math", "code", "science", "general"], stop - start), "text": texts(rng, stop - start, 60)}
+        return {
+            "id": ids("5eed", start, stop),
+            "seed_id": ids("5eed", start, stop),
+            "parent_id": ids("file:", start, stop),
+            "domain": rng.choice(["math", "code", "science", "general"], stop - start),
+            "text": texts(rng, stop - start, 60),
+        }
 
     def instruction_columns(start: int, stop: int) -> dict:
         parents = np.arange(start, stop) // 10
         parent_ids = pa.array([f"5eed{i:028x}" for i in parents])
-        return {"id": ids("1n57", start, stop), "seed_id": parent_ids, "parent_id": parent_ids,
-                "domain": rng.choice(["math", "code", "science", "general"], stop - start),
-                "lang": rng.choice(["en", "zh", "fr"], stop - start, p=[0.8, 0.15, 0.05]),
-                "instruction": texts(rng, stop - start, 25), "critique_score": rng.integers(1, 11, stop - start).astype(np.float64)}
+        return {
+            "id": ids("1n57", start, stop),
+            "seed_id": parent_ids,
+            "parent_id": parent_ids,
+            "domain": rng.choice(["math", "code", "science", "general"], stop - start),
+            "lang": rng.choice(["en", "zh", "fr"], stop - start, p=[0.8, 0.15, 0.05]),
+            "instruction": texts(rng, stop - start, 25),
+            "critique_score": rng.integers(1, 11, stop - start).astype(np.float64),
+        }
 
     write_stage(run_dir, "seeds", seed_columns, seeds)
     time.sleep(0.01)
@@ -96,14 +114,25 @@ def main() -> None:
         print(f"synthetic run: {args.rows} rows in 'instructions' ({size:.0f} MiB zstd), written in {time.perf_counter() - started:.1f} s")
         cli = [sys.executable, "-m", "pipeline.cli"]
         cases = [
-            (BASELINE, [sys.executable, "-c", (
-                "import glob,sys,pyarrow.parquet as pq,pyarrow.compute as pc;"
-                f"t=pq.read_table(sorted(glob.glob('{run_dir}/instructions/part-*.parquet')));"
-                f"r=t.filter(pc.equal(t['id'],'{row_id}'));assert r.num_rows==1")]),
+            (
+                BASELINE,
+                [
+                    sys.executable,
+                    "-c",
+                    (
+                        "import glob,sys,pyarrow.parquet as pq,pyarrow.compute as pc;"
+                        f"t=pq.read_table(sorted(glob.glob('{run_dir}/instructions/part-*.parquet')));"
+                        f"r=t.filter(pc.equal(t['id'],'{row_id}'));assert r.num_rows==1"
+                    ),
+                ],
+            ),
             ("synthmix status RUN (CLI start-up, no Parquet read)", [*cli, "status", str(run_dir), "--json"]),
             ("inspect RUN (funnel)", [*cli, "inspect", str(run_dir), "--json"]),
             ("inspect RUN instructions --sample 3", [*cli, "inspect", str(run_dir), "instructions", "--sample", "3", "--json"]),
-            ("inspect ... --where 'critique_score < 3 and lang = ''zh'''", [*cli, "inspect", str(run_dir), "instructions", "--where", "critique_score < 3 and lang = 'zh'", "--json"]),
+            (
+                "inspect ... --where 'critique_score < 3 and lang = ''zh'''",
+                [*cli, "inspect", str(run_dir), "instructions", "--where", "critique_score < 3 and lang = 'zh'", "--json"],
+            ),
             ("trace RUN ID", [*cli, "trace", str(run_dir), row_id, "--json"]),
             ("report RUN -o (every stage profiled, kept against rejected)", [*cli, "report", str(run_dir), "-o", f"{tmp}/report.html"]),
         ]

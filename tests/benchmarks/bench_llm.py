@@ -15,8 +15,8 @@ import gc
 import os
 import time
 
-from pipeline.llm.processors import apply_llm, vllm_engine_settings
 from pipeline.llm.models import EmbeddedModel
+from pipeline.llm.processors import apply_llm, vllm_engine_settings
 
 TOPICS = ("rivers", "bridges", "volcanoes", "libraries", "comets", "glaciers", "markets", "orchards")
 

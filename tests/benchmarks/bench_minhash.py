@@ -94,9 +94,7 @@ def band(signatures: np.ndarray, config: MinHashConfig) -> np.ndarray:
     return pair_bucket_members(flatten_band_keys(compute_band_keys(signatures[searchable], bands, rows), searchable))
 
 
-def cluster(
-    signatures: np.ndarray, candidates: np.ndarray, config: MinHashConfig
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cluster(signatures: np.ndarray, candidates: np.ndarray, config: MinHashConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     verified = candidates[estimate_pair_jaccard(signatures, candidates) >= config.verification_threshold()]
     clusters = connect_components(verified, len(signatures))
     ids = np.arange(len(signatures))  # the stage passes string ids; positions keep the timing about the algorithm
@@ -173,9 +171,7 @@ def rates(cpu_seconds: float, megabytes: float, docs: int) -> str:
     return f"{megabytes / cpu_seconds:9.1f} MB/s {docs / cpu_seconds:10.0f} docs/s"
 
 
-def print_table(
-    ours: dict[str, float], theirs: dict[str, float], corpus: tuple[float, int], subset: tuple[float, int]
-) -> None:
+def print_table(ours: dict[str, float], theirs: dict[str, float], corpus: tuple[float, int], subset: tuple[float, int]) -> None:
     """Per-core rates side by side; datasketch's are rates over its subset, i.e. extrapolated."""
     (megabytes, docs), (subset_mb, subset_docs) = corpus, subset
     phases = [
@@ -213,8 +209,10 @@ def main() -> None:
     _, start_up_cpu, _ = timed(lambda: sign_in_batches(texts[:10], config))
     megabytes = sum(len(text.encode()) for text in texts) / 1e6
     print(f"corpus: {len(texts)} documents, {megabytes:.1f} MB of real text (built in {build_cpu:.1f} s)")
-    print(f"config: {config.num_perm} permutations, bands x rows {config.band_split()}, "
-          f"word {config.shingles.n}-grams, verified at estimated Jaccard >= {config.verification_threshold():.3f}")
+    print(
+        f"config: {config.num_perm} permutations, bands x rows {config.band_split()}, "
+        f"word {config.shingles.n}-grams, verified at estimated Jaccard >= {config.verification_threshold():.3f}"
+    )
     print(f"one-time start-up (lazy imports, Unicode table): {start_up_cpu:.2f} s CPU, not counted below")
 
     ours = run_ours(texts, config)
@@ -223,17 +221,22 @@ def main() -> None:
     subset_mb = sum(len(text.encode()) for text in subset) / 1e6
     theirs = run_datasketch(subset, config)
 
-    print(f"\nper core (CPU seconds); datasketch measured on {len(subset)} docs ({subset_mb:.1f} MB), "
-          f"its rates extrapolated x{len(texts) / len(subset):.0f} to the corpus")
+    print(
+        f"\nper core (CPU seconds); datasketch measured on {len(subset)} docs ({subset_mb:.1f} MB), "
+        f"its rates extrapolated x{len(texts) / len(subset):.0f} to the corpus"
+    )
     print_table(ours, theirs, (megabytes, len(texts)), (subset_mb, len(subset)))
-    print(f"\nwall seconds, ours: signatures {ours['sign_wall']:.1f}, banding {ours['band_wall']:.2f}, "
-          f"clustering {ours['cluster_wall']:.2f}")
-    print(f"pairs: {ours['candidates']} candidates, {ours['verified']} verified; "
-          f"{ours['removed']} of {len(texts)} documents removed "
-          f"(datasketch on its subset: {theirs['removed']} of {len(subset)})")
-    print(f"memory: signatures {ours['signature_mb']:.0f} MiB; traced peak {ours['batch_peak_mb']:.0f} MiB signing "
-          f"one batch of {BATCH_DOCS} docs, {ours['band_cluster_peak_mb']:.0f} MiB banding and clustering all; "
-          f"process peak RSS {peak_rss:.0f} MiB before datasketch ran (the corpus: ~{2 * megabytes:.0f} MB of str)")
+    print(f"\nwall seconds, ours: signatures {ours['sign_wall']:.1f}, banding {ours['band_wall']:.2f}, clustering {ours['cluster_wall']:.2f}")
+    print(
+        f"pairs: {ours['candidates']} candidates, {ours['verified']} verified; "
+        f"{ours['removed']} of {len(texts)} documents removed "
+        f"(datasketch on its subset: {theirs['removed']} of {len(subset)})"
+    )
+    print(
+        f"memory: signatures {ours['signature_mb']:.0f} MiB; traced peak {ours['batch_peak_mb']:.0f} MiB signing "
+        f"one batch of {BATCH_DOCS} docs, {ours['band_cluster_peak_mb']:.0f} MiB banding and clustering all; "
+        f"process peak RSS {peak_rss:.0f} MiB before datasketch ran (the corpus: ~{2 * megabytes:.0f} MB of str)"
+    )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ def main() -> None:
         generated = sum(usage.get("generated_tokens", 0) for usage in manifest["llm"].values())
         rate = f"{generated / manifest['wall_s']:.0f}" if generated else "-"
         stage_sum += manifest["wall_s"]
-        print(f"{name:<20} {manifest['wall_s']:>8.1f} {manifest['rows_in']:>6} {manifest['rows_out']:>6} {manifest['rows_rejected']:>9} {generated or '-':>11} {rate:>10}")
+        print(
+            f"{name:<20} {manifest['wall_s']:>8.1f} {manifest['rows_in']:>6} {manifest['rows_out']:>6} {manifest['rows_rejected']:>9} {generated or '-':>11} {rate:>10}"
+        )
     print(f"{'stages':<20} {stage_sum:>8.1f}")
     print(f"{'whole command':<20} {total:>8.1f}   (Ray start, planning and every engine start included)")
     print(f"{'target':<20} {TARGET_S:>8.1f}   ratio {total / TARGET_S:.2f} of the target")

@@ -17,10 +17,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from pydoc_data.topics import topics
 
 import pyarrow as pa
 import tiktoken
-from pydoc_data.topics import topics
 
 from pipeline.tokens.rendering import RenderConfig, render_table
 from pipeline.tokens.shards import ShardWriter
@@ -67,8 +67,7 @@ def bare_encoding(name: str) -> tiktoken.Encoding:
         data, pattern = shipped_hunyuan_file().read_bytes(), HUNYUAN_PATTERN
     else:
         data, pattern = read_cl100k_ranks_file(), CL100K_PATTERN
-    return tiktoken.Encoding(name, pat_str=pattern, mergeable_ranks=parse_tiktoken_ranks(data, source=name),
-                             special_tokens={})
+    return tiktoken.Encoding(name, pat_str=pattern, mergeable_ranks=parse_tiktoken_ranks(data, source=name), special_tokens={})
 
 
 def encode_bare(encoding: tiktoken.Encoding, samples: pa.Table, *, batch: bool) -> int:
@@ -109,21 +108,18 @@ def main() -> None:
         tokenizer, encoding = load_tokenizer(spec), bare_encoding(name)
         # The faster of tiktoken's batch call and a plain loop over encode_ordinary is the baseline.
         bare_seconds, bare_tokens = min(
-            best_seconds(lambda: encode_bare(encoding, samples, batch=True), args.repeats),
-            best_seconds(lambda: encode_bare(encoding, samples, batch=False), args.repeats),
+            best_seconds(lambda encoding=encoding: encode_bare(encoding, samples, batch=True), args.repeats),
+            best_seconds(lambda encoding=encoding: encode_bare(encoding, samples, batch=False), args.repeats),
         )
         with tempfile.TemporaryDirectory() as scratch:
             runs = iter(range(args.repeats))
             stage_seconds, stage_tokens = best_seconds(
-                lambda: write_shards(tokenizer, samples, Path(scratch) / str(next(runs))), args.repeats
+                lambda tokenizer=tokenizer, runs=runs, scratch=scratch: write_shards(tokenizer, samples, Path(scratch) / str(next(runs))), args.repeats
             )
         # Tokens differ slightly: the stage adds two document ids per row and encodes the
         # prompt and answer apart; rates compare tokens each path actually produced.
         bare_rate, stage_rate = bare_tokens / bare_seconds, stage_tokens / stage_seconds
-        print(
-            f"{name:<12} {bare_rate:>12,.0f} {stage_rate:>12,.0f} {megabytes / stage_seconds:>11.2f} "
-            f"{stage_rate / bare_rate:>6.2f}"
-        )
+        print(f"{name:<12} {bare_rate:>12,.0f} {stage_rate:>12,.0f} {megabytes / stage_seconds:>11.2f} {stage_rate / bare_rate:>6.2f}")
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
+from pydoc_data.topics import topics
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydoc_data.topics import topics
 
 from pipeline.config import parse_job
 from pipeline.runner import run_job
@@ -86,9 +86,13 @@ def main() -> None:
         for name, spec in tokenizers.items():
             run_dir = scratch / name
             job = parse_job(
-                {"name": "bench", "run_dir": str(run_dir), "stages": ["seeds", "tokenize"],
-                 "seeds": {"path": str(scratch / "corpus.parquet"), "chunk_chars": 3000},
-                 "tokenize": {"tokenizer": spec, "shard_tokens": 64 * 1024 * 1024}},
+                {
+                    "name": "bench",
+                    "run_dir": str(run_dir),
+                    "stages": ["seeds", "tokenize"],
+                    "seeds": {"path": str(scratch / "corpus.parquet"), "chunk_chars": 3000},
+                    "tokenize": {"tokenizer": spec, "shard_tokens": 64 * 1024 * 1024},
+                },
                 source="bench",
             )
             quiet = lambda line: None  # noqa: E731 - the table is the output

@@ -7,11 +7,10 @@ import inspect
 import json
 import json.decoder
 from pathlib import Path
+from pydoc_data.topics import topics
 
 import pyarrow as pa
 import pytest
-from pydoc_data.topics import topics
-
 
 CHINESE = (
     "混元大模型是腾讯发布的大语言模型。预训练数据中约有一万五千亿个合成词元，"
@@ -70,9 +69,7 @@ def write_sample_shards(directory: Path, table: pa.Table, tokenizer, *, prefix: 
     from pipeline.tokens.rendering import RenderConfig, render_table
     from pipeline.tokens.shards import ShardWriter
 
-    with ShardWriter(
-        directory, prefix=prefix, tokenizer=tokenizer.describe(), shard_tokens=shard_tokens, row_group_tokens=2_000
-    ) as writer:
+    with ShardWriter(directory, prefix=prefix, tokenizer=tokenizer.describe(), shard_tokens=shard_tokens, row_group_tokens=2_000) as writer:
         for start in range(0, table.num_rows, 64):
             writer.write(render_table(table.slice(start, 64), tokenizer, RenderConfig(loss_mask=True)))
     return writer.close()
@@ -92,9 +89,7 @@ def save_trained_hf_tokenizer(folder: Path) -> Path:
     )
     tokenizer.train_from_iterator(paragraphs(), trainer=trainer)
     tokenizer.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(
-        json.dumps({"bos_token": "<|startoftext|>", "eos_token": {"content": "<|endoftext|>"}})
-    )
+    (folder / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<|startoftext|>", "eos_token": {"content": "<|endoftext|>"}}))
     return folder
 
 

@@ -1,6 +1,6 @@
 """A job with a deliberately slow stage, run as its own process so a test can kill -9 it.
 
-    python -m tests.pipeline.slow_job RUN_DIR CORPUS LOG
+python -m tests.pipeline.slow_job RUN_DIR CORPUS LOG
 """
 
 import sys

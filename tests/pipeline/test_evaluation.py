@@ -56,7 +56,15 @@ def row(instruction: str, answer: str, *, row_id: str | None = None, score: floa
 
 def plain(row_id: str) -> dict:
     """A row that is no probe: evaluation must ignore it wherever it is."""
-    return {columns.ID: row_id, columns.PARENT_ID: "G", columns.DOMAIN: "general", columns.ANSWER: "10", columns.ANSWER_MODEL: "m1", columns.PROBE: None, columns.CRITIQUE_SCORE: 9.0}
+    return {
+        columns.ID: row_id,
+        columns.PARENT_ID: "G",
+        columns.DOMAIN: "general",
+        columns.ANSWER: "10",
+        columns.ANSWER_MODEL: "m1",
+        columns.PROBE: None,
+        columns.CRITIQUE_SCORE: 9.0,
+    }
 
 
 def write_stage(run_dir: Path, name: str, kept: list[dict], rejected: list[dict] = (), *, manifest: bool = True) -> None:
@@ -79,12 +87,27 @@ def run_dir(tmp_path) -> Path:
     pairs = {p: row(p, answers[0]) for p, (*_, answers) in PROBES.items()}
     write_stage(run, "gather_samples", [*pairs.values(), plain("G")])
     # consistency rejects P2 (whose first sample is right) and keeps the others' majority answer.
-    write_stage(run, "consistency", [row(p, {"P5": "51", "P3": "31"}.get(p, PROBES[p][1] or PROBES[p][4][0])) for p in ("P1", "P3", "P4", "P5", "Z1", "C1")] + [plain("G")], [row("P2", "20", reason="inconsistent")])
+    write_stage(
+        run,
+        "consistency",
+        [row(p, {"P5": "51", "P3": "31"}.get(p, PROBES[p][1] or PROBES[p][4][0])) for p in ("P1", "P3", "P4", "P5", "Z1", "C1")] + [plain("G")],
+        [row("P2", "20", reason="inconsistent")],
+    )
     scores = {"P1": 8.0, "P4": 9.0, "P5": 8.0, "Z1": 7.0, "C1": 6.0}
     kept = {p: row(p, {"P5": "51"}.get(p, PROBES[p][1] or PROBES[p][4][0]), score=scores[p]) for p in scores}
     write_stage(run, "critique", [*kept.values(), plain("G")], [row("P3", "31", score=4.0, reason="critique_low")])
-    write_stage(run, "quality", [kept[p] for p in ("P1", "P4", "P5", "Z1")] + [plain("G")], [{**kept["C1"], columns.REJECT_REASON: "repetitive", columns.REJECT_DETAIL: None}])
-    write_stage(run, "dedup_samples", [kept[p] for p in ("P1", "P5", "Z1")] + [plain("G")], [{**kept["P4"], columns.REJECT_REASON: "near_duplicate", columns.REJECT_DETAIL: None}])
+    write_stage(
+        run,
+        "quality",
+        [kept[p] for p in ("P1", "P4", "P5", "Z1")] + [plain("G")],
+        [{**kept["C1"], columns.REJECT_REASON: "repetitive", columns.REJECT_DETAIL: None}],
+    )
+    write_stage(
+        run,
+        "dedup_samples",
+        [kept[p] for p in ("P1", "P5", "Z1")] + [plain("G")],
+        [{**kept["P4"], columns.REJECT_REASON: "near_duplicate", columns.REJECT_DETAIL: None}],
+    )
     write_stage(run, "probe_exit", [plain("G")], [{**kept[p], columns.REJECT_REASON: "probe", columns.REJECT_DETAIL: None} for p in ("P1", "P5", "Z1")])
     folder = run / "decontaminate"
     folder.mkdir()
@@ -202,7 +225,9 @@ def add_verify_code(run: Path, *, code_passes: bool) -> None:
     if code_passes:
         write_stage(run, "verify_code", [*math, code, plain("G")])
     else:
-        write_stage(run, "verify_code", [*math, plain("G")], [{**row("C1", "def f(): pass"), columns.REJECT_REASON: "tests_failed", columns.REJECT_DETAIL: None}])
+        write_stage(
+            run, "verify_code", [*math, plain("G")], [{**row("C1", "def f(): pass"), columns.REJECT_REASON: "tests_failed", columns.REJECT_DETAIL: None}]
+        )
 
 
 def test_code_probes_are_judged_by_their_tests_as_verify_code_ran_them(run_dir, capsys):

@@ -44,9 +44,7 @@ class Upper(Stage):
         self.seen.extend(batch[contracts.ID].to_pylist())
         texts = batch[contracts.TEXT].to_pylist()
         reasons = [RejectReason.EMPTY.value if not text else None for text in texts]
-        return batch.append_column("upper", pa.array([text.upper() for text in texts])).append_column(
-            contracts.REJECT_REASON, pa.array(reasons, pa.string())
-        )
+        return batch.append_column("upper", pa.array([text.upper() for text in texts])).append_column(contracts.REJECT_REASON, pa.array(reasons, pa.string()))
 
 
 class LosesRow(Upper):

@@ -43,9 +43,7 @@ def results(ray_session):
     import ray.data
 
     dataset = ray.data.from_items(ROWS)
-    rows = llm.apply_llm(
-        dataset, model=EmbeddedModel(batch_size=8), model_name="smol", sampling={"temperature": 0.0, "max_tokens": 96}
-    ).take_all()
+    rows = llm.apply_llm(dataset, model=EmbeddedModel(batch_size=8), model_name="smol", sampling={"temperature": 0.0, "max_tokens": 96}).take_all()
     by_id = {}
     for row in rows:
         by_id.setdefault(row["id"], []).append(row)

@@ -68,8 +68,13 @@ def test_a_phase_weighting_no_exported_source_gets_no_blend(tmp_path, hunyuan):
 def test_export_leaves_no_temporary_files(mix_path, tmp_path):
     export_megatron(mix_path, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "data-args-anneal.txt", "data-args-long_context.txt", "data-args-main.txt",
-        "docs.en_text_document.bin", "docs.en_text_document.idx", "web_text_document.bin", "web_text_document.idx",
+        "data-args-anneal.txt",
+        "data-args-long_context.txt",
+        "data-args-main.txt",
+        "docs.en_text_document.bin",
+        "docs.en_text_document.idx",
+        "web_text_document.bin",
+        "web_text_document.idx",
     ]
 
 

@@ -78,7 +78,6 @@ def test_mix_write_leaves_no_temporary_file(shard_dir):
     assert not [path for path in shard_dir.iterdir() if path.name.startswith(".")]
 
 
-
 def test_no_shards_make_an_empty_mix_only_when_allowed(tmp_path):
     (tmp_path / "none").mkdir()
     with pytest.raises(ValueError, match="run the tokenize stage first"):

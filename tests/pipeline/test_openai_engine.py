@@ -78,9 +78,7 @@ def test_generation_structured_output_and_row_errors_through_the_server(ray_sess
     ]
     out = {
         row["id"]: row
-        for row in llm.apply_llm(
-            ray.data.from_items(rows), model=spec(base_url), model_name="smol", sampling={"temperature": 0.0, "max_tokens": 64}
-        ).take_all()
+        for row in llm.apply_llm(ray.data.from_items(rows), model=spec(base_url), model_name="smol", sampling={"temperature": 0.0, "max_tokens": 64}).take_all()
     }
     assert sorted(out) == ["json", "plain", "too_long"]
     assert out["plain"]["generated_text"] and out["plain"]["num_generated_tokens"] > 0

@@ -62,9 +62,7 @@ def test_front_matter_id_must_match_the_path(root):
 
 
 def test_invalid_schema_is_rejected_at_load(root):
-    (root / "synthesize" / "bad.j2").write_text(
-        TEMPLATE.replace("synthesize/questions", "synthesize/bad").replace("type: object", "type: 12")
-    )
+    (root / "synthesize" / "bad.j2").write_text(TEMPLATE.replace("synthesize/questions", "synthesize/bad").replace("type: object", "type: 12"))
     with pytest.raises(PromptError, match="not a valid JSON schema"):
         load_prompt("synthesize/bad", root)
 

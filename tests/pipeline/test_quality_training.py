@@ -1,9 +1,10 @@
 """`synthmix quality train`: train on a small run's accepted vs rejected rows, then apply the model in a quality stage."""
 
+from pydoc_data.topics import topics
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pydoc_data.topics import topics
 
 from pipeline.cli import main
 from quality.quality_classifier import load_quality_classifier, score_quality

@@ -9,8 +9,12 @@ from tests.pipeline.corpus import CHINESE, WITH_SPECIAL_STRINGS, sample_table
 def one_sample(instruction: str, answer: str) -> pa.Table:
     return pa.table(
         {
-            "id": ["r1"], "seed_id": ["s1"], "source": ["pydoc"], "domain": ["general"],
-            "instruction": [instruction], "answer": [answer],
+            "id": ["r1"],
+            "seed_id": ["s1"],
+            "source": ["pydoc"],
+            "domain": ["general"],
+            "instruction": [instruction],
+            "answer": [answer],
         }
     )
 

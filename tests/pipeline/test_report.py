@@ -37,7 +37,10 @@ def open_in_chromium(page, profile_dir, *mode):
     """Chromium's output for `page` and the page's console messages (logged to stderr as INFO:CONSOLE)."""
     done = subprocess.run(
         [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", *mode, page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     return done.stdout, [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
 
@@ -124,7 +127,7 @@ def test_chromium_renders_the_report_plots_without_console_errors_and_not_blank(
 def test_console_capture_sees_a_page_error(tmp_path):
     """The console check above can fail: an erring page is caught."""
     page = tmp_path / "broken.html"
-    page.write_text('<html><body><script>notDefined();</script></body></html>')
+    page.write_text("<html><body><script>notDefined();</script></body></html>")
     _, console = open_in_chromium(page, tmp_path / "profile", "--dump-dom")
     assert any("notDefined" in line for line in console)
 

@@ -5,8 +5,8 @@ import json
 import pyarrow as pa
 import pytest
 
-from pipeline.inspection.run_status import stage_statuses
 from pipeline.config import ConfigError, parse_job
+from pipeline.inspection.run_status import stage_statuses
 from pipeline.runner import RunDirError, run_job
 from pipeline.stage import Execution, Stage, StageParams
 from stages.seeds import Seeds
@@ -40,7 +40,13 @@ def job_dir(tmp_path):
 
 def run(job_dir, scale=1, chunk=3000, **selection):
     job = parse_job(
-        {"name": "t", "run_dir": str(job_dir / "run"), "stages": ["seeds", "length"], "seeds": {"path": "docs.jsonl", "chunk_chars": chunk}, "length": {"scale": scale}},
+        {
+            "name": "t",
+            "run_dir": str(job_dir / "run"),
+            "stages": ["seeds", "length"],
+            "seeds": {"path": "docs.jsonl", "chunk_chars": chunk},
+            "length": {"scale": scale},
+        },
         source="t.yaml",
     )
     outcomes = run_job(job, REGISTRY, job_dir=job_dir, log=lambda line: None, **selection)

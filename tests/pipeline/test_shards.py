@@ -50,15 +50,10 @@ def test_shards_roll_at_the_token_budget_and_keep_every_row_in_order(tmp_path, r
 
 
 def test_row_groups_hold_at_most_the_configured_tokens(tmp_path, rows, cl100k):
-    infos = write_in_batches(
-        ShardWriter(tmp_path, prefix="w0", tokenizer=cl100k.describe(), row_group_tokens=1_000), rows, batch_rows=100
-    )
+    infos = write_in_batches(ShardWriter(tmp_path, prefix="w0", tokenizer=cl100k.describe(), row_group_tokens=1_000), rows, batch_rows=100)
     (info,) = infos
     metadata = pq.ParquetFile(info.path).metadata
-    group_tokens = [
-        pq.ParquetFile(info.path).read_row_group(g, columns=["num_tokens"]).column(0).to_numpy().sum()
-        for g in range(metadata.num_row_groups)
-    ]
+    group_tokens = [pq.ParquetFile(info.path).read_row_group(g, columns=["num_tokens"]).column(0).to_numpy().sum() for g in range(metadata.num_row_groups)]
     assert metadata.num_row_groups > 5
     assert max(group_tokens) <= 1_000
     assert metadata.row_group(0).column(0).compression == "ZSTD"
@@ -74,9 +69,7 @@ def test_a_row_larger_than_the_budget_gets_a_shard_of_its_own(tmp_path, rows, cl
 
 def test_shards_load_with_datasets_and_pyarrow(tmp_path, rows, cl100k):
     infos = write_in_batches(ShardWriter(tmp_path, prefix="w0", tokenizer=cl100k.describe(), shard_tokens=8_000), rows)
-    loaded = datasets.load_dataset(
-        "parquet", data_files=[str(info.path) for info in infos], split="train", cache_dir=str(tmp_path / "hf-cache")
-    )
+    loaded = datasets.load_dataset("parquet", data_files=[str(info.path) for info in infos], split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert loaded.num_rows == rows.num_rows
     assert loaded[0]["input_ids"] == rows.column("input_ids")[0].as_py()
     assert loaded[2]["loss_mask"] is None

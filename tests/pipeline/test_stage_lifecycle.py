@@ -19,7 +19,9 @@ from stages.registry import STAGES
 # --- how a stage executes is declared, and misdeclarations fail when the class is defined ---------
 def test_registered_stages_declare_how_they_execute():
     declared = {name: stage.execution for name, stage in STAGES.items()}
-    assert {name for name, execution in declared.items() if execution is Execution.FILE_TASKS} == {"quality", "decontaminate", "consistency", "tokenize"}
+    assert {name for name, execution in declared.items() if execution is Execution.FILE_TASKS} == {
+        "quality", "decontaminate", "consistency", "tokenize", "probes", "probe_exit",
+    }  # fmt: skip
     assert {name for name, execution in declared.items() if execution is Execution.GLOBAL} == {"gather_samples", "mix", "dedup"}
 
 

@@ -25,11 +25,24 @@ def test_columns_get_roles_and_distributions_from_name_and_type(run):
     assert profile["rows"] == 5 and profile["manifest"]["rejected"] == {"critique_low": 1}
     roles = {c["name"]: c["role"] for c in profile["columns"]}
     assert roles == {
-        "id": "lineage", "seed_id": "lineage", "parent_id": "lineage", "source_id": "lineage", "origin": "detail",
-        "domain": "category", "lang": "category", "instruction": "text",
-        "meta": "json", "meta.template": "category", "meta.n": "numeric",
-        "answer": "text", "critique": "json", "critique.rationale": "text", "critique.scores.accuracy": "numeric",
-        "critique.scores.clarity": "numeric", "critique.scores.relevance": "numeric", "critique.aggregate": "numeric",
+        "id": "lineage",
+        "seed_id": "lineage",
+        "parent_id": "lineage",
+        "source_id": "lineage",
+        "origin": "detail",
+        "domain": "category",
+        "lang": "category",
+        "instruction": "text",
+        "meta": "json",
+        "meta.template": "category",
+        "meta.n": "numeric",
+        "answer": "text",
+        "critique": "json",
+        "critique.rationale": "text",
+        "critique.scores.accuracy": "numeric",
+        "critique.scores.clarity": "numeric",
+        "critique.scores.relevance": "numeric",
+        "critique.aggregate": "numeric",
         "critique_score": "numeric",
     }
     score = column(profile, "critique_score")
@@ -93,7 +106,11 @@ def test_a_reason_the_stage_never_gave_lists_the_ones_it_did(run):
 def test_json_columns_become_fields_plotted_by_what_they_are(run):
     profile = profile_stage(run.run_dir, "critique", sample=0)
     assert column(profile, "critique")["fields"] == [
-        "critique.rationale", "critique.scores.accuracy", "critique.scores.clarity", "critique.scores.relevance", "critique.aggregate",
+        "critique.rationale",
+        "critique.scores.accuracy",
+        "critique.scores.clarity",
+        "critique.scores.relevance",
+        "critique.aggregate",
     ]
     accuracy = column(profile, "critique.scores.accuracy")
     assert {entry["lo"]: entry["count"] for entry in accuracy["histogram"]} == {6: 1, 7: 1, 8: 2, 9: 1}

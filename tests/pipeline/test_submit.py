@@ -20,9 +20,9 @@ import pytest
 
 from pipeline.cli import submit
 from pipeline.config import ConfigError, load_job
-from pipeline.tokens.mixture import read_mix
 from pipeline.runner import run_job
 from pipeline.store import StageDir
+from pipeline.tokens.mixture import read_mix
 from pipeline.tokens.tokenizers import HUNYUAN_FILE_SHA256
 from stages.registry import STAGES
 from tests.pipeline.fake_chat_server import FakeChatServer, schema_reply
@@ -68,8 +68,7 @@ def test_entrypoint_runs_the_job_with_its_stage_selection_and_overrides():
     submission = submit.Submission(job_file=CLUSTER_JOB, run_dir="/shared/runs/x", overrides=["seeds.chunk_chars=900"], start="tokenize", force=True)
     entrypoint = submit.build_entrypoint(submission, submit.job_path_in_project(CLUSTER_JOB))
     assert entrypoint == (
-        "python -m pipeline.cli run tests/pipeline/cluster_job.yaml --run-dir /shared/runs/x "
-        "--set seeds.chunk_chars=900 --from tokenize --force"
+        "python -m pipeline.cli run tests/pipeline/cluster_job.yaml --run-dir /shared/runs/x --set seeds.chunk_chars=900 --from tokenize --force"
     )
 
 

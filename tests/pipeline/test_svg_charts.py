@@ -24,12 +24,7 @@ def overlapping(boxes):
     rows = {}
     for box in boxes:
         rows.setdefault(box[2], []).append(box)
-    return [
-        (a[3], b[3])
-        for row in rows.values()
-        for a, b in zip(sorted(row), sorted(row)[1:])
-        if a[1] > b[0]
-    ]
+    return [(a[3], b[3]) for row in rows.values() for a, b in zip(sorted(row), sorted(row)[1:]) if a[1] > b[0]]
 
 
 # The report: 20 bins of a length around 2,000 characters, edges like 1.79e+03.

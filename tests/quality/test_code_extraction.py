@@ -41,7 +41,11 @@ def test_an_answer_without_fences_is_taken_whole_when_it_is_a_program() -> None:
     ("answer", "problem", "others"),
     [
         (f"```python\n{SOLUTION}", "never closed", ()),
-        ("```javascript\nconst add = (a, b) => a + b;\n```\n```bash\nnode add.js\n```", "code blocks in javascript, bash, none in Python", ("javascript", "bash")),
+        (
+            "```javascript\nconst add = (a, b) => a + b;\n```\n```bash\nnode add.js\n```",
+            "code blocks in javascript, bash, none in Python",
+            ("javascript", "bash"),
+        ),
         ("```\nHello, world\n```", "not Python programs", ()),
         ("Just use the built-in sum().", "no code block", ()),
     ],

@@ -1,5 +1,6 @@
-import pytest
 from pydoc_data.topics import topics
+
+import pytest
 
 from quality.benchmark_sets import load_benchmark_texts
 from quality.decontamination import ContaminationMatch, build_ngram_index, find_contamination

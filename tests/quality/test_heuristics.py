@@ -1,7 +1,8 @@
+from pydoc_data.topics import topics
+
 import numpy as np
 import pyarrow as pa
 import pytest
-from pydoc_data.topics import topics
 
 from pipeline.rejects import RejectReason
 from quality.heuristics import (

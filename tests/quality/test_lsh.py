@@ -1,4 +1,3 @@
-
 import numpy as np
 import pytest
 
@@ -132,9 +131,7 @@ def test_small_buckets_pair_every_member_and_big_ones_stay_linear():
 
 def test_keys_that_share_high_bits_are_still_told_apart():
     # With 3 rows, bucket search sorts keys by their high 62 bits first: 0x10 and 0x11 tie there.
-    rows = BandRows(
-        band=np.zeros(3, np.int32), band_hash=np.array([0x10, 0x11, 0x10], np.uint64), doc=np.array([5, 6, 7])
-    )
+    rows = BandRows(band=np.zeros(3, np.int32), band_hash=np.array([0x10, 0x11, 0x10], np.uint64), doc=np.array([5, 6, 7]))
     assert pair_bucket_members(rows).tolist() == [[5, 7]]
 
 

@@ -25,10 +25,7 @@ def corpus():
 def datasketch_estimates(texts: list[str], pairs: np.ndarray) -> np.ndarray:
     """datasketch.MinHash over the very same shingles (our 64-bit shingle hashes as bytes)."""
     hashes = hash_shingles(texts, SPEC)
-    shingle_sets = [
-        [value.to_bytes(8, "little") for value in hashes.hashes[hashes.offsets[i] : hashes.offsets[i + 1]].tolist()]
-        for i in range(len(texts))
-    ]
+    shingle_sets = [[value.to_bytes(8, "little") for value in hashes.hashes[hashes.offsets[i] : hashes.offsets[i + 1]].tolist()] for i in range(len(texts))]
     sketches = MinHash.bulk(shingle_sets, num_perm=NUM_PERM, seed=1)
     return np.array([sketches[a].jaccard(sketches[b]) for a, b in pairs])
 
@@ -50,9 +47,7 @@ def test_jaccard_estimates_are_as_accurate_as_datasketch(corpus, record_property
 def test_signatures_do_not_depend_on_batching(corpus):
     texts = corpus.texts[:300]
     whole = compute_minhash_signatures(texts, num_perm=NUM_PERM, seed=3, shingle=SPEC)
-    halves = [
-        compute_minhash_signatures(part, num_perm=NUM_PERM, seed=3, shingle=SPEC) for part in (texts[:97], texts[97:])
-    ]
+    halves = [compute_minhash_signatures(part, num_perm=NUM_PERM, seed=3, shingle=SPEC) for part in (texts[:97], texts[97:])]
     assert whole.dtype == np.uint32 and whole.shape == (300, NUM_PERM)
     assert np.array_equal(whole, np.concatenate(halves))
 

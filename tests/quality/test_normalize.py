@@ -14,9 +14,7 @@ DEFAULT = TextNormalization()
 def reference_normalize(text: str) -> str:
     """The default normalisation, one character at a time in plain Python."""
     folded = unicodedata.normalize("NFKC", text).lower()
-    spaced = "".join(
-        " " if char in string.whitespace or unicodedata.category(char)[0] in "PSZ" else char for char in folded
-    )
+    spaced = "".join(" " if char in string.whitespace or unicodedata.category(char)[0] in "PSZ" else char for char in folded)
     return " ".join(spaced.split(" ")).strip()
 
 
@@ -73,8 +71,6 @@ def test_nulls_are_refused_with_a_clear_error():
 
 def test_separator_table_covers_every_punctuation_symbol_and_space_character():
     table = separator_classes()
-    outside = [
-        point for point in range(len(table), sys.maxunicode + 1) if unicodedata.category(chr(point))[0] in "PSZ"
-    ]
+    outside = [point for point in range(len(table), sys.maxunicode + 1) if unicodedata.category(chr(point))[0] in "PSZ"]
     assert outside == []
     assert table[ord("。")] == SEPARATOR_MARK and table[0x3000] == SEPARATOR_SPACE and table[ord("中")] == 0

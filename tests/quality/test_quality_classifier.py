@@ -1,8 +1,8 @@
 import random
+from pydoc_data.topics import topics
 
 import numpy as np
 import pytest
-from pydoc_data.topics import topics
 
 from quality.quality_classifier import (
     QualityClassifierParams,

@@ -12,7 +12,13 @@ from tests.stages.synthesis_rows import RECORDED, instruction_rows, make_stage, 
 
 ANSWERS = RECORDED["answer"]
 INSTRUCTIONS = [
-    {"id": "i1", "instruction": "Explain how the with statement uses a context manager to release resources.", "domain": "code", "lang": "en", "objective": False},
+    {
+        "id": "i1",
+        "instruction": "Explain how the with statement uses a context manager to release resources.",
+        "domain": "code",
+        "lang": "en",
+        "objective": False,
+    },
     {"id": "i2", "instruction": "What is 12 multiplied by 7?", "domain": "math", "lang": "en", "objective": True},
     {"id": "i3", "instruction": "请解释水循环中蒸发和降水的作用。", "domain": "science", "lang": "zh", "objective": False},
 ]

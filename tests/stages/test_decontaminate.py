@@ -24,7 +24,9 @@ def rows():
     first_words = " ".join(split_words([problems["HumanEval/1"].prompt]).to_pylist()[0][:12])
     return [
         answer_row("prompt_in_instruction", f"Here is a task from my course, please solve it carefully:\n\n{prompt}\nThanks!", "def f(): pass"),
-        answer_row("solution_in_answer", "Write a function returning the longest string.", f"Sure. Here is one way to do it:\n{solution}\nThis runs in linear time."),
+        answer_row(
+            "solution_in_answer", "Write a function returning the longest string.", f"Sure. Here is one way to do it:\n{solution}\nThis runs in linear time."
+        ),
         answer_row("quiz_in_answer", "Ask me a geography question.", "Here is one: " + QUIZ[0]["question"] + " Take your time."),
         answer_row("few_words", "Continue this code.", first_words + " and so on and so forth."),
         answer_row("clean", "How do plants make food?", "Plants use sunlight, water and carbon dioxide to make glucose and oxygen."),

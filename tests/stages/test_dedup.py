@@ -107,9 +107,7 @@ def bilingual_run(bilingual, tmp_path_factory, ray_session):
     return run_dedup(tmp_path, corpus_rows(bilingual.texts), {"text_columns": [columns.INSTRUCTION]})
 
 
-def test_bilingual_planted_duplicates_are_found_in_both_languages_and_only_true_ones_removed(
-    bilingual, bilingual_run, record_property
-):
+def test_bilingual_planted_duplicates_are_found_in_both_languages_and_only_true_ones_removed(bilingual, bilingual_run, record_property):
     _, rejected, manifest = bilingual_run
     removed = removed_for(rejected)
     scores = score_removals(bilingual, {doc: kept for doc, (kept, _) in removed.items()})
@@ -200,7 +198,10 @@ def test_a_chain_of_near_copies_removes_only_documents_close_to_a_kept_one(tmp_p
     texts = [a, b, c]
     truth = exact_jaccard(texts, np.array([[0, 1], [1, 2], [0, 2]]), ShingleSpec())
     assert truth[0] >= 0.8 and truth[1] >= 0.8 and truth[2] < 0.8, truth
-    rows = [{columns.ID: f"doc-{i:05d}", columns.INSTRUCTION: text, columns.ANSWER: None, SCORE: score} for i, (text, score) in enumerate(zip(texts, (9.0, 5.0, 1.0)))]
+    rows = [
+        {columns.ID: f"doc-{i:05d}", columns.INSTRUCTION: text, columns.ANSWER: None, SCORE: score}
+        for i, (text, score) in enumerate(zip(texts, (9.0, 5.0, 1.0)))
+    ]
     accepted, rejected, _ = run_dedup(tmp_path, rows, {"text_columns": [columns.INSTRUCTION], "score_column": SCORE})
     assert [row[columns.ID] for row in accepted] == ["doc-00000", "doc-00002"]
     assert removed_for(rejected) == {1: (0, round(truth[0], 4))}
@@ -219,7 +220,9 @@ def test_rejects_name_the_kept_documents_source_id(tmp_path, ray_session):
     ]
     table = pa.Table.from_pylist(rows, schema=pa.schema(SourceRows.output_fields))
     pq.write_table(table, tmp_path / "rows.parquet")
-    _, rejected, _ = run_dedup(tmp_path, rows, {"text_columns": [columns.INSTRUCTION], "score_column": SCORE}, source=SourceRows, schema=SourceRows.output_fields)
+    _, rejected, _ = run_dedup(
+        tmp_path, rows, {"text_columns": [columns.INSTRUCTION], "score_column": SCORE}, source=SourceRows, schema=SourceRows.output_fields
+    )
     details = {row[columns.ID]: json.loads(row[columns.REJECT_DETAIL]) for row in rejected}
     assert details == {
         "b": {"kept_id": "a", "kept_source_id": "user-17", "similarity_to_kept": details["b"]["similarity_to_kept"], "cluster_size": 3},

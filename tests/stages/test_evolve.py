@@ -73,7 +73,9 @@ def test_expand_replies_become_several_new_instructions(stage):
         parent = instruction_rows([{"id": "l1", "instruction": "What is a tort?", "domain": "law"}])
         rendered = expander.render_requests(parent)
         assert json.loads(rendered["prompt_info"][0].as_py())["operation"] == "expand"
-        reply = {"instructions": ["Explain the difference between a contract and a tort.", "What is a tort?", "How do courts decide damages in negligence cases?"]}
+        reply = {
+            "instructions": ["Explain the difference between a contract and a tort.", "What is a tort?", "How do courts decide damages in negligence cases?"]
+        }
         rows = expander.transform(with_replies(rendered, [json.dumps(reply)])).to_pylist()
         children = [row for row in rows if row["id"] != "l1"]
         assert [row["reject_reason"] for row in children] == [None, "no_information_gain", None]

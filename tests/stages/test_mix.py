@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import load_job, parse_job
-from pipeline.tokens.megatron import export_megatron, read_megatron_sequences
-from pipeline.tokens.mixture import read_mix, validate_mix
 from pipeline.runner import run_job
 from pipeline.store import StageDir
+from pipeline.tokens.megatron import export_megatron, read_megatron_sequences
+from pipeline.tokens.mixture import read_mix, validate_mix
 from stages.mix import Mix
 from stages.seeds import Seeds
 from stages.tokenize import Tokenize

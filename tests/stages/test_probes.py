@@ -17,8 +17,8 @@ from pipeline import columns
 from pipeline.cli import main
 from pipeline.config import ConfigError, load_job, parse_job
 from pipeline.contracts import INSTRUCTION_FIELDS
-from pipeline.inspection.evaluation import evaluate_run
 from pipeline.graph import build_graph
+from pipeline.inspection.evaluation import evaluate_run
 from pipeline.runner import run_job
 from pipeline.store import StageDir
 from quality.benchmark_sets import load_humaneval
@@ -36,7 +36,11 @@ from stages.registry import STAGES
 from tests.pipeline.fake_chat_server import FakeChatServer
 from tests.stages.answer_rows import ParquetRows
 
-QUIET = lambda line: None
+
+def QUIET(line: str) -> None:
+    """A runner log that prints nothing."""
+
+
 SEED = 5
 PROBES = {"seed": SEED, "gsm8k": 4, "arithmetic_zh": 3, "humaneval": 2, "files": [{"name": "mine", "path": "mine.jsonl"}]}
 USER_PROBES = [
@@ -293,9 +297,14 @@ def test_probes_are_added_to_an_empty_input_and_probe_source_feeds_probe_exit(tm
     assert len(probe_rows(tmp_path / "run", "probes")) == len(drawn_probes(tmp_path))
     assert len(probe_rows(tmp_path / "run", "probe_exit", rejects=True)) == len(drawn_probes(tmp_path))
 
-    alone = {**recipe_job(tmp_path, "http://127.0.0.1:1/v1", stages=[{"name": "probes", "kind": "probe_source"}, "probe_exit"]), "run_dir": str(tmp_path / "alone")}
+    alone = {
+        **recipe_job(tmp_path, "http://127.0.0.1:1/v1", stages=[{"name": "probes", "kind": "probe_source"}, "probe_exit"]),
+        "run_dir": str(tmp_path / "alone"),
+    }
     run_job(parse_job(alone, source="alone.yaml"), REGISTRY, job_dir=tmp_path, log=QUIET)
-    assert sorted(row[columns.ID] for row in probe_rows(tmp_path / "alone", "probes")) == sorted(row[columns.ID] for row in probe_rows(tmp_path / "run", "probes"))
+    assert sorted(row[columns.ID] for row in probe_rows(tmp_path / "alone", "probes")) == sorted(
+        row[columns.ID] for row in probe_rows(tmp_path / "run", "probes")
+    )
     assert StageDir(tmp_path / "alone", "probe_exit").manifest()["rejected"] == {"probe": len(drawn_probes(tmp_path))}
 
 

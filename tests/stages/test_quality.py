@@ -11,6 +11,7 @@ from pipeline.store import StageDir
 from quality.heuristics import count_words
 from stages.registry import STAGES
 from tests.stages.answer_rows import answer_row, run_after_answers
+
 PHOTOSYNTHESIS = (
     "Plants make their food by photosynthesis: chlorophyll in the leaves captures sunlight, and that energy turns "
     "water and carbon dioxide into glucose, releasing oxygen as a by-product."

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import parse_job
-from pipeline.runner import run_job
 from pipeline.inputs.seed_files import SeedInputError
+from pipeline.runner import run_job
 from pipeline.store import StageDir
 from stages.registry import STAGES
 from tests.stages.test_seeds import PARAGRAPHS, read_rows
@@ -62,9 +62,7 @@ def test_parquet_records_keep_their_ids_file_row_and_fields_down_to_the_shards(t
     assert len(by_source["u-4"]) > 1, "the long document must chunk, or chunk indexes are not tested"
 
     shards = read_rows(sorted((run_dir / "shards").glob("*.parquet")))
-    assert sorted((row["id"], row["source_id"], row["origin"]) for row in shards) == sorted(
-        (row["id"], row["source_id"], row["origin"]) for row in seeds_rows
-    )
+    assert sorted((row["id"], row["source_id"], row["origin"]) for row in shards) == sorted((row["id"], row["source_id"], row["origin"]) for row in seeds_rows)
 
 
 def test_repeated_user_ids_are_kept_as_given_and_row_ids_stay_unique(tmp_path, ray_session):

@@ -2,7 +2,6 @@
 
 import json
 
-import pyarrow as pa
 import pytest
 
 from quality.instruction_checks import check_is_request
@@ -41,7 +40,18 @@ def test_accepted_instructions_are_requests_with_unique_ids_and_their_seed(recor
 
 
 def test_rejects_carry_a_known_reason_and_detail(recorded_output):
-    allowed = {"parse_error", "llm_error", "empty", "not_a_request", "copies_seed", "too_short", "exact_duplicate", "template_leak", "lang", "not_self_contained"}
+    allowed = {
+        "parse_error",
+        "llm_error",
+        "empty",
+        "not_a_request",
+        "copies_seed",
+        "too_short",
+        "exact_duplicate",
+        "template_leak",
+        "lang",
+        "not_self_contained",
+    }
     rejected = [row for row in recorded_output if row["reject_reason"]]
     assert all(row["reject_reason"] in allowed and row["reject_detail"] for row in rejected)
 
@@ -119,10 +129,20 @@ def test_wrong_language_unseen_documents_and_impossible_types_are_caught(stage):
 
 
 def test_objective_types_are_flagged_and_math_moves_to_the_math_domain(stage):
-    reply = {"instructions": [{"instruction": "What is 17 times 23?", "type": "math"}, {"instruction": "Which keyword defines a function in Python?", "type": "factual"}, {"instruction": "Describe what makes a good API.", "type": "open"}]}
+    reply = {
+        "instructions": [
+            {"instruction": "What is 17 times 23?", "type": "math"},
+            {"instruction": "Which keyword defines a function in Python?", "type": "factual"},
+            {"instruction": "Describe what makes a good API.", "type": "open"},
+        ]
+    }
     rendered = stage.render_requests(seed_rows(SEEDS[:1]))
     rows = stage.transform(with_replies(rendered, [json.dumps(reply)])).to_pylist()
-    assert [(row["domain"], row["objective"]) for row in rows] == [("math", True), (SEEDS[0].get("domain", "general"), True), (SEEDS[0].get("domain", "general"), False)]
+    assert [(row["domain"], row["objective"]) for row in rows] == [
+        ("math", True),
+        (SEEDS[0].get("domain", "general"), True),
+        (SEEDS[0].get("domain", "general"), False),
+    ]
 
 
 def test_requests_follow_the_seed_kind_and_language_and_are_deterministic(stage):

@@ -6,16 +6,15 @@ import unicodedata
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 import tiktoken
 
 from pipeline.config import parse_job
-from pipeline.tokens.mixture import read_mix, validate_mix
-from pipeline.tokens.rendering import RenderConfig
 from pipeline.runner import run_job
-from pipeline.tokens.shards import read_shard_tokenizer
 from pipeline.stage import Resources, StageContext
 from pipeline.store import PROGRESS, StageDir, write_atomic_json
+from pipeline.tokens.mixture import read_mix, validate_mix
+from pipeline.tokens.rendering import RenderConfig
+from pipeline.tokens.shards import read_shard_tokenizer
 from pipeline.tokens.tokenizers import (
     CL100K_PATTERN,
     HUNYUAN_FILE_SHA256,

@@ -163,7 +163,9 @@ def test_tests_the_writer_wrote_are_run_and_recorded() -> None:
 def test_rows_the_writer_wrote_no_tests_for_are_rejected_never_passed() -> None:
     stage = make_stage(test_writer="writer")
     rows = [code_row("failed", ADD), code_row("prose", ADD)]
-    out = {row["id"]: row for row in stage.transform(written(stage, rows, [None, "The function looks right to me."], ["HTTP 503 after 3 tries", None])).to_pylist()}
+    out = {
+        row["id"]: row for row in stage.transform(written(stage, rows, [None, "The function looks right to me."], ["HTTP 503 after 3 tries", None])).to_pylist()
+    }
     assert out["failed"][columns.REJECT_REASON] == "llm_error"
     assert "503" in out["failed"][columns.REJECT_DETAIL]
     assert out["prose"][columns.REJECT_REASON] == "parse_error"

@@ -13,12 +13,12 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
 from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
 from megatron.core.datasets.indexed_dataset import DType, IndexedDataset, IndexedDatasetBuilder
 from megatron.core.datasets.utils import get_blend_from_list
 from megatron.core.tokenizers import MegatronTokenizer
+
 from pipeline.cli import main
 from pipeline.tokens.mixture import read_mix
 from tests.training.conftest import SOURCES, VOCAB_SIZE
