@@ -13,6 +13,7 @@ find_near_duplicates composes them for one process.
 Documents are dense integer indices (0..n-1) throughout: cheap to shuffle, sort and label.
 """
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from quality.duplicate_selection import Selection, exact_leaders, pair_jaccard, rank_documents, select_kept
-from quality.exact_dedup import digest_keys, digest_normalized
+from quality.exact_dedup import text_groups
 from quality.minhash import estimate_jaccard, has_shingles, sign_shingles
 from quality.normalize import normalize_texts
 from quality.shingles import GOLDEN, ShingleSpec, hash_normalized_shingles, mix64
@@ -44,6 +45,7 @@ def candidate_probability(similarity: np.ndarray, bands: int, rows: int) -> np.n
     return 1.0 - (1.0 - similarity**rows) ** bands
 
 
+@functools.cache
 def choose_bands_rows(
     threshold: float, num_perm: int, *, max_miss_at_threshold: float = MAX_MISS_AT_THRESHOLD
 ) -> tuple[int, int]:
@@ -111,10 +113,7 @@ def pair_bucket_members(rows: BandRows, *, max_anchors: int = MAX_BUCKET_ANCHORS
     documents pair with all members. The rows must hold whole buckets (all rows of a
     (band, band_hash)); a distributed caller gets that by grouping on the two columns.
     """
-    # One 64-bit key per (band, band_hash) (band hashes are already mixed; a collision between
-    # bands only adds candidates, which verification drops).
-    key = rows.band_hash ^ (rows.band.astype(np.uint64) * GOLDEN)
-    shared, bucket = find_shared_buckets(key)
+    shared, bucket = find_shared_buckets(bucket_keys(rows))
     # Order the shared rows by (bucket, doc) with one integer sort.
     doc = rows.doc[shared]
     order = np.argsort(bucket * (int(doc.max(initial=0)) + 1) + doc)
@@ -136,6 +135,17 @@ def pair_bucket_members(rows: BandRows, *, max_anchors: int = MAX_BUCKET_ANCHORS
         anchor_positions = np.repeat(anchors, counts)
         pairs.append(np.stack([doc[anchor_positions], doc[anchor_positions + 1 + partner_rank]], axis=1))
     return unique_pairs(np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64))
+
+
+def bucket_keys(rows: BandRows) -> np.ndarray:
+    """One 64-bit key per (band, band_hash) (band hashes are already mixed; a collision between
+    bands only adds candidates, which verification drops)."""
+    return rows.band_hash ^ (rows.band.astype(np.uint64) * GOLDEN)
+
+
+def shared_bucket_rows(rows: BandRows) -> np.ndarray:
+    """Indices of the rows whose bucket holds another row: the only ones that can make pairs."""
+    return np.sort(find_shared_buckets(bucket_keys(rows))[0])
 
 
 def drop_exact_copies(rows: BandRows, copy_keys: np.ndarray) -> BandRows:
@@ -305,7 +315,7 @@ def find_near_duplicates(
     banded; the candidates that pass the estimate are checked on their true shingle sets."""
     normalized = normalize_texts(texts, config.shingles.normalization)
     rank = rank_documents(scores, ids)
-    leaders = exact_leaders(digest_keys(digest_normalized(normalized)), rank)
+    leaders = exact_leaders(text_groups(normalized), rank)
     shingles = hash_normalized_shingles(normalized, config.shingles)
     signatures = sign_shingles(shingles, num_perm=config.num_perm, seed=config.seed)
     bands, rows = config.band_split()

@@ -1,5 +1,5 @@
 """Writing systems of text: which script each code point belongs to, which scripts are written
-without spaces between words, and the dominant script of each text of a batch.
+without spaces between words, and the dominant script of each text of a batch (by its units).
 
 Near-duplicate shingles need this: a "word" of Chinese, Japanese or Thai text is a whole clause,
 so those scripts are shingled by character while space-separated scripts are shingled by word
@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from quality.normalize import string_buffers, utf8_code_points
+from quality.normalize import utf8_code_points
 
 # Index = script id. "none": digits, punctuation, spaces and symbols (the Common and Inherited
 # scripts); "other": a script not named here.
@@ -69,24 +69,22 @@ def code_point_scripts(points: np.ndarray) -> np.ndarray:
     return scripts
 
 
-def dominant_scripts(normalized: pa.LargeStringArray) -> np.ndarray:
-    """Per text, the id of the script most of its characters are in (NONE for a text without
-    letters). ASCII letters are Latin; only texts with non-ASCII bytes pay for decoding."""
-    data, offsets = string_buffers(normalized)
-    texts = len(offsets) - 1
-    counts = np.zeros((texts, len(SCRIPTS)), dtype=np.int64)
-    if not len(data):
-        return np.full(texts, NONE, dtype=np.uint8)
-    folded = data | 0x20  # ASCII upper case to lower case; other bytes are tested apart
-    ascii_letter = ((folded >= ord("a")) & (folded <= ord("z")) & (data < 0x80)).astype(np.int64)
-    running = np.concatenate([[0], np.cumsum(ascii_letter)])
-    counts[:, LATIN] = running[offsets[1:]] - running[offsets[:-1]]
-    leads = np.flatnonzero(data >= 0xC0)
-    if len(leads):
-        scripts = code_point_scripts(utf8_code_points(data, leads))
-        text_of = np.searchsorted(offsets, leads, side="right") - 1
-        counts += np.bincount(text_of * len(SCRIPTS) + scripts, minlength=texts * len(SCRIPTS)).reshape(texts, -1)
+def dominant_scripts(data: np.ndarray, unit_starts: np.ndarray, unit_offsets: np.ndarray) -> np.ndarray:
+    """Per text, the id of the script most of its units (quality/shingles.py cut_units) start
+    with; NONE for a text whose units all start with digits, punctuation or nothing.
+
+    One look per unit, not per byte: an ASCII letter is Latin, other ASCII is NONE, and only
+    units that start with a multi-byte character are decoded."""
+    texts = len(unit_offsets) - 1
+    first = data[unit_starts] if len(unit_starts) else np.zeros(0, dtype=np.uint8)
+    scripts = np.full(len(first), NONE, dtype=np.int64)
+    folded = first | 0x20
+    scripts[(first < 0x80) & (folded >= ord("a")) & (folded <= ord("z"))] = LATIN
+    wide = np.flatnonzero(first >= 0xC0)
+    scripts[wide] = code_point_scripts(utf8_code_points(data, unit_starts[wide]))
+    text_of = np.repeat(np.arange(texts), np.diff(unit_offsets))
+    counts = np.bincount(text_of * len(SCRIPTS) + scripts, minlength=texts * len(SCRIPTS)).reshape(texts, -1)
     counts[:, NONE] = 0
     dominant = counts.argmax(axis=1).astype(np.uint8)
-    dominant[counts.max(axis=1) == 0] = NONE
+    dominant[counts.max(axis=1, initial=0) == 0] = NONE
     return dominant

@@ -79,17 +79,35 @@ def hash_shingles(texts: pa.Array | pa.ChunkedArray | Sequence[str], spec: Shing
     return hash_normalized_shingles(normalize_texts(texts, spec.normalization), spec)
 
 
+@dataclass(frozen=True)
+class TextUnits:
+    """The units of normalised texts: text i owns units offsets[i]:offsets[i + 1]; unit k starts
+    at byte starts[k] of data (the texts' UTF-8) and hashes to hashes[k]."""
+
+    hashes: np.ndarray  # uint64
+    offsets: np.ndarray  # int64, one more than the number of texts
+    data: np.ndarray  # uint8
+    starts: np.ndarray  # int64
+
+
 def hash_normalized_shingles(normalized: pa.LargeStringArray, spec: ShingleSpec) -> ShingleHashes:
     """hash_shingles for texts already normalised with spec.normalization (normalize_texts)."""
-    if spec.kind == "char":
-        units, unit_offsets = code_points(normalized)
-    else:
-        units, unit_offsets = hash_words(normalized, split_unsegmented=spec.kind == "auto")
-    return hash_ngrams(units, unit_offsets, spec.n)
+    return hash_unit_shingles(cut_units(normalized, spec.kind), spec.n)
 
 
-def hash_words(normalized: pa.LargeStringArray, *, split_unsegmented: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Hash every word of normalised texts: (word hashes, per-text word offsets).
+def hash_unit_shingles(units: TextUnits, n: int) -> ShingleHashes:
+    return hash_ngrams(units.hashes, units.offsets, n)
+
+
+def cut_units(normalized: pa.LargeStringArray, kind: str) -> TextUnits:
+    """The units of a ShingleSpec kind: code points for char, else words (split by script for auto)."""
+    if kind == "char":
+        return code_points(normalized)
+    return hash_words(normalized, split_unsegmented=kind == "auto")
+
+
+def hash_words(normalized: pa.LargeStringArray, *, split_unsegmented: bool = False) -> TextUnits:
+    """Hash every word of normalised texts.
 
     A word is a run of bytes between single spaces (normalize_texts' guarantee: none at either
     end of a text). With split_unsegmented, every character of an unsegmented script is a word
@@ -108,7 +126,8 @@ def hash_words(normalized: pa.LargeStringArray, *, split_unsegmented: bool = Fal
     starts = np.flatnonzero(is_start)
     ends = np.flatnonzero(is_space)
     lengths = ends[np.searchsorted(ends, starts, side="right")] - starts
-    return hash_spans(data, starts, lengths), np.searchsorted(starts, offsets).astype(np.int64)
+    unit_offsets = np.searchsorted(starts, offsets).astype(np.int64)
+    return TextUnits(hashes=hash_spans(data, starts, lengths), offsets=unit_offsets, data=data, starts=starts)
 
 
 def mark_unsegmented_characters(data: np.ndarray, is_start: np.ndarray, is_end: np.ndarray) -> None:
@@ -158,14 +177,14 @@ def hash_spans(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.
     return hashes
 
 
-def code_points(normalized: pa.LargeStringArray) -> tuple[np.ndarray, np.ndarray]:
-    """Every text's Unicode code points as uint64, with per-text offsets."""
+def code_points(normalized: pa.LargeStringArray) -> TextUnits:
+    """Every text's Unicode code points as units (the code point itself is the unit's hash)."""
     data, offsets = string_buffers(normalized)
     starts = np.flatnonzero((data & 0xC0) != 0x80)  # every byte but UTF-8 continuation bytes
     points = data[starts].astype(np.uint64)
     multi_byte = np.flatnonzero(points >= 0xC0)
     points[multi_byte] = utf8_code_points(data, starts[multi_byte])
-    return points, np.searchsorted(starts, offsets).astype(np.int64)
+    return TextUnits(hashes=points, offsets=np.searchsorted(starts, offsets).astype(np.int64), data=data, starts=starts)
 
 
 def hash_ngrams(units: np.ndarray, unit_offsets: np.ndarray, n: int) -> ShingleHashes:

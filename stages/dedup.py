@@ -40,6 +40,7 @@ tests/stages/test_dedup.py and tests/benchmarks/bench_dedup_stage.py measure it 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -58,7 +59,7 @@ from pipeline.config import ConfigError
 from pipeline.rejects import RejectReason
 from pipeline.stage import GlobalStage, Resources
 from quality.duplicate_selection import exact_leaders, pair_jaccard, rank_documents, select_kept
-from quality.exact_dedup import digest_keys, digest_normalized
+from quality.exact_dedup import copy_keys, text_groups
 from quality.lsh import (
     BandRows,
     MinHashConfig,
@@ -67,11 +68,12 @@ from quality.lsh import (
     drop_exact_copies,
     flatten_band_keys,
     pair_bucket_members,
+    shared_bucket_rows,
 )
 from quality.minhash import estimate_jaccard, has_shingles, sign_shingles
 from quality.normalize import normalize_texts, string_buffers
 from quality.scripts import SCRIPTS, dominant_scripts
-from quality.shingles import hash_normalized_shingles, hash_spans
+from quality.shingles import cut_units, hash_normalized_shingles, hash_spans, hash_unit_shingles
 
 # Every internal task is CPU-bound numpy: one per core, so groups can be sized to the cores.
 TASK_CPUS = 1.0
@@ -186,10 +188,16 @@ def check_columns(schema: pa.Schema | None, params: DedupParams, stage_name: str
 def submit(function, returns: int, *args) -> list:
     """Run function(*args) as a Ray task of TASK_CPUS; its tuple result becomes `returns` objects.
     ObjectRefs among args arrive as their values."""
+    refs = remote_task().options(num_returns=returns).remote(function, returns, *args)
+    return [refs] if returns == 1 else list(refs)
+
+
+@functools.cache
+def remote_task():
+    """run_task as a Ray remote function, made once per process (each new one is exported anew)."""
     import ray
 
-    refs = ray.remote(num_cpus=TASK_CPUS)(run_task).options(num_returns=returns).remote(function, returns, *args)
-    return [refs] if returns == 1 else list(refs)
+    return ray.remote(num_cpus=TASK_CPUS)(run_task)
 
 
 def run_task(function, returns: int, *args):
@@ -259,34 +267,30 @@ def sign_group(params: DedupParams, group: int, parts: int, *blocks: pa.Table) -
     """(signatures, dominant scripts, one band-row piece per partition) of one group's documents."""
     table = concat_blocks(blocks)
     normalized = normalize_texts(joined_texts(table, params.text_columns), params.shingles.normalization)
-    signatures = sign_shingles(hash_normalized_shingles(normalized, params.shingles), num_perm=params.num_perm, seed=params.seed)
+    units = cut_units(normalized, params.shingles.kind)
+    signatures = sign_shingles(hash_unit_shingles(units, params.shingles.n), num_perm=params.num_perm, seed=params.seed)
     bands, rows = params.band_split()
     searchable = np.flatnonzero(has_shingles(signatures))
     banded = flatten_band_keys(compute_band_keys(signatures[searchable], bands, rows), searchable)
-    copy_keys = digest_prefixes(digest_normalized(normalized))
+    copy_key = copy_keys(normalized)
     band, band_hash, doc = [banded.band], [banded.band_hash], [banded.doc]
     if params.exact:
         band.append(np.full(table.num_rows, bands, np.int32))
-        band_hash.append(copy_keys)
+        band_hash.append(copy_key)
         doc.append(np.arange(table.num_rows))
     band_hash, doc = np.concatenate(band_hash), np.concatenate(doc)
     pieces = split_by(
         (band_hash % np.uint64(parts)).astype(np.int64), parts,
         band=np.concatenate(band), band_hash=band_hash, key=document_keys(group, table.num_rows)[doc],
-        order=id_hashes(table[columns.ID])[doc], copy=copy_keys[doc],
+        order=id_hashes(table[columns.ID])[doc], copy=copy_key[doc],
     )  # fmt: skip
-    return (signatures, dominant_scripts(normalized), *pieces)
+    return (signatures, dominant_scripts(units.data, units.starts, units.offsets), *pieces)
 
 
 def id_hashes(ids: pa.ChunkedArray) -> np.ndarray:
     """A uint64 hash of each id: orders a bucket's documents the same way however the input is grouped."""
     data, offsets = string_buffers(ids.combine_chunks().cast(pa.large_string()))
     return hash_spans(data, offsets[:-1], np.diff(offsets))
-
-
-def digest_prefixes(digests: pa.FixedSizeBinaryArray) -> np.ndarray:
-    """The first 8 bytes of each digest: equal for equal texts, else equal by a 2**-64 chance."""
-    return np.frombuffer(digest_keys(digests).tobytes(), dtype="<u8").reshape(len(digests), -1)[:, 0].copy()
 
 
 # --- 2. band -------------------------------------------------------------------------------
@@ -307,8 +311,11 @@ def pair_partition(parts: int, digest_band: int | None, *pieces: dict[str, np.nd
     """(candidate count, one pair piece per left group) of one partition of whole buckets.
 
     Documents are ranked by (id hash, key), so which documents anchor a big bucket and which
-    copy stands for its text do not depend on how the input was grouped."""
+    copy stands for its text do not depend on how the input was grouped. Rows alone in their
+    bucket (most of them) are set aside first."""
     rows = concat_pieces(pieces)
+    shared = shared_bucket_rows(BandRows(rows["band"], rows["band_hash"], rows["key"]))
+    rows = {name: values[shared] for name, values in rows.items()}
     keys, inverse = np.unique(rows["key"], return_inverse=True)
     id_hash = np.zeros(len(keys), dtype=np.uint64)
     id_hash[inverse] = rows["order"]
@@ -468,14 +475,14 @@ def select_partition(
     keys = keys[order]
     normalized = normalize_texts(members[TEXT], params.shingles.normalization)
     shingles = hash_normalized_shingles(normalized, params.shingles)
-    digests = digest_keys(digest_normalized(normalized))
+    texts = text_groups(normalized)
     scores = pc.fill_null(members[SCORE], math.nan).to_numpy(zero_copy_only=False)
     ids = np.asarray(members[columns.ID].to_pylist(), dtype=object).astype(str)
     rank = rank_documents(scores, ids)
-    leaders = exact_leaders(digests, rank)
+    leaders = exact_leaders(texts, rank)
     pairs = np.stack([np.searchsorted(keys, edges["left"]), np.searchsorted(keys, edges["right"])], axis=1)
     similarity = pair_jaccard(shingles, pairs)
-    similarity[digests[pairs[:, 0]] == digests[pairs[:, 1]]] = 1.0  # also for two texts without shingles
+    similarity[texts[pairs[:, 0]] == texts[pairs[:, 1]]] = 1.0  # also for two texts without shingles
     selection = select_kept(pairs, similarity, rank=rank, leaders=leaders, threshold=params.threshold)
     removed = np.flatnonzero(selection.is_duplicate())
     kept = selection.kept[removed]

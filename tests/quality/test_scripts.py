@@ -1,7 +1,9 @@
 import unicodedata
 
 import numpy as np
-import pyarrow as pa
+
+from quality.normalize import TextNormalization, normalize_texts
+from quality.shingles import cut_units
 
 from quality.scripts import SCRIPTS, UNSEGMENTED, code_point_scripts, dominant_scripts, script_table
 
@@ -28,6 +30,9 @@ def test_every_cjk_unified_ideograph_is_han_and_unsegmented():
     assert "latin" not in UNSEGMENTED and "hangul" not in UNSEGMENTED  # Korean is written with spaces
 
 
-def test_dominant_script_counts_letters_only():
-    texts = pa.array(["hello 中文", "中文 ab 数据库", "", "1234 !!", "Ünïcödé", "ひらがなです漢字"], pa.large_string())
-    assert [SCRIPTS[i] for i in dominant_scripts(texts)] == ["latin", "han", "none", "none", "latin", "hiragana"]
+def test_dominant_script_is_the_script_of_most_units():
+    texts = ["hello world 中文", "中文 ab cd 数据库", "", "1234 !!", "Ünïcödé", "ひらがなです漢字", "тест 2024"]
+    units = cut_units(normalize_texts(texts, TextNormalization()), "auto")
+    assert [SCRIPTS[i] for i in dominant_scripts(units.data, units.starts, units.offsets)] == [
+        "latin", "han", "none", "none", "latin", "hiragana", "cyrillic",
+    ]  # fmt: skip
