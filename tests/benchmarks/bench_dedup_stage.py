@@ -1,20 +1,28 @@
-"""The dedup stage on Ray against datasketch in one process, side by side, on >= 100k real-text docs.
+"""Near-duplicate removal on a bilingual real-text corpus: quality and speed, side by side in one run.
 
-    .venv/bin/python -m tests.benchmarks.bench_dedup_stage [--docs 100000] [--cpus 2] [--baseline-docs N]
+    .venv/bin/python -m tests.benchmarks.bench_dedup_stage [--docs 50000] [--cpus 2] [--chinese-share 0.15] [--stage-only]
 
-The corpus is bench_minhash's (pydoc paragraphs and stdlib source blocks, 10% edited copies).
-Ours: `Dedup.run` on an embedded Ray, phase by phase (sign = sort by id + numbering +
-signatures; band = band rows + bucket shuffle; verify = two signature shuffles; cluster = pairs
-streamed into union-find on the driver; keep = cluster shuffle + marking, run by consuming the
-output). CPU seconds are summed over the driver and every Ray process (psutil, sampled at phase
-boundaries and every 0.2 s, each process's last value kept after it exits), so per-core rates
-include Ray's own overhead (scheduling, object store, shuffles). datasketch: normalised word 5-gram sets, `MinHash.bulk`, `MinHashLSH` inserts and
-queries, the same verification and connected components, in this process (CPU seconds).
-Peak memory is sampled every 0.2 s: the driver's RSS and the largest Ray worker's RSS.
+The corpus is tests/quality/near_duplicate_fixture.build_bilingual_corpus: real technical text
+(Python's documentation, sources and package docstrings; Debian's Chinese manual pages), 20% of
+each language planted as edited copies of known exact Jaccard (reference shingler, auto units).
+Compared, all at threshold 0.8 and 128 permutations:
+  - datasketch: the same normalisation and units in Python, MinHash.bulk, MinHashLSH with its own
+    band choice for the threshold, pairs accepted on the estimate, connected components, the
+    smallest document of each kept; one process, CPU seconds.
+  - synthmix core: quality.lsh.find_near_duplicates in one process (CPU seconds); also with
+    `word` and `char` shingles, for quality only.
+  - synthmix stage: `Dedup.run` on an embedded Ray with --cpus CPUs, output consumed; wall x CPUs,
+    so idle cores count (CPU seconds of all Ray processes, sampled, shown too).
+Quality: recall per language (planted pairs of exact Jaccard >= 0.8 not both kept) and precision
+(removed documents whose kept document is kept and truly >= 0.8). Speed: per-core MB/s end to end
+and the ratio to datasketch. Peak memory: the driver and the largest Ray worker (RSS and USS).
 """
 
 import argparse
+import hashlib
 import os
+import pickle
+import re
 import tempfile
 import threading
 import time
@@ -24,13 +32,20 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pyarrow as pa
+from datasketch import MinHash, MinHashLSH
 
 from pipeline import columns
 from pipeline.stage import StageContext
+from quality.lsh import MinHashConfig, connect_components, find_near_duplicates
+from quality.normalize import normalize_texts
+from quality.shingles import ShingleSpec
 from stages.dedup import Dedup, DedupParams
-from tests.benchmarks.bench_minhash import build_corpus, run_datasketch
+from tests.benchmarks.bench_minhash import similar_lsh_pairs
+from tests.quality import near_duplicate_fixture
+from tests.quality.near_duplicate_fixture import build_bilingual_corpus, reference_units, score_removals
 
 BLOCKS = 16  # input blocks, as part files of an upstream stage would give
+WARM_UP_DOCS = 2000
 
 
 def ray_processes() -> list[psutil.Process]:
@@ -40,30 +55,34 @@ def ray_processes() -> list[psutil.Process]:
 
 
 class ProcessSampler:
-    """CPU seconds and peak RSS of the driver and all Ray processes, sampled every 0.2 s in a
-    thread. A process's last seen CPU time is kept after it exits, so at most 0.2 s is lost."""
+    """CPU seconds and peak memory of the driver and all Ray processes, sampled every 0.2 s in a
+    thread (private memory, USS, which reads /proc smaps, only there). A process's last seen CPU
+    time is kept after it exits, so at most 0.2 s is lost."""
 
     def __init__(self) -> None:
         self.cpu_by_pid: dict[tuple[int, float], float] = {}
-        self.driver_peak = self.worker_peak = 0
+        self.driver_peak = self.worker_peak = self.worker_uss_peak = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def sample(self) -> None:
+    def sample(self, private: bool = False) -> None:
         me = os.getpid()
         for process in ray_processes():
             try:
                 with process.oneshot():
-                    times, rss, started = process.cpu_times(), process.memory_info().rss, process.create_time()
-            except psutil.NoSuchProcess:
+                    times, started = process.cpu_times(), process.create_time()
+                    memory = process.memory_full_info() if private and process.pid != me else process.memory_info()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
+            rss = memory.rss
             with self._lock:
                 self.cpu_by_pid[(process.pid, started)] = times.user + times.system
                 if process.pid == me:
                     self.driver_peak = max(self.driver_peak, rss)
                 else:
                     self.worker_peak = max(self.worker_peak, rss)
+                    self.worker_uss_peak = max(self.worker_uss_peak, getattr(memory, "uss", 0))
 
     def cpu_seconds(self) -> float:
         self.sample()
@@ -72,7 +91,7 @@ class ProcessSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
-            self.sample()
+            self.sample(private=True)
 
     def __enter__(self) -> "ProcessSampler":
         self._thread.start()
@@ -99,82 +118,150 @@ class MeasuredDedup(Dedup):
         self.phase_cpu[name] = self.sampler.cpu_seconds() - started
 
 
-def run_ours(texts: list[str], cpus: int) -> dict:
+def run_stage(texts: list[str], cpus: int) -> dict:
+    """The dedup stage on an embedded Ray: removed document -> kept document, and the measurements.
+
+    A first run on WARM_UP_DOCS documents starts the Ray workers and loads their imports, as the
+    stages before dedup do in a job; its wall time is reported apart."""
     import ray
-    import ray.data
 
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
-    ids = [f"doc-{i:07d}" for i in range(len(texts))]
-    table = pa.table({columns.ID: ids, columns.TEXT: texts})
-    dataset = ray.data.from_arrow(table).repartition(BLOCKS).materialize()
-    with tempfile.TemporaryDirectory() as run_dir, ProcessSampler() as sampler:
-        context = StageContext(run_dir=Path(run_dir), stage_name="dedup", input_schema=table.schema)
-        stage = MeasuredDedup(DedupParams(), context, sampler)
-        wall = time.perf_counter()
-        output = stage.run(dataset)
-        keep_cpu, keep_wall = sampler.cpu_seconds(), time.perf_counter()
-        rejected = sum(
-            batch.num_rows - batch[columns.REJECT_REASON].null_count
-            for batch in output.iter_batches(batch_format="pyarrow", batch_size=None)
-        )
-        stage.phase_cpu["keep"] = sampler.cpu_seconds() - keep_cpu
-        stage.extras["phase_wall_s"]["keep"] = time.perf_counter() - keep_wall
-        wall = time.perf_counter() - wall
+    warm_up = time.perf_counter()
+    stage_once(texts[:WARM_UP_DOCS], ProcessSampler())
+    warm_up = time.perf_counter() - warm_up
+    with ProcessSampler() as sampler:
+        result = stage_once(texts, sampler)
     ray.shutdown()
     return {
-        "cpu": stage.phase_cpu, "wall": stage.extras["phase_wall_s"], "total_wall": wall, "rejected": rejected,
-        "extras": stage.extras, "driver_peak_mb": sampler.driver_peak / 2**20, "worker_peak_mb": sampler.worker_peak / 2**20,
+        **result, "warm_up_wall": warm_up, "driver_peak_mb": sampler.driver_peak / 2**20,
+        "worker_peak_mb": sampler.worker_peak / 2**20, "worker_uss_mb": sampler.worker_uss_peak / 2**20,
     }  # fmt: skip
 
 
-def rate(cpu_seconds: float, megabytes: float, docs: int) -> str:
-    return f"{megabytes / cpu_seconds:8.2f} MB/s {docs / cpu_seconds:9.0f} docs/s"
+def stage_once(texts: list[str], sampler: ProcessSampler) -> dict:
+    import ray.data
+
+    ids = [f"doc-{i:07d}" for i in range(len(texts))]
+    table = pa.table({columns.ID: ids, columns.TEXT: texts})
+    dataset = ray.data.from_arrow(table).repartition(BLOCKS).materialize()
+    removed: dict[int, int] = {}
+    with tempfile.TemporaryDirectory() as run_dir:
+        context = StageContext(run_dir=Path(run_dir), stage_name="dedup", input_schema=table.schema)
+        stage = MeasuredDedup(DedupParams(), context, sampler)
+        cpu, wall = sampler.cpu_seconds(), time.perf_counter()
+        output = stage.run(dataset)
+        for batch in output.iter_batches(batch_format="pyarrow", batch_size=None):
+            rejected = batch.filter(batch[columns.REJECT_REASON].is_valid())
+            for row_id, detail in zip(rejected[columns.ID].to_pylist(), rejected[columns.REJECT_DETAIL].to_pylist()):
+                removed[int(row_id[4:])] = int(KEPT_ID.search(detail).group(1))
+        wall, cpu = time.perf_counter() - wall, sampler.cpu_seconds() - cpu
+    return {"removed": removed, "wall": wall, "cpu": cpu, "phase_wall": stage.extras["phase_wall_s"], "extras": stage.extras}
+
+
+KEPT_ID = re.compile(r'"kept_id": "doc-(\d+)"')
+
+
+def run_core(texts: list[str], shingles: ShingleSpec) -> tuple[dict[int, int], float]:
+    """quality.lsh.find_near_duplicates in this process: (removed -> kept, CPU seconds)."""
+    cpu = time.process_time()
+    result = find_near_duplicates(texts, [f"doc-{i:07d}" for i in range(len(texts))], np.zeros(len(texts)), MinHashConfig(shingles=shingles))
+    cpu = time.process_time() - cpu
+    removed = np.flatnonzero(result.is_duplicate())
+    return dict(zip(removed.tolist(), result.selection.kept[removed].tolist())), cpu
+
+
+def run_datasketch(texts: list[str], config: MinHashConfig) -> tuple[dict[int, int], float]:
+    """The usual datasketch pipeline in this process: (removed -> kept, CPU seconds)."""
+    cpu = time.process_time()
+    n = config.shingles.n
+    shingle_sets = []
+    for text in normalize_texts(texts, config.shingles.normalization).to_pylist():
+        units = reference_units(text, "auto")
+        shingle_sets.append([" ".join(units[i : i + n]).encode() for i in range(max(1, len(units) - n + 1))])
+    sketches = MinHash.bulk(shingle_sets, num_perm=config.num_perm, seed=config.seed)
+    lsh = MinHashLSH(threshold=config.threshold, num_perm=config.num_perm)
+    clusters = connect_components(similar_lsh_pairs(lsh, sketches, config.threshold), len(texts))
+    cpu = time.process_time() - cpu
+    removed = np.flatnonzero(clusters != np.arange(len(texts)))
+    return dict(zip(removed.tolist(), clusters[removed].tolist())), cpu
+
+
+def cached_corpus(docs: int, seed: int, chinese_share: float):
+    """build_bilingual_corpus, kept under ~/.cache/synthmix (minutes to build at 50k documents);
+    the key includes the fixture's own bytes, so a changed fixture builds anew."""
+    fixture = Path(near_duplicate_fixture.__file__).read_bytes()
+    key = hashlib.sha256(fixture + f"{docs}:{seed}:{chinese_share}".encode()).hexdigest()[:16]
+    path = Path.home() / ".cache" / "synthmix" / f"bench-dedup-corpus-{key}.pickle"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    corpus = build_bilingual_corpus(docs, seed=seed, chinese_share=chinese_share)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".tmp").write_bytes(pickle.dumps(corpus))
+    path.with_suffix(".tmp").rename(path)
+    return corpus
+
+
+def quality_row(name: str, corpus, removed: dict[int, int]) -> str:
+    scores = score_removals(corpus, removed)
+    return (f"{name:44} {scores['recall_en']:>10.4f} {scores['recall_zh']:>10.4f} {scores['precision']:>10.4f} "
+            f"{scores['removed']:>9}")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=int, default=100_000)
+    parser.add_argument("--docs", type=int, default=50_000)
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the embedded Ray")
-    parser.add_argument("--baseline-docs", type=int, default=None, help="datasketch on the first N docs (default all)")
+    parser.add_argument("--chinese-share", type=float, default=0.15)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stage-only", action="store_true", help="skip datasketch and the one-process runs")
     args = parser.parse_args()
-    texts = build_corpus(args.docs, args.seed)
+    started = time.perf_counter()
+    corpus = cached_corpus(args.docs, args.seed, args.chinese_share)
+    texts = corpus.texts
     megabytes = sum(len(text.encode()) for text in texts) / 1e6
-    params = DedupParams()
-    print(f"corpus: {len(texts)} documents, {megabytes:.1f} MB; bands x rows {params.band_split()}, "
-          f"{params.num_perm} permutations, word {params.shingles.n}-grams; Ray with {args.cpus} CPUs, "
-          f"{BLOCKS} input blocks; load average now {psutil.getloadavg()[0]:.1f} on {psutil.cpu_count()} cores")
+    config = MinHashConfig()
+    print(f"corpus: {len(texts)} documents ({args.chinese_share:.0%} Chinese), {megabytes:.1f} MB, built in "
+          f"{time.perf_counter() - started:.0f} s; planted pairs >= 0.8: "
+          f"{int(((corpus.jaccard >= 0.8) & (corpus.pair_language() == 'en')).sum())} English, "
+          f"{int(((corpus.jaccard >= 0.8) & (corpus.pair_language() == 'zh')).sum())} Chinese; bands x rows "
+          f"{config.band_split()}, {config.num_perm} permutations; load average now {psutil.getloadavg()[0]:.1f} "
+          f"on {psutil.cpu_count()} cores")  # fmt: skip
 
-    ours = run_ours(texts, args.cpus)
-    subset = texts[: args.baseline_docs or len(texts)]
-    subset_mb = sum(len(text.encode()) for text in subset) / 1e6
-    theirs = run_datasketch(subset, params)
+    stage = run_stage(texts, args.cpus)
+    if args.stage_only:
+        print(quality_row("synthmix dedup stage (defaults: auto shingles)", corpus, stage["removed"]))
+        print(f"stage: wall {stage['wall']:.2f} s x {args.cpus} CPUs, {megabytes / stage['wall'] / args.cpus:.2f} MB/s per core; "
+              f"CPU {stage['cpu']:.2f} s; phases " + ", ".join(f"{k} {v:.2f}" for k, v in stage["phase_wall"].items()))
+        return
+    core_removed, core_cpu = run_core(texts, config.shingles)
+    word_removed, _ = run_core(texts, ShingleSpec(kind="word"))
+    char_removed, _ = run_core(texts, ShingleSpec(kind="char"))
+    theirs_removed, theirs_cpu = run_datasketch(texts, config)
 
-    cpu, wall = ours["cpu"], ours["wall"]
-    signature_theirs = theirs["shingle_cpu"] + theirs["bulk_cpu"]
-    rows = [
-        ("signatures (sort, number, normalise, shingle, MinHash)", cpu["sign"], signature_theirs),
-        ("banding (band rows, bucket shuffle, pairs)", cpu["band"], None),
-        ("clustering (verify shuffles, union-find, keep shuffle)", cpu["verify"] + cpu["cluster"] + cpu["keep"], None),
-        ("banding + clustering", cpu["band"] + cpu["verify"] + cpu["cluster"] + cpu["keep"], theirs["lsh_cpu"]),
-    ]
-    print(f"\nper core (CPU seconds of all processes); datasketch on {len(subset)} docs ({subset_mb:.1f} MB)")
-    print(f"{'phase':56} {'dedup stage on Ray':>29} | {'datasketch bulk + MinHashLSH':>29} | ratio")
-    for name, our_cpu, their_cpu in rows:
-        their_text = rate(their_cpu, subset_mb, len(subset)) if their_cpu is not None else ""
-        ratio = f"{(megabytes / our_cpu) / (subset_mb / their_cpu):5.2f}x" if their_cpu is not None else ""
-        print(f"{name:56} {rate(our_cpu, megabytes, len(texts)):>29} | {their_text:>29} | {ratio}")
-    bulk_ratio = (megabytes / cpu["sign"]) / (subset_mb / theirs["bulk_cpu"])
-    print(f"signatures phase vs MinHash.bulk alone (its shingling not counted): {bulk_ratio:.2f}x")
-    share = rows[3][1] / cpu["sign"]
-    print(f"banding + clustering take {share:.2f} of the signature phase's CPU")
-    print("\nwall seconds: " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in wall.items())
-          + f"; total {ours['total_wall']:.1f}")
-    extras = ours["extras"]
-    print(f"pairs: {extras['candidate_pairs']} candidates, {extras['verified_pairs']} verified, {extras['clusters']} clusters; "
-          f"{ours['rejected']} of {len(texts)} rows rejected (datasketch on its docs: {theirs['removed']} of {len(subset)})")
-    print(f"peak RSS: driver {ours['driver_peak_mb']:.0f} MiB (holds the corpus as str, ~{2 * megabytes:.0f} MB), "
-          f"largest Ray process {ours['worker_peak_mb']:.0f} MiB")
+    print(f"\n{'quality at threshold 0.8':44} {'recall en':>10} {'recall zh':>10} {'precision':>10} {'removed':>9}")
+    print(quality_row("synthmix dedup stage (defaults: auto shingles)", corpus, stage["removed"]))
+    print(quality_row("synthmix core, one process (auto)", corpus, core_removed))
+    print(quality_row("synthmix core, shingles.kind: word", corpus, word_removed))
+    print(quality_row("synthmix core, shingles.kind: char", corpus, char_removed))
+    print(quality_row("datasketch MinHashLSH (its own bands)", corpus, theirs_removed))
+
+    core_seconds = stage["wall"] * args.cpus
+    print(f"\n{'speed, per core, end to end':44} {'core-seconds':>13} {'MB/s':>8} {'docs/s':>9} | vs datasketch")
+    for name, seconds in (
+        ("datasketch bulk + MinHashLSH, one process", theirs_cpu),
+        ("synthmix quality/ core, one process", core_cpu),
+        (f"synthmix dedup stage on Ray, wall x {args.cpus} CPUs", core_seconds),
+        ("  same, CPU seconds of all Ray processes", stage["cpu"]),
+    ):
+        print(f"{name:44} {seconds:>13.2f} {megabytes / seconds:>8.2f} {len(texts) / seconds:>9.0f} | "
+              f"{theirs_cpu / seconds:5.2f}x")  # fmt: skip
+    print(f"\nstage wall {stage['wall']:.2f} s (a first run on {WARM_UP_DOCS} documents, starting the Ray workers, "
+          f"took {stage['warm_up_wall']:.1f} s and is not counted): " + ", ".join(f"{name} {seconds:.2f}" for name, seconds in stage["phase_wall"].items()))
+    extras = stage["extras"]
+    print(f"pairs: {extras['candidate_pairs']} candidates, {extras['likely_pairs']} past the estimate, "
+          f"{extras['similar_pairs']} truly >= 0.8; {extras['partitions']} groups")
+    print(f"peak memory: driver RSS {stage['driver_peak_mb']:.0f} MiB (holds the corpus as str, ~{2 * megabytes:.0f} MB); "
+          f"largest Ray worker RSS {stage['worker_peak_mb']:.0f} MiB, USS {stage['worker_uss_mb']:.0f} MiB")
 
 
 if __name__ == "__main__":

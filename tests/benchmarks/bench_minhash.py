@@ -145,6 +145,19 @@ def datasketch_shingles(texts: list[str], config: MinHashConfig) -> list[list[by
     return shingle_sets
 
 
+def similar_lsh_pairs(lsh: MinHashLSH, sketches: list[MinHash], threshold: float) -> np.ndarray:
+    """Every sketch inserted, then queried: pairs (i < j) whose estimated Jaccard reaches threshold."""
+    for index, sketch in enumerate(sketches):
+        lsh.insert(index, sketch)
+    pairs = [
+        (index, other)
+        for index, sketch in enumerate(sketches)
+        for other in lsh.query(sketch)
+        if other > index and sketch.jaccard(sketches[other]) >= threshold
+    ]
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
 def run_datasketch(texts: list[str], config: MinHashConfig) -> dict[str, float]:
     bands, rows = config.band_split()
     shingle_sets, shingle_cpu, _ = timed(lambda: datasketch_shingles(texts, config))
@@ -152,15 +165,8 @@ def run_datasketch(texts: list[str], config: MinHashConfig) -> dict[str, float]:
 
     def band_and_cluster() -> int:
         lsh = MinHashLSH(num_perm=config.num_perm, params=(bands, rows))
-        for index, sketch in enumerate(sketches):
-            lsh.insert(index, sketch)
-        pairs = [
-            (index, other)
-            for index, sketch in enumerate(sketches)
-            for other in lsh.query(sketch)
-            if other > index and sketch.jaccard(sketches[other]) >= config.verification_threshold()
-        ]
-        clusters = connect_components(np.array(pairs, dtype=np.int64).reshape(-1, 2), len(texts))
+        pairs = similar_lsh_pairs(lsh, sketches, config.verification_threshold())
+        clusters = connect_components(pairs, len(texts))
         return int((clusters != np.arange(len(texts))).sum())
 
     removed, lsh_cpu, _ = timed(band_and_cluster)

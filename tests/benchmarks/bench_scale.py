@@ -5,7 +5,8 @@ carry over. Documents are 40 words drawn from a 5,000-word vocabulary with a fix
 a unique tag; 5% repeat another document's words under their own tag (Jaccard ~0.95 on word
 5-grams) so dedup finds clusters. Reported
 per stage from its manifest: wall time and input rows/s; per process (sampled every 0.5 s):
-the driver's peak RSS and the largest Ray worker's. Baseline: the 100k-row run, measured in the
+the driver's peak RSS and the largest Ray worker's, RSS (which counts the object-store pages a
+worker maps) and USS (its private memory, with the task it was running). Baseline: the 100k-row run, measured in the
 same invocation; the ratios show how 1M rows scales (10.0 on rows is linear).
 
 Run: `.venv/bin/python -m tests.benchmarks.bench_scale [--sizes 100000 1000000] [--cpus 2] [--stages seeds tokenize]`.
@@ -55,6 +56,8 @@ class PeakMemory:
         self._psutil = psutil
         self.interval_s = interval_s
         self.peaks: dict[int, tuple[str, int]] = {}
+        # Private memory (USS) apart from RSS: a worker's RSS also counts the object-store pages it maps.
+        self.private_peaks: dict[int, tuple[str, int]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -73,16 +76,22 @@ class PeakMemory:
                 try:
                     # Ray names a worker by what it runs (ray::IDLE, ray::MapBatches(...)).
                     name = "driver" if process.pid == me.pid else process.name()
-                    rss = process.memory_info().rss
+                    memory = process.memory_full_info()
                 except self._psutil.Error:
                     continue
-                if rss > self.peaks.get(process.pid, ("", 0))[1]:
-                    self.peaks[process.pid] = (name, rss)
+                if memory.rss > self.peaks.get(process.pid, ("", 0))[1]:
+                    self.peaks[process.pid] = (name, memory.rss)
+                if memory.uss > self.private_peaks.get(process.pid, ("", 0))[1]:
+                    self.private_peaks[process.pid] = (name, memory.uss)
 
     def summary(self) -> dict:
         driver = max((rss for name, rss in self.peaks.values() if name == "driver"), default=0)
         workers = [rss for name, rss in self.peaks.values() if name.startswith("ray::")]
-        return {"driver_peak_mib": driver / 2**20, "worker_peak_mib": max(workers, default=0) / 2**20, "workers": len(workers)}
+        private = max(((uss, name) for name, uss in self.private_peaks.values() if name.startswith("ray::")), default=(0, ""))
+        return {
+            "driver_peak_mib": driver / 2**20, "worker_peak_mib": max(workers, default=0) / 2**20, "workers": len(workers),
+            "worker_private_peak_mib": private[0] / 2**20, "worker_private_peak_task": private[1],
+        }  # fmt: skip
 
 
 def run_size(rows: int, cpus: int, stages: list[str]) -> dict:
@@ -140,10 +149,12 @@ def print_table(results: list[dict]) -> None:
         line(f"{name} rows/s", [r["stages"][name]["rows_in"] / r["stages"][name]["wall_s"] for r in results], "{:>14,.0f}")
     line("driver peak RSS MiB", [r["driver_peak_mib"] for r in results])
     line("largest worker RSS MiB", [r["worker_peak_mib"] for r in results])
+    line("largest worker USS MiB", [r["worker_private_peak_mib"] for r in results])
     line("ray start s (excluded)", [r["ray_start_s"] for r in results])
     for r in results:
         rejected = {name: stage["rejected"] for name, stage in r["stages"].items() if stage["rejected"]}
-        print(f"{r['rows']:,} rows: rejected {rejected or 'none'}; {r['workers']} Ray worker processes seen")
+        print(f"{r['rows']:,} rows: rejected {rejected or 'none'}; {r['workers']} Ray worker processes seen; "
+              f"the most private memory was in {r['worker_private_peak_task'] or 'none'}")
 
 
 def main() -> None:

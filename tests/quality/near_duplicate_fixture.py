@@ -28,10 +28,15 @@ CJK_SAMPLES = Path(sysconfig.get_paths()["stdlib"]) / "test" / "cjkencodings"
 CHINESE_MANPAGES = (Path("/usr/share/man/zh_CN"), Path("/usr/share/man/zh_TW"))
 SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])
 # Packages whose docstrings extend the English pool for large corpora, in the order they are read.
-DOCSTRING_PACKAGES = ("numpy", "scipy", "pandas", "sympy", "networkx", "pyarrow", "ray", "transformers", "torch")
+DOCSTRING_PACKAGES = (
+    "numpy", "scipy", "pandas", "sympy", "networkx", "pyarrow", "ray", "transformers", "torch", "vllm", "numba",
+    "pip", "setuptools", "pygments", "huggingface_hub", "datasets", "mpmath", "pydantic", "openai", "anthropic",
+    "megatron", "google", "sentry_sdk", "opentelemetry", "aiohttp", "fsspec", "rich", "click", "jinja2", "urllib3",
+)  # fmt: skip
 # The reference's unsegmented characters: Han (with extension A and compatibility ideographs),
 # kana and Thai. The corpus holds no other unsegmented script.
 UNSEGMENTED_CHARACTER = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0e7f]")
+AUTO_UNIT = re.compile(f"{UNSEGMENTED_CHARACTER.pattern}|[^ {UNSEGMENTED_CHARACTER.pattern[1:-1]}]+")
 HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 ASCII_LETTERS = re.compile("[A-Za-z]")
 # roff: escapes dropped or replaced, then requests (lines starting with a dot) end paragraphs.
@@ -99,11 +104,14 @@ def join_into_documents(sections: list[list[str]], min_words: int) -> list[str]:
     return documents
 
 
-def distinct_documents(texts: list[str], spec: ShingleSpec, max_shared: float, limit: int | None = None) -> list[str]:
+def distinct_documents(
+    texts: list[str], spec: ShingleSpec, max_shared: float, limit: int | None = None, seen: set[int] | None = None
+) -> list[str]:
     """Texts in order, skipping any that shares more than max_shared of its shingles with those kept,
-    so that pairs between different base documents are known to be far apart; at most limit."""
+    so that pairs between different base documents are known to be far apart; at most limit.
+    `seen` (updated) holds the shingles of documents kept before, e.g. from another source."""
     hashes = hash_shingles(texts, spec)
-    seen: set[int] = set()
+    seen = set() if seen is None else seen
     kept = []
     for index, text in enumerate(texts):
         if limit is not None and len(kept) >= limit:
@@ -143,16 +151,12 @@ def edit_units(text: str, rate: float, vocabulary: list[str], rng: random.Random
 
 def reference_units(normalized: str, kind: str) -> list[str]:
     """The units of one normalised text, the plain-Python way: words, code points, or (auto)
-    words split around every unsegmented-script character."""
+    each unsegmented-script character and each run of other characters between spaces."""
     if kind == "char":
         return list(normalized)
-    words = [word for word in normalized.split(" ") if word]
     if kind == "word":
-        return words
-    units = []
-    for word in words:
-        units.extend(unit for unit in re.split(f"({UNSEGMENTED_CHARACTER.pattern})", word) if unit)
-    return units
+        return [word for word in normalized.split(" ") if word]
+    return AUTO_UNIT.findall(normalized)
 
 
 def reference_shingles(texts: list[str], spec: ShingleSpec) -> list[set[tuple[str, ...]]]:
@@ -317,8 +321,9 @@ def english_documents(count: int, min_units: int, spec: ShingleSpec) -> list[str
         *[lambda package=package: docstring_sections(SITE_PACKAGES / package) for package in DOCSTRING_PACKAGES],
     ]
     documents: list[str] = []
+    seen: set[int] = set()
     for source in sources:
-        documents = distinct_documents(documents + join_into_documents(source(), min_units), spec, 0.2, limit=count)
+        documents += distinct_documents(join_into_documents(source(), min_units), spec, 0.2, count - len(documents), seen)
         if len(documents) >= count:
             return documents[:count]
     raise ValueError(f"only {len(documents)} distinct English documents of >= {min_units} units, {count} asked")
