@@ -10,11 +10,12 @@ cost more than the work at 50k documents and held 1.8 GB of private memory per r
 
   1. sign:    per group, texts normalised once: MinHash signatures (kept where they are, one
               object per group), the dominant script of each text, and band rows (band key,
-              document, a hash of its id, a digest prefix of its normalised text) cut into
-              `partitions` pieces by band key. The digest is one more band, so exact copies are
-              candidates even without shingles.
-  2. band:    per partition: each bucket's exact copies dropped but the first, then candidate
-              pairs (copies paired through the digest band as a star); pieces by left group.
+              document, a hash of its id, a 64-bit key of its normalised text) cut into
+              partitions by band key. The text key is one more band (with `exact`), so exact
+              copies are candidates even without shingles.
+  2. band:    per partition, the rows not alone in their bucket: each bucket's exact copies
+              dropped but the first, then candidate pairs (copies paired through the text-key
+              band as a star); pieces by left group.
   3. verify:  per left group, the left signatures attached (pieces by right group); per right
               group, the estimate: a pair goes on if it reaches `verify_threshold`, a filter
               set below the threshold (quality/lsh.py) so that few true pairs are lost here.
@@ -136,7 +137,8 @@ class Dedup(GlobalStage):
         if not blocks:
             return materialized
         slots = max(1, int(ray.cluster_resources().get("CPU", 1) // TASK_CPUS))
-        groups = [[blocks[i] for i in part] for part in np.array_split(np.arange(len(blocks)), min(len(blocks), params.partitions(materialized.count(), slots)))]
+        count = min(len(blocks), params.partitions(materialized.count(), slots))
+        groups = [[blocks[i] for i in part] for part in np.array_split(np.arange(len(blocks)), count)]
         with self.phase("sign"):
             signed = sign_groups(params, groups)
         with self.phase("band"):
@@ -149,7 +151,8 @@ class Dedup(GlobalStage):
             with_source_id = self.context.input_schema is not None and columns.SOURCE_ID in self.context.input_schema.names
             decisions, stats = select_duplicates(params, groups, signed, pairs, members, labels, slots, with_source_id)
         with self.phase("mark"):
-            output = ray.data.from_arrow_refs([submit(mark_group, 1, len(group), *group, *decisions[g])[0] for g, group in enumerate(groups)])
+            marked = [submit(mark_group, 1, len(group), *group, *decisions[g])[0] for g, group in enumerate(groups)]
+            output = ray.data.from_arrow_refs(marked)
         document_scripts = np.concatenate(ray.get(signed.scripts))
         self.extras.update(
             documents=len(document_scripts),
@@ -188,7 +191,8 @@ def check_columns(schema: pa.Schema | None, params: DedupParams, stage_name: str
 def submit(function, returns: int, *args) -> list:
     """Run function(*args) as a Ray task of TASK_CPUS; its tuple result becomes `returns` objects.
     ObjectRefs among args arrive as their values."""
-    refs = remote_task().options(num_returns=returns).remote(function, returns, *args)
+    # Named for the function, so process listings and the dashboard show the phase.
+    refs = remote_task().options(num_returns=returns, name=function.__name__).remote(function, returns, *args)
     return [refs] if returns == 1 else list(refs)
 
 
@@ -390,10 +394,10 @@ def select_duplicates(
     scripts = signed.scripts
     parts = params.partitions(len(members), slots)
     bounds = np.searchsorted(group_of(members), np.arange(len(groups) + 1))
-    extracted = [
-        submit(extract_members, parts, params, parts, members[bounds[g] : bounds[g + 1]], labels[bounds[g] : bounds[g + 1]], scripts[g], len(group), *group)
-        for g, group in enumerate(groups)
-    ]
+    extracted = []
+    for g, group in enumerate(groups):
+        chosen = slice(bounds[g], bounds[g + 1])
+        extracted.append(submit(extract_members, parts, params, parts, members[chosen], labels[chosen], scripts[g], len(group), *group))
     component = labels[np.searchsorted(members, pairs[:, 0])]
     edges = split_by(component % parts, parts, left=pairs[:, 0], right=pairs[:, 1])
     selected = [
@@ -404,7 +408,10 @@ def select_duplicates(
     return [[refs[1 + g] for refs in selected] for g in range(len(groups))], stats
 
 
-def extract_members(params: DedupParams, parts: int, keys: np.ndarray, labels: np.ndarray, scripts: np.ndarray, block_count: int, *blocks: pa.Table) -> tuple:
+def extract_members(
+    params: DedupParams, parts: int, keys: np.ndarray, labels: np.ndarray, scripts: np.ndarray, block_count: int,
+    *blocks: pa.Table,
+) -> tuple:
     """The rows of one group's members (id, source id, score, joined text, key, script, component),
     one table per selecting partition."""
     table = concat_blocks(blocks[:block_count])

@@ -15,7 +15,8 @@ Compared, all at threshold 0.8 and 128 permutations:
     so idle cores count (CPU seconds of all Ray processes, sampled, shown too).
 Quality: recall per language (planted pairs of exact Jaccard >= 0.8 not both kept) and precision
 (removed documents whose kept document is kept and truly >= 0.8). Speed: per-core MB/s end to end
-and the ratio to datasketch. Peak memory: the driver and the largest Ray worker (RSS and USS).
+and the ratio to datasketch. Peak memory: the driver and the largest Ray worker (RSS, and its
+heap: RssAnon, without the object-store pages a worker maps).
 """
 
 import argparse
@@ -41,6 +42,7 @@ from quality.normalize import normalize_texts
 from quality.shingles import ShingleSpec
 from stages.dedup import Dedup, DedupParams
 from tests.benchmarks.bench_minhash import similar_lsh_pairs
+from tests.benchmarks.bench_scale import anonymous_rss
 from tests.quality import near_duplicate_fixture
 from tests.quality.near_duplicate_fixture import build_bilingual_corpus, reference_units, score_removals
 
@@ -56,33 +58,32 @@ def ray_processes() -> list[psutil.Process]:
 
 class ProcessSampler:
     """CPU seconds and peak memory of the driver and all Ray processes, sampled every 0.2 s in a
-    thread (private memory, USS, which reads /proc smaps, only there). A process's last seen CPU
-    time is kept after it exits, so at most 0.2 s is lost."""
+    thread (a worker's heap, RssAnon, only there). A process's last seen CPU time is kept after
+    it exits, so at most 0.2 s is lost."""
 
     def __init__(self) -> None:
         self.cpu_by_pid: dict[tuple[int, float], float] = {}
-        self.driver_peak = self.worker_peak = self.worker_uss_peak = 0
+        self.driver_peak = self.worker_peak = self.worker_heap_peak = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def sample(self, private: bool = False) -> None:
+    def sample(self, heap: bool = False) -> None:
         me = os.getpid()
         for process in ray_processes():
             try:
                 with process.oneshot():
-                    times, started = process.cpu_times(), process.create_time()
-                    memory = process.memory_full_info() if private and process.pid != me else process.memory_info()
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    times, started, rss = process.cpu_times(), process.create_time(), process.memory_info().rss
+                heap_bytes = anonymous_rss(process.pid) if heap and process.pid != me else 0
+            except (psutil.NoSuchProcess, psutil.AccessDenied, OSError):
                 continue
-            rss = memory.rss
             with self._lock:
                 self.cpu_by_pid[(process.pid, started)] = times.user + times.system
                 if process.pid == me:
                     self.driver_peak = max(self.driver_peak, rss)
                 else:
                     self.worker_peak = max(self.worker_peak, rss)
-                    self.worker_uss_peak = max(self.worker_uss_peak, getattr(memory, "uss", 0))
+                    self.worker_heap_peak = max(self.worker_heap_peak, heap_bytes)
 
     def cpu_seconds(self) -> float:
         self.sample()
@@ -91,7 +92,7 @@ class ProcessSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
-            self.sample(private=True)
+            self.sample(heap=True)
 
     def __enter__(self) -> "ProcessSampler":
         self._thread.start()
@@ -134,7 +135,7 @@ def run_stage(texts: list[str], cpus: int) -> dict:
     ray.shutdown()
     return {
         **result, "warm_up_wall": warm_up, "driver_peak_mb": sampler.driver_peak / 2**20,
-        "worker_peak_mb": sampler.worker_peak / 2**20, "worker_uss_mb": sampler.worker_uss_peak / 2**20,
+        "worker_peak_mb": sampler.worker_peak / 2**20, "worker_heap_mb": sampler.worker_heap_peak / 2**20,
     }  # fmt: skip
 
 
@@ -261,7 +262,8 @@ def main() -> None:
     print(f"pairs: {extras['candidate_pairs']} candidates, {extras['likely_pairs']} past the estimate, "
           f"{extras['similar_pairs']} truly >= 0.8; {extras['partitions']} groups")
     print(f"peak memory: driver RSS {stage['driver_peak_mb']:.0f} MiB (holds the corpus as str, ~{2 * megabytes:.0f} MB); "
-          f"largest Ray worker RSS {stage['worker_peak_mb']:.0f} MiB, USS {stage['worker_uss_mb']:.0f} MiB")
+          f"largest Ray worker RSS {stage['worker_peak_mb']:.0f} MiB (with the object-store pages it maps), heap "
+          f"{stage['worker_heap_mb']:.0f} MiB")
 
 
 if __name__ == "__main__":

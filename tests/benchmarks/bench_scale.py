@@ -6,7 +6,7 @@ a unique tag; 5% repeat another document's words under their own tag (Jaccard ~0
 5-grams) so dedup finds clusters. Reported
 per stage from its manifest: wall time and input rows/s; per process (sampled every 0.5 s):
 the driver's peak RSS and the largest Ray worker's, RSS (which counts the object-store pages a
-worker maps) and USS (its private memory, with the task it was running). Baseline: the 100k-row run, measured in the
+worker maps) and heap (RssAnon, with the task it was running). Baseline: the 100k-row run, measured in the
 same invocation; the ratios show how 1M rows scales (10.0 on rows is linear).
 
 Run: `.venv/bin/python -m tests.benchmarks.bench_scale [--sizes 100000 1000000] [--cpus 2] [--stages seeds tokenize]`.
@@ -56,8 +56,9 @@ class PeakMemory:
         self._psutil = psutil
         self.interval_s = interval_s
         self.peaks: dict[int, tuple[str, int]] = {}
-        # Private memory (USS) apart from RSS: a worker's RSS also counts the object-store pages it maps.
-        self.private_peaks: dict[int, tuple[str, int]] = {}
+        # Heap apart from RSS: a worker's RSS (and its USS) also counts the object-store pages it
+        # maps (shared memory), which at 1M rows were most of it; RssAnon is its own heap.
+        self.heap_peaks: dict[int, tuple[str, int]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -76,22 +77,32 @@ class PeakMemory:
                 try:
                     # Ray names a worker by what it runs (ray::IDLE, ray::MapBatches(...)).
                     name = "driver" if process.pid == me.pid else process.name()
-                    memory = process.memory_full_info()
-                except self._psutil.Error:
+                    rss = process.memory_info().rss
+                    heap = anonymous_rss(process.pid)
+                except (self._psutil.Error, OSError):
                     continue
-                if memory.rss > self.peaks.get(process.pid, ("", 0))[1]:
-                    self.peaks[process.pid] = (name, memory.rss)
-                if memory.uss > self.private_peaks.get(process.pid, ("", 0))[1]:
-                    self.private_peaks[process.pid] = (name, memory.uss)
+                if rss > self.peaks.get(process.pid, ("", 0))[1]:
+                    self.peaks[process.pid] = (name, rss)
+                if heap > self.heap_peaks.get(process.pid, ("", 0))[1]:
+                    self.heap_peaks[process.pid] = (name, heap)
 
     def summary(self) -> dict:
         driver = max((rss for name, rss in self.peaks.values() if name == "driver"), default=0)
         workers = [rss for name, rss in self.peaks.values() if name.startswith("ray::")]
-        private = max(((uss, name) for name, uss in self.private_peaks.values() if name.startswith("ray::")), default=(0, ""))
+        heap = max(((size, name) for name, size in self.heap_peaks.values() if name.startswith("ray::")), default=(0, ""))
         return {
             "driver_peak_mib": driver / 2**20, "worker_peak_mib": max(workers, default=0) / 2**20, "workers": len(workers),
-            "worker_private_peak_mib": private[0] / 2**20, "worker_private_peak_task": private[1],
+            "worker_heap_peak_mib": heap[0] / 2**20, "worker_heap_peak_task": heap[1],
         }  # fmt: skip
+
+
+def anonymous_rss(pid: int) -> int:
+    """Bytes of a process's anonymous resident memory (its heap; Linux /proc/PID/status RssAnon)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def run_size(rows: int, cpus: int, stages: list[str]) -> dict:
@@ -149,12 +160,12 @@ def print_table(results: list[dict]) -> None:
         line(f"{name} rows/s", [r["stages"][name]["rows_in"] / r["stages"][name]["wall_s"] for r in results], "{:>14,.0f}")
     line("driver peak RSS MiB", [r["driver_peak_mib"] for r in results])
     line("largest worker RSS MiB", [r["worker_peak_mib"] for r in results])
-    line("largest worker USS MiB", [r["worker_private_peak_mib"] for r in results])
+    line("largest worker heap MiB", [r["worker_heap_peak_mib"] for r in results])
     line("ray start s (excluded)", [r["ray_start_s"] for r in results])
     for r in results:
         rejected = {name: stage["rejected"] for name, stage in r["stages"].items() if stage["rejected"]}
         print(f"{r['rows']:,} rows: rejected {rejected or 'none'}; {r['workers']} Ray worker processes seen; "
-              f"the most private memory was in {r['worker_private_peak_task'] or 'none'}")
+              f"the largest worker heap was in {r['worker_heap_peak_task'] or 'none'}")
 
 
 def main() -> None:
