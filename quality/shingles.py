@@ -124,8 +124,7 @@ def hash_words(normalized: pa.LargeStringArray, *, split_unsegmented: bool = Fal
     if split_unsegmented:
         mark_unsegmented_characters(data, is_start, is_space)
     starts = np.flatnonzero(is_start)
-    ends = np.flatnonzero(is_space)
-    lengths = ends[np.searchsorted(ends, starts, side="right")] - starts
+    lengths = np.flatnonzero(is_space) - starts  # every word has exactly one end, after its start
     unit_offsets = np.searchsorted(starts, offsets).astype(np.int64)
     return TextUnits(hashes=hash_spans(data, starts, lengths), offsets=unit_offsets, data=data, starts=starts)
 
@@ -133,6 +132,7 @@ def hash_words(normalized: pa.LargeStringArray, *, split_unsegmented: bool = Fal
 def mark_unsegmented_characters(data: np.ndarray, is_start: np.ndarray, is_end: np.ndarray) -> None:
     """Mark each unsegmented-script character as a word of its own: it starts a word and ends the
     one before it, and the byte after it starts one (unless a space or a text's end is there).
+    Every start keeps exactly one end after it, so a word's length is its end minus its start.
 
     Every unsegmented script lies above U+0800, so only 3- and 4-byte characters are decoded;
     text without them costs one comparison per byte."""
@@ -141,8 +141,8 @@ def mark_unsegmented_characters(data: np.ndarray, is_start: np.ndarray, is_end: 
         return
     chosen = leads[unsegmented_ids()[code_point_scripts(utf8_code_points(data, leads))]]
     after = chosen + 3 + (data[chosen] >= 0xF0)
+    is_end[chosen[~is_start[chosen]]] = True  # only where a word is open (no space or text start before)
     is_start[chosen] = True
-    is_end[chosen] = True
     is_end[after] = True
     follows = after[~is_space_or_end(data, after)]
     is_start[follows] = True
