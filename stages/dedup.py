@@ -5,8 +5,8 @@ dedup_instructions, kind: dedup}` on `instruction`, `{name: dedup_samples, kind:
 instruction + answer, or on seed `text` for natural data). The input blocks (the upstream part
 files) are cut into `groups` of whole blocks, about `partition_rows` documents each; every phase
 is a round of plain Ray tasks, one per group or partition (Ray Data's sort and groupby shuffles
-cost more than the work at 50k documents and held 1.8 GB of private memory per reduce task at
-1M). Document key = (group << 32) | row in group: unique, no sort needed. Phases:
+cost more than the work at 50k documents, and their reduce tasks mapped up to 3 GiB of
+object-store pages each at 1M). Document key = (group << 32) | row in group: unique, no sort needed. Phases:
 
   1. sign:    per group, texts normalised once: MinHash signatures (kept where they are, one
               object per group), the dominant script of each text, and band rows (band key,
@@ -95,7 +95,8 @@ class DedupParams(MinHashConfig):
     text_columns: list[str] = Field(default_factory=lambda: [columns.TEXT], min_length=1)
     # Higher is kept (e.g. critique_score, quality_score); null: ties broken by smallest id.
     score_column: str | None = None
-    # Label duplicates of the normalised text `exact_duplicate`, and find them even without shingles.
+    # Label copies of the normalised text `exact_duplicate` and pair them through their own band,
+    # so they are found even without shingles; false: they are near duplicates like any other.
     exact: bool = True
     # Documents per group or partition: a task holds about this many documents' text, or
     # signatures (512 bytes each at 128 permutations), or bands x this many band rows.
@@ -330,8 +331,10 @@ def pair_partition(parts: int, digest_band: int | None, *pieces: dict[str, np.nd
     exact = rows["band"] == digest_band if digest_band is not None else np.zeros(len(local), dtype=bool)
     signature_rows = BandRows(rows["band"][~exact], rows["band_hash"][~exact], local[~exact])
     copy_rows = BandRows(rows["band"][exact], rows["band_hash"][exact], local[exact])
+    if digest_band is not None:  # copies are paired through their own band: each bucket needs one
+        signature_rows = drop_exact_copies(signature_rows, rows["copy"][~exact])
     pairs = np.concatenate([
-        pair_bucket_members(drop_exact_copies(signature_rows, rows["copy"][~exact])),
+        pair_bucket_members(signature_rows),
         pair_bucket_members(copy_rows, max_anchors=1),  # copies of one text: a star, linear in their number
     ])  # fmt: skip
     pairs = np.sort(keys[ranked][pairs], axis=1)
@@ -503,7 +506,7 @@ def select_partition(
         detail["similarity_to_kept"] = round(float(selection.similarity[index]), 4)
         detail["cluster_size"] = int(sizes[index])
         details.append(json.dumps(detail))
-    exact = selection.exact[removed]
+    exact = selection.exact[removed] & params.exact
     reasons = np.where(exact, RejectReason.EXACT_DUPLICATE.value, RejectReason.NEAR_DUPLICATE.value)
     decisions = pa.table([row_of(keys[removed]), pa.array(reasons, pa.string()), pa.array(details, pa.string())], schema=DECISIONS)
     scripts = members[SCRIPT].to_numpy()

@@ -1,8 +1,8 @@
 import numpy as np
 import pyarrow as pa
 
-from quality.exact_dedup import digest_texts, find_exact_duplicates, label_exact_duplicates
-from quality.normalize import TextNormalization
+from quality.exact_dedup import copy_keys, digest_texts, find_exact_duplicates, label_exact_duplicates, text_groups
+from quality.normalize import TextNormalization, normalize_texts
 
 DEFAULT = TextNormalization()
 
@@ -36,3 +36,12 @@ def test_kept_copy_has_the_highest_score_then_smallest_id():
     texts = ["same text", "Same text!", "SAME TEXT", "other"]
     kept = find_exact_duplicates(texts, ["id-3", "id-1", "id-2", "id-0"], np.array([0.2, 0.5, 0.5, 0.0]), DEFAULT)
     assert kept.tolist() == [1, 1, 1, 3]
+
+
+def test_copy_keys_and_text_groups_tell_equal_texts_from_near_ones():
+    texts = ["alpha beta", "alpha beta", "alpha betb", "", "", "x" * 17, "x" * 16 + "y", "x" * 17]
+    normalized = normalize_texts(texts, TextNormalization())
+    keys = copy_keys(normalized)
+    assert keys[0] == keys[1] and keys[3] == keys[4] and keys[5] == keys[7]
+    assert len({int(keys[i]) for i in (0, 2, 3, 5, 6)}) == 5
+    assert text_groups(normalized).tolist() == [0, 0, 1, 2, 2, 3, 4, 3]

@@ -207,6 +207,16 @@ def test_a_chain_of_near_copies_removes_only_documents_close_to_a_kept_one(tmp_p
     assert removed_for(rejected) == {1: (0, round(truth[0], 4))}
 
 
+def test_without_exact_copies_are_still_removed_as_near_duplicates(tmp_path, ray_session):
+    paragraph, other = pydoc_paragraphs(150)[3], pydoc_paragraphs(150)[4]
+    rows = corpus_rows([paragraph, paragraph.upper(), paragraph, other])
+    _, rejected, _ = run_dedup(tmp_path, rows, {"text_columns": [columns.INSTRUCTION], "exact": False})
+    assert {row[columns.ID]: row[columns.REJECT_REASON] for row in rejected} == {
+        "doc-00001": "near_duplicate", "doc-00002": "near_duplicate",
+    }  # fmt: skip
+    assert {json.loads(row[columns.REJECT_DETAIL])["similarity_to_kept"] for row in rejected} == {1.0}
+
+
 class SourceRows(CorpusRows):
     output_fields = (*CorpusRows.output_fields, pa.field(columns.SOURCE_ID, pa.string()))
 
