@@ -22,9 +22,7 @@ from quality.shingles import GOLDEN, LOW_BYTES_MASK, MIX_1, mix64
 DIGEST_BYTES = 16
 
 
-def digest_texts(
-    texts: pa.Array | pa.ChunkedArray | Sequence[str], normalization: TextNormalization
-) -> pa.FixedSizeBinaryArray:
+def digest_texts(texts: pa.Array | pa.ChunkedArray | Sequence[str], normalization: TextNormalization) -> pa.FixedSizeBinaryArray:
     """The digest of each text's normalised form; equal digests mean equal normalised texts."""
     return digest_normalized(normalize_texts(texts, normalization))
 
@@ -33,10 +31,7 @@ def digest_normalized(normalized: pa.LargeStringArray) -> pa.FixedSizeBinaryArra
     """digest_texts for texts already normalised (normalize_texts)."""
     data, offsets = string_buffers(normalized)
     view = memoryview(data)
-    digests = b"".join(
-        hashlib.blake2b(view[start:end], digest_size=DIGEST_BYTES).digest()
-        for start, end in itertools.pairwise(offsets.tolist())
-    )
+    digests = b"".join(hashlib.blake2b(view[start:end], digest_size=DIGEST_BYTES).digest() for start, end in itertools.pairwise(offsets.tolist()))
     return pa.FixedSizeBinaryArray.from_buffers(pa.binary(DIGEST_BYTES), len(offsets) - 1, [None, pa.py_buffer(digests)])
 
 

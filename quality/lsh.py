@@ -46,9 +46,7 @@ def candidate_probability(similarity: np.ndarray, bands: int, rows: int) -> np.n
 
 
 @functools.cache
-def choose_bands_rows(
-    threshold: float, num_perm: int, *, max_miss_at_threshold: float = MAX_MISS_AT_THRESHOLD
-) -> tuple[int, int]:
+def choose_bands_rows(threshold: float, num_perm: int, *, max_miss_at_threshold: float = MAX_MISS_AT_THRESHOLD) -> tuple[int, int]:
     """Bands x rows for a Jaccard threshold, favouring recall.
 
     Misses fall as bands get shorter (more bands, fewer rows), and a pair at the threshold is
@@ -75,8 +73,7 @@ def compute_band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarr
     """One 64-bit key per (document, band): a hash of the band's rows of the signature."""
     if bands * rows > signatures.shape[1]:
         raise ValueError(
-            f"{bands} bands x {rows} rows need {bands * rows} signature slots, signatures have "
-            f"{signatures.shape[1]}; lower bands or rows or raise num_perm"
+            f"{bands} bands x {rows} rows need {bands * rows} signature slots, signatures have {signatures.shape[1]}; lower bands or rows or raise num_perm"
         )
     banded = signatures[:, : bands * rows].reshape(len(signatures), bands, rows)
     keys = np.full((len(signatures), bands), GOLDEN, dtype=np.uint64)
@@ -190,10 +187,7 @@ def unique_pairs(pairs: np.ndarray) -> np.ndarray:
     """Pairs as (smaller, larger), sorted, each once; self-pairs dropped."""
     pairs = np.sort(np.asarray(pairs, dtype=np.int64).reshape(-1, 2), axis=1)
     if len(pairs) and (pairs[:, 0].min() < 0 or pairs[:, 1].max() >= 2**32):
-        raise ValueError(
-            f"document indices span {pairs.min()}..{pairs.max()}; pairs need dense indices in [0, 2**32), "
-            "number the documents 0..n-1 first"
-        )
+        raise ValueError(f"document indices span {pairs.min()}..{pairs.max()}; pairs need dense indices in [0, 2**32), number the documents 0..n-1 first")
     # Both indices packed in one uint64 make the deduplication a single sort.
     packed = np.sort((pairs[:, 0].astype(np.uint64) << np.uint64(32)) | pairs[:, 1].astype(np.uint64))
     packed = packed[np.concatenate([[True], packed[1:] != packed[:-1]])] if len(packed) else packed
@@ -213,9 +207,7 @@ def estimate_pair_jaccard(signatures: np.ndarray, pairs: np.ndarray) -> np.ndarr
 
 def connect_components(pairs: np.ndarray, num_docs: int) -> np.ndarray:
     """Cluster label of each document: the smallest document index in its connected component."""
-    graph = coo_matrix(
-        (np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(num_docs, num_docs)
-    )
+    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(num_docs, num_docs))
     _, component = connected_components(graph, directed=False)
     # scipy numbers components by discovery; the smallest member is a label that order cannot change.
     smallest = np.full(int(component.max(initial=-1)) + 1, num_docs, dtype=np.int64)
@@ -272,9 +264,7 @@ class MinHashConfig(BaseModel):
         if (self.bands is None) != (self.rows is None):
             raise ValueError(f"bands={self.bands}, rows={self.rows}: set both or neither (then both are derived)")
         if self.bands is not None and self.rows is not None and self.bands * self.rows > self.num_perm:
-            raise ValueError(
-                f"bands*rows = {self.bands * self.rows} exceeds num_perm={self.num_perm}; lower them or raise num_perm"
-            )
+            raise ValueError(f"bands*rows = {self.bands * self.rows} exceeds num_perm={self.num_perm}; lower them or raise num_perm")
         return self
 
     def band_split(self) -> tuple[int, int]:

@@ -49,9 +49,7 @@ def as_large_strings(texts: pa.Array | pa.ChunkedArray | Sequence[str]) -> pa.La
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         raise ValueError(f"texts have type {array.type}, expected strings; cast the column to string first")
     if array.null_count:
-        raise ValueError(
-            f"texts hold {array.null_count} nulls of {len(array)}; reject rows without text before hashing"
-        )
+        raise ValueError(f"texts hold {array.null_count} nulls of {len(array)}; reject rows without text before hashing")
     return array.cast(pa.large_string())
 
 
@@ -63,9 +61,7 @@ def string_buffers(array: pa.LargeStringArray) -> tuple[np.ndarray, np.ndarray]:
     return data[offsets[0] : offsets[-1]], offsets - offsets[0]
 
 
-def normalize_texts(
-    texts: pa.Array | pa.ChunkedArray | Sequence[str], normalization: TextNormalization
-) -> pa.LargeStringArray:
+def normalize_texts(texts: pa.Array | pa.ChunkedArray | Sequence[str], normalization: TextNormalization) -> pa.LargeStringArray:
     """Normalise every text; the result has single spaces between words and none at either end."""
     array = as_large_strings(texts)
     array = normalize_non_ascii_rows(array, normalization)

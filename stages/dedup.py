@@ -305,10 +305,7 @@ def pair_candidates(params: DedupParams, signed: SignedGroups) -> tuple[list[lis
 
     parts = len(signed.signatures)
     digest_band = params.band_split()[0] if params.exact else None
-    bucketed = [
-        submit(pair_partition, 1 + parts, parts, digest_band, *[pieces[part] for pieces in signed.band_pieces])
-        for part in range(parts)
-    ]
+    bucketed = [submit(pair_partition, 1 + parts, parts, digest_band, *[pieces[part] for pieces in signed.band_pieces]) for part in range(parts)]
     return [refs[1:] for refs in bucketed], int(sum(ray.get([refs[0] for refs in bucketed])))
 
 
@@ -347,15 +344,9 @@ def verify_candidates(params: DedupParams, signed: SignedGroups, candidates: lis
     import ray
 
     parts = len(signed.signatures)
-    with_left = [
-        submit(attach_left_signatures, parts, parts, signed.signatures[group], *[pieces[group] for pieces in candidates])
-        for group in range(parts)
-    ]
+    with_left = [submit(attach_left_signatures, parts, parts, signed.signatures[group], *[pieces[group] for pieces in candidates]) for group in range(parts)]
     threshold = params.verification_threshold()
-    compared = [
-        submit(compare_signatures, 1, threshold, signed.signatures[group], *[pieces[group] for pieces in with_left])[0]
-        for group in range(parts)
-    ]
+    compared = [submit(compare_signatures, 1, threshold, signed.signatures[group], *[pieces[group] for pieces in with_left])[0] for group in range(parts)]
     return np.concatenate(ray.get(compared))
 
 
@@ -385,8 +376,14 @@ def label_components(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 # --- 5. select -----------------------------------------------------------------------------
 def select_duplicates(
-    params: DedupParams, groups: list, signed: SignedGroups, pairs: np.ndarray, members: np.ndarray, labels: np.ndarray,
-    slots: int, with_source_id: bool,
+    params: DedupParams,
+    groups: list,
+    signed: SignedGroups,
+    pairs: np.ndarray,
+    members: np.ndarray,
+    labels: np.ndarray,
+    slots: int,
+    with_source_id: bool,
 ):
     """(decision pieces of each group, SelectionStats): members' rows travel to the partition
     of their component, where the keep decisions are made."""
@@ -412,7 +409,12 @@ def select_duplicates(
 
 
 def extract_members(
-    params: DedupParams, parts: int, keys: np.ndarray, labels: np.ndarray, scripts: np.ndarray, block_count: int,
+    params: DedupParams,
+    parts: int,
+    keys: np.ndarray,
+    labels: np.ndarray,
+    scripts: np.ndarray,
+    block_count: int,
     *blocks: pa.Table,
 ) -> tuple:
     """The rows of one group's members (id, source id, score, joined text, key, script, component),
@@ -472,9 +474,7 @@ class SelectionStats:
         return summary
 
 
-def select_partition(
-    params: DedupParams, with_source_id: bool, group_count: int, edges: dict[str, np.ndarray], *pieces: pa.Table
-) -> tuple:
+def select_partition(params: DedupParams, with_source_id: bool, group_count: int, edges: dict[str, np.ndarray], *pieces: pa.Table) -> tuple:
     """(SelectionStats, one decision table per group) for the members of whole components."""
     members = pa.concat_tables(pieces).combine_chunks()
     if not members.num_rows:
@@ -510,7 +510,10 @@ def select_partition(
     reasons = np.where(exact, RejectReason.EXACT_DUPLICATE.value, RejectReason.NEAR_DUPLICATE.value)
     decisions = pa.table([row_of(keys[removed]), pa.array(reasons, pa.string()), pa.array(details, pa.string())], schema=DECISIONS)
     scripts = members[SCRIPT].to_numpy()
-    count = lambda mask: np.bincount(scripts[mask], minlength=len(SCRIPTS))
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(scripts[mask], minlength=len(SCRIPTS))
+
     near = removed[~exact]
     stats = SelectionStats(
         similar_pairs=int(np.count_nonzero(similarity >= params.threshold)),

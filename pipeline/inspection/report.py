@@ -63,6 +63,15 @@ table.example td{white-space:pre-wrap;word-break:break-word}
 """
 
 
+def _probes_section(run_dir: Path) -> str:
+    """Probe accuracy per model and domain and what each filter did to it; the probes are found
+    through the recorded job, so a run directory without job.yaml has no such section."""
+    try:
+        return eval_section(run_dir)
+    except RunInspectionError:
+        return ""
+
+
 def build_report(run_dir: Path, states: Mapping[str, str], notes: Mapping[str, str] | None = None) -> str:
     """The report's HTML; `states` maps each stage of the job to its state (fresh/stale/missing/
     interrupted/undecided), `notes` a stage to why its state is what it is, when that needs saying."""
@@ -74,7 +83,7 @@ def build_report(run_dir: Path, states: Mapping[str, str], notes: Mapping[str, s
         _funnel_section(funnel),
         _rejects_section(funnel),
         _mix_section(run_dir, profiles),
-        eval_section(run_dir),  # probes: accuracy per model and domain, and what each filter did to it
+        _probes_section(run_dir),
         _tokens_section(run_dir),
         _stages_section(run_dir, funnel, profiles),
         _clusters_section(run_dir, funnel),

@@ -229,8 +229,10 @@ def main() -> None:
     stage = run_stage(texts, args.cpus)
     if args.stage_only:
         print(quality_row("synthmix dedup stage (defaults: auto shingles)", corpus, stage["removed"]))
-        print(f"stage: wall {stage['wall']:.2f} s x {args.cpus} CPUs, {megabytes / stage['wall'] / args.cpus:.2f} MB/s per core; "
-              f"CPU {stage['cpu']:.2f} s; phases " + ", ".join(f"{k} {v:.2f}" for k, v in stage["phase_wall"].items()))
+        print(
+            f"stage: wall {stage['wall']:.2f} s x {args.cpus} CPUs, {megabytes / stage['wall'] / args.cpus:.2f} MB/s per core; "
+            f"CPU {stage['cpu']:.2f} s; phases " + ", ".join(f"{k} {v:.2f}" for k, v in stage["phase_wall"].items())
+        )
         return
     core_removed, core_cpu = run_core(texts, config.shingles)
     word_removed, _ = run_core(texts, ShingleSpec(kind="word"))
@@ -254,14 +256,20 @@ def main() -> None:
     ):
         print(f"{name:44} {seconds:>13.2f} {megabytes / seconds:>8.2f} {len(texts) / seconds:>9.0f} | "
               f"{theirs_cpu / seconds:5.2f}x")  # fmt: skip
-    print(f"\nstage wall {stage['wall']:.2f} s, second run (the first, starting the Ray workers, took "
-          f"{stage['warm_up_wall']:.2f} s): " + ", ".join(f"{name} {seconds:.2f}" for name, seconds in stage["phase_wall"].items()))
+    print(
+        f"\nstage wall {stage['wall']:.2f} s, second run (the first, starting the Ray workers, took "
+        f"{stage['warm_up_wall']:.2f} s): " + ", ".join(f"{name} {seconds:.2f}" for name, seconds in stage["phase_wall"].items())
+    )
     extras = stage["extras"]
-    print(f"pairs: {extras['candidate_pairs']} candidates, {extras['likely_pairs']} past the estimate, "
-          f"{extras['similar_pairs']} truly >= 0.8; {extras['partitions']} groups")
-    print(f"peak memory: driver RSS {stage['driver_peak_mb']:.0f} MiB (holds the corpus as str, ~{2 * megabytes:.0f} MB); "
-          f"largest Ray worker RSS {stage['worker_peak_mb']:.0f} MiB (with the object-store pages it maps), heap "
-          f"{stage['worker_heap_mb']:.0f} MiB")
+    print(
+        f"pairs: {extras['candidate_pairs']} candidates, {extras['likely_pairs']} past the estimate, "
+        f"{extras['similar_pairs']} truly >= 0.8; {extras['partitions']} groups"
+    )
+    print(
+        f"peak memory: driver RSS {stage['driver_peak_mb']:.0f} MiB (holds the corpus as str, ~{2 * megabytes:.0f} MB); "
+        f"largest Ray worker RSS {stage['worker_peak_mb']:.0f} MiB (with the object-store pages it maps), heap "
+        f"{stage['worker_heap_mb']:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -150,10 +150,7 @@ def similar_lsh_pairs(lsh: MinHashLSH, sketches: list[MinHash], threshold: float
     for index, sketch in enumerate(sketches):
         lsh.insert(index, sketch)
     pairs = [
-        (index, other)
-        for index, sketch in enumerate(sketches)
-        for other in lsh.query(sketch)
-        if other > index and sketch.jaccard(sketches[other]) >= threshold
+        (index, other) for index, sketch in enumerate(sketches) for other in lsh.query(sketch) if other > index and sketch.jaccard(sketches[other]) >= threshold
     ]
     return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 

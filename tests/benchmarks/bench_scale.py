@@ -164,8 +164,10 @@ def print_table(results: list[dict]) -> None:
     line("ray start s (excluded)", [r["ray_start_s"] for r in results])
     for r in results:
         rejected = {name: stage["rejected"] for name, stage in r["stages"].items() if stage["rejected"]}
-        print(f"{r['rows']:,} rows: rejected {rejected or 'none'}; {r['workers']} Ray worker processes seen; "
-              f"the largest worker heap was in {r['worker_heap_peak_task'] or 'none'}")
+        print(
+            f"{r['rows']:,} rows: rejected {rejected or 'none'}; {r['workers']} Ray worker processes seen; "
+            f"the largest worker heap was in {r['worker_heap_peak_task'] or 'none'}"
+        )
 
 
 def main() -> None:

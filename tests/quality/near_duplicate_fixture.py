@@ -12,6 +12,7 @@ from the numpy code under test, so a bug there cannot hide in the truth it is me
 
 import ast
 import gzip
+import pydoc_data.topics
 import random
 import re
 import sysconfig
@@ -19,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pydoc_data.topics
 
 from quality.normalize import normalize_texts
 from quality.shingles import ShingleSpec, hash_shingles
@@ -66,11 +66,7 @@ def pydoc_sections() -> list[list[str]]:
 def stdlib_files(limit: int) -> list[Path]:
     """The first `limit` standard-library modules, sorted by path (tests and site-packages left out)."""
     root = Path(sysconfig.get_paths()["stdlib"])
-    files = sorted(
-        path
-        for path in root.rglob("*.py")
-        if "site-packages" not in path.parts and "test" not in path.parts and "tests" not in path.parts
-    )
+    files = sorted(path for path in root.rglob("*.py") if "site-packages" not in path.parts and "test" not in path.parts and "tests" not in path.parts)
     return files[:limit]
 
 
@@ -104,9 +100,7 @@ def join_into_documents(sections: list[list[str]], min_words: int) -> list[str]:
     return documents
 
 
-def distinct_documents(
-    texts: list[str], spec: ShingleSpec, max_shared: float, limit: int | None = None, seen: set[int] | None = None
-) -> list[str]:
+def distinct_documents(texts: list[str], spec: ShingleSpec, max_shared: float, limit: int | None = None, seen: set[int] | None = None) -> list[str]:
     """Texts in order, skipping any that shares more than max_shared of its shingles with those kept,
     so that pairs between different base documents are known to be far apart; at most limit.
     `seen` (updated) holds the shingles of documents kept before, e.g. from another source."""
@@ -200,18 +194,13 @@ def real_documents(min_words: int, file_limit: int = 500) -> list[str]:
     return join_into_documents(pydoc_sections() + stdlib_docstring_sections(file_limit), min_words)
 
 
-def build_planted_corpus(
-    bases: int, *, seed: int, spec: ShingleSpec, singles: int = 0, min_words: int = 120
-) -> PlantedCorpus:
+def build_planted_corpus(bases: int, *, seed: int, spec: ShingleSpec, singles: int = 0, min_words: int = 120) -> PlantedCorpus:
     """`bases` distinct real documents, each with one edited copy, plus `singles` more texts
     without a copy. Edit rates cycle through the duplicate and distinct rates; texts are shuffled."""
     rng = random.Random(seed)
     documents = distinct_documents(real_documents(min_words), spec, max_shared=0.2)
     if len(documents) < bases + singles:
-        raise ValueError(
-            f"only {len(documents)} distinct documents of >= {min_words} words, {bases + singles} asked; "
-            "lower min_words or the counts"
-        )
+        raise ValueError(f"only {len(documents)} distinct documents of >= {min_words} words, {bases + singles} asked; lower min_words or the counts")
     chosen = rng.sample(documents, bases + singles)
     vocabulary = sorted({word for text in chosen for word in text.split()})
     rates = DUPLICATE_EDIT_RATES + DISTINCT_EDIT_RATES
@@ -220,9 +209,7 @@ def build_planted_corpus(
     order = list(range(len(texts)))
     rng.shuffle(order)
     position = {original: new for new, original in enumerate(order)}
-    pairs = np.array(
-        [sorted((position[i], position[len(chosen) + i])) for i in range(bases)], dtype=np.int64
-    ).reshape(-1, 2)
+    pairs = np.array([sorted((position[i], position[len(chosen) + i])) for i in range(bases)], dtype=np.int64).reshape(-1, 2)
     shuffled = [texts[original] for original in order]
     return PlantedCorpus(
         texts=shuffled,
@@ -332,21 +319,16 @@ def english_documents(count: int, min_units: int, spec: ShingleSpec) -> list[str
 def chinese_documents(count: int, min_units: int, spec: ShingleSpec) -> list[str]:
     """count distinct Chinese documents from Debian's Chinese manual pages."""
     if not any(root.is_dir() for root in CHINESE_MANPAGES):
-        raise FileNotFoundError(
-            f"{CHINESE_MANPAGES[0]} is missing: install Debian's manpages-zh (scripts/test.sh does)"
-        )
+        raise FileNotFoundError(f"{CHINESE_MANPAGES[0]} is missing: install Debian's manpages-zh (scripts/test.sh does)")
     documents = distinct_documents(join_into_documents(chinese_manpage_sections(), min_units), spec, 0.2, limit=count)
     if len(documents) < count:
         raise ValueError(
-            f"only {len(documents)} distinct Chinese documents of >= {min_units} units, {count} asked; "
-            "lower the document count, the Chinese share or min_units"
+            f"only {len(documents)} distinct Chinese documents of >= {min_units} units, {count} asked; lower the document count, the Chinese share or min_units"
         )
     return documents[:count]
 
 
-def build_bilingual_corpus(
-    documents: int, *, seed: int, chinese_share: float = 0.15, copy_share: float = 0.2, min_units: int = 100
-) -> PlantedCorpus:
+def build_bilingual_corpus(documents: int, *, seed: int, chinese_share: float = 0.15, copy_share: float = 0.2, min_units: int = 100) -> PlantedCorpus:
     """`documents` texts, chinese_share of them Chinese: in each language, copy_share of the texts
     are edited copies of distinct real documents (edit rates cycling through the duplicate and
     distinct rates), the rest distinct documents without a copy. Texts are shuffled; exact

@@ -3,9 +3,8 @@ import unicodedata
 import numpy as np
 
 from quality.normalize import TextNormalization, normalize_texts
-from quality.shingles import cut_units
-
 from quality.scripts import SCRIPTS, UNSEGMENTED, code_point_scripts, dominant_scripts, script_table
+from quality.shingles import cut_units
 
 
 def scripts_of(text: str) -> list[str]:
