@@ -25,7 +25,7 @@ from typing import TextIO
 
 from pipeline.config import ConfigError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # pipeline/cli/submit.py -> the project folder
 # What never travels: environments, outputs, caches. Ray also skips what .gitignore lists.
 WORKING_DIR_EXCLUDES = [".venv/", ".git/", "runs/", "**/__pycache__/", "*.egg-info/", ".pytest_cache/"]
 TOKEN_HELP = (
