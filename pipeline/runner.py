@@ -105,7 +105,11 @@ def run_job(
     connect(job.ray, address, log=log)
     used_models = sorted({name for node in selected for name in node.stage.models_used()})
     check_models({name: job.models[name] for name in used_models}, ray.cluster_resources())
-    outcomes = run_stages(plan, selected, run_dir=run_dir, force=force, log=log)
+    from pipeline.llm.engine_pool import job_engines
+
+    # Each model's engine starts with the first stage that uses it and serves every later one.
+    with job_engines([(node.name, node.stage.models_used()) for node in selected], log=log):
+        outcomes = run_stages(plan, selected, run_dir=run_dir, force=force, log=log)
     ran = [outcome.name for outcome in outcomes if outcome.action != "skipped"]
     log(f"job {job.name} finished in {time.perf_counter() - started:.1f} s; ran {', '.join(ran) or 'nothing (all fresh)'}")
     return outcomes
@@ -120,9 +124,12 @@ def run_stages(
     log: Log = stderr_log,
 ) -> list[StageOutcome]:
     """Run the selected stages in order: fresh ones are skipped unless forced."""
+    from pipeline.llm.engine_pool import enter_stage
+
     outcomes = []
     by_name = {node.name: node for node in plan}
     for node in selected:
+        enter_stage(node.name)  # releases the engines no stage from here on uses
         stage_dir = StageDir(run_dir, node.name)
         state = stage_dir.state(node.fingerprint)
         if state is StageState.FRESH and not force:
@@ -191,10 +198,19 @@ def run_stage(node: PlannedStage, *, run_dir: Path, plan: list[PlannedStage] | N
         "withdrawn": withdrawn,
         "extra": extras,
     }
+    _record_engine_startups(manifest, node.name)
     stage_dir.commit(manifest)
     reasons = ", ".join(f"{reason} {n}" for reason, n in manifest["rejected"].items()) or "none"
     log(f"[{node.name}] done in {wall:.1f} s: {manifest['rows_in']} in, {manifest['rows_out']} out, {manifest['rows_rejected']} rejected ({reasons})")
     return StageOutcome(node.name, "resumed" if resuming else "ran", wall)
+
+
+def _record_engine_startups(manifest: dict, stage_name: str) -> None:
+    """Seconds this stage spent starting each model's engine (0 where an earlier stage had)."""
+    from pipeline.llm.engine_pool import stage_startups
+
+    for model, seconds in stage_startups(stage_name).items():
+        manifest.setdefault("llm", {}).setdefault(model, {})["startup_s"] = seconds
 
 
 def _execute(stage: Stage, node: PlannedStage, files: list[Path], done_ids, attempt_key: str, expected_rows: int | None, started: float, log: Log) -> None:

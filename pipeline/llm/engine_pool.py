@@ -1,0 +1,233 @@
+"""Engines that live for a job, not for a stage: each model starts once and serves every stage.
+
+The runner opens `job_engines(stages)` around a job's stages, in plan order. Inside it,
+`apply_llm` asks `replicas_for(name, spec)` for a model's replicas: the first stage that
+actually runs with that model starts them (a skipped or empty stage starts nothing), later
+stages get the same ones. `enter_stage(name)` releases every model whose last user in the
+plan has finished, so no engine holds its CPUs or GPUs through stages that no longer need it;
+leaving the scope (the job ends or fails) releases the rest.
+
+A replica is a `pipeline.llm.engine_replica.Replica` in an async Ray actor; Ray Data tasks send
+it batches (`generate_batch`), and batches in flight at once share its continuous batching.
+Outside a job scope, or with SYNTHMIX_ENGINES=per_stage, `apply_llm` starts an engine per call
+through Ray Data's LLM processor instead, as before (see docs/engines.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.llm.engine_replica import ReplicaFailed, ReplicaSettings, build_vllm_backend
+from pipeline.llm.models import EmbeddedModel, VllmModel
+
+# "per_stage" brings back one engine per stage (to compare, or to fall back); anything else shares.
+MODE_ENV = "SYNTHMIX_ENGINES"
+PER_STAGE = "per_stage"
+
+Log = Callable[[str], None]
+# Builds a replica's engine inside its actor. Tests replace it with a fake engine (one that
+# answers at once, hangs or dies), so the pool's lifecycle is tested without vLLM start-ups.
+BACKEND_FACTORY: Callable[[ReplicaSettings], Any] = build_vllm_backend
+
+
+@dataclass
+class StartedModel:
+    replicas: list[Any]  # Ray actor handles
+    placement_groups: list[Any]
+    startup_s: float
+    started_by: str | None
+
+
+@dataclass
+class EnginePool:
+    """The models started in one job, and which stage uses each last."""
+
+    last_user: dict[str, int]  # model name -> index in `order` of the last stage using it
+    order: list[str]  # stage names, in plan order
+    log: Log
+    backend_factory: Callable[[ReplicaSettings], Any] = build_vllm_backend
+    started: dict[str, StartedModel] = field(default_factory=dict)
+    current_stage: str | None = None
+    # stage -> model -> start-up seconds spent in that stage (0.0: the model was already up).
+    startups: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Every start, in order (model, stage): what tests and benchmarks count.
+    start_log: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def replicas_for(self, name: str, spec: EmbeddedModel | VllmModel) -> list[Any]:
+        model = self.started.get(name)
+        if model is None:
+            model = self.started[name] = self._start(name, spec)
+            spent = model.startup_s
+        else:
+            spent = 0.0
+            self.log(f"[{self.current_stage}] model {name}: reusing its engine (started by {model.started_by})")
+        if self.current_stage is not None:
+            self.startups.setdefault(self.current_stage, {})[name] = round(spent, 3)
+        return model.replicas
+
+    def _start(self, name: str, spec: EmbeddedModel | VllmModel) -> StartedModel:
+        import ray
+
+        self.log(f"[{self.current_stage}] model {name}: starting {spec.replicas} engine replica(s)")
+        started = time.perf_counter()
+        actors, groups = [], []
+        for index in range(spec.replicas):
+            actor, group = _create_replica(name, spec, index, self.backend_factory)
+            actors.append(actor)
+            groups.append(group)
+        try:
+            ray.get([actor.ready.remote() for actor in actors])
+        except Exception as error:
+            _kill(actors, groups)
+            raise ReplicaFailed(f"model '{name}': its engine failed to start: {error}") from error
+        seconds = time.perf_counter() - started
+        self.log(f"[{self.current_stage}] model {name}: engine up in {seconds:.1f} s; generating")
+        self.start_log.append((name, self.current_stage))
+        return StartedModel(actors, groups, seconds, self.current_stage)
+
+    def enter_stage(self, stage: str) -> None:
+        """Called before each stage of the plan: models whose last user came before it go."""
+        self.current_stage = stage
+        if stage not in self.order:
+            return
+        position = self.order.index(stage)
+        for name in [name for name in self.started if self.last_user.get(name, -1) < position]:
+            self.release(name)
+
+    def release(self, name: str) -> None:
+        model = self.started.pop(name, None)
+        if model is None:
+            return
+        import ray
+
+        # A clean shutdown stops vLLM's engine-core process; the kill then frees the resources.
+        with contextlib.suppress(Exception):
+            ray.get([actor.shutdown.remote() for actor in model.replicas], timeout=60)
+        _kill(model.replicas, model.placement_groups)
+        self.log(f"model {name}: engine released")
+
+    def close(self) -> None:
+        for name in list(self.started):
+            self.release(name)
+
+
+_ACTIVE: EnginePool | None = None
+
+
+def active_pool() -> EnginePool | None:
+    """The job's pool, or None outside a job (or when engines are per stage)."""
+    return _ACTIVE
+
+
+@contextlib.contextmanager
+def job_engines(stage_models: list[tuple[str, tuple[str, ...]]], log: Log) -> Iterator[EnginePool | None]:
+    """Scope of a job's shared engines; `stage_models` is (stage, models it uses) in plan order."""
+    global _ACTIVE
+    if os.environ.get(MODE_ENV) == PER_STAGE or _ACTIVE is not None:
+        # Per-stage engines asked for, or an outer scope (a job inside a job's scope) owns them.
+        yield _ACTIVE
+        return
+    last_user = {model: index for index, (_, models) in enumerate(stage_models) for model in models}
+    pool = EnginePool(last_user=last_user, order=[stage for stage, _ in stage_models], log=log, backend_factory=BACKEND_FACTORY)
+    _ACTIVE = pool
+    try:
+        yield pool
+    finally:
+        _ACTIVE = None
+        pool.close()
+
+
+def enter_stage(stage: str) -> None:
+    if _ACTIVE is not None:
+        _ACTIVE.enter_stage(stage)
+
+
+def stage_startups(stage: str) -> dict[str, float]:
+    """Start-up seconds per model spent in `stage` of the current job (0.0 where reused)."""
+    return dict(_ACTIVE.startups.get(stage, {})) if _ACTIVE is not None else {}
+
+
+def _create_replica(name: str, spec: EmbeddedModel | VllmModel, index: int, backend_factory: Callable) -> tuple[Any, Any]:
+    """A replica actor, and its placement group when its engine spans several GPUs."""
+    import ray
+
+    from pipeline.llm.engine_replica import Replica
+    from pipeline.llm.processors import runs_on_cpu, vllm_engine_settings
+
+    settings = vllm_engine_settings(spec)
+    engine_kwargs = dict(settings["engine_kwargs"])
+    options: dict[str, Any] = {
+        "name": None,
+        # Async actor: every batch sent to it waits in the event loop, so all reach the engine at once.
+        "max_concurrency": 1000,
+        "runtime_env": {"env_vars": settings["env"]} if settings["env"] else None,
+        # A replica that dies is not restarted behind the stage's back: the stage fails clearly.
+        "max_restarts": 0,
+    }
+    group = None
+    if isinstance(spec, EmbeddedModel):
+        options["num_cpus"] = spec.cpus_per_replica
+    elif spec.gpus_per_replica == 0:
+        options["num_cpus"] = spec.cpus_per_gpu
+    elif spec.tensor_parallel_size == 1:
+        options.update(num_cpus=spec.cpus_per_gpu, num_gpus=1)
+    else:
+        # Tensor parallelism: vLLM starts one Ray worker per GPU in the replica's placement group.
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        group = ray.util.placement_group([{"GPU": 1, "CPU": spec.cpus_per_gpu}] * spec.tensor_parallel_size, strategy="PACK")
+        ray.get(group.ready())
+        options.update(num_cpus=0, scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_capture_child_tasks=True))
+        engine_kwargs["distributed_executor_backend"] = "ray"
+    replica_settings = ReplicaSettings(
+        model_name=name,
+        model_source=settings["model_source"],
+        engine_kwargs=engine_kwargs,
+        env=settings["env"],
+        per_request_seed=not runs_on_cpu(spec),
+        hang_timeout_s=spec.hang_timeout_s,
+        replica_index=index,
+    )
+    actor_class = ray.remote(Replica)
+    options = {key: value for key, value in options.items() if value is not None}
+    return actor_class.options(**options).remote(replica_settings, backend_factory), group
+
+
+def _kill(actors: list[Any], groups: list[Any]) -> None:
+    import ray
+
+    for actor in actors:
+        with contextlib.suppress(Exception):
+            ray.kill(actor)
+    for group in groups:
+        if group is not None:
+            with contextlib.suppress(Exception):
+                ray.util.remove_placement_group(group)
+
+
+def send_batch(requests: list[dict[str, Any]], *, replicas: list[Any], model_name: str) -> list[dict[str, Any]]:
+    """In a Ray Data task: one batch's requests to one of the model's replicas, its replies back.
+
+    A replica that died or hung fails the task (and so the stage) with the model named; a
+    request the engine refused comes back as a reply with `error`, a row error.
+    """
+    import ray
+
+    if not requests:
+        return []
+    replica = random.choice(replicas)
+    try:
+        return ray.get(replica.generate.remote(requests))
+    except ray.exceptions.RayActorError as error:
+        raise ReplicaFailed(f"model '{model_name}': its engine replica died mid-stage ({type(error).__name__}); rerun the stage to resume") from None
+    except ray.exceptions.RayTaskError as error:
+        cause = getattr(error, "cause", None)
+        if isinstance(cause, ReplicaFailed):
+            raise ReplicaFailed(str(cause)) from None
+        raise

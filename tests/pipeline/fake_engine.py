@@ -1,0 +1,47 @@
+"""A fake engine backend for `pipeline.llm.engine_replica.Replica`: answers at once, or hangs,
+or dies after a number of requests, so the shared-engine lifecycle and its failures are tested
+without a 30 s vLLM start-up. Its replies fit the request's JSON schema (see fake_chat_server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pipeline.llm.engine_replica import Progress, ReplicaSettings
+from tests.pipeline.fake_chat_server import schema_reply
+
+
+class EngineGone(RuntimeError):
+    """What the fake raises once it has 'died', as vLLM's EngineDeadError would."""
+
+
+class FakeBackend:
+    def __init__(self, settings: ReplicaSettings, *, hang_after: int | None = None, die_after: int | None = None, refuse: str | None = None) -> None:
+        self.settings = settings
+        self.hang_after = hang_after
+        self.die_after = die_after
+        # A message content the engine refuses, as vLLM refuses a prompt longer than the context.
+        self.refuse = refuse
+        self.answered = 0
+
+    async def stream(self, request_id: str, messages: list[dict[str, str]], sampling: dict[str, Any], schema: str | None) -> AsyncIterator[Progress]:
+        if self.refuse and messages[-1]["content"] == self.refuse:
+            raise ValueError("This model's maximum context length is 2048 tokens (fake)")
+        if self.die_after is not None and self.answered >= self.die_after:
+            raise EngineGone("engine core process exited (fake)")
+        if self.hang_after is not None and self.answered >= self.hang_after:
+            await asyncio.sleep(3600)
+        self.answered += 1
+        body = {"messages": messages, "response_format": {"json_schema": {"schema": json.loads(schema)}} if schema else None}
+        text = schema_reply(body)
+        yield Progress(finished=False, text=text[:5], prompt_tokens=7, generated_tokens=1)
+        await asyncio.sleep(0)
+        yield Progress(finished=True, text=text, prompt_tokens=7, generated_tokens=len(text.split()))
+
+    def is_fatal(self, error: BaseException) -> bool:
+        return isinstance(error, EngineGone)
+
+    def shutdown(self) -> None:
+        pass

@@ -1,0 +1,214 @@
+"""One engine per model per job (pipeline.llm.engine_pool): started by the first stage that
+needs it, shared by later stages, released after its last user; hangs and deaths fail cleanly.
+
+The lifecycle runs real jobs on a fake engine (tests/pipeline/fake_engine.py: no 30 s vLLM
+start-up); the output contract of apply_llm on the shared path runs once on the real
+embedded model (one engine start for every case of it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+
+import pytest
+
+from pipeline.config import parse_job
+from pipeline.llm import engine_pool
+from pipeline.llm.engine_replica import Replica, ReplicaFailed, ReplicaSettings
+from pipeline.llm.llm_output import parse_llm_json
+from pipeline.llm.processors import apply_llm
+from pipeline.runner import run_job
+from pipeline.store import StageDir
+from stages.registry import STAGES
+from tests.pipeline.fake_engine import FakeBackend
+from tests.pipeline.test_llm_engine import FRUIT, ROWS
+from tests.pipeline.test_resume import write_corpus
+
+SETTINGS = ReplicaSettings(model_name="m", model_source="fake", engine_kwargs={}, hang_timeout_s=0.5)
+REQUEST = {"messages": [{"role": "user", "content": "hi"}], "sampling": {"temperature": 0.0}, "schema": None}
+
+
+# --- the replica's watchdog, in plain asyncio ---------------------------------------------
+
+
+def test_a_refused_request_is_a_row_error_and_the_rest_of_the_batch_is_answered():
+    replica = Replica(SETTINGS, functools.partial(FakeBackend, refuse="too long"))
+    refused = {**REQUEST, "messages": [{"role": "user", "content": "too long"}]}
+    replies = asyncio.run(replica.generate([REQUEST, refused, REQUEST]))
+    assert [reply["error"] is None for reply in replies] == [True, False, True]
+    assert "maximum context length" in replies[1]["error"]
+    assert replies[0]["text"] and replies[0]["generated_tokens"] > 0
+
+
+def test_a_hung_engine_fails_the_batch_naming_the_model_and_the_timeout():
+    replica = Replica(SETTINGS, functools.partial(FakeBackend, hang_after=1))
+    with pytest.raises(ReplicaFailed, match=r"model 'm' .*no token for .*hang_timeout_s: 0.5"):
+        asyncio.run(asyncio.wait_for(replica.generate([REQUEST, REQUEST, REQUEST]), timeout=10))
+    # The replica stays failed: the next batch is told at once instead of waiting again.
+    with pytest.raises(ReplicaFailed, match="hung"):
+        asyncio.run(asyncio.wait_for(replica.generate([REQUEST]), timeout=1))
+
+
+def test_a_dead_engine_fails_the_batch_naming_the_model():
+    replica = Replica(SETTINGS, functools.partial(FakeBackend, die_after=2))
+    with pytest.raises(ReplicaFailed, match=r"model 'm' .*engine died"):
+        asyncio.run(replica.generate([REQUEST] * 4))
+
+
+def test_an_idle_engine_is_not_taken_for_hung():
+    replica = Replica(SETTINGS, FakeBackend)
+    asyncio.run(replica.generate([REQUEST]))
+    asyncio.run(asyncio.sleep(0.8))  # longer than hang_timeout_s, with nothing waiting
+    assert asyncio.run(replica.generate([REQUEST]))[0]["error"] is None
+
+
+# --- the job's lifecycle, on the fake engine -----------------------------------------------
+
+
+def make_job(run_dir, corpus, models, stages, **sections):
+    return parse_job(
+        {"name": "reuse", "run_dir": str(run_dir), "models": models, "stages": stages, "seeds": {"path": str(corpus)}, **sections},
+        source="reuse",
+    )
+
+
+@pytest.fixture
+def fake_engine(monkeypatch):
+    monkeypatch.setattr(engine_pool, "BACKEND_FACTORY", FakeBackend)
+
+
+class Lines(list):
+    def __call__(self, line: str) -> None:
+        self.append(line)
+
+    def index_of(self, text: str) -> int:
+        return next(index for index, line in enumerate(self) if text in line)
+
+    def count(self, text: str) -> int:
+        return sum(text in line for line in self)
+
+
+DEDUP = {"name": "dedup_instructions", "kind": "dedup"}
+
+
+def test_a_two_stage_job_starts_its_model_once_and_releases_it_after_its_last_stage(tmp_path, ray_session, fake_engine):
+    corpus = tmp_path / "corpus.jsonl"
+    write_corpus(corpus, 6)
+    job = make_job(
+        tmp_path / "run",
+        corpus,
+        {"m": {"engine": "embedded"}},
+        ["seeds", "synthesize", "evolve", DEDUP],
+        synthesize={"model": "m"},
+        evolve={"model": "m"},
+        dedup_instructions={"text_columns": ["instruction"]},
+    )
+    log = Lines()
+    run_job(job, STAGES, log=log)
+    assert log.count("model m: starting") == 1
+    assert log.index_of("[synthesize] model m: starting") < log.index_of("[evolve] model m: reusing its engine")
+    # Released once evolve, its last user, is done: before the dedup stage runs.
+    assert log.index_of("[evolve] done") < log.index_of("model m: engine released") < log.index_of("[dedup_instructions] missing, running")
+    synthesize = StageDir(job.resolved_run_dir(), "synthesize").manifest()
+    evolve = StageDir(job.resolved_run_dir(), "evolve").manifest()
+    assert synthesize["llm"]["m"]["startup_s"] > 0
+    assert evolve["llm"]["m"]["startup_s"] == 0
+    assert evolve["rows_out"] > 0, "evolve answered through the engine synthesize started"
+    assert engine_pool.active_pool() is None
+
+
+def test_only_the_models_a_running_stage_needs_start(tmp_path, ray_session, fake_engine):
+    corpus = tmp_path / "corpus.jsonl"
+    write_corpus(corpus, 4)
+    job = make_job(
+        tmp_path / "run",
+        corpus,
+        {"a": {"engine": "embedded"}, "b": {"engine": "embedded"}},
+        ["seeds", "synthesize", "evolve"],
+        synthesize={"model": "a"},
+        evolve={"model": "b"},
+    )
+    log = Lines()
+    run_job(job, STAGES, log=log)
+    # a's last user is synthesize: it goes before b starts, so the two never hold CPUs together.
+    assert log.index_of("model a: engine released") < log.index_of("[evolve] model b: starting")
+
+    log = Lines()
+    run_job(job, STAGES, only="evolve", log=log)
+    assert log.count(": starting") == 1 and log.count("[evolve] model b: starting") == 1
+
+    log = Lines()
+    run_job(job, STAGES, log=log)  # every stage fresh
+    assert log.count(": starting") == 0
+
+
+def test_a_hung_engine_fails_the_stage_and_a_rerun_resumes(tmp_path, ray_session, monkeypatch):
+    corpus = tmp_path / "corpus.jsonl"
+    write_corpus(corpus, 4)
+    models = {"m": {"engine": "embedded", "hang_timeout_s": 1, "batch_size": 1}}
+    job = make_job(tmp_path / "run", corpus, models, ["seeds", "synthesize"], synthesize={"model": "m"})
+    monkeypatch.setattr(engine_pool, "BACKEND_FACTORY", functools.partial(FakeBackend, hang_after=2))
+    with pytest.raises(Exception, match=r"model 'm' .*hang_timeout_s: 1"):
+        run_job(job, STAGES, log=Lines())
+    assert engine_pool.active_pool() is None
+    monkeypatch.setattr(engine_pool, "BACKEND_FACTORY", FakeBackend)
+    log = Lines()
+    run_job(job, STAGES, log=log)
+    assert log.count("[synthesize] resuming") == 1
+    assert StageDir(job.resolved_run_dir(), "synthesize").manifest()["rows_in"] == 4
+
+
+# --- apply_llm's contract on the shared engine, on the real embedded model ------------------
+
+
+@pytest.fixture(scope="module")
+def shared_results(ray_session):
+    """The contract rows through a job scope's engine, then a second 'stage' on the same engine."""
+    import ray.data
+
+    from pipeline.llm.models import EmbeddedModel
+
+    model = EmbeddedModel(batch_size=8)
+    log = Lines()
+    with engine_pool.job_engines([("first", ("smol",)), ("second", ("smol",)), ("after", ())], log=log) as pool:
+        pool.enter_stage("first")
+        first = apply_llm(ray.data.from_items(ROWS), model=model, model_name="smol", sampling={"temperature": 0.0, "max_tokens": 96}).take_all()
+        pool.enter_stage("second")
+        second = apply_llm(ray.data.from_items(ROWS[:2]), model=model, model_name="smol", sampling={"temperature": 0.0, "max_tokens": 8}).take_all()
+        startups = dict(pool.startups)
+        starts = list(pool.start_log)
+        pool.enter_stage("after")
+        still_started = dict(pool.started)
+    by_id = {}
+    for row in first:
+        by_id.setdefault(row["id"], []).append(row)
+    return {"by_id": by_id, "second": second, "startups": startups, "starts": starts, "after": still_started}
+
+
+@pytest.mark.engine
+def test_shared_engine_starts_once_and_serves_both_stages(shared_results):
+    assert shared_results["starts"] == [("smol", "first")]
+    assert shared_results["startups"]["first"]["smol"] > 0
+    assert shared_results["startups"]["second"]["smol"] == 0
+    assert all(row["generated_text"] for row in shared_results["second"])
+    assert shared_results["after"] == {}, "released once its last stage is over"
+
+
+@pytest.mark.engine
+def test_shared_engine_keeps_apply_llms_output_contract(shared_results):
+    by_id = shared_results["by_id"]
+    assert sorted(by_id) == sorted(row["id"] for row in ROWS)
+    (short,) = by_id["short"]
+    (longer,) = by_id["longer"]
+    assert short["num_generated_tokens"] <= 4 < longer["num_generated_tokens"]
+    assert longer["num_input_tokens"] > 5 and longer["llm_model"] == "smol"
+    (fruit,) = by_id["json"]
+    value, error = parse_llm_json(fruit["generated_text"], FRUIT)
+    assert error is None, fruit["generated_text"]
+    (too_long,) = by_id["too_long"]
+    assert too_long["generated_text"] is None and "maximum context length is 2048" in too_long["llm_error"]
+    samples = sorted(by_id["two_samples"], key=lambda row: row["llm_sample_index"])
+    assert [json.loads(row["llm_sampling"])["seed"] for row in samples] == [5, 6]
+    assert all(row["generated_text"] for row in samples)
