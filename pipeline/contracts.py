@@ -88,6 +88,7 @@ class RejectReason(StrEnum):
     LLM_ERROR = "llm_error"  # the request failed (engine error, timeout, 5xx, context overflow)
     COPIES_SEED = "copies_seed"  # an instruction that repeats its seed text
     NOT_A_REQUEST = "not_a_request"  # an instruction that asks for nothing
+    INCOMPLETE = "incomplete"  # an instruction cut off mid-sentence ("What is the difference between")
     NOT_SELF_CONTAINED = "not_self_contained"  # an instruction that points at a text it does not include
     NO_INFORMATION_GAIN = "no_information_gain"  # an evolution that adds nothing over its parent
     TEMPLATE_LEAK = "template_leak"  # prompt-template words copied into the output

@@ -33,13 +33,44 @@ _TEMPLATE_LEAKS = re.compile(
 )
 
 
-# A task-type label a small model writes before the instruction ("factual: What is ...").
-_TYPE_LABEL = re.compile(r"^\s*[*_`]*(?:open|factual|math|choice|code)[*_`]*\s*[:：]\s*", re.IGNORECASE)
+# A label a small model writes before the instruction: its task type ("factual: What is ..."),
+# what it is ("Question:", "Q:", "问："), or the label of a prompt's example.
+_TYPE_LABEL = re.compile(
+    r"^\s*[*_`]*(?:open|factual|math|choice|code|question|q|instruction|task|问|问题|题目|指令"
+    # ... and the labels of the evolution prompts' examples ("Harder: ...", "更深入的指令：...").
+    r"|clearer|harder|more\s+specific|deeper|needs\s+reasoning"
+    r"|更清楚的指令|更难的指令|更具体的指令|更深入的指令|需要推理的指令|新指令)[*_`]*\s*[:：]\s*",
+    re.IGNORECASE,
+)
 
 
 def strip_type_label(instruction: str) -> str:
-    """The instruction without a leading task-type label: the label belongs in the `type` field."""
+    """The instruction without a leading label: the task type belongs in the `type` field, and
+    "Question:" or "问：" in no instruction a user would send."""
     return _TYPE_LABEL.sub("", instruction, count=1)
+
+
+# Words no finished English sentence ends on: an instruction ending on one was cut off
+# ("What is the difference between", "What is the system-defined name, informally known as").
+_DANGLING_ENDINGS = frozenset("a an the and or but nor between than whose its their your my our named called known as such versus vs".split())
+# (Prepositions are left out: English questions end on them: "What is it used for?")
+# Nor does a Chinese one end on a particle that joins it to what follows.
+_CHINESE_DANGLING = re.compile(r"(?:的|和|与|及|或|在|把|被|对|从|向|是|为|以|、|，|,)\s*$")
+_ENDS_SENTENCE = re.compile(r"[?？.。!！:：;；)）\]】\"”'’`>]\s*$")
+
+
+def check_complete(instruction: str) -> tuple[RejectReason, str] | None:
+    """An instruction must end as a sentence does: not on a word that needs more after it."""
+    text = instruction.strip()
+    if not text or _ENDS_SENTENCE.search(text):
+        return None
+    if is_mostly_chinese(text):
+        tail = _CHINESE_DANGLING.search(text)
+        return (RejectReason.INCOMPLETE, f"cut off after {tail.group(0).strip()!r}") if tail else None
+    tokens = words(text)
+    if tokens and tokens[-1] in _DANGLING_ENDINGS:
+        return RejectReason.INCOMPLETE, f"cut off after {tokens[-1]!r}"
+    return None
 
 
 # A reference to the source the instruction was made from, which its reader will never see.
@@ -48,8 +79,13 @@ _UNSEEN_SOURCE = re.compile(
     r"|本文|这篇文章|这篇文档|该文档|这份文档|这段文字|上文|原文|文中|该文章"
 )
 # "the following code" must be followed by it: a newline or a code span in the instruction.
+# So must "the given function", "the implemented class" and "a snippet": a request about code
+# the reader is never shown.
 _FOLLOWING = re.compile(
-    r"(?i)\b(?:the\s+)?following\s+(?:python\s+)?(?:code|snippet|function|program|list|table|text|data|class)\b|以下代码|下面的代码|下列代码"
+    r"(?i)\b(?:the\s+)?following\s+(?:python\s+)?(?:code|snippet|function|program|list|table|text|data|class)\b"
+    r"|\b(?:the|this)\s+(?:given|provided|above|implemented|existing)\s+(?:python\s+)?(?:code|snippet|function|program|class|method|script)\b"
+    r"|\b(?:a|the|this)\s+(?:short\s+|small\s+)?(?:code\s+|python\s+)?snippet\b"
+    r"|以下代码|下面的代码|下列代码|给定的代码|这段代码"
 )
 _NUMERIC = re.compile(
     r"\d|(?i:\b(?:calculate|compute|solve|how\s+many|how\s+much|sum|product|percent|equation)\b)|计算|多少|几|求|[一二三四五六七八九十百千万]"
@@ -118,12 +154,12 @@ def check_is_request(instruction: str, *, min_words: int = 4) -> tuple[RejectRea
     if len(words(text)) < needed:
         return RejectReason.TOO_SHORT, f"{len(words(text))} words; a request needs at least {needed}"
     if chinese:
-        return None if _CHINESE_REQUEST.search(text) else (RejectReason.NOT_A_REQUEST, "no question mark or request word")
+        return check_complete(text) if _CHINESE_REQUEST.search(text) else (RejectReason.NOT_A_REQUEST, "no question mark or request word")
     if "?" in text:
-        return None
+        return check_complete(text)
     tokens = [word for word in words(text)[:4] if word not in _COURTESY]
     if tokens and tokens[0] in _REQUEST_OPENERS:
-        return None
+        return check_complete(text)
     return RejectReason.NOT_A_REQUEST, f"neither a question nor a request: starts with {' '.join(tokens[:3])!r}"
 
 

@@ -37,6 +37,9 @@ class AnswerParams(StageParams):
     samples: int = Field(default=3, ge=1, le=16, description="answers drawn per objective instruction, for the vote")
     seed: int = 0
     sampling: SamplingParams = SamplingParams(temperature=0.7, max_tokens=384)
+    # domain -> sampling keys that override `sampling` for that domain's rows: small models
+    # need 400-512 new tokens to finish a worked math answer, and other answers do not.
+    domain_sampling: dict[str, SamplingParams] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _defaults_present(self):
@@ -125,7 +128,9 @@ class Answer(Stage):
             template = load_prompt(self.template_for(row[columns.DOMAIN], bool(row[columns.OBJECTIVE])))
             variables = {"instruction": row[columns.INSTRUCTION], "language": seed_language(row)}
             # The id is the sample's: each sample gets its own seed.
-            requests.append(Request(template, variables, seed=stable_seed(self.params.seed, row[columns.ID], self.name)))
+            overrides = self.params.domain_sampling.get(row[columns.DOMAIN])
+            sampling = overrides.model_dump(exclude_unset=True) if overrides is not None else {}
+            requests.append(Request(template, variables, seed=stable_seed(self.params.seed, row[columns.ID], self.name), sampling=sampling))
         return attach_requests(batch, requests)
 
     def transform(self, batch: pa.Table) -> pa.Table:

@@ -32,7 +32,7 @@ from pipeline.llm.models import SamplingParams
 from pipeline.llm.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
 from pipeline.llm.prompts import load_prompt
 from pipeline.stage import Lineage, Resources, StageParams, with_reject_columns
-from quality.instruction_checks import check_evolution, check_is_request
+from quality.instruction_checks import check_evolution, check_is_request, check_language, strip_type_label
 
 REWRITE_OPERATIONS = ("clarify", "add_constraints", "deepen", "concretize", "reasoning")
 EXPAND = "expand"
@@ -134,7 +134,7 @@ class Evolve(ModelStage):
             texts = reply.value["instructions"] if op == EXPAND else [reply.value["instruction"]]
             seen: set[str] = set()
             for index, text in enumerate(texts):
-                text = text.strip()
+                text = strip_type_label(text.strip())
                 row = {
                     **base,
                     columns.ID: derived_id(parent[columns.ID], op, text),
@@ -142,13 +142,22 @@ class Evolve(ModelStage):
                     columns.META: generation_meta(parent, operation=op, item_index=index),
                 }
                 if op == EXPAND:
-                    problem = check_repeated(text, seen) or check_is_request(text) or _repeats(text, parent[columns.INSTRUCTION])
+                    problem = (
+                        check_repeated(text, seen)
+                        or check_is_request(text)
+                        or check_language(text, base[columns.LANG])
+                        or _repeats(text, parent[columns.INSTRUCTION])
+                    )
                 else:
-                    problem = check_evolution(
-                        text,
-                        parent[columns.INSTRUCTION],
-                        template_text=prompt_without(parent[columns.MESSAGES], parent[columns.INSTRUCTION]),
-                        min_length_ratio=self.params.min_length_ratio,
+                    problem = (
+                        check_evolution(
+                            text,
+                            parent[columns.INSTRUCTION],
+                            template_text=prompt_without(parent[columns.MESSAGES], parent[columns.INSTRUCTION]),
+                            min_length_ratio=self.params.min_length_ratio,
+                        )
+                        or check_is_request(text)
+                        or check_language(text, base[columns.LANG])
                     )
                 if problem is not None:
                     row[columns.REJECT_REASON], row[columns.REJECT_DETAIL] = RejectReason(problem[0]).value, problem[1]

@@ -100,6 +100,25 @@ def test_a_leading_task_type_label_is_removed():
     assert strip_type_label("factual: What is 2 + 2?") == "What is 2 + 2?"
     assert strip_type_label("**Math**: Solve x + 1 = 3.") == "Solve x + 1 = 3."
     assert strip_type_label("Explain code review: what to look for.") == "Explain code review: what to look for."
+    # What the quickstart's 0.5B model wrote before its Chinese questions, and small models' "Q:".
+    assert strip_type_label("问：水循环对全球气候的影响是什么？") == "水循环对全球气候的影响是什么？"
+    assert strip_type_label("Question: Why is the sky blue?") == "Why is the sky blue?"
+    assert strip_type_label("Q: Why is the sky blue?") == "Why is the sky blue?"
+    assert strip_type_label("Quantum states: how are they measured?") == "Quantum states: how are they measured?"
+
+
+def test_an_instruction_cut_off_mid_sentence_is_incomplete():
+    # Seen in the quickstart with Qwen2.5-Coder-0.5B: each passed as a request before.
+    for cut in ("What is the difference between", "What is the system-defined name, informally known as"):
+        reason, detail = check_is_request(cut)
+        assert reason == RejectReason.INCOMPLETE and "cut off after" in detail
+    reason, detail = check_is_request("请比较二分查找和线性查找的")
+    assert reason == RejectReason.INCOMPLETE and "的" in detail
+    # Finished ones pass, whatever their last word.
+    assert check_is_request("What is the difference between a list and a tuple?") is None
+    assert check_is_request("Explain what the name __main__ is used for") is None
+    assert check_is_request("Compare a Python list with a tuple and") == (RejectReason.INCOMPLETE, "cut off after 'and'")
+    assert check_is_request("请比较二分查找和线性查找的优缺点") is None
 
 
 def test_instructions_pointing_at_an_unseen_document_are_not_self_contained():
@@ -109,6 +128,11 @@ def test_instructions_pointing_at_an_unseen_document_are_not_self_contained():
     assert check_self_contained("What does the following code print?\n\nprint(sum(range(4)))") is None
     assert check_self_contained("What does the following code print: `print(2 ** 3)`?") is None
     assert check_self_contained("Explain how a text editor stores undo history.") is None
+    # Code the reader is never shown, as the quickstart's model wrote it.
+    assert check_self_contained("Write a test that uses the implemented function and explanation.")[0] == RejectReason.NOT_SELF_CONTAINED
+    assert check_self_contained("Find the bug in a short snippet you include that does not specify a class.")[0] == RejectReason.NOT_SELF_CONTAINED
+    assert check_self_contained("Find the bug in this snippet:\n\nfor i in range(3) print(i)") is None
+    assert check_self_contained("Write a function that reverses a linked list.") is None
 
 
 def test_the_language_asked_for_is_the_language_written():

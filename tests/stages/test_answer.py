@@ -7,6 +7,8 @@ import pytest
 
 from pipeline import columns
 from pipeline.config import ConfigError
+from pipeline.llm.models import SamplingParams
+from pipeline.llm.processors import merge_sampling
 from stages.gather_samples import gather_group
 from tests.stages.synthesis_rows import RECORDED, instruction_rows, make_stage, with_replies
 
@@ -44,6 +46,17 @@ def test_each_sample_gets_its_own_seed_and_the_domain_template():
     templates = [json.loads(i)["template_id"] for i in rendered["prompt_info"].to_pylist()]
     assert templates == ["answer/code", "answer/math", "answer/math", "answer/math", "answer/general"]
     assert "用中文" in json.loads(rendered["messages"][4].as_py())[0]["content"]
+
+
+def test_domain_sampling_overrides_the_stage_sampling_for_that_domain_only():
+    stage = make_stage("answer", {"sampling": {"max_tokens": 200}, "domain_sampling": {"math": {"max_tokens": 512}}})
+    rendered = stage.render_requests(stage.expand_samples(instruction_rows(INSTRUCTIONS)))
+    per_row = [json.loads(s) for s in rendered["sampling_params"].to_pylist()]
+    domains = rendered["domain"].to_pylist()
+    assert [params.get("max_tokens") for params in per_row] == [512 if domain == "math" else None for domain in domains]
+    # The row's keys win over the stage's in apply_llm; the others fall through to `sampling`.
+    merged = [merge_sampling(SamplingParams(**merge_sampling(SamplingParams(), stage.params.sampling)), params)["max_tokens"] for params in per_row]
+    assert merged == [512 if domain == "math" else 200 for domain in domains]
 
 
 def test_routes_pick_the_domain_model_with_a_default():
