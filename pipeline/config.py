@@ -1,6 +1,6 @@
 """Job configuration: one YAML file per job, validated before Ray starts.
 
-A job file has a few fixed sections (`name`, `run_dir`, `ray`, `models`, `stages`) and one
+A job file has a few fixed sections (`name`, `run_dir`, `storage`, `ray`, `models`, `stages`) and one
 section per stage, named after the stage, holding that stage's parameters. The fixed part is
 validated here; each stage section is validated by the stage's own `params` model when the
 graph is built (`pipeline.graph`), so every error names the key and the file either way.
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.contracts import ConfigError
 from pipeline.llm.models import EmbeddedModel, ModelSpec
+from pipeline.storage import RemotePath, as_path, configure
 
 
 class RayConfig(BaseModel):
@@ -26,6 +27,16 @@ class RayConfig(BaseModel):
     address: str | None = None
     # CPUs the embedded Ray may use; None lets Ray count them.
     num_cpus: int | None = Field(default=None, ge=1)
+
+
+class StorageConfig(BaseModel):
+    """Where `s3://` run directories and seeds live when that is not AWS itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # An S3-compatible endpoint, e.g. http://minio.storage:9000; None: SYNTHMIX_S3_ENDPOINT, else AWS.
+    endpoint: str | None = None
+    region: str | None = None
 
 
 class StageEntry(BaseModel):
@@ -50,7 +61,8 @@ class JobConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    run_dir: str | None = None  # default: runs/<name>, relative to the working directory
+    run_dir: str | None = None  # default: runs/<name>, relative to the working directory; or s3://bucket/prefix
+    storage: StorageConfig = StorageConfig()
     ray: RayConfig = RayConfig()
     models: dict[str, ModelSpec] = Field(default_factory=_default_models)
     stages: list[StageEntry]
@@ -66,8 +78,11 @@ class JobConfig(BaseModel):
             return [{"name": item} if isinstance(item, str) else item for item in value]
         return value
 
-    def resolved_run_dir(self) -> Path:
-        return Path(self.run_dir or Path("runs") / self.name)
+    def resolved_run_dir(self) -> Path | RemotePath:
+        # Every s3:// path this process makes from here on (run directory, seeds) uses the job's
+        # endpoint; the paths carry it into Ray workers.
+        configure(self.storage.endpoint, self.storage.region)
+        return as_path(self.run_dir or Path("runs") / self.name)
 
     def snapshot(self) -> dict[str, Any]:
         """The resolved job as YAML-ready data: what `job.yaml` in the run directory records."""

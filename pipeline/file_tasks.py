@@ -18,15 +18,16 @@ from pathlib import Path
 import pyarrow as pa
 
 from pipeline.stage import Stage
+from pipeline.storage import RemotePath
 from pipeline.unit_commit import concat_counts, worker_stage
 
 # How often the driver reports while no task has finished (a task may run for minutes).
 PROGRESS_INTERVAL_S = 5.0
 
 
-def _run_task(stage: Stage, files: list[str], task_index: int, attempt_key: str, done_ids: pa.Array | None) -> pa.Table:
+def _run_task(stage: Stage, files: list[Path | RemotePath], task_index: int, attempt_key: str, done_ids: pa.Array | None) -> pa.Table:
     instance = worker_stage(stage, attempt_key)
-    return instance.commit_files([Path(path) for path in files], task_index=task_index, done_ids=done_ids)
+    return instance.commit_files(files, task_index=task_index, done_ids=done_ids)
 
 
 def run_file_tasks(files: list[Path], stage: Stage, *, attempt_key: str, done_ids: pa.Array | None) -> Iterator[pa.Table]:
@@ -41,7 +42,8 @@ def run_file_tasks(files: list[Path], stage: Stage, *, attempt_key: str, done_id
     # Put once: every task would otherwise carry its own copy of the stage (and its indexes).
     stage_ref = ray.put(stage)
     done_ref = ray.put(done_ids) if done_ids is not None and len(done_ids) else None
-    pending = [remote.remote(stage_ref, [str(path) for path in group], index, attempt_key, done_ref) for index, group in enumerate(tasks) if group]
+    # The path objects travel as they are: an s3:// one carries its endpoint into the worker.
+    pending = [remote.remote(stage_ref, list(group), index, attempt_key, done_ref) for index, group in enumerate(tasks) if group]
     while pending:
         ready, pending = ray.wait(pending, num_returns=1, timeout=PROGRESS_INTERVAL_S)
         if not ready:

@@ -115,10 +115,10 @@ def check_publications(order: list[PlannedStage], run_dir: Path, source: str) ->
     or delete another's files. A path inside another's publication is allowed (mix.json in the
     shard folder): the owner of the folder carries over what it does not own."""
     owners: dict[str, str] = {}
-    folders = {os.path.normpath(run_dir / node.name): node.name for node in order}
+    folders = {os.path.normpath(str(run_dir / node.name)): node.name for node in order}
     for node in order:
         for path in node.publishes:
-            key = os.path.normpath(path)
+            key = os.path.normpath(str(path))
             if key in owners:
                 raise ConfigError(f"{source}: stages '{owners[key]}' and '{node.name}' both publish {path}; give one of them its own path in its section")
             inside = next((name for folder, name in folders.items() if key == folder or key.startswith(folder + os.sep)), None)

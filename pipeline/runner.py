@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pipeline import __version__
 from pipeline.config import ConfigError, JobConfig
 from pipeline.file_tasks import run_file_tasks
 from pipeline.graph import PlannedStage, build_graph, downstream_of, select_stages, with_input_schema
 from pipeline.stage import Execution, Stage
+from pipeline.storage import Endpoint, RemotePath, StorageError, check_writable, current_endpoint, parquet_file, parquet_schema, read_parquet, use_endpoint
 from pipeline.store import RUN_INFO, StageDir, StageState, swap_dir, write_atomic_bytes, write_atomic_json
 from pipeline.unit_commit import commit_batch, drop_committed_rows, release_worker_stages
 
@@ -50,8 +50,15 @@ class RunDirError(RuntimeError):
     """The run directory cannot hold the run's output."""
 
 
-def check_run_dir_writable(run_dir: Path) -> None:
-    """Fail before any work is spent when outputs could not be written."""
+def check_run_dir_writable(run_dir: Path | RemotePath) -> None:
+    """Fail before any work is spent when outputs could not be written (on an object store: the
+    bucket is missing, the key is wrong, the credentials may not write there)."""
+    if isinstance(run_dir, RemotePath):
+        try:
+            check_writable(run_dir)
+        except StorageError as error:
+            raise RunDirError(f"run directory {error}") from None
+        return
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / f".write-probe-{os.getpid()}"
@@ -261,8 +268,8 @@ def _input_files(node: PlannedStage, run_dir: Path) -> tuple[list[Path], pa.Sche
     files = StageDir(run_dir, node.input_name).part_files()
     if not files:
         return [], None, 0
-    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    return files, pq.read_schema(files[0]), rows
+    rows = sum(parquet_file(f).metadata.num_rows for f in files)
+    return files, parquet_schema(files[0]), rows
 
 
 def _read_dataset(files: list[Path]):
@@ -272,12 +279,14 @@ def _read_dataset(files: list[Path]):
     import ray.data
 
     items = ray.data.from_items([{"path": str(f)} for f in files], override_num_blocks=len(files))
-    return items.map_batches(_read_part_files, batch_size=1, batch_format="pyarrow", num_cpus=READ_CPUS)
+    endpoint = {"endpoint": current_endpoint()}  # s3:// paths resolve against the driver's endpoint
+    return items.map_batches(_read_part_files, fn_kwargs=endpoint, batch_size=1, batch_format="pyarrow", num_cpus=READ_CPUS)
 
 
-def _read_part_files(items: pa.Table):
+def _read_part_files(items: pa.Table, endpoint: Endpoint):
+    use_endpoint(endpoint)
     for path in items["path"].to_pylist():
-        yield pq.read_table(path)
+        yield read_parquet(path)
 
 
 def _commit_dataset(dataset, stage: Stage, attempt_key: str, stage_name: str, expected_rows: int | None, started: float, log: Log) -> None:

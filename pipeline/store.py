@@ -9,7 +9,9 @@
     <run>/<stage>/_progress.json          fingerprint of the attempt under way
     <run>/<stage>/_manifest.json          written last: the stage is complete
 
-Every file is written under a temporary name and renamed, so a reader never sees half a file.
+Every file is written under a temporary name and renamed, so a reader never sees half a file;
+on an object store (`s3://` run directories, `pipeline.storage`) an object becomes visible
+only once its upload completes, which gives the same guarantee without a rename.
 A unit is committed when its marker exists; files of a unit without a marker are leftovers
 of a killed attempt and are removed before the stage resumes.
 """
@@ -30,6 +32,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.storage import RemotePath, as_path, parquet_bytes, read_parquet, remove_tree, write_bytes_atomic
+
 RUN_INFO = "run.json"
 MANIFEST = "_manifest.json"
 PROGRESS = "_progress.json"
@@ -38,30 +42,23 @@ REJECTS = "rejects"
 PARQUET_COMPRESSION = "zstd"
 
 
-def write_atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_atomic_bytes(path: Path | RemotePath, data: bytes) -> None:
+    write_bytes_atomic(path, data)
 
 
 def write_atomic_json(path: Path, data: Any) -> None:
     write_atomic_bytes(path, json.dumps(data, indent=2, sort_keys=True, default=str).encode())
 
 
-def write_atomic_parquet(path: Path, table: pa.Table, metadata: dict[str, str] | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_atomic_parquet(path: Path | RemotePath, table: pa.Table, metadata: dict[str, str] | None = None) -> None:
     if metadata:
         merged = dict(table.schema.metadata or {})
         merged.update({key.encode(): value.encode() for key, value in metadata.items()})
         table = table.replace_schema_metadata(merged)
+    if isinstance(path, RemotePath):
+        path.write_bytes(parquet_bytes(table, PARQUET_COMPRESSION))  # one PUT: whole or absent
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -72,7 +69,7 @@ def write_atomic_parquet(path: Path, table: pa.Table, metadata: dict[str, str] |
         raise
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path | RemotePath) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -83,6 +80,8 @@ def sibling_path(target: Path, kind: str) -> Path:
 
 def remove_siblings(target: Path, kind: str) -> None:
     """Folders of `kind` that a killed attempt left beside `target`."""
+    if isinstance(target, RemotePath):
+        return  # an object store has no renames, hence no folders set aside
     if target.parent.is_dir():
         for leftover in target.parent.glob(f".{target.name}.{kind}-*"):
             shutil.rmtree(leftover, ignore_errors=True)
@@ -92,7 +91,11 @@ def swap_dir(ready: Path | None, target: Path) -> None:
     """Put the folder `ready` in place of `target` (`ready` None: only remove `target`).
 
     The old folder is renamed aside before anything is deleted, so a reader or a crash finds
-    the old folder or the new one under `target`, never half of either."""
+    the old folder or the new one under `target`, never half of either. On an object store,
+    where a rename is a copy, `target` is removed and `ready` (a local folder) uploaded."""
+    if isinstance(target, RemotePath):
+        _replace_remote_dir(ready, target)
+        return
     aside = None
     if target.exists():
         aside = sibling_path(target, "trash")
@@ -101,6 +104,17 @@ def swap_dir(ready: Path | None, target: Path) -> None:
         os.replace(ready, target)
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
+
+
+def _replace_remote_dir(ready: Path | None, target: RemotePath) -> None:
+    from pipeline.storage import upload_file
+
+    remove_tree(target)
+    if ready is not None:
+        for path in sorted(Path(ready).rglob("*")):
+            if path.is_file():
+                upload_file(path, target / str(path.relative_to(ready)))
+        shutil.rmtree(ready, ignore_errors=True)
 
 
 @dataclass
@@ -154,7 +168,7 @@ class StageDir:
     """One stage's folder in the run directory."""
 
     def __init__(self, run_dir: Path, name: str) -> None:
-        self.path = Path(run_dir) / name
+        self.path = as_path(run_dir) / name
         self.name = name
 
     @property
@@ -213,6 +227,13 @@ class StageDir:
 
     def clear(self) -> None:
         """Remove a previous attempt whole; renamed first so a crash never leaves a half-deleted stage."""
+        if isinstance(self.path, RemotePath):
+            # No renames on an object store: the objects that make a stage complete or resumable
+            # go first, so a crash part-way leaves a stage that reads as missing, cleared again.
+            for marker in (self.manifest_path, self.path / PROGRESS, *self.units_path.glob("*.json")):
+                marker.unlink(missing_ok=True)
+            remove_tree(self.path)
+            return
         remove_siblings(self.path, "trash")
         swap_dir(None, self.path)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -240,7 +261,7 @@ class StageDir:
     def committed_input_ids(self) -> pa.Array:
         files = sorted(self.units_path.glob("*.ids.parquet"))
         committed = set(self.committed_units())
-        tables = [pq.read_table(f) for f in files if f.name.removesuffix(".ids.parquet") in committed]
+        tables = [read_parquet(f) for f in files if f.name.removesuffix(".ids.parquet") in committed]
         if not tables:
             return pa.array([], pa.string())
         return pa.concat_tables(tables)["id"].combine_chunks()

@@ -23,10 +23,10 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pipeline import columns
 from pipeline.contracts import Lineage, LineageError, with_reject_columns
+from pipeline.storage import read_parquet
 from pipeline.store import StageDir, UnitCounts
 
 
@@ -124,7 +124,7 @@ def drop_committed_rows(table: pa.Table, done_ids: pa.Array | None) -> pa.Table:
 def pending_slices(files: Sequence[Path], done_ids: pa.Array | None, batch_size: int) -> Iterator[pa.Table]:
     """Each file's rows not yet committed, in file order, in slices of `batch_size` rows."""
     for path in files:
-        table = drop_committed_rows(pq.read_table(path), done_ids)
+        table = drop_committed_rows(read_parquet(path), done_ids)
         for offset in range(0, table.num_rows, batch_size):
             yield table.slice(offset, batch_size)
 

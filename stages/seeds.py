@@ -20,7 +20,6 @@ from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from pipeline import columns
@@ -36,6 +35,7 @@ from pipeline.inputs.seed_files import (
 )
 from pipeline.rejects import RejectReason
 from pipeline.stage import Lineage, Resources, Stage, StageParams, with_reject_columns
+from pipeline.storage import current_endpoint, read_parquet, use_endpoint
 from pipeline.store import StageDir, UnitCounts, read_json, write_atomic_parquet
 from quality.chunking import chunk_document, normalize_document
 
@@ -153,6 +153,7 @@ class Seeds(Stage):
             "kind": self.params.kind,
             "lang": self.params.lang,
             "identity": self.identity,
+            "endpoint": current_endpoint(),  # s3:// seed paths resolve the same way in the workers
         }
         return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             _read_items, fn_kwargs={"settings": settings}, batch_size=1, batch_format="pyarrow", num_cpus=0.5
@@ -217,7 +218,7 @@ def drop_cross_unit_duplicates(stage_dir: StageDir, schema: pa.Schema) -> int:
     """
     marker = stage_dir.units_path / f"{DUPLICATES_UNIT}.json"
     if marker.exists():
-        duplicates = pq.read_table(stage_dir.reject_path(DUPLICATES_UNIT)) if read_json(marker)["rows_rejected"] else None
+        duplicates = read_parquet(stage_dir.reject_path(DUPLICATES_UNIT)) if read_json(marker)["rows_rejected"] else None
     else:
         duplicates = _find_cross_unit_duplicates(stage_dir, schema)
         counts = UnitCounts(rows_out=-(duplicates.num_rows if duplicates is not None else 0))
@@ -234,7 +235,7 @@ def drop_cross_unit_duplicates(stage_dir: StageDir, schema: pa.Schema) -> int:
     for part_name, ids in drops.items():
         part = stage_dir.path / part_name
         if part.exists():
-            table = pq.read_table(part)
+            table = read_parquet(part)
             kept = table.filter(pc.invert(pc.is_in(table[columns.ID], value_set=pa.array(sorted(ids)))))
             if kept.num_rows != table.num_rows:
                 if kept.num_rows:
@@ -248,7 +249,7 @@ def _find_cross_unit_duplicates(stage_dir: StageDir, schema: pa.Schema) -> pa.Ta
     first_part: dict[str, tuple[str, str | None]] = {}  # id -> (part file, source_id) of the kept copy
     duplicate_parts: dict[str, list[str]] = {}
     for part in stage_dir.part_files():
-        ids = pq.read_table(part, columns=[columns.ID, columns.SOURCE_ID])
+        ids = read_parquet(part, columns=[columns.ID, columns.SOURCE_ID])
         for row_id, source_id in zip(ids[columns.ID].to_pylist(), ids[columns.SOURCE_ID].to_pylist()):
             if row_id in first_part:
                 duplicate_parts.setdefault(part.name, []).append(row_id)
@@ -258,7 +259,7 @@ def _find_cross_unit_duplicates(stage_dir: StageDir, schema: pa.Schema) -> pa.Ta
         return None
     tables = []
     for part_name, ids in duplicate_parts.items():
-        table = pq.read_table(stage_dir.path / part_name)
+        table = read_parquet(stage_dir.path / part_name)
         table = table.filter(pc.is_in(table[columns.ID], value_set=pa.array(ids)))
         details = [
             json.dumps({"kept": row_id, "kept_in": first_part[row_id][0], "kept_source_id": first_part[row_id][1], "dropped_from": part_name})
@@ -274,6 +275,8 @@ def _reject(base: dict, locator: str, reason: str, detail: str) -> dict:
 
 
 def _read_items(items: pa.Table, settings: dict):
+    settings = dict(settings)
+    use_endpoint(settings.pop("endpoint"))
     for item in items.to_pylist():
         source = settings["source"] or Path(item["path"]).name
         yield from read_item(item, **{**settings, "source": source})

@@ -17,7 +17,6 @@ inside synthmix (pipeline/tokens/hunyuan_tokenizer/, under the Tencent Hunyuan C
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from pipeline.config import ConfigError
 from pipeline.file_digest import sha256_file
 from pipeline.rejects import RejectReason
 from pipeline.stage import Execution, Lineage, Resources, Stage, StageParams, with_reject_columns
+from pipeline.storage import remove_tree
 from pipeline.store import StageDir
 from pipeline.tokens.rendering import RenderConfig, record_identity, render_table
 from pipeline.tokens.shard_units import SCRATCH, balanced_groups, commit_files_as_shards, publish_shards
@@ -155,7 +155,7 @@ class Tokenize(Stage):
     def finalize(self, stage_dir: StageDir) -> dict[str, Any]:
         """Publish the committed parts (each one shard) as the shard folder; the manifest lists them.
         Other files in that folder (the mix stage's mix.json) are not this stage's: they stay."""
-        shutil.rmtree(stage_dir.path / SCRATCH, ignore_errors=True)  # what killed tasks left
+        remove_tree(stage_dir.path / SCRATCH)  # what killed tasks left
         parts = stage_dir.part_files()
         # Every part carries the description its writer was given; no need to load the vocabulary again.
         tokenizer = read_shard_tokenizer(parts[0]) if parts else load_tokenizer(self.tokenizer_spec).describe()

@@ -28,6 +28,7 @@ from pipeline.inputs.seed_files import SeedInputError
 from pipeline.inspection.run_status import UNDECIDED, inspection_states, recorded_job_dir, stage_statuses
 from pipeline.llm.models import ModelSpecError
 from pipeline.runner import RunDirError
+from pipeline.storage import StorageError, local_view
 
 
 def _registry():
@@ -58,7 +59,7 @@ def command_run(args: argparse.Namespace) -> int:
 def command_status(args: argparse.Namespace) -> int:
     from pipeline.inspection.funnel import group_by_reason
 
-    run_dir = Path(args.run_dir)
+    run_dir = local_view(args.run_dir)
     rows = stage_statuses(run_dir, _registry())
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -132,7 +133,7 @@ def _load(qualified: str) -> type[Exception]:
 
 
 # Inspection reads a run directory; the Jobs API commands talk to a cluster's head.
-_inspection = _errors_exit_2("pipeline.inspection.run_contents:RunInspectionError")
+_inspection = _errors_exit_2("pipeline.inspection.run_contents:RunInspectionError", "pipeline.storage:StorageError")
 _cluster_command = _errors_exit_2("pipeline.cli.submit:SubmitError")
 
 
@@ -146,7 +147,7 @@ def command_inspect(args: argparse.Namespace) -> int:
     from pipeline.inspection.funnel import run_funnel
     from pipeline.inspection.stage_profile import profile_rejects, profile_stage
 
-    run_dir = Path(args.run_dir)
+    run_dir = local_view(args.run_dir)
     if args.stage is None:
         states, notes = inspection_states(run_dir, _registry())
         _print(run_funnel(run_dir, states, notes), args.json, terminal_view.render_funnel)
@@ -165,7 +166,7 @@ def command_trace(args: argparse.Namespace) -> int:
     from pipeline.inspection.terminal_view import render_trace
     from pipeline.inspection.trace import trace_row
 
-    _print(trace_row(Path(args.run_dir), args.id), args.json, render_trace)
+    _print(trace_row(local_view(args.run_dir), args.id), args.json, render_trace)
     return 0
 
 
@@ -174,7 +175,7 @@ def command_eval(args: argparse.Namespace) -> int:
     from pipeline.inspection.eval_view import render_eval
     from pipeline.inspection.evaluation import evaluate_run
 
-    _print(evaluate_run(Path(args.run_dir)), args.json, render_eval)
+    _print(evaluate_run(local_view(args.run_dir)), args.json, render_eval)
     return 0
 
 
@@ -182,7 +183,7 @@ def command_eval(args: argparse.Namespace) -> int:
 def command_report(args: argparse.Namespace) -> int:
     from pipeline.inspection.report import write_report
 
-    run_dir = Path(args.run_dir)
+    run_dir = local_view(args.run_dir)
     states, notes = inspection_states(run_dir, _registry())
     out = write_report(run_dir, states, args.output or run_dir / "report.html", notes)
     print(f"report written to {out}")
@@ -193,8 +194,9 @@ def command_report(args: argparse.Namespace) -> int:
 def command_export(args: argparse.Namespace) -> int:
     from pipeline.inspection.export import export_stage
 
-    out = args.output or Path(args.run_dir) / "exports" / f"{args.stage}{'-rejects' if args.rejects else ''}{'.jsonl' if args.format == 'jsonl' else ''}"
-    result = export_stage(Path(args.run_dir), args.stage, args.format, out, rejects=args.rejects)
+    run_dir = local_view(args.run_dir)
+    out = args.output or run_dir / "exports" / f"{args.stage}{'-rejects' if args.rejects else ''}{'.jsonl' if args.format == 'jsonl' else ''}"
+    result = export_stage(run_dir, args.stage, args.format, out, rejects=args.rejects)
     _print(result, args.json, lambda r: f"{r['rows']} rows of stage {r['stage']} written to {r['path']} ({r['format']})")
     return 0
 
@@ -221,7 +223,8 @@ def command_submit(args: argparse.Namespace) -> int:
     if not args.no_local_check:
         # Check here, before the cluster spends anything; the driver there checks again.
         try:
-            build_graph(job, _registry(), run_dir=Path(args.run_dir or job.resolved_run_dir()), job_dir=Path(args.job).resolve().parent)
+            checked = job.model_copy(update={"run_dir": args.run_dir or job.run_dir})  # an s3:// --run-dir stays a URI
+            build_graph(checked, _registry(), run_dir=checked.resolved_run_dir(), job_dir=Path(args.job).resolve().parent)
         except (ConfigError, SeedInputError) as error:
             raise ConfigError(f"{error}\n(checked on this machine; if those files exist only on the cluster's storage, pass --no-local-check)") from None
     submission = submit.Submission(
@@ -276,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", parents=[selection], help="run every stale stage of a job (or the ones selected)")
     run.add_argument("job", help="job YAML file, e.g. jobs/quickstart.yaml")
-    run.add_argument("--run-dir", type=Path, help="where the run lives (default: the job's run_dir, or runs/<name>)")
+    run.add_argument("--run-dir", help="where the run lives: a folder or s3://bucket/prefix (default: the job's run_dir, or runs/<name>)")
     run.add_argument("--address", help="Ray cluster address (ray://HOST:10001 or HOST:6379); default RAY_ADDRESS, else an embedded Ray")
     run.set_defaults(handler=command_run)
 
@@ -358,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ConfigError, ModelSpecError, RunDirError, SeedInputError) as error:
+    except (ConfigError, ModelSpecError, RunDirError, SeedInputError, StorageError) as error:
         print(f"synthmix: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -80,7 +80,9 @@ def job_path_in_project(job_file: Path, root: Path = PROJECT_ROOT) -> Path:
 
 
 def cluster_run_dir(run_dir: str | None, job_name: str) -> str:
-    """The run directory as every node sees it: it must be an absolute path."""
+    """The run directory as every node sees it: an absolute path, or an s3:// prefix."""
+    if run_dir is not None and run_dir.startswith("s3://"):
+        return run_dir
     if run_dir is None or not Path(run_dir).is_absolute():
         shown = run_dir or f"runs/{job_name}"
         raise ConfigError(

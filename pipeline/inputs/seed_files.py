@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.rejects import RejectReason
+from pipeline.storage import RemotePath, as_path, glob_remote, is_remote, parquet_file, parquet_schema
 
 RECORD_SCHEMA = pa.schema(
     [
@@ -86,15 +86,14 @@ def _file_fields(path: Path, file_format: str) -> set[str] | None:
     the readers report those as rejects)."""
     try:
         if file_format == "parquet":
-            return set(pq.read_schema(path).names)
+            return set(parquet_schema(path).names)
         if file_format == "hf":
             arrow_files = sorted(path.glob("*.arrow"))
             if not arrow_files:
                 return None
-            with pa.memory_map(str(arrow_files[0])) as source:
+            with arrow_files[0].open("rb") if isinstance(path, RemotePath) else pa.memory_map(str(arrow_files[0])) as source:
                 return set(pa.ipc.open_stream(source).schema.names)
-        opener = gzip.open if path.name.endswith(".gz") else open
-        with opener(path, "rb") as handle:
+        with _open_lines(path) as handle:
             for raw in handle:
                 if raw.strip():
                     value = json.loads(raw)
@@ -135,7 +134,13 @@ def detect_format(path: Path) -> str:
 
 
 def expand_paths(pattern: str, base: Path) -> list[Path]:
-    """A file, a folder saved by `datasets`, or a glob, relative to the job file's folder."""
+    """A file, a folder saved by `datasets`, or a glob, relative to the job file's folder
+    (or an `s3://bucket/...` glob, listed under its fixed prefix)."""
+    if is_remote(pattern):
+        remote = glob_remote(pattern)
+        if not remote:
+            raise SeedInputError(f"seeds path {pattern!r} matches no object; check the bucket, the prefix and the pattern")
+        return remote
     full = pattern if Path(pattern).is_absolute() else str(base / pattern)
     matches = sorted(Path(p) for p in glob.glob(full, recursive=True))
     if not matches:
@@ -153,7 +158,7 @@ def list_read_items(path: Path, file_format: str, *, name: str | None = None) ->
     if file_format == "jsonl":
         return [{"path": str(path), "name": name, "format": "jsonl", "part": 0, "first_row": 0}]
     if file_format == "parquet":
-        metadata = pq.ParquetFile(path).metadata
+        metadata = parquet_file(path).metadata
         starts = [0]
         for group in range(metadata.num_row_groups):
             starts.append(starts[-1] + metadata.row_group(group).num_rows)
@@ -207,11 +212,18 @@ def _error(locator: str, reason: RejectReason, detail: str, position: dict) -> d
     return {"id": locator, "text": None, "error_reason": reason.value, "error_detail": detail, "origin": _origin_json(position)}
 
 
+def _open_lines(path: Path | RemotePath):
+    compressed = path.name.endswith(".gz")
+    if isinstance(path, RemotePath):
+        raw = path.open("rb")
+        return gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+    return gzip.open(path, "rb") if compressed else open(path, "rb")  # noqa: SIM115 - closed by the caller's with
+
+
 def _read_jsonl(item: dict, text_field: str, identity: RecordIdentity) -> Iterator[dict]:
-    path = Path(item["path"])
-    opener = gzip.open if path.name.endswith(".gz") else open
+    path = as_path(item["path"])
     try:
-        with opener(path, "rb") as handle:
+        with _open_lines(path) as handle:
             for line_number, raw in enumerate(handle, start=1):
                 if not raw.strip():
                     continue
@@ -239,9 +251,9 @@ def _read_jsonl(item: dict, text_field: str, identity: RecordIdentity) -> Iterat
 
 
 def _read_parquet_group(item: dict, text_field: str, identity: RecordIdentity) -> Iterator[dict]:
-    path = Path(item["path"])
+    path = as_path(item["path"])
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = parquet_file(path)
         if parquet.num_row_groups == 0:
             return
         table = parquet.read_row_group(item["part"])
@@ -254,9 +266,9 @@ def _read_parquet_group(item: dict, text_field: str, identity: RecordIdentity) -
 
 
 def _read_arrow_file(item: dict, text_field: str, identity: RecordIdentity) -> Iterator[dict]:
-    path = Path(item["path"])
+    path = as_path(item["path"])
     try:
-        with pa.memory_map(str(path)) as source:
+        with path.open("rb") if isinstance(path, RemotePath) else pa.memory_map(str(path)) as source:
             table = pa.ipc.open_stream(source).read_all()
     except (OSError, pa.ArrowInvalid) as error:
         yield _error(path.name, RejectReason.PARSE_ERROR, f"unreadable Arrow file: {error}", {"file": item["name"]})
@@ -265,7 +277,7 @@ def _read_arrow_file(item: dict, text_field: str, identity: RecordIdentity) -> I
 
 
 def _table_records(table: pa.Table, item: dict, text_field: str, identity: RecordIdentity) -> Iterator[dict]:
-    path = Path(item["path"])
+    path = as_path(item["path"])
     if text_field not in table.column_names:
         yield _error(
             path.name,

@@ -10,7 +10,6 @@ themselves, and `validate_mix` recounts them, so the manifest cannot drift from 
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pipeline.storage import write_bytes_atomic
 from pipeline.tokens.shards import ShardSummary, summarize_shard
 
 MIX_FILE_NAME = "mix.json"
@@ -129,11 +129,8 @@ def build_mix(shard_dir: Path, config: MixConfig, *, allow_empty: bool = False) 
 
 
 def write_mix(mix: Mix, path: Path) -> None:
-    """Write `mix.json` atomically (temporary name, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(mix.model_dump(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    """Write `mix.json` atomically (temporary name then rename; on an object store, one PUT)."""
+    write_bytes_atomic(path, (json.dumps(mix.model_dump(), indent=2, sort_keys=False) + "\n").encode("utf-8"))
 
 
 def read_mix(path: Path) -> Mix:

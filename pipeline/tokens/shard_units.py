@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,11 +25,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pipeline import columns
 from pipeline.file_digest import sha256_file
 from pipeline.stage import Stage
+from pipeline.storage import RemotePath, read_parquet, upload_file
 from pipeline.store import StageDir, UnitCounts, remove_siblings, sibling_path, swap_dir
 from pipeline.tokens.shards import NUM_TOKENS, ShardInfo, ShardWriter
 from pipeline.unit_commit import concat_counts, counts_row, pending_slices, process_batch, unit_name
@@ -83,7 +84,7 @@ class _ShardUnitCommitter:
         unit = f"{self.prefix}-{self.sequence:05d}-{unit_name(input_ids)}"
         counts = UnitCounts(rows_in=self.counts.rows_in + rows, rows_out=rows, rejected=self.counts.rejected)
         if shard is not None:
-            os.replace(shard.path, self.stage_dir.part_path(unit))
+            upload_file(shard.path, self.stage_dir.part_path(unit))  # a rename, or one upload
         self.stage_dir.commit_unit(unit, None, rejected, input_ids, counts)
         self.reported.append(counts_row(unit, counts))
         self.sequence += 1
@@ -104,6 +105,9 @@ def commit_files_as_shards(
     """One task: stream `files` through the (set-up) stage into shards, each committed as a unit."""
     committer = _ShardUnitCommitter(stage, task_index)
     scratch = committer.stage_dir.path / SCRATCH / f"task-{task_index:05d}-{os.getpid()}-{time.time_ns()}"
+    if isinstance(scratch, RemotePath):
+        # Shards are streamed to a local file and uploaded whole once closed.
+        scratch = Path(tempfile.mkdtemp(prefix=f"synthmix-shards-{task_index:05d}-"))
     writer = ShardWriter(scratch, prefix=SHARD_PREFIX, tokenizer=tokenizer, shard_tokens=shard_tokens, row_group_tokens=row_group_tokens)
     closed = 0
     try:
@@ -133,6 +137,8 @@ def publish_shards(parts: Sequence[Path], shard_dir: Path) -> list[ShardInfo]:
     never a mix. Files of the old folder that are not shards belong to other stages (the mix
     stage's `mix.json`) and are carried over untouched: this stage publishes only its shards.
     """
+    if isinstance(shard_dir, RemotePath):
+        return _publish_remote_shards(parts, shard_dir)
     for kind in ("tmp", "trash"):
         remove_siblings(shard_dir, kind)  # what a killed publish left
     ready = sibling_path(shard_dir, "tmp")
@@ -145,7 +151,7 @@ def publish_shards(parts: Sequence[Path], shard_dir: Path) -> list[ShardInfo]:
                 os.link(part, target)
             except OSError:
                 shutil.copy2(part, target)
-            tokens = pq.read_table(target, columns=[NUM_TOKENS]).column(NUM_TOKENS)
+            tokens = read_parquet(target, columns=[NUM_TOKENS]).column(NUM_TOKENS)
             shards.append(ShardInfo(path=shard_dir / target.name, rows=len(tokens), tokens=int(pc.sum(tokens).as_py() or 0), sha256=sha256_file(target)))
         for other in sorted(shard_dir.iterdir()) if shard_dir.is_dir() else []:
             if other.is_dir():
@@ -156,6 +162,29 @@ def publish_shards(parts: Sequence[Path], shard_dir: Path) -> list[ShardInfo]:
     except BaseException:
         shutil.rmtree(ready, ignore_errors=True)
         raise
+    return shards
+
+
+def _publish_remote_shards(parts: Sequence[RemotePath], shard_dir: RemotePath) -> list[ShardInfo]:
+    """On an object store: server-side copies of the parts under their shard names, then the
+    shards of an earlier publish beyond the new count removed. There is no folder swap, so a
+    reader during the publish may see old and new shards together; `mix.json` (which the runner
+    withdraws before this) lists the consistent set, and the manifest is written after."""
+    shards = []
+    for index, part in enumerate(parts):
+        target = shard_dir / f"{SHARD_PREFIX}-{index:05d}.parquet"
+        try:
+            part.fs.copy_file(part.key, target.key)
+        except OSError as error:
+            from pipeline.storage import storage_error
+
+            raise storage_error(target, error) from None
+        tokens = read_parquet(target, columns=[NUM_TOKENS]).column(NUM_TOKENS)
+        shards.append(ShardInfo(path=target, rows=len(tokens), tokens=int(pc.sum(tokens).as_py() or 0), sha256=sha256_file(target)))
+    published = {info.path.name for info in shards}
+    for other in shard_dir.iterdir():
+        if is_shard_file(other) and other.name not in published:
+            other.unlink(missing_ok=True)
     return shards
 
 

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from pipeline import columns
 from pipeline.file_digest import sha256_file
+from pipeline.storage import parquet_schema, read_parquet
 
 # Shard-only columns (the lineage and mix-key columns come from pipeline.columns).
 INPUT_IDS = "input_ids"
@@ -232,7 +233,7 @@ def conform_to_shard_schema(table: pa.Table) -> pa.Table:
 
 def read_shard_tokenizer(path: Path) -> dict[str, Any]:
     """The tokenizer description stored in a shard's key-value metadata."""
-    metadata = pq.read_schema(path).metadata or {}
+    metadata = parquet_schema(path).metadata or {}
     if TOKENIZER_METADATA_KEY not in metadata:
         raise ValueError(
             f"{path} carries no tokenizer description ({TOKENIZER_METADATA_KEY.decode()} metadata); "
@@ -243,7 +244,7 @@ def read_shard_tokenizer(path: Path) -> dict[str, Any]:
 
 def summarize_shard(path: Path) -> ShardSummary:
     """Count a shard's rows and tokens, by source and domain, from the file itself."""
-    table = pq.read_table(path, columns=[NUM_TOKENS, columns.SOURCE, columns.DOMAIN, columns.SYNTHETIC])
+    table = read_parquet(path, columns=[NUM_TOKENS, columns.SOURCE, columns.DOMAIN, columns.SYNTHETIC])
     tokens = table.column(NUM_TOKENS)
     return ShardSummary(
         path=path,
