@@ -177,6 +177,11 @@ class Replica:
                 raise ReplicaFailed(self._failure)
             stalled = time.monotonic() - self._last_progress
             if pending and stalled > timeout:
+                # A process the OS kept off the CPU (a loaded machine) wakes up here before its
+                # streams do: give them one turn of the loop before calling the engine hung.
+                await asyncio.sleep(0.05)
+                stalled = time.monotonic() - self._last_progress
+            if pending and stalled > timeout:
                 self._failure = (
                     f"model '{self.settings.model_name}' (replica {self.settings.replica_index}): the engine produced no token for "
                     f"{stalled:.0f} s with {self._in_flight} requests waiting (hang_timeout_s: {timeout:g}); it is hung. "

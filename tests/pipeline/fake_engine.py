@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,10 +19,20 @@ class EngineGone(RuntimeError):
 
 
 class FakeBackend:
-    def __init__(self, settings: ReplicaSettings, *, hang_after: int | None = None, die_after: int | None = None, refuse: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: ReplicaSettings,
+        *,
+        hang_after: int | None = None,
+        die_after: int | None = None,
+        exit_after: int | None = None,
+        refuse: str | None = None,
+    ) -> None:
         self.settings = settings
         self.hang_after = hang_after
         self.die_after = die_after
+        # The whole actor process goes, as when the OOM killer takes a replica.
+        self.exit_after = exit_after
         # A message content the engine refuses, as vLLM refuses a prompt longer than the context.
         self.refuse = refuse
         self.answered = 0
@@ -31,6 +42,8 @@ class FakeBackend:
             raise ValueError("This model's maximum context length is 2048 tokens (fake)")
         if self.die_after is not None and self.answered >= self.die_after:
             raise EngineGone("engine core process exited (fake)")
+        if self.exit_after is not None and self.answered >= self.exit_after:
+            os._exit(1)
         if self.hang_after is not None and self.answered >= self.hang_after:
             await asyncio.sleep(3600)
         self.answered += 1

@@ -144,13 +144,22 @@ def test_only_the_models_a_running_stage_needs_start(tmp_path, ray_session, fake
     assert log.count(": starting") == 0
 
 
-def test_a_hung_engine_fails_the_stage_and_a_rerun_resumes(tmp_path, ray_session, monkeypatch):
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ({"hang_after": 2}, r"model 'm' .*no token for .*hang_timeout_s: 2"),
+        ({"die_after": 2}, r"model 'm' .*engine died: engine core process exited"),
+        ({"exit_after": 2}, r"model 'm': its engine replica died mid-stage"),
+    ],
+    ids=["hung", "engine_dead", "actor_gone"],
+)
+def test_a_failed_engine_fails_the_stage_naming_the_model_and_a_rerun_resumes(tmp_path, ray_session, monkeypatch, fault, message):
     corpus = tmp_path / "corpus.jsonl"
     write_corpus(corpus, 4)
-    models = {"m": {"engine": "embedded", "hang_timeout_s": 1, "batch_size": 1}}
+    models = {"m": {"engine": "embedded", "hang_timeout_s": 2, "batch_size": 1}}
     job = make_job(tmp_path / "run", corpus, models, ["seeds", "synthesize"], synthesize={"model": "m"})
-    monkeypatch.setattr(engine_pool, "BACKEND_FACTORY", functools.partial(FakeBackend, hang_after=2))
-    with pytest.raises(Exception, match=r"model 'm' .*hang_timeout_s: 1"):
+    monkeypatch.setattr(engine_pool, "BACKEND_FACTORY", functools.partial(FakeBackend, **fault))
+    with pytest.raises(Exception, match=message):
         run_job(job, STAGES, log=Lines())
     assert engine_pool.active_pool() is None
     monkeypatch.setattr(engine_pool, "BACKEND_FACTORY", FakeBackend)
