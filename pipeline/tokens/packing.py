@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import columns
+from pipeline.storage import as_path, parquet_file
 from pipeline.tokens.mixture import Mix, Phase, read_mix, resolve_shard_path
 from pipeline.tokens.shards import INPUT_IDS, LOSS_MASK
 
@@ -137,7 +138,7 @@ class _SourceStream:
 
     def _file(self, path: Path) -> pq.ParquetFile:
         if path not in self._files:
-            self._files[path] = pq.ParquetFile(path)
+            self._files[path] = parquet_file(path)  # local, or an s3:// shard read by ranges
         return self._files[path]
 
 
@@ -147,6 +148,7 @@ class PackedSequenceReader:
     def __init__(self, mix_path: Path, *, phase: Phase = "main", seq_len: int, seed: int, state: dict[str, Any] | None = None) -> None:
         if seq_len <= 0:
             raise ValueError(f"seq_len must be positive, got {seq_len}")
+        mix_path = as_path(mix_path)  # a mix.json on disk or in a bucket (s3://...)
         mix = read_mix(mix_path)
         weights = {source: w for source, w in mix.phases[phase].items() if w > 0}
         if not weights:

@@ -65,11 +65,15 @@ def s3_server():
             os.environ[key] = value
 
 
-@pytest.fixture
-def bucket(s3_server) -> str:
-    """A fresh bucket per test: `s3://<name>`."""
+def make_bucket(endpoint: str) -> str:
+    """A fresh bucket, `s3://<name>`, made as an administrator would, outside synthmix
+    (synthmix itself never creates buckets)."""
     name = f"t-{uuid.uuid4().hex[:12]}"
-    # Made as an administrator would, outside synthmix: synthmix itself never creates buckets.
-    admin = S3FileSystem(endpoint_override=s3_server.removeprefix("http://"), scheme="http", region="us-east-1", allow_bucket_creation=True)
+    admin = S3FileSystem(endpoint_override=endpoint.removeprefix("http://"), scheme="http", region="us-east-1", allow_bucket_creation=True)
     admin.create_dir(name)
     return f"s3://{name}"
+
+
+@pytest.fixture
+def bucket(s3_server) -> str:
+    return make_bucket(s3_server)
