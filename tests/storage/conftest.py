@@ -38,7 +38,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def s3_server():
+def s3_server(tmp_path_factory):
     """The endpoint URL of a moto S3 server bound to 127.0.0.1, named by SYNTHMIX_S3_ENDPOINT."""
     port = _free_port()
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -52,7 +52,8 @@ def s3_server():
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("moto server did not start") from None
             time.sleep(0.1)
-    saved = {key: os.environ.get(key) for key in (storage.ENDPOINT_ENV, storage.REGION_ENV)}
+    saved = {key: os.environ.get(key) for key in (storage.ENDPOINT_ENV, storage.REGION_ENV, storage.CACHE_ENV)}
+    os.environ[storage.CACHE_ENV] = str(tmp_path_factory.mktemp("s3-cache"))  # inspection's local copies, not ~/.cache
     os.environ[storage.ENDPOINT_ENV] = endpoint
     os.environ[storage.REGION_ENV] = "us-east-1"
     yield endpoint
