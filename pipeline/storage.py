@@ -97,6 +97,16 @@ def as_path(location: str | os.PathLike | RemotePath) -> Path | RemotePath:
     return Path(location)
 
 
+@dataclass(frozen=True)
+class RemoteStat:
+    st_size: int
+    st_mtime_ns: int
+
+    @property
+    def st_mtime(self) -> float:
+        return self.st_mtime_ns / 1e9
+
+
 class RemotePath:
     """An object key (or key prefix, for a "folder") in a bucket, with Path's naming operations."""
 
@@ -168,14 +178,10 @@ class RemotePath:
 
     # --- queries -----------------------------------------------------------------------------
     def _info(self):
-        from pyarrow.fs import FileType
-
         try:
             return self.fs.get_file_info(self.key)
         except OSError as error:
             raise storage_error(self, error) from None
-        except Exception:  # noqa: BLE001 - surfaced below as a missing object
-            return type("Missing", (), {"type": FileType.NotFound, "size": None, "mtime_ns": None})()
 
     def exists(self) -> bool:
         from pyarrow.fs import FileType
@@ -192,10 +198,10 @@ class RemotePath:
 
         return self._info().type is FileType.Directory
 
-    def stat(self) -> os.stat_result:
+    def stat(self) -> RemoteStat:
+        """Size and last-modified time: what fingerprints of input files read from `stat()`."""
         info = self._info()
-        size, mtime = info.size or 0, info.mtime_ns or 0
-        return os.stat_result((0o644, 0, 0, 1, 0, 0, size, mtime // 10**9, mtime // 10**9, mtime // 10**9))
+        return RemoteStat(st_size=info.size or 0, st_mtime_ns=info.mtime_ns or 0)
 
     def _listing(self, recursive: bool):
         """One bounded listing: the objects under this prefix (never the whole bucket)."""
@@ -211,11 +217,11 @@ class RemotePath:
             yield RemotePath(info.path.strip("/"), self.endpoint)
 
     def glob(self, pattern: str):
-        """Names matching `pattern` directly under this prefix (`**/` patterns list recursively)."""
-        recursive = "/" in pattern
-        for info in self._listing(recursive=recursive):
-            relative = info.path[len(self.key) + 1 :]
-            if fnmatch.fnmatchcase(relative if recursive else posixpath.basename(info.path), pattern.removeprefix("**/") if not recursive else pattern):
+        """Names directly under this prefix matching `pattern`: one listing of the prefix."""
+        if "/" in pattern:
+            raise ValueError(f"RemotePath.glob takes a name pattern, not {pattern!r}; use storage.glob_remote for paths")
+        for info in self._listing(recursive=False):
+            if fnmatch.fnmatchcase(posixpath.basename(info.path.rstrip("/")), pattern):
                 yield RemotePath(info.path.strip("/"), self.endpoint)
 
     def rglob(self, pattern: str):

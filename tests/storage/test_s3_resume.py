@@ -16,7 +16,7 @@ from pipeline.store import StageDir
 from tests.storage.s3_slow_job import PROCESSED_LOG
 
 ROOT = Path(__file__).resolve().parents[2]
-ROWS = 120
+ROWS = 60
 
 
 def start_job(run_uri: str, seeds_uri: str, log: Path) -> subprocess.Popen:
@@ -51,7 +51,7 @@ def test_killed_s3_run_resumes_without_redoing_committed_units(bucket, tmp_path)
 
     process = start_job(run_uri, seeds_uri, log)
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(list(stage.units_path.glob("*.json"))) < 4:
+    while time.monotonic() < deadline and len(list(stage.units_path.glob("*.json"))) < 3:
         assert process.poll() is None, process.stderr.read().decode()[-2000:]
         time.sleep(0.3)
     os.kill(process.pid, signal.SIGKILL)  # the driver, as a crashed batch job would die
