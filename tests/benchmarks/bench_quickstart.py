@@ -1,7 +1,7 @@
 """The quickstart job end to end, timed per stage: does the whole recipe fit in about ten minutes
 on 2 cores, engine start-ups included, and what does starting each model once per job save?
 
-Run: `.venv/bin/python -m tests.benchmarks.bench_quickstart [--run-dir DIR] [--engines both|shared|per_stage]`.
+Run: `.venv/bin/python -m tests.benchmarks.bench_quickstart [--run-dir DIR] [--engines both|shared|per_stage] [--job FILE]`.
 Each run is `synthmix run jobs/quickstart.yaml --force` in a fresh process (Ray and every engine
 start counted), with the same job and model settings; only the engines differ:
 - shared: each model starts once per job and serves every stage that uses it (the default);
@@ -26,13 +26,13 @@ TARGET_S = 600
 MODES = ("per_stage", "shared")
 
 
-def run_quickstart(run_dir: Path, mode: str) -> float:
+def run_quickstart(job: Path, run_dir: Path, mode: str) -> float:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("SYNTHMIX_ENGINES", None)
     if mode == "per_stage":
         env["SYNTHMIX_ENGINES"] = "per_stage"
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "jobs/quickstart.yaml", "--run-dir", str(run_dir), "--force"], cwd=ROOT, check=True, env=env)
+    subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(job), "--run-dir", str(run_dir), "--force"], cwd=ROOT, check=True, env=env)
     return time.perf_counter() - started
 
 
@@ -53,14 +53,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", type=Path, default=None)
     parser.add_argument("--engines", choices=("both", *MODES), default="both")
+    # Another job (a smaller one, to try the benchmark itself); the figures are the quickstart's.
+    parser.add_argument("--job", type=Path, default=ROOT / "jobs/quickstart.yaml")
     args = parser.parse_args()
     base = args.run_dir or Path(tempfile.mkdtemp(prefix="bench-quickstart-"))
     modes = MODES if args.engines == "both" else (args.engines,)
     totals = {}
     for mode in modes:
-        totals[mode] = run_quickstart(base / mode, mode)
-    stages = [entry if isinstance(entry, str) else entry["name"] for entry in yaml.safe_load((ROOT / "jobs/quickstart.yaml").read_text())["stages"]]
-    print(f"\nquickstart on {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (1 min) {os.getloadavg()[2]:.1f} (15 min)")
+        totals[mode] = run_quickstart(args.job.resolve(), base / mode, mode)
+    stages = [entry if isinstance(entry, str) else entry["name"] for entry in yaml.safe_load(args.job.read_text())["stages"]]
+    print(f"\n{args.job.name} on {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (1 min) {os.getloadavg()[2]:.1f} (15 min)")
     header = "".join(f"{mode + ' wall s':>18}" for mode in modes)
     print(f"{'stage':<20}{header}{'start-up s':>12}{'in':>6}{'out':>6}{'gen tokens':>11}")
     sums = dict.fromkeys(modes, 0.0)
