@@ -203,7 +203,7 @@ class RemotePath:
         info = self._info()
         return RemoteStat(st_size=info.size or 0, st_mtime_ns=info.mtime_ns or 0)
 
-    def _listing(self, recursive: bool):
+    def list_objects(self, recursive: bool):
         """One bounded listing: the objects under this prefix (never the whole bucket)."""
         from pyarrow.fs import FileSelector
 
@@ -213,21 +213,21 @@ class RemotePath:
             raise storage_error(self, error) from None
 
     def iterdir(self):
-        for info in self._listing(recursive=False):
+        for info in self.list_objects(recursive=False):
             yield RemotePath(info.path.strip("/"), self.endpoint)
 
     def glob(self, pattern: str):
         """Names directly under this prefix matching `pattern`: one listing of the prefix."""
         if "/" in pattern:
             raise ValueError(f"RemotePath.glob takes a name pattern, not {pattern!r}; use storage.glob_remote for paths")
-        for info in self._listing(recursive=False):
+        for info in self.list_objects(recursive=False):
             if fnmatch.fnmatchcase(posixpath.basename(info.path.rstrip("/")), pattern):
                 yield RemotePath(info.path.strip("/"), self.endpoint)
 
     def rglob(self, pattern: str):
         from pyarrow.fs import FileType
 
-        for info in self._listing(recursive=True):
+        for info in self.list_objects(recursive=True):
             if info.type is FileType.File and fnmatch.fnmatchcase(posixpath.basename(info.path), pattern):
                 yield RemotePath(info.path.strip("/"), self.endpoint)
 
@@ -418,7 +418,7 @@ def glob_remote(pattern: str) -> list[RemotePath]:
     from pyarrow.fs import FileType
 
     matches = []
-    for info in prefix._listing(recursive="/" in wanted or "**" in wanted):
+    for info in prefix.list_objects(recursive="/" in wanted or "**" in wanted):
         relative = info.path.strip("/")[len(prefix.key) + 1 :]
         if info.type is FileType.File and fnmatch.fnmatchcase(relative, wanted.replace("**/", "*")):
             matches.append(RemotePath(info.path.strip("/"), root.endpoint))
@@ -430,58 +430,3 @@ def glob_remote(pattern: str) -> list[RemotePath]:
 def use_endpoint(endpoint: Endpoint) -> None:
     """In a worker: make `s3://` strings resolve against the driver's endpoint."""
     configure(endpoint.url, endpoint.region)
-
-
-CACHE_ENV = "SYNTHMIX_CACHE_DIR"
-
-
-def local_view(location: str | os.PathLike) -> Path:
-    """A folder this machine can read that holds the run at `location`.
-
-    A local path is returned as it is. An `s3://` run is copied into a cache folder
-    (`$SYNTHMIX_CACHE_DIR`, default `~/.cache/synthmix/s3/<bucket>/<prefix>`) with one listing
-    of its prefix; objects whose size and time match the cached copy are not fetched again,
-    and cached files the run no longer has are removed. Inspection reads Parquet through DuckDB,
-    whose S3 support is an extension it downloads at run time, which a cluster without
-    internet lacks; a local copy keeps one reader for both kinds of run.
-    """
-    remote = as_path(location)
-    if not isinstance(remote, RemotePath):
-        return remote
-    from pyarrow.fs import FileType
-
-    check_readable(remote)
-    cache_root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "synthmix" / "s3")
-    target = cache_root / remote.key
-    listing = [info for info in remote._listing(recursive=True) if info.type is FileType.File]
-    if not listing:
-        raise StorageError(f"{remote}: no run there (the prefix holds no objects)")
-    record_path = target / ".synthmix-fetched.json"
-    fetched = _read_record(record_path)
-    present: dict[str, list[int]] = {}
-    for info in listing:
-        relative = info.path.strip("/")[len(remote.key) + 1 :]
-        stamp = [info.size or 0, info.mtime_ns or 0]
-        present[relative] = stamp
-        local = target / relative
-        if fetched.get(relative) != stamp or not local.is_file():
-            write_bytes_atomic(local, RemotePath(info.path.strip("/"), remote.endpoint).read_bytes())
-    for relative in set(fetched) - set(present):
-        (target / relative).unlink(missing_ok=True)
-    write_bytes_atomic(record_path, json_bytes(present))
-    return target
-
-
-def _read_record(path: Path) -> dict[str, list[int]]:
-    import json
-
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def json_bytes(data: Any) -> bytes:
-    import json
-
-    return json.dumps(data, sort_keys=True).encode()

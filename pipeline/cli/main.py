@@ -25,10 +25,11 @@ from pipeline.cli.quality_training import add_quality_parser
 from pipeline.config import ConfigError, load_job
 from pipeline.graph import build_graph
 from pipeline.inputs.seed_files import SeedInputError
+from pipeline.inspection.run_copy import local_view
 from pipeline.inspection.run_status import UNDECIDED, inspection_states, recorded_job_dir, stage_statuses
 from pipeline.llm.models import ModelSpecError
 from pipeline.runner import RunDirError
-from pipeline.storage import StorageError, local_view
+from pipeline.storage import StorageError
 
 
 def _registry():

@@ -16,6 +16,7 @@ import pytest
 from pyarrow.fs import S3FileSystem
 
 from pipeline import storage
+from pipeline.inspection.run_copy import CACHE_ENV
 
 # moto accepts any key; these keep pyarrow's credential chain from looking for instance roles.
 CREDENTIALS = {
@@ -52,8 +53,8 @@ def s3_server(tmp_path_factory):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("moto server did not start") from None
             time.sleep(0.1)
-    saved = {key: os.environ.get(key) for key in (storage.ENDPOINT_ENV, storage.REGION_ENV, storage.CACHE_ENV)}
-    os.environ[storage.CACHE_ENV] = str(tmp_path_factory.mktemp("s3-cache"))  # inspection's local copies, not ~/.cache
+    saved = {key: os.environ.get(key) for key in (storage.ENDPOINT_ENV, storage.REGION_ENV, CACHE_ENV)}
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("s3-cache"))  # inspection's local copies, not ~/.cache
     os.environ[storage.ENDPOINT_ENV] = endpoint
     os.environ[storage.REGION_ENV] = "us-east-1"
     yield endpoint

@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from pipeline import storage
 from pipeline.cli import main
+from pipeline.inspection.run_copy import CACHE_ENV
 from pipeline.storage import RemotePath, StorageError, as_path, glob_remote, read_parquet
 from pipeline.store import StageDir
 
@@ -42,7 +43,7 @@ def test_seeds_in_a_missing_bucket_are_named(s3_server, bucket, capsys):
 
 
 def test_inspecting_an_empty_prefix_says_there_is_no_run(bucket, capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv(storage.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     assert main(["inspect", f"{bucket}/nothing-here"]) == 2
     assert f"{bucket}/nothing-here: no run there" in capsys.readouterr().err
 

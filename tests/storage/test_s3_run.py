@@ -11,8 +11,9 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.config import parse_job
+from pipeline.inspection.run_copy import CACHE_ENV
 from pipeline.runner import run_job
-from pipeline.storage import CACHE_ENV, as_path, read_parquet
+from pipeline.storage import as_path, read_parquet
 from pipeline.store import StageDir
 from pipeline.tokens.mixture import validate_mix
 from pipeline.tokens.packing import PackedSequenceReader
