@@ -174,17 +174,33 @@ def check_copies_seed(instruction: str, seed_text: str, *, max_overlap: float = 
     return None
 
 
+# A run this long copied from the prompt is a leak even inside an otherwise new output: the
+# quickstart's 0.5B model appended whole prompt sentences ("Make this instruction ask for a
+# deeper understanding of the same subject") to real questions. Han characters count one word
+# each, so Chinese needs a longer run.
+LEAK_RUN_WORDS = 8
+LEAK_RUN_HAN = 12
+
+
 def check_echoes_prompt(text: str, prompt_text: str, *, quoted_text: str = "", max_overlap: float = 0.5, ngram: int = 4) -> tuple[RejectReason, str] | None:
     """Reject an output made of the prompt's own words ("Write every instruction in English",
-    "Do not say 'the document'"): the share of its word n-grams found in the prompt, not counting
-    n-grams of `quoted_text` (the document the prompt quotes, which an output may rightly use)."""
-    own = _ngrams(words(text), ngram)
+    "Do not say 'the document'"): the share of its word n-grams found in the prompt, or one long
+    run of them, not counting n-grams of `quoted_text` (the document the prompt quotes, or the
+    instruction being rewritten, which an output may rightly use)."""
+    tokens = words(text)
+    own = _ngrams(tokens, ngram)
     if not own or not prompt_text:
         return None
-    template = _ngrams(words(prompt_text), ngram) - _ngrams(words(quoted_text), ngram)
+    prompt_tokens, quoted_tokens = words(prompt_text), words(quoted_text)
+    template = _ngrams(prompt_tokens, ngram) - _ngrams(quoted_tokens, ngram)
     copied = len(own & template) / len(own)
     if copied >= max_overlap:
         return RejectReason.TEMPLATE_LEAK, f"{copied:.0%} of its {ngram}-word sequences come from the prompt"
+    run = LEAK_RUN_HAN if is_mostly_chinese(text) else LEAK_RUN_WORDS
+    long_runs = _ngrams(tokens, run) & (_ngrams(prompt_tokens, run) - _ngrams(quoted_tokens, run))
+    if long_runs:
+        joiner = "" if run == LEAK_RUN_HAN else " "
+        return RejectReason.TEMPLATE_LEAK, f"copies {run} words in a row from the prompt: {joiner.join(min(long_runs))!r}"
     return None
 
 
@@ -200,7 +216,7 @@ def check_evolution(
         return RejectReason.REFUSAL, "the model declined instead of rewriting"
     if _TEMPLATE_LEAKS.search(text):
         return RejectReason.TEMPLATE_LEAK, f"template words in the output: {_TEMPLATE_LEAKS.search(text).group(0)!r}"
-    leak = check_echoes_prompt(text, template_text, max_overlap=max_template_overlap, ngram=5)
+    leak = check_echoes_prompt(text, template_text, quoted_text=parent, max_overlap=max_template_overlap, ngram=5)
     if leak is not None:
         return leak
     if len(text) < min_length_ratio * len(parent.strip()) or len(text) < 10:

@@ -50,7 +50,9 @@ class CritiqueParams(StageParams):
     )
     seed: int = 0
     # Greedy by default: a grader should give the same pair the same grade.
-    sampling: SamplingParams = SamplingParams(temperature=0.0, max_tokens=256)
+    # The rationale is at most 300 characters (the template's schema): 384 tokens hold it in
+    # Chinese too; at 256, seven of 72 quickstart judgements were cut off mid-JSON.
+    sampling: SamplingParams = SamplingParams(temperature=0.0, max_tokens=384)
 
     @field_validator("prompt")
     @classmethod

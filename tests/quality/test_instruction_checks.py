@@ -88,6 +88,21 @@ def test_evolution_that_repeats_the_rewriting_prompt_is_a_template_leak():
     assert check_evolution(honest, "Explain list comprehensions.", template_text=prompt) is None
 
 
+def test_a_prompt_sentence_inside_a_real_question_is_a_leak():
+    # Kept by the share rule before: a real question with the rewriting prompt's sentence appended.
+    prompt = "Make this instruction ask for a deeper understanding of the same subject: the why and the how. Add at most 30 words."
+    parent = "How does the nonlocal statement affect nested functions, and how does it differ from global?"
+    evolved = parent + " Make this instruction ask for a deeper understanding of the same subject"
+    reason, detail = check_evolution(evolved, parent, template_text=prompt)
+    assert reason == RejectReason.TEMPLATE_LEAK and "8 words in a row" in detail
+    # Words the parent already had are the parent's to keep, even where the prompt has them too.
+    assert check_evolution(parent + " Why was nonlocal added in Python 3, and what did code do before?", parent, template_text=prompt + " " + parent) is None
+    zh_prompt = "把这条指令改写成要求更深入理解同一主题的问题：追问原因和机制、利弊权衡或背后的原理。"
+    leaked = "二分查找为什么要求数据有序？把这条指令改写成要求更深入理解同一主题的问题"
+    assert check_echoes_prompt(leaked, zh_prompt)[0] == RejectReason.TEMPLATE_LEAK
+    assert check_echoes_prompt("二分查找为什么要求数据有序？请说明背后的原理和利弊权衡。", zh_prompt) is None
+
+
 def test_an_output_of_the_prompts_own_words_is_a_leak_but_quoting_the_document_is_not():
     prompt = "Read the document, then write 3 different instructions about its subject.\nDocument:\nThe with statement wraps a block in a context manager."
     assert check_echoes_prompt("Write 3 different instructions about its subject", prompt, quoted_text="")[0] == RejectReason.TEMPLATE_LEAK

@@ -52,3 +52,13 @@ def test_only_confident_differing_languages_are_mismatches() -> None:
         min_prob=0.5,
     )
     assert mismatch.tolist() == [False, True, False, False]
+
+
+def test_mandarin_that_lid176_calls_wu_is_chinese(lid_model) -> None:
+    # A generated Chinese probe's answer the quickstart's quality stage rejected as `wuu` before.
+    problem = "小红去文具店买了4支铅笔和6本笔记本。铅笔每支3元，笔记本每本10元。小红付给售货员100元，应找回多少元？"
+    raw_top = lid_model.predict(problem, k=1)[0][0]
+    assert raw_top == "__label__wuu"  # the model's own answer; the fold is what this test is about
+    codes, probs = identify_languages(lid_model, [problem, "The water cycle moves water between sea, air and land."])
+    assert codes.tolist() == ["zh", "en"]
+    assert probs[0] > 0.9  # wuu's and zh's probabilities together
