@@ -5,7 +5,6 @@ endpoint differs (SYNTHMIX_S3_ENDPOINT), so nothing in the client is patched.
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pyarrow.fs import S3FileSystem
 
 from pipeline import storage
 from pipeline.inspection.run_copy import CACHE_ENV
+from tests.pipeline.loopback_cluster import free_ports
 
 # moto accepts any key; these keep pyarrow's credential chain from looking for instance roles.
 CREDENTIALS = {
@@ -32,27 +32,28 @@ for _key, _value in CREDENTIALS.items():
     os.environ.setdefault(_key, _value)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory):
-    """The endpoint URL of a moto S3 server bound to 127.0.0.1, named by SYNTHMIX_S3_ENDPOINT."""
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_moto_server(env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """A moto S3 server bound to 127.0.0.1 on a free port, once it answers: (process, endpoint URL)."""
+    port = free_ports(1)[0]
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         try:
             urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
-            break
+            return process, endpoint
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
                 raise RuntimeError("moto server did not start") from None
             time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """The endpoint URL of the session's moto S3 server, named by SYNTHMIX_S3_ENDPOINT."""
+    process, endpoint = start_moto_server()
     saved = {key: os.environ.get(key) for key in (storage.ENDPOINT_ENV, storage.REGION_ENV, CACHE_ENV)}
     os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("s3-cache"))  # inspection's local copies, not ~/.cache
     os.environ[storage.ENDPOINT_ENV] = endpoint
