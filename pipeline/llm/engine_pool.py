@@ -31,6 +31,8 @@ MODE_ENV = "SYNTHMIX_ENGINES"
 PER_STAGE = "per_stage"
 
 Log = Callable[[str], None]
+# How often a starting engine is reported as still starting.
+STARTUP_REPORT_S = 30
 # Builds a replica's engine inside its actor. Tests replace it with a fake engine (one that
 # answers at once, hangs or dies), so the pool's lifecycle is tested without vLLM start-ups.
 BACKEND_FACTORY: Callable[[ReplicaSettings], Any] = build_vllm_backend
@@ -82,7 +84,11 @@ class EnginePool:
             actors.append(actor)
             groups.append(group)
         try:
-            ray.get([actor.ready.remote() for actor in actors])
+            waiting = [actor.ready.remote() for actor in actors]
+            # Say so while it starts: minutes on a loaded machine or for a big model are not a hang.
+            while ray.wait(waiting, num_returns=len(waiting), timeout=STARTUP_REPORT_S)[1]:
+                self.log(f"[{self.current_stage}] model {name}: engine still starting, {time.perf_counter() - started:.0f} s")
+            ray.get(waiting)
         except Exception as error:
             _kill(actors, groups)
             raise ReplicaFailed(f"model '{name}': its engine failed to start: {error}") from error
