@@ -112,6 +112,9 @@ def check_self_contained(instruction: str) -> tuple[RejectReason, str] | None:
     following = _FOLLOWING.search(instruction)
     if following and "\n" not in instruction.strip() and "`" not in instruction:
         return RejectReason.NOT_SELF_CONTAINED, f"announces {following.group(0)!r} but includes none"
+    if instruction.rstrip().endswith((":", "：")):
+        # "...should include the following:" (seen from the 0.5B model's expand) with nothing after.
+        return RejectReason.NOT_SELF_CONTAINED, "ends with a colon: announces something it does not include"
     return None
 
 
@@ -182,7 +185,16 @@ LEAK_RUN_WORDS = 8
 LEAK_RUN_HAN = 12
 
 
-def check_echoes_prompt(text: str, prompt_text: str, *, quoted_text: str = "", max_overlap: float = 0.5, ngram: int = 4) -> tuple[RejectReason, str] | None:
+def check_echoes_prompt(
+    text: str,
+    prompt_text: str,
+    *,
+    quoted_text: str = "",
+    max_overlap: float = 0.5,
+    ngram: int = 4,
+    run_words: int = LEAK_RUN_WORDS,
+    run_han: int = LEAK_RUN_HAN,
+) -> tuple[RejectReason, str] | None:
     """Reject an output made of the prompt's own words ("Write every instruction in English",
     "Do not say 'the document'"): the share of its word n-grams found in the prompt, or one long
     run of them, not counting n-grams of `quoted_text` (the document the prompt quotes, or the
@@ -196,10 +208,11 @@ def check_echoes_prompt(text: str, prompt_text: str, *, quoted_text: str = "", m
     copied = len(own & template) / len(own)
     if copied >= max_overlap:
         return RejectReason.TEMPLATE_LEAK, f"{copied:.0%} of its {ngram}-word sequences come from the prompt"
-    run = LEAK_RUN_HAN if is_mostly_chinese(text) else LEAK_RUN_WORDS
+    chinese = is_mostly_chinese(text)
+    run = run_han if chinese else run_words
     long_runs = _ngrams(tokens, run) & (_ngrams(prompt_tokens, run) - _ngrams(quoted_tokens, run))
     if long_runs:
-        joiner = "" if run == LEAK_RUN_HAN else " "
+        joiner = "" if chinese else " "
         return RejectReason.TEMPLATE_LEAK, f"copies {run} words in a row from the prompt: {joiner.join(min(long_runs))!r}"
     return None
 
@@ -216,7 +229,9 @@ def check_evolution(
         return RejectReason.REFUSAL, "the model declined instead of rewriting"
     if _TEMPLATE_LEAKS.search(text):
         return RejectReason.TEMPLATE_LEAK, f"template words in the output: {_TEMPLATE_LEAKS.search(text).group(0)!r}"
-    leak = check_echoes_prompt(text, template_text, quoted_text=parent, max_overlap=max_template_overlap, ngram=5)
+    # A rewrite prompt is short and its phrases specific ("trade-offs, or underlying principles"),
+    # so five of its words in a row that the parent did not have are a leak.
+    leak = check_echoes_prompt(text, template_text, quoted_text=parent, max_overlap=max_template_overlap, ngram=5, run_words=5, run_han=8)
     if leak is not None:
         return leak
     if len(text) < min_length_ratio * len(parent.strip()) or len(text) < 10:

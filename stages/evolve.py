@@ -32,7 +32,7 @@ from pipeline.llm.models import SamplingParams
 from pipeline.llm.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
 from pipeline.llm.prompts import load_prompt
 from pipeline.stage import Lineage, Resources, StageParams, with_reject_columns
-from quality.instruction_checks import check_evolution, check_is_request, check_language, strip_type_label
+from quality.instruction_checks import check_evolution, check_is_request, check_language, check_self_contained, strip_type_label
 
 REWRITE_OPERATIONS = ("clarify", "add_constraints", "deepen", "concretize", "reasoning")
 EXPAND = "expand"
@@ -146,6 +146,7 @@ class Evolve(ModelStage):
                         check_repeated(text, seen)
                         or check_is_request(text)
                         or check_language(text, base[columns.LANG])
+                        or check_self_contained(text)
                         or _repeats(text, parent[columns.INSTRUCTION])
                     )
                 else:
@@ -158,6 +159,7 @@ class Evolve(ModelStage):
                         )
                         or check_is_request(text)
                         or check_language(text, base[columns.LANG])
+                        or check_self_contained(text)
                     )
                 if problem is not None:
                     row[columns.REJECT_REASON], row[columns.REJECT_DETAIL] = RejectReason(problem[0]).value, problem[1]

@@ -90,11 +90,18 @@ def test_evolution_that_repeats_the_rewriting_prompt_is_a_template_leak():
 
 def test_a_prompt_sentence_inside_a_real_question_is_a_leak():
     # Kept by the share rule before: a real question with the rewriting prompt's sentence appended.
-    prompt = "Make this instruction ask for a deeper understanding of the same subject: the why and the how. Add at most 30 words."
+    prompt = (
+        "Make this instruction ask for a deeper understanding of the same subject: the why and the how, trade-offs, or underlying principles. "
+        "Add at most 30 words."
+    )
     parent = "How does the nonlocal statement affect nested functions, and how does it differ from global?"
     evolved = parent + " Make this instruction ask for a deeper understanding of the same subject"
     reason, detail = check_evolution(evolved, parent, template_text=prompt)
-    assert reason == RejectReason.TEMPLATE_LEAK and "8 words in a row" in detail
+    assert reason == RejectReason.TEMPLATE_LEAK and "5 words in a row" in detail
+    # Kept by the 8-word rule: the tail of the deepen prompt appended to a code task.
+    point = "Implement a class named Point whose method returns the distance to another point."
+    reason, detail = check_evolution(point[:-1] + ", with trade-offs, or underlying principles.", point, template_text=prompt)
+    assert reason == RejectReason.TEMPLATE_LEAK and "trade offs or underlying principles" in detail
     # Words the parent already had are the parent's to keep, even where the prompt has them too.
     assert check_evolution(parent + " Why was nonlocal added in Python 3, and what did code do before?", parent, template_text=prompt + " " + parent) is None
     zh_prompt = "把这条指令改写成要求更深入理解同一主题的问题：追问原因和机制、利弊权衡或背后的原理。"
@@ -148,6 +155,8 @@ def test_instructions_pointing_at_an_unseen_document_are_not_self_contained():
     assert check_self_contained("Find the bug in a short snippet you include that does not specify a class.")[0] == RejectReason.NOT_SELF_CONTAINED
     assert check_self_contained("Find the bug in this snippet:\n\nfor i in range(3) print(i)") is None
     assert check_self_contained("Write a function that reverses a linked list.") is None
+    assert check_self_contained("请根据以下任务类型，编写一个新的对话示例。该对话示例应该包含以下内容：")[0] == RejectReason.NOT_SELF_CONTAINED
+    assert check_self_contained("Write a short story that includes the following:")[0] == RejectReason.NOT_SELF_CONTAINED
 
 
 def test_the_language_asked_for_is_the_language_written():
