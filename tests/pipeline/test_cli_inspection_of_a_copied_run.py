@@ -75,7 +75,8 @@ def test_every_inspection_command_works_on_the_copy_and_writes_nothing_into_it(c
     before = snapshot(copied_run)
     monkeypatch.chdir(copied_run)  # a tool writing beside the working directory would write into the run
     stages = [entry["stage"] for entry in json.loads(synthmix(capsys, "inspect", copied_run, "--json")[1])]
-    assert len(stages) == 14 and stages[-1] == "shards"
+    # Every stage of the job, then the published shards.
+    assert stages == [entry.name for entry in load_job(ROOT / "jobs" / "quickstart.yaml").stages] + ["shards"]
     row_id = a_shard_row_id(copied_run)
     out = tmp_path / "out"
     commands = [
@@ -87,6 +88,8 @@ def test_every_inspection_command_works_on_the_copy_and_writes_nothing_into_it(c
         ["inspect", copied_run, "critique", "--where", "critique_score >= 5", "--columns", "critique,critique_score"],
         ["trace", copied_run, row_id],
         ["trace", copied_run, row_id, "--json"],
+        ["eval", copied_run],
+        ["eval", copied_run, "--json"],
         ["report", copied_run, "-o", out / "report.html"],
         ["export", copied_run, "critique", "--format", "jsonl", "-o", out / "critique.jsonl"],
         ["export", copied_run, "seeds", "--format", "hf", "-o", out / "seeds-hf"],
@@ -101,7 +104,7 @@ def test_every_inspection_command_works_on_the_copy_and_writes_nothing_into_it(c
 def test_status_reports_the_counts_and_says_per_stage_why_staleness_cannot_be_decided(copied_run, capsys):
     code, out, _ = synthmix(capsys, "status", copied_run, "--json")
     rows = {row["stage"]: row for row in json.loads(out)}
-    assert code == 0 and len(rows) == 13
+    assert code == 0 and list(rows) == [entry.name for entry in load_job(ROOT / "jobs" / "quickstart.yaml").stages]
     assert {row["state"] for row in rows.values()} == {"undecided"}
     assert all(row["rows_out"] is not None and row["wall_s"] is not None for row in rows.values())
     assert SEED_FILE in rows["seeds"]["why"] and "matches no file" in rows["seeds"]["why"]
