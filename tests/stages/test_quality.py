@@ -82,6 +82,34 @@ def test_every_pair_is_counted_once(pairs_run):
     assert manifest["rejected"] == {"refusal": 1, "repetitive": 1, "boilerplate": 1, "lang": 2}
 
 
+# A right answer to a GSM8K probe, by Qwen2.5-Coder-0.5B in the quickstart: a worked solution
+# restates its steps, so its 5-word repetition (0.19) passes web text's bound (0.15) only in math.
+RIBBON = (
+    "Marty has 100 centimeters of ribbon that he must cut into 4 equal parts. Each of the cut parts must be divided into 5 equal parts. "
+    "How long will each final cut be?"
+)
+RIBBON_ANSWER = (
+    "To determine the length of each final cut, we need to follow these steps:\n\n1. Calculate the total length of the ribbon divided into 4 "
+    "equal parts.\n2. Divide the total length by 5 to find the length of each final cut.\n\n**Step 1: Calculate the total length of the ribbon "
+    "divided into 4 equal parts.**\n\nMarty has 100 centimeters of ribbon and he needs to cut it into 4 equal parts. Therefore, the total length "
+    "divided into 4 equal parts is:\n\\[ 100 \\text{ cm} \\div 4 = 25 \\text{ cm} \\]\n\n**Step 2: Divide the total length by 5 to find the "
+    "length of each final cut.**\n\nNow, we need to divide the total length of 25 cm by 5:\n\\[ 25 \\text{ cm} \\div 5 = 5 \\text{ cm} \\]\n\n"
+    "Thus, the length of each final cut is \\(\\boxed{5}\\) centimeters."
+)
+
+
+def test_a_domain_gets_its_own_repetition_bounds(tmp_path, ray_session):
+    math_row = {**answer_row("math", RIBBON, RIBBON_ANSWER), "domain": "math"}
+    general_row = answer_row("general", RIBBON, RIBBON_ANSWER)
+    loop = {**answer_row("math_loop", "How does compound interest grow?", "The amount is multiplied by one plus the rate each year, " * 12), "domain": "math"}
+    math_bounds = {"max_dup_ngram_frac": {5: 0.35}, "max_top_ngram_frac": {2: 0.3}}
+    result = run_after_answers(tmp_path, [math_row, general_row, loop], "quality", {"domain_heuristics": {"math": math_bounds}})
+    assert list(result.accepted) == ["math"]
+    reasons = {row_id: (row["reject_reason"], row["reject_detail"]) for row_id, row in result.rejected.items()}
+    assert reasons["general"][0] == "repetitive" and "dup_5gram_frac" in reasons["general"][1]
+    assert reasons["math_loop"][0] == "repetitive"
+
+
 def test_natural_seed_text_is_filtered_on_its_text_column(tmp_path, ray_session):
     sections = {"seeds": {"builtin": {"pydoc_topics": 4, "stdlib_modules": 0}}, "quality": {"languages": ["en"]}}
     job = parse_job({"name": "t", "run_dir": str(tmp_path / "run"), "stages": ["seeds", "quality"], **sections}, source="t.yaml")
