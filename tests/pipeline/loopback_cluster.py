@@ -26,6 +26,16 @@ import psutil
 
 VENV_BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 180
+WORKER_PORTS = 40
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def free_ports(count: int) -> list[int]:
@@ -44,6 +54,8 @@ class LoopbackCluster:
         self.worker_nodes = worker_nodes
         self.cpus_per_node = cpus_per_node
         self.gcs_port, self.dashboard_port, self.client_port = free_ports(3)
+        # Every port this cluster was given: a node's worker port range must hold none of them.
+        self.taken = {self.gcs_port, self.dashboard_port, self.client_port}
 
     @property
     def gcs_address(self) -> str:
@@ -81,20 +93,33 @@ class LoopbackCluster:
         return self
 
     def _ray_start(self, role: list[str]) -> None:
-        agent, agent_grpc, metrics, runtime_env, node_manager, object_manager, worker_low = free_ports(7)
+        agent, agent_grpc, metrics, runtime_env, node_manager, object_manager = free_ports(6)
+        self.taken |= {agent, agent_grpc, metrics, runtime_env, node_manager, object_manager}
+        worker_low = self._free_worker_range()
         command = [
             str(VENV_BIN / "ray"), "start", *role, "--num-cpus", str(self.cpus_per_node),
             "--node-ip-address", "127.0.0.1", "--temp-dir", str(self.temp_dir),
             "--dashboard-agent-listen-port", str(agent), "--dashboard-agent-grpc-port", str(agent_grpc),
             "--metrics-export-port", str(metrics), "--runtime-env-agent-port", str(runtime_env),
             "--node-manager-port", str(node_manager), "--object-manager-port", str(object_manager),
-            "--min-worker-port", str(worker_low), "--max-worker-port", str(min(worker_low + 40, 65535)),
+            "--min-worker-port", str(worker_low), "--max-worker-port", str(min(worker_low + WORKER_PORTS, 65535)),
             "--disable-usage-stats",
         ]  # fmt: skip
         result = subprocess.run(command, env=self.cluster_env(), capture_output=True, text=True, timeout=START_TIMEOUT_S)
         if result.returncode != 0:
             self.stop()
             raise RuntimeError(f"ray start {' '.join(role)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+
+    def _free_worker_range(self) -> int:
+        """The start of WORKER_PORTS ports, all free now and none given to this cluster before: a
+        worker port landing on a node's agent port made `ray start` fail now and then."""
+        for _ in range(100):
+            (low,) = free_ports(1)
+            span = range(low, min(low + WORKER_PORTS, 65535) + 1)
+            if self.taken.isdisjoint(span) and all(_is_free(port) for port in span):
+                self.taken |= set(span)
+                return low
+        raise RuntimeError(f"no {WORKER_PORTS} free consecutive ports for Ray workers on 127.0.0.1")
 
     def _wait_for_nodes(self) -> None:
         """Wait until every node's raylet is up (the worker registers a little after `ray start`)."""
