@@ -24,6 +24,10 @@ from pipeline import __version__
 from pipeline.config import ConfigError, JobConfig
 from pipeline.file_tasks import run_file_tasks
 from pipeline.graph import PlannedStage, build_graph, downstream_of, select_stages, with_input_schema
+
+# Imported with the runner, not inside run_job: a job submitted to a cluster, importing it there
+# after connecting to Ray, failed with ModuleNotFoundError from its working directory.
+from pipeline.llm.engine_pool import enter_stage, job_engines, stage_startups
 from pipeline.stage import Execution, Stage
 from pipeline.storage import Endpoint, RemotePath, StorageError, check_writable, current_endpoint, parquet_file, parquet_schema, read_parquet, use_endpoint
 from pipeline.store import RUN_INFO, StageDir, StageState, swap_dir, write_atomic_bytes, write_atomic_json
@@ -112,8 +116,6 @@ def run_job(
     connect(job.ray, address, log=log)
     used_models = sorted({name for node in selected for name in node.stage.models_used()})
     check_models({name: job.models[name] for name in used_models}, ray.cluster_resources())
-    from pipeline.llm.engine_pool import job_engines
-
     # Each model's engine starts with the first stage that uses it and serves every later one.
     with job_engines([(node.name, node.stage.models_used()) for node in selected], log=log):
         outcomes = run_stages(plan, selected, run_dir=run_dir, force=force, log=log)
@@ -131,7 +133,6 @@ def run_stages(
     log: Log = stderr_log,
 ) -> list[StageOutcome]:
     """Run the selected stages in order: fresh ones are skipped unless forced."""
-    from pipeline.llm.engine_pool import enter_stage
 
     outcomes = []
     by_name = {node.name: node for node in plan}
@@ -214,7 +215,6 @@ def run_stage(node: PlannedStage, *, run_dir: Path, plan: list[PlannedStage] | N
 
 def _record_engine_startups(manifest: dict, stage_name: str) -> None:
     """Seconds this stage spent starting each model's engine (0 where an earlier stage had)."""
-    from pipeline.llm.engine_pool import stage_startups
 
     for model, seconds in stage_startups(stage_name).items():
         manifest.setdefault("llm", {}).setdefault(model, {})["startup_s"] = seconds

@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.llm.engine_replica import ReplicaFailed, ReplicaSettings, build_vllm_backend
+from pipeline.llm.engine_replica import Replica, ReplicaFailed, ReplicaSettings, build_vllm_backend
+from pipeline.llm.engine_settings import runs_on_cpu, vllm_engine_settings
 from pipeline.llm.models import EmbeddedModel, VllmModel
 
 # "per_stage" brings back one engine per stage (to compare, or to fall back); anything else shares.
@@ -162,9 +163,6 @@ def stage_startups(stage: str) -> dict[str, float]:
 def _create_replica(name: str, spec: EmbeddedModel | VllmModel, index: int, backend_factory: Callable) -> tuple[Any, Any]:
     """A replica actor, and its placement group when its engine spans several GPUs."""
     import ray
-
-    from pipeline.llm.engine_replica import Replica
-    from pipeline.llm.engine_settings import runs_on_cpu, vllm_engine_settings
 
     settings = vllm_engine_settings(spec)
     engine_kwargs = dict(settings["engine_kwargs"])
