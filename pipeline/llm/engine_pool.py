@@ -215,9 +215,12 @@ def _kill(actors: list[Any], groups: list[Any]) -> None:
                 ray.util.remove_placement_group(group)
 
 
-def send_batch(requests: list[dict[str, Any]], *, replicas: list[Any], model_name: str) -> list[dict[str, Any]]:
-    """In a Ray Data task: one batch's requests to one of the model's replicas, its replies back.
+def send_batch(requests: list[dict[str, Any]], *, replicas: list[Any], model_name: str, batch_size: int) -> list[dict[str, Any]]:
+    """In a Ray Data task: the requests to the model's replicas, `batch_size` per call and every
+    call at once, spread over the replicas in turn; the replies back in the requests' order.
 
+    All calls at once, because each replica's engine batches whatever waits in it continuously:
+    sent one after another, it would idle at the end of every call, waiting for its longest answer.
     A replica that died or hung fails the task (and so the stage) with the model named; a
     request the engine refused comes back as a reply with `error`, a row error.
     """
@@ -225,9 +228,13 @@ def send_batch(requests: list[dict[str, Any]], *, replicas: list[Any], model_nam
 
     if not requests:
         return []
-    replica = random.choice(replicas)
+    first = random.randrange(len(replicas))
+    calls = [
+        replicas[(first + index) % len(replicas)].generate.remote(requests[start : start + batch_size])
+        for index, start in enumerate(range(0, len(requests), batch_size))
+    ]
     try:
-        return ray.get(replica.generate.remote(requests))
+        return [reply for replies in ray.get(calls) for reply in replies]
     except ray.exceptions.RayActorError as error:
         raise ReplicaFailed(f"model '{model_name}': its engine replica died mid-stage ({type(error).__name__}); rerun the stage to resume") from None
     except ray.exceptions.RayTaskError as error:

