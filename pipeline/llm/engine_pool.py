@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ PER_STAGE = "per_stage"
 Log = Callable[[str], None]
 # How often a starting engine is reported as still starting.
 STARTUP_REPORT_S = 30
+# How often a job reports what its engines have generated: a stage's one task may hold all its
+# rows, so commits (the runner's progress lines) can be minutes apart.
+GENERATION_REPORT_S = 30
 # Builds a replica's engine inside its actor. Tests replace it with a fake engine (one that
 # answers at once, hangs or dies), so the pool's lifecycle is tested without vLLM start-ups.
 BACKEND_FACTORY: Callable[[ReplicaSettings], Any] = build_vllm_backend
@@ -45,6 +49,8 @@ class StartedModel:
     placement_groups: list[Any]
     startup_s: float
     started_by: str | None
+    # (requests answered, tokens generated, when) at the last progress line, or when it came up.
+    reported: tuple[int, int, float] = (0, 0, 0.0)
 
 
 @dataclass
@@ -61,6 +67,7 @@ class EnginePool:
     startups: dict[str, dict[str, float]] = field(default_factory=dict)
     # Every start, in order (model, stage): what tests and benchmarks count.
     start_log: list[tuple[str, str | None]] = field(default_factory=list)
+    _stop_reporting: threading.Event = field(default_factory=threading.Event)
 
     def replicas_for(self, name: str, spec: EmbeddedModel | VllmModel) -> list[Any]:
         model = self.started.get(name)
@@ -96,7 +103,38 @@ class EnginePool:
         seconds = time.perf_counter() - started
         self.log(f"[{self.current_stage}] model {name}: engine up in {seconds:.1f} s; generating")
         self.start_log.append((name, self.current_stage))
-        return StartedModel(actors, groups, seconds, self.current_stage)
+        return StartedModel(actors, groups, seconds, self.current_stage, reported=(0, 0, time.perf_counter()))
+
+    def report_generation(self) -> None:
+        """One progress line per started model that generated something since the last one."""
+        import ray
+
+        for name, model in list(self.started.items()):
+            try:
+                counters = ray.get([replica.counters.remote() for replica in model.replicas], timeout=10)
+            except Exception:  # noqa: BLE001 - a dead replica fails its stage; the report just skips it
+                continue
+            answered, tokens, waiting = (sum(values) for values in zip(*counters, strict=True))
+            last_answered, last_tokens, last_at = model.reported
+            if answered == last_answered and tokens == last_tokens:
+                continue
+            now = time.perf_counter()
+            rate = (tokens - last_tokens) / max(now - last_at, 1e-9)
+            self.log(
+                f"[{self.current_stage}] model {name}: {answered} requests answered, {tokens} tokens generated "
+                f"({rate:.0f} tok/s since the engine was up or last reported); {waiting} waiting"
+            )
+            model.reported = (answered, tokens, now)
+
+    def report_every(self, seconds: float) -> None:
+        """Until the pool closes: `report_generation` every `seconds`, in a daemon thread."""
+
+        def loop() -> None:
+            while not self._stop_reporting.wait(seconds):
+                if self.started:
+                    self.report_generation()
+
+        threading.Thread(target=loop, name="engine-progress", daemon=True).start()
 
     def enter_stage(self, stage: str) -> None:
         """Called before each stage of the plan: models whose last user came before it go."""
@@ -120,6 +158,7 @@ class EnginePool:
         self.log(f"model {name}: engine released")
 
     def close(self) -> None:
+        self._stop_reporting.set()
         for name in list(self.started):
             self.release(name)
 
@@ -143,6 +182,7 @@ def job_engines(stage_models: list[tuple[str, tuple[str, ...]]], log: Log) -> It
     last_user = {model: index for index, (_, models) in enumerate(stage_models) for model in models}
     pool = EnginePool(last_user=last_user, order=[stage for stage, _ in stage_models], log=log, backend_factory=BACKEND_FACTORY)
     _ACTIVE = pool
+    pool.report_every(GENERATION_REPORT_S)
     try:
         yield pool
     finally:

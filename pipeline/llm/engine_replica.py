@@ -138,6 +138,9 @@ class Replica:
         self.backend: Backend = backend_factory(settings)
         self.startup_s = time.perf_counter() - started
         self._request_ids = itertools.count()
+        # What the pool's progress lines report: requests answered and tokens generated so far.
+        self.answered = 0
+        self.generated_tokens = 0
         self._in_flight = 0
         # Last time any request of this replica moved (or the first request arrived at an idle engine).
         self._last_progress = time.monotonic()
@@ -146,6 +149,10 @@ class Replica:
     def ready(self) -> float:
         """Seconds the engine took to start, once it has started (the actor's first answer)."""
         return self.startup_s
+
+    def counters(self) -> tuple[int, int, int]:
+        """(requests answered, tokens generated, requests waiting) since the engine started."""
+        return self.answered, self.generated_tokens, self._in_flight
 
     async def generate(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if self._failure:
@@ -210,6 +217,8 @@ class Replica:
             return {"text": None, "error": f"{type(error).__name__}: {error}", "prompt_tokens": None, "generated_tokens": None}
         if not last.finished:
             return {"text": None, "error": "the engine ended the request without finishing it", "prompt_tokens": None, "generated_tokens": None}
+        self.answered += 1
+        self.generated_tokens += last.generated_tokens
         return {"text": last.text, "error": None, "prompt_tokens": last.prompt_tokens, "generated_tokens": last.generated_tokens}
 
     def shutdown(self) -> None:

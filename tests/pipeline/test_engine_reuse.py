@@ -136,7 +136,8 @@ class Lines(list):
 DEDUP = {"name": "dedup_instructions", "kind": "dedup"}
 
 
-def test_a_two_stage_job_starts_its_model_once_and_releases_it_after_its_last_stage(tmp_path, ray_session, fake_engine):
+def test_a_two_stage_job_starts_its_model_once_and_releases_it_after_its_last_stage(tmp_path, ray_session, fake_engine, monkeypatch):
+    monkeypatch.setattr(engine_pool, "GENERATION_REPORT_S", 0.1)
     corpus = tmp_path / "corpus.jsonl"
     write_corpus(corpus, 6)
     job = make_job(
@@ -159,6 +160,11 @@ def test_a_two_stage_job_starts_its_model_once_and_releases_it_after_its_last_st
     assert synthesize["llm"]["m"]["startup_s"] > 0
     assert evolve["llm"]["m"]["startup_s"] == 0
     assert evolve["rows_out"] > 0, "evolve answered through the engine synthesize started"
+    # Generation shows progress between commits: requests answered, counted on the replica.
+    reports = [line for line in log if "model m: " in line and "requests answered" in line]
+    assert reports, "no generation progress line"
+    answered = [int(line.split("model m: ")[1].split(" requests")[0]) for line in reports]
+    assert answered == sorted(answered) and answered[-1] > 0
     assert engine_pool.active_pool() is None
 
 
