@@ -231,6 +231,9 @@ def _execute(stage: Stage, node: PlannedStage, files: list[Path], done_ids, atte
     if stage.execution is Execution.GLOBAL:
         dataset = stage.run(dataset)
     else:
+        if type(stage).expand_input is not Stage.expand_input:
+            # Work rows (one per answer sample, say) are not the input rows counted on disk.
+            expected_rows = None
         dataset = stage.expand_input(dataset)
         if done_ids is not None and len(done_ids):
             dataset = dataset.map_batches(drop_committed_rows, fn_kwargs={"done_ids": done_ids}, batch_format="pyarrow", num_cpus=READ_CPUS)

@@ -38,6 +38,8 @@ STARTUP_REPORT_S = 30
 # How often a job reports what its engines have generated: a stage's one task may hold all its
 # rows, so commits (the runner's progress lines) can be minutes apart.
 GENERATION_REPORT_S = 30
+# Read by the worker process Ray starts for a replica (see _create_replica).
+WORKER_NICENESS_ENV = "RAY_worker_niceness"
 # Builds a replica's engine inside its actor. Tests replace it with a fake engine (one that
 # answers at once, hangs or dies), so the pool's lifecycle is tested without vLLM start-ups.
 BACKEND_FACTORY: Callable[[ReplicaSettings], Any] = build_vllm_backend
@@ -210,7 +212,10 @@ def _create_replica(name: str, spec: EmbeddedModel | VllmModel, index: int, back
         "name": None,
         # Async actor: every batch sent to it waits in the event loop, so all reach the engine at once.
         "max_concurrency": 1000,
-        "runtime_env": {"env_vars": settings["env"]} if settings["env"] else None,
+        # Ray starts workers at niceness 15 so its control plane stays responsive; an engine is the
+        # job's main work, and niced it loses every contested core step to Ray's own processes
+        # (vLLM's compute threads wait for the slowest of them). Ray's job supervisor is unniced the same way.
+        "runtime_env": {"env_vars": {**settings["env"], WORKER_NICENESS_ENV: "0"}},
         # A replica that dies is not restarted behind the stage's back: the stage fails clearly.
         "max_restarts": 0,
     }

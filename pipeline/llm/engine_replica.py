@@ -61,6 +61,9 @@ class Backend(Protocol):
 
     def stream(self, request_id: str, messages: list[dict[str, str]], sampling: dict[str, Any], schema: str | None) -> AsyncIterator[Progress]: ...
 
+    # Optional: `last_step() -> float`, the `time.monotonic()` of the engine's last step that
+    # moved any request, for a backend whose streams go quiet until a request ends (VllmBackend).
+
     def is_fatal(self, error: BaseException) -> bool: ...
 
     def shutdown(self) -> None: ...
@@ -82,6 +85,32 @@ class VllmBackend:
         # sequences and 4096 tokens per step, where a server context gets 128 and 2048).
         self.engine = AsyncLLM.from_engine_args(args, usage_context=UsageContext.LLM_CLASS)
         self.tokenizer = self.engine.get_tokenizer()
+        self._last_step = 0.0
+        self.final_only = False
+        self._stamp_engine_steps()
+
+    def _stamp_engine_steps(self) -> None:
+        """Note the time of every batch of engine outputs, so requests can ask for their final
+        output only (`FINAL_ONLY`) and the watchdog still sees the engine move at each step.
+
+        A stream of every token of every request costs the actor an object and a wake-up per
+        token, CPU the engine's compute threads wait for on a small machine: 96 chats in one
+        process generated in 17.5 s streamed and 15.9 s final-only. Where this vLLM's output
+        processor differs, requests stream as before."""
+        processor = getattr(self.engine, "output_processor", None)
+        process_outputs = getattr(processor, "process_outputs", None)
+        if process_outputs is None:
+            return
+
+        def stamped(*args: Any, **kwargs: Any) -> Any:
+            self._last_step = time.monotonic()
+            return process_outputs(*args, **kwargs)
+
+        processor.process_outputs = stamped
+        self.final_only = True
+
+    def last_step(self) -> float:
+        return self._last_step
 
     async def stream(self, request_id: str, messages: list[dict[str, str]], sampling: dict[str, Any], schema: str | None) -> AsyncIterator[Progress]:
         prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -96,7 +125,7 @@ class VllmBackend:
 
     def _sampling_params(self, sampling: dict[str, Any], schema: str | None) -> Any:
         from vllm import SamplingParams
-        from vllm.sampling_params import StructuredOutputsParams
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
         structured = None
         if schema is not None:
@@ -109,6 +138,7 @@ class VllmBackend:
             seed=sampling["seed"] if self.settings.per_request_seed else None,
             stop=sampling["stop"] or [],
             structured_outputs=structured,
+            output_kind=RequestOutputKind.FINAL_ONLY if self.final_only else RequestOutputKind.CUMULATIVE,
         )
 
     def is_fatal(self, error: BaseException) -> bool:
@@ -185,12 +215,12 @@ class Replica:
                     raise ReplicaFailed(self._failure) from task.exception()
             if self._failure:
                 raise ReplicaFailed(self._failure)
-            stalled = time.monotonic() - self._last_progress
+            stalled = time.monotonic() - self._latest_progress()
             if pending and stalled > timeout:
                 # A process the OS kept off the CPU (a loaded machine) wakes up here before its
                 # streams do: give them one turn of the loop before calling the engine hung.
                 await asyncio.sleep(0.05)
-                stalled = time.monotonic() - self._last_progress
+                stalled = time.monotonic() - self._latest_progress()
             if pending and stalled > timeout:
                 self._failure = (
                     f"model '{self.settings.model_name}' (replica {self.settings.replica_index}): the engine produced no token for "
@@ -198,6 +228,10 @@ class Replica:
                     "The stage stops; a rerun resumes after the last committed batch"
                 )
                 raise ReplicaFailed(self._failure)
+
+    def _latest_progress(self) -> float:
+        last_step = getattr(self.backend, "last_step", None)
+        return max(self._last_progress, last_step() if last_step else 0.0)
 
     async def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
         sampling = request["sampling"]

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import time
 
 import pytest
 
 from pipeline.config import parse_job
 from pipeline.llm import engine_pool
-from pipeline.llm.engine_replica import Replica, ReplicaFailed, ReplicaSettings
+from pipeline.llm.engine_replica import Progress, Replica, ReplicaFailed, ReplicaSettings
 from pipeline.llm.llm_output import parse_llm_json
 from pipeline.llm.processors import apply_llm
 from pipeline.runner import run_job
@@ -49,6 +50,37 @@ def test_a_hung_engine_fails_the_batch_naming_the_model_and_the_timeout():
     # The replica stays failed: the next batch is told at once instead of waiting again.
     with pytest.raises(ReplicaFailed, match="hung"):
         asyncio.run(asyncio.wait_for(replica.generate([REQUEST]), timeout=1))
+
+
+class FinalOnlyBackend(FakeBackend):
+    """Streams nothing until a request ends, as vLLM with final-only outputs; its engine steps
+    (`last_step`) move every 0.1 s for `steps_for_s` seconds, then stop."""
+
+    def __init__(self, settings, *, answer_after_s, steps_for_s):
+        super().__init__(settings)
+        self.answer_after_s = answer_after_s
+        self.steps_for_s = steps_for_s
+        self.started = None
+
+    def last_step(self):
+        now = time.monotonic()
+        self.started = self.started or now
+        return now if now - self.started < self.steps_for_s else self.started + self.steps_for_s
+
+    async def stream(self, request_id, messages, sampling, schema):
+        await asyncio.sleep(self.answer_after_s)
+        yield Progress(finished=True, text="done", prompt_tokens=3, generated_tokens=1)
+
+
+def test_an_engine_still_stepping_is_not_hung_while_its_answers_come_at_the_end():
+    replica = Replica(SETTINGS, functools.partial(FinalOnlyBackend, answer_after_s=1.5, steps_for_s=60))
+    assert [reply["text"] for reply in asyncio.run(replica.generate([REQUEST, REQUEST]))] == ["done", "done"]
+
+
+def test_an_engine_whose_steps_stop_is_hung_even_if_no_stream_would_have_said_so():
+    replica = Replica(SETTINGS, functools.partial(FinalOnlyBackend, answer_after_s=30, steps_for_s=0.2))
+    with pytest.raises(ReplicaFailed, match="hung"):
+        asyncio.run(asyncio.wait_for(replica.generate([REQUEST]), timeout=10))
 
 
 def test_a_dead_engine_fails_the_batch_naming_the_model():
