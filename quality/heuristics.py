@@ -144,7 +144,7 @@ def count_boilerplate(texts: Texts) -> np.ndarray:
 
 
 def score_duplicate_lines(texts: Texts) -> np.ndarray:
-    """Share of a text's non-blank lines that repeat an earlier line of it."""
+    """Share of a text's lines with a letter or digit that repeat an earlier such line of it."""
     texts = as_string_array(texts)
     return _duplicate_piece_share(pc.split_pattern(texts, "\n"), len(texts))
 
@@ -240,9 +240,12 @@ def _ngram_repetition(words: WordHashes, ngram_sizes: Sequence[int]) -> Repetiti
 
 
 def _duplicate_piece_share(pieces: pa.ListArray, doc_count: int) -> np.ndarray:
+    """Pieces without a letter or digit (blank, or markup alone: a worked answer's `\\[` and
+    `\\]` around each formula, a code block's `}`) carry nothing to repeat, so they are not
+    counted: with them, right GSM8K answers in LaTeX scored 0.31-0.38 and were rejected."""
     doc_ids = pc.list_parent_indices(pieces).to_numpy()
     flat = pc.utf8_trim_whitespace(pieces.flatten())
-    nonblank = pc.greater(pc.utf8_length(flat), 0)
+    nonblank = pc.match_substring_regex(flat, r"[\pL\pN]")
     keys = hash_strings(pc.filter(flat, nonblank))
     dup_frac, _ = _repeat_shares(keys, doc_ids[nonblank.to_numpy(zero_copy_only=False)], doc_count)
     return dup_frac

@@ -118,6 +118,18 @@ def test_duplicate_line_and_paragraph_shares_ignore_blank_pieces() -> None:
     assert score_duplicate_paragraphs([text, ""]).tolist() == [0.5, 0.0]
 
 
+def test_lines_of_markup_alone_are_not_repeats() -> None:
+    # A right GSM8K answer by Qwen2.5-Coder-0.5B (eval run): every formula between \\[ and \\].
+    worked = (
+        "To determine the total, we need to follow these steps:\n\n"
+        "1. Identify the number of friends Lily made.\n   \\[\n   \\text{Lily's friends} = 50\n   \\]\n\n"
+        "2. Determine the number of friends Amy made.\n   \\[\n   \\text{Amy's friends} = 20 + 50 = 70\n   \\]\n\n"
+        "3. Add them.\n   \\[\n   50 + 70 = 120\n   \\]\n\n"
+        "The answer is 120."
+    )
+    assert score_duplicate_lines([worked, "}\n}\nx = 1\nx = 1"]).tolist() == [0.0, 0.5]
+
+
 def test_ngram_repetition_shares_count_occurrences() -> None:
     dup, top = score_ngram_repetition(["a b a b a b", "a b c d"], ngram_sizes=(2,))
     # 2-grams of the first text: ab ba ab ba ab -> 3 of 5 repeat; "ab" is 3 of 5.
