@@ -20,9 +20,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from pipeline.llm.engine_settings import vllm_engine_settings
 from pipeline.llm.models import EmbeddedModel
@@ -101,6 +105,16 @@ def run_raw_two_steps(model: EmbeddedModel, chats: list, max_tokens: int) -> tup
     return loaded - started, done - started, tokens
 
 
+def run_raw_two_steps_in_fresh_process(args: argparse.Namespace) -> tuple[float, float, int]:
+    """`run_raw_two_steps` in a new Python, so that every pair's raw start-up pays `import vllm`
+    as the job's engine actor does (in this process only the first pair would)."""
+    command = [sys.executable, "-m", "tests.benchmarks.bench_llm", "--raw-two-steps-only", "--chats", str(args.chats), "--max-tokens", str(args.max_tokens)]
+    done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    STEP_ENDS["raw"] = figures["step_ends"]
+    return figures["startup"], figures["total"], figures["tokens"]
+
+
 def run_job_two_steps(model: EmbeddedModel, chats: list, max_tokens: int) -> tuple[float, float, int, float]:
     """(start-up s, end-to-end s, generated tokens, Ray start s) for two apply_llm steps sharing one engine."""
     import ray
@@ -154,7 +168,7 @@ def print_single(args: argparse.Namespace, model: EmbeddedModel, chats: list) ->
 def print_two_stage(args: argparse.Namespace, model: EmbeddedModel, chats: list) -> None:
     ratios = []
     for attempt in range(1, args.repeat + 1):
-        raw = run_raw_two_steps(model, chats, args.max_tokens)
+        raw = run_raw_two_steps_in_fresh_process(args)
         job = run_job_two_steps(model, chats, args.max_tokens)
         title = f"two steps (synthesize -> evolve shape), {args.chats} chats each x {args.max_tokens} tokens, batches of {model.batch_size}"
         if args.repeat > 1:
@@ -177,12 +191,17 @@ def main() -> None:
     parser.add_argument("--rows", choices=("all", "single", "two-stage"), default="all")
     # The two paths alternate, pair after pair: one pair swings by 15% on a 2-core machine.
     parser.add_argument("--repeat", type=int, default=1, help="two-stage pairs to run (the median ratio is printed)")
+    parser.add_argument("--raw-two-steps-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     # The job's batches are the model's default size: the replica must keep its engine full from
     # them (batches_in_flight), as raw LLM.chat is full with every chat at once.
     model = EmbeddedModel()
     chats = make_chats(args.chats)
+    if args.raw_two_steps_only:
+        startup, total, tokens = run_raw_two_steps(model, chats, args.max_tokens)
+        print(json.dumps({"startup": startup, "total": total, "tokens": tokens, "step_ends": STEP_ENDS["raw"]}))
+        return
     if args.rows in ("all", "single"):
         print_single(args, model, chats)
     if args.rows in ("all", "two-stage"):
