@@ -168,9 +168,11 @@ class Replica:
         self.backend: Backend = backend_factory(settings)
         self.startup_s = time.perf_counter() - started
         self._request_ids = itertools.count()
-        # What the pool's progress lines report: requests answered and tokens generated so far.
+        # What the pool's progress lines report: requests answered, tokens generated, and requests
+        # sent and not yet answered (`_in_flight` counts a call's requests until the whole call ends).
         self.answered = 0
         self.generated_tokens = 0
+        self._unanswered = 0
         self._in_flight = 0
         # Last time any request of this replica moved (or the first request arrived at an idle engine).
         self._last_progress = time.monotonic()
@@ -182,7 +184,7 @@ class Replica:
 
     def counters(self) -> tuple[int, int, int]:
         """(requests answered, tokens generated, requests waiting) since the engine started."""
-        return self.answered, self.generated_tokens, self._in_flight
+        return self.answered, self.generated_tokens, self._unanswered
 
     async def generate(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if self._failure:
@@ -238,9 +240,16 @@ class Replica:
         if isinstance(sampling, str):
             sampling = json.loads(sampling)
         request_id = f"{self.settings.model_name}-{self.settings.replica_index}-{next(self._request_ids)}"
+        self._unanswered += 1
+        try:
+            return await self._reply(request_id, request["messages"], sampling, request.get("schema"))
+        finally:
+            self._unanswered -= 1
+
+    async def _reply(self, request_id: str, messages: list[dict[str, str]], sampling: dict[str, Any], schema: str | None) -> dict[str, Any]:
         last = Progress(finished=False)
         try:
-            async for progress in self.backend.stream(request_id, request["messages"], sampling, request.get("schema")):
+            async for progress in self.backend.stream(request_id, messages, sampling, schema):
                 self._last_progress = time.monotonic()
                 last = progress
         except asyncio.CancelledError:
