@@ -17,6 +17,7 @@ import pytest
 
 from pipeline.llm import processors as llm
 from pipeline.llm.embedded_model import prepare_embedded_model
+from pipeline.llm.engine_settings import KV_CACHE_ENV
 from pipeline.llm.llm_output import parse_llm_json
 from pipeline.llm.models import OpenAIModel
 
@@ -43,7 +44,7 @@ def server(tmp_path_factory):
         "--host", "127.0.0.1", "--port", str(port),
         "--max-model-len", "2048", "--enforce-eager", "--gpu-memory-utilization", "0.1",
     ]  # fmt: skip
-    env = {**os.environ, llm.KV_CACHE_ENV: os.environ.get(llm.KV_CACHE_ENV, "1")}
+    env = {**os.environ, KV_CACHE_ENV: os.environ.get(KV_CACHE_ENV, "1")}
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base_url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
