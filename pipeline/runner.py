@@ -133,7 +133,6 @@ def run_stages(
     log: Log = stderr_log,
 ) -> list[StageOutcome]:
     """Run the selected stages in order: fresh ones are skipped unless forced."""
-
     outcomes = []
     by_name = {node.name: node for node in plan}
     for node in selected:
@@ -215,7 +214,6 @@ def run_stage(node: PlannedStage, *, run_dir: Path, plan: list[PlannedStage] | N
 
 def _record_engine_startups(manifest: dict, stage_name: str) -> None:
     """Seconds this stage spent starting each model's engine (0 where an earlier stage had)."""
-
     for model, seconds in stage_startups(stage_name).items():
         manifest.setdefault("llm", {}).setdefault(model, {})["startup_s"] = seconds
 

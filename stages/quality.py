@@ -113,7 +113,7 @@ class Quality(Stage):
             for domain, thresholds in params.domain_heuristics.items():
                 if domain in domains:
                     own = evaluate_heuristics(scores, thresholds)
-                    outcomes = [own[i] if row_domain == domain else outcome for i, (row_domain, outcome) in enumerate(zip(domains, outcomes))]
+                    outcomes = [mine if row_domain == domain else outcome for row_domain, outcome, mine in zip(domains, outcomes, own, strict=True)]
         quality = score_quality(self.classifier, classified, high_label=params.high_label) if self.classifier is not None else None
 
         reasons: list[str | None] = []

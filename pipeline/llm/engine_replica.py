@@ -168,12 +168,11 @@ class Replica:
         self.backend: Backend = backend_factory(settings)
         self.startup_s = time.perf_counter() - started
         self._request_ids = itertools.count()
-        # What the pool's progress lines report: requests answered, tokens generated, and requests
-        # sent and not yet answered (`_in_flight` counts a call's requests until the whole call ends).
+        # What the pool's progress lines report: requests answered and tokens generated so far.
         self.answered = 0
         self.generated_tokens = 0
+        # Requests sent and not answered yet; none means the engine is idle (see generate).
         self._unanswered = 0
-        self._in_flight = 0
         # Last time any request of this replica moved (or the first request arrived at an idle engine).
         self._last_progress = time.monotonic()
         self._failure: str | None = None
@@ -189,14 +188,12 @@ class Replica:
     async def generate(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if self._failure:
             raise ReplicaFailed(self._failure)
-        if self._in_flight == 0:
+        if self._unanswered == 0:
             self._last_progress = time.monotonic()
-        self._in_flight += len(requests)
         tasks = [asyncio.ensure_future(self._answer(request)) for request in requests]
         try:
             await self._wait_watching(tasks)
         finally:
-            self._in_flight -= len(requests)
             for task in tasks:
                 task.cancel()
         return [task.result() for task in tasks]
@@ -226,7 +223,7 @@ class Replica:
             if pending and stalled > timeout:
                 self._failure = (
                     f"model '{self.settings.model_name}' (replica {self.settings.replica_index}): the engine produced no token for "
-                    f"{stalled:.0f} s with {self._in_flight} requests waiting (hang_timeout_s: {timeout:g}); it is hung. "
+                    f"{stalled:.0f} s with {self._unanswered} requests waiting (hang_timeout_s: {timeout:g}); it is hung. "
                     "The stage stops; a rerun resumes after the last committed batch"
                 )
                 raise ReplicaFailed(self._failure)

@@ -57,9 +57,6 @@ from pipeline.columns import (
 )
 from pipeline.columns import GENERATED_TOKENS as NUM_GENERATED_TOKENS
 from pipeline.columns import PROMPT_TOKENS as NUM_INPUT_TOKENS
-
-# Engine settings live apart so the engine pool can read them without importing this module;
-# they are re-exported here, where callers have always found them.
 from pipeline.llm.engine_settings import runs_on_cpu, vllm_engine_settings
 from pipeline.llm.models import EmbeddedModel, OpenAIModel, SamplingParams, VllmModel
 from pipeline.llm.openai_session import SCHEMA_KEY
