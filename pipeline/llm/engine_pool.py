@@ -3,12 +3,16 @@
 The runner opens `job_engines(stages)` around a job's stages, in plan order. Inside it,
 `apply_llm` asks `replicas_for(name, spec)` for a model's replicas: the first stage that
 actually runs with that model starts them (a skipped or empty stage starts nothing), later
-stages get the same ones. `enter_stage(name)` releases every model whose last user in the
-plan has finished, so no engine holds its CPUs or GPUs through stages that no longer need it;
-leaving the scope (the job ends or fails) releases the rest.
+stages get the same ones. `enter_stage(name)` releases every model whose last user in the plan
+has finished, so no engine holds its CPUs or GPUs through stages that no longer need it;
+leaving the scope (the job ends or fails) releases the rest and waits until they are gone.
+
+Neither starting nor releasing holds the job up. A stage's plan reads and renders its rows
+while its engine loads, and its first requests wait in the actor until the engine is up. A
+released engine shuts down beside the next stage; a model started later waits for it first.
 
 A replica is a `pipeline.llm.engine_replica.Replica` in an async Ray actor; Ray Data tasks send
-it batches (`generate_batch`), and batches in flight at once share its continuous batching.
+it batches (`generate`), and batches in flight at once share its continuous batching.
 Outside a job scope, or with SYNTHMIX_ENGINES=per_stage, `apply_llm` starts an engine per call
 through Ray Data's LLM processor instead, as before (see docs/engines.md).
 """
@@ -49,8 +53,12 @@ BACKEND_FACTORY: Callable[[ReplicaSettings], Any] = build_vllm_backend
 class StartedModel:
     replicas: list[Any]  # Ray actor handles
     placement_groups: list[Any]
-    startup_s: float
     started_by: str | None
+    began: float  # time.perf_counter() when its replicas were created
+    # Set once every replica is up (startup_s says how long that took) or failed to start (failure).
+    settled: threading.Event = field(default_factory=threading.Event)
+    startup_s: float | None = None
+    failure: str | None = None
     # (requests answered, tokens generated, when) at the last progress line, or when it came up.
     reported: tuple[int, int, float] = (0, 0, 0.0)
 
@@ -70,48 +78,76 @@ class EnginePool:
     # Every start, in order (model, stage): what tests and benchmarks count.
     start_log: list[tuple[str, str | None]] = field(default_factory=list)
     _stop_reporting: threading.Event = field(default_factory=threading.Event)
+    _releasing: list[threading.Thread] = field(default_factory=list)  # shutdowns under way
 
     def replicas_for(self, name: str, spec: EmbeddedModel | VllmModel) -> list[Any]:
+        """The model's replicas; on first use, started in the background (see `_watch_start`)."""
         model = self.started.get(name)
         if model is None:
             model = self.started[name] = self._start(name, spec)
-            spent = model.startup_s
         else:
-            spent = 0.0
             self.log(f"[{self.current_stage}] model {name}: reusing its engine (started by {model.started_by})")
-        if self.current_stage is not None:
-            self.startups.setdefault(self.current_stage, {})[name] = round(spent, 3)
+            if self.current_stage is not None:
+                self.startups.setdefault(self.current_stage, {})[name] = 0.0
         return model.replicas
 
     def _start(self, name: str, spec: EmbeddedModel | VllmModel) -> StartedModel:
-        import ray
-
+        self.wait_for_releases()
         self.log(f"[{self.current_stage}] model {name}: starting {spec.replicas} engine replica(s)")
-        started = time.perf_counter()
+        began = time.perf_counter()
         actors, groups = [], []
         for index in range(spec.replicas):
             actor, group = _create_replica(name, spec, index, self.backend_factory)
             actors.append(actor)
             groups.append(group)
-        try:
-            waiting = [actor.ready.remote() for actor in actors]
-            # Say so while it starts: minutes on a loaded machine or for a big model are not a hang.
-            while ray.wait(waiting, num_returns=len(waiting), timeout=STARTUP_REPORT_S)[1]:
-                self.log(f"[{self.current_stage}] model {name}: engine still starting, {time.perf_counter() - started:.0f} s")
-            ray.get(waiting)
-        except Exception as error:
-            _kill(actors, groups)
-            raise ReplicaFailed(f"model '{name}': its engine failed to start: {error}") from error
-        seconds = time.perf_counter() - started
-        self.log(f"[{self.current_stage}] model {name}: engine up in {seconds:.1f} s; generating")
         self.start_log.append((name, self.current_stage))
-        return StartedModel(actors, groups, seconds, self.current_stage, reported=(0, 0, time.perf_counter()))
+        model = StartedModel(actors, groups, self.current_stage, began)
+        threading.Thread(target=self._watch_start, args=(name, model), name=f"engine-start-{name}", daemon=True).start()
+        return model
+
+    def _watch_start(self, name: str, model: StartedModel) -> None:
+        """Wait for the replicas to come up, saying so every STARTUP_REPORT_S (minutes on a loaded
+        machine or for a big model are not a hang), then record the start-up seconds.
+
+        The stage does not wait here: its Ray Data plan starts meanwhile, and its calls queue in
+        the actors until they are up. A replica that fails to start fails those calls, and so the
+        stage, with the model named (`send_batch`)."""
+        import ray
+
+        stage = model.started_by
+        try:
+            waiting = [actor.ready.remote() for actor in model.replicas]
+            while ray.wait(waiting, num_returns=len(waiting), timeout=STARTUP_REPORT_S)[1]:
+                if model.failure is not None:  # released while starting
+                    break
+                self.log(f"[{stage}] model {name}: engine still starting, {time.perf_counter() - model.began:.0f} s")
+            else:
+                ray.get(waiting)
+                model.startup_s = time.perf_counter() - model.began
+                model.reported = (0, 0, time.perf_counter())
+                if stage is not None:
+                    self.startups.setdefault(stage, {})[name] = round(model.startup_s, 3)
+                self.log(f"[{stage}] model {name}: engine up in {model.startup_s:.1f} s; generating")
+        except Exception as error:  # noqa: BLE001 - reported here, raised by the stage's calls
+            if model.failure is None:
+                model.failure = f"model '{name}': its engine failed to start: {error}"
+                self.log(f"[{stage}] {model.failure}")
+        finally:
+            model.settled.set()
+
+    def wait_for_starts(self, stage: str) -> None:
+        """Until every model that `stage` started is up or has failed to start."""
+        for model in list(self.started.values()):
+            if model.started_by == stage:
+                model.settled.wait()
 
     def report_generation(self) -> None:
         """One progress line per started model that generated something since the last one."""
         import ray
 
         for name, model in list(self.started.items()):
+            if model.startup_s is None:  # still starting: its calls would wait behind the start
+                continue
             try:
                 counters = ray.get([replica.counters.remote() for replica in model.replicas], timeout=10)
             except Exception:  # noqa: BLE001 - a dead replica fails its stage; the report just skips it
@@ -148,21 +184,39 @@ class EnginePool:
             self.release(name)
 
     def release(self, name: str) -> None:
+        """Let the model go, in the background: vLLM's engine core takes seconds to stop (on CPU
+        it sits out vLLM's 5 s grace period), time the next stages need not wait for. A model
+        started later waits for it (`_start`), so two never hold the same CPUs or GPUs."""
         model = self.started.pop(name, None)
         if model is None:
             return
+        model.failure = model.failure or f"model '{name}': released"
+        self.log(f"model {name}: releasing its engine")
+        thread = threading.Thread(target=self._shut_down, args=(name, model), name=f"engine-release-{name}", daemon=True)
+        thread.start()
+        self._releasing.append(thread)
+
+    def _shut_down(self, name: str, model: StartedModel) -> None:
         import ray
 
+        began = time.perf_counter()
         # A clean shutdown stops vLLM's engine-core process; the kill then frees the resources.
-        with contextlib.suppress(Exception):
-            ray.get([actor.shutdown.remote() for actor in model.replicas], timeout=60)
+        # (A replica still starting would take the shutdown only once it is up: it is just killed.)
+        if model.startup_s is not None:
+            with contextlib.suppress(Exception):
+                ray.get([actor.shutdown.remote() for actor in model.replicas], timeout=60)
         _kill(model.replicas, model.placement_groups)
-        self.log(f"model {name}: engine released")
+        self.log(f"model {name}: engine released ({time.perf_counter() - began:.1f} s)")
+
+    def wait_for_releases(self) -> None:
+        while self._releasing:
+            self._releasing.pop().join()
 
     def close(self) -> None:
         self._stop_reporting.set()
         for name in list(self.started):
             self.release(name)
+        self.wait_for_releases()
 
 
 _ACTIVE: EnginePool | None = None
@@ -199,7 +253,10 @@ def enter_stage(stage: str) -> None:
 
 def stage_startups(stage: str) -> dict[str, float]:
     """Start-up seconds per model spent in `stage` of the current job (0.0 where reused)."""
-    return dict(_ACTIVE.startups.get(stage, {})) if _ACTIVE is not None else {}
+    if _ACTIVE is None:
+        return {}
+    _ACTIVE.wait_for_starts(stage)
+    return dict(_ACTIVE.startups.get(stage, {}))
 
 
 def _create_replica(name: str, spec: EmbeddedModel | VllmModel, index: int, backend_factory: Callable) -> tuple[Any, Any]:
@@ -281,6 +338,8 @@ def send_batch(requests: list[dict[str, Any]], *, replicas: list[Any], model_nam
     try:
         return [reply for replies in ray.get(calls) for reply in replies]
     except ray.exceptions.RayActorError as error:
+        if error.actor_init_failed:
+            raise ReplicaFailed(f"model '{model_name}': its engine failed to start: {error}") from None
         raise ReplicaFailed(f"model '{model_name}': its engine replica died mid-stage ({type(error).__name__}); rerun the stage to resume") from None
     except ray.exceptions.RayTaskError as error:
         cause = getattr(error, "cause", None)

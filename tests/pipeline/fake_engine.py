@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,7 +28,15 @@ class FakeBackend:
         die_after: int | None = None,
         exit_after: int | None = None,
         refuse: str | None = None,
+        start_error: str | None = None,
+        start_when: str | None = None,
     ) -> None:
+        # Start-up: fails with `start_error`, or waits until the file `start_when` exists (the
+        # test decides when the engine is up, with no timing involved).
+        if start_error is not None:
+            raise RuntimeError(start_error)
+        while start_when is not None and not os.path.exists(start_when):
+            time.sleep(0.02)
         self.settings = settings
         self.hang_after = hang_after
         self.die_after = die_after

@@ -9,6 +9,7 @@ embedded model (one engine start for every case of it).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import json
 import time
@@ -19,6 +20,7 @@ from pipeline.config import parse_job
 from pipeline.llm import engine_pool
 from pipeline.llm.engine_replica import Progress, Replica, ReplicaFailed, ReplicaSettings
 from pipeline.llm.llm_output import parse_llm_json
+from pipeline.llm.models import EmbeddedModel
 from pipeline.llm.processors import apply_llm
 from pipeline.runner import run_job
 from pipeline.store import StageDir
@@ -185,8 +187,10 @@ def test_a_two_stage_job_starts_its_model_once_and_releases_it_after_its_last_st
     run_job(job, STAGES, log=log)
     assert log.count("model m: starting") == 1
     assert log.index_of("[synthesize] model m: starting") < log.index_of("[evolve] model m: reusing its engine")
-    # Released once evolve, its last user, is done: before the dedup stage runs.
-    assert log.index_of("[evolve] done") < log.index_of("model m: engine released") < log.index_of("[dedup_instructions] missing, running")
+    # Released once evolve, its last user, is done: before the dedup stage runs (the shutdown
+    # goes on beside it), and gone by the time the job returns.
+    assert log.index_of("[evolve] done") < log.index_of("model m: releasing its engine") < log.index_of("[dedup_instructions] missing, running")
+    assert log.count("model m: engine released") == 1
     synthesize = StageDir(job.resolved_run_dir(), "synthesize").manifest()
     evolve = StageDir(job.resolved_run_dir(), "evolve").manifest()
     assert synthesize["llm"]["m"]["startup_s"] > 0
@@ -250,6 +254,36 @@ def test_a_failed_engine_fails_the_stage_naming_the_model_and_a_rerun_resumes(tm
     assert StageDir(job.resolved_run_dir(), "synthesize").manifest()["rows_in"] == 4
 
 
+def test_a_stage_does_not_wait_for_its_engine_to_start_and_records_how_long_it_took(tmp_path, ray_session, monkeypatch):
+    flag = tmp_path / "engine-may-start"
+    monkeypatch.setattr(engine_pool, "BACKEND_FACTORY", functools.partial(FakeBackend, start_when=str(flag)))
+    log = Lines()
+    with engine_pool.job_engines([("synthesize", ("m",))], log=log) as pool:
+        pool.enter_stage("synthesize")
+        # The engine cannot be up before the flag exists: replicas_for must return all the same
+        # (in a thread, so a blocking start fails this test instead of hanging it).
+        returned = concurrent.futures.ThreadPoolExecutor(1).submit(pool.replicas_for, "m", EmbeddedModel())
+        replicas = returned.result(timeout=60)
+        assert "synthesize" not in pool.startups, "the start-up was recorded before the engine was up"
+        call = replicas[0].generate.remote([REQUEST])  # waits in the actor until the engine is up
+        flag.touch()
+        assert ray_session.get(call, timeout=60)[0]["error"] is None
+        assert engine_pool.stage_startups("synthesize")["m"] > 0
+    assert log.count("[synthesize] model m: engine up in") == 1
+
+
+def test_an_engine_that_fails_to_start_fails_the_stage_naming_the_model(tmp_path, ray_session, monkeypatch):
+    corpus = tmp_path / "corpus.jsonl"
+    write_corpus(corpus, 4)
+    job = make_job(tmp_path / "run", corpus, {"m": {"engine": "embedded"}}, ["seeds", "synthesize"], synthesize={"model": "m"})
+    monkeypatch.setattr(engine_pool, "BACKEND_FACTORY", functools.partial(FakeBackend, start_error="no memory for the KV cache (fake)"))
+    log = Lines()
+    with pytest.raises(Exception, match=r"(?s)model 'm': its engine failed to start: .*no memory for the KV cache"):
+        run_job(job, STAGES, log=log)
+    assert engine_pool.active_pool() is None
+    assert log.count("[synthesize] model 'm': its engine failed to start") == 1
+
+
 # --- apply_llm's contract on the shared engine, on the real embedded model ------------------
 
 
@@ -257,8 +291,6 @@ def test_a_failed_engine_fails_the_stage_naming_the_model_and_a_rerun_resumes(tm
 def shared_results(ray_session):
     """The contract rows through a job scope's engine, then a second 'stage' on the same engine."""
     import ray.data
-
-    from pipeline.llm.models import EmbeddedModel
 
     model = EmbeddedModel(batch_size=8)
     log = Lines()
