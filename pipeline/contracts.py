@@ -93,6 +93,7 @@ class RejectReason(StrEnum):
     NO_INFORMATION_GAIN = "no_information_gain"  # an evolution that adds nothing over its parent
     TEMPLATE_LEAK = "template_leak"  # prompt-template words copied into the output
     REFUSAL = "refusal"  # the model declined
+    NOT_AN_ANSWER = "not_an_answer"  # a reply that asks a question back instead of answering
     TOO_SHORT = "too_short"
     # filtering
     CRITIQUE_LOW = "critique_low"

@@ -9,7 +9,7 @@ sample index), `parent_id` = the instruction), so a resumed run skips exactly th
 already committed; `rows_in` in the manifest counts these sample requests.
 Writes one row per answered sample, every instruction column carried, plus `answer`,
 `sample_index`, `num_samples` and `answer_model`.
-Rejects: llm_error, empty (per sample).
+Rejects: llm_error, empty, not_an_answer (a reply that only asks a question back), per sample.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pipeline.llm.processors import apply_llm
 from pipeline.llm.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_seed
 from pipeline.llm.prompts import load_prompt
 from pipeline.stage import Resources, Stage, StageParams, with_columns
+from quality.answer_checks import check_answers
 
 
 class AnswerParams(StageParams):
@@ -139,7 +140,8 @@ class Answer(Stage):
             reply = read_reply(row)
             out = {name: row.get(name) for name in self.output_schema().names}
             out.update({columns.ANSWER: reply.value, columns.ANSWER_MODEL: row[columns.LLM_MODEL], columns.META: generation_meta(row)})
-            if reply.reason is not None:
-                out[columns.REJECT_REASON], out[columns.REJECT_DETAIL] = reply.reason.value, reply.detail
+            rejected = (reply.reason, reply.detail) if reply.reason is not None else check_answers(reply.value, row[columns.INSTRUCTION])
+            if rejected is not None:
+                out[columns.REJECT_REASON], out[columns.REJECT_DETAIL] = rejected[0].value, rejected[1]
             rows.append(out)
         return pa.Table.from_pylist(rows)

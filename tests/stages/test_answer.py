@@ -81,6 +81,15 @@ def test_recorded_replies_become_answers_and_failures_rejects():
     assert [row["id"] for row in rows] == expanded["id"].to_pylist()
 
 
+def test_a_reply_that_asks_the_question_back_is_rejected_with_its_text():
+    stage = make_stage("answer")
+    expanded = stage.expand_samples(instruction_rows(INSTRUCTIONS[:1]))
+    reply = "Can you explain how the with statement releases resources through a context manager?"
+    (row,) = stage.transform(with_replies(stage.render_requests(expanded), [reply], [None])).to_pylist()
+    assert row["reject_reason"] == "not_an_answer" and "with statement" in row["reject_detail"]
+    assert row["answer"] == reply, "the rejected reply stays readable in the rejects"
+
+
 def test_gather_group_orders_samples_and_names_the_pair_after_its_instruction():
     group = pa.Table.from_pylist(
         [
