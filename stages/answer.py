@@ -25,7 +25,7 @@ from pipeline.llm.processors import apply_llm
 from pipeline.llm.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_seed
 from pipeline.llm.prompts import load_prompt
 from pipeline.stage import Resources, Stage, StageParams, with_columns
-from quality.answer_checks import check_answers
+from quality.answer_checks import check_is_answer
 
 
 class AnswerParams(StageParams):
@@ -140,7 +140,7 @@ class Answer(Stage):
             reply = read_reply(row)
             out = {name: row.get(name) for name in self.output_schema().names}
             out.update({columns.ANSWER: reply.value, columns.ANSWER_MODEL: row[columns.LLM_MODEL], columns.META: generation_meta(row)})
-            rejected = (reply.reason, reply.detail) if reply.reason is not None else check_answers(reply.value, row[columns.INSTRUCTION])
+            rejected = (reply.reason, reply.detail) if reply.reason is not None else check_is_answer(reply.value, row[columns.INSTRUCTION])
             if rejected is not None:
                 out[columns.REJECT_REASON], out[columns.REJECT_DETAIL] = rejected[0].value, rejected[1]
             rows.append(out)

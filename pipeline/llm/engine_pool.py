@@ -55,10 +55,10 @@ class StartedModel:
     placement_groups: list[Any]
     started_by: str | None
     began: float  # time.perf_counter() when its replicas were created
-    # Set once every replica is up (startup_s says how long that took) or failed to start (failure).
+    # Set once every replica is up (startup_s says how long that took) or failed to start.
     settled: threading.Event = field(default_factory=threading.Event)
     startup_s: float | None = None
-    failure: str | None = None
+    released: bool = False
     # (requests answered, tokens generated, when) at the last progress line, or when it came up.
     reported: tuple[int, int, float] = (0, 0, 0.0)
 
@@ -118,7 +118,7 @@ class EnginePool:
         try:
             waiting = [actor.ready.remote() for actor in model.replicas]
             while ray.wait(waiting, num_returns=len(waiting), timeout=STARTUP_REPORT_S)[1]:
-                if model.failure is not None:  # released while starting
+                if model.released:  # while starting
                     break
                 self.log(f"[{stage}] model {name}: engine still starting, {time.perf_counter() - model.began:.0f} s")
             else:
@@ -129,9 +129,8 @@ class EnginePool:
                     self.startups.setdefault(stage, {})[name] = round(model.startup_s, 3)
                 self.log(f"[{stage}] model {name}: engine up in {model.startup_s:.1f} s; generating")
         except Exception as error:  # noqa: BLE001 - reported here, raised by the stage's calls
-            if model.failure is None:
-                model.failure = f"model '{name}': its engine failed to start: {error}"
-                self.log(f"[{stage}] {model.failure}")
+            if not model.released:
+                self.log(f"[{stage}] {start_failure(name, error)}")
         finally:
             model.settled.set()
 
@@ -190,7 +189,7 @@ class EnginePool:
         model = self.started.pop(name, None)
         if model is None:
             return
-        model.failure = model.failure or f"model '{name}': released"
+        model.released = True
         self.log(f"model {name}: releasing its engine")
         thread = threading.Thread(target=self._shut_down, args=(name, model), name=f"engine-release-{name}", daemon=True)
         thread.start()
@@ -257,6 +256,11 @@ def stage_startups(stage: str) -> dict[str, float]:
         return {}
     _ACTIVE.wait_for_starts(stage)
     return dict(_ACTIVE.startups.get(stage, {}))
+
+
+def start_failure(name: str, error: BaseException) -> str:
+    """What the log and the failed stage say of a model whose engine did not start."""
+    return f"model '{name}': its engine failed to start: {error}"
 
 
 def _create_replica(name: str, spec: EmbeddedModel | VllmModel, index: int, backend_factory: Callable) -> tuple[Any, Any]:
@@ -339,7 +343,7 @@ def send_batch(requests: list[dict[str, Any]], *, replicas: list[Any], model_nam
         return [reply for replies in ray.get(calls) for reply in replies]
     except ray.exceptions.RayActorError as error:
         if error.actor_init_failed:
-            raise ReplicaFailed(f"model '{model_name}': its engine failed to start: {error}") from None
+            raise ReplicaFailed(start_failure(model_name, error)) from None
         raise ReplicaFailed(f"model '{model_name}': its engine replica died mid-stage ({type(error).__name__}); rerun the stage to resume") from None
     except ray.exceptions.RayTaskError as error:
         cause = getattr(error, "cause", None)

@@ -3,7 +3,7 @@
 import pytest
 
 from pipeline.contracts import RejectReason
-from quality.answer_checks import check_answers
+from quality.answer_checks import check_is_answer
 
 
 @pytest.mark.parametrize(
@@ -20,7 +20,7 @@ from quality.answer_checks import check_answers
     ],
 )
 def test_a_reply_that_only_asks_back_is_not_an_answer(instruction, reply):
-    reason, detail = check_answers(reply, instruction)
+    reason, detail = check_is_answer(reply, instruction)
     assert reason == RejectReason.NOT_AN_ANSWER and "asks a question back" in detail
 
 
@@ -37,4 +37,4 @@ def test_a_reply_that_only_asks_back_is_not_an_answer(instruction, reply):
     ],
 )
 def test_answers_and_questions_asked_for_pass(instruction, reply):
-    assert check_answers(reply, instruction) is None
+    assert check_is_answer(reply, instruction) is None
