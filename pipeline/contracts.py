@@ -33,6 +33,10 @@ SYNTHETIC = "synthetic"
 TEXT = "text"  # seed chunk text
 KIND = "kind"  # kind of seed document: "web", "qa", "code", "book"
 INSTRUCTION = "instruction"
+# The seed text an instruction was made from (what synthesize showed the model), carried to the
+# pairs so the critique judges an answer against its source; null where there is none (probes,
+# instructions made by self-instruct expansion).
+PASSAGE = "passage"
 ANSWER = "answer"
 SAMPLES = "samples"  # list<string>: k answers drawn for self-consistency
 META = "meta"  # JSON string: generator models, template ids, evolution ops, scores
@@ -53,6 +57,12 @@ PROMPT_TOKENS = "num_input_tokens"
 GENERATED_TOKENS = "num_generated_tokens"
 LLM_SAMPLING = "llm_sampling"  # JSON of the sampling parameters used
 LLM_SAMPLE_INDEX = "llm_sample_index"
+# Requests behind a row's token counts, where a stage asked several (critique: one per signal);
+# a generated row without it counts as one request.
+LLM_REQUESTS = "llm_requests"
+# JSON, only where the request asked for `logprobs`: per generated position, the most likely
+# tokens and their log-probabilities ([{"Yes": -0.1, "No": -2.4, ...}, ...]), for judges read by probability.
+LLM_TOP_LOGPROBS = "llm_top_logprobs"
 
 # Synthesis and filtering contract between stages.
 EVOLUTION_OP = "evolution_op"  # which evolution produced the instruction ("" for originals)
@@ -88,15 +98,18 @@ class RejectReason(StrEnum):
     LLM_ERROR = "llm_error"  # the request failed (engine error, timeout, 5xx, context overflow)
     COPIES_SEED = "copies_seed"  # an instruction that repeats its seed text
     NOT_A_REQUEST = "not_a_request"  # an instruction that asks for nothing
-    INCOMPLETE = "incomplete"  # an instruction cut off mid-sentence ("What is the difference between")
+    INCOMPLETE = "incomplete"  # an instruction or answer cut off mid-sentence ("What is the difference between")
     NOT_SELF_CONTAINED = "not_self_contained"  # an instruction that points at a text it does not include
     NO_INFORMATION_GAIN = "no_information_gain"  # an evolution that adds nothing over its parent
     TEMPLATE_LEAK = "template_leak"  # prompt-template words copied into the output
     REFUSAL = "refusal"  # the model declined
     NOT_AN_ANSWER = "not_an_answer"  # a reply that asks a question back instead of answering
+    WRONG_CODE_LANGUAGE = "wrong_code_language"  # code in a programming language the instruction did not ask for
+    CODE_SYNTAX_ERROR = "code_syntax_error"  # Python in the answer that does not parse
     TOO_SHORT = "too_short"
     # filtering
     CRITIQUE_LOW = "critique_low"
+    CONTRADICTS_SOURCE = "contradicts_source"  # the judge finds the answer contradicts its instruction's seed passage
     INCONSISTENT = "inconsistent"  # self-consistency vote below the agreement threshold
     NEAR_DUPLICATE = "near_duplicate"
     LANG = "lang"  # language not wanted, or instruction/answer languages differ
@@ -146,6 +159,7 @@ INSTRUCTION_FIELDS = (
     pa.field(EVOLUTION_DEPTH, pa.int32()),
     pa.field(META, pa.string()),
     *RECORD_FIELDS,
+    pa.field(PASSAGE, pa.string()),
 )
 # What the filtering stages (consistency, critique, quality, decontaminate) read: one row per
 # instruction-answer pair, as gather_samples makes it from the answer stage's samples.
@@ -160,6 +174,7 @@ ANSWER_FIELDS = (
     pa.field(OBJECTIVE, pa.bool_()),
     pa.field(META, pa.string()),
     *RECORD_FIELDS,
+    pa.field(PASSAGE, pa.string()),
 )
 
 

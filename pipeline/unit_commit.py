@@ -209,11 +209,12 @@ def count_llm_usage(batch: pa.Table) -> dict[str, Counter]:
     models = batch[columns.LLM_MODEL].to_pylist()
     prompt = batch[columns.PROMPT_TOKENS].to_pylist() if columns.PROMPT_TOKENS in batch.column_names else [0] * len(models)
     generated = batch[columns.GENERATED_TOKENS].to_pylist() if columns.GENERATED_TOKENS in batch.column_names else [0] * len(models)
-    for model, prompt_tokens, generated_tokens in zip(models, prompt, generated):
+    requests = batch[columns.LLM_REQUESTS].to_pylist() if columns.LLM_REQUESTS in batch.column_names else [1] * len(models)
+    for model, prompt_tokens, generated_tokens, request_count in zip(models, prompt, generated, requests):
         if model is None:
             continue
         counts = usage.setdefault(model, Counter())
-        counts["requests"] += 1
+        counts["requests"] += 1 if request_count is None else request_count
         counts["prompt_tokens"] += prompt_tokens or 0
         counts["generated_tokens"] += generated_tokens or 0
     return usage

@@ -6,9 +6,11 @@ it; nothing here knows about rows or Ray.
 
 from __future__ import annotations
 
+import ast
 import re
 
 from pipeline.contracts import RejectReason
+from quality.code_language import asked_languages, code_languages, fenced_blocks, prose_of, python_sources, same_language
 
 # Where another sentence ends inside a reply: English marks before a space, Chinese ones and
 # line breaks anywhere. A full stop inside a word ("3.10", "os.path") ends nothing.
@@ -32,3 +34,55 @@ def check_is_answer(answer: str, instruction: str) -> tuple[RejectReason, str] |
     if _SENTENCE_END.search(text[:-1].rstrip()):
         return None
     return RejectReason.NOT_AN_ANSWER, f"the reply only asks a question back: {text[:200]!r}"
+
+
+def check_code_language(answer: str, instruction: str, *, default: str | None = "python") -> tuple[RejectReason, str] | None:
+    """Reject code in a programming language the instruction did not ask for: the languages it
+    names, else `default` (the language a job's code questions mean when they name none; None:
+    any language is fine then). Shell, output and data blocks never count."""
+    asked = asked_languages(instruction) or ({default} if default else set())
+    if not asked:
+        return None
+    wrong = [language for language in code_languages(answer) if not same_language(language, asked)]
+    if not wrong:
+        return None
+    return RejectReason.WRONG_CODE_LANGUAGE, f"code in {', '.join(wrong)}; the instruction asks for {', '.join(sorted(asked))}"
+
+
+def check_python_syntax(answer: str) -> tuple[RejectReason, str] | None:
+    """Reject an answer whose closed Python blocks do not parse (an unclosed one is `check_cut_off`'s)."""
+    for source in python_sources(answer):
+        try:
+            ast.parse(source)
+        except SyntaxError as error:
+            line = (error.text or "").strip()
+            return RejectReason.CODE_SYNTAX_ERROR, f"Python that does not parse: {error.msg} at line {error.lineno}: {line[:120]!r}"
+        except ValueError as error:  # a NUL byte
+            return RejectReason.CODE_SYNTAX_ERROR, f"Python that does not parse: {error}"
+    return None
+
+
+# How a finished answer may end: a sentence mark (either script), a closing bracket or quote, a
+# formula, an emoji-free symbol a list or table ends on; a digit ends "The answer is 42".
+_FINISHED_END = re.compile(r"[.!?。！？…)\]}>\"'”’」』）】`*|$~0-9%]\s*$")
+# A last line that is a heading, a list item, a table row or a URL is finished without a full stop.
+_STANDALONE_LINE = re.compile(r"^\s*(?:#{1,6}\s|[-*+•]\s|\d+[.)]\s|\||https?://)")
+
+
+def check_cut_off(answer: str, *, hit_token_limit: bool | None = None) -> tuple[RejectReason, str] | None:
+    """Reject an answer that stops mid-way: a code block never closed, or a last sentence with no
+    end ("...and the loop"), or one ending on a colon that announces what never comes. When the
+    engine says the reply hit its token limit (`hit_token_limit`), that settles it."""
+    if hit_token_limit:
+        return RejectReason.INCOMPLETE, "the answer stopped at its token limit"
+    if any(not block.closed for block in fenced_blocks(answer)):
+        return RejectReason.INCOMPLETE, "a code block is never closed"
+    lines = [line for line in prose_of(answer).splitlines() if line.strip()]
+    if not lines or answer.rstrip().endswith(("```", "~~~")):
+        return None
+    last = lines[-1].rstrip()
+    if last.endswith((":", "：")):
+        return RejectReason.INCOMPLETE, f"ends on a colon announcing what never comes: {last[-80:]!r}"
+    if _FINISHED_END.search(last) or _STANDALONE_LINE.match(last):
+        return None
+    return RejectReason.INCOMPLETE, f"stops mid-sentence: {last[-80:]!r}"

@@ -13,13 +13,11 @@ definition, import, assignment or other statement.
 
 from __future__ import annotations
 
-import ast
-import re
 from dataclasses import dataclass
 
+from quality.code_language import fenced_blocks, is_program
+
 PYTHON_LABELS = frozenset({"python", "py", "python3", "py3"})
-# An opening fence: up to three spaces, three or more backticks or tildes, then an info string.
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)[^`]*$")
 
 
 @dataclass(frozen=True)
@@ -31,16 +29,9 @@ class FoundCode:
     problem: str | None  # why `python` is None
 
 
-@dataclass(frozen=True)
-class _Block:
-    label: str
-    code: str
-    closed: bool
-
-
 def find_python_code(answer: str) -> FoundCode:
     """The program to run from `answer` (see the module docstring for which one)."""
-    blocks = _fenced_blocks(answer)
+    blocks = fenced_blocks(answer)
     complete = [block for block in blocks if block.closed]
     others = tuple(dict.fromkeys(block.label for block in complete if block.label and block.label not in PYTHON_LABELS))
     labelled = [block.code for block in complete if block.label in PYTHON_LABELS]
@@ -59,35 +50,3 @@ def find_python_code(answer: str) -> FoundCode:
     else:
         problem = "no code block in the answer"
     return FoundCode(python=None, other_languages=others, problem=problem)
-
-
-def is_program(source: str) -> bool:
-    """Whether `source` parses as Python and holds a statement other than a bare expression."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):  # ValueError: a NUL byte in the source
-        return False
-    return any(not isinstance(node, ast.Expr) for node in tree.body)
-
-
-def _fenced_blocks(text: str) -> list[_Block]:
-    """Every fenced block, in order, with its label (lower case, "" when none) and whether it closes."""
-    blocks = []
-    lines = text.splitlines()
-    index = 0
-    while index < len(lines):
-        opening = _FENCE.match(lines[index])
-        index += 1
-        if opening is None:
-            continue
-        fence, label = opening.group(1), opening.group(2).lower()
-        # Closed by a line of the same character, at least as long, with nothing after it.
-        closing = re.compile(rf"^ {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}\s*$")
-        body = []
-        while index < len(lines) and closing.match(lines[index]) is None:
-            body.append(lines[index])
-            index += 1
-        closed = index < len(lines)
-        index += 1
-        blocks.append(_Block(label=label, code="\n".join(body) + "\n", closed=closed))
-    return blocks

@@ -1,64 +1,133 @@
-"""critique: a critique model grades each instruction-answer pair on a rubric (Hunyuan-Large step 4).
+"""critique: a judge model grades each instruction-answer pair (Hunyuan-Large step 4), read by probability.
 
-The model named in `model` reads the pair through the template `prompt` (default
-`critique/rubric`) and replies, under structured decoding, with a JSON object: a short
-`rationale` first (so the scores follow from it), then an integer from 1 to 10 for each of
-accuracy, relevance, completeness, usefulness and clarity.
+First, checks that need no judge (`checks`; quality/answer_checks.py, quality/heuristics.py,
+quality/langid.py): code in a programming language the instruction did not ask for, Python that
+does not parse, an answer cut off mid-way, a refusal, an answer in another natural language
+than its instruction. A pair that fails one is rejected with that reason, and is not sent to the
+judge (unless `judge_rejected`, which measurement jobs set to score every pair).
 
-Writes `critique` (JSON: rationale, per-dimension scores, aggregate, model, template) and
-`critique_score` (the weighted mean of the dimensions, 1..10), and adds a step to `meta`.
-Rejects:
-- `llm_error`: the request failed (the error is the detail);
-- `parse_error`: the reply is not a judgement of the expected shape — never a silent pass
-  (the detail keeps the error and the raw reply);
-- `critique_low`: the aggregate is below `min_score`, or a dimension below its floor in
-  `min_dimension` (rejected rows keep their `critique` and `critique_score`, so a quality
-  classifier can learn from them).
-Self-consistency of objective tasks runs before this, in the `consistency` stage.
+Then the judge, `model`, is asked one question per signal in `signals`, each through its own
+template (`templates`); the pair's text comes first in every template, so an engine that
+caches prompt prefixes reads it once:
+- `verdict` (critique/verdict): "Is this response correct and complete? Reply Yes or No", one
+  token, read as P(yes) over the yes and no tokens of its top log-probabilities
+  (`quality.judge_probabilities`). Small judges say "Yes" to nearly everything; how sure they
+  are still separates right from wrong answers;
+- `score` (critique/score): a grade from 1 to 5 in one token, read as the expected grade;
+- `grounding` (critique/grounding), for pairs with a `passage` (the seed text their instruction
+  was made from): does the passage support the response (A), does the response contradict it
+  (B), or go beyond it (C)? Read as the probability of each;
+- `rubric` (critique/rubric): the JSON rubric, a rationale then five 1-10 scores (costly: about
+  a hundred generated tokens per pair, where the others take one).
+
+Writes `critique` (JSON: each signal's reading, the checks, model and templates) and
+`critique_score` in [0, 1]: the `decide_by` signal (P(yes); (grade - 1) / 4; (rubric - 1) / 9),
+times 1 - P(contradicts) where the pair was checked against its passage. Rejects, in order:
+- the checks' reasons: `wrong_code_language`, `code_syntax_error`, `incomplete`, `refusal`, `lang`;
+- `llm_error` (a judge request failed), `parse_error` (a reply that cannot be read: no yes or no
+  among the likeliest tokens, a rubric of the wrong shape — never a silent pass);
+- `contradicts_source`: P(contradicts) of at least `max_contradiction`;
+- `critique_low`: `critique_score` below `min_score`, or a rubric dimension below its floor.
+Rejected rows keep their `critique` and `critique_score`, so `synthmix eval` and a quality
+classifier can learn from them. Self-consistency of objective tasks runs before this, in the
+`consistency` stage.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
-from pydantic import Field, field_validator
+import pyarrow.compute as pc
+from pydantic import Field, field_validator, model_validator
 
-from pipeline import columns
-from pipeline.llm.model_stage import ModelStage
+from pipeline import contracts as c
+from pipeline.contracts import RejectReason
+from pipeline.llm.model_stage import RENDER_CPUS, ModelStage
 from pipeline.llm.models import SamplingParams
-from pipeline.llm.prompted_requests import PROMPT_INFO, Request, attach_requests, generation_meta, read_reply
+from pipeline.llm.processors import apply_llm
+from pipeline.llm.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply
 from pipeline.llm.prompts import load_prompt
-from pipeline.rejects import RejectReason
-from pipeline.stage import Resources, StageParams
+from pipeline.stage import Resources, StageParams, with_columns
+from quality.answer_checks import check_code_language, check_cut_off, check_python_syntax
+from quality.code_language import prose_of
+from quality.heuristics import count_refusals
+from quality.judge_probabilities import expected_score, option_probabilities, yes_probability
+from quality.langid import identify_languages, load_lid_model
 
+Signal = Literal["verdict", "score", "grounding", "rubric"]
+DecidingSignal = Literal["verdict", "score", "rubric"]
 Dimension = Literal["accuracy", "relevance", "completeness", "usefulness", "clarity"]
 DIMENSIONS: tuple[Dimension, ...] = ("accuracy", "relevance", "completeness", "usefulness", "clarity")
 RATIONALE = "rationale"
-DEFAULT_PROMPT = "critique/rubric"
+DEFAULT_TEMPLATES: dict[str, str] = {
+    "verdict": "critique/verdict",
+    "score": "critique/score",
+    "grounding": "critique/grounding",
+    "rubric": "critique/rubric",
+}
+GRADES = (1, 2, 3, 4, 5)
+GROUNDING_OPTIONS = {"A": "supported", "B": "contradicts", "C": "beyond"}
+# A one-token reply and the likeliest tokens at its position: 20 is vLLM's default ceiling.
+ONE_TOKEN = {"temperature": 0.0, "max_tokens": 1, "logprobs": 20}
+
+# lid.176, loaded once per worker process for the language check.
+_lid_model = functools.cache(load_lid_model)
+
+# Columns that live only between `prepare` and `transform`.
+_CHECK_REASON = "__critique_check_reason"
+_CHECK_DETAIL = "__critique_check_detail"
+_USAGE = ("__critique_requests", "__critique_prompt_tokens", "__critique_generated_tokens")
+
+
+def _reply_columns(signal: str) -> tuple[str, str, str]:
+    """(text, top log-probabilities, error) of one signal's reply."""
+    return f"__critique_{signal}_text", f"__critique_{signal}_logprobs", f"__critique_{signal}_error"
+
+
+class CritiqueChecks(StageParams):
+    """The checks that need no judge; each can be turned off."""
+
+    code_language: bool = Field(default=True, description="reject code in a programming language the instruction did not ask for")
+    default_code_language: str | None = Field(default="python", description="the language code instructions mean when they name none; null: any language then")
+    python_syntax: bool = Field(default=True, description="reject Python blocks that do not parse")
+    cut_off: bool = Field(default=True, description="reject answers that stop mid-way (an open code block, a sentence with no end)")
+    refusal: bool = Field(default=True, description="reject refusals (quality.heuristics' phrases)")
+    answer_language: bool = Field(default=True, description="reject answers confidently in another language than the row's `lang`")
+    min_lang_prob: float = Field(default=0.5, ge=0, le=1, description="language identifications below this never reject")
 
 
 class CritiqueParams(StageParams):
     model: str = "embedded"
-    prompt: str = Field(default=DEFAULT_PROMPT, description="template id; its schema must ask for rationale and every dimension")
-    min_score: float = Field(default=6.0, ge=1, le=10, description="aggregate score below which a pair is rejected as critique_low")
-    min_dimension: dict[Dimension, float] = Field(default_factory=dict, description="optional floors per dimension, e.g. {accuracy: 5}")
+    signals: list[Signal] = Field(default_factory=lambda: ["verdict", "grounding"], min_length=1, description="questions asked of the judge")
+    decide_by: DecidingSignal = Field(default="verdict", description="the signal critique_score is made of")
+    min_score: float = Field(default=0.5, ge=0, le=1, description="critique_score below which a pair is rejected as critique_low")
+    max_contradiction: float = Field(default=0.5, gt=0, le=1, description="P(contradicts its passage) from which a pair is rejected")
+    templates: dict[Signal, str] = Field(default_factory=lambda: dict(DEFAULT_TEMPLATES), description="template id per signal")
+    checks: CritiqueChecks = CritiqueChecks()
+    judge_rejected: bool = Field(default=False, description="judge pairs a check rejected too (to measure the judge on them)")
+    min_dimension: dict[Dimension, float] = Field(default_factory=dict, description="rubric: optional floors per dimension, e.g. {accuracy: 5}")
     weights: dict[Dimension, float] = Field(
-        default_factory=lambda: dict.fromkeys(DIMENSIONS, 1.0), description="weights of the aggregate (a weighted mean); unnamed dimensions weigh 0"
+        default_factory=lambda: dict.fromkeys(DIMENSIONS, 1.0), description="rubric: weights of its aggregate (a weighted mean)"
     )
     seed: int = 0
-    # Greedy by default: a grader should give the same pair the same grade.
-    # The rationale is at most 300 characters (the template's schema): 384 tokens hold it in
-    # Chinese too; at 256, seven of 72 quickstart judgements were cut off mid-JSON.
+    # The rubric's sampling: greedy, so a pair gets the same grade twice. Its rationale is at most
+    # 300 characters (the template's schema); at 256 tokens, 7 of 72 quickstart judgements were cut off.
     sampling: SamplingParams = SamplingParams(temperature=0.0, max_tokens=384)
 
-    @field_validator("prompt")
+    @field_validator("min_score", mode="before")
     @classmethod
-    def _prompt_asks_for_the_rubric(cls, template_id: str) -> str:
-        check_rubric_template(template_id)
-        return template_id
+    def _score_is_a_share(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and 1 < value <= 10:
+            raise ValueError(
+                f"min_score {value} reads like the old 1-10 rubric scale; critique_score is now in [0, 1] "
+                f"(P(yes) of the verdict): write {round((value - 1) / 9, 2)} for the same rubric bar, or e.g. 0.5"
+            )
+        return value
 
     @field_validator("weights")
     @classmethod
@@ -67,9 +136,25 @@ class CritiqueParams(StageParams):
             raise ValueError(f"weights {weights} must be >= 0 with a positive sum; e.g. {{accuracy: 2, clarity: 1}}")
         return weights
 
+    @model_validator(mode="after")
+    def _decides_by_an_asked_signal(self):
+        if self.decide_by not in self.signals:
+            raise ValueError(f"decide_by {self.decide_by!r} is not among signals {self.signals}; add it to `signals`")
+        if len(set(self.signals)) != len(self.signals):
+            raise ValueError(f"signals {self.signals} repeat one; list each once")
+        templates = {**DEFAULT_TEMPLATES, **self.templates}
+        for signal in self.signals:
+            load_prompt(templates[signal])  # a PromptError is a ValueError: pydantic reports it
+        if "rubric" in self.signals:
+            check_rubric_template(templates["rubric"])
+        self.templates = templates
+        return self
+
 
 @dataclass(frozen=True)
 class Judgement:
+    """A rubric reply: its rationale and the five scores."""
+
     rationale: str
     scores: dict[str, int]
 
@@ -80,11 +165,8 @@ class Judgement:
 
 
 def parse_judgement(value: Any) -> tuple[Judgement | None, str | None]:
-    """A judgement from a reply already parsed and validated against the template's schema.
-
-    The schema guarantees the shape for the default template; this also holds a custom template
-    to the rubric, so a reply missing a dimension is a parse error, not a zero.
-    """
+    """A rubric judgement from a reply already parsed against the template's schema; a reply
+    missing a dimension is a parse error, not a zero."""
     if not isinstance(value, dict):
         return None, f"expected a JSON object, got {type(value).__name__}"
     missing = [name for name in (RATIONALE, *DIMENSIONS) if name not in value]
@@ -99,96 +181,254 @@ def parse_judgement(value: Any) -> tuple[Judgement | None, str | None]:
     return Judgement(rationale=str(value[RATIONALE]).strip(), scores=scores), None
 
 
-def find_shortfall(judgement: Judgement, score: float, params: CritiqueParams) -> str | None:
-    """Why a judged pair falls short (None when it passes): the aggregate, then each dimension floor."""
-    if score < params.min_score:
-        return f"critique_score {score:.2f} < min_score {params.min_score}"
-    for name, floor in params.min_dimension.items():
-        if judgement.scores[name] < floor:
-            return f"{name} {judgement.scores[name]} < min_dimension.{name} {floor}"
-    return None
-
-
 class Critique(ModelStage):
     name = "critique"
-    input_columns = (columns.INSTRUCTION, columns.ANSWER)
+    input_columns = (c.INSTRUCTION, c.ANSWER)
     output_fields = (
-        pa.field(columns.CRITIQUE, pa.string()),
-        pa.field(columns.CRITIQUE_SCORE, pa.float64()),
-        pa.field(columns.META, pa.string()),
+        pa.field(c.CRITIQUE, pa.string()),
+        pa.field(c.CRITIQUE_SCORE, pa.float64()),
+        pa.field(c.META, pa.string()),
     )
     params = CritiqueParams
     resources = Resources(num_cpus=0.25, batch_size=64)
-    prompts = (DEFAULT_PROMPT,)
+    prompts = tuple(DEFAULT_TEMPLATES.values())
 
     def prompt_ids(self) -> tuple[str, ...]:
-        return (self.params.prompt,)
+        return tuple(sorted({self.params.templates[signal] for signal in self.params.signals}))
 
-    def render_requests(self, batch: pa.Table) -> pa.Table:
-        template = load_prompt(self.params.prompt)
-        pairs = batch.select([columns.INSTRUCTION, columns.ANSWER]).to_pylist()
-        # Greedy decoding ignores the seed; a sampled critique (temperature > 0) stays reproducible.
-        requests = [
-            Request(template, {"instruction": pair[columns.INSTRUCTION] or "", "answer": pair[columns.ANSWER] or ""}, seed=self.params.seed) for pair in pairs
-        ]
-        return attach_requests(batch, requests)
+    # --- before the judge ----------------------------------------------------------------------
+    def prepare(self, dataset: Any) -> Any:
+        """The checks, then one judge request per pair and signal, each call's reply kept in columns of its own."""
+        rows = dataset.map_batches(self.check_pairs, batch_format="pyarrow", num_cpus=RENDER_CPUS)
+        for signal in self.params.signals:
+            rendered = rows.map_batches(self.render_requests, fn_kwargs={"signal": signal}, batch_format="pyarrow", num_cpus=RENDER_CPUS)
+            sampling = self.params.sampling.model_dump(exclude_unset=True) if signal == "rubric" else ONE_TOKEN
+            generated = apply_llm(rendered, model=self.context.models[self.params.model], model_name=self.params.model, sampling=sampling)
+            rows = generated.map_batches(
+                keep_reply, fn_kwargs={"signal": signal, "model_name": self.params.model}, batch_format="pyarrow", num_cpus=RENDER_CPUS
+            )
+        return rows
 
-    def transform(self, batch: pa.Table) -> pa.Table:
-        weights = {name: weight for name, weight in self.params.weights.items() if weight}
-        critiques, scores, metas, reasons, details = [], [], [], [], []
-        for row in batch.to_pylist():
-            critique = score = None
-            meta = row.get(columns.META)
-            reason, detail = None, None
-            reply = read_reply(row)
-            if reply.reason is not None:
-                reason, detail = reply.reason.value, reply.detail
-            else:
-                judgement, problem = parse_judgement(reply.value)
-                if problem is not None:
-                    reason = RejectReason.PARSE_ERROR.value
-                    detail = json.dumps({"error": problem, "raw": row[columns.GENERATED_TEXT][:1000]}, ensure_ascii=False)
-                else:
-                    score = round(judgement.aggregate(weights), 4)
-                    critique = describe_judgement(judgement, score, row)
-                    meta = generation_meta(row, critique_score=score)
-                    shortfall = find_shortfall(judgement, score, self.params)
-                    if shortfall is not None:
-                        reason, detail = RejectReason.CRITIQUE_LOW.value, json.dumps({"why": shortfall, "scores": judgement.scores})
-            critiques.append(critique)
-            scores.append(score)
-            metas.append(meta)
-            reasons.append(reason)
-            details.append(detail)
-        kept = batch.drop_columns([name for name in (columns.META, PROMPT_INFO) if name in batch.column_names])
-        return (
-            kept.append_column(columns.CRITIQUE, pa.array(critiques, pa.string()))
-            .append_column(columns.CRITIQUE_SCORE, pa.array(scores, pa.float64()))
-            .append_column(columns.META, pa.array(metas, pa.string()))
-            .append_column(columns.REJECT_REASON, pa.array(reasons, pa.string()))
-            .append_column(columns.REJECT_DETAIL, pa.array(details, pa.string()))
+    def check_pairs(self, batch: pa.Table) -> pa.Table:
+        """The first failed check of each pair (reason and detail), or null."""
+        checks = self.params.checks
+        instructions = [text or "" for text in batch[c.INSTRUCTION].to_pylist()]
+        answers = [text or "" for text in batch[c.ANSWER].to_pylist()]
+        found: list[tuple[RejectReason, str] | None] = [None] * batch.num_rows
+        for index, (instruction, answer) in enumerate(zip(instructions, answers)):
+            found[index] = (
+                (checks.code_language and check_code_language(answer, instruction, default=checks.default_code_language))
+                or (checks.python_syntax and check_python_syntax(answer))
+                or (checks.cut_off and check_cut_off(answer))
+                or None
+            )
+        if checks.refusal:
+            for index, refusals in enumerate(count_refusals(pa.array(answers, pa.string()))):
+                if found[index] is None and refusals:
+                    found[index] = (RejectReason.REFUSAL, f"refusal phrase near the start: {answers[index][:120]!r}")
+        if checks.answer_language and c.LANG in batch.column_names:
+            found = self._check_languages(batch[c.LANG].to_pylist(), answers, found)
+        return with_columns(
+            batch,
+            {
+                _CHECK_REASON: pa.array([problem[0].value if problem else None for problem in found], pa.string()),
+                _CHECK_DETAIL: pa.array([problem[1] if problem else None for problem in found], pa.string()),
+            },
         )
 
+    def _check_languages(self, langs: list[str | None], answers: list[str], found: list) -> list:
+        """An answer whose prose lid.176 confidently reads as another language than the row's."""
+        prose = [prose_of(answer) for answer in answers]
+        codes, probabilities = identify_languages(_lid_model(), prose)
+        for index, (lang, code, probability) in enumerate(zip(langs, codes, probabilities)):
+            if found[index] is None and lang and len(prose[index].strip()) >= 20 and probability >= self.params.checks.min_lang_prob and code != lang:
+                found[index] = (RejectReason.LANG, f"the answer reads as {code} ({probability:.2f}); its instruction is {lang}")
+        return found
 
-def describe_judgement(judgement: Judgement, score: float, row: dict[str, Any]) -> str:
-    """The `critique` JSON: what was judged by whom, the rationale and every score."""
-    prompt = json.loads(row[PROMPT_INFO])
-    return json.dumps(
+    def render_requests(self, batch: pa.Table, signal: str = "verdict") -> pa.Table:
+        """One request per pair for `signal`; a pair the checks rejected (unless `judge_rejected`), or
+        a pair without a passage for `grounding`, gets none (null messages: the LLM layer skips it)."""
+        template = load_prompt(self.params.templates[signal])
+        passages = batch[c.PASSAGE].to_pylist() if c.PASSAGE in batch.column_names else [None] * batch.num_rows
+        failed = batch[_CHECK_REASON].to_pylist() if _CHECK_REASON in batch.column_names else [None] * batch.num_rows
+        requests = []
+        for instruction, answer, passage, check in zip(batch[c.INSTRUCTION].to_pylist(), batch[c.ANSWER].to_pylist(), passages, failed):
+            skip = (check is not None and not self.params.judge_rejected) or (signal == "grounding" and not passage)
+            variables = {"instruction": instruction or "", "answer": answer or "", "passage": passage or ""}
+            # Greedy decoding ignores the seed; a sampled rubric (temperature > 0) stays reproducible.
+            requests.append(None if skip else Request(template, variables, seed=self.params.seed, notes={"signal": signal}))
+        return attach_requests(batch, requests)
+
+    # --- after the judge -----------------------------------------------------------------------
+    def transform(self, batch: pa.Table) -> pa.Table:
+        critiques, scores, metas, reasons, details = [], [], [], [], []
+        for row in batch.to_pylist():
+            verdict = self.decide(row)
+            critiques.append(json.dumps(verdict.critique, ensure_ascii=False))
+            scores.append(verdict.score)
+            metas.append(generation_meta_of(row, verdict.score) if verdict.score is not None else row.get(c.META))
+            reasons.append(verdict.reason.value if verdict.reason else None)
+            details.append(verdict.detail)
+        internal = [name for name in batch.column_names if name.startswith("__critique_") or name == PROMPT_INFO or name == c.META]
+        return with_columns(
+            batch.drop_columns(internal),
+            {
+                c.CRITIQUE: pa.array(critiques, pa.string()),
+                c.CRITIQUE_SCORE: pa.array(scores, pa.float64()),
+                c.META: pa.array(metas, pa.string()),
+                c.REJECT_REASON: pa.array(reasons, pa.string()),
+                c.REJECT_DETAIL: pa.array(details, pa.string()),
+            },
+        )
+
+    def decide(self, row: dict[str, Any]) -> Decision:
+        """Read every signal's reply, then the stage's verdict on the pair (see the module doc)."""
+        params = self.params
+        readings: dict[str, Any] = {}
+        failure: tuple[RejectReason, str] | None = None
+        for signal in params.signals:
+            text, logprobs, error = (row.get(name) for name in _reply_columns(signal))
+            if error:
+                failure = failure or (RejectReason.LLM_ERROR, f"{signal}: {str(error)[:1000]}")
+                continue
+            if text is None and logprobs is None:  # not asked: a check failed, or no passage to ground on
+                continue
+            reading, problem = read_signal(signal, text, logprobs, params)
+            if problem is not None:
+                failure = failure or (
+                    RejectReason.PARSE_ERROR,
+                    json.dumps({"signal": signal, "error": problem, "raw": (text or "")[:1000]}, ensure_ascii=False),
+                )
+                continue
+            readings[signal] = reading
+        critique: dict[str, Any] = {
+            "signals": readings,
+            "model": params.model,
+            "templates": {signal: params.templates[signal] for signal in params.signals},
+        }
+        check_reason = row.get(_CHECK_REASON)
+        if check_reason:
+            critique["check"] = {"reason": check_reason, "detail": row.get(_CHECK_DETAIL)}
+        score = critique_score(readings, params.decide_by)
+        if score is not None:
+            critique["score"] = score
+        if check_reason:
+            return Decision(critique, score, RejectReason(check_reason), row.get(_CHECK_DETAIL))
+        if failure is not None:
+            return Decision(critique, score, *failure)
+        contradiction = readings.get("grounding", {}).get("contradicts")
+        if contradiction is not None and contradiction >= params.max_contradiction:
+            why = f"P(contradicts its passage) {contradiction:.2f} >= max_contradiction {params.max_contradiction}"
+            return Decision(critique, score, RejectReason.CONTRADICTS_SOURCE, json.dumps({"why": why, "grounding": readings["grounding"]}))
+        if score is None:
+            return Decision(critique, None, RejectReason.PARSE_ERROR, f"no reading of {params.decide_by!r} to decide by")
+        shortfall = find_shortfall(score, readings, params)
+        if shortfall is not None:
+            return Decision(critique, score, RejectReason.CRITIQUE_LOW, json.dumps({"why": shortfall, "signals": readings}))
+        return Decision(critique, score, None, None)
+
+
+@dataclass(frozen=True)
+class Decision:
+    critique: dict[str, Any]
+    score: float | None
+    reason: RejectReason | None
+    detail: str | None
+
+
+def read_signal(signal: str, text: str | None, logprobs_json: str | None, params: CritiqueParams) -> tuple[Any, str | None]:
+    """One signal's reading from its reply, or why it cannot be read."""
+    if signal == "rubric":
+        reply = read_reply({c.GENERATED_TEXT: text, c.JSON_SCHEMA: json.dumps(load_prompt(params.templates["rubric"]).schema)})
+        if reply.reason is not None:
+            return None, reply.detail
+        judgement, problem = parse_judgement(reply.value)
+        if problem is not None:
+            return None, problem
+        weights = {name: weight for name, weight in params.weights.items() if weight}
+        return {"rationale": judgement.rationale, "scores": judgement.scores, "aggregate": round(judgement.aggregate(weights), 4)}, None
+    positions = json.loads(logprobs_json) if logprobs_json else []
+    if not positions:
+        return None, "the reply carries no token probabilities (does the engine return logprobs?)"
+    first = positions[0]
+    if signal == "verdict":
+        p_yes = yes_probability(first)
+        return (None, f"neither yes nor no among the likeliest first tokens {sorted(first)}") if p_yes is None else (round(p_yes, 4), None)
+    if signal == "score":
+        grade = expected_score(first, GRADES)
+        return (None, f"no grade 1-5 among the likeliest first tokens {sorted(first)}") if grade is None else (round(grade, 4), None)
+    options = option_probabilities(first, list(GROUNDING_OPTIONS))
+    if options is None:
+        return None, f"no option A, B or C among the likeliest first tokens {sorted(first)}"
+    return {GROUNDING_OPTIONS[option]: round(probability, 4) for option, probability in options.items()}, None
+
+
+def critique_score(readings: dict[str, Any], decide_by: str) -> float | None:
+    """The deciding signal on [0, 1], discounted by the chance the answer contradicts its passage."""
+    reading = readings.get(decide_by)
+    if reading is None:
+        return None
+    if decide_by == "verdict":
+        value = reading
+    elif decide_by == "score":
+        value = (reading - GRADES[0]) / (GRADES[-1] - GRADES[0])
+    else:
+        value = (reading["aggregate"] - 1) / 9
+    contradiction = readings.get("grounding", {}).get("contradicts")
+    if contradiction is not None:
+        value *= 1 - contradiction
+    return round(float(np.clip(value, 0.0, 1.0)), 4)
+
+
+def find_shortfall(score: float, readings: dict[str, Any], params: CritiqueParams) -> str | None:
+    """Why a judged pair falls short (None when it passes): the score, then each rubric dimension floor."""
+    if score < params.min_score:
+        return f"critique_score {score:.3f} < min_score {params.min_score}"
+    rubric = readings.get("rubric")
+    for name, floor in params.min_dimension.items():
+        if rubric is not None and rubric["scores"][name] < floor:
+            return f"{name} {rubric['scores'][name]} < min_dimension.{name} {floor}"
+    return None
+
+
+def keep_reply(batch: pa.Table, *, signal: str, model_name: str) -> pa.Table:
+    """After one judge call: its reply into the signal's own columns, its tokens added to the
+    stage's running usage (the next call's reply columns overwrite the LLM layer's)."""
+    text, logprobs, error = _reply_columns(signal)
+    asked = pc.is_valid(batch[c.LLM_MODEL]).to_numpy(zero_copy_only=False)
+    usage = {}
+    for name, source in zip(_USAGE, (None, c.PROMPT_TOKENS, c.GENERATED_TOKENS)):
+        before = batch[name].to_numpy(zero_copy_only=False) if name in batch.column_names else np.zeros(batch.num_rows, np.int64)
+        added = asked.astype(np.int64) if source is None else np.nan_to_num(batch[source].to_numpy(zero_copy_only=False).astype(float)).astype(np.int64)
+        usage[name] = before + added
+    requests, prompt_tokens, generated_tokens = usage.values()
+    model = pa.array([model_name if count else None for count in requests], pa.string())
+    return with_columns(
+        batch,
         {
-            "rationale": judgement.rationale,
-            "scores": judgement.scores,
-            "aggregate": score,
-            "model": row.get(columns.LLM_MODEL),
-            "template_id": prompt["template_id"],
-            "template_version": prompt["template_version"],
+            text: batch[c.GENERATED_TEXT],
+            logprobs: batch[c.LLM_TOP_LOGPROBS],
+            error: batch[c.LLM_ERROR],
+            **{name: pa.array(values, pa.int64()) for name, values in usage.items()},
+            # What the runner counts per model: every judge call of the pair so far.
+            c.LLM_REQUESTS: pa.array(requests, pa.int64()),
+            c.PROMPT_TOKENS: pa.array(prompt_tokens, pa.int64()),
+            c.GENERATED_TOKENS: pa.array(generated_tokens, pa.int64()),
+            c.LLM_MODEL: model,
         },
-        ensure_ascii=False,
     )
 
 
+def generation_meta_of(row: dict[str, Any], score: float) -> str:
+    """`meta` with a step for the critique: its model and score (templates are in `critique`)."""
+    meta = json.loads(row[c.META]) if row.get(c.META) else {}
+    meta.setdefault("steps", []).append({"stage": "critique", "model": row.get(c.LLM_MODEL), "critique_score": score})
+    return json.dumps(meta, ensure_ascii=False, sort_keys=True)
+
+
 def check_rubric_template(template_id: str) -> None:
-    """A custom critique template must ask for the rubric's keys, or every reply would be a parse error."""
-    template = load_prompt(template_id)  # a PromptError is a ValueError: pydantic reports it under `prompt`
+    """A custom rubric template must ask for the rubric's keys, or every reply would be a parse error."""
+    template = load_prompt(template_id)  # a PromptError is a ValueError: pydantic reports it under `templates`
     required = set((template.schema or {}).get("required", []))
     missing = [name for name in (RATIONALE, *DIMENSIONS) if name not in required]
     if missing:

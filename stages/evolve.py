@@ -124,6 +124,8 @@ class Evolve(ModelStage):
                 columns.OBJECTIVE: bool(parent.get(columns.OBJECTIVE)) and op != EXPAND,
                 columns.EVOLUTION_OP: op,
                 columns.EVOLUTION_DEPTH: depth,
+                # A rewrite asks about its parent's source; an expansion is a new task without one.
+                columns.PASSAGE: parent.get(columns.PASSAGE) if op != EXPAND else None,
             }
             if self.params.keep_parents:
                 rows.append({name: parent.get(name) for name in pa.schema(INSTRUCTION_FIELDS).names})

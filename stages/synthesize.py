@@ -3,7 +3,8 @@
 Each seed chunk is sent to a prompt family chosen by its kind (web, qa, code, book), with a
 task type, style and complexity picked per seed (deterministically, recorded in `meta`), in
 the seed's language, asking for several instructions in one structured-JSON call.
-Writes one row per instruction: `parent_id` = the seed chunk, `seed_id` kept.
+Writes one row per instruction: `parent_id` = the seed chunk, `seed_id` kept, and `passage`: the
+seed text the model was shown, which later stages judge (and may answer) against.
 Rejects: llm_error, parse_error (per seed); empty, too_short, not_a_request, lang (not in the
 seed's language), not_self_contained (points at a document it does not include), template_leak
 (made of the prompt's own words), copies_seed (per instruction). A leading task-type label the
@@ -105,6 +106,8 @@ class Synthesize(ModelStage):
                 columns.LANG: seed_language(seed),
                 columns.EVOLUTION_OP: "",
                 columns.EVOLUTION_DEPTH: 0,
+                # What the model was shown: the critique judges answers against it.
+                columns.PASSAGE: seed[columns.TEXT][: self.params.max_seed_chars],
             }
             if reply.reason is not None:
                 rows.append(

@@ -54,6 +54,8 @@ class Progress:
     text: str = ""
     prompt_tokens: int = 0
     generated_tokens: int = 0
+    # Per generated position, the likeliest tokens and their log-probabilities, when asked for.
+    top_logprobs: list[dict[str, float]] | None = None
 
 
 class Backend(Protocol):
@@ -121,6 +123,7 @@ class VllmBackend:
                 text=completion.text,
                 prompt_tokens=len(output.prompt_token_ids or ()),
                 generated_tokens=len(completion.token_ids),
+                top_logprobs=readable_logprobs(completion.logprobs),
             )
 
     def _sampling_params(self, sampling: dict[str, Any], schema: str | None) -> Any:
@@ -138,6 +141,7 @@ class VllmBackend:
             seed=sampling["seed"] if self.settings.per_request_seed else None,
             stop=sampling["stop"] or [],
             structured_outputs=structured,
+            logprobs=sampling.get("logprobs"),
             output_kind=RequestOutputKind.FINAL_ONLY if self.final_only else RequestOutputKind.CUMULATIVE,
         )
 
@@ -151,15 +155,34 @@ class VllmBackend:
         self.engine.shutdown()
 
 
+def readable_logprobs(positions: Any) -> list[dict[str, float]] | None:
+    """vLLM's per-position {token id: Logprob} as {token text: log-probability}; None when not asked for."""
+    if positions is None:
+        return None
+    readable = []
+    for candidates in positions:
+        tokens: dict[str, float] = {}
+        for token_id, candidate in candidates.items():
+            text = candidate.decoded_token if candidate.decoded_token is not None else str(token_id)
+            # Two ids can decode alike (a byte-level piece): keep the likelier.
+            tokens[text] = max(tokens.get(text, float("-inf")), float(candidate.logprob))
+        readable.append(tokens)
+    return readable
+
+
 def build_vllm_backend(settings: ReplicaSettings) -> Backend:
     return VllmBackend(settings)
+
+
+def failed_reply(error: str) -> dict[str, Any]:
+    return {"text": None, "error": error, "prompt_tokens": None, "generated_tokens": None, "top_logprobs": None}
 
 
 class Replica:
     """Answers batches of requests on one backend and watches it for hangs.
 
     A request is {"messages": [...], "sampling": JSON or dict, "schema": JSON or None}; a reply
-    is {"text", "error", "prompt_tokens", "generated_tokens"}.
+    is {"text", "error", "prompt_tokens", "generated_tokens", "top_logprobs" (JSON or None)}.
     """
 
     def __init__(self, settings: ReplicaSettings, backend_factory: Any = build_vllm_backend) -> None:
@@ -254,12 +277,18 @@ class Replica:
         except Exception as error:  # noqa: BLE001 - a refused request is a row error, a dead engine is not
             if self.backend.is_fatal(error):
                 raise
-            return {"text": None, "error": f"{type(error).__name__}: {error}", "prompt_tokens": None, "generated_tokens": None}
+            return failed_reply(f"{type(error).__name__}: {error}")
         if not last.finished:
-            return {"text": None, "error": "the engine ended the request without finishing it", "prompt_tokens": None, "generated_tokens": None}
+            return failed_reply("the engine ended the request without finishing it")
         self.answered += 1
         self.generated_tokens += last.generated_tokens
-        return {"text": last.text, "error": None, "prompt_tokens": last.prompt_tokens, "generated_tokens": last.generated_tokens}
+        return {
+            "text": last.text,
+            "error": None,
+            "prompt_tokens": last.prompt_tokens,
+            "generated_tokens": last.generated_tokens,
+            "top_logprobs": json.dumps(last.top_logprobs, ensure_ascii=False) if last.top_logprobs is not None else None,
+        }
 
     def shutdown(self) -> None:
         self.backend.shutdown()

@@ -47,6 +47,9 @@ class SamplingParams(BaseModel):
     # More than one sample per row becomes that many output rows (see `pipeline.llm.processors.apply_llm`).
     n: int = Field(default=1, ge=1)
     stop: list[str] | None = None
+    # Most likely tokens returned per generated position, with their log-probabilities (column
+    # `llm_top_logprobs`): a judge read by probability asks for a one-token reply and this.
+    logprobs: int | None = Field(default=None, ge=1, le=20)
 
 
 class EmbeddedModel(BaseModel):

@@ -8,7 +8,8 @@ concurrently, and retries with exponential backoff on timeouts, connection error
 408/429/5xx happen here. Whatever the outcome, the stage gets a 200 response whose JSON has one
 fixed shape (so Arrow sees one type for every row):
 
-    {"text": str | None, "error": str | None, "prompt_tokens": int, "completion_tokens": int}
+    {"text": str | None, "error": str | None, "prompt_tokens": int, "completion_tokens": int,
+     "top_logprobs": str | None}   (JSON of [{token: logprob}] per position, when asked for)
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class CompletionOutcome:
 
 
 def failed(error: str) -> dict[str, Any]:
-    return {"text": None, "error": error, "prompt_tokens": 0, "completion_tokens": 0}
+    return {"text": None, "error": error, "prompt_tokens": 0, "completion_tokens": 0, "top_logprobs": None}
 
 
 def read_completion(status: int, body: str) -> dict[str, Any]:
@@ -116,7 +117,23 @@ def read_completion(status: int, body: str) -> dict[str, Any]:
         "error": None,
         "prompt_tokens": int(usage.get("prompt_tokens") or 0),
         "completion_tokens": int(usage.get("completion_tokens") or 0),
+        "top_logprobs": _top_logprobs(parsed["choices"][0].get("logprobs")),
     }
+
+
+def _top_logprobs(logprobs: Any) -> str | None:
+    """OpenAI's `choices[0].logprobs.content[].top_logprobs` as [{token: logprob}] JSON; None if absent."""
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not content:
+        return None
+    positions = []
+    for position in content:
+        tokens: dict[str, float] = {}
+        for candidate in position.get("top_logprobs") or [{"token": position.get("token"), "logprob": position.get("logprob")}]:
+            if candidate.get("token") is not None and candidate.get("logprob") is not None:
+                tokens[candidate["token"]] = max(tokens.get(candidate["token"], float("-inf")), float(candidate["logprob"]))
+        positions.append(tokens)
+    return json.dumps(positions, ensure_ascii=False)
 
 
 def _error_message(parsed: Any) -> str:

@@ -2,7 +2,8 @@
 
 Input rows carry chat messages (a list of {role, content}, or its JSON) and optionally a
 per-row `sampling_params` (a struct or JSON string) whose keys override the call's and the
-model's defaults. Every input row comes out, with every input column, plus:
+model's defaults. Every input row comes out, with every input column, plus (a row whose messages are null asks
+nothing: it comes out unsent, with nulls and no model, and counts as no request):
 
 - `generated_text`: the completion, null when the request failed;
 - `llm_error`: null, or why this row's request failed (prompt longer than the context, HTTP
@@ -52,6 +53,7 @@ from pipeline.columns import (
     LLM_MODEL,
     LLM_SAMPLE_INDEX,
     LLM_SAMPLING,
+    LLM_TOP_LOGPROBS,
     MESSAGES,
     SAMPLING_PARAMS,
 )
@@ -69,6 +71,7 @@ OUTPUT_FIELDS = (
     pa.field(LLM_MODEL, pa.string()),
     pa.field(LLM_SAMPLING, pa.string()),
     pa.field(LLM_SAMPLE_INDEX, pa.int32()),
+    pa.field(LLM_TOP_LOGPROBS, pa.string()),
 )
 
 # Internal columns, dropped before rows leave `apply_llm`. The input row travels packed in one
@@ -77,9 +80,11 @@ _ROW = "__synthmix_row"
 _SAMPLING = "__synthmix_sampling"
 _SAMPLE_INDEX = "__synthmix_sample_index"
 _SCHEMA = "__synthmix_schema"
+_UNSENT = "__synthmix_unsent"  # the row asked nothing (null messages)
 _VLLM_ERROR = "__inference_error__"  # set by Ray's vLLM stage with should_continue_on_error
 _REPLY = "__synthmix_reply"  # set by generate_on_replicas: the shared engine's reply
 _HTTP_RESPONSE = "http_response"  # set by Ray's HTTP stage; shaped by pipeline.llm.openai_session
+_TOP_LOGPROBS = "__synthmix_top_logprobs"  # set by VllmReply from Ray's vLLM stage's `logprobs`
 
 # The light processor stages (chat template, HTTP client) must not hold a whole CPU each: on a
 # small machine that starves the engine and can hang the plan.
@@ -184,8 +189,15 @@ def expand_requests(
     else:
         schemas = [default_schema] * batch.num_rows
     messages = batch.column(messages_column).to_pylist()
-    take, sample_indexes, sampling_json, schema_json = [], [], [], []
+    take, sample_indexes, sampling_json, schema_json, unsent = [], [], [], [], []
     for row_index, override in enumerate(overrides):
+        if messages[row_index] is None:
+            take.append(row_index)
+            sample_indexes.append(0)
+            sampling_json.append(json.dumps(defaults, sort_keys=True))
+            schema_json.append(None)
+            unsent.append(True)
+            continue
         if isinstance(override, str):
             override = json.loads(override)
         params = merge_sampling(SamplingParams(**defaults), override)
@@ -198,6 +210,7 @@ def expand_requests(
             sample_indexes.append(sample)
             sampling_json.append(json.dumps(effective, sort_keys=True))
             schema_json.append(schemas[row_index])
+            unsent.append(False)
     rows = batch.take(pa.array(take, pa.int64()))
     packed = pa.StructArray.from_arrays([column.combine_chunks() for column in rows.columns], names=rows.column_names)
     return pa.table(
@@ -206,6 +219,7 @@ def expand_requests(
             _SAMPLING: pa.array(sampling_json, pa.string()),
             _SAMPLE_INDEX: pa.array(sample_indexes, pa.int32()),
             _SCHEMA: pa.array(schema_json, pa.string()),
+            _UNSENT: pa.array(unsent, pa.bool_()),
         }
     )
 
@@ -226,27 +240,36 @@ def finish_rows(batch: pa.Table, *, model_name: str, extract: str) -> pa.Table:
         texts = [reply["text"] for reply in replies]
         input_tokens = [reply["prompt_tokens"] for reply in replies]
         generated_tokens = [reply["generated_tokens"] for reply in replies]
+        top_logprobs = [reply["top_logprobs"] for reply in replies]
     elif extract == "vllm":
         errors = [error or None for error in batch.column(_VLLM_ERROR).to_pylist()]
         texts = batch.column(GENERATED_TEXT).to_pylist()
         input_tokens = batch.column(NUM_INPUT_TOKENS).to_pylist()
         generated_tokens = batch.column(NUM_GENERATED_TOKENS).to_pylist()
+        top_logprobs = batch.column(_TOP_LOGPROBS).to_pylist() if _TOP_LOGPROBS in batch.column_names else [None] * batch.num_rows
     else:
         responses = batch.column(_HTTP_RESPONSE).to_pylist()
         errors = [response["error"] for response in responses]
         texts = [response["text"] for response in responses]
         input_tokens = [response["prompt_tokens"] for response in responses]
         generated_tokens = [response["completion_tokens"] for response in responses]
+        top_logprobs = [response.get("top_logprobs") for response in responses]
     texts = [None if error else text for text, error in zip(texts, errors, strict=True)]
+    unsent = batch.column(_UNSENT).to_pylist()
+    if any(unsent):
+        # Ray's processors answered a placeholder for these rows (see VllmRequest): nothing was asked.
+        texts, errors, top_logprobs = ([None if skip else value for value, skip in zip(values, unsent)] for values in (texts, errors, top_logprobs))
+        input_tokens, generated_tokens = ([0 if skip else value for value, skip in zip(values, unsent)] for values in (input_tokens, generated_tokens))
     packed = batch.column(_ROW).combine_chunks()
     outputs = {
         GENERATED_TEXT: pa.array(texts, pa.string()),
         LLM_ERROR: pa.array(errors, pa.string()),
         NUM_INPUT_TOKENS: pa.array(input_tokens, pa.int64()),
         NUM_GENERATED_TOKENS: pa.array(generated_tokens, pa.int64()),
-        LLM_MODEL: pa.array([model_name] * batch.num_rows, pa.string()),
+        LLM_MODEL: pa.array([None if skip else model_name for skip in unsent], pa.string()),
         LLM_SAMPLING: batch.column(_SAMPLING),
         LLM_SAMPLE_INDEX: batch.column(_SAMPLE_INDEX).cast(pa.int32()),
+        LLM_TOP_LOGPROBS: pa.array([None if error else value for value, error in zip(top_logprobs, errors, strict=True)], pa.string()),
     }
     carried = {field.name: packed.field(index) for index, field in enumerate(packed.type) if field.name not in outputs}
     return pa.table({**carried, **outputs})
@@ -257,6 +280,10 @@ def as_messages(value: Any) -> list[dict[str, str]]:
     if isinstance(value, str):
         value = json.loads(value)
     return [{"role": str(message["role"]), "content": str(message["content"])} for message in value]
+
+
+# What Ray's processors are sent for a row that asks nothing; its reply is dropped.
+PLACEHOLDER_MESSAGES = [{"role": "user", "content": "."}]
 
 
 class VllmRequest:
@@ -272,6 +299,9 @@ class VllmRequest:
         self.per_request_seed = per_request_seed
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        if row[_UNSENT]:
+            # Ray's engine stage takes every row: an unsent one costs a one-token placeholder.
+            return {"messages": PLACEHOLDER_MESSAGES, "sampling_params": {"temperature": 0.0, "max_tokens": 1}}
         sampling = json.loads(row[_SAMPLING])
         params = {
             "temperature": sampling["temperature"],
@@ -280,10 +310,32 @@ class VllmRequest:
             "seed": sampling["seed"] if self.per_request_seed else None,
             "stop": sampling["stop"] or [],
         }
+        if sampling.get("logprobs"):
+            params["logprobs"] = int(sampling["logprobs"])
         if row[_SCHEMA] is not None:
             # Compact JSON: small models otherwise spend their token budget on whitespace.
             params["structured_outputs"] = {"json": row[_SCHEMA], "disable_any_whitespace": True}
         return {"messages": as_messages(row[_ROW][self.messages_column]), "sampling_params": params}
+
+
+def vllm_reply(row: dict[str, Any]) -> dict[str, Any]:
+    """Processor postprocess for vLLM: Ray's per-position `logprobs` ({token id: {logprob,
+    decoded_token, ...}}) as our JSON column; every other output column as Ray wrote it."""
+    positions = row.pop("logprobs", None)
+    row.pop("prompt_logprobs", None)
+    readable = None
+    if positions is not None:
+        readable = []
+        for candidates in positions:
+            tokens: dict[str, float] = {}
+            for token_id, candidate in candidates.items():
+                if candidate is None:  # Arrow unifies the rows' token ids: absent ones come back null
+                    continue
+                text = candidate.get("decoded_token") or str(token_id)
+                tokens[text] = max(tokens.get(text, float("-inf")), float(candidate["logprob"]))
+            readable.append(tokens)
+    row[_TOP_LOGPROBS] = json.dumps(readable, ensure_ascii=False) if readable is not None else None
+    return row
 
 
 _REPLY_TYPE = pa.struct(
@@ -292,6 +344,7 @@ _REPLY_TYPE = pa.struct(
         pa.field("error", pa.string()),
         pa.field("prompt_tokens", pa.int64()),
         pa.field("generated_tokens", pa.int64()),
+        pa.field("top_logprobs", pa.string()),
     ]
 )
 
@@ -302,11 +355,15 @@ def generate_on_replicas(batch: pa.Table, *, replicas: list[Any], model_name: st
     from pipeline.llm.engine_pool import send_batch
 
     messages = pc.struct_field(batch.column(_ROW), messages_column).to_pylist()
+    unsent = batch.column(_UNSENT).to_pylist()
     requests = [
         {"messages": as_messages(chat), "sampling": sampling, "schema": schema}
-        for chat, sampling, schema in zip(messages, batch.column(_SAMPLING).to_pylist(), batch.column(_SCHEMA).to_pylist(), strict=True)
+        for chat, sampling, schema, skip in zip(messages, batch.column(_SAMPLING).to_pylist(), batch.column(_SCHEMA).to_pylist(), unsent, strict=True)
+        if not skip
     ]
-    replies = send_batch(requests, replicas=replicas, model_name=model_name, batch_size=batch_size)
+    answered = iter(send_batch(requests, replicas=replicas, model_name=model_name, batch_size=batch_size))
+    nothing = {"text": None, "error": None, "prompt_tokens": 0, "generated_tokens": 0, "top_logprobs": None}
+    replies = [nothing if skip else next(answered) for skip in unsent]
     return batch.append_column(_REPLY, pa.array(replies, _REPLY_TYPE))
 
 
@@ -318,6 +375,9 @@ class HttpRequest:
         self.model = model
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        if row[_UNSENT]:
+            # Ray's HTTP stage sends every row: an unsent one costs a one-token placeholder.
+            return {"payload": {"model": self.model, "messages": PLACEHOLDER_MESSAGES, "max_tokens": 1, SCHEMA_KEY: ""}}
         sampling = json.loads(row[_SAMPLING])
         payload = {
             "model": self.model,
@@ -330,6 +390,8 @@ class HttpRequest:
             # The session turns it into response_format (or drops it where unsupported).
             SCHEMA_KEY: row[_SCHEMA] or "",
         }
+        if sampling.get("logprobs"):
+            payload.update(logprobs=True, top_logprobs=int(sampling["logprobs"]))
         return {"payload": payload}
 
 
@@ -360,6 +422,7 @@ def _build_vllm_processor(model: EmbeddedModel | VllmModel, messages_column: str
     return build_processor(
         config,
         preprocess=VllmRequest(messages_column, per_request_seed=not runs_on_cpu(model)),
+        postprocess=vllm_reply,
         preprocess_map_kwargs=light,
         postprocess_map_kwargs=light,
     )

@@ -58,12 +58,19 @@ class Request:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
-def attach_requests(batch: pa.Table, requests: Sequence[Request]) -> pa.Table:
-    """Add the request columns apply_llm reads, plus `prompt_info` for provenance."""
+def attach_requests(batch: pa.Table, requests: Sequence[Request | None]) -> pa.Table:
+    """Add the request columns apply_llm reads, plus `prompt_info` for provenance. A row whose
+    request is None asks nothing: apply_llm passes it through unsent."""
     if len(requests) != batch.num_rows:
         raise ValueError(f"{len(requests)} requests for {batch.num_rows} rows; give one request per row")
     messages, schemas, sampling, info = [], [], [], []
     for request in requests:
+        if request is None:
+            messages.append(None)
+            schemas.append(None)
+            sampling.append(None)
+            info.append(None)
+            continue
         messages.append(json.dumps(request.template.render(**request.variables), ensure_ascii=False))
         schemas.append(json.dumps(request.template.schema) if request.template.schema else None)
         sampling.append(json.dumps({**request.sampling, "seed": request.seed}))

@@ -34,6 +34,12 @@ ROWS = [
     },
     {"id": "too_long", "messages": chat("word " * 3000), "sampling_params": None, "json_schema": None},
     {"id": "two_samples", "messages": chat("Say hello."), "sampling_params": json.dumps({"n": 2, "seed": 5, "temperature": 1.0}), "json_schema": None},
+    {
+        "id": "judged",
+        "messages": chat("Is Paris the capital of France? Reply with Yes or No only."),
+        "sampling_params": json.dumps({"max_tokens": 2, "logprobs": 5}),
+        "json_schema": None,
+    },
 ]
 
 
@@ -93,3 +99,15 @@ def test_n_samples_come_out_as_rows_with_distinct_seeds(results):
     assert [row["llm_sample_index"] for row in rows] == [0, 1]
     assert [json.loads(row["llm_sampling"])["seed"] for row in rows] == [5, 6]
     assert all(row["generated_text"] for row in rows)
+
+
+def test_logprobs_come_back_per_generated_position_only_where_asked_for(results):
+    (row,) = results["judged"]
+    positions = json.loads(row["llm_top_logprobs"])
+    assert 1 <= len(positions) == row["num_generated_tokens"] <= 2
+    first = positions[0]
+    assert 1 <= len(first) <= 5
+    assert all(logprob <= 0 for logprob in first.values())
+    # Greedy decoding: the reply starts with the likeliest token.
+    assert row["generated_text"].startswith(max(first, key=first.get))
+    assert all(row["llm_top_logprobs"] is None for row in results["longer"] + results["json"])
