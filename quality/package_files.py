@@ -24,3 +24,11 @@ def locate_package_file(distribution_name: str, file_name: str, *, needed_for: s
         f"{needed_for} needs {file_name}, but the installed '{distribution_name}' {distribution.version} holds "
         f"none; reinstall it with `pip install --force-reinstall {distribution_name}`"
     )
+
+
+def package_data_path(file_name: str) -> Path:
+    """Path of a data file synthmix ships in `quality/data/` (package data, so wheels and clusters have it)."""
+    path = Path(__file__).resolve().parent / "data" / file_name
+    if not path.is_file():
+        raise FileNotFoundError(f"synthmix's data file {file_name} is missing at {path}; reinstall synthmix (the file is package data)")
+    return path

@@ -26,20 +26,17 @@ hash set, key and question, so they are stable across runs.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
 from pydantic import Field, model_validator
 
 from pipeline import columns
-from pipeline.config import ConfigError, JobConfig, parse_job
 from pipeline.contracts import INSTRUCTION_FIELDS, RejectReason
+from pipeline.probe_rows import EXIT_KIND, PROBE_FIELDS, MeasuredRows, describe_sets
 from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
 from pipeline.store import StageDir
-from pipeline.unit_commit import commit_as_unit, unit_name
 from quality.probe_sets import (
     BUILT_IN_SETS,
     Probe,
@@ -49,14 +46,6 @@ from quality.probe_sets import (
     humaneval_probes,
     read_probe_file,
 )
-
-PROBE_FIELDS = (pa.field(columns.PROBE, pa.string()), pa.field(columns.TESTS, pa.string()))
-EXIT_KIND = "probe_exit"
-# Stages whose rows become training data: a probe must leave before any of them reads it.
-TRAINING_KINDS = ("decontaminate", "tokenize", "mix")
-# Kinds that read files, not the stage listed before them (the graph knows by class; the job
-# snapshot only by kind).
-SOURCE_KINDS = ("seeds", "probe_source")
 
 
 class ProbeFile(StageParams):
@@ -90,26 +79,10 @@ class ProbeParams(StageParams):
         return self
 
 
-class ProbeRows:
-    """What the probe-writing kinds share: the drawn probes as instruction rows, and the exit check."""
+class ProbeRows(MeasuredRows):
+    """What the probe-writing kinds share: the drawn probes as instruction rows."""
 
     params: ProbeParams
-    context: Any
-
-    def file_path(self, probe_file: ProbeFile) -> Path:
-        path = Path(probe_file.path)
-        return path if path.is_absolute() else self.context.job_dir / path
-
-    def fingerprint_extra(self) -> dict:
-        """User probe files by size and mtime: an edited file makes the stage stale."""
-        files = {}
-        for probe_file in self.params.files:
-            path = self.file_path(probe_file)
-            if not path.is_file():
-                raise ConfigError(f"probe file {probe_file.name!r}: no file at {path}; fix `path` (relative paths start at the job file's folder)")
-            stat = path.stat()
-            files[probe_file.name] = [str(path), stat.st_size, stat.st_mtime_ns]
-        return {"probe_files": files}
 
     def draw(self) -> list[Probe]:
         params = self.params
@@ -125,23 +98,8 @@ class ProbeRows:
             drawn += draw_probes(probes, probe_file.count, seed=params.seed) if probe_file.count else probes
         return drawn
 
-    def check_probes_leave(self) -> None:
-        """Refuse a job whose training stages would read this stage's probes (see the module doc)."""
-        snapshot = Path(self.context.run_dir) / "job.yaml"
-        if not snapshot.exists():
-            raise ConfigError(f"stage '{self.context.stage_name}' checks the run's job.yaml, which {snapshot.parent} lacks; run it with `synthmix run`")
-        job = parse_job(yaml.safe_load(snapshot.read_text(encoding="utf-8")), source=str(snapshot))
-        leaks = find_probe_leaks(job, self.context.stage_name)
-        if leaks:
-            raise ConfigError(
-                f"{job.source}: stage(s) {', '.join(leaks)} would read the probes of '{self.context.stage_name}' and ship them as "
-                f"training data; list `- {EXIT_KIND}` after the last filter (e.g. after dedup_samples) and before them"
-            )
-
-    def probe_table(self, schema: pa.Schema) -> pa.Table:
-        """The drawn probes as rows of `schema`: instruction columns filled, every other column null."""
-        rows = [probe_row(probe) for probe in self.draw()]
-        return pa.table({name: pa.array([row.get(name) for row in rows], schema.field(name).type) for name in schema.names}, schema=schema)
+    def measured_rows(self) -> list[dict[str, Any]]:
+        return [probe_row(probe) for probe in self.draw()]
 
 
 def probe_row(probe: Probe) -> dict[str, Any]:
@@ -166,23 +124,6 @@ def probe_row(probe: Probe) -> dict[str, Any]:
     }
 
 
-def find_probe_leaks(job: JobConfig, probes_stage: str) -> list[str]:
-    """Stages of a training kind that read `probes_stage`'s rows, directly or through other
-    stages, with no `probe_exit` between. A stage reads its `input`, else the stage listed
-    before it (sources read files)."""
-    carrying = {probes_stage}
-    leaks = []
-    previous = None
-    for entry in job.stages:
-        reads = entry.input if entry.input is not None else None if entry.stage_kind in SOURCE_KINDS else previous
-        if reads in carrying and entry.stage_kind != EXIT_KIND:
-            carrying.add(entry.name)
-            if entry.stage_kind in TRAINING_KINDS:
-                leaks.append(entry.name)
-        previous = entry.name
-    return leaks
-
-
 class Probes(ProbeRows, Stage):
     name = "probes"
     input_columns = (columns.ID, columns.INSTRUCTION)
@@ -204,11 +145,7 @@ class Probes(ProbeRows, Stage):
 
     def finalize(self, stage_dir: StageDir) -> dict:
         """The probes, committed as one unit beside the input's (once: a resume finds it committed)."""
-        self.check_probes_leave()
-        table = self.probe_table(self.output_schema())
-        if unit_name(table[columns.ID].combine_chunks()) not in stage_dir.committed_units():
-            commit_as_unit(self, table)
-        return {"probes": describe_sets(table)}
+        return self.commit_measured_rows(stage_dir, self.output_schema())
 
 
 class ProbeSource(ProbeRows, Stage):
@@ -225,13 +162,13 @@ class ProbeSource(ProbeRows, Stage):
     def read_input(self):
         import ray.data
 
-        return ray.data.from_arrow(self.probe_table(self.output_schema()))
+        return ray.data.from_arrow(self.measured_table(self.output_schema()))
 
     def transform(self, batch: pa.Table) -> pa.Table:
         return batch
 
     def finalize(self, stage_dir: StageDir) -> dict:
-        return {"probes": describe_sets(self.probe_table(self.output_schema()))}
+        return {"probes": describe_sets(self.measured_table(self.output_schema()))}
 
 
 class ProbeExit(Stage):
@@ -246,12 +183,3 @@ class ProbeExit(Stage):
     def transform(self, batch: pa.Table) -> pa.Table:
         reasons = pc.if_else(pc.is_valid(batch[columns.PROBE]), pa.scalar(RejectReason.PROBE.value), pa.scalar(None, pa.string()))
         return with_columns(batch, {columns.REJECT_REASON: reasons, columns.REJECT_DETAIL: pa.nulls(batch.num_rows, pa.string())})
-
-
-def describe_sets(table: pa.Table) -> dict[str, int]:
-    """Probes per set, for the manifest."""
-    counts: dict[str, int] = {}
-    for marker in table[columns.PROBE].to_pylist():
-        name = json.loads(marker)["set"]
-        counts[name] = counts.get(name, 0) + 1
-    return dict(sorted(counts.items()))

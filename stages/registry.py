@@ -8,6 +8,7 @@ from stages.decontaminate import Decontaminate
 from stages.dedup import Dedup
 from stages.evolve import Evolve
 from stages.gather_samples import GatherSamples
+from stages.judged_responses import JudgedResponses, JudgedSource
 from stages.mix import Mix
 from stages.probes import ProbeExit, Probes, ProbeSource
 from stages.quality import Quality
@@ -35,5 +36,7 @@ STAGES: dict[str, type[Stage]] = {
         Probes,
         ProbeSource,
         ProbeExit,
+        JudgedResponses,
+        JudgedSource,
     )
 }

@@ -20,9 +20,11 @@ MARK_NOTE = f"{MARK} the 95% interval of kept-minus-rejected accuracy does not l
 
 
 def render_eval(result: dict[str, Any]) -> str:
-    """The evaluation as text: accuracy by model and domain and by set, the filters, the critique AUC."""
+    """The evaluation as text: accuracy by model and domain and by set, the filters, the critique
+    AUC; then how the critics did on rows with a known verdict."""
+    measured = _render_critics(result)
     if not result["probes"]:
-        return NO_PROBES
+        return measured or NO_PROBES
     parts = [
         (
             f"{result['probes']} probes answered in stage '{result['answer_stage']}' ({result['failed_samples']} of their samples failed); "
@@ -40,14 +42,66 @@ def render_eval(result: dict[str, Any]) -> str:
         _auc_line(result["critique_auc"]),
         _code_line(result["code_judged_by"]),
     ]
-    return "\n".join(parts)
+    return "\n".join(parts) + ("\n\n" + measured if measured else "")
+
+
+def _render_critics(result: dict[str, Any]) -> str:
+    """Per critique stage: AUC per signal and set, the min_score table; the filters on judged responses."""
+    parts = []
+    for critic in result.get("critics", []):
+        parts += [
+            f"Critique '{critic['stage']}' on {critic['rows']} rows with a known verdict (judged responses, and answered probes judged by their reference).",
+            "AUC: how often a good response scores above a bad one (0.5 is chance), with its 95% interval; "
+            "stage = critique_score with the pairs its checks rejected ranked last.",
+            "",
+            format_table(*_critic_auc_table(critic)),
+            "",
+            format_table(*_threshold_table(critic["thresholds"])),
+            "",
+        ]
+    if result.get("judged_filters"):
+        parts += [
+            "Filters on the judged responses (good = the known verdict):",
+            format_table(*_filter_table(result["judged_filters"], good_words=True)),
+            f"precision: bad among rejected; recall: rejected among bad. {MARK_NOTE.replace('accuracy', 'good share')}",
+        ]
+    return "\n".join(parts).rstrip()
+
+
+def format_auc(value: dict[str, Any]) -> str:
+    """An AUC as "0.812 [0.751-0.862] n=240", or "-" where it needs good and bad rows."""
+    if value["estimate"] is None:
+        return f"- n={value['n']}" if value["n"] else "-"
+    return f"{value['estimate']:.3f} [{value['low']:.3f}-{value['high']:.3f}] n={value['n']}"
+
+
+def _critic_auc_table(critic: dict[str, Any]) -> tuple[list[str], list[list[Any]], list[int]]:
+    signals = critic["signals"]
+    headers = ["set", "good", "bad", *signals]
+    rows = [[group, values["good"], values["bad"], *(format_auc(values[signal]) for signal in signals)] for group, values in critic["auc"].items()]
+    return headers, rows, [1, 2]
+
+
+def _threshold_table(thresholds: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]], list[int]]:
+    headers = ["min_score", "kept", "kept share", "precision (good among kept)", "recall (kept among good)"]
+    rows = [
+        [entry["min_score"], entry["kept"], f"{100 * entry['kept_share']:.1f}%", format_proportion(entry["precision"]), format_proportion(entry["recall"])]
+        for entry in thresholds
+    ]
+    return headers, rows, [0, 1, 2]
 
 
 def eval_section(run_dir: Path) -> str:
     """The report's section on probes (HTML); empty for a run without probes."""
     result = evaluate_run(Path(run_dir))
+    critics = "".join(
+        f"<h3>Critique {escape(critic['stage'])}: AUC per signal</h3>"
+        + _html_table(*_critic_auc_table(critic))
+        + _html_table(*_threshold_table(critic["thresholds"]))
+        for critic in result.get("critics", [])
+    )
     if not result["probes"]:
-        return ""
+        return f"<h2>Critics</h2>{critics}" if critics else ""
     tables = [
         _html_table(*_accuracy_table(result["by_model_domain"], ("answer_model", "domain"), ("model", "domain"))),
         _html_table(*_accuracy_table(result["by_set"], ("set",), ("probe set",))),
@@ -64,6 +118,7 @@ def eval_section(run_dir: Path) -> str:
         "(accuracy with Wilson 95% intervals; lift in points with Newcombe's).</p>"
         + "".join(tables)
         + "".join(f'<p class="note">{escape(note)}</p>' for note in notes)
+        + critics
     )
 
 
@@ -97,8 +152,9 @@ def _accuracy_table(groups: list[dict[str, Any]], keys: tuple[str, ...], labels:
     return headers, rows, [len(keys), len(keys) + 4]
 
 
-def _filter_table(filters: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]], list[int]]:
-    headers = ["filter", "in", "kept", "rejected", "accuracy kept", "accuracy rejected", "precision", "recall", "kept - rejected", "verdict"]
+def _filter_table(filters: list[dict[str, Any]], *, good_words: bool = False) -> tuple[list[str], list[list[Any]], list[int]]:
+    share = "good" if good_words else "accuracy"
+    headers = ["filter", "in", "kept", "rejected", f"{share} kept", f"{share} rejected", "precision", "recall", "kept - rejected", "verdict"]
     rows = [
         [
             entry["stage"],

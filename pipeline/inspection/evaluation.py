@@ -41,6 +41,7 @@ import yaml
 from pipeline import columns
 from pipeline.config import ConfigError, parse_job
 from pipeline.contracts import RejectReason
+from pipeline.inspection.critic_evaluation import evaluate_critics
 from pipeline.inspection.run_contents import RunInspectionError
 from pipeline.store import StageDir
 from quality.probe_sets import judge_answer
@@ -60,6 +61,9 @@ VERIFY_KIND = "verify_code"
 FAILED_CODE = frozenset({"no_code", "tests_failed", "timeout", "crashed", "sandbox_violation"})
 # Kinds that hold probe rows without judging them: where probes enter, regroup or leave.
 NOT_FILTERS = frozenset({"probes", "probe_source", "gather_samples", EXIT_KIND})
+# Where judged responses enter (stages/judged_responses.py), and how their marker says so.
+JUDGED_KINDS = frozenset({"judged_responses", "judged_source"})
+JUDGED_MARK = '"judged_by": "verdict"'
 # What evaluation reads of a stage's rows; a stage without one of them reads as null.
 READ_SCHEMA = pa.schema(
     [
@@ -80,17 +84,19 @@ CORRECT = "correct"  # bool, null when the probe could not be judged
 
 
 def evaluate_run(run_dir: Path) -> dict[str, Any]:
-    """The evaluation of the run's probes, JSON-ready; `probes` is 0 in a run without any."""
+    """The evaluation of the run's probes, JSON-ready; `probes` is 0 in a run without any. `critics`:
+    each critique stage's measures on the rows whose verdict is known (critic_evaluation.py)."""
     run_dir = Path(run_dir)
     stages = _stage_kinds(run_dir)
+    measured = {"critics": evaluate_critics(run_dir, stages), "judged_filters": _judged_filters(run_dir, stages)}
     answer_stage = next((name for name, kind in stages if kind == ANSWER_KIND), None)
     if answer_stage is None:
-        return {"run_dir": str(run_dir), "answer_stage": None, "probes": 0}
+        return {"run_dir": str(run_dir), "answer_stage": None, "probes": 0, **measured}
     after_answer = stages[[name for name, _ in stages].index(answer_stage) + 1 :]
     verify_stage = next((name for name, kind in after_answer if kind == VERIFY_KIND), None)
     code_passed = _code_outcomes(run_dir, verify_stage) if verify_stage else {}
     samples, failed = _probe_rows(run_dir, answer_stage, code_passed), _probe_rows(run_dir, answer_stage, code_passed, rejects=True)
-    result: dict[str, Any] = {"run_dir": str(run_dir), "answer_stage": answer_stage, "probes": _count_distinct(samples, failed)}
+    result: dict[str, Any] = {"run_dir": str(run_dir), "answer_stage": answer_stage, "probes": _count_distinct(samples, failed), **measured}
     if not result["probes"]:
         return result
     filters = []
@@ -131,12 +137,13 @@ def _stage_kinds(run_dir: Path) -> list[tuple[str, str]]:
     return [(entry.name, entry.stage_kind) for entry in job.stages]
 
 
-def _probe_rows(run_dir: Path, stage: str, code_passed: dict[str, bool], *, rejects: bool = False) -> pa.Table:
-    """The stage's probe rows (parts, or rejects), the columns evaluation reads, each judged."""
-    return _judged(_read_probe_rows(run_dir, stage, rejects=rejects), code_passed)
+def _probe_rows(run_dir: Path, stage: str, code_passed: dict[str, bool], *, rejects: bool = False, judged: bool = False) -> pa.Table:
+    """The stage's probe rows (parts, or rejects), the columns evaluation reads, each judged:
+    answered probes, or with `judged` the judged responses (their verdict is in their marker)."""
+    return _judged(_read_probe_rows(run_dir, stage, rejects=rejects, judged=judged), code_passed)
 
 
-def _read_probe_rows(run_dir: Path, stage: str, *, rejects: bool = False) -> pa.Table:
+def _read_probe_rows(run_dir: Path, stage: str, *, rejects: bool = False, judged: bool = False) -> pa.Table:
     stage_dir = StageDir(run_dir, stage)
     tables = []
     for path in stage_dir.reject_files() if rejects else stage_dir.part_files():
@@ -144,7 +151,8 @@ def _read_probe_rows(run_dir: Path, stage: str, *, rejects: bool = False) -> pa.
         if columns.PROBE not in names:
             continue
         table = pq.read_table(path, columns=[name for name in READ_SCHEMA.names if name in names], filters=pc.field(columns.PROBE).is_valid())
-        tables.append(_conform(table))
+        is_judged = pc.match_substring(table[columns.PROBE], JUDGED_MARK)
+        tables.append(_conform(table.filter(is_judged if judged else pc.invert(is_judged))))
     return pa.concat_tables(tables) if tables else _empty()
 
 
@@ -177,7 +185,7 @@ def _judged(table: pa.Table, code_passed: dict[str, bool]) -> pa.Table:
     judged by tests, by `code_passed` of its instruction (null where that has no entry)."""
     markers = [json.loads(marker) for marker in table[columns.PROBE].to_pylist()] if table.num_rows else []
     correct = [
-        judge_answer(answer, marker["reference"]) if marker.get("reference") is not None else code_passed.get(parent)
+        marker["good"] if "good" in marker else judge_answer(answer, marker["reference"]) if marker.get("reference") is not None else code_passed.get(parent)
         for answer, parent, marker in zip(table[columns.ANSWER].to_pylist(), table[columns.PARENT_ID].to_pylist(), markers)
     ]
     return table.append_column(SET, pa.array([marker["set"] for marker in markers], pa.string())).append_column(CORRECT, pa.array(correct, pa.bool_()))
@@ -199,6 +207,18 @@ def _survivors(run_dir: Path, after_answer: list[tuple[str, str]], filters: list
         name, _, kept, _ = filters[-1]
         return kept, f"the probes the last filter, '{name}', kept (no {EXIT_KIND} has run)"
     return _judged(_empty(), {}), "none: no filter stage holds probes yet"
+
+
+def _judged_filters(run_dir: Path, stages: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Each filter's effect on the judged responses it saw (a response's `good` is its verdict)."""
+    entries = []
+    for name, kind in stages:
+        if kind in NOT_FILTERS or kind in JUDGED_KINDS:
+            continue
+        kept, rejected = _probe_rows(run_dir, name, {}, judged=True), _probe_rows(run_dir, name, {}, rejects=True, judged=True)
+        if kept.num_rows or rejected.num_rows:
+            entries.append(_filter_entry(name, kind, kept, rejected))
+    return entries
 
 
 # --- measuring --------------------------------------------------------------------------------------

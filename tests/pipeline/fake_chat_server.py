@@ -33,6 +33,9 @@ def schema_reply(body: dict) -> str:
     of its range. Lets a whole recipe run fast and reproducibly (the cluster-equality test)."""
     digest = hashlib.sha256(json.dumps(body["messages"], sort_keys=True).encode()).hexdigest()
     schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema")
+    verdict = judge_reply(body["messages"][-1]["content"])
+    if verdict is not None:
+        return verdict
     if schema is None:
         return (
             f"The passage explains the idea {digest[:8]} clearly. First, it defines the main term and shows "
@@ -41,6 +44,21 @@ def schema_reply(body: dict) -> str:
             f"understood by trying the example.\n\nThe final answer is \\boxed{{{int(digest[:4], 16) % 97}}}."
         )
     return json.dumps(_fill(schema, digest))
+
+
+# How the critique's one-token templates end (prompts/critique/*.j2), and a content judge's reply.
+JUDGE_REPLIES = {"Reply Yes or No.": "Yes", "Reply with the digit only.": "5", "Reply with one letter: A, B or C.": "A"}
+
+
+def judge_reply(user: str) -> str | None:
+    """The one-token reply a critique question gets from a judge content with everything; None for other prompts."""
+    return next((reply for ending, reply in JUDGE_REPLIES.items() if user.rstrip().endswith(ending)), None)
+
+
+def top_logprobs(text: str) -> dict:
+    """OpenAI's `logprobs` of a reply whose first word the fake is sure of (probability 1)."""
+    first = (text.split() or [""])[0]
+    return {"content": [{"token": first, "logprob": 0.0, "top_logprobs": [{"token": first, "logprob": 0.0}]}]}
 
 
 def _fill(schema: dict, seed: str):
@@ -112,12 +130,11 @@ class FakeChatServer:
                     threading.Thread(target=server.stop, daemon=True).start()
                     self.connection.close()  # a dying server answers nothing
                     return
-                reply = {
-                    "id": "fake",
-                    "object": "chat.completion",
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": server.reply(body)}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 20},
-                }
+                text = server.reply(body)
+                choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                if body.get("logprobs"):
+                    choice["logprobs"] = top_logprobs(text)
+                reply = {"id": "fake", "object": "chat.completion", "choices": [choice], "usage": {"prompt_tokens": 10, "completion_tokens": 20}}
                 data = json.dumps(reply).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

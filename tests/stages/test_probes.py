@@ -18,10 +18,13 @@ from pipeline.cli import main
 from pipeline.config import ConfigError, load_job, parse_job
 from pipeline.contracts import INSTRUCTION_FIELDS
 from pipeline.graph import build_graph
+from pipeline.inspection.eval_view import render_eval
 from pipeline.inspection.evaluation import evaluate_run
+from pipeline.probe_rows import find_probe_leaks
 from pipeline.runner import run_job
 from pipeline.store import StageDir
 from quality.benchmark_sets import load_humaneval
+from quality.judged_sets import gsm8k_judged, humaneval_judged, read_judged_file
 from quality.probe_sets import (
     arithmetic_zh_probes,
     draw_probes,
@@ -30,8 +33,7 @@ from quality.probe_sets import (
     judge_answer,
     read_probe_file,
 )
-from stages.critique import DIMENSIONS
-from stages.probes import find_probe_leaks
+from quality.sandbox import Outcome, SandboxLimits, run_sandboxed
 from stages.registry import STAGES
 from tests.pipeline.fake_chat_server import FakeChatServer
 from tests.stages.answer_rows import ParquetRows
@@ -43,6 +45,11 @@ def QUIET(line: str) -> None:
 
 SEED = 5
 PROBES = {"seed": SEED, "gsm8k": 4, "arithmetic_zh": 3, "humaneval": 2, "files": [{"name": "mine", "path": "mine.jsonl"}]}
+JUDGED = {"seed": SEED, "gsm8k": 3, "humaneval": 2, "files": [{"name": "mine_judged", "path": "judged.jsonl"}]}
+USER_JUDGED = [
+    {"question": "What is 7 times 8?", "response": "7 times 8 is 56.", "good": True},
+    {"question": "What is 7 times 8?", "response": "7 times 8 is 54.", "good": False},
+]
 USER_PROBES = [
     {"question": "A box holds 12 eggs. How many eggs are in 7 boxes?", "answer": 84},
     {"question": "Write a Python function add(a, b) that returns the sum of its arguments.", "tests": "assert add(2, 3) == 5\n"},
@@ -52,7 +59,7 @@ INSTRUCTIONS = [
     "Describe how a bicycle gear system lets a rider climb steep hills with less effort.",
     "Summarise what a compiler does to a program before the program can run on a computer.",
 ]
-CRITIQUE = re.compile(r"Instruction:\n(.*)\n\nAnswer:\n(.*)\n\nReply as JSON", re.DOTALL)
+CRITIQUE = re.compile(r"Question:\n<<<\n(.*)\n>>>\n\nResponse:\n<<<\n(.*)\n>>>\n\nIs this response correct", re.DOTALL)
 
 
 class InstructionRows(ParquetRows):
@@ -85,19 +92,23 @@ def instruction_rows() -> list[dict]:
 class ProbeModel:
     """Answers a probe right when its request seed is not a multiple of 3, else with a wrong number
     that depends on the seed (so wrong samples rarely agree), and a code probe with the code it is
-    given; grades a pair 9 when its final answer is right, or when it is no probe, else 3."""
+    given; says a pair is correct when its final answer is right, or when it is no probe, else not."""
 
-    def __init__(self, references: dict[str, str], code: dict[str, str]) -> None:
+    def __init__(self, references: dict[str, str], code: dict[str, str], verdicts: dict[str, bool] | None = None) -> None:
         self.references = references
         self.code = code
+        # Judged responses: the critic knows their verdicts too.
+        self.verdicts = verdicts or {}
 
     def __call__(self, body: dict) -> str:
         user = body["messages"][-1]["content"]
-        if body.get("response_format"):
-            instruction, answer = CRITIQUE.search(user).groups()
+        judged = CRITIQUE.search(user)
+        if judged is not None:
+            instruction, answer = judged.groups()
+            if answer in self.verdicts:
+                return "Yes" if self.verdicts[answer] else "No"
             reference = self.references.get(instruction)
-            score = 9 if reference is None or judge_answer(answer, reference) else 3
-            return json.dumps({"rationale": "Checked the steps and the final result.", **dict.fromkeys(DIMENSIONS, score)})
+            return "Yes" if reference is None or judge_answer(answer, reference) else "No"
         reference = self.references.get(user)
         if user in self.code:
             return f"Here is the function, with the imports it needs:\n\n```python\n{self.code[user]}\n```\nIt handles the edge cases too."
@@ -131,7 +142,7 @@ def drawn_probes(root: Path):
 
 
 RECIPE = [
-    "instructions", "probes", "answer", "gather_samples", "consistency", "verify_code", "critique", "quality",
+    "instructions", "probes", "answer", "gather_samples", "consistency", "verify_code", "judged_responses", "critique", "quality",
     {"name": "dedup_samples", "kind": "dedup"}, "probe_exit", "decontaminate", "tokenize",
 ]  # fmt: skip
 
@@ -154,9 +165,10 @@ def stage_sections() -> dict:
     return {
         "instructions": {"path": "instructions.parquet"},
         "probes": PROBES,
+        "judged_responses": JUDGED,
         "answer": {"routes": {"default": "fake"}, "samples": 3},
         "consistency": {"min_agreement": 0.6},
-        "critique": {"model": "fake", "min_score": 6},
+        "critique": {"model": "fake", "signals": ["verdict"]},
         "quality": {"languages": ["en", "zh"]},
         "dedup_samples": {"text_columns": ["instruction", "answer"], "threshold": 0.8, "score_column": "critique_score"},
         "decontaminate": {"benchmarks": ["humaneval", "gsm8k"]},
@@ -167,6 +179,16 @@ def stage_sections() -> dict:
 def write_inputs(root: Path) -> None:
     pq.write_table(pa.Table.from_pylist(instruction_rows(), schema=pa.schema(INSTRUCTION_FIELDS)), root / "instructions.parquet")
     (root / "mine.jsonl").write_text("".join(json.dumps(line) + "\n" for line in USER_PROBES), encoding="utf-8")
+    (root / "judged.jsonl").write_text("".join(json.dumps(line) + "\n" for line in USER_JUDGED), encoding="utf-8")
+
+
+def drawn_judged(root: Path):
+    passes = lambda code, tests: run_sandboxed(code, tests, SandboxLimits()).outcome is Outcome.PASSED  # noqa: E731
+    return [
+        *gsm8k_judged(3, seed=SEED),
+        *humaneval_judged(2, seed=SEED, runner=passes),
+        *read_judged_file(root / "judged.jsonl", name="mine_judged"),
+    ]
 
 
 def rows(run_dir: Path, stage: str, *, rejects: bool = False) -> list[dict]:
@@ -183,7 +205,8 @@ def recipe(tmp_path_factory, ray_session):
     root = tmp_path_factory.mktemp("probes")
     write_inputs(root)
     probes = drawn_probes(root)
-    server = FakeChatServer(reply=ProbeModel({probe.question: probe.reference for probe in probes if probe.reference}, code_answers(probes))).start()
+    verdicts = {judged.response: judged.good for judged in drawn_judged(root)}
+    server = FakeChatServer(reply=ProbeModel({probe.question: probe.reference for probe in probes if probe.reference}, code_answers(probes), verdicts)).start()
     try:
         job = parse_job(recipe_job(root, server.base_url), source="probes.yaml")
         run_job(job, REGISTRY, job_dir=root, log=QUIET)
@@ -336,3 +359,42 @@ def test_the_benchmark_job_plans_with_enough_gsm8k_probes(tmp_path):
     assert {"answer", "consistency", "critique", "quality", "dedup"} <= set(kinds)
     assert plan[0].stage.params.gsm8k >= 100 and next(node for node in plan if node.name == "answer").stage.params.samples == 3
     assert not find_probe_leaks(job, plan[0].name)
+
+
+def judged_rows(run_dir: Path, stage: str, *, rejects: bool = False) -> list[dict]:
+    return [row for row in probe_rows(run_dir, stage, rejects=rejects) if "good" in json.loads(row[columns.PROBE])]
+
+
+def test_judged_responses_skip_the_answer_and_leave_at_probe_exit(recipe):
+    run_dir, _, _ = recipe
+    drawn = drawn_judged(run_dir.parent)
+    assert {row[columns.ID] for row in judged_rows(run_dir, "judged_responses")} == {judged.id for judged in drawn}
+    assert len({judged.variant for judged in drawn}) == 5  # reference, altered_step, canonical, mutant, user
+    assert not judged_rows(run_dir, "answer") and not judged_rows(run_dir, "consistency")
+    # A judged response's answer is its fixed response, and its marker says whether it is good.
+    for row in judged_rows(run_dir, "judged_responses"):
+        marker = json.loads(row[columns.PROBE])
+        assert row[columns.ANSWER] == row[columns.SAMPLES][0] and marker["judged_by"] == "verdict"
+    reached = {row[columns.ID] for row in judged_rows(run_dir, "dedup_samples")}
+    assert reached and reached == {row[columns.ID] for row in judged_rows(run_dir, "probe_exit", rejects=True)}
+    assert not judged_rows(run_dir, "decontaminate") and not judged_rows(run_dir, "tokenize")
+    assert StageDir(run_dir, "judged_responses").manifest()["extra"]["probes"] == {"gsm8k_judged": 6, "humaneval_judged": 4, "mine_judged": 2}
+
+
+def test_eval_measures_the_critic_on_the_judged_responses_per_set(recipe):
+    run_dir, _, _ = recipe
+    result = evaluate_run(run_dir)
+    [critic] = result["critics"]
+    assert critic["stage"] == "critique" and critic["signals"] == ["verdict", "critique_score", "stage"]
+    # A critic that knows every verdict separates them perfectly, in every set.
+    for group in ("all", "gsm8k_judged", "humaneval_judged", "mine_judged"):
+        assert critic["auc"][group]["verdict"]["estimate"] == 1.0, group
+    assert critic["auc"]["mine_judged"]["good"] == 1 and critic["auc"]["mine_judged"]["bad"] == 1
+    at_half = next(entry for entry in critic["thresholds"] if entry["min_score"] == 0.5)
+    assert at_half["precision"]["k"] == at_half["precision"]["n"] == at_half["recall"]["n"]
+    judged_critique = next(entry for entry in result["judged_filters"] if entry["stage"] == "critique")
+    assert judged_critique["verdict"] == "helps" and judged_critique["kept_accuracy"]["p"] == 1.0
+    # Judged responses stay out of the answered probes' tables.
+    probes_critique = next(entry for entry in result["filters"] if entry["stage"] == "critique")
+    assert probes_critique["in"] == len(probe_rows(run_dir, "critique")) + len(probe_rows(run_dir, "critique", rejects=True)) - 12
+    assert "Critique 'critique' on" in render_eval(result) and "mine_judged" in render_eval(result)

