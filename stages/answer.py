@@ -38,6 +38,10 @@ class AnswerParams(StageParams):
     samples: int = Field(default=3, ge=1, le=16, description="answers drawn per objective instruction, for the vote")
     seed: int = 0
     sampling: SamplingParams = SamplingParams(temperature=0.7, max_tokens=384)
+    use_passage: bool = Field(
+        default=False,
+        description="show the model the seed passage an instruction was made from, as reference; the stored instruction is unchanged",
+    )
     # domain -> sampling keys that override `sampling` for that domain's rows: small models
     # need 400-512 new tokens to finish a worked math answer, and other answers do not.
     domain_sampling: dict[str, SamplingParams] = Field(default_factory=dict)
@@ -125,9 +129,11 @@ class Answer(Stage):
 
     def render_requests(self, batch: pa.Table) -> pa.Table:
         requests = []
-        for row in batch.select([columns.ID, columns.INSTRUCTION, columns.DOMAIN, columns.OBJECTIVE, columns.LANG]).to_pylist():
+        wanted = [columns.ID, columns.INSTRUCTION, columns.DOMAIN, columns.OBJECTIVE, columns.LANG, columns.PASSAGE]
+        for row in batch.select([name for name in wanted if name in batch.column_names]).to_pylist():
             template = load_prompt(self.template_for(row[columns.DOMAIN], bool(row[columns.OBJECTIVE])))
-            variables = {"instruction": row[columns.INSTRUCTION], "language": seed_language(row)}
+            passage = (row.get(columns.PASSAGE) or "") if self.params.use_passage else ""
+            variables = {"instruction": row[columns.INSTRUCTION], "language": seed_language(row), "passage": passage}
             # The id is the sample's: each sample gets its own seed.
             overrides = self.params.domain_sampling.get(row[columns.DOMAIN])
             sampling = overrides.model_dump(exclude_unset=True) if overrides is not None else {}
