@@ -64,7 +64,7 @@ def check_python_syntax(answer: str) -> tuple[RejectReason, str] | None:
 
 # How a finished answer may end: a sentence mark (either script), a closing bracket or quote, a
 # formula, an emoji-free symbol a list or table ends on; a digit ends "The answer is 42".
-_FINISHED_END = re.compile(r"[.!?。！？…)\]}>\"'”’」』）】`*|$~0-9%]\s*$")
+_FINISHED_END = re.compile(r"(?:[.!?。！？…)\]}>\"'”’」』）】`*|$~0-9%]|https?://\S+)\s*$")
 # A last line that is a heading, a list item, a table row or a URL is finished without a full stop.
 _STANDALONE_LINE = re.compile(r"^\s*(?:#{1,6}\s|[-*+•]\s|\d+[.)]\s|\||https?://)")
 

@@ -9,10 +9,13 @@ sample index), `parent_id` = the instruction), so a resumed run skips exactly th
 already committed; `rows_in` in the manifest counts these sample requests.
 Writes one row per answered sample, every instruction column carried, plus `answer`,
 `sample_index`, `num_samples` and `answer_model`.
-Rejects: llm_error, empty, not_an_answer (a reply that only asks a question back), per sample.
+Rejects: llm_error, empty, not_an_answer (a reply that only asks a question back), incomplete (it
+stopped at its token limit, or mid-sentence, or with a code block never closed), per sample.
 """
 
 from __future__ import annotations
+
+import json
 
 import pyarrow as pa
 from pydantic import Field, model_validator
@@ -25,7 +28,7 @@ from pipeline.llm.processors import apply_llm
 from pipeline.llm.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_seed
 from pipeline.llm.prompts import load_prompt
 from pipeline.stage import Resources, Stage, StageParams, with_columns
-from quality.answer_checks import check_is_answer
+from quality.answer_checks import check_cut_off, check_is_answer
 
 
 class AnswerParams(StageParams):
@@ -146,8 +149,19 @@ class Answer(Stage):
             reply = read_reply(row)
             out = {name: row.get(name) for name in self.output_schema().names}
             out.update({columns.ANSWER: reply.value, columns.ANSWER_MODEL: row[columns.LLM_MODEL], columns.META: generation_meta(row)})
-            rejected = (reply.reason, reply.detail) if reply.reason is not None else check_is_answer(reply.value, row[columns.INSTRUCTION])
+            rejected = (
+                (reply.reason, reply.detail)
+                if reply.reason is not None
+                else check_is_answer(reply.value, row[columns.INSTRUCTION]) or check_cut_off(reply.value, hit_token_limit=hit_token_limit(row))
+            )
             if rejected is not None:
                 out[columns.REJECT_REASON], out[columns.REJECT_DETAIL] = rejected[0].value, rejected[1]
             rows.append(out)
         return pa.Table.from_pylist(rows)
+
+
+def hit_token_limit(row: dict) -> bool:
+    """Whether the reply used every token it was allowed: it stopped there, not at its end."""
+    sampling = json.loads(row[columns.LLM_SAMPLING]) if row.get(columns.LLM_SAMPLING) else {}
+    generated = row.get(columns.GENERATED_TOKENS)
+    return generated is not None and sampling.get("max_tokens") is not None and generated >= sampling["max_tokens"]

@@ -3,7 +3,7 @@
 import pytest
 
 from pipeline.contracts import RejectReason
-from quality.answer_checks import check_is_answer
+from quality.answer_checks import check_code_language, check_cut_off, check_is_answer, check_python_syntax
 
 
 @pytest.mark.parametrize(
@@ -38,3 +38,83 @@ def test_a_reply_that_only_asks_back_is_not_an_answer(instruction, reply):
 )
 def test_answers_and_questions_asked_for_pass(instruction, reply):
     assert check_is_answer(reply, instruction) is None
+
+
+# --- code in the asked language, Python that parses, answers that end -------------------------------
+PYTHON_QUESTION = "How can I use pattern matching with the match statement?"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # Seen in the quickstart (Qwen2.5-Coder-0.5B): Python questions answered for another language.
+        "In JavaScript, you can use the `switch` statement:\n\n```java\nswitch (value) {\n  case 1: break;\n}\n```",
+        "In C++, overload it as a member:\n```cpp\nstd::ostream& operator<<(std::ostream& os, const P& p) { return os; }\n```",
+        # Unlabelled C# opening with a chain of usings.
+        "```\nusing System;\nusing System.Security.Cryptography;\nclass P { static void Main() { Console.WriteLine(1); } }\n```",
+    ],
+)
+def test_code_in_another_language_than_asked_is_rejected(answer):
+    reason, detail = check_code_language(answer, PYTHON_QUESTION)
+    assert reason == RejectReason.WRONG_CODE_LANGUAGE and "the instruction asks for python" in detail
+
+
+@pytest.mark.parametrize(
+    ("instruction", "answer"),
+    [
+        (PYTHON_QUESTION, "Use `match`:\n```python\nmatch point:\n    case (0, 0):\n        print('origin')\n```\nInstall nothing:\n```bash\npython3 --version\n```"),
+        ("Show the same loop in Java and in Python.", "```java\nfor (int i = 0; i < 3; i++) {}\n```\n```python\nfor i in range(3):\n    pass\n```"),
+        ("Write a C++ function that adds two ints.", "```cpp\nint add(int a, int b) { return a + b; }\n```"),
+        ("Explain what a hash table is.", "A hash table maps keys to slots with a hash function; lookups take constant time on average."),
+    ],
+)
+def test_code_in_the_asked_language_or_no_code_passes(instruction, answer):
+    assert check_code_language(answer, instruction) is None
+
+
+def test_without_a_default_language_any_code_passes_an_instruction_that_names_none():
+    assert check_code_language("```java\nint x = 1;\n```", "Show a variable declaration.", default=None) is None
+
+
+def test_python_that_does_not_parse_is_rejected_and_interactive_sessions_parse():
+    reason, detail = check_python_syntax("```python\ndef double(x)\n    return 2 * x\n```")
+    assert reason == RejectReason.CODE_SYNTAX_ERROR and "line 1" in detail
+    assert check_python_syntax("```python\nprint 'hello'\n```")[0] == RejectReason.CODE_SYNTAX_ERROR  # Python 2
+    assert check_python_syntax("```python\n>>> x = [1, 2]\n>>> x[0]\n1\n```") is None
+    assert check_python_syntax("```python\nclass Stack:\n    ...\n```") is None
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Recursion is when a function calls itself, so that each call works on a smaller",
+        "The steps are as follows:",
+        "```python\ndef f(x):\n    return x\n",  # the code block never closes
+        "光合作用是植物利用光能把二氧化碳和水转化为",
+    ],
+)
+def test_an_answer_that_stops_mid_way_is_incomplete(answer):
+    reason, _ = check_cut_off(answer)
+    assert reason == RejectReason.INCOMPLETE
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "A list is mutable; a tuple is not.",
+        "The final answer is \\boxed{42}",
+        "The answer is 42",
+        "Three ways:\n1. Use a loop\n2. Use a comprehension\n3. Use map",
+        "- Lists are mutable\n- Tuples are not",
+        "Here it is:\n```python\nprint(1)\n```",
+        "光合作用把光能转化为化学能。",
+        "| a | b |\n|---|---|\n| 1 | 2 |",
+        "See https://docs.python.org/3/library/functions.html",
+    ],
+)
+def test_finished_answers_are_not_cut_off(answer):
+    assert check_cut_off(answer) is None
+
+
+def test_an_answer_at_its_token_limit_is_cut_off_whatever_its_last_character():
+    assert check_cut_off("A list is mutable.", hit_token_limit=True)[0] == RejectReason.INCOMPLETE
