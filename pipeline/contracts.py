@@ -106,6 +106,7 @@ class RejectReason(StrEnum):
     NOT_AN_ANSWER = "not_an_answer"  # a reply that asks a question back instead of answering
     WRONG_CODE_LANGUAGE = "wrong_code_language"  # code in a programming language the instruction did not ask for
     CODE_SYNTAX_ERROR = "code_syntax_error"  # Python in the answer that does not parse
+    WRONG_ARITHMETIC = "wrong_arithmetic"  # a calculation of plain numbers in the answer with a wrong result
     TOO_SHORT = "too_short"
     # filtering
     CRITIQUE_LOW = "critique_low"

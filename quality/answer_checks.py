@@ -86,3 +86,47 @@ def check_cut_off(answer: str, *, hit_token_limit: bool | None = None) -> tuple[
     if _FINISHED_END.search(last) or _STANDALONE_LINE.match(last):
         return None
     return RejectReason.INCOMPLETE, f"stops mid-sentence: {last[-80:]!r}"
+
+
+# An equation of plain numbers: "16 - 3 - 4 = 9", "3 x 3 = 9", "$2,000 * 0.5 = $1,000", "\\(12 \\times 4 = 48\\)".
+# Variables, percentages and fractions of mixed numbers make it something else, which is not read.
+_NUM = r"(?:\$\s*)?(?:\d[\d,]*(?:\.\d+)?|\.\d+)"
+# A unit after a number on the left ("4 * 20 sheep = 80"), one word, maybe per another ("km/h").
+_UNIT = r"(?:\s+[A-Za-z]{2,12}(?:/[A-Za-z]{1,12})?)?"
+_OPERATOR = r"[+\-–−*/×÷]|\bx\b|\\times|\\div|\\cdot"
+_EQUATION = re.compile(
+    rf"(?P<left>(?:\(\s*)?(?:{_NUM}){_UNIT}\s*\)?(?:\s*(?:{_OPERATOR})\s*\(?\s*(?:{_NUM}){_UNIT}\s*\)?)+)\s*=\s*(?P<right>-?(?:{_NUM}))"
+    rf"(?![\w%])(?![.,]\d)(?!(?>{_UNIT})\s*(?:[*/×÷^(+\-–−]|\d+/\d))"
+)
+# What may stand right before an equation: it must start the calculation, not sit inside one.
+_BEFORE_EQUATION = re.compile(r"[\w.,$%^]$|\d\s+$|(?:[*/×÷+\-–−=)]|(?<!\\)\(|\\times|\\div|\\cdot|(?<![A-Za-z])x|\dx)(?:\s*[A-Za-z]+)?\s*$")
+
+
+def check_arithmetic(answer: str) -> tuple[RejectReason, str] | None:
+    """Reject an answer with a calculation of plain numbers whose result is wrong ("2 + 1 = 4").
+    Results rounded to the digits they show pass ("10 / 3 = 3.33"); equations with variables,
+    percentages or mixed numbers are not read."""
+    for match in _EQUATION.finditer(answer):
+        if _BEFORE_EQUATION.search(answer[max(0, match.start() - 12) : match.start()]):
+            continue
+        left = match.group("left")
+        expression = re.sub(r"(?<=[\d)])\s+[A-Za-z]{2,12}(?:/[A-Za-z]{1,12})?(?=\s|\)|$)", " ", left)  # units off
+        expression = re.sub(r"\\times|×|\bx\b|\\cdot", "*", expression)
+        expression = re.sub(r"\\div|÷", "/", expression).replace(",", "").replace("$", "").replace("–", "-").replace("−", "-").strip()
+        while expression.count("(") > expression.count(")") and expression.startswith("("):  # "\\( 16 - 3 = 13": LaTeX's opening
+            expression = expression[1:].strip()
+        try:
+            tree = ast.parse(expression.strip(), mode="eval")
+        except SyntaxError:
+            continue
+        if not all(isinstance(node, (ast.Expression, ast.BinOp, ast.Constant, ast.Add, ast.Sub, ast.Mult, ast.Div)) for node in ast.walk(tree)):
+            continue
+        try:
+            value = eval(compile(tree, "<calculation>", "eval"), {"__builtins__": {}})  # noqa: S307 - numbers and + - * / only, checked above
+        except ZeroDivisionError:
+            continue
+        shown = match.group("right").replace(",", "").replace("$", "").strip()
+        decimals = len(shown.split(".")[1]) if "." in shown else 0
+        if abs(round(value, decimals) - float(shown)) > 1e-9 and abs(value - float(shown)) > 0.5 * 10**-decimals:
+            return RejectReason.WRONG_ARITHMETIC, f"{match.group(0).strip()!r} is wrong: {left.strip()} = {value:g}"
+    return None

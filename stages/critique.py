@@ -2,8 +2,8 @@
 
 First, checks that need no judge (`checks`; quality/answer_checks.py, quality/heuristics.py,
 quality/langid.py): code in a programming language the instruction did not ask for, Python that
-does not parse, an answer cut off mid-way, a refusal, an answer in another natural language
-than its instruction. A pair that fails one is rejected with that reason, and is not sent to the
+does not parse, a calculation of plain numbers with a wrong result, an answer cut off mid-way, a
+refusal, an answer in another natural language than its instruction. A pair that fails one is rejected with that reason, and is not sent to the
 judge (unless `judge_rejected`, which measurement jobs set to score every pair).
 
 Then the judge, `model`, is asked one question per signal in `signals`, each through its own
@@ -23,7 +23,8 @@ caches prompt prefixes reads it once:
 Writes `critique` (JSON: each signal's reading, the checks, model and templates) and
 `critique_score` in [0, 1]: the `decide_by` signal (P(yes); (grade - 1) / 4; (rubric - 1) / 9),
 times 1 - P(contradicts) where the pair was checked against its passage. Rejects, in order:
-- the checks' reasons: `wrong_code_language`, `code_syntax_error`, `incomplete`, `refusal`, `lang`;
+- the checks' reasons: `wrong_code_language`, `code_syntax_error`, `wrong_arithmetic`, `incomplete`,
+  `refusal`, `lang`;
 - `llm_error` (a judge request failed), `parse_error` (a reply that cannot be read: no yes or no
   among the likeliest tokens, a rubric of the wrong shape — never a silent pass);
 - `contradicts_source`: P(contradicts) of at least `max_contradiction`;
@@ -53,7 +54,7 @@ from pipeline.llm.processors import apply_llm
 from pipeline.llm.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply
 from pipeline.llm.prompts import load_prompt
 from pipeline.stage import Resources, StageParams, with_columns
-from quality.answer_checks import check_code_language, check_cut_off, check_python_syntax
+from quality.answer_checks import check_arithmetic, check_code_language, check_cut_off, check_python_syntax
 from quality.code_language import prose_of
 from quality.heuristics import count_refusals
 from quality.judge_probabilities import expected_score, option_probabilities, yes_probability
@@ -95,6 +96,7 @@ class CritiqueChecks(StageParams):
     code_language: bool = Field(default=True, description="reject code in a programming language the instruction did not ask for")
     default_code_language: str | None = Field(default="python", description="the language code instructions mean when they name none; null: any language then")
     python_syntax: bool = Field(default=True, description="reject Python blocks that do not parse")
+    arithmetic: bool = Field(default=True, description="reject calculations of plain numbers with a wrong result (2 + 1 = 4)")
     cut_off: bool = Field(default=True, description="reject answers that stop mid-way (an open code block, a sentence with no end)")
     refusal: bool = Field(default=True, description="reject refusals (quality.heuristics' phrases)")
     answer_language: bool = Field(default=True, description="reject answers confidently in another language than the row's `lang`")
@@ -219,6 +221,7 @@ class Critique(ModelStage):
             found[index] = (
                 (checks.code_language and check_code_language(answer, instruction, default=checks.default_code_language))
                 or (checks.python_syntax and check_python_syntax(answer))
+                or (checks.arithmetic and check_arithmetic(answer))
                 or (checks.cut_off and check_cut_off(answer))
                 or None
             )

@@ -33,7 +33,7 @@ from quality.proportions import rank_auc, wilson_interval
 CRITIQUE_KIND = "critique"
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # Rejected before or without a reading of the judge: the stage ranks them last.
-NOT_JUDGED_REASONS = frozenset({"wrong_code_language", "code_syntax_error", "incomplete", "refusal", "lang", "llm_error", "parse_error"})
+NOT_JUDGED_REASONS = frozenset({"wrong_code_language", "code_syntax_error", "wrong_arithmetic", "incomplete", "refusal", "lang", "llm_error", "parse_error"})
 _READ = ("id", "probe", "answer", "critique", "critique_score", "reject_reason")
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from pipeline.contracts import RejectReason
-from quality.answer_checks import check_code_language, check_cut_off, check_is_answer, check_python_syntax
+from quality.answer_checks import check_arithmetic, check_code_language, check_cut_off, check_is_answer, check_python_syntax
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,10 @@ def test_code_in_another_language_than_asked_is_rejected(answer):
 @pytest.mark.parametrize(
     ("instruction", "answer"),
     [
-        (PYTHON_QUESTION, "Use `match`:\n```python\nmatch point:\n    case (0, 0):\n        print('origin')\n```\nInstall nothing:\n```bash\npython3 --version\n```"),
+        (
+            PYTHON_QUESTION,
+            "Use `match`:\n```python\nmatch point:\n    case (0, 0):\n        print('origin')\n```\nInstall nothing:\n```bash\npython3 --version\n```",
+        ),
         ("Show the same loop in Java and in Python.", "```java\nfor (int i = 0; i < 3; i++) {}\n```\n```python\nfor i in range(3):\n    pass\n```"),
         ("Write a C++ function that adds two ints.", "```cpp\nint add(int a, int b) { return a + b; }\n```"),
         ("Explain what a hash table is.", "A hash table maps keys to slots with a hash function; lookups take constant time on average."),
@@ -118,3 +121,45 @@ def test_finished_answers_are_not_cut_off(answer):
 
 def test_an_answer_at_its_token_limit_is_cut_off_whatever_its_last_character():
     assert check_cut_off("A list is mutable.", hit_token_limit=True)[0] == RejectReason.INCOMPLETE
+
+
+def test_no_gsm8k_reference_fails_the_arithmetic_check_but_the_one_with_an_error():
+    from quality.benchmark_sets import load_gsm8k_test
+    from quality.judged_sets import readable_solution
+
+    failing = {problem.row: check_arithmetic(readable_solution(problem.solution)) for problem in load_gsm8k_test()}
+    failing = {row: problem for row, problem in failing.items() if problem is not None}
+    # Test row 1024 really says "$32 - $20 = $300".
+    assert list(failing) == [1024] and "$32 - $20 = $300" in failing[1024][1]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "So the total amount of fabric is 2+1=4 bolts of fabric",
+        "Five packs cost $3 x 5 = $16.",
+        "Then 4 * 20 sheep = 90 sheep live in Charleston.",
+        "所以一共是 12 × 4 = 46 个。",
+        "We get \\( 16 - 3 - 4 = 10 \\) eggs.",
+        "That is 2,000 * 0.5 = 1,500 dollars.",
+    ],
+)
+def test_a_wrong_calculation_is_rejected(answer):
+    reason, detail = check_arithmetic(answer)
+    assert reason == RejectReason.WRONG_ARITHMETIC and "is wrong" in detail
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "10 / 3 = 3.33 each, rounded.",
+        "Solve 2x + 3 = 7 for x.",
+        "It takes 1 1/2 / 1/2 = 3 episodes.",  # a mixed number: not read
+        "Amy had 2 * 4 + 3 * 6 = 8 + 18 = 26 eyeshadows.",
+        "A 20% tip on $50 = $10.",
+        "The brokerage fee is $350 000 x 5/100 = $17500.",
+        "Python's 7 // 2 == 3 and 7 % 2 == 1.",
+    ],
+)
+def test_right_or_unreadable_calculations_pass(answer):
+    assert check_arithmetic(answer) is None
