@@ -66,7 +66,7 @@ def check_python_syntax(answer: str) -> tuple[RejectReason, str] | None:
 # formula, an emoji-free symbol a list or table ends on; a digit ends "The answer is 42".
 _FINISHED_END = re.compile(r"(?:[.!?。！？…)\]}>\"'”’」』）】`*|$~0-9%]|https?://\S+)\s*$")
 # A last line that is a heading, a list item, a table row or a URL is finished without a full stop.
-_STANDALONE_LINE = re.compile(r"^\s*(?:#{1,6}\s|[-*+•]\s|\d+[.)]\s|\||https?://)")
+_STANDALONE_LINE = re.compile(r"^\s*(?:#{1,6}\s|[-*+•]\s|\d+[.)]\s|\||https?://|(?:\*\*)?(?:final )?(?:answer|答案)(?:\*\*)?\s*[:：])", re.IGNORECASE)
 
 
 def check_cut_off(answer: str, *, hit_token_limit: bool | None = None) -> tuple[RejectReason, str] | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import re
+import textwrap
 from dataclasses import dataclass
 
 # Fence labels (lower case) -> language. Labels not listed (text, console, json, sql, ...) are not code in a language.
@@ -102,7 +103,8 @@ def fenced_blocks(text: str) -> list[CodeBlock]:
         while index < len(lines) and closing.match(lines[index]) is None:
             body.append(lines[index])
             index += 1
-        blocks.append(CodeBlock(label=label, code="\n".join(body) + "\n", closed=index < len(lines)))
+        # A block inside a list item is indented with it: its code is not.
+        blocks.append(CodeBlock(label=label, code=textwrap.dedent("\n".join(body)) + "\n", closed=index < len(lines)))
         index += 1
     return blocks
 

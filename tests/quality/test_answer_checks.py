@@ -85,6 +85,8 @@ def test_python_that_does_not_parse_is_rejected_and_interactive_sessions_parse()
     assert check_python_syntax("```python\nprint 'hello'\n```")[0] == RejectReason.CODE_SYNTAX_ERROR  # Python 2
     assert check_python_syntax("```python\n>>> x = [1, 2]\n>>> x[0]\n1\n```") is None
     assert check_python_syntax("```python\nclass Stack:\n    ...\n```") is None
+    # A block inside a list item is indented with it (seen in the quickstart).
+    assert check_python_syntax("- Example:\n  ```python\n  my_string = 'hello'\n  print(my_string)\n  ```") is None
 
 
 @pytest.mark.parametrize(
@@ -113,6 +115,9 @@ def test_an_answer_that_stops_mid_way_is_incomplete(answer):
         "光合作用把光能转化为化学能。",
         "| a | b |\n|---|---|\n| 1 | 2 |",
         "See https://docs.python.org/3/library/functions.html",
+        # The objective template's last line (Qwen2.5-Coder-0.5B in the quickstart).
+        "丝绸之路是古代连接中国与西方的贸易通道。\n答案：中国",
+        "Answer: B",
     ],
 )
 def test_finished_answers_are_not_cut_off(answer):
