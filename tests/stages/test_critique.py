@@ -175,7 +175,9 @@ def test_the_pair_comes_first_in_every_one_token_template():
     stage = stage_with(signals=["verdict", "score", "grounding"])
     batch = pa.Table.from_pylist([pair("g", "When was it built?", "Mostly during the Ming dynasty.", passage=PASSAGE)])
     batch = stage.check_pairs(batch)
-    users = [json.loads(stage.render_requests(batch, signal=signal)[c.MESSAGES][0].as_py())[-1]["content"] for signal in stage.params.signals]
+    chats = [json.loads(stage.render_requests(batch, signal=signal)[c.MESSAGES][0].as_py()) for signal in stage.params.signals]
+    assert len({chat[0]["content"] for chat in chats}) == 1, "one system message for every signal"
+    users = [chat[-1]["content"] for chat in chats]
     shared = users[0].split("Is this response")[0]
     assert PASSAGE in shared and "Mostly during the Ming dynasty." in shared
     assert all(user.startswith(shared) for user in users)
