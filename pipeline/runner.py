@@ -225,18 +225,26 @@ def _execute(stage: Stage, node: PlannedStage, files: list[Path], done_ids, atte
         tasks = run_file_tasks(files, stage, attempt_key=attempt_key, done_ids=done_ids)
         _report_progress(tasks, node.name, expected_rows, started, log)
         return
-    dataset = stage.read_input() if stage.is_source else _read_dataset(files)
     if stage.execution is Execution.GLOBAL:
-        dataset = stage.run(dataset)
-    else:
-        if type(stage).expand_input is not Stage.expand_input:
-            # Work rows (one per answer sample, say) are not the input rows counted on disk.
-            expected_rows = None
-        dataset = stage.expand_input(dataset)
+        _commit_dataset(stage.run(_read_input(stage, files)), stage, attempt_key, node.name, expected_rows, started, log)
+        return
+    if type(stage).expand_input is not Stage.expand_input:
+        # Work rows (one per answer sample, say) are not the input rows counted on disk.
+        expected_rows = None
+    while True:
+        dataset = stage.expand_input(_read_input(stage, files))
         if done_ids is not None and len(done_ids):
             dataset = dataset.map_batches(drop_committed_rows, fn_kwargs={"done_ids": done_ids}, batch_format="pyarrow", num_cpus=READ_CPUS)
-        dataset = stage.prepare(dataset)
-    _commit_dataset(dataset, stage, attempt_key, node.name, expected_rows, started, log)
+        _commit_dataset(stage.prepare(dataset), stage, attempt_key, node.name, expected_rows, started, log)
+        another = stage.next_round()
+        if another is None:
+            return
+        log(f"[{node.name}] another round: {another}")
+        done_ids = StageDir(stage.context.run_dir, node.name).committed_input_ids()
+
+
+def _read_input(stage: Stage, files: list[Path]):
+    return stage.read_input() if stage.is_source else _read_dataset(files)
 
 
 def withdraw_publications(plan: list[PlannedStage], name: str, run_dir: Path, log: Log = stderr_log) -> dict[str, list[str]]:

@@ -88,7 +88,8 @@ class EnginePool:
         else:
             self.log(f"[{self.current_stage}] model {name}: reusing its engine (started by {model.started_by})")
             if self.current_stage is not None:
-                self.startups.setdefault(self.current_stage, {})[name] = 0.0
+                # A stage that calls again (answer's later rounds) keeps the start-up it paid.
+                self.startups.setdefault(self.current_stage, {}).setdefault(name, 0.0)
         return model.replicas
 
     def _start(self, name: str, spec: EmbeddedModel | VllmModel) -> StartedModel:
