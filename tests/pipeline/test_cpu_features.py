@@ -100,3 +100,14 @@ def test_engine_settings_run_and_store_the_model_in_the_chosen_dtype(monkeypatch
     named = VllmModel(engine="vllm", model="org/m", gpus_per_replica=0, engine_kwargs={"dtype": "bfloat16"})
     assert vllm_engine_settings(named)["engine_kwargs"]["dtype"] == "bfloat16"
     assert "dtype" not in vllm_engine_settings(VllmModel(engine="vllm", model="org/m"))["engine_kwargs"]
+
+
+def test_models_list_prints_the_processor_and_the_dtype_chosen_with_why(monkeypatch, capsys):
+    from pipeline.cli.main import main
+
+    monkeypatch.setattr(cpu_features, "detect_cpu", lambda: info(EPYC_AVX2))
+    assert main(["models", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("processor: AMD EPYC 7B12 (x86); avx2 fma") and "torch dispatches to" in lines[0]
+    assert lines[1].startswith("embedded models with dtype auto run in float32: the processor has no bfloat16 arithmetic")
+    assert any(line.startswith("embedded") and "smollm2-135m: float32" in line for line in lines[2:])
