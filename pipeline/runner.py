@@ -27,7 +27,7 @@ from pipeline.graph import PlannedStage, build_graph, downstream_of, select_stag
 
 # Imported with the runner, not inside run_job: a job submitted to a cluster, importing it there
 # after connecting to Ray, failed with ModuleNotFoundError from its working directory.
-from pipeline.llm.engine_pool import enter_stage, job_engines, stage_startups
+from pipeline.llm.engine_pool import enter_stage, job_engines, stage_engine_usage, stage_startups
 from pipeline.stage import Execution, Stage
 from pipeline.storage import Endpoint, RemotePath, StorageError, check_writable, current_endpoint, parquet_file, parquet_schema, read_parquet, use_endpoint
 from pipeline.store import RUN_INFO, StageDir, StageState, swap_dir, write_atomic_bytes, write_atomic_json
@@ -205,17 +205,20 @@ def run_stage(node: PlannedStage, *, run_dir: Path, plan: list[PlannedStage] | N
         "withdrawn": withdrawn,
         "extra": extras,
     }
-    _record_engine_startups(manifest, node.name)
+    _record_engine_usage(manifest, node.name)
     stage_dir.commit(manifest)
     reasons = ", ".join(f"{reason} {n}" for reason, n in manifest["rejected"].items()) or "none"
     log(f"[{node.name}] done in {wall:.1f} s: {manifest['rows_in']} in, {manifest['rows_out']} out, {manifest['rows_rejected']} rejected ({reasons})")
     return StageOutcome(node.name, "resumed" if resuming else "ran", wall)
 
 
-def _record_engine_startups(manifest: dict, stage_name: str) -> None:
-    """Seconds this stage spent starting each model's engine (0 where an earlier stage had)."""
+def _record_engine_usage(manifest: dict, stage_name: str) -> None:
+    """Seconds this stage spent starting each model's engine (0 where an earlier stage had), and
+    generating on it (`engine_s`), and the dtype it ran in: with the tokens, what the stage cost."""
     for model, seconds in stage_startups(stage_name).items():
         manifest.setdefault("llm", {}).setdefault(model, {})["startup_s"] = seconds
+    for model, usage in stage_engine_usage(stage_name).items():
+        manifest.setdefault("llm", {}).setdefault(model, {}).update(usage)
 
 
 def _execute(stage: Stage, node: PlannedStage, files: list[Path], done_ids, attempt_key: str, expected_rows: int | None, started: float, log: Log) -> None:

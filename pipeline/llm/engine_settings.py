@@ -25,7 +25,7 @@ def vllm_engine_settings(model: EmbeddedModel | VllmModel) -> dict[str, Any]:
     The benchmark builds its raw `vllm.LLM` from these too, so both run the same engine.
     """
     if isinstance(model, EmbeddedModel):
-        dtype = embedded_dtype(model.dtype).dtype
+        dtype = engine_dtype(model)
         engine_kwargs = {
             "enforce_eager": True,
             "max_model_len": model.max_model_len,
@@ -43,8 +43,7 @@ def vllm_engine_settings(model: EmbeddedModel | VllmModel) -> dict[str, Any]:
     engine_kwargs = {**model.engine_kwargs, "tensor_parallel_size": model.tensor_parallel_size}
     if model.gpus_per_replica == 0:
         engine_kwargs.setdefault("enforce_eager", True)
-        # As for embedded models: bfloat16 only where this processor computes in it.
-        engine_kwargs.setdefault("dtype", choose_dtype(detect_cpu()).dtype)
+        engine_kwargs["dtype"] = engine_dtype(model)
         bundle = {"CPU": model.cpus_per_gpu}
         env = {KV_CACHE_ENV: os.environ.get(KV_CACHE_ENV, "4")}
     else:
@@ -56,6 +55,18 @@ def vllm_engine_settings(model: EmbeddedModel | VllmModel) -> dict[str, Any]:
         "placement_group_config": {"bundle_per_worker": bundle},
         "env": env,
     }
+
+
+def engine_dtype(model: EmbeddedModel | VllmModel) -> str | None:
+    """The number format the engine computes in: an embedded model's `dtype` (auto: by this
+    processor, see pipeline.llm.cpu_features); a vLLM model's `engine_kwargs` dtype, or on CPU the
+    same choice as an embedded model's; None where vLLM decides (GPUs)."""
+    if isinstance(model, EmbeddedModel):
+        return embedded_dtype(model.dtype).dtype
+    named = model.engine_kwargs.get("dtype")
+    if named is None and model.gpus_per_replica == 0:
+        return choose_dtype(detect_cpu()).dtype
+    return named
 
 
 def runs_on_cpu(model: EmbeddedModel | VllmModel) -> bool:
