@@ -9,7 +9,7 @@ import itertools
 import pytest
 
 from quality.answer_extraction import extract_answer
-from quality.vote_rounds import samples_to_draw, vote_is_settled
+from quality.vote_rounds import planned_samples, samples_to_draw, vote_is_settled
 from quality.voting import vote_answers
 
 FAILED = "failed"
@@ -106,3 +106,19 @@ def test_rounds_draw_fewer_samples_than_the_budget_over_every_outcome():
     # Two agreeing first samples (a a, b b, c c) spare the third, and so do two unreadable ones
     # (one more can make at most 1 of 3): 4 of the 25 first pairs.
     assert total == budget * len(everything) - 4 * len(OUTCOMES)
+
+
+def test_the_round_under_way_is_finished_before_the_next_is_planned():
+    """What a resumed run plans: rounds replayed from the first, each from the samples before it."""
+    seven, eight, nine = (canonical(name) for name in "abc")
+    # Five samples at 0.6 draw three first; a kill left sample 1 of them undrawn: that round again.
+    assert planned_samples({0: seven, 2: seven}, set(), budget=5, min_agreement=0.6) == 3
+    # Two of three agree: one more for the leader would settle it...
+    assert planned_samples({0: seven, 1: seven, 2: eight}, set(), budget=5, min_agreement=0.6) == 4
+    # ...a fourth that failed leaves it open, so the fifth is drawn; a fourth that disagreed too...
+    assert planned_samples({0: seven, 1: seven, 2: eight}, {3}, budget=5, min_agreement=0.6) == 5
+    assert planned_samples({0: seven, 1: seven, 2: eight, 3: eight}, set(), budget=5, min_agreement=0.6) == 5
+    # ...while three different answers and a failure cannot reach three votes of five any more.
+    assert planned_samples({0: seven, 1: eight, 2: nine}, {3}, budget=5, min_agreement=0.6) == 4
+    # Three agreeing first samples settle it: a sample beyond them changes nothing.
+    assert planned_samples({0: seven, 1: seven, 2: seven, 3: eight}, set(), budget=5, min_agreement=0.6) == 3
