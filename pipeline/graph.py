@@ -107,6 +107,11 @@ def build_graph(
     if not order:
         raise ConfigError(f"{job.source}: 'stages' is empty; list at least the seeds stage")
     check_publications(order, run_dir, job.source)
+    for node in order:
+        try:
+            node.stage.check_downstream([later.stage for later in downstream_of(order, node.name)])
+        except ConfigError as error:
+            raise ConfigError(f"{job.source}: {error}") from None
     return order
 
 

@@ -27,7 +27,7 @@ from pipeline.graph import PlannedStage, build_graph, downstream_of, select_stag
 
 # Imported with the runner, not inside run_job: a job submitted to a cluster, importing it there
 # after connecting to Ray, failed with ModuleNotFoundError from its working directory.
-from pipeline.llm.engine_pool import enter_stage, job_engines, stage_startups
+from pipeline.llm.engine_pool import enter_stage, job_engines, stage_engine_usage, stage_startups
 from pipeline.stage import Execution, Stage
 from pipeline.storage import Endpoint, RemotePath, StorageError, check_writable, current_endpoint, parquet_file, parquet_schema, read_parquet, use_endpoint
 from pipeline.store import RUN_INFO, StageDir, StageState, swap_dir, write_atomic_bytes, write_atomic_json
@@ -205,17 +205,20 @@ def run_stage(node: PlannedStage, *, run_dir: Path, plan: list[PlannedStage] | N
         "withdrawn": withdrawn,
         "extra": extras,
     }
-    _record_engine_startups(manifest, node.name)
+    _record_engine_usage(manifest, node.name)
     stage_dir.commit(manifest)
     reasons = ", ".join(f"{reason} {n}" for reason, n in manifest["rejected"].items()) or "none"
     log(f"[{node.name}] done in {wall:.1f} s: {manifest['rows_in']} in, {manifest['rows_out']} out, {manifest['rows_rejected']} rejected ({reasons})")
     return StageOutcome(node.name, "resumed" if resuming else "ran", wall)
 
 
-def _record_engine_startups(manifest: dict, stage_name: str) -> None:
-    """Seconds this stage spent starting each model's engine (0 where an earlier stage had)."""
+def _record_engine_usage(manifest: dict, stage_name: str) -> None:
+    """Seconds this stage spent starting each model's engine (0 where an earlier stage had), and
+    generating on it (`engine_s`), and the dtype it ran in: with the tokens, what the stage cost."""
     for model, seconds in stage_startups(stage_name).items():
         manifest.setdefault("llm", {}).setdefault(model, {})["startup_s"] = seconds
+    for model, usage in stage_engine_usage(stage_name).items():
+        manifest.setdefault("llm", {}).setdefault(model, {}).update(usage)
 
 
 def _execute(stage: Stage, node: PlannedStage, files: list[Path], done_ids, attempt_key: str, expected_rows: int | None, started: float, log: Log) -> None:
@@ -225,18 +228,26 @@ def _execute(stage: Stage, node: PlannedStage, files: list[Path], done_ids, atte
         tasks = run_file_tasks(files, stage, attempt_key=attempt_key, done_ids=done_ids)
         _report_progress(tasks, node.name, expected_rows, started, log)
         return
-    dataset = stage.read_input() if stage.is_source else _read_dataset(files)
     if stage.execution is Execution.GLOBAL:
-        dataset = stage.run(dataset)
-    else:
-        if type(stage).expand_input is not Stage.expand_input:
-            # Work rows (one per answer sample, say) are not the input rows counted on disk.
-            expected_rows = None
-        dataset = stage.expand_input(dataset)
+        _commit_dataset(stage.run(_read_input(stage, files)), stage, attempt_key, node.name, expected_rows, started, log)
+        return
+    if type(stage).expand_input is not Stage.expand_input:
+        # Work rows (one per answer sample, say) are not the input rows counted on disk.
+        expected_rows = None
+    while True:
+        dataset = stage.expand_input(_read_input(stage, files))
         if done_ids is not None and len(done_ids):
             dataset = dataset.map_batches(drop_committed_rows, fn_kwargs={"done_ids": done_ids}, batch_format="pyarrow", num_cpus=READ_CPUS)
-        dataset = stage.prepare(dataset)
-    _commit_dataset(dataset, stage, attempt_key, node.name, expected_rows, started, log)
+        _commit_dataset(stage.prepare(dataset), stage, attempt_key, node.name, expected_rows, started, log)
+        another = stage.next_round()
+        if another is None:
+            return
+        log(f"[{node.name}] another round: {another}")
+        done_ids = StageDir(stage.context.run_dir, node.name).committed_input_ids()
+
+
+def _read_input(stage: Stage, files: list[Path]):
+    return stage.read_input() if stage.is_source else _read_dataset(files)
 
 
 def withdraw_publications(plan: list[PlannedStage], name: str, run_dir: Path, log: Log = stderr_log) -> dict[str, list[str]]:

@@ -11,6 +11,8 @@ How a stage executes is declared, never inferred (`execution`):
 - `Execution.BATCHES`: a Ray Data plan. `expand_input(dataset)` and `prepare(dataset)` do
   dataset-level work (an LLM processor), then `transform(batch)` maps each batch, committed as
   a unit, so an interrupted stage resumes where it stopped. Sources and model stages run so.
+  A stage may pass over its input in rounds: after each pass, `next_round()` on the driver says
+  whether another is needed (answer: more samples where a vote is not settled).
 - `Execution.FILE_TASKS`: plain Ray tasks over the upstream part files (pipeline/file_tasks.py),
   for stages with no engine and no dataset-level work; `transform` per slice, each a unit.
 - `Execution.GLOBAL` (`GlobalStage`): `run(dataset)` needs all rows at once (dedup, mix); it
@@ -20,7 +22,8 @@ Lifecycle, in order ("driver": the process running the job; "worker": a Ray work
 1. driver, graph build: `__init__(params, context)`; declarations checked; `publishes()`.
 2. driver, once per attempt, when there is input: `setup_on_driver()` (check the input
    schema, build an index that travels to the workers with the stage, read a few examples).
-3. driver: `expand_input`/`prepare` (BATCHES), `plan_file_tasks` (FILE_TASKS) or `run` (GLOBAL).
+3. driver: `expand_input`/`prepare` (BATCHES; again after each `next_round()` that asks for it),
+   `plan_file_tasks` (FILE_TASKS) or `run` (GLOBAL).
 4. worker: `setup()` once per process and attempt, then `transform(batch)` or `commit_files`.
 5. worker: `teardown()` when the process lets go of the attempt's stage (pipeline/unit_commit.py).
 6. driver: `finalize(stage_dir)` in its own `StageDir`, and in the paths `publishes()` names.
@@ -28,6 +31,7 @@ Lifecycle, in order ("driver": the process running the job; "worker": a Ray work
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -174,6 +178,10 @@ class Stage:
         upstream was rerun with an unchanged fingerprint; if not, the runner withdraws it."""
         return True
 
+    def check_downstream(self, stages: Sequence[Stage]) -> None:
+        """Raise `ConfigError` when the stages reading this one's rows (directly or through others,
+        in plan order) do not fit what this stage was configured for. Default: anything fits."""
+
     def check_execution(self) -> None:
         """Declarations that depend on the job's parameters, checked when the graph is built."""
         if self.execution is Execution.FILE_TASKS and (self.models_used() or self.resources.concurrency):
@@ -207,6 +215,14 @@ class Stage:
     def prepare(self, dataset: ray.data.Dataset) -> ray.data.Dataset:
         """BATCHES only. Dataset-level work before `transform` (e.g. an LLM processor); must keep the `id` column."""
         return dataset
+
+    def next_round(self) -> str | None:
+        """BATCHES only. On the driver, once every unit of a pass over the input is committed:
+        None when the stage is done, or a line for the log saying what another pass over the same
+        input (expand_input, prepare, transform; committed work rows skipped as always) will do.
+        The stage plans that pass from its own committed units, so a resumed attempt plans the
+        same. Default: one pass."""
+        return None
 
     def plan_file_tasks(self, files: list[Path], slots: int) -> list[list[Path]]:
         """FILE_TASKS only: the input part files of each task. `slots` is how many tasks the
@@ -253,6 +269,7 @@ class GlobalStage(Stage):
 _HOOKS_OF = {
     "expand_input": Execution.BATCHES,
     "prepare": Execution.BATCHES,
+    "next_round": Execution.BATCHES,
     "plan_file_tasks": Execution.FILE_TASKS,
     "commit_files": Execution.FILE_TASKS,
 }

@@ -40,6 +40,7 @@ PROGRESS = "_progress.json"
 UNITS = "_units"
 REJECTS = "rejects"
 PARQUET_COMPRESSION = "zstd"
+BY_DOMAIN = "by_domain"  # the key of an LLM entry's per-domain counts in units and manifests
 
 
 def write_atomic_bytes(path: Path | RemotePath, data: bytes) -> None:
@@ -126,6 +127,9 @@ class UnitCounts:
     rejected: Counter = field(default_factory=Counter)
     # per model name: requests, prompt_tokens, generated_tokens
     llm: dict[str, Counter] = field(default_factory=dict)
+    # per model name, then per `domain` of the rows the calls were made for: the same counts
+    # (the manifest's llm.<model>.by_domain)
+    llm_by_domain: dict[str, dict[str, Counter]] = field(default_factory=dict)
 
     def add(self, other: UnitCounts) -> None:
         self.rows_in += other.rows_in
@@ -133,6 +137,9 @@ class UnitCounts:
         self.rejected.update(other.rejected)
         for model, counts in other.llm.items():
             self.llm.setdefault(model, Counter()).update(counts)
+        for model, domains in other.llm_by_domain.items():
+            for domain, counts in domains.items():
+                self.llm_by_domain.setdefault(model, {}).setdefault(domain, Counter()).update(counts)
 
     @property
     def rows_rejected(self) -> int:
@@ -144,16 +151,26 @@ class UnitCounts:
             "rows_out": self.rows_out,
             "rows_rejected": self.rows_rejected,
             "rejected": dict(sorted(self.rejected.items())),
-            "llm": {model: dict(sorted(counts.items())) for model, counts in sorted(self.llm.items())},
+            "llm": {model: self._llm_json(model, counts) for model, counts in sorted(self.llm.items())},
         }
+
+    def _llm_json(self, model: str, counts: Counter) -> dict[str, Any]:
+        entry: dict[str, Any] = dict(sorted(counts.items()))
+        if model in self.llm_by_domain:
+            entry[BY_DOMAIN] = {domain: dict(sorted(values.items())) for domain, values in sorted(self.llm_by_domain[model].items())}
+        return entry
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UnitCounts:
+        llm = data.get("llm", {})
         return cls(
             rows_in=data["rows_in"],
             rows_out=data["rows_out"],
             rejected=Counter(data.get("rejected", {})),
-            llm={model: Counter(counts) for model, counts in data.get("llm", {}).items()},
+            llm={model: Counter({key: value for key, value in counts.items() if key != BY_DOMAIN}) for model, counts in llm.items()},
+            llm_by_domain={
+                model: {domain: Counter(values) for domain, values in counts[BY_DOMAIN].items()} for model, counts in llm.items() if BY_DOMAIN in counts
+            },
         )
 
 

@@ -100,6 +100,7 @@ def process_batch(stage: CommittedStage, batch: pa.Table) -> ProcessedBatch:
         rows_out=accepted.num_rows,
         rejected=Counter(rejected[columns.REJECT_REASON].to_pylist()),
         llm=count_llm_usage(batch),
+        llm_by_domain=count_llm_usage_by_domain(batch),
     )
     return ProcessedBatch(input_ids, accepted, rejected, counts)
 
@@ -203,18 +204,40 @@ def _split(table: pa.Table, is_rejected: pa.ChunkedArray) -> tuple[pa.Table, pa.
 
 def count_llm_usage(batch: pa.Table) -> dict[str, Counter]:
     """Requests and tokens per model, from the columns the LLM layer adds to each generated row."""
-    if columns.LLM_MODEL not in batch.column_names:
-        return {}
     usage: dict[str, Counter] = {}
-    models = batch[columns.LLM_MODEL].to_pylist()
-    prompt = batch[columns.PROMPT_TOKENS].to_pylist() if columns.PROMPT_TOKENS in batch.column_names else [0] * len(models)
-    generated = batch[columns.GENERATED_TOKENS].to_pylist() if columns.GENERATED_TOKENS in batch.column_names else [0] * len(models)
-    requests = batch[columns.LLM_REQUESTS].to_pylist() if columns.LLM_REQUESTS in batch.column_names else [1] * len(models)
-    for model, prompt_tokens, generated_tokens, request_count in zip(models, prompt, generated, requests):
-        if model is None:
-            continue
-        counts = usage.setdefault(model, Counter())
-        counts["requests"] += 1 if request_count is None else request_count
-        counts["prompt_tokens"] += prompt_tokens or 0
-        counts["generated_tokens"] += generated_tokens or 0
+    for model, _, prompt_tokens, generated_tokens, requests in _llm_rows(batch):
+        _count_call(usage.setdefault(model, Counter()), prompt_tokens, generated_tokens, requests)
     return usage
+
+
+def count_llm_usage_by_domain(batch: pa.Table) -> dict[str, dict[str, Counter]]:
+    """The same per model and `domain` of the rows, for batches that carry a domain (the cost of
+    a kept pair per domain, pipeline.inspection.generation_cost)."""
+    if columns.DOMAIN not in batch.column_names:
+        return {}
+    usage: dict[str, dict[str, Counter]] = {}
+    for model, domain, prompt_tokens, generated_tokens, requests in _llm_rows(batch):
+        _count_call(usage.setdefault(model, {}).setdefault(domain or "", Counter()), prompt_tokens, generated_tokens, requests)
+    return usage
+
+
+def _llm_rows(batch: pa.Table) -> Iterator[tuple[str, str | None, int | None, int | None, int]]:
+    """(model, domain, prompt tokens, generated tokens, requests) of every row a model generated:
+    one request, or `llm_requests` where a stage asked several for the row (critique)."""
+    if columns.LLM_MODEL not in batch.column_names:
+        return
+    models = batch[columns.LLM_MODEL].to_pylist()
+    blank = [None] * len(models)
+    domains = batch[columns.DOMAIN].to_pylist() if columns.DOMAIN in batch.column_names else blank
+    prompt = batch[columns.PROMPT_TOKENS].to_pylist() if columns.PROMPT_TOKENS in batch.column_names else blank
+    generated = batch[columns.GENERATED_TOKENS].to_pylist() if columns.GENERATED_TOKENS in batch.column_names else blank
+    requests = batch[columns.LLM_REQUESTS].to_pylist() if columns.LLM_REQUESTS in batch.column_names else blank
+    for model, domain, prompt_tokens, generated_tokens, count in zip(models, domains, prompt, generated, requests, strict=True):
+        if model is not None:
+            yield model, domain, prompt_tokens, generated_tokens, 1 if count is None else count
+
+
+def _count_call(counts: Counter, prompt_tokens: int | None, generated_tokens: int | None, requests: int) -> None:
+    counts["requests"] += requests
+    counts["prompt_tokens"] += prompt_tokens or 0
+    counts["generated_tokens"] += generated_tokens or 0

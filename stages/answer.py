@@ -1,14 +1,21 @@
 """answer: each instruction is answered by its domain's model (Hunyuan-Large step 3).
 
 A routing table maps domains (math, code, science, general, ...) to the job's models, with a
-`default`. Objective instructions (math, short factual, multiple choice) get `samples`
+`default`. Objective instructions (math, short factual, multiple choice) get up to `samples`
 answers, drawn with different seeds, for the self-consistency vote of the `consistency`
 stage; the others get one.
+With `min_agreement` (the consistency stage's), an objective instruction's samples are drawn in
+rounds: the first round draws the fewest that could settle the vote (2 of 3 at 0.6), and each
+later round draws more only for the instructions whose vote the samples still to draw could
+change (`quality.vote_rounds`). The vote then has the verdict drawing all `samples` would give
+it, from fewer samples. Rounds are passes of the runner over the same input (`next_round`);
+each plans from the samples committed so far, replayed round by round, so a resumed run draws
+exactly what an uninterrupted one would.
 Each instruction is first expanded into one work row per sample (`id` = hash(instruction id,
 sample index), `parent_id` = the instruction), so a resumed run skips exactly the samples
 already committed; `rows_in` in the manifest counts these sample requests.
 Writes one row per answered sample, every instruction column carried, plus `answer`,
-`sample_index`, `num_samples` and `answer_model`.
+`sample_index`, `num_samples` (the instruction's budget, `samples` or 1) and `answer_model`.
 Rejects: llm_error, empty, not_an_answer (a reply that only asks a question back), incomplete (it
 stopped at its token limit, or mid-sentence, or with a code block never closed), per sample.
 """
@@ -16,19 +23,26 @@ stopped at its token limit, or mid-sentence, or with a code block never closed),
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from pipeline import columns
-from pipeline.contracts import derived_id
+from pipeline.contracts import ConfigError, derived_id
 from pipeline.instruction_rows import seed_language
 from pipeline.llm.models import SamplingParams
 from pipeline.llm.processors import apply_llm
 from pipeline.llm.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_seed
 from pipeline.llm.prompts import load_prompt
 from pipeline.stage import Resources, Stage, StageParams, with_columns
+from pipeline.storage import read_parquet
+from pipeline.store import StageDir
 from quality.answer_checks import check_cut_off, check_is_answer
+from quality.answer_extraction import extract_answer
+from quality.vote_rounds import planned_samples, samples_to_draw
 
 
 class AnswerParams(StageParams):
@@ -39,6 +53,9 @@ class AnswerParams(StageParams):
         default_factory=lambda: {"math": "answer/math", "code": "answer/code", "objective": "answer/objective", "default": "answer/general"}
     )
     samples: int = Field(default=3, ge=1, le=16, description="answers drawn per objective instruction, for the vote")
+    # The consistency stage's min_agreement: objective samples are then drawn in rounds until the
+    # vote is settled (the module docstring). None draws all `samples` at once.
+    min_agreement: float | None = Field(default=None, gt=0, le=1)
     seed: int = 0
     sampling: SamplingParams = SamplingParams(temperature=0.7, max_tokens=384)
     use_passage: bool = Field(
@@ -57,6 +74,24 @@ class AnswerParams(StageParams):
         return self
 
 
+@dataclass
+class DrawnSamples:
+    """One instruction's samples drawn so far: its budget, the valid ones' canonical answers by
+    sample index, and the indexes of those that failed (rejects)."""
+
+    budget: int
+    answers: dict[int, str | None] = field(default_factory=dict)
+    failed: set[int] = field(default_factory=set)
+
+
+def _voted_samples(path, *, with_answers: bool):
+    """(instruction id, sample index, budget, answer or None) of a part file's rows that take part in a vote."""
+    table = read_parquet(path, columns=[columns.PARENT_ID, columns.SAMPLE_INDEX, columns.NUM_SAMPLES, *([columns.ANSWER] if with_answers else [])])
+    table = table.filter(pc.greater(table[columns.NUM_SAMPLES], 1))
+    answers = table[columns.ANSWER].to_pylist() if with_answers else [None] * table.num_rows
+    return zip(table[columns.PARENT_ID].to_pylist(), table[columns.SAMPLE_INDEX].to_pylist(), table[columns.NUM_SAMPLES].to_pylist(), answers, strict=True)
+
+
 class Answer(Stage):
     name = "answer"
     input_columns = (columns.ID, columns.INSTRUCTION, columns.DOMAIN, columns.OBJECTIVE)
@@ -72,6 +107,13 @@ class Answer(Stage):
     params = AnswerParams
     resources = Resources(num_cpus=0.25, batch_size=64)
 
+    def __init__(self, params: AnswerParams, context) -> None:
+        super().__init__(params, context)
+        # Instruction id -> samples it should have drawn by the end of this round, where that is
+        # not the first round's count: set on the driver from the committed samples (next_round),
+        # and sent to the workers with the stage.
+        self.sample_targets: dict[str, int] = {}
+
     def prompt_ids(self) -> tuple[str, ...]:
         return tuple(sorted(set(self.params.templates.values())))
 
@@ -81,15 +123,74 @@ class Answer(Stage):
     def model_for(self, domain: str) -> str:
         return self.params.routes.get(domain, self.params.routes["default"])
 
+    def check_downstream(self, stages: Sequence[Stage]) -> None:
+        """Rounds stop at the vote the consistency stage takes: the two must use one min_agreement."""
+        agreement = self.params.min_agreement
+        if agreement is None:
+            return
+        votes = [stage for stage in stages if type(stage).name == "consistency"]
+        if not votes:
+            raise ConfigError(
+                f"stage '{self.context.stage_name}': min_agreement {agreement:g} draws samples until the consistency vote is "
+                "settled, but no consistency stage reads its rows; add one after gather_samples, or remove min_agreement to draw every sample"
+            )
+        for vote in votes:
+            if vote.params.min_agreement != agreement:
+                raise ConfigError(
+                    f"stage '{self.context.stage_name}': min_agreement {agreement:g} differs from the {vote.params.min_agreement:g} of stage "
+                    f"'{vote.context.stage_name}': sampling would stop at a vote that stage does not take; set both to the same value"
+                )
+
+    def objective_first_round(self) -> int:
+        """Samples an objective instruction draws first: all of them, or the fewest that could settle the vote."""
+        if self.params.min_agreement is None:
+            return self.params.samples
+        return samples_to_draw([], drawn=0, budget=self.params.samples, min_agreement=self.params.min_agreement)
+
+    def setup_on_driver(self) -> None:
+        # A resumed attempt goes on with the round its committed samples call for.
+        self.next_round()
+
+    def next_round(self) -> str | None:
+        """Plan the next round from the committed samples: which instructions draw how many more."""
+        if self.params.min_agreement is None:
+            return None
+        targets, missing = {}, 0
+        for instruction_id, drawn in self.committed_samples().items():
+            target = planned_samples(drawn.answers, drawn.failed, budget=drawn.budget, min_agreement=self.params.min_agreement)
+            pending = sum(1 for index in range(target) if index not in drawn.answers and index not in drawn.failed)
+            if pending:
+                targets[instruction_id] = target
+                missing += pending
+        self.sample_targets = targets
+        if not missing:
+            return None
+        return f"{len(targets)} instructions' votes are not settled yet: {missing} more samples"
+
+    def committed_samples(self) -> dict[str, DrawnSamples]:
+        """The samples committed so far of every instruction with a vote to take, by instruction id."""
+        stage_dir = StageDir(self.context.run_dir, self.context.stage_name)
+        drawn: dict[str, DrawnSamples] = {}
+        for path in stage_dir.part_files():
+            for parent, index, budget, answer in _voted_samples(path, with_answers=True):
+                drawn.setdefault(parent, DrawnSamples(budget)).answers[index] = extract_answer(answer)
+        for path in stage_dir.reject_files():
+            for parent, index, budget, _ in _voted_samples(path, with_answers=False):
+                drawn.setdefault(parent, DrawnSamples(budget)).failed.add(index)
+        return drawn
+
     def expand_input(self, dataset):
         return dataset.map_batches(self.expand_samples, batch_format="pyarrow", num_cpus=0.25)
 
     def expand_samples(self, batch: pa.Table) -> pa.Table:
-        """One row per sample to draw: objective instructions get `samples`, the others one."""
+        """One row per sample to draw by the end of this round: objective instructions get the
+        first round's count (all `samples` without min_agreement) or their planned target, the
+        others one. Samples already committed are among them; the runner skips those."""
         take, sample_ids, indexes, counts = [], [], [], []
+        first_round = {True: self.objective_first_round(), False: 1}
         for row_index, (row_id, objective) in enumerate(zip(batch[columns.ID].to_pylist(), batch[columns.OBJECTIVE].to_pylist())):
             count = self.params.samples if objective else 1
-            for sample_index in range(count):
+            for sample_index in range(self.sample_targets.get(row_id) or first_round[bool(objective)]):
                 take.append(row_index)
                 sample_ids.append(derived_id(row_id, "answer", sample_index))
                 indexes.append(sample_index)

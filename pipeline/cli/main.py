@@ -87,6 +87,7 @@ def _cell(value) -> str:
 
 
 def command_models(args: argparse.Namespace) -> int:
+    from pipeline.llm.cpu_features import describe_cpu, detect_cpu, embedded_dtype, torch_capability
     from pipeline.llm.embedded_model import embedded_model_status, prepare_embedded_model
     from pipeline.llm.models import EmbeddedModel
 
@@ -94,12 +95,17 @@ def command_models(args: argparse.Namespace) -> int:
     if args.action == "prepare":
         for name, spec in models.items():
             if spec.engine == "embedded":
-                print(f"{name}: embedded model {spec.model} ready at {prepare_embedded_model(spec.model)}")
+                dtype = embedded_dtype(spec.dtype).dtype
+                print(f"{name}: embedded model {spec.model} in {dtype} ready at {prepare_embedded_model(spec.model, dtype=dtype)}")
         return 0
+    auto = embedded_dtype("auto")
+    print(f"processor: {describe_cpu(detect_cpu())}; torch dispatches to {torch_capability()}")
+    print(f"embedded models with dtype auto run in {auto.dtype}: {auto.reason}")
+    print()
     for name, spec in models.items():
         engine = spec.engine
         if engine == "embedded":
-            readiness = f"{spec.model}: {embedded_model_status(spec.model)}"
+            readiness = f"{spec.model}: {embedded_model_status(spec.model, dtype=embedded_dtype(spec.dtype).dtype)}"
         elif engine == "vllm":
             readiness = f"model {spec.model}"
         else:
@@ -146,12 +152,14 @@ def _print(data, as_json: bool, render) -> None:
 def command_inspect(args: argparse.Namespace) -> int:
     from pipeline.inspection import terminal_view
     from pipeline.inspection.funnel import run_funnel
+    from pipeline.inspection.generation_cost import generation_cost, render_cost
     from pipeline.inspection.stage_profile import profile_rejects, profile_stage
 
     run_dir = local_view(args.run_dir)
     if args.stage is None:
         states, notes = inspection_states(run_dir, _registry())
-        _print(run_funnel(run_dir, states, notes), args.json, terminal_view.render_funnel)
+        # The funnel's JSON carries each stage's llm entries; the text adds the cost per kept pair.
+        _print(run_funnel(run_dir, states, notes), args.json, lambda rows: f"{terminal_view.render_funnel(rows)}\n\n{render_cost(generation_cost(run_dir))}")
     elif args.rejects or args.reason:
         result = profile_rejects(run_dir, args.stage, reason=args.reason, where=args.where, sample=args.sample, seed=args.seed)
         _print(result, args.json, terminal_view.render_rejects)

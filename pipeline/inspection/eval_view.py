@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.inspection.evaluation import evaluate_run
+from pipeline.inspection.generation_cost import kept_line, stages_line
 from pipeline.inspection.terminal_view import format_table
 
 NO_PROBES = "no probe rows in this run: add a `probes` stage before `answer` and a `probe_exit` stage after the last filter (docs/recipe.md, Probes)"
@@ -41,6 +42,8 @@ def render_eval(result: dict[str, Any]) -> str:
         f"precision: wrong among rejected; recall: rejected among wrong. {MARK_NOTE}",
         _auc_line(result["critique_auc"]),
         _code_line(result["code_judged_by"]),
+        kept_line(result["generation_cost"]),
+        stages_line(result["generation_cost"]),
     ]
     return "\n".join(parts) + ("\n\n" + measured if measured else "")
 

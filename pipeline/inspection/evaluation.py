@@ -42,6 +42,7 @@ from pipeline import columns
 from pipeline.config import ConfigError, parse_job
 from pipeline.contracts import RejectReason
 from pipeline.inspection.critic_evaluation import evaluate_critics
+from pipeline.inspection.generation_cost import generation_cost
 from pipeline.inspection.run_contents import RunInspectionError
 from pipeline.store import StageDir
 from quality.probe_sets import judge_answer
@@ -117,6 +118,7 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
             "by_set": _accuracy_groups(samples, survivors, (SET,)),
             "filters": [_filter_entry(name, kind, kept, rejected) for name, kind, kept, rejected in filters],
             "critique_auc": _critique_auc(filters),
+            "generation_cost": generation_cost(run_dir),
         }
     )
     return result

@@ -2,6 +2,7 @@
 
 What a reader asks of a run, in order:
 - the funnel: rows in, kept and rejected per stage, with state, LLM tokens and wall time;
+- what generation cost: tokens and engine seconds per stage and model, tokens per kept pair;
 - why rows were rejected: reasons per stage;
 - what survived: rows per language, domain and source at every stage (kept, and rejected);
 - tokens per source and domain in the shards (`shards/mix.json`);
@@ -29,6 +30,7 @@ import pyarrow.parquet as pq
 from pipeline import columns
 from pipeline.inspection.eval_view import eval_section
 from pipeline.inspection.funnel import group_by_reason, run_funnel
+from pipeline.inspection.generation_cost import cost_section
 from pipeline.inspection.parquet_query import connect, quote_identifier, quote_literal, read_files, run_query
 from pipeline.inspection.run_contents import SHARDS, RunInspectionError, data_files, shard_files
 from pipeline.inspection.stage_profile import TEXT_COLUMNS, profile_rejects, profile_stage, sample_rows
@@ -81,6 +83,7 @@ def build_report(run_dir: Path, states: Mapping[str, str], notes: Mapping[str, s
     profiles = {stage: profile_stage(run_dir, stage, sample=0, with_rejects=True) for stage in stages}
     sections = [
         _funnel_section(funnel),
+        cost_section(run_dir),
         _rejects_section(funnel),
         _mix_section(run_dir, profiles),
         _probes_section(run_dir),

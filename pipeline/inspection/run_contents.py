@@ -49,14 +49,19 @@ def stage_names(run_dir: Path) -> list[str]:
 
 
 def _job_stage_names(run_dir: Path) -> list[str]:
-    snapshot = run_dir / "job.yaml"
+    return [name for name, _ in job_stage_kinds(run_dir)]
+
+
+def job_stage_kinds(run_dir: Path) -> list[tuple[str, str]]:
+    """(name, kind) of each stage of the run's recorded job, in job order; none without job.yaml."""
+    snapshot = Path(run_dir) / "job.yaml"
     if not snapshot.exists():
         return []
     try:
         job = parse_job(yaml.safe_load(snapshot.read_text(encoding="utf-8")), source=str(snapshot))
     except (ConfigError, yaml.YAMLError) as error:
         raise RunInspectionError(f"{snapshot} does not parse ({error}); the run directory is damaged") from None
-    return [entry.name for entry in job.stages]
+    return [(entry.name, entry.stage_kind) for entry in job.stages]
 
 
 def shard_files(run_dir: Path) -> list[Path]:

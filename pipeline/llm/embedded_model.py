@@ -13,10 +13,13 @@ a chunked file is joined in package order while it is hashed, and a mismatch is 
 names the packages and converts nothing.
 
 vLLM cannot run these GGUF quantizations on CPU, so `transformers` (with `gguf`) dequantizes
-them and the weights are saved as safetensors beside the config and tokenizer. The directory is
-cached under the user's cache folder, keyed by the pinned hash, and built atomically: it is
-written to a temporary folder beside its final name and renamed into place under a file lock,
-so two runs starting at once neither corrupt it nor convert twice.
+them and the weights are saved as safetensors beside the config and tokenizer, in the number
+format the model will run in (bfloat16 or float32, see `pipeline.llm.cpu_features`). The
+directory is cached under the user's cache folder, keyed by the pinned hash and the dtype, and
+built atomically: it is written to a temporary folder beside its final name and renamed into
+place under a file lock, so two runs starting at once neither corrupt it nor convert twice.
+Directories converted before the dtype joined the name (`<name>-<hash>`) were all bfloat16 and
+are used as such.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.file_digest import sha256_file
+from pipeline.llm.cpu_features import BFLOAT16, DTYPES
 
 # Written last into a finished model directory: its presence means the conversion completed.
 READY_MARKER = "synthmix-model.json"
@@ -119,26 +123,50 @@ def models_cache_dir() -> Path:
     return Path(base) / "synthmix" / "models"
 
 
-def embedded_model_dir(key: str = DEFAULT_EMBEDDED) -> Path:
-    """The cache directory the embedded model is (or will be) converted into; converts nothing."""
+def embedded_model_dir(key: str = DEFAULT_EMBEDDED, *, dtype: str) -> Path:
+    """The cache directory the embedded model is (or will be) converted into in `dtype`; converts nothing."""
+    unversioned = _unversioned_dir(key)
+    return unversioned.with_name(f"{unversioned.name}-{_checked_dtype(dtype)}")
+
+
+def _unversioned_dir(key: str) -> Path:
+    """Where conversions went before the dtype joined the name; all of them were bfloat16."""
     weights = embedded_weights(key)
     return models_cache_dir() / f"{weights.name}-{weights.sha256[:_HASH_PREFIX_CHARS]}"
+
+
+def _checked_dtype(dtype: str) -> str:
+    if dtype not in DTYPES:
+        raise EmbeddedModelError(f"embedded models convert to {' or '.join(DTYPES)}, not {dtype!r}; name one of them under the model's `dtype:`")
+    return dtype
+
+
+def ready_model_dir(key: str, dtype: str) -> Path | None:
+    """A finished conversion of the model in `dtype`, if one is cached (an older bfloat16 one counts)."""
+    target = embedded_model_dir(key, dtype=dtype)
+    if is_model_dir_ready(target):
+        return target
+    legacy = _unversioned_dir(key)
+    if dtype == BFLOAT16 and is_model_dir_ready(legacy):
+        return legacy
+    return None
 
 
 def is_model_dir_ready(path: Path) -> bool:
     return (path / READY_MARKER).is_file()
 
 
-def embedded_model_status(key: str = DEFAULT_EMBEDDED) -> str:
+def embedded_model_status(key: str = DEFAULT_EMBEDDED, *, dtype: str) -> str:
     """One line for `synthmix models list`: ready (and where), not yet converted, or not installed."""
     try:
-        target = embedded_model_dir(key)
+        target = embedded_model_dir(key, dtype=dtype)
         embedded_weights(key).files()
     except EmbeddedModelError as error:
         return f"missing: {error}"
-    if is_model_dir_ready(target):
-        return f"ready at {target}"
-    return f"not converted yet (the first run converts it; or run `synthmix models prepare`): {target}"
+    ready = ready_model_dir(key, dtype)
+    if ready is not None:
+        return f"{dtype}, ready at {ready}"
+    return f"{dtype}, not converted yet (the first run converts it; or run `synthmix models prepare`): {target}"
 
 
 def verified_gguf(weights: EmbeddedWeights, scratch: Path) -> Path:
@@ -169,8 +197,8 @@ def join_hashing(parts: list[Path], out: Path) -> str:
     return digest.hexdigest()
 
 
-def prepare_embedded_model(key: str = DEFAULT_EMBEDDED) -> Path:
-    """The embedded model's directory, converting the GGUF first if no finished copy is cached.
+def prepare_embedded_model(key: str = DEFAULT_EMBEDDED, *, dtype: str) -> Path:
+    """The embedded model's directory in `dtype`, converting the GGUF first if no finished copy is cached.
 
     Safe to call from several processes at once: one converts, the others wait on the lock and
     then find the finished directory.
@@ -178,21 +206,23 @@ def prepare_embedded_model(key: str = DEFAULT_EMBEDDED) -> Path:
     from filelock import FileLock
 
     weights = embedded_weights(key)
-    target = embedded_model_dir(key)
-    if is_model_dir_ready(target):
-        return target
+    target = embedded_model_dir(key, dtype=dtype)
+    ready = ready_model_dir(key, dtype)
+    if ready is not None:
+        return ready
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
-        if is_model_dir_ready(target):
-            return target
+        ready = ready_model_dir(key, dtype)
+        if ready is not None:
+            return ready
         scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
             joined_dir = scratch / "gguf"
             joined_dir.mkdir()
-            convert_gguf_to_model_dir(verified_gguf(weights, joined_dir), scratch)
+            convert_gguf_to_model_dir(verified_gguf(weights, joined_dir), scratch, dtype)
             shutil.rmtree(joined_dir)  # the joined copy is not needed any more
             (scratch / READY_MARKER).write_text(
-                json.dumps({"name": weights.name, "key": weights.key, "from": weights.pip, "gguf_sha256": weights.sha256}, indent=2) + "\n"
+                json.dumps({"name": weights.name, "key": weights.key, "from": weights.pip, "gguf_sha256": weights.sha256, "dtype": dtype}, indent=2) + "\n"
             )
             # Without the marker a directory is not a finished conversion (e.g. copied in by hand
             # and cut short): replace it rather than trust it.
@@ -205,17 +235,20 @@ def prepare_embedded_model(key: str = DEFAULT_EMBEDDED) -> Path:
     return target
 
 
-def convert_gguf_to_model_dir(gguf: Path, out_dir: Path) -> None:
-    """Dequantize `gguf` with transformers and save a safetensors model directory vLLM can load."""
+def convert_gguf_to_model_dir(gguf: Path, out_dir: Path, dtype: str) -> None:
+    """Dequantize `gguf` with transformers and save a safetensors model directory vLLM can load, in `dtype`."""
     import torch
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # Without dequantize=True transformers keeps the GGUF blocks packed and refuses to save them.
-    # bfloat16 halves the directory against float32; vLLM on CPU runs it natively where the
-    # processor has bf16 instructions and casts where not.
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True), dtype=torch.bfloat16)
+    # The weights are stored in the dtype the engine runs in: bfloat16 halves the directory where
+    # the processor computes in it; float32 holds the dequantized values exactly, and vLLM then
+    # loads them without a cast.
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True), dtype=getattr(torch, _checked_dtype(dtype))
+    )
     config = model.config
     state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
     if config.tie_word_embeddings:

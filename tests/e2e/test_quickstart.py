@@ -15,6 +15,8 @@ import pytest
 
 from pipeline.config import load_job
 from pipeline.inspection.evaluation import evaluate_run
+from pipeline.inspection.generation_cost import generation_cost
+from pipeline.llm.cpu_features import embedded_dtype
 from pipeline.runner import run_job
 from pipeline.store import StageDir
 from pipeline.tokens.tokenizers import HUNYUAN_FILE_SHA256
@@ -83,10 +85,13 @@ def test_probes_are_measured_and_never_reach_the_shards(run_dir):
     assert overall["probes"] == len(probes) and overall["samples"]["n"] == 3 * len(probes)
 
 
-def test_model_stages_count_requests_and_tokens_per_model(run_dir):
+def test_model_stages_count_requests_tokens_and_engine_seconds_per_model(run_dir):
     for stage in ("synthesize", "evolve", "answer", "critique"):
         usage = StageDir(run_dir, stage).manifest()["llm"]["embedded"]
         assert usage["requests"] > 0 and usage["generated_tokens"] > 0 and usage["prompt_tokens"] > 0
+        assert usage["engine_s"] > 0 and usage["dtype"] == embedded_dtype("auto").dtype
+        assert sum(domain["generated_tokens"] for domain in usage["by_domain"].values()) == usage["generated_tokens"]
+    assert generation_cost(run_dir)["generated_tokens_per_kept"] > 0
 
 
 def test_synthesized_instructions_trace_to_seed_chunks_and_record_their_template(run_dir):

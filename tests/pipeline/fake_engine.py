@@ -30,6 +30,7 @@ class FakeBackend:
         refuse: str | None = None,
         start_error: str | None = None,
         start_when: str | None = None,
+        answer_after_s: float = 0.0,
     ) -> None:
         # Start-up: fails with `start_error`, or waits until the file `start_when` exists (the
         # test decides when the engine is up, with no timing involved).
@@ -44,6 +45,8 @@ class FakeBackend:
         self.exit_after = exit_after
         # A message content the engine refuses, as vLLM refuses a prompt longer than the context.
         self.refuse = refuse
+        # How long each answer takes (engine seconds to measure).
+        self.answer_after_s = answer_after_s
         self.answered = 0
 
     async def stream(self, request_id: str, messages: list[dict[str, str]], sampling: dict[str, Any], schema: str | None) -> AsyncIterator[Progress]:
@@ -59,7 +62,7 @@ class FakeBackend:
         body = {"messages": messages, "response_format": {"json_schema": {"schema": json.loads(schema)}} if schema else None}
         text = schema_reply(body)
         yield Progress(finished=False, text=text[:5], prompt_tokens=7, generated_tokens=1)
-        await asyncio.sleep(0)
+        await asyncio.sleep(self.answer_after_s)
         yield Progress(finished=True, text=text, prompt_tokens=7, generated_tokens=len(text.split()))
 
     def is_fatal(self, error: BaseException) -> bool:

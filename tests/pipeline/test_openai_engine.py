@@ -16,6 +16,7 @@ import urllib.request
 import pytest
 
 from pipeline.llm import processors as llm
+from pipeline.llm.cpu_features import embedded_dtype
 from pipeline.llm.embedded_model import prepare_embedded_model
 from pipeline.llm.engine_settings import KV_CACHE_ENV
 from pipeline.llm.llm_output import parse_llm_json
@@ -25,6 +26,8 @@ pytestmark = pytest.mark.engine
 
 SERVER_START_TIMEOUT_S = 300
 FRUIT = {"type": "object", "properties": {"fruit": {"type": "string", "maxLength": 20}}, "required": ["fruit"], "additionalProperties": False}
+# The server runs the embedded model in the dtype a job would choose on this processor.
+DTYPE = embedded_dtype("auto").dtype
 
 
 def free_port():
@@ -40,7 +43,7 @@ def server(tmp_path_factory):
     log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
     command = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(prepare_embedded_model()), "--served-model-name", "smol",
+        "--model", str(prepare_embedded_model(dtype=DTYPE)), "--dtype", DTYPE, "--served-model-name", "smol",
         "--host", "127.0.0.1", "--port", str(port),
         "--max-model-len", "2048", "--enforce-eager", "--gpu-memory-utilization", "0.1",
     ]  # fmt: skip
