@@ -9,13 +9,16 @@ fixed response with `good` true or false, made so that the verdict is certain:
 - `humaneval_judged(count, seed=, runner=)`: HumanEval's canonical solutions (good), and mutants of
   them, one operator or constant changed, each shown to fail HumanEval's tests by running it
   (`runner`, the sandbox; a mutant that still passes is not used);
-- `passage_judged(count, seed=)`: real seed passages with a question and a model's answer that a
-  reader checked against the passage (good; `data/judged_passages.jsonl`, made by
-  `python -m tests.benchmarks.record_judged_passages`), and what the issue calls the usual
-  faults, each bad by construction: the answer with a fact swapped for one the passage
-  contradicts, the answer of another question (off topic), the answer cut off mid-sentence, the
-  answer translated into the other language (a model's translation, recorded), a refusal, and,
-  for code questions, the answer's code rewritten in another programming language (recorded);
+- `passage_judged(count, seed=)`: real seed passages (Python's documentation topics, Chinese
+  encyclopedic paragraphs) with a question and Qwen2.5-Coder-1.5B's answer, each checked by a
+  reader against its passage (`data/judged_passages.jsonl`: the model output recorded by
+  `python -m tests.benchmarks.record_judged_passages`, the verdict and its reason by hand). A
+  wrong answer is a bad row as it is (`model_error`: the model's own mistakes). A right one is
+  a good row, and the source of the usual faults, each bad by construction: the answer with one
+  fact changed by hand so the passage contradicts it, the answer of another question (off
+  topic), the answer cut off mid-sentence, the answer translated into the other language (the
+  model's translation), a refusal, and, where it holds Python, the answer with its code rewritten
+  in Java or C++ (the model's rewrite);
 - `read_judged_file(path, ...)`: a user's JSON Lines, `{question, response, good}` per line.
 
 Every set is drawn by `seed`: the same seed gives the same rows, in the same order.
@@ -296,13 +299,14 @@ REFUSALS = {
 
 
 def passage_judged(count: int | None = None, *, seed: int) -> list[JudgedResponse]:
-    """Every recorded passage pair (or `count` of them, drawn by `seed`): the checked answer (good)
-    and its faults (bad) — see the module doc."""
+    """Every recorded passage pair (or `count` of them, drawn by `seed`): a checked good answer and
+    its faults, or a model answer a reader found wrong (`model_error`) — see the module doc."""
     records = read_passage_records()
     if count is not None:
         records = _drawn(records, count, seed, PASSAGE_JUDGED, lambda record: record["key"])
+    good_answers = [record for record in records if record["good"]]
     judged = []
-    for index, record in enumerate(records):
+    for record in records:
         rng = random.Random(f"{PASSAGE_JUDGED}:{seed}:{record['key']}")
         common = {
             "set_name": PASSAGE_JUDGED,
@@ -310,18 +314,21 @@ def passage_judged(count: int | None = None, *, seed: int) -> list[JudgedRespons
             "domain": record["domain"],
             "lang": record["lang"],
             "passage": record["passage"],
-            "origin": record["origin"],
+            "origin": {**record["origin"], "review": record["review"]},
         }
-        variants = [("supported", record["answer"], True), ("contradicted", record["contradicted"], False)]
-        other = records[(index + 1 + rng.randrange(len(records) - 1)) % len(records)] if len(records) > 1 else None
-        if other is not None and other["key"] != record["key"]:
-            variants.append(("off_topic", other["answer"], False))
-        variants.append(("cut_off", cut_mid_sentence(record["answer"], rng), False))
-        if record.get("translated"):
-            variants.append(("wrong_language", record["translated"], False))
-        variants.append(("refusal", rng.choice(REFUSALS[record["lang"]]), False))
-        if record.get("other_code_language"):
-            variants.append(("other_code_language", record["other_code_language"], False))
+        if not record["good"]:
+            judged.append(JudgedResponse(key=f"{record['key']}/model_error", variant="model_error", response=record["answer"], good=False, **common))
+            continue
+        others = [other for other in good_answers if other["key"] != record["key"]]
+        variants = [
+            ("supported", record["answer"], True),
+            ("contradicted", record["contradicted"], False),
+            ("off_topic", rng.choice(others)["answer"] if others else None, False),
+            ("cut_off", cut_mid_sentence(record["answer"], rng), False),
+            ("wrong_language", record.get("translated"), False),
+            ("refusal", rng.choice(REFUSALS[record["lang"]]), False),
+            ("other_code_language", record.get("other_code_language"), False),
+        ]
         for variant, response, good in variants:
             if response:
                 judged.append(JudgedResponse(key=f"{record['key']}/{variant}", variant=variant, response=response, good=good, **common))

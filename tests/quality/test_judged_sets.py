@@ -107,3 +107,30 @@ def test_a_users_judged_file_is_read_with_its_field_names(tmp_path):
     path.write_text(json.dumps({"q": "x", "r": "y", "ok": "yes"}) + "\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="line 1: 'ok' must be true or false"):
         read_judged_file(path, name="mine", question_field="q", response_field="r", good_field="ok")
+
+
+def test_recorded_passages_give_a_good_answer_its_faults_and_the_models_own_mistakes():
+    from quality.judged_sets import passage_judged, read_passage_records
+
+    records = {record["key"]: record for record in read_passage_records()}
+    judged = passage_judged(seed=0)
+    assert {row.lang for row in judged} == {"en", "zh"}
+    for row in judged:
+        record = records[row.key.rsplit("/", 1)[0]]
+        assert row.passage == record["passage"] and row.question == record["question"]
+        assert row.good == (row.variant == "supported")
+        if row.variant == "supported":
+            assert record["good"] and row.response == record["answer"]
+        elif row.variant == "contradicted":
+            assert row.response != record["answer"]
+        elif row.variant == "cut_off":
+            assert record["answer"].startswith(row.response) and len(row.response) < len(record["answer"])
+        elif row.variant == "off_topic":
+            assert row.response != record["answer"] and any(other["answer"] == row.response for other in records.values() if other["good"])
+        elif row.variant == "model_error":
+            assert not record["good"] and record["review"]
+    # Every good record gives the six faults; a wrong one only itself.
+    good = sum(record["good"] for record in records.values())
+    assert sum(row.variant == "supported" for row in judged) == good >= 20
+    assert sum(row.variant == "model_error" for row in judged) == len(records) - good >= 10
+    assert passage_judged(5, seed=1) == passage_judged(5, seed=1)
