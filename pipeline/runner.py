@@ -312,6 +312,11 @@ def _commit_dataset(dataset, stage: Stage, attempt_key: str, stage_name: str, ex
         num_cpus=resources.num_cpus,
         num_gpus=resources.num_gpus or None,
     )
+    # A task's output leaves it only when the task ends or fills a block, and an LLM stage's one
+    # task can hold every row for longer than Ray Data's 30 minutes without output (a critique
+    # of 355 pairs on a loaded 2-core machine did, and Ray failed the stage). Hangs are the
+    # engines' watchdog's to find (hang_timeout_s), and waits for resources are logged (#27).
+    committed.context.execution_no_progress_timeout_s = -1
     _report_progress(committed.iter_batches(batch_format="pyarrow", batch_size=None), stage_name, expected_rows, started, log)
 
 
