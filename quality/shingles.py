@@ -1,19 +1,19 @@
-"""Shingle hashes in bulk: n-grams of units (words, characters, or each by script) of a whole
-batch as one flat uint64 array.
+"""Shingle hashes in bulk: n-grams of units (characters, words, or words and characters by
+script) of a whole batch as one flat uint64 array.
 
-No Python set per document: words are cut and hashed over the batch's UTF-8 buffer with numpy,
-and n-grams are rolling combinations of unit hashes, so the cost is a few vectorised passes
-over the bytes. Hashes depend only on the text and the spec (no seed, no process state), so
-every worker of a distributed job computes the same ones.
+No Python set per document: characters and words are cut and hashed over the batch's UTF-8 buffer
+with numpy, and n-grams are polynomial combinations of unit hashes built by doubling, so the cost
+is a few vectorised passes over the bytes. Hashes depend only on the text and the spec (no seed,
+no process state), so every worker of a distributed job computes the same ones.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from quality.normalize import SPACE, TextNormalization, normalize_texts, string_buffers, utf8_code_points
 from quality.scripts import code_point_scripts, unsegmented_ids
@@ -24,6 +24,11 @@ MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 MIX_2 = np.uint64(0x94D049BB133111EB)
 # LOW_BYTES_MASK[k] keeps the k low bytes of a little-endian uint64.
 LOW_BYTES_MASK = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
+# Units per shingle when a spec leaves n out. auto's 10 characters were chosen on the mixed-script
+# benchmark (docs/recipe.md, near-duplicates): the longest shingle that still finds copies with a
+# sentence moved in every band of Han share, so the least loose on text that merely shares phrases.
+DEFAULT_N = {"auto": 10, "units": 5, "word": 5, "char": 5}
+UNITS_PER_CHUNK = 1 << 19  # units hashed at once (hash_unit_shingles): 4 MiB per uint64 array
 
 
 class ShingleSpec(BaseModel):
@@ -31,18 +36,33 @@ class ShingleSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # What one unit of an n-gram is:
-    #   auto: by script, unit by unit. A run of space-separated script (Latin, Cyrillic, Hangul,
-    #         digits...) is one unit per word; each character of an unsegmented script (Han,
-    #         kana, Thai, Lao, Khmer, Myanmar, Bopomofo: quality/scripts.py) is a unit of its own.
-    #         A mixed text is one stream of such units, so n-grams span the switch from Chinese
-    #         to an English term and back, an edit costs n shingles in either script, and two
-    #         copies of a mixed text never fall on different sides of a per-document switch.
+    # What a shingle is made of:
+    #   auto: n consecutive characters of the text with its spaces left out, whatever their script.
+    #         An edit costs n shingles in every script and a document has one shingle per
+    #         character, so the similarity of two texts is the share of characters they have in
+    #         common, measured the same in a Chinese, an English or a mixed text; and where the
+    #         lines of a text break (a re-wrapped page, a word split or joined at a line end) does
+    #         not count.
+    #   units: n consecutive units, a unit being a word in space-separated scripts and a single
+    #         character in unsegmented ones (Han, kana, Thai, Lao, Khmer, Myanmar, Bopomofo:
+    #         quality/scripts.py). Cheaper for English, but an edit in a Latin word costs a whole
+    #         word unit where one in a Han run costs a character, and a line break inside a word
+    #         makes two units of it.
     #   word: space-separated words only (a line of Chinese is then one "word").
     #   char: every code point, spaces included (English then shingles like a bag of words).
-    kind: Literal["auto", "word", "char"] = "auto"
-    n: int = Field(5, ge=1, le=64)
+    kind: Literal["auto", "units", "word", "char"] = "auto"
+    # Units per shingle; left out (or null), DEFAULT_N of the kind (filled in by default_n).
+    n: int = Field(None, ge=1, le=64)
     normalization: TextNormalization = TextNormalization()
+
+    @model_validator(mode="before")
+    @classmethod
+    def default_n(cls, data: Any) -> Any:
+        """An unknown kind is left for field validation to name."""
+        kind = data.get("kind", "auto") if isinstance(data, dict) else None
+        if kind in DEFAULT_N and data.get("n") is None:
+            return {**data, "n": DEFAULT_N[kind]}
+        return data
 
 
 @dataclass(frozen=True)
@@ -96,14 +116,36 @@ def hash_normalized_shingles(normalized: pa.LargeStringArray, spec: ShingleSpec)
 
 
 def hash_unit_shingles(units: TextUnits, n: int) -> ShingleHashes:
-    return hash_ngrams(units.hashes, units.offsets, n)
+    """hash_ngrams of the texts' units, a run of whole texts of about UNITS_PER_CHUNK units at a time:
+    the working arrays stay a few MiB, in cache and reused, where one pass over a whole batch of
+    characters would allocate (and page in) arrays of hundreds of MiB."""
+    cuts = np.unique(np.searchsorted(units.offsets, np.arange(0, int(units.offsets[-1]), UNITS_PER_CHUNK), side="right") - 1)
+    bounds = [*cuts.tolist(), len(units.offsets) - 1] if len(cuts) else [0, len(units.offsets) - 1]
+    pieces = []
+    for first, last in zip(bounds[:-1], bounds[1:], strict=False):
+        start, end = int(units.offsets[first]), int(units.offsets[last])
+        pieces.append(hash_ngrams(units.hashes[start:end], units.offsets[first : last + 1] - start, n))
+    if len(pieces) == 1:
+        return pieces[0]
+    counts = np.concatenate([piece.counts() for piece in pieces])
+    return ShingleHashes(hashes=np.concatenate([piece.hashes for piece in pieces]), offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
 
 
 def cut_units(normalized: pa.LargeStringArray, kind: str) -> TextUnits:
-    """The units of a ShingleSpec kind: code points for char, else words (split by script for auto)."""
+    """The units of a ShingleSpec kind: code points (without spaces for auto), else words (split
+    by script for units)."""
+    data, offsets = string_buffers(normalized)
+    if kind == "auto":
+        return code_points(*drop_spaces(data, offsets))
     if kind == "char":
-        return code_points(normalized)
-    return hash_words(normalized, split_unsegmented=kind == "auto")
+        return code_points(data, offsets)
+    return hash_words(normalized, split_unsegmented=kind == "units")
+
+
+def drop_spaces(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The texts' UTF-8 bytes without spaces, and their offsets."""
+    spaces = np.flatnonzero(data == SPACE)
+    return np.delete(data, spaces), offsets - np.searchsorted(spaces, offsets)
 
 
 def hash_words(normalized: pa.LargeStringArray, *, split_unsegmented: bool = False) -> TextUnits:
@@ -177,9 +219,9 @@ def hash_spans(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.
     return hashes
 
 
-def code_points(normalized: pa.LargeStringArray) -> TextUnits:
-    """Every text's Unicode code points as units (the code point itself is the unit's hash)."""
-    data, offsets = string_buffers(normalized)
+def code_points(data: np.ndarray, offsets: np.ndarray) -> TextUnits:
+    """Every Unicode code point of texts given as UTF-8 bytes and offsets, as units (the code point
+    itself is the unit's hash)."""
     starts = np.flatnonzero((data & 0xC0) != 0x80)  # every byte but UTF-8 continuation bytes
     points = data[starts].astype(np.uint64)
     multi_byte = np.flatnonzero(points >= 0xC0)
@@ -192,20 +234,53 @@ def hash_ngrams(units: np.ndarray, unit_offsets: np.ndarray, n: int) -> ShingleH
     lengths = np.diff(unit_offsets)
     per_text = np.where(lengths >= n, lengths - n + 1, np.minimum(lengths, 1))
     offsets = np.concatenate([[0], np.cumsum(per_text)]).astype(np.int64)
-    first_unit = np.repeat(unit_offsets[:-1] - offsets[:-1], per_text) + np.arange(int(offsets[-1]))
-    # Hash the window at every position of the flat unit array with contiguous slices, then keep
-    # the windows that start a shingle; texts shorter than n are hashed apart, over their units only.
+    # Hash the window at every position of the flat unit array, then keep the windows that start a
+    # shingle: all but each text's last n - 1 positions (few, so they are listed, not the kept ones).
     padded = np.concatenate([units, np.zeros(n, dtype=np.uint64)])
-    windows = np.full(len(units), (n * int(GOLDEN)) % 2**64, dtype=np.uint64)
-    for position in range(n):
-        windows *= GOLDEN
-        windows += padded[position : position + len(units)]
-    hashes = windows[first_unit]
-    short = np.flatnonzero(np.repeat((lengths > 0) & (lengths < n), per_text))
+    windows = polynomial_windows(padded, n)[: len(units)]
+    windows += np.uint64(n * int(power(GOLDEN, n + 1)) % 2**64)  # the length: a text shorter than n differs
+    dropped = lengths - per_text
+    within = np.arange(int(dropped.sum())) - np.repeat(np.cumsum(dropped) - dropped, dropped)
+    keep = np.ones(len(units), dtype=bool)
+    keep[np.repeat(unit_offsets[:-1] + per_text, dropped) + within] = False
+    hashes = windows[keep]
+    # A text shorter than n is one shingle of its units only: its window above ran into the next text.
+    short = np.flatnonzero((lengths > 0) & (lengths < n))
     if len(short):
-        widths = np.repeat(lengths, per_text)[short]
-        hashes[short] = widths.astype(np.uint64) * GOLDEN
+        first, widths = unit_offsets[short], lengths[short]
+        values = widths.astype(np.uint64) * GOLDEN
         for position in range(n):
-            hashes[short] *= GOLDEN
-            hashes[short] += np.where(widths > position, padded[first_unit[short] + position], np.uint64(0))
+            values *= GOLDEN
+            values += np.where(widths > position, padded[first + position], np.uint64(0))
+        hashes[offsets[short]] = values
     return ShingleHashes(hashes=mix64(hashes), offsets=offsets)
+
+
+def power(base: np.uint64, exponent: int) -> np.uint64:
+    """base ** exponent mod 2**64."""
+    return np.uint64(pow(int(base), exponent, 2**64))
+
+
+def polynomial_windows(values: np.ndarray, n: int) -> np.ndarray:
+    """h[i] = sum over t < n of values[i + t] * GOLDEN ** (n - 1 - t) mod 2**64, for every i up to
+    len(values) - n: the hash of each window of n values.
+
+    Built by doubling, since h of a window of a + b values is h of its first a times GOLDEN ** b
+    plus h of its last b: log2(n) passes over the array, not n."""
+    done, done_length = None, 0  # the first done_length values of each window
+    block, block_length = values, 1  # windows of block_length values, each a power of two
+    while True:
+        if n & block_length:
+            # Append a block to what is done: the block's windows start done_length values later.
+            tail = block[done_length : done_length + len(values) - n + 1]
+            if done is None:
+                done = tail.copy()
+            else:
+                done = done[: len(tail)] * power(GOLDEN, block_length)
+                done += tail
+            done_length += block_length
+        if done_length == n:
+            return done
+        doubled = block[: len(block) - block_length] * power(GOLDEN, block_length)
+        doubled += block[block_length:]
+        block, block_length = doubled, 2 * block_length
