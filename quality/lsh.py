@@ -307,12 +307,12 @@ def find_near_duplicates(
     rank = rank_documents(scores, ids)
     leaders = exact_leaders(text_groups(normalized), rank)
     units = cut_units(normalized, config.shingles.kind)
-    signatures = sign_units(units, config.shingles.n, num_perm=config.num_perm, seed=config.seed)
+    signatures = sign_units(units, config.shingles, num_perm=config.num_perm, seed=config.seed)
     bands, rows = config.band_split()
     searchable = np.flatnonzero(has_shingles(signatures) & (leaders == np.arange(len(leaders))))
     candidates = pair_bucket_members(flatten_band_keys(compute_band_keys(signatures[searchable], bands, rows), searchable))
     likely = candidates[estimate_pair_jaccard(signatures, candidates) >= config.verification_threshold()]
-    similarity = pair_jaccard(hash_unit_shingles(units, config.shingles.n), likely)
+    similarity = pair_jaccard(hash_unit_shingles(units, config.shingles), likely)
     selection = select_kept(likely, similarity, rank=rank, leaders=leaders, threshold=config.threshold)
     return NearDuplicates(
         selection=selection,

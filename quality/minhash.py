@@ -40,16 +40,16 @@ def compute_minhash_signatures(texts: pa.Array | pa.ChunkedArray | Sequence[str]
     A text without shingles (empty after normalisation) gets EMPTY_SLOT in every position;
     callers leave such rows out of near-duplicate search (see has_shingles).
     """
-    return sign_units(cut_units(normalize_texts(texts, shingle.normalization), shingle.kind), shingle.n, num_perm=num_perm, seed=seed)
+    return sign_units(cut_units(normalize_texts(texts, shingle.normalization), shingle.kind), shingle, num_perm=num_perm, seed=seed)
 
 
-def sign_units(units: TextUnits, n: int, *, num_perm: int, seed: int) -> np.ndarray:
-    """Signatures of the n-gram shingles of each text's units, shape (texts, num_perm), uint32: the
-    same as sign_shingles(hash_unit_shingles(units, n)), but hashed and signed one chunk of texts
-    at a time (quality/shingles.py text_chunks), so a chunk's shingles are signed while in cache
-    and the batch's shingles are never all held."""
+def sign_units(units: TextUnits, shingle: ShingleSpec, *, num_perm: int, seed: int) -> np.ndarray:
+    """Signatures of the shingles of each text's units, shape (texts, num_perm), uint32: the same as
+    sign_shingles(hash_unit_shingles(units, shingle)), but hashed and signed one chunk of texts at
+    a time (quality/shingles.py text_chunks), so a chunk's shingles are signed while in cache and
+    the batch's shingles are never all held."""
     chunks = text_chunks(units.offsets)
-    return np.concatenate([sign_shingles(hash_chunk_shingles(units, first, last, n), num_perm=num_perm, seed=seed) for first, last in chunks])
+    return np.concatenate([sign_shingles(hash_chunk_shingles(units, first, last, shingle), num_perm=num_perm, seed=seed) for first, last in chunks])
 
 
 def sign_shingles(shingles: ShingleHashes, *, num_perm: int, seed: int) -> np.ndarray:

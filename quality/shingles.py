@@ -24,10 +24,11 @@ MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 MIX_2 = np.uint64(0x94D049BB133111EB)
 # LOW_BYTES_MASK[k] keeps the k low bytes of a little-endian uint64.
 LOW_BYTES_MASK = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
-# Units per shingle when a spec leaves n out. auto's 10 characters were chosen on the mixed-script
-# benchmark (docs/recipe.md, near-duplicates): the longest shingle that still finds copies with a
-# sentence moved in every band of Han share, so the least loose on text that merely shares phrases.
-DEFAULT_N = {"auto": 10, "units": 5, "word": 5, "char": 5}
+# (n, winnow) of each kind when a spec leaves them out. auto's were chosen on the mixed-script
+# benchmark (docs/recipe.md, near-duplicates): 10 characters are the longest shingle that still finds
+# copies with a sentence moved at every Han share (so the least loose on text that merely shares
+# phrases); winnowed 9-character shingles (one of every 4) do as well with 0.4 of the shingles.
+DEFAULTS = {"auto": (9, 4), "units": (5, 1), "word": (5, 1), "char": (5, 1)}
 UNITS_PER_CHUNK = 1 << 19  # units hashed at once (hash_unit_shingles): 4 MiB per uint64 array
 
 
@@ -37,12 +38,12 @@ class ShingleSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # What a shingle is made of:
-    #   auto: n consecutive characters of the text with its spaces left out, whatever their script.
-    #         An edit costs n shingles in every script and a document has one shingle per
-    #         character, so the similarity of two texts is the share of characters they have in
-    #         common, measured the same in a Chinese, an English or a mixed text; and where the
-    #         lines of a text break (a re-wrapped page, a word split or joined at a line end) does
-    #         not count.
+    #   auto: n consecutive characters of the text with its spaces left out, whatever their script
+    #         (winnowed: see winnow). An edit costs the same shingles in every script and a
+    #         document has as many shingles per character in any, so the similarity of two texts
+    #         is the share of characters they have in common, measured the same in a Chinese, an
+    #         English or a mixed text; and where the lines of a text break (a re-wrapped page, a
+    #         word split or joined at a line end) does not count.
     #   units: n consecutive units, a unit being a word in space-separated scripts and a single
     #         character in unsegmented ones (Han, kana, Thai, Lao, Khmer, Myanmar, Bopomofo:
     #         quality/scripts.py). Cheaper for English, but an edit in a Latin word costs a whole
@@ -51,18 +52,25 @@ class ShingleSpec(BaseModel):
     #   word: space-separated words only (a line of Chinese is then one "word").
     #   char: every code point, spaces included (English then shingles like a bag of words).
     kind: Literal["auto", "units", "word", "char"] = "auto"
-    # Units per shingle; left out (or null), DEFAULT_N of the kind (filled in by default_n).
+    # Units per shingle; left out (or null), the kind's (DEFAULTS).
     n: int = Field(None, ge=1, le=64)
+    # Of every run of `winnow` consecutive shingles, only the one with the smallest hash is kept
+    # (winnowing, Schleimer, Wilkerson and Aiken 2003: about 2 / (winnow + 1) of them, chosen by
+    # content, so two texts sharing n + winnow - 1 units share one); 1 keeps every shingle. Left
+    # out (or null), the kind's (DEFAULTS): 4 for auto's one shingle a character, else 1.
+    winnow: int = Field(None, ge=1, le=64)
     normalization: TextNormalization = TextNormalization()
 
     @model_validator(mode="before")
     @classmethod
-    def default_n(cls, data: Any) -> Any:
-        """An unknown kind is left for field validation to name."""
+    def kind_defaults(cls, data: Any) -> Any:
+        """n and winnow left out or null take the kind's DEFAULTS; an unknown kind is left for field
+        validation to name."""
         kind = data.get("kind", "auto") if isinstance(data, dict) else None
-        if kind in DEFAULT_N and data.get("n") is None:
-            return {**data, "n": DEFAULT_N[kind]}
-        return data
+        if kind not in DEFAULTS:
+            return data
+        n, winnow = DEFAULTS[kind]
+        return {**data, "n": n if data.get("n") is None else data["n"], "winnow": winnow if data.get("winnow") is None else data["winnow"]}
 
 
 @dataclass(frozen=True)
@@ -112,12 +120,12 @@ class TextUnits:
 
 def hash_normalized_shingles(normalized: pa.LargeStringArray, spec: ShingleSpec) -> ShingleHashes:
     """hash_shingles for texts already normalised with spec.normalization (normalize_texts)."""
-    return hash_unit_shingles(cut_units(normalized, spec.kind), spec.n)
+    return hash_unit_shingles(cut_units(normalized, spec.kind), spec)
 
 
-def hash_unit_shingles(units: TextUnits, n: int) -> ShingleHashes:
-    """hash_ngrams of the texts' units, one chunk of whole texts at a time (text_chunks)."""
-    pieces = [hash_chunk_shingles(units, first, last, n) for first, last in text_chunks(units.offsets)]
+def hash_unit_shingles(units: TextUnits, spec: ShingleSpec) -> ShingleHashes:
+    """The shingles of the texts' units (spec.n-grams, winnowed), one chunk of whole texts at a time (text_chunks)."""
+    pieces = [hash_chunk_shingles(units, first, last, spec) for first, last in text_chunks(units.offsets)]
     if len(pieces) == 1:
         return pieces[0]
     counts = np.concatenate([piece.counts() for piece in pieces])
@@ -134,10 +142,51 @@ def text_chunks(unit_offsets: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def hash_chunk_shingles(units: TextUnits, first: int, last: int, n: int) -> ShingleHashes:
-    """hash_ngrams of texts first..last - 1 only."""
+def hash_chunk_shingles(units: TextUnits, first: int, last: int, spec: ShingleSpec) -> ShingleHashes:
+    """The shingles of texts first..last - 1 only."""
     start, end = int(units.offsets[first]), int(units.offsets[last])
-    return hash_ngrams(units.hashes[start:end], units.offsets[first : last + 1] - start, n)
+    return winnow(hash_ngrams(units.hashes[start:end], units.offsets[first : last + 1] - start, spec.n), spec.winnow)
+
+
+def winnow(shingles: ShingleHashes, window: int) -> ShingleHashes:
+    """Each text's shingles winnowed: the smallest hash of every run of `window` consecutive
+    shingles, kept once where the smallest changes (a text of fewer shingles keeps its smallest).
+
+    About 2 / (window + 1) of the shingles stay, chosen by their own hashes: two texts that share
+    a run of window shingles keep its smallest in both, and an edit changes what is kept only
+    within window - 1 shingles of the shingles it changed, so the Jaccard similarity of the kept
+    sets follows that of all shingles (tests/quality/test_shingles.py measures it)."""
+    if window == 1:
+        return shingles
+    hashes, offsets = shingles.hashes, shingles.offsets
+    counts = shingles.counts()
+    smallest = sliding_minimum(hashes, window)  # the runs that reach into the next text are dropped below
+    # Runs start at all but each text's last window - 1 shingles (few, so those are listed).
+    runs = np.maximum(counts - window + 1, np.minimum(counts, 1))
+    dropped = counts - runs
+    within = np.arange(int(dropped.sum())) - np.repeat(np.cumsum(dropped) - dropped, dropped)
+    keep = np.ones(len(smallest), dtype=bool)
+    keep[np.repeat(offsets[:-1] + runs, dropped) + within] = False
+    short = np.flatnonzero((counts > 0) & (counts < window))
+    if len(short):  # one run over all of a short text: its smallest, by reduceat over (start, end) pairs
+        bounds = np.stack([offsets[short], offsets[short + 1]], axis=1).reshape(-1)
+        smallest[offsets[short]] = np.minimum.reduceat(np.append(hashes, np.uint64(0)), bounds)[::2]
+    keep[1:] &= smallest[1:] != smallest[:-1]
+    keep[offsets[:-1][counts > 0]] = True  # a text's first run counts whatever came before it
+    kept = np.flatnonzero(keep)
+    return ShingleHashes(hashes=smallest[kept], offsets=np.searchsorted(kept, offsets).astype(np.int64))
+
+
+def sliding_minimum(values: np.ndarray, window: int) -> np.ndarray:
+    """m[i] = min(values[i:i + window]) (cut short at the end), by doubling: the minimum of a run is
+    that of two overlapping runs of the largest power of two it holds."""
+    smallest, width = values.copy(), 1
+    while 2 * width <= window:
+        np.minimum(smallest[:-width], smallest[width:], out=smallest[:-width])
+        width *= 2
+    if width < window:
+        np.minimum(smallest[: -(window - width)], smallest[window - width :], out=smallest[: -(window - width)])
+    return smallest
 
 
 def cut_units(normalized: pa.LargeStringArray, kind: str) -> TextUnits:

@@ -273,7 +273,7 @@ def sign_group(params: DedupParams, group: int, parts: int, *blocks: pa.Table) -
     table = concat_blocks(blocks)
     normalized = normalize_texts(joined_texts(table, params.text_columns), params.shingles.normalization)
     units = cut_units(normalized, params.shingles.kind)
-    signatures = sign_units(units, params.shingles.n, num_perm=params.num_perm, seed=params.seed)
+    signatures = sign_units(units, params.shingles, num_perm=params.num_perm, seed=params.seed)
     bands, rows = params.band_split()
     searchable = np.flatnonzero(has_shingles(signatures))
     banded = flatten_band_keys(compute_band_keys(signatures[searchable], bands, rows), searchable)

@@ -42,13 +42,12 @@ from datasketch import MinHash, MinHashLSH
 from pipeline import columns
 from pipeline.stage import StageContext
 from quality.lsh import MinHashConfig, connect_components, find_near_duplicates
-from quality.normalize import normalize_texts
 from quality.shingles import ShingleSpec
 from stages.dedup import Dedup, DedupParams
 from tests.benchmarks.bench_minhash import similar_lsh_pairs
 from tests.benchmarks.bench_scale import anonymous_rss
 from tests.quality import near_duplicate_fixture
-from tests.quality.near_duplicate_fixture import build_bilingual_corpus, reference_units, score_removals
+from tests.quality.near_duplicate_fixture import build_bilingual_corpus, reference_shingles, score_removals
 
 BLOCKS = 16  # input blocks, as part files of an upstream stage would give
 T = TypeVar("T")
@@ -176,13 +175,10 @@ def run_core(texts: list[str], shingles: ShingleSpec) -> tuple[dict[int, int], f
 
 def run_datasketch(texts: list[str], config: MinHashConfig) -> tuple[dict[int, int], float]:
     """The usual datasketch pipeline in this process, on config.shingles made the plain-Python way
-    (the same normalisation and units): (removed -> kept, CPU seconds)."""
+    (near_duplicate_fixture.reference_shingles: the same normalisation, units and n-grams):
+    (removed -> kept, CPU seconds)."""
     cpu = time.process_time()
-    n = config.shingles.n
-    shingle_sets = []
-    for text in normalize_texts(texts, config.shingles.normalization).to_pylist():
-        units = reference_units(text, config.shingles.kind)
-        shingle_sets.append([" ".join(units[i : i + n]).encode() for i in range(max(1, len(units) - n + 1))])
+    shingle_sets = [[shingle.encode() for shingle in shingles] for shingles in reference_shingles(texts, config.shingles)]
     sketches = MinHash.bulk(shingle_sets, num_perm=config.num_perm, seed=config.seed)
     lsh = MinHashLSH(threshold=config.threshold, num_perm=config.num_perm)
     clusters = connect_components(similar_lsh_pairs(lsh, sketches, config.threshold), len(texts))

@@ -170,13 +170,61 @@ def reference_units(normalized: str, kind: str) -> list[str]:
 
 def reference_shingles(texts: list[str], spec: ShingleSpec) -> list[set[str]]:
     """Each text's set of n-grams of units (joined by a separator no text holds); a text shorter
-    than n is one shingle of all its units."""
+    than n is one shingle of all its units. With spec.winnow > 1, only the n-grams winnowing keeps
+    (reference_winnow)."""
     sets = []
     for text in normalize_texts(texts, spec.normalization).to_pylist():
         units = reference_units(text, spec.kind)
         count = len(units) - spec.n + 1 if len(units) >= spec.n else min(len(units), 1)
-        sets.append({"\x00".join(units[i : i + spec.n]) for i in range(count)})
+        ngrams = ["\x00".join(units[i : i + spec.n]) for i in range(count)]
+        sets.append(set(ngrams) if spec.winnow == 1 else reference_winnow(ngrams, units, spec))
     return sets
+
+
+MASK = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def reference_mix(value: int) -> int:
+    """splitmix64's finaliser."""
+    value ^= value >> 30
+    value = (value * 0xBF58476D1CE4E5B9) & MASK
+    value ^= value >> 27
+    value = (value * 0x94D049BB133111EB) & MASK
+    return value ^ (value >> 31)
+
+
+def reference_hash(units: list[str], n: int) -> int:
+    """The hash quality/shingles.py gives the n-gram of these code points (fewer than n for a short
+    text), computed the plain way: len * G^(n+1) + sum of u_t * G^(n-1-t) mod 2^64 (G the golden
+    ratio constant), then splitmix64's finaliser."""
+    value = len(units) * pow(GOLDEN, n + 1, 1 << 64)
+    for position, unit in enumerate(units):
+        value += ord(unit) * pow(GOLDEN, n - 1 - position, 1 << 64)
+    return reference_mix(value & MASK)
+
+
+def reference_window_hashes(units: list[str], n: int) -> list[int]:
+    """reference_hash of every n-gram of a text of at least n units, rolled along the text: each
+    sum is the last one less its first unit's term, times G, plus the new unit."""
+    top, length = pow(GOLDEN, n - 1, 1 << 64), n * pow(GOLDEN, n + 1, 1 << 64)
+    total = sum(ord(unit) * pow(GOLDEN, n - 1 - position, 1 << 64) for position, unit in enumerate(units[:n])) & MASK
+    hashes = [reference_mix((length + total) & MASK)]
+    for first, unit in zip(units, units[n:], strict=False):
+        total = ((total - ord(first) * top) * GOLDEN + ord(unit)) & MASK
+        hashes.append(reference_mix((length + total) & MASK))
+    return hashes
+
+
+def reference_winnow(ngrams: list[str], units: list[str], spec: ShingleSpec) -> set[str]:
+    """The n-grams winnowing keeps: of every spec.winnow consecutive ones, the one of smallest hash
+    (of all of them in a text with fewer). Code-point units only (auto, char)."""
+    if spec.kind not in ("auto", "char"):
+        raise ValueError(f"the reference winnows code-point shingles only (auto, char), not {spec.kind}")
+    hashes = reference_window_hashes(units, spec.n) if len(units) >= spec.n else [reference_hash(units, spec.n)] * len(ngrams)
+    runs = max(len(ngrams) - spec.winnow + 1, min(len(ngrams), 1))
+    window = min(spec.winnow, len(ngrams))
+    return {ngrams[min(range(start, start + window), key=hashes.__getitem__)] for start in range(runs)}
 
 
 def exact_jaccard(texts: list[str], pairs: np.ndarray, spec: ShingleSpec) -> np.ndarray:

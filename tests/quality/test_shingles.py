@@ -1,13 +1,15 @@
 import numpy as np
 
+from quality.duplicate_selection import pair_jaccard
 from quality.normalize import TextNormalization, normalize_texts
-from quality.shingles import DEFAULT_N, ShingleSpec, hash_shingles
+from quality.shingles import DEFAULTS, ShingleSpec, hash_shingles
 from tests.quality.mixed_script_corpus import chinese_technical_documents, small_mixed_corpus
 from tests.quality.near_duplicate_fixture import (
     DISTINCT_SPEC,
     chinese_documents,
     exact_jaccard,
     real_documents,
+    reference_hash,
     reference_shingles,
     reference_units,
 )
@@ -102,7 +104,7 @@ def test_units_are_words_on_text_without_unsegmented_scripts():
 
 
 def test_auto_shingles_are_the_character_ngrams_of_the_text_without_spaces_on_real_mixed_text():
-    spec = ShingleSpec(kind="auto", n=7)
+    spec = ShingleSpec(kind="auto", n=7, winnow=1)
     texts = chinese_technical_documents(300)[::40] + real_documents(min_words=40, file_limit=20)[:40] + ["短", ""]
     hashes = hash_shingles(texts, spec)
     truth = reference_shingles(texts, spec)
@@ -130,7 +132,7 @@ def test_auto_shingles_do_not_see_where_lines_break_or_spaces_fall():
 
 
 def test_one_edited_character_costs_n_auto_shingles_in_either_script():
-    spec = ShingleSpec(kind="auto", n=5)
+    spec = ShingleSpec(kind="auto", n=5, winnow=1)
     base = "the package manager 软件包管理器 installs dependencies 并解决依赖关系 automatically"
     latin_edit, han_edit = base.replace("manager", "manazer"), base.replace("管理器", "管现器")
     hashes = hash_shingles([base, latin_edit, han_edit], spec)
@@ -139,10 +141,36 @@ def test_one_edited_character_costs_n_auto_shingles_in_either_script():
         assert len(original - set(shingles_of(hashes, copy).tolist())) == 5
 
 
-def test_n_left_out_is_the_default_of_its_kind():
-    assert [ShingleSpec(kind=kind).n for kind in ("auto", "units", "word", "char")] == [DEFAULT_N[k] for k in ("auto", "units", "word", "char")]
-    assert ShingleSpec.model_validate({"kind": "word", "n": None}).n == 5
-    assert ShingleSpec(kind="auto", n=3).n == 3
+def test_n_and_winnow_left_out_are_the_defaults_of_their_kind():
+    for kind, defaults in DEFAULTS.items():
+        assert (ShingleSpec(kind=kind).n, ShingleSpec(kind=kind).winnow) == defaults
+    assert ShingleSpec.model_validate({"kind": "word", "n": None, "winnow": None}).n == 5
+    assert (ShingleSpec(kind="auto", n=3).n, ShingleSpec(kind="auto", n=3).winnow) == (3, DEFAULTS["auto"][1])
+
+
+def test_winnowed_auto_shingles_are_those_a_plain_python_winnowing_keeps_on_real_mixed_text():
+    spec = ShingleSpec()
+    texts = chinese_technical_documents(300)[::60] + real_documents(min_words=40, file_limit=20)[:30] + ["短", "", "x" * 30]
+    hashes = hash_shingles(texts, spec)
+    for index, kept in enumerate(reference_shingles(texts, spec)):
+        ours = set(shingles_of(hashes, index).tolist())
+        theirs = {reference_hash(ngram.split("\x00"), spec.n) for ngram in kept}
+        assert ours == theirs, index
+
+
+def test_winnowing_keeps_two_in_window_plus_one_and_follows_the_jaccard_of_all_shingles():
+    corpus = small_mixed_corpus()
+    every = hash_shingles(corpus.texts, ShingleSpec(winnow=1))
+    for window in (2, 4):
+        kept = hash_shingles(corpus.texts, ShingleSpec(winnow=window))
+        assert abs(len(kept.hashes) / len(every.hashes) - 2 / (window + 1)) < 0.02
+        difference = pair_jaccard(kept, corpus.pairs) - pair_jaccard(every, corpus.pairs)
+        assert abs(difference.mean()) < 0.01 and difference.std() < 0.02, (window, difference.mean(), difference.std())
+    # Texts that share a run of n + winnow - 1 characters share a kept shingle, in any script.
+    shared = "dpkg-reconfigure 重新配置软件包"
+    texts = [f"前面的文字 before {shared} 后面 after", f"totally different start {shared} 不同的结尾"]
+    first, second = (set(shingles_of(hash_shingles(texts, ShingleSpec()), i).tolist()) for i in (0, 1))
+    assert first & second
 
 
 def test_a_copy_scores_by_how_much_of_it_changed_whatever_its_han_share():

@@ -14,7 +14,7 @@ from pipeline.stage import Resources
 from pipeline.store import StageDir
 from quality.lsh import choose_bands_rows
 from quality.normalize import TextNormalization, normalize_texts
-from quality.shingles import DEFAULT_N, ShingleSpec
+from quality.shingles import DEFAULTS, ShingleSpec
 from stages.registry import STAGES
 from tests.quality.mixed_script_corpus import score_mixed_removals, small_mixed_corpus
 from tests.quality.near_duplicate_fixture import (
@@ -125,7 +125,7 @@ def test_bilingual_planted_duplicates_are_found_in_both_languages_and_only_true_
     extra = manifest["extra"]
     assert (extra["bands"], extra["rows"]) == choose_bands_rows(0.8, 128)
     assert (extra["num_perm"], extra["seed"], extra["threshold"]) == (128, 0, 0.8)
-    assert extra["shingles"]["kind"] == "auto" and extra["shingles"]["n"] == DEFAULT_N["auto"]
+    assert extra["shingles"]["kind"] == "auto" and (extra["shingles"]["n"], extra["shingles"]["winnow"]) == DEFAULTS["auto"]
     assert extra["candidate_pairs"] >= extra["likely_pairs"] >= extra["similar_pairs"] >= len(rejected) > 0
     # Per script, what the stage can know without the truth: the test corpus's languages, counted.
     by_script = extra["by_script"]
