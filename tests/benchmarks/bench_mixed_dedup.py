@@ -16,7 +16,10 @@ Compared, all at threshold 0.8 and 128 permutations:
   - synthmix core: quality.lsh.find_near_duplicates in one process with each shingle kind
     (auto, the former default units, word, char), for quality;
   - datasketch: MinHash.bulk and MinHashLSH (its own bands) over the same normalisation and
-    `units` shingles made in Python (one a word: the cheapest for it), one process, CPU seconds.
+    `units` shingles made in Python (one a word: the cheapest for it), one process, CPU seconds;
+    and over the very shingles synthmix uses (the reference shingler's winnowed 9-character
+    shingles) on the first --same-shingles-docs documents, its CPU seconds per MB scaled to the
+    corpus.
 Recall: duplicate pairs of which not both texts are kept, per group: English, and Chinese by the
 base's Han share (0-20%, 20-50%, 50-100%); precision: removed texts removed for their own
 duplicate partner. Then the mean exact Jaccard of the planted copies by edit and group under auto
@@ -71,7 +74,9 @@ def jaccard_table(corpus: MixedCorpus) -> None:
 
 
 def main() -> None:
-    args = corpus_parser(__doc__, docs=60_000, chinese_share=0.1).parse_args()
+    parser = corpus_parser(__doc__, docs=60_000, chinese_share=0.1)
+    parser.add_argument("--same-shingles-docs", type=int, default=5_000, help="documents datasketch signs with synthmix's own shingles")
+    args = parser.parse_args()
     started = time.perf_counter()
     corpus = cached_corpus(args.docs, args.seed, args.chinese_share)
     texts = corpus.texts
@@ -84,13 +89,16 @@ def main() -> None:
         f"{time.perf_counter() - started:.0f} s; duplicate pairs planted: {planted}; distinct copies {int((~corpus.duplicate).sum())}"
     )
     print(
-        f"config: shingles {config.shingles.kind} n={config.shingles.n}, {config.num_perm} permutations, bands x rows "
+        f"config: shingles {config.shingles.kind} n={config.shingles.n} winnow={config.shingles.winnow}, {config.num_perm} permutations, bands x rows "
         f"{config.band_split()}; CPU {psutil.cpu_count()} cores ({cpu_flags()}); load average now {psutil.getloadavg()[0]:.1f}"
     )
 
     stage = run_stage(texts, args.cpus)
     core = {kind: run_core(texts, ShingleSpec(kind=kind)) for kind in ("auto", "units", "word", "char")}
     theirs_removed, theirs_cpu = run_datasketch(texts, MinHashConfig(shingles=ShingleSpec(kind="units")))
+    subset = texts[: args.same_shingles_docs]
+    _, same_cpu = run_datasketch(subset, config)
+    same_cpu *= megabytes / (sum(len(text.encode()) for text in subset) / 1e6)
 
     print(f"\n{'recall at threshold 0.8; precision':44} " + " ".join(f"{group:>10}" for group in GROUPS) + f" {'precision':>10} {'removed':>8}")
     print(quality_row("synthmix dedup stage (defaults: auto)", corpus, stage["removed"]))
@@ -103,6 +111,7 @@ def main() -> None:
     print(f"\n{'speed, end to end':44} {'CPU seconds':>12} {'MB/s':>8} {'docs/s':>9} | vs datasketch")
     for name, seconds in (
         ("datasketch bulk + MinHashLSH (units), one process", theirs_cpu),
+        (f"  same, synthmix's shingles (x{len(texts) / len(subset):.0f} of {len(subset)} docs)", same_cpu),
         ("synthmix quality/ core (auto), one process", core["auto"][1]),
         (f"synthmix dedup stage on Ray, wall x {args.cpus} CPUs", stage["wall"] * args.cpus),
         ("  same, CPU seconds of all Ray processes", stage["cpu"]),
