@@ -26,9 +26,9 @@ from scipy.sparse.csgraph import connected_components
 
 from quality.duplicate_selection import Selection, exact_leaders, pair_jaccard, rank_documents, select_kept
 from quality.exact_dedup import text_groups
-from quality.minhash import estimate_jaccard, has_shingles, sign_shingles
+from quality.minhash import estimate_jaccard, has_shingles, sign_units
 from quality.normalize import normalize_texts
-from quality.shingles import GOLDEN, ShingleSpec, hash_normalized_shingles, mix64
+from quality.shingles import GOLDEN, ShingleSpec, cut_units, hash_unit_shingles, mix64
 
 # Worst accepted chance that a pair exactly at the threshold shares no band (see choose_bands_rows).
 MAX_MISS_AT_THRESHOLD = 0.01
@@ -306,13 +306,13 @@ def find_near_duplicates(
     normalized = normalize_texts(texts, config.shingles.normalization)
     rank = rank_documents(scores, ids)
     leaders = exact_leaders(text_groups(normalized), rank)
-    shingles = hash_normalized_shingles(normalized, config.shingles)
-    signatures = sign_shingles(shingles, num_perm=config.num_perm, seed=config.seed)
+    units = cut_units(normalized, config.shingles.kind)
+    signatures = sign_units(units, config.shingles, num_perm=config.num_perm, seed=config.seed)
     bands, rows = config.band_split()
     searchable = np.flatnonzero(has_shingles(signatures) & (leaders == np.arange(len(leaders))))
     candidates = pair_bucket_members(flatten_band_keys(compute_band_keys(signatures[searchable], bands, rows), searchable))
     likely = candidates[estimate_pair_jaccard(signatures, candidates) >= config.verification_threshold()]
-    similarity = pair_jaccard(shingles, likely)
+    similarity = pair_jaccard(hash_unit_shingles(units, config.shingles), likely)
     selection = select_kept(likely, similarity, rank=rank, leaders=leaders, threshold=config.threshold)
     return NearDuplicates(
         selection=selection,

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from quality.shingles import ShingleHashes, ShingleSpec, hash_shingles
+from quality.normalize import normalize_texts
+from quality.shingles import ShingleHashes, ShingleSpec, TextUnits, cut_units, hash_chunk_shingles, text_chunks
 
 # Shingles permuted per block: num_perm x 8192 uint32 values (4 MiB at 128) stay cache-sized.
 SHINGLES_PER_BLOCK = 8192
@@ -39,7 +40,16 @@ def compute_minhash_signatures(texts: pa.Array | pa.ChunkedArray | Sequence[str]
     A text without shingles (empty after normalisation) gets EMPTY_SLOT in every position;
     callers leave such rows out of near-duplicate search (see has_shingles).
     """
-    return sign_shingles(hash_shingles(texts, shingle), num_perm=num_perm, seed=seed)
+    return sign_units(cut_units(normalize_texts(texts, shingle.normalization), shingle.kind), shingle, num_perm=num_perm, seed=seed)
+
+
+def sign_units(units: TextUnits, shingle: ShingleSpec, *, num_perm: int, seed: int) -> np.ndarray:
+    """Signatures of the shingles of each text's units, shape (texts, num_perm), uint32: the same as
+    sign_shingles(hash_unit_shingles(units, shingle)), but hashed and signed one chunk of texts at
+    a time (quality/shingles.py text_chunks), so a chunk's shingles are signed while in cache and
+    the batch's shingles are never all held."""
+    chunks = text_chunks(units.offsets)
+    return np.concatenate([sign_shingles(hash_chunk_shingles(units, first, last, shingle), num_perm=num_perm, seed=seed) for first, last in chunks])
 
 
 def sign_shingles(shingles: ShingleHashes, *, num_perm: int, seed: int) -> np.ndarray:

@@ -1,9 +1,9 @@
 """Writing systems of text: which script each code point belongs to, which scripts are written
 without spaces between words, and the dominant script of each text of a batch (by its units).
 
-Near-duplicate shingles need this: a "word" of Chinese, Japanese or Thai text is a whole clause,
-so those scripts are shingled by character while space-separated scripts are shingled by word
-(quality/shingles.py). The table comes from the Unicode Script property as RE2 (inside pyarrow)
+Near-duplicate shingles of the `units` kind need this: a "word" of Chinese, Japanese or Thai text
+is a whole clause, so those scripts are cut by character while space-separated scripts are cut by
+word (quality/shingles.py); the dedup stage counts its documents by dominant script. The table comes from the Unicode Script property as RE2 (inside pyarrow)
 knows it, built once per process, so no range list is kept here to go stale.
 """
 
@@ -22,7 +22,7 @@ SCRIPTS = (
     "myanmar", "cyrillic", "greek", "arabic", "hebrew", "devanagari", "other",
 )  # fmt: skip
 NONE, LATIN, HAN, OTHER = SCRIPTS.index("none"), SCRIPTS.index("latin"), SCRIPTS.index("han"), SCRIPTS.index("other")
-# Written without spaces between words: every character of these is one shingle unit.
+# Written without spaces between words: every character of these is one `units` shingle unit.
 UNSEGMENTED = frozenset({"han", "hiragana", "katakana", "bopomofo", "thai", "lao", "khmer", "myanmar"})
 # The table covers planes 0 and 1; planes 2 and 3 hold only CJK ideograph extensions (Han).
 TABLE_SIZE = 0x20000
@@ -74,16 +74,17 @@ def dominant_scripts(data: np.ndarray, unit_starts: np.ndarray, unit_offsets: np
     with; NONE for a text whose units all start with digits, punctuation or nothing.
 
     One look per unit, not per byte: an ASCII letter is Latin, other ASCII is NONE, and only
-    units that start with a multi-byte character are decoded."""
+    units that start with a multi-byte character are decoded. Latin units are counted per text
+    with one running sum (with character units, most units of most texts); the rest one by one."""
     texts = len(unit_offsets) - 1
     first = data[unit_starts] if len(unit_starts) else np.zeros(0, dtype=np.uint8)
-    scripts = np.full(len(first), NONE, dtype=np.int64)
     folded = first | 0x20
-    scripts[(first < 0x80) & (folded >= ord("a")) & (folded <= ord("z"))] = LATIN
+    latin = np.concatenate([[0], np.cumsum((first < 0x80) & (folded >= ord("a")) & (folded <= ord("z")), dtype=np.int64)])
+    counts = np.zeros((texts, len(SCRIPTS)), dtype=np.int64)
+    counts[:, LATIN] = latin[unit_offsets[1:]] - latin[unit_offsets[:-1]]
     wide = np.flatnonzero(first >= 0xC0)
-    scripts[wide] = code_point_scripts(utf8_code_points(data, unit_starts[wide]))
-    text_of = np.repeat(np.arange(texts), np.diff(unit_offsets))
-    counts = np.bincount(text_of * len(SCRIPTS) + scripts, minlength=texts * len(SCRIPTS)).reshape(texts, -1)
+    text_of = np.searchsorted(unit_offsets, wide, side="right") - 1
+    np.add.at(counts, (text_of, code_point_scripts(utf8_code_points(data, unit_starts[wide]))), 1)
     counts[:, NONE] = 0
     dominant = counts.argmax(axis=1).astype(np.uint8)
     dominant[counts.max(axis=1, initial=0) == 0] = NONE

@@ -24,8 +24,9 @@ class Vote:
     consistent: bool
 
 
-def vote_answers(samples: list[str], *, min_agreement: float) -> Vote:
-    """Vote over the canonical answers of `samples` (see `quality.answer_extraction.extract_answer`).
+def vote_answers(samples: list[str | None], *, min_agreement: float) -> Vote:
+    """Vote over the canonical answers of `samples` (see `quality.answer_extraction.extract_answer`);
+    a missing (None) or blank sample has no answer and counts against agreement.
 
     Consistent when a single answer has the most votes and its share of the k samples reaches
     `min_agreement`. A tie for the most votes is never consistent: there is no majority to keep. The

@@ -16,14 +16,27 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
-# The near-duplicate tests build a bilingual corpus; its Chinese is Debian's Chinese manual pages
-# (manpages-zh, some 700 pages). A folder check is not enough: man-db, login and passwd put a few
-# pages of their own into /usr/share/man/zh_CN, and one test corpus needs hundreds.
-if [ ! -f /usr/share/man/zh_CN/man1/ab.1.gz ]; then
+# The near-duplicate tests build corpora from Debian's Chinese documentation: the manual pages
+# (manpages-zh, some 700 pages) and Chinese translations of technical manuals that quote commands
+# (tests/quality/mixed_script_corpus.py). One file of each package is checked, not a folder: man-db,
+# login and passwd put a few pages of their own into /usr/share/man/zh_CN.
+CHINESE_DOCS=(
+  manpages-zh:/usr/share/man/zh_CN/man1/ab.1.gz
+  debian-reference-zh-cn:/usr/share/debian-reference/debian-reference.zh-cn.txt.gz
+  debian-reference-zh-tw:/usr/share/debian-reference/debian-reference.zh-tw.txt.gz
+  maint-guide-zh-cn:/usr/share/doc/maint-guide-zh-cn/maint-guide.zh-cn.txt.gz
+  maint-guide-zh-tw:/usr/share/doc/maint-guide-zh-tw/maint-guide.zh-tw.txt.gz
+  debian-faq-zh-cn:/usr/share/doc/debian/FAQ/debian-faq.zh-cn.txt.gz
+)
+missing=()
+for entry in "${CHINESE_DOCS[@]}"; do
+  [ -f "${entry#*:}" ] || missing+=("${entry%%:*}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq manpages-zh >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "test: Debian's manpages-zh is missing (no /usr/share/man/zh_CN/man1/ab.1.gz); install it" >&2
+    echo "test: Debian packages ${missing[*]} are missing; install them (apt-get install ${missing[*]})" >&2
     exit 1
   fi
 fi

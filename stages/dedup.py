@@ -71,10 +71,10 @@ from quality.lsh import (
     pair_bucket_members,
     shared_bucket_rows,
 )
-from quality.minhash import estimate_jaccard, has_shingles, sign_shingles
+from quality.minhash import estimate_jaccard, has_shingles, sign_units
 from quality.normalize import normalize_texts, string_buffers
 from quality.scripts import SCRIPTS, dominant_scripts
-from quality.shingles import cut_units, hash_normalized_shingles, hash_spans, hash_unit_shingles
+from quality.shingles import cut_units, hash_normalized_shingles, hash_spans
 
 # Every internal task is CPU-bound numpy: one per core, so groups can be sized to the cores.
 TASK_CPUS = 1.0
@@ -273,7 +273,7 @@ def sign_group(params: DedupParams, group: int, parts: int, *blocks: pa.Table) -
     table = concat_blocks(blocks)
     normalized = normalize_texts(joined_texts(table, params.text_columns), params.shingles.normalization)
     units = cut_units(normalized, params.shingles.kind)
-    signatures = sign_shingles(hash_unit_shingles(units, params.shingles.n), num_perm=params.num_perm, seed=params.seed)
+    signatures = sign_units(units, params.shingles, num_perm=params.num_perm, seed=params.seed)
     bands, rows = params.band_split()
     searchable = np.flatnonzero(has_shingles(signatures))
     banded = flatten_band_keys(compute_band_keys(signatures[searchable], bands, rows), searchable)

@@ -4,13 +4,15 @@
 
 The corpus is tests/quality/near_duplicate_fixture.build_bilingual_corpus: real technical text
 (Python's documentation, sources and package docstrings; Debian's Chinese manual pages), 20% of
-each language planted as edited copies of known exact Jaccard (reference shingler, auto units).
+each language planted as edited copies of known exact Jaccard (reference shingler, default shingles).
+tests/benchmarks/bench_mixed_dedup.py measures mixed Chinese-English text by Han share.
 Compared, all at threshold 0.8 and 128 permutations:
-  - datasketch: the same normalisation and units in Python, MinHash.bulk, MinHashLSH with its own
-    band choice for the threshold, pairs accepted on the estimate, connected components, the
-    smallest document of each kept; one process, CPU seconds.
+  - datasketch: the same normalisation, word units (`units` shingles: one a word, its cheapest) in
+    Python, MinHash.bulk, MinHashLSH with its own band choice for the threshold, pairs accepted on
+    the estimate, connected components, the smallest document of each kept; one process, CPU
+    seconds.
   - synthmix core: quality.lsh.find_near_duplicates in one process (CPU seconds); also with
-    `word` and `char` shingles, for quality only.
+    `units`, `word` and `char` shingles, for quality only.
   - synthmix stage: `Dedup.run` on an embedded Ray with --cpus CPUs, output consumed; wall x CPUs,
     so idle cores count (CPU seconds of all Ray processes, sampled, shown too).
 Quality: recall per language (planted pairs of exact Jaccard >= 0.8 not both kept) and precision
@@ -27,8 +29,10 @@ import re
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import psutil
@@ -38,15 +42,15 @@ from datasketch import MinHash, MinHashLSH
 from pipeline import columns
 from pipeline.stage import StageContext
 from quality.lsh import MinHashConfig, connect_components, find_near_duplicates
-from quality.normalize import normalize_texts
 from quality.shingles import ShingleSpec
 from stages.dedup import Dedup, DedupParams
 from tests.benchmarks.bench_minhash import similar_lsh_pairs
 from tests.benchmarks.bench_scale import anonymous_rss
 from tests.quality import near_duplicate_fixture
-from tests.quality.near_duplicate_fixture import build_bilingual_corpus, reference_units, score_removals
+from tests.quality.near_duplicate_fixture import build_bilingual_corpus, reference_shingles, score_removals
 
 BLOCKS = 16  # input blocks, as part files of an upstream stage would give
+T = TypeVar("T")
 
 
 def ray_processes() -> list[psutil.Process]:
@@ -170,13 +174,11 @@ def run_core(texts: list[str], shingles: ShingleSpec) -> tuple[dict[int, int], f
 
 
 def run_datasketch(texts: list[str], config: MinHashConfig) -> tuple[dict[int, int], float]:
-    """The usual datasketch pipeline in this process: (removed -> kept, CPU seconds)."""
+    """The usual datasketch pipeline in this process, on config.shingles made the plain-Python way
+    (near_duplicate_fixture.reference_shingles: the same normalisation, units and n-grams):
+    (removed -> kept, CPU seconds)."""
     cpu = time.process_time()
-    n = config.shingles.n
-    shingle_sets = []
-    for text in normalize_texts(texts, config.shingles.normalization).to_pylist():
-        units = reference_units(text, "auto")
-        shingle_sets.append([" ".join(units[i : i + n]).encode() for i in range(max(1, len(units) - n + 1))])
+    shingle_sets = [[shingle.encode() for shingle in shingles] for shingles in reference_shingles(texts, config.shingles)]
     sketches = MinHash.bulk(shingle_sets, num_perm=config.num_perm, seed=config.seed)
     lsh = MinHashLSH(threshold=config.threshold, num_perm=config.num_perm)
     clusters = connect_components(similar_lsh_pairs(lsh, sketches, config.threshold), len(texts))
@@ -185,19 +187,25 @@ def run_datasketch(texts: list[str], config: MinHashConfig) -> tuple[dict[int, i
     return dict(zip(removed.tolist(), clusters[removed].tolist())), cpu
 
 
-def cached_corpus(docs: int, seed: int, chinese_share: float):
-    """build_bilingual_corpus, kept under ~/.cache/synthmix (minutes to build at 50k documents);
-    the key includes the fixture's own bytes, so a changed fixture builds anew."""
-    fixture = Path(near_duplicate_fixture.__file__).read_bytes()
-    key = hashlib.sha256(fixture + f"{docs}:{seed}:{chinese_share}".encode()).hexdigest()[:16]
-    path = Path.home() / ".cache" / "synthmix" / f"bench-dedup-corpus-{key}.pickle"
+def cached_build(name: str, modules: tuple, parameters: str, build: Callable[[], T]) -> T:
+    """build(), kept under ~/.cache/synthmix (corpora take minutes to build); the key includes the
+    source bytes of the modules that build it, so a changed fixture builds anew."""
+    sources = b"".join(Path(module.__file__).read_bytes() for module in modules)
+    key = hashlib.sha256(sources + parameters.encode()).hexdigest()[:16]
+    path = Path.home() / ".cache" / "synthmix" / f"{name}-{key}.pickle"
     if path.exists():
         return pickle.loads(path.read_bytes())
-    corpus = build_bilingual_corpus(docs, seed=seed, chinese_share=chinese_share)
+    built = build()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.with_suffix(".tmp").write_bytes(pickle.dumps(corpus))
+    path.with_suffix(".tmp").write_bytes(pickle.dumps(built))
     path.with_suffix(".tmp").rename(path)
-    return corpus
+    return built
+
+
+def cached_corpus(docs: int, seed: int, chinese_share: float):
+    """build_bilingual_corpus, cached (cached_build)."""
+    build = lambda: build_bilingual_corpus(docs, seed=seed, chinese_share=chinese_share)  # noqa: E731
+    return cached_build("bench-dedup-corpus", (near_duplicate_fixture,), f"{docs}:{seed}:{chinese_share}", build)
 
 
 def quality_row(name: str, corpus, removed: dict[int, int]) -> str:
@@ -206,12 +214,18 @@ def quality_row(name: str, corpus, removed: dict[int, int]) -> str:
             f"{scores['removed']:>9}")  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=int, default=50_000)
+def corpus_parser(description: str, *, docs: int, chinese_share: float) -> argparse.ArgumentParser:
+    """The arguments of a dedup benchmark: corpus size, Chinese share, seed, and Ray's CPUs."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=docs)
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the embedded Ray")
-    parser.add_argument("--chinese-share", type=float, default=0.15)
+    parser.add_argument("--chinese-share", type=float, default=chinese_share)
     parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main() -> None:
+    parser = corpus_parser(__doc__, docs=50_000, chinese_share=0.15)
     parser.add_argument("--stage-only", action="store_true", help="skip datasketch and the one-process runs")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -235,16 +249,20 @@ def main() -> None:
         )
         return
     core_removed, core_cpu = run_core(texts, config.shingles)
+    units_removed, _ = run_core(texts, ShingleSpec(kind="units"))
     word_removed, _ = run_core(texts, ShingleSpec(kind="word"))
     char_removed, _ = run_core(texts, ShingleSpec(kind="char"))
-    theirs_removed, theirs_cpu = run_datasketch(texts, config)
+    # datasketch on word units (one shingle a word, the cheapest for it): characters would cost it
+    # about five times as many shingles, each hashed in Python.
+    theirs_removed, theirs_cpu = run_datasketch(texts, MinHashConfig(shingles=ShingleSpec(kind="units")))
 
     print(f"\n{'quality at threshold 0.8':44} {'recall en':>10} {'recall zh':>10} {'precision':>10} {'removed':>9}")
     print(quality_row("synthmix dedup stage (defaults: auto shingles)", corpus, stage["removed"]))
     print(quality_row("synthmix core, one process (auto)", corpus, core_removed))
+    print(quality_row("synthmix core, shingles.kind: units", corpus, units_removed))
     print(quality_row("synthmix core, shingles.kind: word", corpus, word_removed))
     print(quality_row("synthmix core, shingles.kind: char", corpus, char_removed))
-    print(quality_row("datasketch MinHashLSH (its own bands)", corpus, theirs_removed))
+    print(quality_row("datasketch MinHashLSH (units, its own bands)", corpus, theirs_removed))
 
     core_seconds = stage["wall"] * args.cpus
     print(f"\n{'speed, per core, end to end':44} {'core-seconds':>13} {'MB/s':>8} {'docs/s':>9} | vs datasketch")

@@ -16,6 +16,7 @@ import pydoc_data.topics
 import random
 import re
 import sysconfig
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +37,7 @@ DOCSTRING_PACKAGES = (
 # The reference's unsegmented characters: Han (with extension A and compatibility ideographs),
 # kana and Thai. The corpus holds no other unsegmented script.
 UNSEGMENTED_CHARACTER = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0e7f]")
-AUTO_UNIT = re.compile(f"{UNSEGMENTED_CHARACTER.pattern}|[^ {UNSEGMENTED_CHARACTER.pattern[1:-1]}]+")
+UNIT = re.compile(f"{UNSEGMENTED_CHARACTER.pattern}|[^ {UNSEGMENTED_CHARACTER.pattern[1:-1]}]+")
 HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 ASCII_LETTERS = re.compile("[A-Za-z]")
 # roff: escapes dropped or replaced, then requests (lines starting with a dot) end paragraphs.
@@ -47,6 +48,9 @@ ROFF_ESCAPES = (
     (re.compile(r"\\-"), "-"),
     (re.compile(r"\\e"), "\\\\"),
 )
+# Paragraphs of the Chinese manual pages that count as Chinese (Han share of letters, see
+# han_share_of_letters); tests/quality/mixed_script_corpus.py takes the others.
+MIN_HAN_SHARE = 0.6
 ROFF_FONT_REQUESTS = re.compile(r"^\.(B|I|BR|BI|IB|IR|RB|RI|SM|SB)\s+(.*)$")
 
 # Shares of words edited in planted copies. On documents of 120+ words with word 5-grams, up to
@@ -54,6 +58,9 @@ ROFF_FONT_REQUESTS = re.compile(r"^\.(B|I|BR|BI|IB|IR|RB|RI|SM|SB)\s+(.*)$")
 # band around a 0.8 threshold nearly empty on purpose: with 128 permutations an estimate's
 # standard error there is 0.035, and no estimator separates pairs at 0.79 from pairs at 0.81.
 DUPLICATE_EDIT_RATES = (0.0, 0.005, 0.01, 0.015)
+# Base documents are kept apart on word units (one shingle a word: cheap in Python sets): two of
+# them share at most 20% of their word 5-grams, so no two are near-duplicates by any measure.
+DISTINCT_SPEC = ShingleSpec(kind="units", n=5)
 DISTINCT_EDIT_RATES = (0.08, 0.15, 0.3)
 
 
@@ -84,19 +91,24 @@ def stdlib_docstring_sections(file_limit: int) -> list[list[str]]:
     return sections
 
 
-def join_into_documents(sections: list[list[str]], min_words: int) -> list[str]:
-    """Consecutive pieces of one section joined until each document has at least min_words
-    units (words; each Han, kana or Thai character counts as one)."""
+def unit_count(text: str) -> int:
+    """Words, with each Han, kana or Thai character counted as one."""
+    return len(text.split()) + len(UNSEGMENTED_CHARACTER.findall(text))
+
+
+def join_into_documents(sections: list[list[str]], min_words: int, size: Callable[[str], int] = unit_count) -> list[str]:
+    """Consecutive pieces of one section joined until each document has a size of at least
+    min_words (by default units: see unit_count)."""
     documents = []
     for pieces in sections:
         current: list[str] = []
-        units = 0
+        total = 0
         for piece in pieces:
             current.append(piece)
-            units += len(piece.split()) + len(UNSEGMENTED_CHARACTER.findall(piece))
-            if units >= min_words:
+            total += size(piece)
+            if total >= min_words:
                 documents.append("\n\n".join(current))
-                current, units = [], 0
+                current, total = [], 0
     return documents
 
 
@@ -144,25 +156,75 @@ def edit_units(text: str, rate: float, vocabulary: list[str], rng: random.Random
 
 
 def reference_units(normalized: str, kind: str) -> list[str]:
-    """The units of one normalised text, the plain-Python way: words, code points, or (auto)
-    each unsegmented-script character and each run of other characters between spaces."""
+    """The units of one normalised text, the plain-Python way: code points (auto: all but spaces),
+    words, or (units) each unsegmented-script character and each run of other characters between
+    spaces."""
+    if kind == "auto":
+        return list(normalized.replace(" ", ""))
     if kind == "char":
         return list(normalized)
     if kind == "word":
         return [word for word in normalized.split(" ") if word]
-    return AUTO_UNIT.findall(normalized)
+    return UNIT.findall(normalized)
 
 
-def reference_shingles(texts: list[str], spec: ShingleSpec) -> list[set[tuple[str, ...]]]:
-    """Each text's set of n-grams of units; a text shorter than n is one shingle of all its units."""
+def reference_shingles(texts: list[str], spec: ShingleSpec) -> list[set[str]]:
+    """Each text's set of n-grams of units (joined by a separator no text holds); a text shorter
+    than n is one shingle of all its units. With spec.winnow > 1, only the n-grams winnowing keeps
+    (reference_winnow)."""
     sets = []
     for text in normalize_texts(texts, spec.normalization).to_pylist():
         units = reference_units(text, spec.kind)
-        if 0 < len(units) < spec.n:
-            sets.append({tuple(units)})
-        else:
-            sets.append({tuple(units[i : i + spec.n]) for i in range(len(units) - spec.n + 1)})
+        count = len(units) - spec.n + 1 if len(units) >= spec.n else min(len(units), 1)
+        ngrams = ["\x00".join(units[i : i + spec.n]) for i in range(count)]
+        sets.append(set(ngrams) if spec.winnow == 1 else reference_winnow(ngrams, units, spec))
     return sets
+
+
+MASK = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def reference_mix(value: int) -> int:
+    """splitmix64's finaliser."""
+    value ^= value >> 30
+    value = (value * 0xBF58476D1CE4E5B9) & MASK
+    value ^= value >> 27
+    value = (value * 0x94D049BB133111EB) & MASK
+    return value ^ (value >> 31)
+
+
+def reference_hash(units: list[str], n: int) -> int:
+    """The hash quality/shingles.py gives the n-gram of these code points (fewer than n for a short
+    text), computed the plain way: len * G^(n+1) + sum of u_t * G^(n-1-t) mod 2^64 (G the golden
+    ratio constant), then splitmix64's finaliser."""
+    value = len(units) * pow(GOLDEN, n + 1, 1 << 64)
+    for position, unit in enumerate(units):
+        value += ord(unit) * pow(GOLDEN, n - 1 - position, 1 << 64)
+    return reference_mix(value & MASK)
+
+
+def reference_window_hashes(units: list[str], n: int) -> list[int]:
+    """reference_hash of every n-gram of a text of at least n units, rolled along the text: each
+    sum is the last one less its first unit's term, times G, plus the new unit."""
+    top, length = pow(GOLDEN, n - 1, 1 << 64), n * pow(GOLDEN, n + 1, 1 << 64)
+    total = sum(ord(unit) * pow(GOLDEN, n - 1 - position, 1 << 64) for position, unit in enumerate(units[:n])) & MASK
+    hashes = [reference_mix((length + total) & MASK)]
+    for first, unit in zip(units, units[n:], strict=False):
+        total = ((total - ord(first) * top) * GOLDEN + ord(unit)) & MASK
+        hashes.append(reference_mix((length + total) & MASK))
+    return hashes
+
+
+def reference_winnow(ngrams: list[str], units: list[str], spec: ShingleSpec) -> set[str]:
+    """The n-grams winnowing keeps: of every spec.winnow consecutive ones, the one of smallest hash
+    (of all of them in a text with fewer). Code-point units only (auto, char)."""
+    if spec.kind not in ("auto", "char"):
+        raise ValueError(f"the reference winnows code-point shingles only (auto, char), not {spec.kind}")
+    hashes = reference_window_hashes(units, spec.n) if len(units) >= spec.n else [reference_hash(units, spec.n)] * len(ngrams)
+    runs = max(len(ngrams) - spec.winnow + 1, min(len(ngrams), 1))
+    window = min(spec.winnow, len(ngrams))
+    return {ngrams[min(range(start, start + window), key=hashes.__getitem__)] for start in range(runs)}
 
 
 def exact_jaccard(texts: list[str], pairs: np.ndarray, spec: ShingleSpec) -> np.ndarray:
@@ -220,17 +282,19 @@ def build_planted_corpus(bases: int, *, seed: int, spec: ShingleSpec, singles: i
     )
 
 
-def chinese_near_duplicates(seed: int) -> list[str]:
-    """Two Chinese texts from CPython's test package, then a copy of each with 3 Han characters
-    replaced: [a, b, a', b']. Whitespace words cannot see such edits; character shingles can."""
+def chinese_near_duplicates(seed: int, replaced: int = 1) -> list[str]:
+    """Two Chinese texts from CPython's test package (168 and 300 characters), then a copy of each
+    with `replaced` Han characters replaced: [a, b, a', b']. Whitespace words cannot see such
+    edits; character shingles can. One replaced character keeps each copy above 0.8 with the
+    default shingles (3 would be 2% of the shorter text's characters: a distinct text)."""
     rng = random.Random(seed)
     originals = [(CJK_SAMPLES / name).read_text(encoding="utf-8") for name in ("gb2312-utf8.txt", "big5-utf8.txt")]
     copies = []
     for text in originals:
         chars = list(text)
         han = [i for i, char in enumerate(chars) if "\u4e00" <= char <= "\u9fff"]
-        for position in rng.sample(han, 3):
-            chars[position] = chars[rng.choice(han)]
+        for position in rng.sample(han, replaced):
+            chars[position] = next(chars[i] for i in rng.sample(han, len(han)) if chars[i] != chars[position])
         copies.append("".join(chars))
     return originals + copies
 
@@ -259,20 +323,25 @@ def roff_paragraphs(source: str) -> list[str]:
     return paragraphs
 
 
-def chinese_manpage_sections(min_han_share: float = 0.6) -> list[list[str]]:
-    """Each page of Debian's Chinese manual pages (zh_CN, then zh_TW) as its paragraphs that are
-    mostly Chinese: Han characters at least min_han_share of Han characters plus ASCII letters."""
-    sections = []
-    for root in CHINESE_MANPAGES:
-        for path in sorted(root.glob("man*/*.gz")):
-            paragraphs = roff_paragraphs(gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace"))
-            chinese = []
-            for paragraph in paragraphs:
-                han = len(HAN.findall(paragraph))
-                if han and han >= min_han_share * (han + len(ASCII_LETTERS.findall(paragraph))):
-                    chinese.append(paragraph)
-            sections.append(chinese)
-    return sections
+def manpage_paragraphs() -> list[list[str]]:
+    """Each page of Debian's Chinese manual pages (zh_CN, then zh_TW) as its plain-text paragraphs."""
+    return [
+        roff_paragraphs(gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace"))
+        for root in CHINESE_MANPAGES
+        for path in sorted(root.glob("man*/*.gz"))
+    ]
+
+
+def han_share_of_letters(text: str) -> float:
+    """Han characters over Han characters plus ASCII letters (0 for text with neither)."""
+    han = len(HAN.findall(text))
+    return han / max(1, han + len(ASCII_LETTERS.findall(text)))
+
+
+def chinese_manpage_sections(min_han_share: float = MIN_HAN_SHARE) -> list[list[str]]:
+    """Each page of Debian's Chinese manual pages as its paragraphs that are mostly Chinese: Han
+    characters at least min_han_share of Han characters plus ASCII letters."""
+    return [[p for p in paragraphs if HAN.search(p) and han_share_of_letters(p) >= min_han_share] for paragraphs in manpage_paragraphs()]
 
 
 def stdlib_source_sections() -> list[list[str]]:
@@ -333,8 +402,8 @@ def build_bilingual_corpus(documents: int, *, seed: int, chinese_share: float = 
     """`documents` texts, chinese_share of them Chinese: in each language, copy_share of the texts
     are edited copies of distinct real documents (edit rates cycling through the duplicate and
     distinct rates), the rest distinct documents without a copy. Texts are shuffled; exact
-    Jaccard is measured on the default (auto) shingles."""
-    spec = ShingleSpec()
+    Jaccard is measured on the default shingles."""
+    spec = DISTINCT_SPEC
     rng = random.Random(seed)
     rates = DUPLICATE_EDIT_RATES + DISTINCT_EDIT_RATES
     chinese = round(documents * chinese_share)
@@ -343,7 +412,7 @@ def build_bilingual_corpus(documents: int, *, seed: int, chinese_share: float = 
         copies = round(count * copy_share)
         bases = pool(count - copies, min_units, spec)
         rng.shuffle(bases)
-        vocabulary = sorted({unit for text in bases[:2000] for unit in reference_units(text, "auto")})
+        vocabulary = sorted({unit for text in bases[:2000] for unit in reference_units(text, "units")})
         copy_rates = [rates[index % len(rates)] for index in range(copies)]
         planted += [(len(texts) + index, len(texts) + len(bases) + index) for index in range(copies)]
         edit_rate += copy_rates
@@ -357,7 +426,7 @@ def build_bilingual_corpus(documents: int, *, seed: int, chinese_share: float = 
     return PlantedCorpus(
         texts=shuffled,
         pairs=pairs,
-        jaccard=exact_jaccard(shuffled, pairs, spec),
+        jaccard=exact_jaccard(shuffled, pairs, ShingleSpec()),
         edit_rate=np.array(edit_rate),
         language=np.array([languages[original] for original in order], dtype=object),
     )

@@ -1,4 +1,9 @@
+import re
+from fractions import Fraction
+
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from quality.answer_extraction import canonicalise_answer, extract_answer, parse_chinese_integer
 
@@ -196,3 +201,313 @@ def test_short_string_answers_ignore_case_articles_and_spacing() -> None:
 def test_parse_chinese_integer_rejects_non_numerals() -> None:
     with pytest.raises(ValueError, match="not a Chinese numeral"):
         parse_chinese_integer("三个")
+
+
+# --- numbers in every supported form, and text that only looks like a number ----------------
+ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (10**3, "thousand"))
+HAN_DIGITS = "零一二三四五六七八九"
+
+
+def english_words(number: int, *, hyphen: bool = True, and_after_hundred: bool = True) -> str:
+    """number (|number| < 10**15) in English words, written here apart from the code under test."""
+    if number < 0:
+        return "minus " + english_words(-number, hyphen=hyphen, and_after_hundred=and_after_hundred)
+    if number == 0:
+        return "zero"
+
+    def below_thousand(value: int) -> list[str]:
+        hundreds, rest = divmod(value, 100)
+        words = [ONES[hundreds], "hundred"] if hundreds else []
+        if rest and hundreds and and_after_hundred:
+            words.append("and")
+        if rest >= 20:
+            tens, ones = divmod(rest, 10)
+            words += [f"{TENS[tens]}-{ONES[ones]}" if hyphen else f"{TENS[tens]} {ONES[ones]}"] if ones else [TENS[tens]]
+        elif rest:
+            words.append(ONES[rest])
+        return words
+
+    words = []
+    for scale, name in SCALES:
+        if number >= scale:
+            words += [*below_thousand(number // scale), name]
+            number %= scale
+    return " ".join(words + below_thousand(number))
+
+
+def chinese_numeral(number: int, *, liang: bool = False) -> str:
+    """number (0 <= number < 10**12) in Chinese numerals, the standard way: 零 for skipped places,
+    a leading 十 without 一; with liang, a leading 2 before 千/百/万/亿 is 两."""
+    if number == 0:
+        return "零"
+
+    def section(value: int, leading: bool) -> str:
+        text, skipped = "", False
+        for place, unit in ((1000, "千"), (100, "百"), (10, "十"), (1, "")):
+            digit = value // place % 10
+            if digit == 0:
+                skipped = skipped or bool(text)
+                continue
+            if skipped:
+                text, skipped = text + "零", False
+            text += ("" if digit == 1 and unit == "十" and not text and leading else HAN_DIGITS[digit]) + unit
+        return text
+
+    text, started, gap = "", False, False
+    for place, unit in ((10**8, "亿"), (10**4, "万"), (1, "")):
+        value, number = divmod(number, place)
+        if value == 0:
+            gap = gap or started
+            continue
+        if started and (gap or value < 1000):
+            text += "零"
+        text, started, gap = text + section(value, not started) + unit, True, False
+    if liang and text[0] == "二" and len(text) > 1 and text[1] in "千百万亿":
+        text = "两" + text[1:]
+    return text
+
+
+def canonical(value: Fraction) -> str:
+    """The canonical form, computed apart: integers, terminating decimals, else a reduced fraction."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    if value < 0:
+        return "-" + canonical(-value)
+    rest, places = value.denominator, 0
+    for prime in (2, 5):
+        count = 0
+        while rest % prime == 0:
+            rest, count = rest // prime, count + 1
+        places = max(places, count)
+    if rest != 1:
+        return f"{value.numerator}/{value.denominator}"
+    text = f"{value.numerator * 10**places // value.denominator:0{places + 1}d}"
+    return (text[:-places] + "." + text[-places:]).rstrip("0").rstrip(".")
+
+
+MARKED = ("The answer is {}.", "Answer: {}", "**Answer:** {}", "So the final answer is {}", "答案是{}", "### Final Answer\n\n{}")
+IN_BOX = (r"Therefore $x = \boxed{{{}}}$.", r"\boxed{{{}}}")
+IN_TEXT = ("We put it all together and get {} in the end.", "Adding the parts gives {}")
+
+
+def scientific_forms(value: Fraction) -> list[str]:
+    """value as mantissa and power of ten in every supported way (value a terminating decimal, not 0)."""
+    exponent = 0
+    mantissa = abs(value)
+    while mantissa >= 10:
+        mantissa, exponent = mantissa / 10, exponent + 1
+    while mantissa < 1:
+        mantissa, exponent = mantissa * 10, exponent - 1
+    sign = "-" if value < 0 else ""
+    digits = canonical(mantissa)
+    superscript = str(exponent).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    return [
+        f"{sign}{digits}e{exponent}", f"{sign}{digits}E{exponent:+d}", f"{sign}{digits}×10^{exponent}",
+        f"{sign}{digits} \\times 10^{{{exponent}}}", f"{sign}{digits}·10^{{{exponent}}}", f"{sign}{digits} x 10^{exponent}",
+        f"{sign}{digits}*10^{exponent}", f"{sign}{digits} × 10{superscript}",
+    ]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    number=st.integers(min_value=-(10**12) + 1, max_value=10**12 - 1),
+    form=st.sampled_from(["digits", "commas", "words", "words-spaced", "chinese", "liang", "scientific", "fraction", "scale"]),
+    template=st.sampled_from(MARKED + IN_BOX),
+    choice=st.integers(min_value=0, max_value=7),
+)
+def test_an_integer_written_in_any_supported_form_is_read_back_equal(number: int, form: str, template: str, choice: int) -> None:
+    if form == "digits":
+        written = str(number)
+    elif form == "commas":
+        written = f"{number:,}"
+    elif form.startswith("words"):
+        written = english_words(number, hyphen=form == "words", and_after_hundred=choice % 2 == 0)
+    elif form in ("chinese", "liang"):
+        written = ("负" if number < 0 else "") + chinese_numeral(abs(number), liang=form == "liang")
+    elif form == "scientific":
+        assume(number != 0)
+        written = scientific_forms(Fraction(number))[choice]
+    elif form == "fraction":
+        denominator = choice + 2
+        written = ["\\frac{{{}}}{{{}}}", "\\dfrac{{{}}}{{{}}}", "{}/{}"][choice % 3].format(number * denominator, denominator)
+    else:
+        assume(number % 10**6 == 0 or abs(number) < 10**6)
+        written = f"{Fraction(number, 10**6)} million" if choice % 2 else f"{Fraction(number, 10**4)}万"
+        assume("/" not in written)
+    assert extract_answer(template.format(written)) == str(number), written
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    numerator=st.integers(min_value=-(10**9), max_value=10**9),
+    exponent=st.integers(min_value=0, max_value=9),
+    template=st.sampled_from(MARKED + IN_BOX + IN_TEXT),
+    choice=st.integers(min_value=0, max_value=7),
+)
+def test_a_decimal_in_digits_or_scientific_notation_is_read_back_equal(numerator: int, exponent: int, template: str, choice: int) -> None:
+    value = Fraction(numerator, 10**exponent)
+    assume(value != 0)
+    written = canonical(value) if choice == 0 else scientific_forms(value)[choice]
+    assert extract_answer(template.format(written)) == canonical(value), written
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    base=st.integers(min_value=-12, max_value=12),
+    power=st.integers(min_value=0, max_value=12),
+    root=st.integers(min_value=0, max_value=10**6),
+    template=st.sampled_from(MARKED + IN_BOX),
+    form=st.sampled_from(["power", "braced power", "square root", "cube root", "root sign", "root of a fraction", "coefficient"]),
+)
+def test_powers_and_exact_roots_are_read_back_equal(base: int, power: int, root: int, template: str, form: str) -> None:
+    if form == "power":
+        written, value = (f"({base})^{power}" if base < 0 else f"{base}^{power}"), Fraction(base) ** power
+    elif form == "braced power":
+        written, value = f"{{{base}}}^{{{power}}}", Fraction(base) ** power
+    elif form == "square root":
+        written, value = f"\\sqrt{{{root**2}}}", Fraction(root)
+    elif form == "cube root":
+        written, value = f"\\sqrt[3]{{{base**3}}}", Fraction(base)
+    elif form == "root sign":
+        written, value = f"√{root**2}", Fraction(root)
+    elif form == "root of a fraction":
+        assume(base != 0)
+        written, value = f"\\sqrt{{\\frac{{{root**2}}}{{{base**2}}}}}", Fraction(root, abs(base))
+    else:
+        written, value = f"{base}\\sqrt{{{root**2}}}", base * Fraction(root)
+    assert extract_answer(template.format(written)) == canonical(value), written
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    numerator=st.integers(min_value=-(10**6), max_value=10**6),
+    denominator=st.integers(min_value=1, max_value=10**6),
+    template=st.sampled_from(MARKED + IN_BOX + IN_TEXT),
+    form=st.sampled_from(["slash", "frac", "dfrac", "chinese"]),
+)
+def test_a_fraction_is_read_back_as_its_reduced_value(numerator: int, denominator: int, template: str, form: str) -> None:
+    value = Fraction(numerator, denominator)
+    if form == "chinese":
+        assume(template in MARKED and numerator > 0)
+        written = f"{chinese_numeral(denominator)}分之{chinese_numeral(numerator)}"
+    else:
+        sign = "-" if numerator < 0 else ""
+        written = {
+            "slash": f"{numerator}/{denominator}",
+            "frac": f"{sign}\\frac{{{abs(numerator)}}}{{{denominator}}}",
+            "dfrac": f"{sign}\\dfrac{{{abs(numerator)}}}{{{denominator}}}",
+        }[form]
+    assert extract_answer(template.format(written)) == canonical(value), written
+
+
+@settings(max_examples=200, deadline=None)
+@given(number=st.integers(min_value=2, max_value=10**12 - 1), form=st.sampled_from(["words", "chinese"]))
+def test_number_words_in_running_text_are_read_where_they_cannot_be_a_pronoun(number: int, form: str) -> None:
+    if form == "words":
+        text = f"After counting them all, there are {english_words(number)} pages left over."
+    else:
+        numeral = chinese_numeral(number)
+        assume(numeral not in ("一", "两"))
+        text = f"所以一共有{numeral}个苹果。"
+    assert extract_answer(text) == str(number), text
+
+
+LOOKS_LIKE_A_NUMBER = st.one_of(
+    st.builds("{}-{:02d}-{:02d}".format, st.integers(1900, 2100), st.integers(1, 12), st.integers(1, 28)),  # a date
+    st.builds("{}.{}.{}".format, st.integers(0, 20), st.integers(0, 20), st.integers(0, 99)),  # a version
+    st.builds("{}-{}".format, st.integers(1, 999), st.integers(1, 999)),  # a range
+    st.builds("{}:{:02d}".format, st.integers(0, 23), st.integers(0, 59)),  # a time
+    st.builds("{}{}".format, st.integers(0, 999), st.sampled_from(["x", "k", "rd", "th", "abc", "e", "x2", "e3x", "y^2"])),
+    st.builds("COVID-{}".format, st.integers(1, 99)),
+    st.builds("0x{:x}".format, st.integers(16, 4095)),
+    st.builds("{},{}".format, st.integers(1, 999), st.integers(1, 99)),  # a list, or a decimal comma
+    st.builds("{}^{}^{}".format, st.integers(2, 9), st.integers(2, 9), st.integers(2, 9)),
+)
+NUMBER_STRING = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    written=LOOKS_LIKE_A_NUMBER,
+    template=st.sampled_from(("The answer is {}.", r"\boxed{{{}}}", "Answer: {}", "As we saw earlier, the value is {}", "结果见 {}")),
+)
+def test_text_that_only_looks_like_a_number_never_reads_as_one(written: str, template: str) -> None:
+    answer = extract_answer(template.format(written))
+    assert answer is None or NUMBER_STRING.fullmatch(answer) is None, (written, answer)
+
+
+# What the extractor before issue 28 read wrong, and what is right: a number, or (None) no number.
+@pytest.mark.parametrize(
+    ("response", "old_wrong", "right"),
+    [
+        ("The result is 1e3.", "3", "1000"),
+        (r"$n = \boxed{2^{10}}$", "2^{10}", "1024"),
+        ("the answer is: twelve", "twelve", "12"),
+        ("答案是3万", "3", "30000"),
+        ("答案是三百五", "305", "350"),
+        ("10³", "103", "1000"),
+        ("The answer is 2.5 million", "2.5", "2500000"),
+        ("The population is 1.4 billion", "1.4", "1400000000"),
+        ("2024-01-05", "-5", None),
+        ("Version 3.4.5", "0.5", None),
+        ("COVID-19", "-19", None),
+        ("at 3:45", "45", None),
+        ("这是一个好问题", "1", None),
+        ("三明治很好吃", "3", None),
+        ("The answer is 2x", "2", None),
+        ("答案是二三百", "300", None),
+        ("The answer is 5k", "5", None),
+        ("Answer: 2 and a half", "2", None),
+        ("In 2024 there were 3-5 cases", "-5", None),
+    ],
+)
+def test_what_the_old_extractor_misread_is_read_right_or_not_as_a_number(response: str, old_wrong: str, right: str | None) -> None:
+    answer = extract_answer(response)
+    assert answer != old_wrong
+    if right is None:
+        assert answer is None or NUMBER_STRING.fullmatch(answer) is None, answer
+    else:
+        assert answer == right
+
+
+@pytest.mark.parametrize("response", [None, "", "   \n\t", "**", "$$"])
+def test_no_response_or_a_blank_one_has_no_answer(response: str | None) -> None:
+    assert extract_answer(response) is None
+    assert canonicalise_answer(response) is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=80))
+def test_any_text_gives_a_string_or_none_and_never_an_error(text: str) -> None:
+    answer = extract_answer(text)
+    assert answer is None or (isinstance(answer, str) and answer)
+
+
+@pytest.mark.parametrize(
+    ("numeral", "value"),
+    [("十二", 12), ("两千", 2000), ("三百五", 350), ("两千五", 2500), ("一万二", 12000), ("一亿二", 120000000), ("十万零一十", 100010),
+     ("一万零二", 10002), ("一千零五十", 1050), ("二十五", 25), ("一万亿", 10**12), ("零", 0)],
+)  # fmt: skip
+def test_chinese_numerals_in_standard_and_spoken_short_forms(numeral: str, value: int) -> None:
+    assert parse_chinese_integer(numeral) == value
+
+
+@pytest.mark.parametrize("numeral", ["二三百", "百千", "十十", "十两", "千百", "万"])
+def test_malformed_chinese_numerals_are_refused_not_read_in_part(numeral: str) -> None:
+    with pytest.raises(ValueError, match="not a well-formed Chinese numeral"):
+        parse_chinese_integer(numeral)
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        ("Answer: 5 km", "5"), ("答案是5千米", "5"), ("他跑了五千米", "5"), ("Answer: 3 square meters", "3"),
+        ("The answer is 2.5 million dollars.", "2500000"), ("答案是1.5亿元", "150000000"), ("答案：3千万", "30000000"),
+        ("Answer: 2 and a half", "2 and a half"), ("The answer is 5 squared", "5 squared"), (r"\boxed{2\sqrt{3}}", r"2\sqrt{3}"),
+        (r"\boxed{\sqrt{2}}", r"\sqrt{2}"), ("I have 3 apples. This one is red.", "3"), ("He has 3 apples and twelve pears", "12"),
+    ],
+)  # fmt: skip
+def test_scales_and_units_around_a_number_and_what_is_not_one(response: str, expected: str) -> None:
+    assert extract_answer(response) == expected

@@ -16,6 +16,7 @@ from quality.lsh import (
     pair_bucket_members,
 )
 from quality.shingles import ShingleSpec
+from tests.quality.mixed_script_corpus import score_mixed_removals, small_mixed_corpus
 from tests.quality.near_duplicate_fixture import (
     CJK_SAMPLES,
     build_bilingual_corpus,
@@ -72,18 +73,42 @@ def test_planted_duplicates_are_found_in_both_languages_and_only_true_ones_remov
     assert scores["precision"] >= 0.99
 
 
-def test_chinese_near_duplicates_need_units_by_script():
+def removals(result) -> dict[int, int]:
+    removed = np.flatnonzero(result.is_duplicate())
+    return dict(zip(removed.tolist(), result.selection.kept[removed].tolist()))
+
+
+def test_mixed_script_copies_are_found_at_every_han_share_and_only_duplicates_removed(record_property):
+    """Chinese technical text quoting commands, with copies re-wrapped (inside words too), edited in
+    either script or with a sentence moved: found in English and at every Han share."""
+    corpus = small_mixed_corpus()
+    ids, scores = ids_for(len(corpus.texts)), np.zeros(len(corpus.texts))
+    found = score_mixed_removals(corpus, removals(find_near_duplicates(corpus.texts, ids, scores, MinHashConfig())))
+    for group, values in found.items():
+        record_property(group, values)
+    print("\nmixed-script corpus, default shingles: " + "; ".join(f"{group} {values}" for group, values in found.items()))
+    assert set(found) == {"en", "zh 0-20%", "zh 20-50%", "zh 50-100%", "all"}
+    for group in found:
+        assert found[group]["pairs"] >= 50 and found[group]["recall"] >= 0.98, group
+    assert found["all"]["precision"] >= 0.99
+    # Word units see a word cut by a line break as two words: English and Latin-heavy text suffer.
+    by_units = score_mixed_removals(corpus, removals(find_near_duplicates(corpus.texts, ids, scores, MinHashConfig(shingles=ShingleSpec(kind="units")))))
+    assert by_units["en"]["recall"] < 0.9 and by_units["zh 0-20%"]["recall"] < 0.9
+
+
+def test_chinese_near_duplicates_need_shingles_that_see_inside_a_line():
     if not CJK_SAMPLES.is_dir():
         pytest.skip(f"{CJK_SAMPLES} (CPython's test package) is not installed")
     texts = chinese_near_duplicates(3) + ["An unrelated English paragraph about hashing shingles of words."]
     ids, scores = ids_for(len(texts)), np.zeros(len(texts))
 
-    by_script = find_near_duplicates(texts, ids, scores, MinHashConfig())
+    by_default = find_near_duplicates(texts, ids, scores, MinHashConfig())
     by_char = find_near_duplicates(texts, ids, scores, MinHashConfig(shingles=ShingleSpec(kind="char", n=3)))
     by_word = find_near_duplicates(texts, ids, scores, MinHashConfig(shingles=ShingleSpec(kind="word", n=5)))
 
-    assert removed_pairs(by_script) == removed_pairs(by_char) == {(0, 2), (1, 3)}
-    assert removed_pairs(by_word) == set(), "whitespace words cannot see edits inside a Chinese line"
+    assert removed_pairs(by_default) == removed_pairs(by_char) == {(0, 2), (1, 3)}
+    # The first text has no spaces: a whitespace word is a whole line, which one edit changes.
+    assert (0, 2) not in removed_pairs(by_word), "whitespace words cannot see edits inside a Chinese line"
 
 
 def test_rerun_and_input_order_keep_the_same_documents(corpus):

@@ -63,3 +63,9 @@ def test_agreeing_samples_in_different_markdown_decorations_are_consistent() -> 
 def test_agreement_threshold_outside_zero_to_one_is_a_config_error(min_agreement: float) -> None:
     with pytest.raises(ValueError, match="share of samples"):
         vote_answers(["Answer: 1"], min_agreement=min_agreement)
+
+
+def test_a_missing_or_blank_sample_counts_against_agreement_and_does_not_stop_the_vote() -> None:
+    vote = vote_answers(["Answer: 5", None, "", "The answer is five."], min_agreement=0.5)
+    assert vote.answers == ("5", None, None, "5")
+    assert vote.counts == {"5": 2} and vote.agreement == pytest.approx(0.5) and vote.consistent

@@ -14,8 +14,9 @@ from pipeline.stage import Resources
 from pipeline.store import StageDir
 from quality.lsh import choose_bands_rows
 from quality.normalize import TextNormalization, normalize_texts
-from quality.shingles import ShingleSpec
+from quality.shingles import DEFAULTS, ShingleSpec
 from stages.registry import STAGES
+from tests.quality.mixed_script_corpus import score_mixed_removals, small_mixed_corpus
 from tests.quality.near_duplicate_fixture import (
     CJK_SAMPLES,
     build_bilingual_corpus,
@@ -124,7 +125,7 @@ def test_bilingual_planted_duplicates_are_found_in_both_languages_and_only_true_
     extra = manifest["extra"]
     assert (extra["bands"], extra["rows"]) == choose_bands_rows(0.8, 128)
     assert (extra["num_perm"], extra["seed"], extra["threshold"]) == (128, 0, 0.8)
-    assert extra["shingles"]["kind"] == "auto" and extra["shingles"]["n"] == 5
+    assert extra["shingles"]["kind"] == "auto" and (extra["shingles"]["n"], extra["shingles"]["winnow"]) == DEFAULTS["auto"]
     assert extra["candidate_pairs"] >= extra["likely_pairs"] >= extra["similar_pairs"] >= len(rejected) > 0
     # Per script, what the stage can know without the truth: the test corpus's languages, counted.
     by_script = extra["by_script"]
@@ -136,6 +137,18 @@ def test_bilingual_planted_duplicates_are_found_in_both_languages_and_only_true_
     assert 0.8 <= by_script["han"]["near_similarity"]["min"] <= by_script["han"]["near_similarity"]["median"] <= 1.0
     # Planted copies that differ only in case and spacing normalise to the same text.
     assert set(manifest["rejected"]) == {"near_duplicate", "exact_duplicate"}
+
+
+def test_mixed_script_copies_are_found_at_every_han_share(tmp_path, ray_session, record_property):
+    """The stage with its defaults on Chinese technical text that quotes commands (and English):
+    re-wrapped, edited and reordered copies found at every Han share, only duplicates removed."""
+    corpus = small_mixed_corpus()
+    _, rejected, manifest = run_dedup(tmp_path, corpus_rows(corpus.texts), {"text_columns": [columns.INSTRUCTION]})
+    found = score_mixed_removals(corpus, {doc: kept for doc, (kept, _) in removed_for(rejected).items()})
+    for group, values in found.items():
+        record_property(group, values)
+    assert all(values["recall"] >= 0.98 for values in found.values()), found
+    assert found["all"]["precision"] >= 0.99 and manifest["extra"]["shingles"]["kind"] == "auto"
 
 
 def test_many_blocks_and_partitions_and_a_rerun_give_the_same_rows(bilingual, bilingual_run, tmp_path, ray_session):
