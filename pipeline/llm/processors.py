@@ -7,6 +7,9 @@ model's defaults. Every input row comes out, with every input column, plus:
 - `generated_text`: the completion, null when the request failed;
 - `llm_error`: null, or why this row's request failed (prompt longer than the context, HTTP
   error after retries, timeout): one bad row never fails the stage;
+- `llm_error_reason`: null, or the failed row's reject reason: `prompt_too_long` where the
+  prompt was counted in the model's tokens before sending and found longer than the model takes
+  (`pipeline.llm.prompt_length`; such a row is never sent to a shared engine), else `llm_error`;
 - `num_input_tokens`, `num_generated_tokens`, `llm_model` (the job's name for the model),
   `llm_sampling` (JSON of the sampling parameters used) and `llm_sample_index`: a row asking
   for `n` > 1 samples comes out as n rows, indexes 0..n-1 (seeds offset by the index).
@@ -49,6 +52,7 @@ from pipeline.columns import (
     GENERATED_TEXT,
     JSON_SCHEMA,
     LLM_ERROR,
+    LLM_ERROR_REASON,
     LLM_MODEL,
     LLM_SAMPLE_INDEX,
     LLM_SAMPLING,
@@ -60,10 +64,13 @@ from pipeline.columns import PROMPT_TOKENS as NUM_INPUT_TOKENS
 from pipeline.llm.engine_settings import runs_on_cpu, vllm_engine_settings
 from pipeline.llm.models import EmbeddedModel, OpenAIModel, SamplingParams, VllmModel
 from pipeline.llm.openai_session import SCHEMA_KEY
+from pipeline.llm.prompt_length import PromptLimit, count_prompt_tokens, prompt_limit
+from pipeline.rejects import RejectReason
 
 OUTPUT_FIELDS = (
     pa.field(GENERATED_TEXT, pa.string()),
     pa.field(LLM_ERROR, pa.string()),
+    pa.field(LLM_ERROR_REASON, pa.string()),
     pa.field(NUM_INPUT_TOKENS, pa.int64()),
     pa.field(NUM_GENERATED_TOKENS, pa.int64()),
     pa.field(LLM_MODEL, pa.string()),
@@ -77,6 +84,8 @@ _ROW = "__synthmix_row"
 _SAMPLING = "__synthmix_sampling"
 _SAMPLE_INDEX = "__synthmix_sample_index"
 _SCHEMA = "__synthmix_schema"
+_PROMPT_COUNT = "__synthmix_prompt_tokens"  # the prompt's tokens, where they were counted
+_TOO_LONG = "__synthmix_prompt_too_long"  # why the prompt does not fit; such a row is not generated
 _VLLM_ERROR = "__inference_error__"  # set by Ray's vLLM stage with should_continue_on_error
 _REPLY = "__synthmix_reply"  # set by generate_on_replicas: the shared engine's reply
 _HTTP_RESPONSE = "http_response"  # set by Ray's HTTP stage; shaped by pipeline.llm.openai_session
@@ -106,6 +115,7 @@ def apply_llm(
     Rows of one call may thus mix templates with different schemas, or none.
     """
     defaults = merge_sampling(model.sampling, sampling)
+    limit = prompt_limit(model_name, model, vllm_engine_settings(model)["model_source"] if isinstance(model, EmbeddedModel) else None)
     prepared = dataset.map_batches(
         expand_requests,
         batch_format="pyarrow",
@@ -115,6 +125,7 @@ def apply_llm(
             "schema_column": schema_column,
             "default_schema": json.dumps(json_schema) if json_schema is not None else None,
             "defaults": defaults,
+            "limit": limit,
         },
         num_cpus=_LIGHT_STAGE_CPUS,
     )
@@ -170,9 +181,11 @@ def expand_requests(
     schema_column: str,
     default_schema: str | None,
     defaults: dict[str, Any],
+    limit: PromptLimit | None = None,
 ) -> pa.Table:
     """Pack each input row into one struct column beside its effective sampling parameters and
-    output schema (JSON strings), one output row per requested sample (`n`)."""
+    output schema (JSON strings), one output row per requested sample (`n`). With a `limit`,
+    each row's prompt is counted in the model's tokens, and one that does not fit is marked."""
     if messages_column not in batch.column_names:
         raise ValueError(
             f"apply_llm needs a column {messages_column!r} of chat messages; the rows have {batch.column_names}. "
@@ -184,6 +197,7 @@ def expand_requests(
     else:
         schemas = [default_schema] * batch.num_rows
     messages = batch.column(messages_column).to_pylist()
+    counts = [count_prompt_tokens(limit.tokenizer, as_messages(chat)) for chat in messages] if limit is not None else [None] * batch.num_rows
     take, sample_indexes, sampling_json, schema_json = [], [], [], []
     for row_index, override in enumerate(overrides):
         if isinstance(override, str):
@@ -200,12 +214,15 @@ def expand_requests(
             schema_json.append(schemas[row_index])
     rows = batch.take(pa.array(take, pa.int64()))
     packed = pa.StructArray.from_arrays([column.combine_chunks() for column in rows.columns], names=rows.column_names)
+    counted = [counts[row_index] for row_index in take]
     return pa.table(
         {
             _ROW: packed,
             _SAMPLING: pa.array(sampling_json, pa.string()),
             _SAMPLE_INDEX: pa.array(sample_indexes, pa.int32()),
             _SCHEMA: pa.array(schema_json, pa.string()),
+            _PROMPT_COUNT: pa.array(counted, pa.int64()),
+            _TOO_LONG: pa.array([limit.problem(count) if count is not None else None for count in counted], pa.string()),
         }
     )
 
@@ -237,11 +254,20 @@ def finish_rows(batch: pa.Table, *, model_name: str, extract: str) -> pa.Table:
         texts = [response["text"] for response in responses]
         input_tokens = [response["prompt_tokens"] for response in responses]
         generated_tokens = [response["completion_tokens"] for response in responses]
+    # A prompt counted too long is the row's fault whatever the engine or server made of it.
+    counted = batch.column(_PROMPT_COUNT).to_pylist()
+    too_long = batch.column(_TOO_LONG).to_pylist()
+    input_tokens = [count if problem else tokens for tokens, count, problem in zip(input_tokens, counted, too_long, strict=True)]
+    errors = [problem or error for error, problem in zip(errors, too_long, strict=True)]
+    reasons = [
+        (RejectReason.PROMPT_TOO_LONG if problem else RejectReason.LLM_ERROR).value if error else None for error, problem in zip(errors, too_long, strict=True)
+    ]
     texts = [None if error else text for text, error in zip(texts, errors, strict=True)]
     packed = batch.column(_ROW).combine_chunks()
     outputs = {
         GENERATED_TEXT: pa.array(texts, pa.string()),
         LLM_ERROR: pa.array(errors, pa.string()),
+        LLM_ERROR_REASON: pa.array(reasons, pa.string()),
         NUM_INPUT_TOKENS: pa.array(input_tokens, pa.int64()),
         NUM_GENERATED_TOKENS: pa.array(generated_tokens, pa.int64()),
         LLM_MODEL: pa.array([model_name] * batch.num_rows, pa.string()),
@@ -302,11 +328,13 @@ def generate_on_replicas(batch: pa.Table, *, replicas: list[Any], model_name: st
     from pipeline.llm.engine_pool import send_batch
 
     messages = pc.struct_field(batch.column(_ROW), messages_column).to_pylist()
-    requests = [
-        {"messages": as_messages(chat), "sampling": sampling, "schema": schema}
-        for chat, sampling, schema in zip(messages, batch.column(_SAMPLING).to_pylist(), batch.column(_SCHEMA).to_pylist(), strict=True)
-    ]
-    replies = send_batch(requests, replicas=replicas, model_name=model_name, batch_size=batch_size)
+    # A prompt counted too long is never sent (finish_rows gives it its reason).
+    sent = [index for index, problem in enumerate(batch.column(_TOO_LONG).to_pylist()) if problem is None]
+    samplings, schemas = batch.column(_SAMPLING).to_pylist(), batch.column(_SCHEMA).to_pylist()
+    requests = [{"messages": as_messages(messages[index]), "sampling": samplings[index], "schema": schemas[index]} for index in sent]
+    replies: list[dict[str, Any] | None] = [{"text": None, "error": None, "prompt_tokens": None, "generated_tokens": 0}] * batch.num_rows
+    for index, reply in zip(sent, send_batch(requests, replicas=replicas, model_name=model_name, batch_size=batch_size), strict=True):
+        replies[index] = reply
     return batch.append_column(_REPLY, pa.array(replies, _REPLY_TYPE))
 
 

@@ -70,3 +70,32 @@ class FakeBackend:
 
     def shutdown(self) -> None:
         pass
+
+
+# What a scripted engine does with a request, in the order the requests reach it.
+REFUSE = "refuse"  # raises, as vLLM refuses a request (a row error)
+UNFINISHED = "unfinished"  # the stream ends before the request finishes
+FITTING = "fitting"  # a reply that fits the request's schema (fake_chat_server.schema_reply)
+
+
+class ScriptedBackend(FakeBackend):
+    """Answers the i-th request it receives with `script[i % len(script)]`: one of the outcomes
+    above, or a literal reply text (None and "" included). Records every request it was sent."""
+
+    def __init__(self, settings: ReplicaSettings, *, script: list[str | None]) -> None:
+        super().__init__(settings)
+        self.script = script or [FITTING]
+        self.received: list[list[dict[str, str]]] = []
+
+    async def stream(self, request_id: str, messages: list[dict[str, str]], sampling: dict[str, Any], schema: str | None) -> AsyncIterator[Progress]:
+        outcome = self.script[len(self.received) % len(self.script)]
+        self.received.append(messages)
+        if outcome == REFUSE:
+            raise ValueError("This model's maximum context length is 2048 tokens (scripted)")
+        if outcome == UNFINISHED:
+            yield Progress(finished=False, text="partial", generated_tokens=1)
+            return
+        if outcome == FITTING:
+            outcome = schema_reply({"messages": messages, "response_format": {"json_schema": {"schema": json.loads(schema)}} if schema else None})
+        await asyncio.sleep(0)
+        yield Progress(finished=True, text=outcome, prompt_tokens=7, generated_tokens=len((outcome or "").split()))
