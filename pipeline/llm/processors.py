@@ -9,7 +9,8 @@ model's defaults. Every input row comes out, with every input column, plus:
   error after retries, timeout): one bad row never fails the stage;
 - `llm_error_reason`: null, or the failed row's reject reason: `prompt_too_long` where the
   prompt was counted in the model's tokens before sending and found longer than the model takes
-  (`pipeline.llm.prompt_length`; such a row is never sent to a shared engine), else `llm_error`;
+  (`pipeline.llm.prompt_length`; such a row is never sent to a shared engine or a server; the
+  per-stage vLLM processor still gets it and refuses it), else `llm_error`;
 - `num_input_tokens`, `num_generated_tokens`, `llm_model` (the job's name for the model),
   `llm_sampling` (JSON of the sampling parameters used) and `llm_sample_index`: a row asking
   for `n` > 1 samples comes out as n rows, indexes 0..n-1 (seeds offset by the index).
@@ -63,7 +64,7 @@ from pipeline.columns import GENERATED_TOKENS as NUM_GENERATED_TOKENS
 from pipeline.columns import PROMPT_TOKENS as NUM_INPUT_TOKENS
 from pipeline.llm.engine_settings import runs_on_cpu, vllm_engine_settings
 from pipeline.llm.models import EmbeddedModel, OpenAIModel, SamplingParams, VllmModel
-from pipeline.llm.openai_session import SCHEMA_KEY
+from pipeline.llm.openai_session import SCHEMA_KEY, UNSENT_KEY
 from pipeline.llm.prompt_length import PromptLimit, count_prompt_tokens, prompt_limit
 from pipeline.rejects import RejectReason
 
@@ -145,6 +146,7 @@ def apply_llm(
             fn_kwargs={
                 "replicas": pool.replicas_for(model_name, model),
                 "model_name": model_name,
+                "stage": pool.current_stage,
                 "messages_column": messages_column,
                 "batch_size": model.batch_size,
             },
@@ -322,7 +324,7 @@ _REPLY_TYPE = pa.struct(
 )
 
 
-def generate_on_replicas(batch: pa.Table, *, replicas: list[Any], model_name: str, messages_column: str, batch_size: int) -> pa.Table:
+def generate_on_replicas(batch: pa.Table, *, replicas: list[Any], model_name: str, messages_column: str, batch_size: int, stage: str | None = None) -> pa.Table:
     """Ray Data task: the rows' requests to the job's engine for the model (see `engine_pool`),
     `batch_size` per call, all calls at once; each reply added as one struct column."""
     from pipeline.llm.engine_pool import send_batch
@@ -333,7 +335,7 @@ def generate_on_replicas(batch: pa.Table, *, replicas: list[Any], model_name: st
     samplings, schemas = batch.column(_SAMPLING).to_pylist(), batch.column(_SCHEMA).to_pylist()
     requests = [{"messages": as_messages(messages[index]), "sampling": samplings[index], "schema": schemas[index]} for index in sent]
     replies: list[dict[str, Any] | None] = [{"text": None, "error": None, "prompt_tokens": None, "generated_tokens": 0}] * batch.num_rows
-    for index, reply in zip(sent, send_batch(requests, replicas=replicas, model_name=model_name, batch_size=batch_size), strict=True):
+    for index, reply in zip(sent, send_batch(requests, replicas=replicas, model_name=model_name, batch_size=batch_size, stage=stage), strict=True):
         replies[index] = reply
     return batch.append_column(_REPLY, pa.array(replies, _REPLY_TYPE))
 
@@ -357,6 +359,8 @@ class HttpRequest:
             "stop": sampling["stop"] or [],
             # The session turns it into response_format (or drops it where unsupported).
             SCHEMA_KEY: row[_SCHEMA] or "",
+            # A prompt counted too long is not sent (the session answers with the reason).
+            UNSENT_KEY: row[_TOO_LONG] or "",
         }
         return {"payload": payload}
 
