@@ -8,7 +8,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from pipeline.llm.engine_replica import Progress, ReplicaSettings
@@ -31,6 +31,7 @@ class FakeBackend:
         start_error: str | None = None,
         start_when: str | None = None,
         answer_after_s: float = 0.0,
+        reply: Callable[[dict], str] | None = None,
     ) -> None:
         # Start-up: fails with `start_error`, or waits until the file `start_when` exists (the
         # test decides when the engine is up, with no timing involved).
@@ -47,6 +48,8 @@ class FakeBackend:
         self.refuse = refuse
         # How long each answer takes (engine seconds to measure).
         self.answer_after_s = answer_after_s
+        # Replies as FakeChatServer(reply=...) makes them, from the request body; else schema_reply.
+        self.reply = reply or schema_reply
         self.answered = 0
 
     async def stream(self, request_id: str, messages: list[dict[str, str]], sampling: dict[str, Any], schema: str | None) -> AsyncIterator[Progress]:
@@ -60,7 +63,7 @@ class FakeBackend:
             await asyncio.sleep(3600)
         self.answered += 1
         body = {"messages": messages, "response_format": {"json_schema": {"schema": json.loads(schema)}} if schema else None}
-        text = schema_reply(body)
+        text = self.reply(body)
         yield Progress(finished=False, text=text[:5], prompt_tokens=7, generated_tokens=1)
         await asyncio.sleep(self.answer_after_s)
         yield Progress(finished=True, text=text, prompt_tokens=7, generated_tokens=len(text.split()))
