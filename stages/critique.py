@@ -8,7 +8,8 @@ accuracy, relevance, completeness, usefulness and clarity.
 Writes `critique` (JSON: rationale, per-dimension scores, aggregate, model, template) and
 `critique_score` (the weighted mean of the dimensions, 1..10), and adds a step to `meta`.
 Rejects:
-- `llm_error`: the request failed (the error is the detail);
+- `llm_error`, `prompt_too_long`: the request failed (the error is the detail);
+- `empty`: the pair has no answer, or the model returned no text;
 - `parse_error`: the reply is not a judgement of the expected shape — never a silent pass
   (the detail keeps the error and the raw reply);
 - `critique_low`: the aggregate is below `min_score`, or a dimension below its floor in
@@ -141,7 +142,9 @@ class Critique(ModelStage):
             meta = row.get(columns.META)
             reason, detail = None, None
             reply = read_reply(row)
-            if reply.reason is not None:
+            if not (row[columns.ANSWER] or "").strip():
+                reason, detail = RejectReason.EMPTY.value, "the pair has no answer to judge"
+            elif reply.reason is not None:
                 reason, detail = reply.reason.value, reply.detail
             else:
                 judgement, problem = parse_judgement(reply.value)

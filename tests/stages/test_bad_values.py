@@ -217,7 +217,7 @@ def generate(stage, rendered: pa.Table, script: list, tokenizer: str, monkeypatc
     return processors.finish_rows(generated, model_name="embedded", extract="replica"), backend
 
 
-def check_outcome(stage, batch: pa.Table, product: str | None = None) -> None:
+def check_outcome(stage, batch: pa.Table, product: tuple[str, ...] = ()) -> None:
     """The runner's commit path on `batch`; every row kept or rejected with a known reason."""
     done = process_batch(stage, batch)
     reasons = done.rejected[columns.REJECT_REASON].to_pylist()
@@ -225,9 +225,9 @@ def check_outcome(stage, batch: pa.Table, product: str | None = None) -> None:
     assert all(done.rejected[columns.REJECT_DETAIL].to_pylist()) or not reasons, "a reject without a detail"
     if stage.lineage.value == "same_row":
         assert done.accepted.num_rows + done.rejected.num_rows == batch.num_rows
-    if product is not None:
-        kept = done.accepted[product].to_pylist()
-        assert all(isinstance(value, str) and value.strip() for value in kept), f"kept rows without {product}: {kept[:3]!r}"
+    for name in product:
+        kept = done.accepted[name].to_pylist()
+        assert all(isinstance(value, str) and value.strip() for value in kept), f"kept rows without {name}: {kept[:3]!r}"
 
 
 SETTINGS = settings(
@@ -239,14 +239,14 @@ SETTINGS = settings(
 @given(records=seed_records())
 def test_seeds_keep_or_reject_bad_records(stages, records):
     stage = stage_of(stages, "seeds", ())
-    check_outcome(stage, pa.Table.from_pylist(records), product=columns.TEXT)
+    check_outcome(stage, pa.Table.from_pylist(records), product=(columns.TEXT,))
 
 
 MODEL_STAGES = [
-    ("synthesize", SEED_FIELDS, seed_rows(), columns.INSTRUCTION),
-    ("evolve", INSTRUCTION_FIELDS, instruction_rows(), columns.INSTRUCTION),
-    ("answer", INSTRUCTION_FIELDS, instruction_rows(), columns.ANSWER),
-    ("critique", ANSWER_FIELDS, answer_rows(), columns.CRITIQUE),
+    ("synthesize", SEED_FIELDS, seed_rows(), (columns.INSTRUCTION,)),
+    ("evolve", INSTRUCTION_FIELDS, instruction_rows(), (columns.INSTRUCTION,)),
+    ("answer", INSTRUCTION_FIELDS, instruction_rows(), (columns.INSTRUCTION, columns.ANSWER)),
+    ("critique", ANSWER_FIELDS, answer_rows(), (columns.ANSWER, columns.CRITIQUE)),
 ]
 
 
@@ -282,7 +282,7 @@ def test_gather_samples_groups_bad_answers(rows):
 @given(rows=answer_rows())
 def test_consistency_keeps_or_rejects_bad_pairs(stages, rows):
     stage = stage_of(stages, "consistency", PAIR_FIELDS)
-    check_outcome(stage, pa.Table.from_pylist(rows, schema=pa.schema(PAIR_FIELDS)), product=columns.ANSWER)
+    check_outcome(stage, pa.Table.from_pylist(rows, schema=pa.schema(PAIR_FIELDS)), product=(columns.ANSWER,))
 
 
 @pytest.mark.parametrize("name", ["quality", "verify_code", "decontaminate", "probe_exit", "tokenize"])

@@ -130,3 +130,11 @@ def test_critique_runs_on_the_embedded_model_and_accounts_for_every_row(tmp_path
         assert all(1 <= score <= 10 for score in scores.values())
         assert row["critique_score"] == pytest.approx(sum(scores.values()) / 5, abs=1e-3)
         assert "generated_text" not in row and "messages" not in row
+
+
+def test_a_pair_without_an_answer_is_rejected_as_empty_whatever_the_judge_said():
+    capital = BY_CASE["capital"]
+    stage = Critique(CritiqueParams(min_score=1), StageContext(run_dir=Path("unused"), stage_name="critique"))
+    batch = generated_batch(stage, [{**capital, "answer": None}])
+    (row,) = stage.transform(batch).to_pylist()
+    assert row["reject_reason"] == "empty" and row["reject_detail"] == "the pair has no answer to judge"
