@@ -19,15 +19,17 @@ import pytest
 
 from pipeline.config import parse_job
 from pipeline.llm import engine_pool
+from pipeline.llm.embedded_model import prepare_embedded_model
 from pipeline.llm.engine_replica import Progress, Replica, ReplicaFailed, ReplicaSettings, StageCounters
 from pipeline.llm.llm_output import parse_llm_json
 from pipeline.llm.models import EmbeddedModel
 from pipeline.llm.processors import apply_llm
+from pipeline.llm.prompt_length import count_prompt_tokens
 from pipeline.runner import run_job
 from pipeline.store import StageDir
 from stages.registry import STAGES
 from tests.pipeline.fake_engine import FakeBackend
-from tests.pipeline.test_llm_engine import FRUIT, ROWS
+from tests.pipeline.test_llm_engine import FRUIT, ROWS, STORY
 from tests.pipeline.test_resume import write_corpus
 
 SETTINGS = ReplicaSettings(model_name="m", model_source="fake", engine_kwargs={}, hang_timeout_s=0.5)
@@ -396,11 +398,14 @@ def test_shared_engine_keeps_apply_llms_output_contract(shared_results):
     (longer,) = by_id["longer"]
     assert short["num_generated_tokens"] <= 4 < longer["num_generated_tokens"]
     assert longer["num_input_tokens"] > 5 and longer["llm_model"] == "smol"
+    # The count made before sending is the engine's own: same tokenizer, same chat template.
+    assert count_prompt_tokens(str(prepare_embedded_model(EmbeddedModel().model)), STORY) == longer["num_input_tokens"]
     (fruit,) = by_id["json"]
     value, error = parse_llm_json(fruit["generated_text"], FRUIT)
     assert error is None, fruit["generated_text"]
     (too_long,) = by_id["too_long"]
-    assert too_long["generated_text"] is None and "maximum context length is 2048" in too_long["llm_error"]
+    assert too_long["generated_text"] is None and too_long["llm_error_reason"] == "prompt_too_long"
+    assert "max_model_len 2048" in too_long["llm_error"] and too_long["num_input_tokens"] > 3000
     samples = sorted(by_id["two_samples"], key=lambda row: row["llm_sample_index"])
     assert [json.loads(row["llm_sampling"])["seed"] for row in samples] == [5, 6]
     assert all(row["generated_text"] for row in samples)
