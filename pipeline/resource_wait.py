@@ -4,10 +4,14 @@ Tasks and actors that Ray cannot place yet are its pending resource demand (what
 reads from the GCS, available without the dashboard). While a stage runs, `ResourceWatch` polls
 that demand in a daemon thread of the driver. When something has waited for `bound_s` and the
 stage committed nothing meanwhile, it logs what waits (the resource shapes and counts), what Ray
-has free, and what this job's engines hold, then again every `bound_s` while it lasts:
+has free, and what this job's engines hold, then again each time the wait doubles (120 s,
+240 s, ...) while it lasts:
 
-    [answer] waiting 60 s for resources: 1 task or actor asking {CPU: 0.25}; Ray has 0 of 2 CPUs
-    free; the job's engines hold model 'm' 2 CPUs (1 replica(s) x cpus_per_gpu 2)
+    [answer] waiting 60 s for resources: 1 task(s) or actor(s) asking {CPU: 0.25}; Ray has 0 of
+    2 CPUs free; the job's engines hold model 'm' 2 CPUs (1 replica(s) x cpus_per_gpu 2)
+
+What holds the rest is running tasks: the stage's own (a global stage queues more tasks than
+there are CPUs, and commits only at its end) or other jobs'.
 
 `pipeline.llm.engine_resources` refuses most such jobs before they start; this covers the rest
 (other jobs on a shared cluster, actors of a stage's own).
@@ -72,7 +76,7 @@ class ResourceWatch:
         self.demand = demand
         self.free = free
         self._waiting_since: float | None = None
-        self._last_said: float | None = None
+        self._next_report_s = bound_s  # of waiting: the bound, then each time the wait doubles
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -80,19 +84,20 @@ class ResourceWatch:
         """The stage committed work: whatever waits now has not waited without progress."""
         if self._waiting_since is not None:
             self._waiting_since = time.monotonic()
+            self._next_report_s = self.bound_s
 
     def check(self, now: float) -> str | None:
         """One poll at `now`: the line to log, if something has waited for `bound_s` without progress."""
         waiting = self.demand()
         if not waiting:
-            self._waiting_since = self._last_said = None
+            self._waiting_since, self._next_report_s = None, self.bound_s
             return None
         if self._waiting_since is None:
             self._waiting_since = now
         waited = now - self._waiting_since
-        if waited < self.bound_s or (self._last_said is not None and now - self._last_said < self.bound_s):
+        if waited < self._next_report_s:
             return None
-        self._last_said = now
+        self._next_report_s = 2 * waited
         asked = "; ".join(f"{count} task(s) or actor(s) asking {_shape(bundle)}" for bundle, count in waiting)
         return f"[{self.stage}] waiting {waited:.0f} s for resources: {asked}; Ray has {self.free()}; {self.held()}"
 

@@ -82,8 +82,9 @@ def test_a_wait_longer_than_the_bound_is_reported_naming_what_waits_and_what_hol
     assert line == (
         "[answer] waiting 61 s for resources: 3 task(s) or actor(s) asking {CPU: 0.25}; Ray has 0 of 2 CPUs free; the job's engines hold model 'm' 2 CPUs"
     )
-    assert watcher.check(90.0) is None, "said again before another bound passed"
+    assert watcher.check(90.0) is None and watcher.check(121.0) is None, "said again before the wait doubled"
     assert watcher.check(122.0).startswith("[answer] waiting 122 s")
+    assert watcher.check(200.0) is None and watcher.check(245.0).startswith("[answer] waiting 245 s")
 
 
 def test_a_wait_that_ends_or_a_commit_starts_the_clock_again():
