@@ -66,10 +66,14 @@ def prompt_limit(model_name: str, model: EmbeddedModel | VllmModel | OpenAIModel
     return PromptLimit(model_name, str(directory), int(limit))
 
 
-def count_prompt_tokens(tokenizer: str, messages: list[dict[str, str]]) -> int:
+def count_prompt_tokens(tokenizer: str, messages: list[dict[str, str]]) -> int | None:
     """Tokens of the chat as the engine sees it: the chat template applied with the generation
-    prompt (as `pipeline.llm.engine_replica.VllmBackend` does), then encoded with special tokens."""
+    prompt (as `pipeline.llm.engine_replica.VllmBackend` does), then encoded with special tokens.
+    None for a tokenizer without a chat template: the engine cannot render the chat either, and
+    says so in the row's `llm_error`."""
     loaded = _load_tokenizer(tokenizer)
+    if getattr(loaded, "chat_template", None) is None:
+        return None
     prompt = loaded.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return len(loaded(prompt, add_special_tokens=True)["input_ids"])
 

@@ -56,3 +56,13 @@ def test_the_count_includes_the_chat_template(model_dir):
     messages = [{"role": "user", "content": "one two three"}]
     # "user", ":", three words, and the template's closing "assistant", ":".
     assert count_prompt_tokens(str(model_dir), messages) == 7
+
+
+def test_a_tokenizer_without_a_chat_template_counts_nothing(tmp_path):
+    from transformers import AutoTokenizer
+
+    plain = AutoTokenizer.from_pretrained(save_small_tokenizer(tmp_path / "chat"))
+    plain.chat_template = None
+    plain.save_pretrained(tmp_path / "plain")
+    (tmp_path / "plain" / "chat_template.jinja").unlink(missing_ok=True)
+    assert count_prompt_tokens(str(tmp_path / "plain"), [{"role": "user", "content": "hi"}]) is None
