@@ -19,8 +19,8 @@ import pytest
 
 from pipeline.config import parse_job
 from pipeline.llm import engine_pool
-from pipeline.llm.embedded_model import prepare_embedded_model
 from pipeline.llm.engine_replica import Progress, Replica, ReplicaFailed, ReplicaSettings, StageCounters
+from pipeline.llm.engine_settings import vllm_engine_settings
 from pipeline.llm.llm_output import parse_llm_json
 from pipeline.llm.models import EmbeddedModel
 from pipeline.llm.processors import apply_llm
@@ -399,7 +399,7 @@ def test_shared_engine_keeps_apply_llms_output_contract(shared_results):
     assert short["num_generated_tokens"] <= 4 < longer["num_generated_tokens"]
     assert longer["num_input_tokens"] > 5 and longer["llm_model"] == "smol"
     # The count made before sending is the engine's own: same tokenizer, same chat template.
-    assert count_prompt_tokens(str(prepare_embedded_model(EmbeddedModel().model)), STORY) == longer["num_input_tokens"]
+    assert count_prompt_tokens(vllm_engine_settings(EmbeddedModel())["model_source"], STORY) == longer["num_input_tokens"]
     (fruit,) = by_id["json"]
     value, error = parse_llm_json(fruit["generated_text"], FRUIT)
     assert error is None, fruit["generated_text"]
