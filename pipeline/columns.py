@@ -21,6 +21,7 @@ from pipeline.contracts import (  # noqa: F401 - re-exports
     LANG,
     LANG_PROB,
     LLM_ERROR,
+    LLM_ERROR_REASON,
     LLM_MODEL,
     LLM_REQUESTS,
     LLM_SAMPLE_INDEX,

@@ -52,6 +52,7 @@ JSON_SCHEMA = "json_schema"  # optional per-row JSON schema of the expected outp
 # Written by the LLM layer on every generated row; the runner sums tokens per model.
 GENERATED_TEXT = "generated_text"
 LLM_ERROR = "llm_error"
+LLM_ERROR_REASON = "llm_error_reason"  # a failed request's RejectReason: prompt_too_long, else llm_error
 LLM_MODEL = "llm_model"
 PROMPT_TOKENS = "num_input_tokens"
 GENERATED_TOKENS = "num_generated_tokens"
@@ -96,6 +97,7 @@ class RejectReason(StrEnum):
     EXACT_DUPLICATE = "exact_duplicate"  # same normalised text as a row kept elsewhere
     # generation
     LLM_ERROR = "llm_error"  # the request failed (engine error, timeout, 5xx, context overflow)
+    PROMPT_TOO_LONG = "prompt_too_long"  # the rendered prompt has more tokens than the model takes (detail: count, limit)
     COPIES_SEED = "copies_seed"  # an instruction that repeats its seed text
     NOT_A_REQUEST = "not_a_request"  # an instruction that asks for nothing
     INCOMPLETE = "incomplete"  # an instruction or answer cut off mid-sentence ("What is the difference between")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from pathlib import Path
 
 from pipeline.config import RayConfig
@@ -23,6 +25,9 @@ def connect(config: RayConfig, override: str | None = None, log=print) -> str:
 
     if ray.is_initialized():
         return "already connected"
+    # Ray's driver start-up takes SIGTERM over (a Python handler, then its C++ core's, which
+    # aborts the process): keep the handlers the process had set up itself (the CLI's stop).
+    own_handlers = {signum: handler for signum in (signal.SIGTERM, signal.SIGHUP) if callable(handler := signal.getsignal(signum))}
     address = resolve_address(config, override)
     if address:
         import importlib
@@ -35,6 +40,9 @@ def connect(config: RayConfig, override: str | None = None, log=print) -> str:
     else:
         ray.init(address="local", num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=False)
         description = f"embedded local Ray ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"
+    if threading.current_thread() is threading.main_thread():
+        for signum, handler in own_handlers.items():
+            signal.signal(signum, handler)
     # Our own progress lines replace Ray Data's bars, which garble logs of batch jobs.
     DataContext.get_current().enable_progress_bars = False
     log(f"connected: {description}")

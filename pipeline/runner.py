@@ -27,7 +27,8 @@ from pipeline.graph import PlannedStage, build_graph, downstream_of, select_stag
 
 # Imported with the runner, not inside run_job: a job submitted to a cluster, importing it there
 # after connecting to Ray, failed with ModuleNotFoundError from its working directory.
-from pipeline.llm.engine_pool import enter_stage, job_engines, stage_engine_usage, stage_startups
+from pipeline.llm.engine_pool import engines_held, enter_stage, job_engines, stage_engine_usage, stage_startups
+from pipeline.resource_wait import ResourceWatch
 from pipeline.stage import Execution, Stage
 from pipeline.storage import Endpoint, RemotePath, StorageError, check_writable, current_endpoint, parquet_file, parquet_schema, read_parquet, use_endpoint
 from pipeline.store import RUN_INFO, StageDir, StageState, swap_dir, write_atomic_bytes, write_atomic_json
@@ -97,6 +98,7 @@ def run_job(
     """Plan, check, connect, run: every phase that can fail on config fails before work starts."""
     import ray
 
+    from pipeline.llm.engine_resources import StageNeed, check_engine_room
     from pipeline.llm.models import check_models
     from pipeline.ray_session import connect
 
@@ -116,6 +118,12 @@ def run_job(
     connect(job.ray, address, log=log)
     used_models = sorted({name for node in selected for name in node.stage.models_used()})
     check_models({name: job.models[name] for name in used_models}, ray.cluster_resources())
+    check_engine_room(
+        [StageNeed(node.name, node.stage.models_used(), task_cpus(node.stage)) for node in selected],
+        job.models,
+        ray.cluster_resources(),
+        largest_node_cpus=max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]), default=None),
+    )
     # Each model's engine starts with the first stage that uses it and serves every later one.
     with job_engines([(node.name, node.stage.models_used()) for node in selected], log=log):
         outcomes = run_stages(plan, selected, run_dir=run_dir, force=force, log=log)
@@ -176,7 +184,8 @@ def run_stage(node: PlannedStage, *, run_dir: Path, plan: list[PlannedStage] | N
         stage.setup_on_driver()
         attempt_key = _attempt_key(node)
         try:
-            _execute(stage, node, files, done_ids, attempt_key, expected_rows, started, log)
+            with ResourceWatch(node.name, log, held=engines_held) as watch:
+                _execute(stage, node, files, done_ids, attempt_key, expected_rows, started, log, watch.progressed)
         finally:
             release_worker_stages(attempt_key)
 
@@ -221,15 +230,30 @@ def _record_engine_usage(manifest: dict, stage_name: str) -> None:
         manifest.setdefault("llm", {}).setdefault(model, {}).update(usage)
 
 
-def _execute(stage: Stage, node: PlannedStage, files: list[Path], done_ids, attempt_key: str, expected_rows: int | None, started: float, log: Log) -> None:
+def task_cpus(stage: Stage) -> float:
+    """The CPUs one of the stage's tasks asks for: its own declaration, or the light steps' share."""
+    return max(stage.resources.num_cpus, READ_CPUS)
+
+
+def _execute(
+    stage: Stage,
+    node: PlannedStage,
+    files: list[Path],
+    done_ids,
+    attempt_key: str,
+    expected_rows: int | None,
+    started: float,
+    log: Log,
+    on_commit: Callable[[], None],
+) -> None:
     """Commit every unit of the attempt, the way the stage's `execution` declares."""
     if stage.execution is Execution.FILE_TASKS:
         # The tasks skip committed ids themselves.
         tasks = run_file_tasks(files, stage, attempt_key=attempt_key, done_ids=done_ids)
-        _report_progress(tasks, node.name, expected_rows, started, log)
+        _report_progress(tasks, node.name, expected_rows, started, log, on_commit)
         return
     if stage.execution is Execution.GLOBAL:
-        _commit_dataset(stage.run(_read_input(stage, files)), stage, attempt_key, node.name, expected_rows, started, log)
+        _commit_dataset(stage.run(_read_input(stage, files)), stage, attempt_key, node.name, expected_rows, started, log, on_commit)
         return
     if type(stage).expand_input is not Stage.expand_input:
         # Work rows (one per answer sample, say) are not the input rows counted on disk.
@@ -238,7 +262,7 @@ def _execute(stage: Stage, node: PlannedStage, files: list[Path], done_ids, atte
         dataset = stage.expand_input(_read_input(stage, files))
         if done_ids is not None and len(done_ids):
             dataset = dataset.map_batches(drop_committed_rows, fn_kwargs={"done_ids": done_ids}, batch_format="pyarrow", num_cpus=READ_CPUS)
-        _commit_dataset(stage.prepare(dataset), stage, attempt_key, node.name, expected_rows, started, log)
+        _commit_dataset(stage.prepare(dataset), stage, attempt_key, node.name, expected_rows, started, log, on_commit)
         another = stage.next_round()
         if another is None:
             return
@@ -301,7 +325,9 @@ def _read_part_files(items: pa.Table, endpoint: Endpoint):
         yield read_parquet(path)
 
 
-def _commit_dataset(dataset, stage: Stage, attempt_key: str, stage_name: str, expected_rows: int | None, started: float, log: Log) -> None:
+def _commit_dataset(
+    dataset, stage: Stage, attempt_key: str, stage_name: str, expected_rows: int | None, started: float, log: Log, on_commit: Callable[[], None]
+) -> None:
     """Run the plan: every batch transformed and committed as a unit inside Ray Data."""
     resources = stage.resources
     committed = dataset.map_batches(
@@ -317,7 +343,7 @@ def _commit_dataset(dataset, stage: Stage, attempt_key: str, stage_name: str, ex
     # of 355 pairs on a loaded 2-core machine did, and Ray failed the stage). Hangs are the
     # engines' watchdog's to find (hang_timeout_s), and waits for resources are logged (#27).
     committed.context.execution_no_progress_timeout_s = -1
-    _report_progress(committed.iter_batches(batch_format="pyarrow", batch_size=None), stage_name, expected_rows, started, log)
+    _report_progress(committed.iter_batches(batch_format="pyarrow", batch_size=None), stage_name, expected_rows, started, log, on_commit)
 
 
 def _attempt_key(node: PlannedStage) -> str:
@@ -325,10 +351,11 @@ def _attempt_key(node: PlannedStage) -> str:
     return f"{node.name}:{node.fingerprint}:{time.time_ns()}"
 
 
-def _report_progress(batches, stage_name: str, expected_rows: int | None, started: float, log: Log) -> None:
+def _report_progress(batches, stage_name: str, expected_rows: int | None, started: float, log: Log, on_commit: Callable[[], None]) -> None:
     rows_done = units = 0
     last_report = 0.0
     for batch in batches:
+        on_commit()
         rows_done += pc.sum(batch["rows_in"]).as_py() or 0
         units += batch.num_rows
         now = time.perf_counter()

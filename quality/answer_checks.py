@@ -59,6 +59,8 @@ def check_python_syntax(answer: str) -> tuple[RejectReason, str] | None:
             return RejectReason.CODE_SYNTAX_ERROR, f"Python that does not parse: {error.msg} at line {error.lineno}: {line[:120]!r}"
         except ValueError as error:  # a NUL byte
             return RejectReason.CODE_SYNTAX_ERROR, f"Python that does not parse: {error}"
+        except (MemoryError, RecursionError):  # CPython's parser gives up on some huge or deeply nested texts: no verdict
+            continue
     return None
 
 
@@ -117,13 +119,13 @@ def check_arithmetic(answer: str) -> tuple[RejectReason, str] | None:
             expression = expression[1:].strip()
         try:
             tree = ast.parse(expression.strip(), mode="eval")
-        except SyntaxError:
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
             continue
         if not all(isinstance(node, (ast.Expression, ast.BinOp, ast.Constant, ast.Add, ast.Sub, ast.Mult, ast.Div)) for node in ast.walk(tree)):
             continue
         try:
             value = eval(compile(tree, "<calculation>", "eval"), {"__builtins__": {}})  # noqa: S307 - numbers and + - * / only, checked above
-        except ZeroDivisionError:
+        except (ZeroDivisionError, OverflowError, RecursionError, MemoryError):
             continue
         shown = match.group("right").replace(",", "").replace("$", "").strip()
         decimals = len(shown.split(".")[1]) if "." in shown else 0

@@ -195,6 +195,8 @@ def is_program(source: str) -> bool:
     """Whether `source` parses as Python and holds a statement other than a bare expression."""
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):  # ValueError: a NUL byte in the source
+    # ValueError: a NUL byte in the source. MemoryError and RecursionError: CPython's parser gives
+    # up on some huge or deeply nested texts (10,000 words on one line raise MemoryError).
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
         return False
     return any(not isinstance(node, ast.Expr) for node in tree.body)

@@ -16,8 +16,9 @@ sample index), `parent_id` = the instruction), so a resumed run skips exactly th
 already committed; `rows_in` in the manifest counts these sample requests.
 Writes one row per answered sample, every instruction column carried, plus `answer`,
 `sample_index`, `num_samples` (the instruction's budget, `samples` or 1) and `answer_model`.
-Rejects: llm_error, empty, not_an_answer (a reply that only asks a question back), incomplete (it
-stopped at its token limit, or mid-sentence, or with a code block never closed), per sample.
+Rejects: prompt_too_long, llm_error, empty, not_an_answer (a reply that only asks a question
+back), incomplete (it stopped at its token limit, or mid-sentence, or with a code block never
+closed), per sample.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from pipeline.llm.models import SamplingParams
 from pipeline.llm.processors import apply_llm
 from pipeline.llm.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_seed
 from pipeline.llm.prompts import load_prompt
-from pipeline.stage import Resources, Stage, StageParams, with_columns
+from pipeline.rejects import RejectReason
+from pipeline.stage import Resources, Stage, StageParams, with_columns, with_reject_columns
 from pipeline.storage import read_parquet
 from pipeline.store import StageDir
 from quality.answer_checks import check_cut_off, check_is_answer
@@ -237,7 +239,7 @@ class Answer(Stage):
         for row in batch.select([name for name in wanted if name in batch.column_names]).to_pylist():
             template = load_prompt(self.template_for(row[columns.DOMAIN], bool(row[columns.OBJECTIVE])))
             passage = (row.get(columns.PASSAGE) or "") if self.params.use_passage else ""
-            variables = {"instruction": row[columns.INSTRUCTION], "language": seed_language(row), "passage": passage}
+            variables = {"instruction": row[columns.INSTRUCTION] or "", "language": seed_language(row), "passage": passage}
             # The id is the sample's: each sample gets its own seed.
             overrides = self.params.domain_sampling.get(row[columns.DOMAIN])
             sampling = overrides.model_dump(exclude_unset=True) if overrides is not None else {}
@@ -245,20 +247,24 @@ class Answer(Stage):
         return attach_requests(batch, requests)
 
     def transform(self, batch: pa.Table) -> pa.Table:
+        schema = with_reject_columns(self.output_schema())
         rows = []
         for row in batch.to_pylist():
             reply = read_reply(row)
-            out = {name: row.get(name) for name in self.output_schema().names}
+            out = {name: row.get(name) for name in schema.names}
             out.update({columns.ANSWER: reply.value, columns.ANSWER_MODEL: row[columns.LLM_MODEL], columns.META: generation_meta(row)})
-            rejected = (
-                (reply.reason, reply.detail)
-                if reply.reason is not None
-                else check_is_answer(reply.value, row[columns.INSTRUCTION]) or check_cut_off(reply.value, hit_token_limit=hit_token_limit(row))
-            )
+            if not (row[columns.INSTRUCTION] or "").strip():
+                rejected = (RejectReason.EMPTY, "the row has no instruction to answer")
+            elif reply.reason is not None:
+                rejected = (reply.reason, reply.detail)
+            else:
+                rejected = check_is_answer(reply.value, row[columns.INSTRUCTION]) or check_cut_off(reply.value, hit_token_limit=hit_token_limit(row))
             if rejected is not None:
                 out[columns.REJECT_REASON], out[columns.REJECT_DETAIL] = rejected[0].value, rejected[1]
             rows.append(out)
-        return pa.Table.from_pylist(rows)
+        # With the schema given: inferred, it would take its columns from the first row alone,
+        # and a batch whose first row was kept would lose every later row's reject reason.
+        return pa.Table.from_pylist(rows, schema=schema)
 
 
 def hit_token_limit(row: dict) -> bool:

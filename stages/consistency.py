@@ -5,7 +5,7 @@ is extracted from each sample (numbers, fractions, \\boxed{}, option letters, ye
 numerals, full-width digits), they vote, and the pair is kept only when the winner's share
 reaches `min_agreement` and is not tied; `answer` becomes the first majority sample. Other
 rows pass unvoted. The vote is recorded in `votes` and summarised in `meta.consistency`.
-Rejects: inconsistent (reject_detail = the votes).
+Rejects: inconsistent (reject_detail = the votes); empty (a pair with no answer text).
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ class Consistency(Stage):
     def transform(self, batch: pa.Table) -> pa.Table:
         answers, votes, metas, reasons, details = [], [], [], [], []
         for row in batch.select([columns.ANSWER, columns.SAMPLES, columns.OBJECTIVE, columns.META]).to_pylist():
-            samples = row[columns.SAMPLES] or []
-            answer, vote_json, meta, reason = row[columns.ANSWER], None, row[columns.META], None
+            # A sample with no text states no answer: it votes for nothing, and counts against agreement.
+            samples = [sample if isinstance(sample, str) else "" for sample in row[columns.SAMPLES] or []]
+            answer, vote_json, meta, reason, detail = row[columns.ANSWER], None, row[columns.META], None, None
             if row[columns.OBJECTIVE] and len(samples) > 1:
                 vote = vote_answers(samples, min_agreement=self.params.min_agreement)
                 vote_json = json.dumps(dataclasses.asdict(vote), ensure_ascii=False)
@@ -50,12 +51,14 @@ class Consistency(Stage):
                     answer = samples[vote.kept_index]
                     meta = _with_consistency(meta, vote)
                 else:
-                    reason = RejectReason.INCONSISTENT.value
+                    reason, detail = RejectReason.INCONSISTENT.value, vote_json
+            if reason is None and not (answer or "").strip():
+                reason, detail = RejectReason.EMPTY.value, "the pair has no answer"
             answers.append(answer)
             votes.append(vote_json)
             metas.append(meta)
             reasons.append(reason)
-            details.append(vote_json if reason else None)
+            details.append(detail)
         outputs = {
             columns.ANSWER: answers,
             columns.VOTES: votes,

@@ -25,7 +25,8 @@ Writes `critique` (JSON: each signal's reading, the checks, model and templates)
 times 1 - P(contradicts) where the pair was checked against its passage. Rejects, in order:
 - the checks' reasons: `wrong_code_language`, `code_syntax_error`, `wrong_arithmetic`, `incomplete`,
   `refusal`, `lang`;
-- `llm_error` (a judge request failed), `parse_error` (a reply that cannot be read: no yes or no
+- `empty`: the pair has no answer to judge;
+- `llm_error` or `prompt_too_long` (a judge request failed), `parse_error` (a reply that cannot be read: no yes or no
   among the likeliest tokens, a rubric of the wrong shape — never a silent pass);
 - `contradicts_source`: P(contradicts) of at least `max_contradiction`;
 - `critique_low`: `critique_score` below `min_score`, or a rubric dimension below its floor.
@@ -82,6 +83,9 @@ _lid_model = functools.cache(load_lid_model)
 # Columns that live only between `prepare` and `transform`.
 _CHECK_REASON = "__critique_check_reason"
 _CHECK_DETAIL = "__critique_check_detail"
+# Where a signal's error was a prompt too long for the judge: its reason does not fit the
+# one error column kept per signal, so it leads the error text.
+_TOO_LONG_MARK = "prompt_too_long: "
 _USAGE = ("__critique_requests", "__critique_prompt_tokens", "__critique_generated_tokens")
 
 
@@ -218,6 +222,9 @@ class Critique(ModelStage):
         answers = [text or "" for text in batch[c.ANSWER].to_pylist()]
         found: list[tuple[RejectReason, str] | None] = [None] * batch.num_rows
         for index, (instruction, answer) in enumerate(zip(instructions, answers)):
+            if not answer.strip():
+                found[index] = (RejectReason.EMPTY, "the pair has no answer to judge")
+                continue
             found[index] = (
                 (checks.code_language and check_code_language(answer, instruction, default=checks.default_code_language))
                 or (checks.python_syntax and check_python_syntax(answer))
@@ -292,7 +299,10 @@ class Critique(ModelStage):
         for signal in params.signals:
             text, logprobs, error = (row.get(name) for name in _reply_columns(signal))
             if error:
-                failure = failure or (RejectReason.LLM_ERROR, f"{signal}: {str(error)[:1000]}")
+                # keep_reply marks a prompt counted too long for the judge (see there).
+                too_long = str(error).startswith(_TOO_LONG_MARK)
+                detail = str(error).removeprefix(_TOO_LONG_MARK)
+                failure = failure or (RejectReason.PROMPT_TOO_LONG if too_long else RejectReason.LLM_ERROR, f"{signal}: {detail[:1000]}")
                 continue
             if text is None and logprobs is None:  # not asked: a check failed, or no passage to ground on
                 continue
@@ -411,7 +421,13 @@ def keep_reply(batch: pa.Table, *, signal: str, model_name: str) -> pa.Table:
         {
             text: batch[c.GENERATED_TEXT],
             logprobs: batch[c.LLM_TOP_LOGPROBS],
-            error: batch[c.LLM_ERROR],
+            error: pa.array(
+                [
+                    _TOO_LONG_MARK + message if message and reason == RejectReason.PROMPT_TOO_LONG.value else message
+                    for message, reason in zip(batch[c.LLM_ERROR].to_pylist(), _column_or_nulls(batch, c.LLM_ERROR_REASON), strict=True)
+                ],
+                pa.string(),
+            ),
             **{name: pa.array(values, pa.int64()) for name, values in usage.items()},
             # What the runner counts per model: every judge call of the pair so far.
             c.LLM_REQUESTS: pa.array(requests, pa.int64()),
@@ -420,6 +436,10 @@ def keep_reply(batch: pa.Table, *, signal: str, model_name: str) -> pa.Table:
             c.LLM_MODEL: model,
         },
     )
+
+
+def _column_or_nulls(batch: pa.Table, name: str) -> list[Any]:
+    return batch[name].to_pylist() if name in batch.column_names else [None] * batch.num_rows
 
 
 def generation_meta_of(row: dict[str, Any], score: float) -> str:

@@ -99,7 +99,7 @@ class Evolve(ModelStage):
         requests = []
         for row in batch.select([columns.ID, columns.INSTRUCTION, columns.DOMAIN, columns.LANG]).to_pylist():
             op = self.choose_operation(row[columns.ID], row[columns.DOMAIN], examples)
-            variables = {"instruction": row[columns.INSTRUCTION], "language": seed_language(row)}
+            variables = {"instruction": row[columns.INSTRUCTION] or "", "language": seed_language(row)}
             if op == EXPAND:
                 shown = [text for text in examples[row[columns.DOMAIN]] if text != row[columns.INSTRUCTION]][: self.params.expand_examples - 1]
                 variables.update(domain=row[columns.DOMAIN], examples=[row[columns.INSTRUCTION], *shown], count=self.params.expand_count)
@@ -127,6 +127,11 @@ class Evolve(ModelStage):
                 # A rewrite asks about its parent's source; an expansion is a new task without one.
                 columns.PASSAGE: parent.get(columns.PASSAGE) if op != EXPAND else None,
             }
+            if not (parent[columns.INSTRUCTION] or "").strip():
+                rows.append(
+                    reject_row(base, parent[columns.ID], RejectReason.EMPTY, "the row has no instruction to evolve", **{columns.META: parent.get(columns.META)})
+                )
+                continue
             if self.params.keep_parents:
                 rows.append({name: parent.get(name) for name in pa.schema(INSTRUCTION_FIELDS).names})
             reply = read_reply(parent)

@@ -24,7 +24,7 @@ from pipeline.contracts import INSTRUCTION_FIELDS, RejectReason, derived_id, rej
 from pipeline.instruction_rows import check_repeated, seed_language
 from pipeline.llm.model_stage import ModelStage
 from pipeline.llm.models import SamplingParams
-from pipeline.llm.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
+from pipeline.llm.prompted_requests import Reply, Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
 from pipeline.llm.prompts import load_prompt
 from pipeline.stage import Lineage, Resources, StageParams, with_reject_columns
 from quality.instruction_checks import (
@@ -83,7 +83,7 @@ class Synthesize(ModelStage):
             family = params.families.get(row[columns.KIND]) or params.families["web"]
             template = load_prompt(stable_choice(family, params.seed, row[columns.ID], "template"))
             variables = {
-                "text": row[columns.TEXT][: params.max_seed_chars],
+                "text": (row[columns.TEXT] or "")[: params.max_seed_chars],
                 "count": params.instructions_per_call,
                 "task_type": stable_choice(params.task_types, params.seed, row[columns.ID], "task"),
                 "style": stable_choice(params.styles, params.seed, row[columns.ID], "style"),
@@ -109,6 +109,8 @@ class Synthesize(ModelStage):
                 # What the model was shown: the critique judges answers against it.
                 columns.PASSAGE: seed[columns.TEXT][: self.params.max_seed_chars],
             }
+            if not (seed[columns.TEXT] or "").strip():
+                reply = Reply(reason=RejectReason.EMPTY, detail="the seed has no text to write instructions from")
             if reply.reason is not None:
                 rows.append(
                     reject_row(

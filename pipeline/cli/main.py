@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
 from pipeline.cli.quality_training import add_quality_parser
+from pipeline.cli.stop_signals import stop_on_signals, stop_signal
 from pipeline.config import ConfigError, load_job
 from pipeline.graph import build_graph
 from pipeline.inputs.seed_files import SeedInputError
@@ -368,14 +370,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    stop_on_signals()
     try:
         return args.handler(args)
     except (ConfigError, ModelSpecError, RunDirError, SeedInputError, StorageError) as error:
         print(f"synthmix: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("synthmix: interrupted; committed work is kept, rerun the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        signum = stop_signal(interrupt)
+        print(f"synthmix: interrupted ({signal.Signals(signum).name}); shutting Ray down", file=sys.stderr, flush=True)
+        shut_down_ray()
+        print("synthmix: stopped; committed work is kept, rerun the same command to resume", file=sys.stderr)
+        return 128 + signum
+
+
+def shut_down_ray() -> None:
+    """Stop the Ray this process started (or leave the cluster it joined), and its processes with it."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 if __name__ == "__main__":

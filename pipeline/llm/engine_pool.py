@@ -28,7 +28,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.llm.engine_replica import Replica, ReplicaFailed, ReplicaSettings, build_vllm_backend
+from pipeline.llm.engine_replica import Replica, ReplicaFailed, ReplicaSettings, StageCounters, build_vllm_backend
+from pipeline.llm.engine_resources import reservation
 from pipeline.llm.engine_settings import engine_dtype, runs_on_cpu, vllm_engine_settings
 from pipeline.llm.models import EmbeddedModel, VllmModel
 
@@ -51,6 +52,7 @@ BACKEND_FACTORY: Callable[[ReplicaSettings], Any] = build_vllm_backend
 
 @dataclass
 class StartedModel:
+    spec: EmbeddedModel | VllmModel
     replicas: list[Any]  # Ray actor handles
     placement_groups: list[Any]
     started_by: str | None
@@ -60,8 +62,8 @@ class StartedModel:
     startup_s: float | None = None
     released: bool = False
     dtype: str | None = None  # the number format its engine computes in (engine_settings.engine_dtype)
-    # (requests answered, tokens generated, when) at the last progress line, or when it came up.
-    reported: tuple[int, int, float] = (0, 0, 0.0)
+    # Per stage: its counters at the last progress line, and when (the engine's start before the first).
+    reported: dict[str | None, tuple[StageCounters, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,7 +109,7 @@ class EnginePool:
             actors.append(actor)
             groups.append(group)
         self.start_log.append((name, self.current_stage))
-        model = StartedModel(actors, groups, self.current_stage, began, dtype=engine_dtype(spec))
+        model = StartedModel(spec, actors, groups, self.current_stage, began, dtype=engine_dtype(spec))
         threading.Thread(target=self._watch_start, args=(name, model), name=f"engine-start-{name}", daemon=True).start()
         return model
 
@@ -130,7 +132,6 @@ class EnginePool:
             else:
                 ray.get(waiting)
                 model.startup_s = time.perf_counter() - model.began
-                model.reported = (0, 0, time.perf_counter())
                 if stage is not None:
                     self.startups.setdefault(stage, {})[name] = round(model.startup_s, 3)
                 self.log(f"[{stage}] model {name}: engine up in {model.startup_s:.1f} s; generating")
@@ -171,27 +172,31 @@ class EnginePool:
                 model.settled.wait()
 
     def report_generation(self) -> None:
-        """One progress line per started model that generated something since the last one."""
+        """One progress line per started model and stage whose requests moved since the last one:
+        requests answered, generating and waiting, tokens generated so far (unfinished requests'
+        included), and the rate over the interval since that stage's last line."""
         import ray
 
         for name, model in list(self.started.items()):
             if model.startup_s is None:  # still starting: its calls would wait behind the start
                 continue
             try:
-                counters = ray.get([replica.counters.remote() for replica in model.replicas], timeout=10)
+                per_replica = ray.get([replica.counters.remote() for replica in model.replicas], timeout=10)
             except Exception:  # noqa: BLE001 - a dead replica fails its stage; the report just skips it
                 continue
-            answered, tokens, waiting = (sum(values) for values in zip(*counters, strict=True))
-            last_answered, last_tokens, last_at = model.reported
-            if answered == last_answered and tokens == last_tokens:
-                continue
             now = time.perf_counter()
-            rate = (tokens - last_tokens) / max(now - last_at, 1e-9)
-            self.log(
-                f"[{self.current_stage}] model {name}: {answered} requests answered, {tokens} tokens generated "
-                f"({rate:.0f} tok/s since the engine was up or last reported); {waiting} waiting"
-            )
-            model.reported = (answered, tokens, now)
+            for stage, counters in sorted(sum_counters(per_replica).items(), key=lambda item: str(item[0])):
+                last, last_at = model.reported.get(stage, (StageCounters(), model.began + model.startup_s))
+                if counters == last:
+                    continue
+                interval = max(now - last_at, 1e-9)
+                rate = (counters.tokens - last.tokens) / interval
+                self.log(
+                    f"[{stage}] model {name}: {counters.answered} requests answered, {counters.generating} generating, "
+                    f"{counters.waiting} waiting; {counters.tokens} tokens generated (unfinished requests' included), "
+                    f"{rate:.0f} tok/s over the last {interval:.0f} s"
+                )
+                model.reported[stage] = (counters, now)
 
     def report_every(self, seconds: float) -> None:
         """Until the pool closes: `report_generation` every `seconds`, in a daemon thread."""
@@ -273,6 +278,21 @@ def job_engines(stage_models: list[tuple[str, tuple[str, ...]]], log: Log) -> It
     finally:
         _ACTIVE = None
         pool.close()
+
+
+def sum_counters(per_replica: list[dict[str | None, StageCounters]]) -> dict[str | None, StageCounters]:
+    """The replicas' counters added up, per stage."""
+    total: dict[str | None, StageCounters] = {}
+    for counters in per_replica:
+        for stage, counted in counters.items():
+            total[stage] = total.get(stage, StageCounters()).add(counted)
+    return total
+
+
+def engines_held() -> str:
+    """What the job's engines hold on the cluster now, for a line about resources."""
+    held = [reservation(name, model.spec) for name, model in list(_ACTIVE.started.items())] if _ACTIVE is not None else []
+    return "the job's engines hold " + ("; ".join(found.describe() for found in held if found is not None) or "nothing")
 
 
 def enter_stage(stage: str) -> None:
@@ -359,14 +379,15 @@ def _kill(actors: list[Any], groups: list[Any]) -> None:
                 ray.util.remove_placement_group(group)
 
 
-def send_batch(requests: list[dict[str, Any]], *, replicas: list[Any], model_name: str, batch_size: int) -> list[dict[str, Any]]:
+def send_batch(requests: list[dict[str, Any]], *, replicas: list[Any], model_name: str, batch_size: int, stage: str | None = None) -> list[dict[str, Any]]:
     """In a Ray Data task: the requests to the model's replicas, `batch_size` per call and every
     call at once, spread over the replicas in turn; the replies back in the requests' order.
 
     All calls at once, because each replica's engine batches whatever waits in it continuously:
     sent one after another, it would idle at the end of every call, waiting for its longest answer.
     A replica that died or hung fails the task (and so the stage) with the model named; a
-    request the engine refused comes back as a reply with `error`, a row error.
+    request the engine refused comes back as a reply with `error`, a row error. `stage` names
+    the sender in the replica's progress counters.
     """
     import ray
 
@@ -374,7 +395,7 @@ def send_batch(requests: list[dict[str, Any]], *, replicas: list[Any], model_nam
         return []
     first = random.randrange(len(replicas))
     calls = [
-        replicas[(first + index) % len(replicas)].generate.remote(requests[start : start + batch_size])
+        replicas[(first + index) % len(replicas)].generate.remote(requests[start : start + batch_size], stage)
         for index, start in enumerate(range(0, len(requests), batch_size))
     ]
     try:

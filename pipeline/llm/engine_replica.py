@@ -24,7 +24,7 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any, Protocol
 
 
@@ -47,6 +47,19 @@ class ReplicaSettings:
 
 
 @dataclass
+class StageCounters:
+    """One stage's requests on one replica, for the progress lines (see `Replica.counters`)."""
+
+    answered: int = 0
+    generating: int = 0
+    waiting: int = 0
+    tokens: int = 0  # generated so far: answered requests' and unfinished ones'
+
+    def add(self, other: StageCounters) -> StageCounters:
+        return StageCounters(*(mine + theirs for mine, theirs in zip(astuple(self), astuple(other), strict=True)))
+
+
+@dataclass
 class Progress:
     """What one step of a request's stream says; `finished` on the last one."""
 
@@ -64,7 +77,8 @@ class Backend(Protocol):
     def stream(self, request_id: str, messages: list[dict[str, str]], sampling: dict[str, Any], schema: str | None) -> AsyncIterator[Progress]: ...
 
     # Optional: `last_step() -> float`, the `time.monotonic()` of the engine's last step that
-    # moved any request, for a backend whose streams go quiet until a request ends (VllmBackend).
+    # moved any request, for a backend whose streams go quiet until a request ends (VllmBackend);
+    # and `tokens_so_far(request_id) -> int`, the tokens such a request has generated yet.
 
     def is_fatal(self, error: BaseException) -> bool: ...
 
@@ -88,6 +102,8 @@ class VllmBackend:
         self.engine = AsyncLLM.from_engine_args(args, usage_context=UsageContext.LLM_CLASS)
         self.tokenizer = self.engine.get_tokenizer()
         self._last_step = 0.0
+        # Tokens generated so far per request (our request id), counted at each engine step.
+        self._generated: dict[str, int] = {}
         self.final_only = False
         self._stamp_engine_steps()
 
@@ -103,9 +119,16 @@ class VllmBackend:
         process_outputs = getattr(processor, "process_outputs", None)
         if process_outputs is None:
             return
+        states = getattr(processor, "request_states", {})
 
         def stamped(*args: Any, **kwargs: Any) -> Any:
             self._last_step = time.monotonic()
+            # The tokens each running request got in this step, for the progress lines (vLLM
+            # names a request internally with a suffix; its state keeps the id we gave it).
+            for output in args[0] if args else kwargs.get("engine_core_outputs", ()):
+                state = states.get(output.request_id)
+                key = getattr(state, "external_req_id", None) or output.request_id
+                self._generated[key] = self._generated.get(key, 0) + len(output.new_token_ids)
             return process_outputs(*args, **kwargs)
 
         processor.process_outputs = stamped
@@ -114,17 +137,23 @@ class VllmBackend:
     def last_step(self) -> float:
         return self._last_step
 
+    def tokens_so_far(self, request_id: str) -> int:
+        return self._generated.get(request_id, 0)
+
     async def stream(self, request_id: str, messages: list[dict[str, str]], sampling: dict[str, Any], schema: str | None) -> AsyncIterator[Progress]:
         prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        async for output in self.engine.generate(prompt, self._sampling_params(sampling, schema), request_id):
-            completion = output.outputs[0]
-            yield Progress(
-                finished=output.finished,
-                text=completion.text,
-                prompt_tokens=len(output.prompt_token_ids or ()),
-                generated_tokens=len(completion.token_ids),
-                top_logprobs=readable_logprobs(completion.logprobs),
-            )
+        try:
+            async for output in self.engine.generate(prompt, self._sampling_params(sampling, schema), request_id):
+                completion = output.outputs[0]
+                yield Progress(
+                    finished=output.finished,
+                    text=completion.text,
+                    prompt_tokens=len(output.prompt_token_ids or ()),
+                    generated_tokens=len(completion.token_ids),
+                    top_logprobs=readable_logprobs(completion.logprobs),
+                )
+        finally:
+            self._generated.pop(request_id, None)
 
     def _sampling_params(self, sampling: dict[str, Any], schema: str | None) -> Any:
         from vllm import SamplingParams
@@ -191,9 +220,10 @@ class Replica:
         self.backend: Backend = backend_factory(settings)
         self.startup_s = time.perf_counter() - started
         self._request_ids = itertools.count()
-        # What the pool's progress lines report: requests answered and tokens generated so far.
-        self.answered = 0
-        self.generated_tokens = 0
+        # What the pool's progress lines report, per stage that sent requests: requests answered
+        # and their tokens (`_done`), and the requests in the engine now with their tokens so far.
+        self._done: dict[str | None, list[int]] = {}
+        self._running: dict[str, tuple[str | None, int]] = {}
         # Requests sent and not answered yet; none means the engine is idle (see generate).
         self._unanswered = 0
         # Seconds with at least one request unanswered (engine seconds in stage manifests), and
@@ -208,21 +238,33 @@ class Replica:
         """Seconds the engine took to start, once it has started (the actor's first answer)."""
         return self.startup_s
 
-    def counters(self) -> tuple[int, int, int]:
-        """(requests answered, tokens generated, requests waiting) since the engine started."""
-        return self.answered, self.generated_tokens, self._unanswered
+    def counters(self) -> dict[str | None, StageCounters]:
+        """Per stage that sent requests: requests answered, generating (a token or more so far)
+        and waiting (none yet), and tokens generated, those of unfinished requests included."""
+        tokens_so_far = getattr(self.backend, "tokens_so_far", None)
+        counters = {stage: StageCounters(answered=done[0], tokens=done[1]) for stage, done in self._done.items()}
+        for request_id, (stage, streamed) in list(self._running.items()):
+            tokens = max(streamed, tokens_so_far(request_id) if tokens_so_far else 0)
+            counted = counters.setdefault(stage, StageCounters())
+            counted.tokens += tokens
+            if tokens:
+                counted.generating += 1
+            else:
+                counted.waiting += 1
+        return counters
 
     def busy_seconds(self) -> float:
         """Seconds the engine has had requests to answer since it started: generation time, start-up apart."""
         current = time.monotonic() - self._busy_since if self._busy_since is not None else 0.0
         return self._busy_s + current
 
-    async def generate(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def generate(self, requests: list[dict[str, Any]], stage: str | None = None) -> list[dict[str, Any]]:
+        """Every request of the batch at once; `stage` names who sent them, for the progress lines."""
         if self._failure:
             raise ReplicaFailed(self._failure)
         if self._unanswered == 0:
             self._last_progress = time.monotonic()
-        tasks = [asyncio.ensure_future(self._answer(request)) for request in requests]
+        tasks = [asyncio.ensure_future(self._answer(request, stage)) for request in requests]
         try:
             await self._wait_watching(tasks)
         finally:
@@ -264,7 +306,7 @@ class Replica:
         last_step = getattr(self.backend, "last_step", None)
         return max(self._last_progress, last_step() if last_step else 0.0)
 
-    async def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def _answer(self, request: dict[str, Any], stage: str | None) -> dict[str, Any]:
         sampling = request["sampling"]
         if isinstance(sampling, str):
             sampling = json.loads(sampling)
@@ -272,19 +314,27 @@ class Replica:
         if self._unanswered == 0:
             self._busy_since = time.monotonic()
         self._unanswered += 1
+        self._running[request_id] = (stage, 0)
         try:
-            return await self._reply(request_id, request["messages"], sampling, request.get("schema"))
+            reply = await self._reply(request_id, stage, request["messages"], sampling, request.get("schema"))
         finally:
             self._unanswered -= 1
             if self._unanswered == 0 and self._busy_since is not None:
                 self._busy_s += time.monotonic() - self._busy_since
                 self._busy_since = None
+            self._running.pop(request_id, None)
+        if reply["error"] is None:
+            done = self._done.setdefault(stage, [0, 0])
+            done[0] += 1
+            done[1] += reply["generated_tokens"]
+        return reply
 
-    async def _reply(self, request_id: str, messages: list[dict[str, str]], sampling: dict[str, Any], schema: str | None) -> dict[str, Any]:
+    async def _reply(self, request_id: str, stage: str | None, messages: list[dict[str, str]], sampling: dict[str, Any], schema: str | None) -> dict[str, Any]:
         last = Progress(finished=False)
         try:
             async for progress in self.backend.stream(request_id, messages, sampling, schema):
                 self._last_progress = time.monotonic()
+                self._running[request_id] = (stage, progress.generated_tokens)
                 last = progress
         except asyncio.CancelledError:
             raise
@@ -294,8 +344,6 @@ class Replica:
             return failed_reply(f"{type(error).__name__}: {error}")
         if not last.finished:
             return failed_reply("the engine ended the request without finishing it")
-        self.answered += 1
-        self.generated_tokens += last.generated_tokens
         return {
             "text": last.text,
             "error": None,

@@ -128,6 +128,12 @@ class OpenAIModel(BaseModel):
     batch_size: int = Field(default=64, ge=1)
     # Whether the server honours response_format={"type": "json_schema"}; else only parsing helps.
     supports_json_schema: bool = True
+    # A local directory with the served model's tokenizer files (e.g. the folder the server loads):
+    # prompts are then counted before they are sent, and one longer than the model takes is a
+    # `prompt_too_long` reject instead of a request the server refuses (pipeline.llm.prompt_length).
+    tokenizer: str | None = None
+    # The server's context length; without it, what the tokenizer directory's config.json declares.
+    max_model_len: int | None = Field(default=None, ge=64)
     sampling: SamplingParams = SamplingParams()
 
 
@@ -168,6 +174,11 @@ def check_model_spec(name: str, spec: EmbeddedModel | VllmModel | OpenAIModel, c
         return
     if not spec.base_url.startswith(("http://", "https://")):
         raise ModelSpecError(f"model '{name}': base_url {spec.base_url!r} is not an http(s) URL; write e.g. http://127.0.0.1:8000/v1")
+    if spec.tokenizer and not Path(spec.tokenizer).expanduser().is_dir():
+        raise ModelSpecError(
+            f"model '{name}': tokenizer {spec.tokenizer!r} is not a directory; give the local folder holding the served "
+            "model's tokenizer files (tokenizer.json, tokenizer_config.json), or drop `tokenizer` to let the server judge prompt lengths"
+        )
     if spec.api_key_env and not os.environ.get(spec.api_key_env):
         raise ModelSpecError(
             f"model '{name}': environment variable {spec.api_key_env} (api_key_env) is not set; export the API key "

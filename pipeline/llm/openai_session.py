@@ -21,6 +21,8 @@ from typing import Any
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # Payload key carrying the row's output schema as a JSON string (one Arrow type for any schema).
 SCHEMA_KEY = "synthmix_schema"
+# Payload key carrying why the row is not to be sent (a prompt counted too long); "" sends it.
+UNSENT_KEY = "synthmix_unsent"
 _BODY_EXCERPT_CHARS = 300
 
 
@@ -44,11 +46,16 @@ class OpenAIChatSession:
         await self._session.close()
 
     def post(self, url: str, *, headers: dict[str, str], data: str) -> asyncio.Task:
-        """Start the request now; awaiting the task gives a response-like `CompletionOutcome`."""
-        return asyncio.ensure_future(self._complete(url, headers, self._request_body(data)))
-
-    def _request_body(self, data: str) -> str:
+        """Start the request now; awaiting the task gives a response-like `CompletionOutcome`.
+        A payload marked not to be sent (UNSENT_KEY) never reaches the server: its outcome is
+        that reason, as an error."""
         payload = json.loads(data)
+        unsent = payload.pop(UNSENT_KEY, "")
+        if unsent:
+            return asyncio.ensure_future(_settled(CompletionOutcome(failed(unsent))))
+        return asyncio.ensure_future(self._complete(url, headers, self._request_body(payload)))
+
+    def _request_body(self, payload: dict[str, Any]) -> str:
         if not payload.get("stop"):
             payload.pop("stop", None)
         schema = payload.pop(SCHEMA_KEY, "")
@@ -74,6 +81,10 @@ class OpenAIChatSession:
                 last_failure = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         tries = self.max_retries + 1
         return CompletionOutcome(failed(f"{url}: gave up after {tries} tr{'y' if tries == 1 else 'ies'}; last: {last_failure}"))
+
+
+async def _settled(outcome: CompletionOutcome) -> CompletionOutcome:
+    return outcome
 
 
 class CompletionOutcome:

@@ -8,6 +8,10 @@ nothing: it comes out unsent, with nulls and no model, and counts as no request)
 - `generated_text`: the completion, null when the request failed;
 - `llm_error`: null, or why this row's request failed (prompt longer than the context, HTTP
   error after retries, timeout): one bad row never fails the stage;
+- `llm_error_reason`: null, or the failed row's reject reason: `prompt_too_long` where the
+  prompt was counted in the model's tokens before sending and found longer than the model takes
+  (`pipeline.llm.prompt_length`; such a row is never sent to a shared engine or a server; the
+  per-stage vLLM processor still gets it and refuses it), else `llm_error`;
 - `num_input_tokens`, `num_generated_tokens`, `llm_model` (the job's name for the model),
   `llm_sampling` (JSON of the sampling parameters used) and `llm_sample_index`: a row asking
   for `n` > 1 samples comes out as n rows, indexes 0..n-1 (seeds offset by the index).
@@ -50,6 +54,7 @@ from pipeline.columns import (
     GENERATED_TEXT,
     JSON_SCHEMA,
     LLM_ERROR,
+    LLM_ERROR_REASON,
     LLM_MODEL,
     LLM_SAMPLE_INDEX,
     LLM_SAMPLING,
@@ -61,11 +66,14 @@ from pipeline.columns import GENERATED_TOKENS as NUM_GENERATED_TOKENS
 from pipeline.columns import PROMPT_TOKENS as NUM_INPUT_TOKENS
 from pipeline.llm.engine_settings import runs_on_cpu, vllm_engine_settings
 from pipeline.llm.models import EmbeddedModel, OpenAIModel, SamplingParams, VllmModel
-from pipeline.llm.openai_session import SCHEMA_KEY
+from pipeline.llm.openai_session import SCHEMA_KEY, UNSENT_KEY
+from pipeline.llm.prompt_length import PromptLimit, count_prompt_tokens, prompt_limit
+from pipeline.rejects import RejectReason
 
 OUTPUT_FIELDS = (
     pa.field(GENERATED_TEXT, pa.string()),
     pa.field(LLM_ERROR, pa.string()),
+    pa.field(LLM_ERROR_REASON, pa.string()),
     pa.field(NUM_INPUT_TOKENS, pa.int64()),
     pa.field(NUM_GENERATED_TOKENS, pa.int64()),
     pa.field(LLM_MODEL, pa.string()),
@@ -81,6 +89,8 @@ _SAMPLING = "__synthmix_sampling"
 _SAMPLE_INDEX = "__synthmix_sample_index"
 _SCHEMA = "__synthmix_schema"
 _UNSENT = "__synthmix_unsent"  # the row asked nothing (null messages)
+_PROMPT_COUNT = "__synthmix_prompt_tokens"  # the prompt's tokens, where they were counted
+_TOO_LONG = "__synthmix_prompt_too_long"  # why the prompt does not fit; such a row is not generated
 _VLLM_ERROR = "__inference_error__"  # set by Ray's vLLM stage with should_continue_on_error
 _REPLY = "__synthmix_reply"  # set by generate_on_replicas: the shared engine's reply
 _HTTP_RESPONSE = "http_response"  # set by Ray's HTTP stage; shaped by pipeline.llm.openai_session
@@ -111,6 +121,7 @@ def apply_llm(
     Rows of one call may thus mix templates with different schemas, or none.
     """
     defaults = merge_sampling(model.sampling, sampling)
+    limit = prompt_limit(model_name, model, vllm_engine_settings(model)["model_source"] if isinstance(model, EmbeddedModel) else None)
     prepared = dataset.map_batches(
         expand_requests,
         batch_format="pyarrow",
@@ -120,6 +131,7 @@ def apply_llm(
             "schema_column": schema_column,
             "default_schema": json.dumps(json_schema) if json_schema is not None else None,
             "defaults": defaults,
+            "limit": limit,
         },
         num_cpus=_LIGHT_STAGE_CPUS,
     )
@@ -139,6 +151,7 @@ def apply_llm(
             fn_kwargs={
                 "replicas": pool.replicas_for(model_name, model),
                 "model_name": model_name,
+                "stage": pool.current_stage,
                 "messages_column": messages_column,
                 "batch_size": model.batch_size,
             },
@@ -175,9 +188,11 @@ def expand_requests(
     schema_column: str,
     default_schema: str | None,
     defaults: dict[str, Any],
+    limit: PromptLimit | None = None,
 ) -> pa.Table:
     """Pack each input row into one struct column beside its effective sampling parameters and
-    output schema (JSON strings), one output row per requested sample (`n`)."""
+    output schema (JSON strings), one output row per requested sample (`n`). With a `limit`,
+    each row's prompt is counted in the model's tokens, and one that does not fit is marked."""
     if messages_column not in batch.column_names:
         raise ValueError(
             f"apply_llm needs a column {messages_column!r} of chat messages; the rows have {batch.column_names}. "
@@ -189,6 +204,7 @@ def expand_requests(
     else:
         schemas = [default_schema] * batch.num_rows
     messages = batch.column(messages_column).to_pylist()
+    counts = [count_prompt_tokens(limit.tokenizer, as_messages(chat)) if chat is not None and limit is not None else None for chat in messages]
     take, sample_indexes, sampling_json, schema_json, unsent = [], [], [], [], []
     for row_index, override in enumerate(overrides):
         if messages[row_index] is None:
@@ -213,6 +229,7 @@ def expand_requests(
             unsent.append(False)
     rows = batch.take(pa.array(take, pa.int64()))
     packed = pa.StructArray.from_arrays([column.combine_chunks() for column in rows.columns], names=rows.column_names)
+    counted = [counts[row_index] for row_index in take]
     return pa.table(
         {
             _ROW: packed,
@@ -220,6 +237,8 @@ def expand_requests(
             _SAMPLE_INDEX: pa.array(sample_indexes, pa.int32()),
             _SCHEMA: pa.array(schema_json, pa.string()),
             _UNSENT: pa.array(unsent, pa.bool_()),
+            _PROMPT_COUNT: pa.array(counted, pa.int64()),
+            _TOO_LONG: pa.array([limit.problem(count) if count is not None else None for count in counted], pa.string()),
         }
     )
 
@@ -254,16 +273,25 @@ def finish_rows(batch: pa.Table, *, model_name: str, extract: str) -> pa.Table:
         input_tokens = [response["prompt_tokens"] for response in responses]
         generated_tokens = [response["completion_tokens"] for response in responses]
         top_logprobs = [response.get("top_logprobs") for response in responses]
+    # A prompt counted too long is the row's fault whatever the engine or server made of it.
+    counted = batch.column(_PROMPT_COUNT).to_pylist()
+    too_long = batch.column(_TOO_LONG).to_pylist()
+    input_tokens = [count if problem else tokens for tokens, count, problem in zip(input_tokens, counted, too_long, strict=True)]
+    errors = [problem or error for error, problem in zip(errors, too_long, strict=True)]
     texts = [None if error else text for text, error in zip(texts, errors, strict=True)]
     unsent = batch.column(_UNSENT).to_pylist()
     if any(unsent):
         # Ray's processors answered a placeholder for these rows (see VllmRequest): nothing was asked.
         texts, errors, top_logprobs = ([None if skip else value for value, skip in zip(values, unsent)] for values in (texts, errors, top_logprobs))
         input_tokens, generated_tokens = ([0 if skip else value for value, skip in zip(values, unsent)] for values in (input_tokens, generated_tokens))
+    reasons = [
+        (RejectReason.PROMPT_TOO_LONG if problem else RejectReason.LLM_ERROR).value if error else None for error, problem in zip(errors, too_long, strict=True)
+    ]
     packed = batch.column(_ROW).combine_chunks()
     outputs = {
         GENERATED_TEXT: pa.array(texts, pa.string()),
         LLM_ERROR: pa.array(errors, pa.string()),
+        LLM_ERROR_REASON: pa.array(reasons, pa.string()),
         NUM_INPUT_TOKENS: pa.array(input_tokens, pa.int64()),
         NUM_GENERATED_TOKENS: pa.array(generated_tokens, pa.int64()),
         LLM_MODEL: pa.array([None if skip else model_name for skip in unsent], pa.string()),
@@ -349,21 +377,22 @@ _REPLY_TYPE = pa.struct(
 )
 
 
-def generate_on_replicas(batch: pa.Table, *, replicas: list[Any], model_name: str, messages_column: str, batch_size: int) -> pa.Table:
+def generate_on_replicas(batch: pa.Table, *, replicas: list[Any], model_name: str, messages_column: str, batch_size: int, stage: str | None = None) -> pa.Table:
     """Ray Data task: the rows' requests to the job's engine for the model (see `engine_pool`),
     `batch_size` per call, all calls at once; each reply added as one struct column."""
     from pipeline.llm.engine_pool import send_batch
 
     messages = pc.struct_field(batch.column(_ROW), messages_column).to_pylist()
-    unsent = batch.column(_UNSENT).to_pylist()
-    requests = [
-        {"messages": as_messages(chat), "sampling": sampling, "schema": schema}
-        for chat, sampling, schema, skip in zip(messages, batch.column(_SAMPLING).to_pylist(), batch.column(_SCHEMA).to_pylist(), unsent, strict=True)
-        if not skip
-    ]
-    answered = iter(send_batch(requests, replicas=replicas, model_name=model_name, batch_size=batch_size))
-    nothing = {"text": None, "error": None, "prompt_tokens": 0, "generated_tokens": 0, "top_logprobs": None}
-    replies = [nothing if skip else next(answered) for skip in unsent]
+    # A row that asks nothing, or whose prompt was counted too long, is never sent (finish_rows
+    # gives the latter its reason).
+    unsent, too_long = batch.column(_UNSENT).to_pylist(), batch.column(_TOO_LONG).to_pylist()
+    sent = [index for index, (skip, problem) in enumerate(zip(unsent, too_long, strict=True)) if not skip and problem is None]
+    samplings, schemas = batch.column(_SAMPLING).to_pylist(), batch.column(_SCHEMA).to_pylist()
+    requests = [{"messages": as_messages(messages[index]), "sampling": samplings[index], "schema": schemas[index]} for index in sent]
+    nothing = {"text": None, "error": None, "prompt_tokens": None, "generated_tokens": 0, "top_logprobs": None}
+    replies: list[dict[str, Any]] = [nothing] * batch.num_rows
+    for index, reply in zip(sent, send_batch(requests, replicas=replicas, model_name=model_name, batch_size=batch_size, stage=stage), strict=True):
+        replies[index] = reply
     return batch.append_column(_REPLY, pa.array(replies, _REPLY_TYPE))
 
 
@@ -389,6 +418,8 @@ class HttpRequest:
             "stop": sampling["stop"] or [],
             # The session turns it into response_format (or drops it where unsupported).
             SCHEMA_KEY: row[_SCHEMA] or "",
+            # A prompt counted too long is not sent (the session answers with the reason).
+            UNSENT_KEY: row[_TOO_LONG] or "",
         }
         if sampling.get("logprobs"):
             payload.update(logprobs=True, top_logprobs=int(sampling["logprobs"]))

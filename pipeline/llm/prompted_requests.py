@@ -90,14 +90,20 @@ class Reply:
 
 
 def read_reply(row: dict[str, Any]) -> Reply:
-    """The row's generated text, parsed against its schema when it has one."""
+    """The row's generated text, parsed against its schema when it has one.
+
+    Every row gets a value or a reason: a failed request is its `llm_error_reason`
+    (`prompt_too_long`, else `llm_error`), a reply with no text is `empty`, one that does not
+    parse against the schema is `parse_error`."""
     if row.get(columns.LLM_ERROR):
-        return Reply(reason=RejectReason.LLM_ERROR, detail=str(row[columns.LLM_ERROR])[:2000])
+        reason = RejectReason(row.get(columns.LLM_ERROR_REASON) or RejectReason.LLM_ERROR)
+        return Reply(reason=reason, detail=str(row[columns.LLM_ERROR])[:2000])
     text = row.get(columns.GENERATED_TEXT)
+    if not isinstance(text, str) or not text.strip():
+        tokens = row.get(columns.GENERATED_TOKENS)
+        return Reply(reason=RejectReason.EMPTY, detail=f"the model returned no text ({tokens if tokens is not None else 'unknown'} tokens generated)")
     schema = row.get(JSON_SCHEMA)
     if not schema:
-        if not text or not text.strip():
-            return Reply(reason=RejectReason.EMPTY, detail="the model returned no text")
         return Reply(value=text.strip())
     value, error = parse_llm_json(text, json.loads(schema))
     if error is not None:

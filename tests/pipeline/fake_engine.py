@@ -8,7 +8,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from pipeline.llm.engine_replica import Progress, ReplicaSettings
@@ -31,6 +31,7 @@ class FakeBackend:
         start_error: str | None = None,
         start_when: str | None = None,
         answer_after_s: float = 0.0,
+        reply: Callable[[dict], str] | None = None,
     ) -> None:
         # Start-up: fails with `start_error`, or waits until the file `start_when` exists (the
         # test decides when the engine is up, with no timing involved).
@@ -47,6 +48,8 @@ class FakeBackend:
         self.refuse = refuse
         # How long each answer takes (engine seconds to measure).
         self.answer_after_s = answer_after_s
+        # Replies as FakeChatServer(reply=...) makes them, from the request body; else schema_reply.
+        self.reply = reply or schema_reply
         self.answered = 0
 
     async def stream(self, request_id: str, messages: list[dict[str, str]], sampling: dict[str, Any], schema: str | None) -> AsyncIterator[Progress]:
@@ -60,7 +63,7 @@ class FakeBackend:
             await asyncio.sleep(3600)
         self.answered += 1
         body = {"messages": messages, "response_format": {"json_schema": {"schema": json.loads(schema)}} if schema else None}
-        text = schema_reply(body)
+        text = self.reply(body)
         yield Progress(finished=False, text=text[:5], prompt_tokens=7, generated_tokens=1)
         await asyncio.sleep(self.answer_after_s)
         yield Progress(finished=True, text=text, prompt_tokens=7, generated_tokens=len(text.split()))
@@ -70,3 +73,32 @@ class FakeBackend:
 
     def shutdown(self) -> None:
         pass
+
+
+# What a scripted engine does with a request, in the order the requests reach it.
+REFUSE = "refuse"  # raises, as vLLM refuses a request (a row error)
+UNFINISHED = "unfinished"  # the stream ends before the request finishes
+FITTING = "fitting"  # a reply that fits the request's schema (fake_chat_server.schema_reply)
+
+
+class ScriptedBackend(FakeBackend):
+    """Answers the i-th request it receives with `script[i % len(script)]`: one of the outcomes
+    above, or a literal reply text (None and "" included). Records every request it was sent."""
+
+    def __init__(self, settings: ReplicaSettings, *, script: list[str | None]) -> None:
+        super().__init__(settings)
+        self.script = script or [FITTING]
+        self.received: list[list[dict[str, str]]] = []
+
+    async def stream(self, request_id: str, messages: list[dict[str, str]], sampling: dict[str, Any], schema: str | None) -> AsyncIterator[Progress]:
+        outcome = self.script[len(self.received) % len(self.script)]
+        self.received.append(messages)
+        if outcome == REFUSE:
+            raise ValueError("This model's maximum context length is 2048 tokens (scripted)")
+        if outcome == UNFINISHED:
+            yield Progress(finished=False, text="partial", generated_tokens=1)
+            return
+        if outcome == FITTING:
+            outcome = schema_reply({"messages": messages, "response_format": {"json_schema": {"schema": json.loads(schema)}} if schema else None})
+        await asyncio.sleep(0)
+        yield Progress(finished=True, text=outcome, prompt_tokens=7, generated_tokens=len((outcome or "").split()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import functools
 import json
 import time
@@ -18,15 +19,17 @@ import pytest
 
 from pipeline.config import parse_job
 from pipeline.llm import engine_pool
-from pipeline.llm.engine_replica import Progress, Replica, ReplicaFailed, ReplicaSettings
+from pipeline.llm.engine_replica import Progress, Replica, ReplicaFailed, ReplicaSettings, StageCounters
+from pipeline.llm.engine_settings import vllm_engine_settings
 from pipeline.llm.llm_output import parse_llm_json
 from pipeline.llm.models import EmbeddedModel
 from pipeline.llm.processors import apply_llm
+from pipeline.llm.prompt_length import count_prompt_tokens
 from pipeline.runner import run_job
 from pipeline.store import StageDir
 from stages.registry import STAGES
 from tests.pipeline.fake_engine import FakeBackend
-from tests.pipeline.test_llm_engine import FRUIT, ROWS
+from tests.pipeline.test_llm_engine import FRUIT, ROWS, STORY
 from tests.pipeline.test_resume import write_corpus
 
 SETTINGS = ReplicaSettings(model_name="m", model_source="fake", engine_kwargs={}, hang_timeout_s=0.5)
@@ -108,6 +111,58 @@ def test_an_idle_engine_is_not_taken_for_hung():
     assert asyncio.run(replica.generate([REQUEST]))[0]["error"] is None
 
 
+class HeldBackend(FakeBackend):
+    """Streams `tokens` tokens for each request, then holds it unfinished until `release` is set;
+    with `final_only`, streams nothing and says its tokens through `tokens_so_far` (as vLLM does)."""
+
+    def __init__(self, settings, *, tokens, final_only=False):
+        super().__init__(settings)
+        self.tokens = tokens
+        self.final_only = final_only
+        self.release = asyncio.Event()
+        self.so_far = {}
+
+    def tokens_so_far(self, request_id):
+        return self.so_far.get(request_id, 0)
+
+    async def stream(self, request_id, messages, sampling, schema):
+        self.so_far[request_id] = self.tokens
+        if not self.final_only:
+            yield Progress(finished=False, text="x" * self.tokens, generated_tokens=self.tokens)
+        await self.release.wait()
+        yield Progress(finished=True, text="done", prompt_tokens=3, generated_tokens=self.tokens + 1)
+
+
+@pytest.mark.parametrize("final_only", [False, True], ids=["streamed", "final_only"])
+def test_progress_counts_the_tokens_of_unfinished_requests_per_stage(final_only):
+    async def scenario():
+        replica = Replica(dataclasses.replace(SETTINGS, hang_timeout_s=60), functools.partial(HeldBackend, tokens=5, final_only=final_only))
+        evolve = asyncio.ensure_future(replica.generate([REQUEST, REQUEST], stage="evolve"))
+        answer = asyncio.ensure_future(replica.generate([REQUEST], stage="answer"))
+        await asyncio.sleep(0.05)
+        running = replica.counters()
+        replica.backend.release.set()
+        await asyncio.gather(evolve, answer)
+        return running, replica.counters()
+
+    running, finished = asyncio.run(scenario())
+    assert running == {"evolve": StageCounters(answered=0, generating=2, waiting=0, tokens=10), "answer": StageCounters(generating=1, tokens=5)}
+    assert finished == {"evolve": StageCounters(answered=2, tokens=12), "answer": StageCounters(answered=1, tokens=6)}
+
+
+def test_a_request_the_engine_has_not_started_counts_as_waiting():
+    async def scenario():
+        replica = Replica(dataclasses.replace(SETTINGS, hang_timeout_s=60), functools.partial(HeldBackend, tokens=0, final_only=True))
+        call = asyncio.ensure_future(replica.generate([REQUEST], stage="answer"))
+        await asyncio.sleep(0.05)
+        counted = replica.counters()
+        replica.backend.release.set()
+        await call
+        return counted
+
+    assert asyncio.run(scenario()) == {"answer": StageCounters(waiting=1)}
+
+
 # --- how a task's rows reach the replicas --------------------------------------------------
 
 
@@ -121,7 +176,7 @@ class RecordingReplica:
         self.calls_before_answering = calls_before_answering
         self.patience_s = patience_s
 
-    async def generate(self, requests):
+    async def generate(self, requests, stage=None):
         self.waiting += 1
         waited = 0.0
         while self.waiting < self.calls_before_answering and waited < self.patience_s:
@@ -211,11 +266,13 @@ def test_a_two_stage_job_starts_its_model_once_and_releases_it_after_its_last_st
     assert synthesize["llm"]["m"]["engine_s"] >= 0.01 and evolve["llm"]["m"]["engine_s"] >= 0.01
     assert synthesize["llm"]["m"]["dtype"] == evolve["llm"]["m"]["dtype"] in ("bfloat16", "float32")
     assert evolve["rows_out"] > 0, "evolve answered through the engine synthesize started"
-    # Generation shows progress between commits: requests answered, counted on the replica.
-    reports = [line for line in log if "model m: " in line and "requests answered" in line]
-    assert reports, "no generation progress line"
-    answered = [int(line.split("model m: ")[1].split(" requests")[0]) for line in reports]
-    assert answered == sorted(answered) and answered[-1] > 0
+    # Generation shows progress between commits, per stage: requests answered, counted on the
+    # replica, each stage's own (not summed over the stages before it).
+    for stage, manifest in (("synthesize", synthesize), ("evolve", evolve)):
+        reports = [line for line in log if line.startswith(f"[{stage}] model m: ") and "requests answered" in line]
+        assert reports, f"no generation progress line for {stage}"
+        answered = [int(line.split("model m: ")[1].split(" requests")[0]) for line in reports]
+        assert answered == sorted(answered) and 0 < answered[-1] <= manifest["llm"]["m"]["requests"], (stage, reports)
     assert engine_pool.active_pool() is None
 
 
@@ -341,11 +398,14 @@ def test_shared_engine_keeps_apply_llms_output_contract(shared_results):
     (longer,) = by_id["longer"]
     assert short["num_generated_tokens"] <= 4 < longer["num_generated_tokens"]
     assert longer["num_input_tokens"] > 5 and longer["llm_model"] == "smol"
+    # The count made before sending is the engine's own: same tokenizer, same chat template.
+    assert count_prompt_tokens(vllm_engine_settings(EmbeddedModel())["model_source"], STORY) == longer["num_input_tokens"]
     (fruit,) = by_id["json"]
     value, error = parse_llm_json(fruit["generated_text"], FRUIT)
     assert error is None, fruit["generated_text"]
     (too_long,) = by_id["too_long"]
-    assert too_long["generated_text"] is None and "maximum context length is 2048" in too_long["llm_error"]
+    assert too_long["generated_text"] is None and too_long["llm_error_reason"] == "prompt_too_long"
+    assert "max_model_len 2048" in too_long["llm_error"] and too_long["num_input_tokens"] > 3000
     samples = sorted(by_id["two_samples"], key=lambda row: row["llm_sample_index"])
     assert [json.loads(row["llm_sampling"])["seed"] for row in samples] == [5, 6]
     assert all(row["generated_text"] for row in samples)

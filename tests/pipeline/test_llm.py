@@ -11,7 +11,7 @@ from pipeline.llm.models import SamplingParams
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
-def expand(table, default_schema=None, defaults=None):
+def expand(table, default_schema=None, defaults=None, limit=None):
     return llm.expand_requests(
         table,
         messages_column=llm.MESSAGES,
@@ -19,6 +19,7 @@ def expand(table, default_schema=None, defaults=None):
         schema_column=llm.JSON_SCHEMA,
         default_schema=default_schema,
         defaults=defaults or SamplingParams().model_dump(),
+        limit=limit,
     )
 
 
@@ -80,3 +81,50 @@ def test_finish_keeps_every_input_column_and_nulls_text_of_failed_rows():
 
 def test_messages_may_be_a_json_string():
     assert llm.as_messages(json.dumps(MESSAGES)) == MESSAGES
+
+
+# --- prompts longer than the model takes ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def word_limit(tmp_path_factory):
+    """A limit of 40 tokens, counted one per word by a small tokenizer."""
+    from pipeline.llm.prompt_length import PromptLimit
+    from tests.pipeline.small_tokenizer import save_small_tokenizer
+
+    return PromptLimit("smol", str(save_small_tokenizer(tmp_path_factory.mktemp("tokenizer"))), 40)
+
+
+def chat(words: int) -> list[dict]:
+    return [{"role": "user", "content": "word " * words}]
+
+
+def test_a_prompt_longer_than_the_model_takes_is_never_sent_and_says_its_count_and_the_limit(word_limit, monkeypatch):
+    from pipeline.llm import engine_pool
+
+    table = pa.table({"id": ["short", "long", "edge"], llm.MESSAGES: [json.dumps(chat(5)), json.dumps(chat(500)), json.dumps(chat(35))]})
+    prepared = expand(table, limit=word_limit)
+    sent = []
+
+    def engine(requests, **kwargs):
+        sent.extend(requests)
+        return [{"text": "fine", "error": None, "prompt_tokens": 9, "generated_tokens": 1} for _ in requests]
+
+    monkeypatch.setattr(engine_pool, "send_batch", engine)
+    generated = llm.generate_on_replicas(prepared, replicas=[], model_name="smol", messages_column=llm.MESSAGES, batch_size=8)
+    out = {row["id"]: row for row in llm.finish_rows(generated, model_name="smol", extract="replica").to_pylist()}
+    assert [len(request["messages"][0]["content"].split()) for request in sent] == [5, 35], "the long prompt reached the engine"
+    long = out["long"]
+    assert long[llm.GENERATED_TEXT] is None and long[llm.LLM_ERROR_REASON] == "prompt_too_long"
+    # 500 words, the role and the template's own words: counted in the model's tokens, not characters.
+    assert long[llm.NUM_INPUT_TOKENS] >= 500
+    assert f"the prompt has {long[llm.NUM_INPUT_TOKENS]} tokens; model 'smol' takes at most 39 (max_model_len 40" in long[llm.LLM_ERROR]
+    assert [out[name][llm.LLM_ERROR_REASON] for name in ("short", "edge")] == [None, None]
+    assert out["edge"][llm.GENERATED_TEXT] == "fine"
+
+
+def test_a_refusal_the_engine_or_server_gives_stays_an_llm_error(word_limit):
+    prepared = expand(pa.table({"id": ["a"], llm.MESSAGES: [MESSAGES]}))
+    reply = pa.array([{"text": None, "error": "HTTP 400: context length exceeded", "prompt_tokens": 0, "completion_tokens": 0}])
+    out = llm.finish_rows(prepared.append_column("http_response", reply), model_name="api", extract="http").to_pylist()
+    assert out[0][llm.LLM_ERROR_REASON] == "llm_error" and "HTTP 400" in out[0][llm.LLM_ERROR]

@@ -91,7 +91,9 @@ def test_structured_output_satisfies_the_row_schema(results):
 def test_prompt_longer_than_the_context_is_a_row_error_not_a_failed_stage(results):
     (row,) = results["too_long"]
     assert row["generated_text"] is None
-    assert "maximum context length is 2048" in row["llm_error"]
+    # Counted in the model's tokens before the engine saw it (the engine would refuse it too).
+    assert row["llm_error_reason"] == "prompt_too_long" and row["num_input_tokens"] > 3000
+    assert f"the prompt has {row['num_input_tokens']} tokens; model " in row["llm_error"] and "max_model_len 2048" in row["llm_error"]
 
 
 def test_n_samples_come_out_as_rows_with_distinct_seeds(results):

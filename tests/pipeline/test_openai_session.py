@@ -98,3 +98,15 @@ def test_row_schema_becomes_response_format_and_placeholders_are_dropped():
 
 def test_non_json_body_is_a_row_error():
     assert read_completion(200, "<html>gateway</html>")["error"].startswith("HTTP 200: response is not JSON")
+
+
+def test_a_request_marked_unsent_never_reaches_the_server_and_fails_with_its_reason():
+    async def ok(request, count):
+        return web.json_response(COMPLETION)
+
+    reason = "the prompt has 9000 tokens; model 'api' takes at most 2047"
+    payload = {"model": "m", "messages": [], "stop": [], "synthmix_schema": "", "synthmix_unsent": reason}
+    result, seen = run_against(ok, payload=payload)
+    assert seen == [] and result == {"text": None, "error": reason, "prompt_tokens": 0, "completion_tokens": 0}
+    _, seen = run_against(ok, payload={**payload, "synthmix_unsent": ""})
+    assert len(seen) == 1 and "synthmix_unsent" not in seen[0]

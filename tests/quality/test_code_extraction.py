@@ -63,3 +63,9 @@ def test_is_program_needs_a_statement_beyond_bare_expressions() -> None:
     assert not is_program("print(1)\n")
     assert not is_program("def broken(:\n")
     assert not is_program("x = '\0'")
+
+
+def test_a_text_the_python_parser_gives_up_on_is_not_a_program() -> None:
+    # CPython raises MemoryError, not SyntaxError, on 10,000 bare words in one line.
+    assert not is_program("word " * 10_000)
+    assert find_python_code("word " * 10_000).python is None

@@ -101,3 +101,15 @@ def test_gather_group_orders_samples_and_names_the_pair_after_its_instruction():
     row = gather_group(group).to_pylist()[0]
     assert row["samples"] == ["\\boxed{84}", "The answer is 84.", "84"]
     assert row["answer"] == "\\boxed{84}" and row["parent_id"] == "i2" and row["id"] not in {"s0", "s1", "s2"}
+
+
+def test_a_reject_after_a_kept_row_in_the_same_batch_keeps_its_reason():
+    # Seen in a run: a batch's table took its columns from its first row, so once that row was
+    # kept, every later reject of the batch lost its reason and was kept (empty answers included).
+    stage = make_stage("answer")
+    expanded = stage.expand_samples(instruction_rows([INSTRUCTIONS[0], {**INSTRUCTIONS[0], "id": "i4"}, {**INSTRUCTIONS[0], "id": "i5"}]))
+    question_back = "Can you explain how the with statement releases resources through a context manager?"
+    replies = ["The with statement calls __enter__ and then __exit__ when the block ends.", question_back, None]
+    errors = [None, None, "This model's maximum context length is 2048 tokens"]
+    rows = stage.transform(with_replies(stage.render_requests(expanded), replies, errors)).to_pylist()
+    assert [row["reject_reason"] for row in rows] == [None, "not_an_answer", "llm_error"]

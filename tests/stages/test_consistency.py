@@ -25,6 +25,10 @@ ROWS = [
     answer_row("open", "Describe a sunset.", "Gold light spills over the hills.", samples=["Gold light.", "Red sky."]),
     # One sample cannot disagree with itself.
     answer_row("single", "What is 3 + 3?", "6", samples=["6"], objective=True),
+    # A sample with no text (a failed request, a bad file) votes for nothing; the other two agree.
+    answer_row("missing_sample", "What is 4 + 5?", "9", samples=["Answer: 9", None, "Answer: 9"], objective=True),
+    # A pair with no answer at all is rejected, not kept and not a crash.
+    answer_row("no_answer", "Describe the sea.", None, samples=[None]),
 ]
 
 
@@ -37,8 +41,8 @@ def run(tmp_path_factory, ray_session):
 def test_every_row_is_kept_or_rejected_and_counted(run):
     manifest, accepted, rejected = run
     assert manifest["rows_in"] == len(ROWS)
-    assert manifest["rows_out"] == len(accepted) == 4
-    assert manifest["rejected"] == {"inconsistent": 2}
+    assert manifest["rows_out"] == len(accepted) == 5
+    assert manifest["rejected"] == {"inconsistent": 2, "empty": 1}
     assert set(accepted) | set(rejected) == {row["id"] for row in ROWS}
 
 
@@ -79,3 +83,10 @@ def test_accepted_rows_keep_the_answer_contract_columns(run):
     _, accepted, _ = run
     row = accepted["agree"]
     assert row["samples"] == ROWS[0]["samples"] and row["objective"] is True and row["seed_id"] == "seed-agree"
+
+
+def test_a_sample_without_text_counts_against_agreement_and_a_pair_without_answer_is_empty(run):
+    _, accepted, rejected = run
+    votes = json.loads(accepted["missing_sample"]["votes"])
+    assert votes["answers"] == ["9", None, "9"] and votes["agreement"] == pytest.approx(2 / 3)
+    assert rejected["no_answer"]["reject_reason"] == "empty" and rejected["no_answer"]["reject_detail"] == "the pair has no answer"

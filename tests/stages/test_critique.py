@@ -249,3 +249,11 @@ def test_critique_reads_a_real_judge_by_probability_and_accounts_for_every_reque
         assert ("grounding" in signals) == (row["id"] in ("wall", "wall_wrong"))
         assert 0.0 <= row["critique_score"] <= 1.0
         assert "generated_text" not in row and "messages" not in row
+
+
+def test_a_pair_without_an_answer_is_rejected_as_empty_whatever_the_judge_said():
+    capital = BY_CASE["capital"]
+    stage = Critique(CritiqueParams(min_score=1), StageContext(run_dir=Path("unused"), stage_name="critique"))
+    batch = generated_batch(stage, [{**capital, "answer": None}])
+    (row,) = stage.transform(batch).to_pylist()
+    assert row["reject_reason"] == "empty" and row["reject_detail"] == "the pair has no answer to judge"
