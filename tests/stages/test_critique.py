@@ -58,6 +58,7 @@ def with_reply(rendered: pa.Table, asked: list[bool], reply: list[dict]) -> pa.T
             c.GENERATED_TEXT: pa.array([None if r.get("error") else r.get("text") for r in reply], pa.string()),
             c.LLM_TOP_LOGPROBS: pa.array([None if r.get("error") else r.get("logprobs") for r in reply], pa.string()),
             c.LLM_ERROR: pa.array([r.get("error") for r in reply], pa.string()),
+            c.LLM_ERROR_REASON: pa.array([(r.get("reason") or "llm_error") if r.get("error") else None for r in reply], pa.string()),
             c.LLM_MODEL: pa.array(["embedded" if sent else None for sent in asked], pa.string()),
             c.PROMPT_TOKENS: pa.array([100 if sent else 0 for sent in asked], pa.int64()),
             c.GENERATED_TOKENS: pa.array([1 if sent else 0 for sent in asked], pa.int64()),
@@ -251,9 +252,11 @@ def test_critique_reads_a_real_judge_by_probability_and_accounts_for_every_reque
         assert "generated_text" not in row and "messages" not in row
 
 
-def test_a_pair_without_an_answer_is_rejected_as_empty_whatever_the_judge_said():
-    capital = BY_CASE["capital"]
-    stage = Critique(CritiqueParams(min_score=1), StageContext(run_dir=Path("unused"), stage_name="critique"))
-    batch = generated_batch(stage, [{**capital, "answer": None}])
-    (row,) = stage.transform(batch).to_pylist()
-    assert row["reject_reason"] == "empty" and row["reject_detail"] == "the pair has no answer to judge"
+def test_a_pair_without_an_answer_is_rejected_as_empty_and_a_too_long_judge_prompt_says_so():
+    rows = judged(
+        stage_with(signals=["verdict"], min_score=0.5),
+        [pair("blank", "How do lists and tuples differ?", "  "), pair("long", "How do lists and tuples differ?", GOOD)],
+        {"verdict": {"long": {"error": "the prompt is 5000 tokens; the model takes 4096", "reason": "prompt_too_long"}}},
+    )
+    assert rows["blank"]["reject_reason"] == "empty" and rows["blank"]["reject_detail"] == "the pair has no answer to judge"
+    assert rows["long"]["reject_reason"] == "prompt_too_long" and rows["long"]["reject_detail"] == "verdict: the prompt is 5000 tokens; the model takes 4096"
