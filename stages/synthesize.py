@@ -107,7 +107,7 @@ class Synthesize(ModelStage):
                 columns.EVOLUTION_OP: "",
                 columns.EVOLUTION_DEPTH: 0,
                 # What the model was shown: the critique judges answers against it.
-                columns.PASSAGE: seed[columns.TEXT][: self.params.max_seed_chars],
+                columns.PASSAGE: (seed[columns.TEXT] or "")[: self.params.max_seed_chars] or None,
             }
             if not (seed[columns.TEXT] or "").strip():
                 reply = Reply(reason=RejectReason.EMPTY, detail="the seed has no text to write instructions from")

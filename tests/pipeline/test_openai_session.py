@@ -46,7 +46,7 @@ def test_success_returns_text_and_token_counts():
         return web.json_response(COMPLETION)
 
     result, _ = run_against(ok)
-    assert result == {"text": "hello", "error": None, "prompt_tokens": 7, "completion_tokens": 1}
+    assert result == {"text": "hello", "error": None, "prompt_tokens": 7, "completion_tokens": 1, "top_logprobs": None}
 
 
 def test_server_errors_are_retried_until_success():
@@ -107,6 +107,6 @@ def test_a_request_marked_unsent_never_reaches_the_server_and_fails_with_its_rea
     reason = "the prompt has 9000 tokens; model 'api' takes at most 2047"
     payload = {"model": "m", "messages": [], "stop": [], "synthmix_schema": "", "synthmix_unsent": reason}
     result, seen = run_against(ok, payload=payload)
-    assert seen == [] and result == {"text": None, "error": reason, "prompt_tokens": 0, "completion_tokens": 0}
+    assert seen == [] and result == {"text": None, "error": reason, "prompt_tokens": 0, "completion_tokens": 0, "top_logprobs": None}
     _, seen = run_against(ok, payload={**payload, "synthmix_unsent": ""})
     assert len(seen) == 1 and "synthmix_unsent" not in seen[0]

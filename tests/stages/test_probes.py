@@ -168,7 +168,9 @@ def stage_sections() -> dict:
         "judged_responses": JUDGED,
         "answer": {"routes": {"default": "fake"}, "samples": 3},
         "consistency": {"min_agreement": 0.6},
-        "critique": {"model": "fake", "signals": ["verdict"]},
+        # judge_rejected: the altered GSM8K solutions fail the arithmetic check, and the verdict's
+        # AUC should still cover every judged row.
+        "critique": {"model": "fake", "signals": ["verdict"], "judge_rejected": True},
         "quality": {"languages": ["en", "zh"]},
         "dedup_samples": {"text_columns": ["instruction", "answer"], "threshold": 0.8, "score_column": "critique_score"},
         "decontaminate": {"benchmarks": ["humaneval", "gsm8k"]},
@@ -256,7 +258,10 @@ def test_every_filter_judges_probes_like_any_pair(recipe):
     assert (failed[columns.INSTRUCTION], failed[columns.REJECT_REASON]) == (USER_PROBES[1]["question"], "tests_failed")
     passed = [row for row in probe_rows(run_dir, "verify_code") if row[columns.DOMAIN] == "code"]
     assert len(passed) == 2 and all(json.loads(row[columns.META])["verify_code"]["outcome"] == "passed" for row in passed)
-    assert all(row[columns.REJECT_REASON] == "critique_low" for row in probe_rows(run_dir, "critique", rejects=True))
+    rejected = probe_rows(run_dir, "critique", rejects=True)
+    assert {row[columns.REJECT_REASON] for row in rejected} == {"critique_low", "wrong_arithmetic"}
+    # A miscalculation is the check's to reject, and the (knowing) judge scored it low as well.
+    assert all(row[columns.CRITIQUE_SCORE] == 0.0 for row in rejected if row[columns.REJECT_REASON] == "wrong_arithmetic")
 
 
 def test_probe_exit_sets_every_surviving_probe_aside_and_none_reaches_the_shards(recipe):
