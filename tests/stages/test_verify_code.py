@@ -12,6 +12,7 @@ from pipeline.contracts import ANSWER_FIELDS, TESTS, RejectReason
 from pipeline.stage import StageContext
 from quality.sandbox import Outcome
 from stages.verify_code import VerifyCode, VerifyCodeParams, needs_written_tests
+from tests.canaries import planted_secrets, reading_program
 from tests.pipeline.fake_chat_server import FakeChatServer
 from tests.stages.answer_rows import AnswerRows, answer_row, run_after_answers
 
@@ -84,7 +85,7 @@ def test_every_failing_sandbox_outcome_is_a_reject_reason() -> None:
 def test_without_tests_or_a_test_writer_the_code_only_has_to_load() -> None:
     rows = verify([code_row("loads", WRONG_ADD), code_row("breaks", "```python\nimport not_a_module_anywhere\n```")])
     assert rows["loads"][columns.REJECT_REASON] is None
-    assert verification(rows["loads"]) == {"outcome": "passed", "tests": "none", "network": verification(rows["loads"])["network"]}
+    assert verification(rows["loads"]) == {"outcome": "passed", "tests": "none", "network": "namespace", "filesystem": "isolated"}
     assert rows["loads"][TESTS] is None
     assert rows["breaks"][columns.REJECT_REASON] == "crashed"
     assert "ModuleNotFoundError" in json.loads(rows["breaks"][columns.REJECT_DETAIL])["detail"]
@@ -223,3 +224,39 @@ def test_a_test_writer_behind_an_openai_server_writes_the_tests_for_rows_without
     assert json.loads(run.accepted["ok"][columns.META])["verify_code"]["tests"] == "model"
     assert run.rejected["wrong"][columns.REJECT_REASON] == "tests_failed"
     assert run.manifest["rejected"] == {"tests_failed": 1}
+
+
+def test_secrets_a_program_reads_reach_no_output_row(tmp_path: Path, ray_session) -> None:
+    """The issue's case: code answers that read a canary in HOME, a fake Ray token under /tmp and
+    the run directory (its own Parquet files included), print what they read and quote it in a
+    failing test; in bubblewrap's sandbox and on the host's file system."""
+    run_dir = tmp_path / "run"
+    with planted_secrets(run_dir) as files:
+        program = f"```python\n{reading_program(list(files.values()), also_glob=[f'{run_dir}/**/*'])}```"
+        rows = [code_row("prints", program), code_row("asserts", program, tests="assert not found, found\n")]
+        runs = [
+            run_after_answers(tmp_path, rows, "verify_code", {"sandbox": {**SANDBOX, "filesystem": filesystem}}, source=CodeAnswerRows, name=filesystem)
+            for filesystem in ("isolated", "host")
+        ]
+        tokens = [path.read_text() for path in files.values()]
+    stored = [json.dumps(row, default=str) for run in runs for row in [*run.accepted.values(), *run.rejected.values()]]
+    assert len(stored) == 4
+    assert not [token for token in tokens if any(token in row for row in stored)]
+    for run, filesystem in zip(runs, ("isolated", "host")):
+        # The guard refuses the first read outside, wherever the program runs.
+        assert {row[columns.REJECT_REASON] for row in run.rejected.values()} == {"sandbox_violation"} and not run.accepted
+        for row in run.rejected.values():
+            detail = json.loads(row[columns.REJECT_DETAIL])
+            assert detail["filesystem"] == filesystem
+            assert "outside the sandbox's directory and the standard library" in detail["detail"]
+
+
+def test_a_failing_programs_detail_is_capped_and_stripped_of_credentials() -> None:
+    token = "f" * 8 + "0123456789abcdef" * 4
+    program = f"print('session token {token}')\nraise ValueError('x' * 5000 + ' api_key=sk-{token}')\n"
+    row = verify([code_row("leaky", f"```python\n{program}```", tests=ADD_TESTS)])["leaky"]
+    assert row[columns.REJECT_REASON] == "crashed"
+    detail = json.loads(row[columns.REJECT_DETAIL])
+    assert token not in row[columns.REJECT_DETAIL]
+    assert "[redacted]" in detail["output_tail"]
+    assert len(detail["detail"]) <= 1000 and len(detail["output_tail"]) <= 500
