@@ -24,7 +24,6 @@ import numpy as np
 from quality.normalize import normalize_texts
 from quality.shingles import ShingleSpec, hash_shingles
 
-CJK_SAMPLES = Path(sysconfig.get_paths()["stdlib"]) / "test" / "cjkencodings"
 CHINESE_MANPAGES = (Path("/usr/share/man/zh_CN"), Path("/usr/share/man/zh_TW"))
 SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])
 # Packages whose docstrings extend the English pool for large corpora, in the order they are read.
@@ -221,10 +220,12 @@ def build_planted_corpus(bases: int, *, seed: int, spec: ShingleSpec, singles: i
 
 
 def chinese_near_duplicates(seed: int) -> list[str]:
-    """Two Chinese texts from CPython's test package, then a copy of each with 3 Han characters
+    """Two Chinese paragraphs of two of Debian's Chinese manual pages (150-400 characters written
+    as Chinese is, without a space between words), then a copy of each with 3 Han characters
     replaced: [a, b, a', b']. Whitespace words cannot see such edits; character shingles can."""
+    require_chinese_manpages()
     rng = random.Random(seed)
-    originals = [(CJK_SAMPLES / name).read_text(encoding="utf-8") for name in ("gb2312-utf8.txt", "big5-utf8.txt")]
+    originals = unspaced_paragraphs(2)
     copies = []
     for text in originals:
         chars = list(text)
@@ -259,11 +260,33 @@ def roff_paragraphs(source: str) -> list[str]:
     return paragraphs
 
 
-def chinese_manpage_sections(min_han_share: float = 0.6) -> list[list[str]]:
+def unspaced_paragraphs(count: int) -> list[str]:
+    """The first paragraph of 150-400 characters, nine tenths Han, with at most one space per 20
+    characters (early translations put spaces between words) of each of the first `count` pages
+    of zh_CN that have one."""
+    found = []
+    for section in chinese_manpage_sections(0.9, roots=CHINESE_MANPAGES[:1]):
+        paragraph = next((p for p in section if 150 <= len(p) <= 400 and len(p.split()) <= len(p) / 20), None)
+        if paragraph is not None:
+            found.append(paragraph)
+            if len(found) == count:
+                return found
+    raise ValueError(
+        f"only {len(found)} unspaced Chinese paragraphs of 150-400 characters under {CHINESE_MANPAGES[0]}, {count} asked; is manpages-zh complete?"
+    )
+
+
+def require_chinese_manpages() -> None:
+    # One page of manpages-zh: man-db, login and passwd put a few pages of their own in zh_CN.
+    if not (CHINESE_MANPAGES[0] / "man1" / "ab.1.gz").is_file():
+        raise FileNotFoundError(f"Debian's manpages-zh is not installed ({CHINESE_MANPAGES[0]}/man1/ab.1.gz is missing): scripts/test.sh installs it")
+
+
+def chinese_manpage_sections(min_han_share: float = 0.6, roots: tuple[Path, ...] = CHINESE_MANPAGES) -> list[list[str]]:
     """Each page of Debian's Chinese manual pages (zh_CN, then zh_TW) as its paragraphs that are
     mostly Chinese: Han characters at least min_han_share of Han characters plus ASCII letters."""
     sections = []
-    for root in CHINESE_MANPAGES:
+    for root in roots:
         for path in sorted(root.glob("man*/*.gz")):
             paragraphs = roff_paragraphs(gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace"))
             chinese = []
@@ -318,9 +341,7 @@ def english_documents(count: int, min_units: int, spec: ShingleSpec) -> list[str
 
 def chinese_documents(count: int, min_units: int, spec: ShingleSpec) -> list[str]:
     """count distinct Chinese documents from Debian's Chinese manual pages."""
-    # One page of manpages-zh: man-db, login and passwd put a few pages of their own in zh_CN.
-    if not (CHINESE_MANPAGES[0] / "man1" / "ab.1.gz").is_file():
-        raise FileNotFoundError(f"Debian's manpages-zh is not installed ({CHINESE_MANPAGES[0]}/man1/ab.1.gz is missing): scripts/test.sh installs it")
+    require_chinese_manpages()
     documents = distinct_documents(join_into_documents(chinese_manpage_sections(), min_units), spec, 0.2, limit=count)
     if len(documents) < count:
         raise ValueError(

@@ -17,7 +17,6 @@ from quality.lsh import (
 )
 from quality.shingles import ShingleSpec
 from tests.quality.near_duplicate_fixture import (
-    CJK_SAMPLES,
     build_bilingual_corpus,
     chinese_near_duplicates,
     score_removals,
@@ -73,8 +72,6 @@ def test_planted_duplicates_are_found_in_both_languages_and_only_true_ones_remov
 
 
 def test_chinese_near_duplicates_need_units_by_script():
-    if not CJK_SAMPLES.is_dir():
-        pytest.skip(f"{CJK_SAMPLES} (CPython's test package) is not installed")
     texts = chinese_near_duplicates(3) + ["An unrelated English paragraph about hashing shingles of words."]
     ids, scores = ids_for(len(texts)), np.zeros(len(texts))
 
