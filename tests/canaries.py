@@ -4,14 +4,19 @@ fake Ray session token under /tmp, and a file in a run directory. Each holds a t
 import contextlib
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+RAY_TEMP = Path("/tmp/ray")
 
 
 @contextlib.contextmanager
 def planted_secrets(run_dir: Path) -> Iterator[dict[str, Path]]:
-    """The three files, written before and removed after."""
-    ray_session = Path("/tmp/ray") / f"session_synthmix_canary_{os.getpid()}_{secrets.token_hex(4)}"
+    """The three files, written before and removed after. The token goes where Ray keeps its
+    sessions (/tmp/ray), or beside it for a user who cannot write there."""
+    ray_temp = RAY_TEMP if os.access(RAY_TEMP, os.W_OK) or not RAY_TEMP.exists() else Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    ray_session = ray_temp / f"session_synthmix_canary_{os.getpid()}_{secrets.token_hex(4)}"
     files = {
         "home": Path.home() / f".synthmix-canary-{secrets.token_hex(4)}",
         "ray_token": ray_session / "auth_token",
@@ -27,6 +32,8 @@ def planted_secrets(run_dir: Path) -> Iterator[dict[str, Path]]:
             path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             ray_session.rmdir()
+            if ray_temp != RAY_TEMP:
+                ray_temp.rmdir()
 
 
 def reading_program(paths: list[Path], also_glob: list[str] = ()) -> str:
