@@ -14,12 +14,16 @@ from quality.sandbox import Outcome
 from stages.verify_code import VerifyCode, VerifyCodeParams, needs_written_tests
 from tests.canaries import planted_secrets, reading_program
 from tests.pipeline.fake_chat_server import FakeChatServer
-from tests.stages.answer_rows import AnswerRows, answer_row, run_after_answers
+from tests.stages.answer_rows import AnswerRows, StageRun, answer_row, run_after_answers
+from tests.stages.synthesis_rows import INPUTS, RECORDED
 
 SANDBOX = {"cpu_seconds": 2, "wall_seconds": 60, "memory_mb": 256, "output_kb": 64}
 ADD = "Here you go:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\nCall `add(2, 3)` to get 5."
 WRONG_ADD = "```python\ndef add(a, b):\n    return a - b\n```"
 ADD_TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0\n"
+# Of the writer's replies, at least this share must hold Python code the sandbox can run: a broken
+# template or reply parser turns every row into parse_error, which rejects-only assertions accept.
+WRITER_PARSED_FLOOR = 0.5
 
 
 class CodeAnswerRows(AnswerRows):
@@ -173,6 +177,21 @@ def test_rows_the_writer_wrote_no_tests_for_are_rejected_never_passed() -> None:
     assert json.loads(out["prose"][columns.REJECT_DETAIL])["raw"] == "The function looks right to me."
 
 
+def test_recorded_test_writer_replies_become_tests_that_run() -> None:
+    """Qwen2.5-Coder-0.5B's replies (recorded/synthesis_replies.json) to the write_tests prompt: it
+    writes asserts until its token limit, so most replies end inside their block."""
+    stage = make_stage(test_writer="writer")
+    recorded = RECORDED["verify_code"]
+    rows = [code_row(entry["id"], entry["answer"]) | {columns.INSTRUCTION: entry["instruction"]} for entry in recorded]
+    out = stage.transform(written(stage, rows, [entry["reply"] for entry in recorded], [entry["error"] for entry in recorded])).to_pylist()
+    ran = [row for row in out if row[columns.REJECT_REASON] not in ("parse_error", "llm_error")]
+    assert len(ran) / len(out) >= WRITER_PARSED_FLOOR, [row[columns.REJECT_DETAIL] for row in out]
+    for row in ran:
+        assert row[TESTS] and "assert" in row[TESTS]
+        assert row[columns.REJECT_REASON] in (None, "tests_failed"), row[columns.REJECT_DETAIL]
+        assert (verification(row) if row[columns.REJECT_REASON] is None else json.loads(row[columns.REJECT_DETAIL]))["tests"] == "model"
+
+
 def test_only_code_rows_with_a_program_and_no_tests_are_sent_to_the_writer() -> None:
     domains = frozenset({"code"})
     assert needs_written_tests(code_row("a", ADD), domains=domains)
@@ -260,3 +279,29 @@ def test_a_failing_programs_detail_is_capped_and_stripped_of_credentials() -> No
     assert token not in row[columns.REJECT_DETAIL]
     assert "[redacted]" in detail["output_tail"]
     assert len(detail["detail"]) <= 1000 and len(detail["output_tail"]) <= 500
+
+
+# --- the test writer on the real embedded model (SmolLM2-135M, the engine tests' model) ------------
+
+
+@pytest.fixture(scope="module")
+def written_by_the_model(tmp_path_factory, ray_session) -> StageRun:
+    """answer -> verify_code with the default embedded model writing the tests: one job, one engine start."""
+    rows = [code_row(record["id"], record["answer"]) | {columns.INSTRUCTION: record["instruction"]} for record in INPUTS["verify_code"]]
+    rows.append(code_row("prose", "Paris is the capital of France.", domain="general"))
+    section = {"sandbox": SANDBOX, "test_writer": "embedded", "sampling": {"max_tokens": 256}}
+    return run_after_answers(tmp_path_factory.mktemp("writer"), rows, "verify_code", section)
+
+
+@pytest.mark.engine
+def test_the_embedded_model_writes_tests_that_run_for_most_code_rows(written_by_the_model) -> None:
+    run = written_by_the_model
+    code_rows = len(INPUTS["verify_code"])
+    assert run.manifest["rows_in"] == code_rows + 1 == len(run.accepted) + len(run.rejected)
+    assert run.manifest["llm"]["embedded"]["requests"] == code_rows, "only the code rows went to the writer"
+    assert "prose" in run.accepted
+    unparsed = [row for row in run.rejected.values() if row[columns.REJECT_REASON] in ("parse_error", "llm_error")]
+    assert 1 - len(unparsed) / code_rows >= WRITER_PARSED_FLOOR, [row[columns.REJECT_DETAIL] for row in unparsed]
+    for row in run.accepted.values():
+        if row["id"] != "prose":
+            assert verification(row)["tests"] == "model" and row[TESTS], "a kept code row ran the tests the model wrote"
