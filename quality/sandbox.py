@@ -24,12 +24,12 @@ Enforced by the kernel
 - Processes (RLIMIT_NPROC, set to the user's current count plus `processes`): only for a
   non-root user. The kernel never applies RLIMIT_NPROC to root (checked here: as root, five
   forks under a limit of one all succeed), so as root only the guard stops a fork bomb.
-- Network: inside bubblewrap's network namespace nothing but the sandbox's own loopback exists;
-  the child also enters a network namespace of its own where it may (unshare CLONE_NEWNET as
-  root or with CAP_SYS_ADMIN, else inside a new user namespace), whose loopback is down: even
-  127.0.0.1 is unreachable. On the host's file system, where neither works (user namespaces
-  switched off, a seccomp profile), `SandboxResult.network` says "none" and only the guard
-  stands between the program and the network.
+- Network: inside bubblewrap's network namespace nothing exists but the sandbox's own loopback,
+  where nothing listens (127.0.0.1 refuses connections). On the host's file system the child
+  enters a network namespace of its own (unshare CLONE_NEWNET as root or with CAP_SYS_ADMIN, else
+  inside a new user namespace), whose loopback is down: even 127.0.0.1 is unreachable; where
+  neither works (user namespaces switched off, a seccomp profile), `SandboxResult.network` says
+  "none" and only the guard stands between the program and the network.
 - Wall clock (the parent): past `wall_seconds` the whole process group is killed -> `timeout`.
 - Output (the parent): stdout and stderr are read as they come, keeping only a tail; past
   `output_kb` the group is killed -> `sandbox_violation`. A 100 MB print costs neither memory
