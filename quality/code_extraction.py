@@ -50,3 +50,19 @@ def find_python_code(answer: str) -> FoundCode:
     else:
         problem = "no code block in the answer"
     return FoundCode(python=None, other_languages=others, problem=problem)
+
+
+def find_cut_python_block(text: str) -> str | None:
+    """The code of a Python block that is never closed (a reply cut off at its token limit), down
+    to its longest run of whole lines that parses as a program; None when there is no such block
+    or nothing of it parses. For replies whose every statement stands alone, such as a test
+    writer's asserts: an answer's program is never taken cut (see `find_python_code`)."""
+    for block in fenced_blocks(text):
+        if block.closed or block.label not in PYTHON_LABELS:
+            continue
+        lines = block.code.splitlines()
+        for end in range(len(lines) - 1, 0, -1):  # the last line is cut mid-way, or whole: drop it either way
+            code = "\n".join(lines[:end]) + "\n"
+            if is_program(code):
+                return code
+    return None

@@ -1,11 +1,22 @@
 """Run untrusted Python code and its tests in a sandbox, and say how it went.
 
-Each run gets its own process (`python -I -B -u`, in a session and process group of its own),
-a fresh temporary directory as its working directory, HOME and TMPDIR, a minimal environment,
-stdin from /dev/null, and is deleted afterwards. The child (`quality/sandbox_child.py`)
-confines itself before the program runs. What holds it, and by what:
+Each run gets its own process (the interpreter's base installation, not a virtual environment,
+as `python -I -B -u`, in a session and process group of its own), a fresh temporary directory as
+its working directory, HOME and TMPDIR, a minimal environment, stdin from /dev/null, and is
+deleted afterwards. The child (`quality/sandbox_child.py`) confines itself before the program
+runs. What holds it, and by what:
 
 Enforced by the kernel
+- The file system (`filesystem: isolated`, the default): the run starts inside bubblewrap
+  (`bwrap`, Debian's `bubblewrap`), in mount, PID, IPC, UTS, network and (where it can) user
+  namespaces of its own, with every capability dropped. Its root is empty but for: its working
+  directory (as /sandbox, the one writable place), the interpreter's binary, standard library and
+  shared library (read-only; its site-packages hidden under empty folders), the system's shared
+  libraries (/usr/lib*, read-only), /usr/share/zoneinfo, and fresh /proc and /dev. Home
+  folders, /tmp (Ray's session and its token), /etc, run directories and every other file of the
+  machine are not there to read. Without bwrap the run fails with SandboxError, saying how to
+  install it; `filesystem: host` runs on the host's file system instead, where only the guard
+  stops reads (a Python program that gets past it can read whatever the user can).
 - CPU time (RLIMIT_CPU): SIGXCPU at `cpu_seconds`, SIGKILL a second later -> `timeout`.
 - Address space (RLIMIT_AS): allocations past `memory_mb` fail; Python raises MemoryError -> `crashed`.
 - File size (RLIMIT_FSIZE): no file grows past `file_mb`; the write fails with EFBIG -> `sandbox_violation`.
@@ -13,17 +24,24 @@ Enforced by the kernel
 - Processes (RLIMIT_NPROC, set to the user's current count plus `processes`): only for a
   non-root user. The kernel never applies RLIMIT_NPROC to root (checked here: as root, five
   forks under a limit of one all succeed), so as root only the guard stops a fork bomb.
-- Network: the child enters a network namespace of its own (unshare CLONE_NEWNET as root or
-  with CAP_SYS_ADMIN, else inside a new user namespace), which has only a loopback interface,
-  and that one down: even 127.0.0.1 is unreachable. Where neither works (user namespaces
-  switched off, a seccomp profile), `SandboxResult.network` says "none" and only the guard
-  stands between the program and the network.
+- Network: inside bubblewrap's network namespace nothing exists but the sandbox's own loopback,
+  where nothing listens (127.0.0.1 refuses connections). On the host's file system the child
+  enters a network namespace of its own (unshare CLONE_NEWNET as root or with CAP_SYS_ADMIN, else
+  inside a new user namespace), whose loopback is down: even 127.0.0.1 is unreachable; where
+  neither works (user namespaces switched off, a seccomp profile), `SandboxResult.network` says
+  "none" and only the guard stands between the program and the network.
 - Wall clock (the parent): past `wall_seconds` the whole process group is killed -> `timeout`.
 - Output (the parent): stdout and stderr are read as they come, keeping only a tail; past
   `output_kb` the group is killed -> `sandbox_violation`. A 100 MB print costs neither memory
   nor disk.
-- When the program ends, whatever it left running in its process group is killed (a process
-  that left the group with setsid would escape this; the guard keeps it from being started).
+- When the program ends, whatever it left running in its process group is killed. Inside
+  bubblewrap that ends its PID namespace, and with it every process started there, even one
+  that left the group with setsid; on the host's file system such a process would escape, and
+  the guard keeps it from being started.
+
+What a run returns is fit to store: the output tail and the detail are stripped of anything that
+looks like a credential (`quality/credentials.py`), and a tail cut from longer output starts at a
+line boundary, so no secret is kept in part.
 
 Enforced only by the guard, an audit hook (`sys.addaudithook`) installed before the program runs
 - starting processes: os.fork/forkpty/exec*/posix_spawn/spawn*/system, subprocess, and
@@ -31,13 +49,16 @@ Enforced only by the guard, an audit hook (`sys.addaudithook`) installed before 
 - the network: socket connect/bind/sendto/sendmsg and name lookups;
 - writes outside the working directory: open for writing, and remove, rename, link, symlink,
   mkdir, chmod, chown, utime, truncate, xattrs, rmtree and sqlite3 files, paths resolved
-  through symlinks and descriptors; /dev/null stays writable. Beyond it only file permissions
-  stop such writes, and as root nothing does: the kernel limits bound their size, not their place;
+  through symlinks and descriptors; /dev/null stays writable. On the host's file system only
+  file permissions stop such writes beyond it, and as root nothing does;
+- reads and directory listings outside the working directory, the standard library (its
+  site-packages excluded), /dev/null, /dev/zero, /dev/urandom and /usr/share/zoneinfo: the
+  second layer behind bubblewrap, and the only one with `filesystem: host`;
 - signals to other processes, and ctypes function lookups and raw memory access.
 Each refusal is reported before the program sees the exception (a PermissionError), so a
 program that catches it is still a `sandbox_violation`. The guard stops what a program does
 through Python; code built to escape (C reached without an audited call) gets past it, and then
-only the kernel limits hold. The verdict comes through a file descriptor the program could
+only the kernel's barriers hold (bubblewrap's root among them). The verdict comes through a file descriptor the program could
 write to: the sandbox contains accidents and ordinary bad code, it is not a proof against an
 adversary.
 
@@ -52,9 +73,11 @@ top-level code runs as the module `solution`, so a `__main__` block does not.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,17 +86,28 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 # Imported, not only run: so the stage's code version covers the child's code too.
 from quality import sandbox_child
+from quality.credentials import redact_credentials
 
 CHILD_SCRIPT = Path(sandbox_child.__file__)
 SOLUTION_FILE = "solution.py"
 TESTS_FILE = "tests.py"
 EVENTS_FILE = "events.jsonl"
 OUTPUT_TAIL_BYTES = 2048
+# Inside bubblewrap's root: where the working directory and the child's script appear.
+SANDBOX_WORK = "/sandbox"
+SANDBOX_CHILD = "/run/synthmix/sandbox_child.py"
+BWRAP = "bwrap"
+BWRAP_INSTALL = "install Debian's bubblewrap (apt-get install bubblewrap; scripts/install.sh does it)"
+# The system's shared libraries, as the host lays them out (real folders or links into /usr).
+SYSTEM_LIBRARY_PATHS = ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libx32", "/lib", "/lib64", "/lib32", "/libx32")
+TIME_ZONES = "/usr/share/zoneinfo"
+LAYOUT_TIMEOUT_SECONDS = 60
 EVENTS_BYTES = 64 * 1024  # more than the child ever writes (ten violations, two reports)
 READ_CHUNK_BYTES = 64 * 1024
 # After the program ends: how long its process group may take to die once killed.
@@ -102,6 +136,11 @@ class SandboxLimits(BaseModel):
     output_kb: int = Field(default=1024, ge=1, description="stdout plus stderr before the run is stopped, in KiB")
     open_files: int = Field(default=64, ge=16, description="open file descriptors (RLIMIT_NOFILE)")
     processes: int = Field(default=16, ge=1, description="processes and threads beyond the user's own (RLIMIT_NPROC; not for root)")
+    filesystem: Literal["isolated", "host"] = Field(
+        default="isolated",
+        description="isolated: a minimal root built by bubblewrap (the working directory and the standard library only); "
+        "host: the machine's file system, where only the audit hook stops reads",
+    )
 
 
 @dataclass(frozen=True)
@@ -110,6 +149,7 @@ class SandboxResult:
     detail: str  # why, in a line: the failing assertion, the exception, the signal, the refusal
     output_tail: str  # the last OUTPUT_TAIL_BYTES of stdout and stderr, interleaved as written
     network: str  # "namespace": the kernel cut the network off; "none": only the guard did
+    filesystem: str  # "isolated": bubblewrap's minimal root; "host": the machine's, behind the guard
 
 
 class SandboxError(RuntimeError):
@@ -122,8 +162,13 @@ def run_sandboxed(code: str, tests: str | None, limits: SandboxLimits, *, guard:
     `tests` is Python that raises when the code is wrong (asserts, `check(candidate)` calls,
     `test_*` functions or unittest cases it defines); None runs the code alone. `guard=False`
     leaves out the audit hook, so tests can check the kernel barriers alone. `python` is the
-    interpreter (default: this one).
+    interpreter (default: the base installation of this one, so no virtual environment's packages).
     """
+    interpreter = python or os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+    isolated = limits.filesystem == "isolated"
+    if isolated:
+        layout = _interpreter_layout(interpreter)
+        bwrap = _bwrap_path()
     with tempfile.TemporaryDirectory(prefix="synthmix-sandbox-", ignore_cleanup_errors=True) as root:
         work = Path(root) / "work"
         work.mkdir()
@@ -131,8 +176,9 @@ def run_sandboxed(code: str, tests: str | None, limits: SandboxLimits, *, guard:
         if tests is not None:
             (work / TESTS_FILE).write_text(tests, encoding="utf-8")
         events_path = Path(root) / EVENTS_FILE
+        events_fd = os.open(events_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         config = {
-            "events": str(events_path),
+            "events_fd": events_fd,
             "solution": SOLUTION_FILE,
             "tests": TESTS_FILE if tests is not None else None,
             "cpu_seconds": limits.cpu_seconds,
@@ -140,28 +186,94 @@ def run_sandboxed(code: str, tests: str | None, limits: SandboxLimits, *, guard:
             "file_bytes": limits.file_mb << 20,
             "open_files": limits.open_files,
             "processes": limits.processes,
+            # Counted here, on the host's /proc: inside the sandbox only its own processes show.
+            "user_tasks": sandbox_child.count_user_tasks(os.getuid()),
+            "network_isolated": isolated,
             "guard": guard,
         }
-        process = subprocess.Popen(
-            [python or sys.executable, "-I", "-B", "-u", str(CHILD_SCRIPT), json.dumps(config)],
-            cwd=work,
-            env=_child_environment(work),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        watch = _watch(process, limits)
+        child = [interpreter, "-I", "-B", "-u"]
+        if isolated:
+            home = SANDBOX_WORK
+            command = [*_bwrap_arguments(bwrap, layout, work), *child, SANDBOX_CHILD, json.dumps(config)]
+        else:
+            home = str(work)
+            command = [*child, str(CHILD_SCRIPT), json.dumps(config)]
+        try:
+            process = subprocess.Popen(
+                command,
+                cwd=work,
+                env=_child_environment(home),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                pass_fds=(events_fd,),
+            )
+        finally:
+            os.close(events_fd)
+        watch = _watch(process, limits, exit_status_of_signal=isolated)
         events = _read_events(events_path)
-    return _classify(watch, events, limits)
+    return _classify(watch, events, limits, filesystem=limits.filesystem, interpreter=interpreter)
 
 
-def _child_environment(work: Path) -> dict[str, str]:
+def _bwrap_path() -> str:
+    found = shutil.which(BWRAP)
+    if found is None:
+        raise SandboxError(
+            f"the sandbox isolates the file system with bubblewrap, and '{BWRAP}' is not on PATH ({os.environ.get('PATH', '')}); "
+            f"{BWRAP_INSTALL}, or set the stage's sandbox.filesystem: host to run code on this machine's file system, "
+            "where only the audit hook stops it reading files"
+        )
+    return found
+
+
+@functools.cache
+def _interpreter_layout(interpreter: str) -> dict:
+    """What of `interpreter` the sandbox shows (binary, standard library, shared library) and hides
+    (its site-packages), asked of the interpreter itself once per process."""
+    try:
+        done = subprocess.run(
+            [interpreter, "-I", "-B", str(CHILD_SCRIPT), "--layout"], capture_output=True, text=True, timeout=LAYOUT_TIMEOUT_SECONDS, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise SandboxError(f"the sandbox could not ask {interpreter} where its standard library is: {error}; check that it is a Python interpreter") from None
+    if done.returncode != 0:
+        raise SandboxError(
+            f"the sandbox could not ask {interpreter} where its standard library is (status {done.returncode}: {done.stderr.strip()[-500:]!r}); "
+            f"check that `{interpreter} -I {CHILD_SCRIPT} --layout` runs"
+        )
+    return json.loads(done.stdout)
+
+
+def _bwrap_arguments(bwrap: str, layout: dict, work: Path) -> list[str]:
+    """bubblewrap's command line: a root holding the working directory, the interpreter and the
+    system's shared libraries, with fresh namespaces and no capabilities."""
+    arguments = [bwrap, "--unshare-all", "--die-with-parent", "--cap-drop", "ALL"]
+    shown: list[str] = []
+    for path in SYSTEM_LIBRARY_PATHS:
+        if os.path.islink(path):
+            arguments += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            arguments += ["--ro-bind", path, path]
+            shown.append(path)
+    for path in [layout["executable"], *layout["stdlib"], layout["library"], TIME_ZONES]:
+        if path and os.path.exists(path):
+            arguments += ["--ro-bind", path, path]
+            shown.append(path)
+    for path in layout["hidden"]:
+        if os.path.isdir(path) and sandbox_child.is_within(path, shown):
+            arguments += ["--tmpfs", path]
+    arguments += ["--proc", "/proc", "--dev", "/dev"]
+    arguments += ["--ro-bind", str(CHILD_SCRIPT), SANDBOX_CHILD, "--bind", str(work), SANDBOX_WORK, "--chdir", SANDBOX_WORK, "--"]
+    return arguments
+
+
+def _child_environment(home: str) -> dict[str, str]:
     """Nothing of ours (no credentials, no proxies): a search path, a locale, home and temp inside."""
     return {
         "PATH": os.defpath,
-        "HOME": str(work),
-        "TMPDIR": str(work),
+        "HOME": home,
+        "TMPDIR": home,
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         # Numeric libraries would otherwise start a thread per core.
@@ -179,10 +291,14 @@ class _Watch:
     cpu_seconds: float  # user + system time of the program's main process
     output_tail: bytes
     killed_for: str | None  # "wall" or "output": the parent killed the group
+    output_cut: bool  # the tail is the end of longer output
 
 
-def _watch(process: subprocess.Popen, limits: SandboxLimits) -> _Watch:
-    """Read the output as it comes until the program ends, killing its group on overrun."""
+def _watch(process: subprocess.Popen, limits: SandboxLimits, *, exit_status_of_signal: bool) -> _Watch:
+    """Read the output as it comes until the program ends, killing its group on overrun.
+
+    `exit_status_of_signal`: the process is bubblewrap, which exits with 128 + N when the program
+    was killed by signal N; the returned status is then -N, as if the program were watched directly."""
     deadline = time.monotonic() + limits.wall_seconds
     output = _Output(cap=limits.output_kb << 10)
     killed_for = None
@@ -212,9 +328,12 @@ def _watch(process: subprocess.Popen, limits: SandboxLimits) -> _Watch:
                 killed_for = "output"
     stdout.close()
     _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, with its CPU time
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, with its CPU time (and its reaped children's)
     _wait_for_group_exit(process.pid)
-    return _Watch(process.returncode, usage.ru_utime + usage.ru_stime, output.tail, killed_for)
+    returncode = process.returncode
+    if exit_status_of_signal and returncode > 128 and returncode - 128 in signal.valid_signals():
+        returncode = -(returncode - 128)
+    return _Watch(returncode, usage.ru_utime + usage.ru_stime, output.tail, killed_for, output.total > len(output.tail))
 
 
 class _Output:
@@ -290,24 +409,30 @@ def _read_events(path: Path) -> list[dict]:
     return events
 
 
-def _classify(watch: _Watch, events: list[dict], limits: SandboxLimits) -> SandboxResult:
+def _classify(watch: _Watch, events: list[dict], limits: SandboxLimits, *, filesystem: str, interpreter: str) -> SandboxResult:
     """The outcome, from what the parent saw and what the child reported, most telling first."""
-    output = watch.output_tail.decode("utf-8", errors="replace")
+    output = redact_credentials(_whole_lines(watch.output_tail.decode("utf-8", errors="replace"), cut=watch.output_cut))
     by_kind: dict[str, list[dict]] = {}
     for event in events:
         by_kind.setdefault(event.get("event"), []).append(event)
     if "setup_failed" in by_kind or (watch.returncode == sandbox_child.SETUP_FAILED_STATUS and "confined" not in by_kind):
         reason = by_kind.get("setup_failed", [{}])[0].get("error") or output[-500:]
-        raise SandboxError(f"the sandbox could not confine its process: {reason}; check that {CHILD_SCRIPT} runs under {sys.executable}")
+        raise SandboxError(f"the sandbox could not confine its process: {reason}; check that {CHILD_SCRIPT} runs under {interpreter}")
     if "confined" not in by_kind:
+        builder = (
+            "; bubblewrap may have refused to build the sandbox (as a user other than root it needs user namespaces: "
+            "sysctl kernel.unprivileged_userns_clone=1, or an AppArmor profile for bwrap), or set sandbox.filesystem: host"
+            if filesystem == "isolated"
+            else ""
+        )
         raise SandboxError(
             f"the sandbox's child exited (status {watch.returncode}) before confining itself: {output[-500:]!r}; "
-            f"check that {sys.executable} -I {CHILD_SCRIPT} starts"
+            f"check that {interpreter} -I {CHILD_SCRIPT} starts{builder}"
         )
     network = by_kind["confined"][0]["network"]
 
     def result(outcome: Outcome, detail: str) -> SandboxResult:
-        return SandboxResult(outcome=outcome, detail=detail, output_tail=output, network=network)
+        return SandboxResult(outcome=outcome, detail=redact_credentials(detail), output_tail=output, network=network, filesystem=filesystem)
 
     if watch.killed_for == "output":
         return result(Outcome.SANDBOX_VIOLATION, f"output over the {limits.output_kb} KiB limit; stopped")
@@ -334,6 +459,17 @@ def _classify(watch: _Watch, events: list[dict], limits: SandboxLimits) -> Sandb
     if phase == "tests":
         return result(Outcome.TESTS_FAILED, detail)
     return result(Outcome.CRASHED, detail)
+
+
+def _whole_lines(tail: str, *, cut: bool) -> str:
+    """A tail cut from longer output, from its first line boundary (or first space) on: the part
+    of a line before it could be the end of a secret too short to be seen as one."""
+    if not cut:
+        return tail
+    for boundary in ("\n", " "):
+        if boundary in tail:
+            return tail[tail.index(boundary) + 1 :]
+    return tail
 
 
 def _describe(error: dict) -> str:

@@ -1,15 +1,18 @@
 """The child side of `quality.sandbox`: confine this process, then run the program and its tests.
 
 Started as `python -I -B -u sandbox_child.py CONFIG_JSON` in the sandbox's working directory, in
-a session of its own. Standard library only, importing nothing of synthmix: under `-I` the
-script's folder is not on `sys.path`, so the program under test cannot import our modules either.
+a session of its own (inside bubblewrap's minimal root when the file system is isolated).
+Standard library only, importing nothing of synthmix: under `-I` the script's folder is not on
+`sys.path`, so the program under test cannot import our modules either. `python -I
+sandbox_child.py --layout` prints, as JSON, what of this interpreter a sandbox must show it (its
+binary, standard library and shared library) and what it must hide (its site-packages).
 
-Order matters. What needs privileges or writes outside the working directory happens first:
-open the events file, enter a network namespace, set the resource limits. Then the guard (an
-audit hook) goes in, and only then does the program run, as the module `solution`; its tests
-run after it as `__main__`, with the program's names in scope.
+Order matters. What needs privileges happens first: enter a network namespace, set the resource
+limits. Then the guard (an audit hook) goes in, and only then does the program run, as the module
+`solution`; its tests run after it as `__main__`, with the program's names in scope.
 
-Reports go to the events file (not to stdout, which is the program's), one JSON object a line:
+Reports go to the events descriptor the parent passed (not to stdout, which is the program's),
+one JSON object a line:
   {"event": "confined", "network": "namespace" | "none", "network_error", "processes_limited"}
   {"event": "violation", "what": ...}            each refusal of the guard (the first ten)
   {"event": "finished", "phase": "code" | "tests", "error": null | {type, message, where, errno}}
@@ -20,7 +23,9 @@ itself (the "setup_failed" event says why).
 import json
 import os
 import resource
+import site
 import sys
+import sysconfig
 import traceback
 import types
 
@@ -61,6 +66,11 @@ PATH_EVENTS = {
     "sqlite3.connect": ((0, None),),
 }
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+# Events that list a directory: the argument position of the directory.
+LISTING_EVENTS = {"os.listdir": 0, "os.scandir": 0}
+# Devices any program may read; public data the standard library reads (zoneinfo's time zones).
+READABLE_FILES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
+READABLE_DATA_DIRS = ("/usr/share/zoneinfo",)
 
 
 class SandboxViolation(PermissionError):
@@ -69,28 +79,35 @@ class SandboxViolation(PermissionError):
 
 
 class Events:
-    def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
 
     def emit(self, event: str, **fields) -> None:
         os.write(self.fd, (json.dumps({"event": event, **fields}) + "\n").encode())
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--layout"]:
+        print(json.dumps(interpreter_layout()))
+        return
     config = json.loads(sys.argv[1])
-    events = Events(config["events"])
+    events = Events(config["events_fd"])
     try:
-        # Counted first: inside a new user namespace every other user's process shows our uid.
-        user_tasks = count_user_tasks(os.getuid())
-        network, network_error = enter_network_namespace()
-        set_limits(config, user_tasks)
+        # Inside bubblewrap the run has a network namespace already, whose loopback only the
+        # program itself could listen on.
+        network, network_error = ("namespace", None) if config["network_isolated"] else enter_network_namespace()
+        set_limits(config, config["user_tasks"])
     except Exception as error:  # reported to the parent, which raises SandboxError with it
         events.emit("setup_failed", error=f"{type(error).__name__}: {error}")
         os._exit(SETUP_FAILED_STATUS)
     events.emit("confined", network=network, network_error=network_error, processes_limited=os.getuid() != 0)
     work = os.path.realpath(os.getcwd())
+    hidden = [os.path.realpath(path) for path in installed_package_dirs()]
+    # Installed packages are not the program's: it gets the standard library only.
+    sys.path = [entry for entry in sys.path if not is_within(os.path.realpath(entry), hidden)]
     if config["guard"]:
-        install_guard(work, events)
+        readable = [work, os.path.realpath(__file__), *READABLE_FILES, *READABLE_DATA_DIRS, *(os.path.realpath(entry) for entry in sys.path if entry)]
+        install_guard(work, events, readable=readable, hidden=hidden)
     phase, error = run_program(work, config["solution"], config["tests"])
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -124,6 +141,33 @@ def enter_network_namespace() -> tuple[str, str | None]:
     return "namespace", None
 
 
+def interpreter_layout() -> dict:
+    """What a sandbox must show of this interpreter, and the package folders it must hide."""
+    library = None
+    if sysconfig.get_config_var("Py_ENABLE_SHARED"):
+        candidate = os.path.join(sysconfig.get_config_var("LIBDIR") or "", sysconfig.get_config_var("INSTSONAME") or "")
+        library = os.path.realpath(candidate) if os.path.isfile(candidate) else None
+    stdlib = {os.path.realpath(sysconfig.get_path(name)) for name in ("stdlib", "platstdlib")}
+    return {
+        "executable": os.path.realpath(sys.executable),
+        "stdlib": sorted(path for path in stdlib if os.path.isdir(path)),
+        "library": library,
+        "hidden": sorted({os.path.realpath(path) for path in installed_package_dirs()}),
+    }
+
+
+def installed_package_dirs() -> list[str]:
+    """The interpreter's site-packages (dist-packages on Debian): installed packages, not the standard library."""
+    dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
+    return dirs
+
+
+def is_within(path: str, roots: list[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
 def set_limits(config: dict, user_tasks: int) -> None:
     """Kernel limits on this process and everything it starts; `user_tasks`: the user's processes
     and threads before this run."""
@@ -147,7 +191,10 @@ def set_limits(config: dict, user_tasks: int) -> None:
 
 
 def count_user_tasks(uid: int) -> int:
-    """Processes and threads whose real uid is `uid` (0 for root, whom RLIMIT_NPROC spares anyway)."""
+    """Processes and threads whose real uid is `uid` (0 for root, whom RLIMIT_NPROC spares anyway).
+
+    Counted by the parent, on the host's /proc: inside the sandbox's PID namespace only its own
+    processes show, and inside a user namespace every other user's process would show our uid."""
     if uid == 0:
         return 0
     count = 0
@@ -164,11 +211,14 @@ def count_user_tasks(uid: int) -> int:
     return count
 
 
-def install_guard(work: str, events: Events) -> None:
-    """An audit hook refusing processes, the network, raw memory and writes outside `work`.
+def install_guard(work: str, events: Events, *, readable: list[str], hidden: list[str]) -> None:
+    """An audit hook refusing processes, the network, raw memory, writes outside `work`, and reads
+    and listings outside `readable` (the working directory, the standard library, devices and time
+    zones) or inside `hidden` (installed packages).
 
     It cannot be removed from Python; it stops the program's own calls, not a determined escape
-    (code that reaches C without an audited call). The kernel limits hold either way.
+    (code that reaches C without an audited call). The kernel limits, and bubblewrap's minimal
+    root where the file system is isolated, hold either way.
     """
     refusals = [0]
 
@@ -180,7 +230,11 @@ def install_guard(work: str, events: Events) -> None:
 
     def outside(path, dir_fd) -> bool:
         resolved = resolve_path(path, dir_fd)
-        return resolved is not None and resolved != os.devnull and resolved != work and not resolved.startswith(work + os.sep)
+        return resolved is not None and resolved != os.devnull and not is_within(resolved, [work])
+
+    def unreadable(path, dir_fd) -> bool:
+        resolved = resolve_path(path, dir_fd)
+        return resolved is not None and (not is_within(resolved, readable) or is_within(resolved, hidden))
 
     def hook(event: str, args: tuple) -> None:
         if event in PROCESS_EVENTS:
@@ -195,6 +249,12 @@ def install_guard(work: str, events: Events) -> None:
             writing = any(char in (mode or "") for char in "wax+") or bool((flags or 0) & WRITE_FLAGS)
             if writing and outside(path, None):
                 refuse(f"open {path!r} for writing: outside the sandbox's directory")
+            elif not writing and unreadable(path, None):
+                refuse(f"open {path!r} for reading: outside the sandbox's directory and the standard library")
+        elif event in LISTING_EVENTS:
+            path = args[LISTING_EVENTS[event]]
+            if unreadable("." if path is None else path, None):
+                refuse(f"{event} {path!r}: outside the sandbox's directory and the standard library")
         elif event in PATH_EVENTS:
             for path_at, dir_fd_at in PATH_EVENTS[event]:
                 dir_fd = args[dir_fd_at] if dir_fd_at is not None else None

@@ -29,5 +29,16 @@ else
   echo "$wanted" > "$stamp"
 fi
 
+# verify_code runs code answers inside bubblewrap (quality/sandbox.py): Debian's bubblewrap.
+# Without it such a stage stops with an error saying how to install it (or to set
+# sandbox.filesystem: host); the quickstart runs without it.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+  else
+    echo "install: bubblewrap (bwrap) is missing; verify_code's sandbox needs it: install Debian's bubblewrap" >&2
+  fi
+fi
+
 # Convert the quickstart's model once (cached under ~/.cache/synthmix); later runs reuse it.
 "$VENV/bin/synthmix" models prepare jobs/quickstart.yaml

@@ -41,6 +41,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# The sandbox tests run code inside bubblewrap, which scripts/install.sh installs as root.
+if ! command -v bwrap >/dev/null 2>&1; then
+  echo "test: bubblewrap (bwrap) is missing; install Debian's bubblewrap (apt-get install bubblewrap)" >&2
+  exit 1
+fi
+
 # Lint, format and the layering rules (pyproject.toml: [tool.ruff], [tool.importlinter]) first:
 # they take seconds, the suite takes minutes.
 .venv/bin/ruff check .

@@ -10,17 +10,21 @@ untouched. The program is the answer's biggest complete Python block
   syntax error, a missing module or an exception is `crashed`, but wrong results pass. Name a
   test writer for a real check.
 Each program runs in `quality/sandbox.py`, whose docstring says what the kernel enforces and
-what only its audit hook does; `workers` sandboxes run at once within a batch.
+what only its audit hook does: by default inside bubblewrap, seeing its working directory and
+the standard library and no other file (`sandbox.filesystem: host` runs it on the machine's file
+system where bubblewrap cannot work); `workers` sandboxes run at once within a batch.
 
 Writes `tests` (the tests that ran; null when none) and, on kept code rows,
-`meta.verify_code` = {outcome: passed | not_run, tests: row | model | none, ...}.
-Rejects (detail: JSON with the sandbox's detail, where the tests came from, the output's tail):
+`meta.verify_code` = {outcome: passed | not_run, tests: row | model | none, network, filesystem, ...}.
+Rejects (detail: JSON with the sandbox's detail and the output's tail, each capped and stripped of
+credentials by the sandbox, and where the tests came from):
 - `no_code`: a code answer without a Python program (an unclosed block, prose only); answers
   whose code is all in other languages are kept unrun (outcome `not_run`) unless
   `other_languages: reject`;
 - `tests_failed`, `timeout`, `crashed`, `sandbox_violation`: the sandbox's outcomes;
 - with a test writer, `llm_error` and `parse_error` (a reply without Python code) for the rows
-  it wrote no tests for: never a silent pass.
+  it wrote no tests for: never a silent pass. A reply cut off at its token limit inside its
+  Python block keeps the whole lines before the cut that parse.
 """
 
 from __future__ import annotations
@@ -43,11 +47,12 @@ from pipeline.llm.prompted_requests import PROMPT_INFO, Request, attach_requests
 from pipeline.llm.prompts import load_prompt
 from pipeline.rejects import RejectReason
 from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
-from quality.code_extraction import find_python_code
+from quality.code_extraction import find_cut_python_block, find_python_code
 from quality.sandbox import Outcome, SandboxLimits, SandboxResult, run_sandboxed
 
 DEFAULT_PROMPT = "verify_code/write_tests"
 OUTPUT_TAIL_CHARS = 500  # of the program's output, in a reject's detail
+DETAIL_CHARS = 1000  # of the sandbox's detail (an exception's message may quote anything)
 
 
 class VerifyCodeParams(StageParams):
@@ -165,7 +170,9 @@ class VerifyCode(Stage):
         reply = read_reply(row)
         if reply.reason is not None:
             return _Verdict(reason=reply.reason, detail=reply.detail, tests_from="model")
-        written = find_python_code(reply.value).python
+        # A small model writing asserts runs on until its token limit, leaving its block open: the
+        # whole lines before the cut are tests as good as any (3 of 4 recorded Qwen2.5-Coder-0.5B replies).
+        written = find_python_code(reply.value).python or find_cut_python_block(reply.value)
         if written is None:
             raw = json.dumps({"error": "the test writer's reply holds no Python code", "raw": reply.value[:1000]}, ensure_ascii=False)
             return _Verdict(reason=RejectReason.PARSE_ERROR, detail=raw, tests_from="model")
@@ -179,7 +186,13 @@ def needs_written_tests(row: dict[str, Any], *, domains: frozenset[str]) -> bool
 
 def describe_failure(result: SandboxResult, verdict: _Verdict) -> str:
     return json.dumps(
-        {"detail": result.detail, "tests": verdict.tests_from, "network": result.network, "output_tail": result.output_tail[-OUTPUT_TAIL_CHARS:]},
+        {
+            "detail": result.detail[:DETAIL_CHARS],
+            "tests": verdict.tests_from,
+            "network": result.network,
+            "filesystem": result.filesystem,
+            "output_tail": result.output_tail[-OUTPUT_TAIL_CHARS:],
+        },
         ensure_ascii=False,
     )
 
@@ -190,7 +203,7 @@ def with_verification(meta: str | None, row: dict[str, Any], verdict: _Verdict, 
     if result is None:
         step: dict[str, Any] = {"outcome": "not_run", "why": verdict.not_run}
     else:
-        step = {"outcome": result.outcome.value, "tests": verdict.tests_from, "network": result.network}
+        step = {"outcome": result.outcome.value, "tests": verdict.tests_from, "network": result.network, "filesystem": result.filesystem}
     if verdict.tests_from == "model":
         prompt = json.loads(row[PROMPT_INFO])
         step["test_writer"] = {"model": row.get(columns.LLM_MODEL), "template_id": prompt["template_id"], "template_version": prompt["template_version"]}

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from pipeline import columns
 from pipeline.inputs.sample_text import row_texts
-from quality.quality_classifier import QualityClassifierParams, save_quality_classifier, score_quality, train_quality_classifier
+from quality.quality_classifier import QualityClassifierParams, QualityTrainingError, save_quality_classifier, score_quality, train_quality_classifier
 
 LOW_LABEL = "low"
 
@@ -142,7 +142,7 @@ def train_and_save(texts: pa.Array, labels: list[str], output: Path, *, params: 
 
 def command_quality_train(args: argparse.Namespace) -> int:
     try:
-        params = QualityClassifierParams(high_label=args.high_label, epoch=args.epoch, dim=args.dim, word_ngrams=args.word_ngrams)
+        params = QualityClassifierParams(high_label=args.high_label, epoch=args.epoch, lr=args.lr, dim=args.dim, word_ngrams=args.word_ngrams)
         if args.input:
             if not args.label_column:
                 raise TrainingInputError("--input needs --label-column naming the column that labels each row")
@@ -158,7 +158,7 @@ def command_quality_train(args: argparse.Namespace) -> int:
             texts = pa.concat_arrays([positive, negative])
             labels = [args.high_label] * len(positive) + [LOW_LABEL] * len(negative)
         summary = train_and_save(texts, labels, args.output, params=params, seed=args.seed, holdout=args.holdout)
-    except (TrainingInputError, ValidationError) as error:
+    except (TrainingInputError, ValidationError, QualityTrainingError) as error:
         print(f"synthmix: error: {error}", file=sys.stderr)
         return 2
     accuracy = f"{summary.held_out_accuracy:.3f}" if summary.held_out_accuracy is not None else "n/a"
@@ -183,6 +183,7 @@ def add_quality_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--text-column", help="column to learn from (default: instruction + answer, else text), as the quality stage reads")
     train.add_argument("--high-label", default="high", help="label of the high class (default: high)")
     train.add_argument("--epoch", type=int, default=10)
+    train.add_argument("--lr", type=float, default=QualityClassifierParams.model_fields["lr"].default, help="fastText's learning rate (default %(default)s)")
     train.add_argument("--dim", type=int, default=50)
     train.add_argument("--word-ngrams", type=int, default=2)
     train.add_argument("--holdout", type=float, default=0.1, help="share of rows held out to report accuracy (default 0.1; 0: none)")

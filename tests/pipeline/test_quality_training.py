@@ -88,6 +88,15 @@ def test_unusable_labels_exit_with_a_message_naming_the_fix(tmp_path, capsys, ta
     assert message in capsys.readouterr().err
 
 
+def test_training_that_diverges_exits_naming_the_learning_rate(tmp_path, capsys):
+    texts = documentation_paragraphs()[:80] + [spam(i) for i in range(80)]
+    pq.write_table(pa.table({"text": texts, "good": [True] * 80 + [False] * 80}), tmp_path / "labelled.parquet")
+    code = main(["quality", "train", "--input", str(tmp_path / "labelled.parquet"), "--label-column", "good", "--lr", "1000", "-o", str(tmp_path / "m.bin")])
+    assert code == 2
+    assert "diverged (its loss became NaN) at lr=1000" in capsys.readouterr().err
+    assert not (tmp_path / "m.bin").exists()
+
+
 def test_a_path_with_no_parquet_is_an_error(tmp_path, capsys):
     code = main(["quality", "train", "--positive", str(tmp_path / "nothing"), "--negative", str(tmp_path), "-o", str(tmp_path / "m.bin")])
     assert code == 2

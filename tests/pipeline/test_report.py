@@ -25,7 +25,13 @@ CHROMIUM_FLAGS = [
     "--enable-logging=stderr",
     "--v=0",
 ]
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium: apt-get install -y chromium chromium-driver")
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Debian's chromium, which scripts/test.sh installs: without it these tests fail, saying so."""
+    assert CHROMIUM is not None, "Debian's chromium is not installed: scripts/test.sh installs it (apt-get install -y chromium chromium-driver)"
+    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +114,7 @@ def test_near_duplicate_clusters_are_sized_from_reject_details(run):
     assert near_duplicate_cluster_sizes(run.run_dir, "evolve") == {3: 1}
 
 
-@needs_chromium
-def test_chromium_renders_the_report_plots_without_console_errors_and_not_blank(run, tmp_path):
+def test_chromium_renders_the_report_plots_without_console_errors_and_not_blank(run, tmp_path, chromium):
     from PIL import Image, ImageStat
 
     page = write_report(run.run_dir, {"seeds": "fresh"}, tmp_path / "report.html")
@@ -123,8 +128,7 @@ def test_chromium_renders_the_report_plots_without_console_errors_and_not_blank(
     assert len(pixels.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 20
 
 
-@needs_chromium
-def test_console_capture_sees_a_page_error(tmp_path):
+def test_console_capture_sees_a_page_error(tmp_path, chromium):
     """The console check above can fail: an erring page is caught."""
     page = tmp_path / "broken.html"
     page.write_text("<html><body><script>notDefined();</script></body></html>")

@@ -25,7 +25,6 @@ import numpy as np
 from quality.normalize import normalize_texts
 from quality.shingles import ShingleSpec, hash_shingles
 
-CJK_SAMPLES = Path(sysconfig.get_paths()["stdlib"]) / "test" / "cjkencodings"
 CHINESE_MANPAGES = (Path("/usr/share/man/zh_CN"), Path("/usr/share/man/zh_TW"))
 SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])
 # Packages whose docstrings extend the English pool for large corpora, in the order they are read.
@@ -283,12 +282,14 @@ def build_planted_corpus(bases: int, *, seed: int, spec: ShingleSpec, singles: i
 
 
 def chinese_near_duplicates(seed: int, replaced: int = 1) -> list[str]:
-    """Two Chinese texts from CPython's test package (168 and 300 characters), then a copy of each
-    with `replaced` Han characters replaced: [a, b, a', b']. Whitespace words cannot see such
-    edits; character shingles can. One replaced character keeps each copy above 0.8 with the
-    default shingles (3 would be 2% of the shorter text's characters: a distinct text)."""
+    """Two Chinese paragraphs of two of Debian's Chinese manual pages (150-400 characters written
+    as Chinese is, without a space between words), then a copy of each with `replaced` Han
+    characters replaced: [a, b, a', b']. Whitespace words cannot see such edits; character
+    shingles can. One replaced character keeps each copy above 0.8 with the default shingles
+    (3 would be about 2% of the characters of the shorter text: a distinct text)."""
+    require_chinese_manpages()
     rng = random.Random(seed)
-    originals = [(CJK_SAMPLES / name).read_text(encoding="utf-8") for name in ("gb2312-utf8.txt", "big5-utf8.txt")]
+    originals = unspaced_paragraphs(2)
     copies = []
     for text in originals:
         chars = list(text)
@@ -323,13 +324,9 @@ def roff_paragraphs(source: str) -> list[str]:
     return paragraphs
 
 
-def manpage_paragraphs() -> list[list[str]]:
+def manpage_paragraphs(roots: tuple[Path, ...] = CHINESE_MANPAGES) -> list[list[str]]:
     """Each page of Debian's Chinese manual pages (zh_CN, then zh_TW) as its plain-text paragraphs."""
-    return [
-        roff_paragraphs(gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace"))
-        for root in CHINESE_MANPAGES
-        for path in sorted(root.glob("man*/*.gz"))
-    ]
+    return [roff_paragraphs(gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace")) for root in roots for path in sorted(root.glob("man*/*.gz"))]
 
 
 def han_share_of_letters(text: str) -> float:
@@ -338,10 +335,32 @@ def han_share_of_letters(text: str) -> float:
     return han / max(1, han + len(ASCII_LETTERS.findall(text)))
 
 
-def chinese_manpage_sections(min_han_share: float = MIN_HAN_SHARE) -> list[list[str]]:
+def chinese_manpage_sections(min_han_share: float = MIN_HAN_SHARE, roots: tuple[Path, ...] = CHINESE_MANPAGES) -> list[list[str]]:
     """Each page of Debian's Chinese manual pages as its paragraphs that are mostly Chinese: Han
     characters at least min_han_share of Han characters plus ASCII letters."""
-    return [[p for p in paragraphs if HAN.search(p) and han_share_of_letters(p) >= min_han_share] for paragraphs in manpage_paragraphs()]
+    return [[p for p in paragraphs if HAN.search(p) and han_share_of_letters(p) >= min_han_share] for paragraphs in manpage_paragraphs(roots)]
+
+
+def unspaced_paragraphs(count: int) -> list[str]:
+    """The first paragraph of 150-400 characters, nine tenths Han, with at most one space per 20
+    characters (early translations put spaces between words) of each of the first `count` pages
+    of zh_CN that have one."""
+    found = []
+    for section in chinese_manpage_sections(0.9, roots=CHINESE_MANPAGES[:1]):
+        paragraph = next((p for p in section if 150 <= len(p) <= 400 and len(p.split()) <= len(p) / 20), None)
+        if paragraph is not None:
+            found.append(paragraph)
+            if len(found) == count:
+                return found
+    raise ValueError(
+        f"only {len(found)} unspaced Chinese paragraphs of 150-400 characters under {CHINESE_MANPAGES[0]}, {count} asked; is manpages-zh complete?"
+    )
+
+
+def require_chinese_manpages() -> None:
+    # One page of manpages-zh: man-db, login and passwd put a few pages of their own in zh_CN.
+    if not (CHINESE_MANPAGES[0] / "man1" / "ab.1.gz").is_file():
+        raise FileNotFoundError(f"Debian's manpages-zh is not installed ({CHINESE_MANPAGES[0]}/man1/ab.1.gz is missing): scripts/test.sh installs it")
 
 
 def stdlib_source_sections() -> list[list[str]]:
@@ -387,9 +406,7 @@ def english_documents(count: int, min_units: int, spec: ShingleSpec) -> list[str
 
 def chinese_documents(count: int, min_units: int, spec: ShingleSpec) -> list[str]:
     """count distinct Chinese documents from Debian's Chinese manual pages."""
-    # One page of manpages-zh: man-db, login and passwd put a few pages of their own in zh_CN.
-    if not (CHINESE_MANPAGES[0] / "man1" / "ab.1.gz").is_file():
-        raise FileNotFoundError(f"Debian's manpages-zh is not installed ({CHINESE_MANPAGES[0]}/man1/ab.1.gz is missing): scripts/test.sh installs it")
+    require_chinese_manpages()
     documents = distinct_documents(join_into_documents(chinese_manpage_sections(), min_units), spec, 0.2, limit=count)
     if len(documents) < count:
         raise ValueError(

@@ -1,6 +1,6 @@
 import pytest
 
-from quality.code_extraction import find_python_code, is_program
+from quality.code_extraction import find_cut_python_block, find_python_code, is_program
 
 SOLUTION = "def add(a, b):\n    return a + b\n"
 
@@ -69,3 +69,25 @@ def test_a_text_the_python_parser_gives_up_on_is_not_a_program() -> None:
     # CPython raises MemoryError, not SyntaxError, on 10,000 bare words in one line.
     assert not is_program("word " * 10_000)
     assert find_python_code("word " * 10_000).python is None
+
+
+def test_a_cut_python_block_keeps_its_whole_lines_that_parse() -> None:
+    cut = "Here are the tests:\n```python\nassert add(2, 3) == 5\nassert add(-1, 1) == 0\nassert add(100, -5"
+    assert find_cut_python_block(cut) == "assert add(2, 3) == 5\nassert add(-1, 1) == 0\n"
+    # A function cut mid-way keeps the statements before the cut.
+    in_function = "```python\ndef test_add():\n    assert add(1, 1) == 2\n    assert add(2, 2) =="
+    assert find_cut_python_block(in_function) == "def test_add():\n    assert add(1, 1) == 2\n"
+    assert find_python_code(cut).python is None, "an answer's program is never taken cut"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "```python\nassert add(2, 3) == 5\n```",  # closed: find_python_code's
+        "```javascript\nconsole.assert(add(2, 3) === 5);\nconsole.assert(",  # not Python
+        "```python\nassert add(2, 3",  # nothing whole before the cut
+        "No code here.",
+    ],
+)
+def test_no_cut_python_block_is_found_where_there_is_none(reply: str) -> None:
+    assert find_cut_python_block(reply) is None

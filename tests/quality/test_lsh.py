@@ -18,7 +18,6 @@ from quality.lsh import (
 from quality.shingles import ShingleSpec
 from tests.quality.mixed_script_corpus import score_mixed_removals, small_mixed_corpus
 from tests.quality.near_duplicate_fixture import (
-    CJK_SAMPLES,
     build_bilingual_corpus,
     chinese_near_duplicates,
     score_removals,
@@ -97,8 +96,6 @@ def test_mixed_script_copies_are_found_at_every_han_share_and_only_duplicates_re
 
 
 def test_chinese_near_duplicates_need_shingles_that_see_inside_a_line():
-    if not CJK_SAMPLES.is_dir():
-        pytest.skip(f"{CJK_SAMPLES} (CPython's test package) is not installed")
     texts = chinese_near_duplicates(3) + ["An unrelated English paragraph about hashing shingles of words."]
     ids, scores = ids_for(len(texts)), np.zeros(len(texts))
 

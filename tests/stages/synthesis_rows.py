@@ -1,8 +1,9 @@
 """Stage instances and post-LLM rows for the synthesis stages' parsing tests, without an engine.
 
-`recorded/synthesis_replies.json` holds real replies of the embedded model (SmolLM2-135M) to
-the stages' own prompts, recorded once by running them; tests feed them back through the
-stages' `render_requests` and `transform`, exactly as Ray would after generation.
+`recorded/synthesis_replies.json` holds real replies of an embedded model (the one named under
+`recorded`) to the stages' own prompts for the inputs in `recorded/inputs.json`, recorded by
+`python -m tests.stages.record_replies`; tests feed them back through the stages'
+`render_requests` and `transform`, exactly as Ray would after generation.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pipeline.graph import build_graph
 from stages.registry import STAGES
 
 RECORDED = json.loads((Path(__file__).parent / "recorded" / "synthesis_replies.json").read_text(encoding="utf-8"))
+INPUTS = json.loads((Path(__file__).parent / "recorded" / "inputs.json").read_text(encoding="utf-8"))
 
 
 def make_stage(name: str, params: dict | None = None, tmp_path: Path = Path("/tmp/synthmix-unused")):

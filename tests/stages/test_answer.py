@@ -10,20 +10,10 @@ from pipeline.config import ConfigError
 from pipeline.llm.models import SamplingParams
 from pipeline.llm.processors import merge_sampling
 from stages.gather_samples import gather_group
-from tests.stages.synthesis_rows import RECORDED, instruction_rows, make_stage, with_replies
+from tests.stages.synthesis_rows import INPUTS, RECORDED, instruction_rows, make_stage, with_replies
 
 ANSWERS = RECORDED["answer"]
-INSTRUCTIONS = [
-    {
-        "id": "i1",
-        "instruction": "Explain how the with statement uses a context manager to release resources.",
-        "domain": "code",
-        "lang": "en",
-        "objective": False,
-    },
-    {"id": "i2", "instruction": "What is 12 multiplied by 7?", "domain": "math", "lang": "en", "objective": True},
-    {"id": "i3", "instruction": "请解释水循环中蒸发和降水的作用。", "domain": "science", "lang": "zh", "objective": False},
-]
+INSTRUCTIONS = INPUTS["answer"]
 
 
 def test_objective_instructions_expand_to_k_samples_with_stable_ids():
@@ -79,6 +69,18 @@ def test_recorded_replies_become_answers_and_failures_rejects():
     assert rows[0]["reject_reason"] == "llm_error"
     assert all(row["answer"] and row["answer_model"] == "embedded" for row in rows[1:])
     assert [row["id"] for row in rows] == expanded["id"].to_pylist()
+
+
+def test_most_recorded_replies_are_answers():
+    # The recording (Qwen2.5-Coder-0.5B): 5 of 5 samples answer, the three math samples "84".
+    stage = make_stage("answer")
+    expanded = stage.expand_samples(instruction_rows(INSTRUCTIONS))
+    by_id = {row["id"]: row for row in ANSWERS}
+    assert set(by_id) == set(expanded["id"].to_pylist()), "every sample has its recorded reply"
+    replies = [by_id[row_id] for row_id in expanded["id"].to_pylist()]
+    rows = stage.transform(with_replies(stage.render_requests(expanded), [r["reply"] for r in replies], [r["error"] for r in replies])).to_pylist()
+    answered = [row for row in rows if row.get("reject_reason") is None and row["answer"]]
+    assert len(answered) / len(rows) >= 0.8, [row.get("reject_reason") for row in rows]
 
 
 def test_a_reply_that_asks_the_question_back_is_rejected_with_its_text():

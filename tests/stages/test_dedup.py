@@ -18,7 +18,6 @@ from quality.shingles import DEFAULTS, ShingleSpec
 from stages.registry import STAGES
 from tests.quality.mixed_script_corpus import score_mixed_removals, small_mixed_corpus
 from tests.quality.near_duplicate_fixture import (
-    CJK_SAMPLES,
     build_bilingual_corpus,
     chinese_near_duplicates,
     exact_jaccard,
@@ -255,8 +254,6 @@ def test_rejects_name_the_kept_documents_source_id(tmp_path, ray_session):
 
 
 def test_chinese_copies_are_found_with_the_default_shingles(tmp_path, ray_session):
-    if not CJK_SAMPLES.is_dir():
-        pytest.skip(f"{CJK_SAMPLES} (CPython's test package) is not installed")
     rows = corpus_rows(chinese_near_duplicates(3) + ["An unrelated English paragraph about hashing shingles of words."])
     _, rejected, manifest = run_dedup(tmp_path, rows, {"text_columns": [columns.INSTRUCTION]})
     assert {tuple(sorted((doc, kept))) for doc, (kept, _) in removed_for(rejected).items()} == {(0, 2), (1, 3)}

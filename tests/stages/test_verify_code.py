@@ -12,13 +12,18 @@ from pipeline.contracts import ANSWER_FIELDS, TESTS, RejectReason
 from pipeline.stage import StageContext
 from quality.sandbox import Outcome
 from stages.verify_code import VerifyCode, VerifyCodeParams, needs_written_tests
+from tests.canaries import planted_secrets, reading_program
 from tests.pipeline.fake_chat_server import FakeChatServer
-from tests.stages.answer_rows import AnswerRows, answer_row, run_after_answers
+from tests.stages.answer_rows import AnswerRows, StageRun, answer_row, run_after_answers
+from tests.stages.synthesis_rows import INPUTS, RECORDED
 
 SANDBOX = {"cpu_seconds": 2, "wall_seconds": 60, "memory_mb": 256, "output_kb": 64}
 ADD = "Here you go:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\nCall `add(2, 3)` to get 5."
 WRONG_ADD = "```python\ndef add(a, b):\n    return a - b\n```"
 ADD_TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0\n"
+# Of the writer's replies, at least this share must hold Python code the sandbox can run: a broken
+# template or reply parser turns every row into parse_error, which rejects-only assertions accept.
+WRITER_PARSED_FLOOR = 0.5
 
 
 class CodeAnswerRows(AnswerRows):
@@ -84,7 +89,7 @@ def test_every_failing_sandbox_outcome_is_a_reject_reason() -> None:
 def test_without_tests_or_a_test_writer_the_code_only_has_to_load() -> None:
     rows = verify([code_row("loads", WRONG_ADD), code_row("breaks", "```python\nimport not_a_module_anywhere\n```")])
     assert rows["loads"][columns.REJECT_REASON] is None
-    assert verification(rows["loads"]) == {"outcome": "passed", "tests": "none", "network": verification(rows["loads"])["network"]}
+    assert verification(rows["loads"]) == {"outcome": "passed", "tests": "none", "network": "namespace", "filesystem": "isolated"}
     assert rows["loads"][TESTS] is None
     assert rows["breaks"][columns.REJECT_REASON] == "crashed"
     assert "ModuleNotFoundError" in json.loads(rows["breaks"][columns.REJECT_DETAIL])["detail"]
@@ -172,6 +177,21 @@ def test_rows_the_writer_wrote_no_tests_for_are_rejected_never_passed() -> None:
     assert json.loads(out["prose"][columns.REJECT_DETAIL])["raw"] == "The function looks right to me."
 
 
+def test_recorded_test_writer_replies_become_tests_that_run() -> None:
+    """Qwen2.5-Coder-0.5B's replies (recorded/synthesis_replies.json) to the write_tests prompt: it
+    writes asserts until its token limit, so most replies end inside their block."""
+    stage = make_stage(test_writer="writer")
+    recorded = RECORDED["verify_code"]
+    rows = [code_row(entry["id"], entry["answer"]) | {columns.INSTRUCTION: entry["instruction"]} for entry in recorded]
+    out = stage.transform(written(stage, rows, [entry["reply"] for entry in recorded], [entry["error"] for entry in recorded])).to_pylist()
+    ran = [row for row in out if row[columns.REJECT_REASON] not in ("parse_error", "llm_error")]
+    assert len(ran) / len(out) >= WRITER_PARSED_FLOOR, [row[columns.REJECT_DETAIL] for row in out]
+    for row in ran:
+        assert row[TESTS] and "assert" in row[TESTS]
+        assert row[columns.REJECT_REASON] in (None, "tests_failed"), row[columns.REJECT_DETAIL]
+        assert (verification(row) if row[columns.REJECT_REASON] is None else json.loads(row[columns.REJECT_DETAIL]))["tests"] == "model"
+
+
 def test_only_code_rows_with_a_program_and_no_tests_are_sent_to_the_writer() -> None:
     domains = frozenset({"code"})
     assert needs_written_tests(code_row("a", ADD), domains=domains)
@@ -223,3 +243,65 @@ def test_a_test_writer_behind_an_openai_server_writes_the_tests_for_rows_without
     assert json.loads(run.accepted["ok"][columns.META])["verify_code"]["tests"] == "model"
     assert run.rejected["wrong"][columns.REJECT_REASON] == "tests_failed"
     assert run.manifest["rejected"] == {"tests_failed": 1}
+
+
+def test_secrets_a_program_reads_reach_no_output_row(tmp_path: Path, ray_session) -> None:
+    """The issue's case: code answers that read a canary in HOME, a fake Ray token under /tmp and
+    the run directory (its own Parquet files included), print what they read and quote it in a
+    failing test; in bubblewrap's sandbox and on the host's file system."""
+    run_dir = tmp_path / "run"
+    with planted_secrets(run_dir) as files:
+        program = f"```python\n{reading_program(list(files.values()), also_glob=[f'{run_dir}/**/*'])}```"
+        rows = [code_row("prints", program), code_row("asserts", program, tests="assert not found, found\n")]
+        runs = [
+            run_after_answers(tmp_path, rows, "verify_code", {"sandbox": {**SANDBOX, "filesystem": filesystem}}, source=CodeAnswerRows, name=filesystem)
+            for filesystem in ("isolated", "host")
+        ]
+        tokens = [path.read_text() for path in files.values()]
+    stored = [json.dumps(row, default=str) for run in runs for row in [*run.accepted.values(), *run.rejected.values()]]
+    assert len(stored) == 4
+    assert not [token for token in tokens if any(token in row for row in stored)]
+    for run, filesystem in zip(runs, ("isolated", "host")):
+        # The guard refuses the first read outside, wherever the program runs.
+        assert {row[columns.REJECT_REASON] for row in run.rejected.values()} == {"sandbox_violation"} and not run.accepted
+        for row in run.rejected.values():
+            detail = json.loads(row[columns.REJECT_DETAIL])
+            assert detail["filesystem"] == filesystem
+            assert "outside the sandbox's directory and the standard library" in detail["detail"]
+
+
+def test_a_failing_programs_detail_is_capped_and_stripped_of_credentials() -> None:
+    token = "f" * 8 + "0123456789abcdef" * 4
+    program = f"print('session token {token}')\nraise ValueError('x' * 5000 + ' api_key=sk-{token}')\n"
+    row = verify([code_row("leaky", f"```python\n{program}```", tests=ADD_TESTS)])["leaky"]
+    assert row[columns.REJECT_REASON] == "crashed"
+    detail = json.loads(row[columns.REJECT_DETAIL])
+    assert token not in row[columns.REJECT_DETAIL]
+    assert "[redacted]" in detail["output_tail"]
+    assert len(detail["detail"]) <= 1000 and len(detail["output_tail"]) <= 500
+
+
+# --- the test writer on the real embedded model (SmolLM2-135M, the engine tests' model) ------------
+
+
+@pytest.fixture(scope="module")
+def written_by_the_model(tmp_path_factory, ray_session) -> StageRun:
+    """answer -> verify_code with the default embedded model writing the tests: one job, one engine start."""
+    rows = [code_row(record["id"], record["answer"]) | {columns.INSTRUCTION: record["instruction"]} for record in INPUTS["verify_code"]]
+    rows.append(code_row("prose", "Paris is the capital of France.", domain="general"))
+    section = {"sandbox": SANDBOX, "test_writer": "embedded", "sampling": {"max_tokens": 256}}
+    return run_after_answers(tmp_path_factory.mktemp("writer"), rows, "verify_code", section)
+
+
+@pytest.mark.engine
+def test_the_embedded_model_writes_tests_that_run_for_most_code_rows(written_by_the_model) -> None:
+    run = written_by_the_model
+    code_rows = len(INPUTS["verify_code"])
+    assert run.manifest["rows_in"] == code_rows + 1 == len(run.accepted) + len(run.rejected)
+    assert run.manifest["llm"]["embedded"]["requests"] == code_rows, "only the code rows went to the writer"
+    assert "prose" in run.accepted
+    unparsed = [row for row in run.rejected.values() if row[columns.REJECT_REASON] in ("parse_error", "llm_error")]
+    assert 1 - len(unparsed) / code_rows >= WRITER_PARSED_FLOOR, [row[columns.REJECT_DETAIL] for row in unparsed]
+    for row in run.accepted.values():
+        if row["id"] != "prose":
+            assert verification(row)["tests"] == "model" and row[TESTS], "a kept code row ran the tests the model wrote"
