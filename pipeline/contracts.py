@@ -94,6 +94,8 @@ class RejectReason(StrEnum):
     TEMPLATE_LEAK = "template_leak"  # prompt-template words copied into the output
     REFUSAL = "refusal"  # the model declined
     NOT_AN_ANSWER = "not_an_answer"  # a reply that asks a question back instead of answering
+    CONTAINS_ANSWER = "contains_answer"  # an instruction that states its own answer after the question
+    NOT_HARDER = "not_harder"  # a "harder" rewrite whose answers show it no harder than its parent
     TOO_SHORT = "too_short"
     # filtering
     CRITIQUE_LOW = "critique_low"

@@ -8,10 +8,12 @@ Three directions, each a set of templates under prompts/evolve/:
 - difficulty (Evol-Instruct depth): `add_constraints`, `deepen`, `concretize`, `reasoning`.
 Each input row gets one operation, picked by weight from its id and the job seed. One
 evolve stage is one round; chain stages (`kind: evolve`, `input: evolve`) for more rounds.
-Writes the evolved rows (`parent_id` = the instruction evolved, `evolution_op`, depth + 1)
-and, with `keep_parents`, the input rows unchanged.
+Writes the evolved rows (`parent_id` = the instruction evolved, `evolution_op`, depth + 1; the
+evolve step in `meta` names it as `evolved_from`, which later stages keep when `parent_id`
+points elsewhere) and, with `keep_parents`, the input rows unchanged. A rewrite's `task_type` is
+read from its own words (quality/task_types.py).
 Rejects: llm_error, parse_error, empty, refusal, template_leak, too_short,
-no_information_gain, not_a_request.
+no_information_gain, not_a_request, incomplete, lang, not_self_contained, contains_answer.
 """
 
 from __future__ import annotations
@@ -32,9 +34,21 @@ from pipeline.llm.models import SamplingParams
 from pipeline.llm.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
 from pipeline.llm.prompts import load_prompt
 from pipeline.stage import Lineage, Resources, StageParams, with_reject_columns
-from quality.instruction_checks import check_evolution, check_is_request, check_language, check_self_contained, strip_type_label
+from quality.instruction_checks import (
+    check_answers_itself,
+    check_evolution,
+    check_is_request,
+    check_language,
+    check_self_contained,
+    strip_type_label,
+    words,
+)
+from quality.task_types import classify_task_type
 
 REWRITE_OPERATIONS = ("clarify", "add_constraints", "deepen", "concretize", "reasoning")
+# Operations whose reply is one sentence to append (`addition`), not a whole new instruction: a
+# 0.5B model asked to rewrite returned most instructions unchanged (docs/recipe.md).
+APPENDING_OPERATIONS = frozenset({"add_constraints", "deepen", "reasoning"})
 EXPAND = "expand"
 
 
@@ -99,7 +113,9 @@ class Evolve(ModelStage):
         requests = []
         for row in batch.select([columns.ID, columns.INSTRUCTION, columns.DOMAIN, columns.LANG]).to_pylist():
             op = self.choose_operation(row[columns.ID], row[columns.DOMAIN], examples)
-            variables = {"instruction": row[columns.INSTRUCTION], "language": seed_language(row)}
+            # `pick` chooses the direction a rewrite prompt names (its list is in the template).
+            pick = stable_seed(self.params.seed, row[columns.ID], "direction")
+            variables = {"instruction": row[columns.INSTRUCTION], "language": seed_language(row), "pick": pick}
             if op == EXPAND:
                 shown = [text for text in examples[row[columns.DOMAIN]] if text != row[columns.INSTRUCTION]][: self.params.expand_examples - 1]
                 variables.update(domain=row[columns.DOMAIN], examples=[row[columns.INSTRUCTION], *shown], count=self.params.expand_count)
@@ -131,22 +147,31 @@ class Evolve(ModelStage):
             if reply.reason is not None:
                 rows.append(reject_row(base, parent[columns.ID], reply.reason, reply.detail, **{columns.META: generation_meta(parent, operation=op)}))
                 continue
-            texts = reply.value["instructions"] if op == EXPAND else [reply.value["instruction"]]
+            if op == EXPAND:
+                texts = reply.value["instructions"]
+            elif op in APPENDING_OPERATIONS:
+                texts = [append_sentence(parent[columns.INSTRUCTION], strip_type_label(reply.value["addition"].strip()), base[columns.LANG])]
+            else:
+                texts = [reply.value["instruction"]]
+            said = {key: reply.value[key] for key in ("addition", "change") if isinstance(reply.value, dict) and key in reply.value}
             seen: set[str] = set()
+            code = base[columns.DOMAIN] == "code"
             for index, text in enumerate(texts):
                 text = strip_type_label(text.strip())
                 row = {
                     **base,
                     columns.ID: derived_id(parent[columns.ID], op, text),
                     columns.INSTRUCTION: text,
-                    columns.META: generation_meta(parent, operation=op, item_index=index),
+                    columns.TASK_TYPE: classify_task_type(text),
+                    columns.META: generation_meta(parent, operation=op, item_index=index, evolved_from=parent[columns.ID], **said),
                 }
                 if op == EXPAND:
                     problem = (
                         check_repeated(text, seen)
                         or check_is_request(text)
-                        or check_language(text, base[columns.LANG])
+                        or check_language(text, base[columns.LANG], context=prompt_text(parent[columns.MESSAGES]), code=code)
                         or check_self_contained(text)
+                        or check_answers_itself(text)
                         or _repeats(text, parent[columns.INSTRUCTION])
                     )
                 else:
@@ -158,8 +183,9 @@ class Evolve(ModelStage):
                             min_length_ratio=self.params.min_length_ratio,
                         )
                         or check_is_request(text)
-                        or check_language(text, base[columns.LANG])
+                        or check_language(text, base[columns.LANG], context=parent[columns.INSTRUCTION], code=code)
                         or check_self_contained(text)
+                        or check_answers_itself(text)
                     )
                 if problem is not None:
                     row[columns.REJECT_REASON], row[columns.REJECT_DETAIL] = RejectReason(problem[0]).value, problem[1]
@@ -167,9 +193,25 @@ class Evolve(ModelStage):
         return pa.Table.from_pylist(rows, schema=with_reject_columns(pa.schema(INSTRUCTION_FIELDS)))
 
 
+def append_sentence(instruction: str, addition: str, language: str) -> str:
+    """The instruction with the model's added sentence at its end; an addition that already
+    restates most of the instruction (the model wrote the whole request) stands alone."""
+    stated = set(words(addition))
+    parent_words = words(instruction)
+    if parent_words and sum(word in stated for word in parent_words) / len(parent_words) >= 0.6:
+        return addition
+    joiner = "" if language == "zh" else " "
+    return f"{instruction.rstrip()}{joiner}{addition}"
+
+
+def prompt_text(messages_json: str) -> str:
+    """The rendered prompt's text, every message."""
+    return "\n".join(message["content"] for message in json.loads(messages_json))
+
+
 def prompt_without(messages_json: str, instruction: str) -> str:
     """The rendered prompt's text with the instruction itself removed: what a leak would copy."""
-    return "\n".join(message["content"] for message in json.loads(messages_json)).replace(instruction, " ")
+    return prompt_text(messages_json).replace(instruction, " ")
 
 
 def pick_low_resource_examples(rows: Iterable[dict], *, listed: list[str], max_share: float, per_domain: int) -> dict[str, list[str]]:

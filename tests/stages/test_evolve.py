@@ -31,9 +31,21 @@ def test_recorded_replies_become_children_or_rejects_and_parents_are_kept(stage)
         assert json.loads(row["meta"])["steps"][-1]["operation"] == row["evolution_op"]
 
 
-def test_evolution_failures_get_their_reasons(stage):
-    parent = instruction_rows([{"id": "p", "instruction": "Explain how a Python dictionary stores its keys and values."}])
-    rendered = stage.render_requests(parent)
+def only(operation: str):
+    stage = make_stage("evolve", {"operations": {op: float(op == operation) for op in REWRITE_OPERATIONS}})
+    stage.examples = {}
+    return stage
+
+
+def evolve_one(stage, instruction: str, reply: dict, **fields) -> dict:
+    parent = instruction_rows([{"id": "p", "instruction": instruction, **fields}])
+    rows = stage.transform(with_replies(stage.render_requests(parent), [json.dumps(reply)])).to_pylist()
+    return rows[-1]
+
+
+def test_rewrite_failures_get_their_reasons():
+    stage = only("clarify")
+    parent = "Explain how a Python dictionary stores its keys and values."
     cases = {
         "Explain how a Python dictionary stores its keys and values!": "no_information_gain",
         "I'm sorry, but I cannot help with that.": "refusal",
@@ -41,8 +53,50 @@ def test_evolution_failures_get_their_reasons(stage):
         "Explain dicts.": "too_short",
     }
     for text, reason in cases.items():
-        rows = stage.transform(with_replies(rendered, [json.dumps({"instruction": text})])).to_pylist()
-        assert rows[-1]["reject_reason"] == reason, text
+        assert evolve_one(stage, parent, {"change": "context", "instruction": text})["reject_reason"] == reason, text
+
+
+def test_an_added_sentence_is_appended_to_its_parent_and_checked_with_it():
+    stage = only("deepen")
+    parent = "Explain how a Python dictionary stores its keys and values."
+    row = evolve_one(stage, parent, {"addition": "Why do two keys with the same hash not overwrite each other?"})
+    assert row["reject_reason"] is None
+    assert row["instruction"] == parent + " Why do two keys with the same hash not overwrite each other?"
+    assert json.loads(row["meta"])["steps"][-1]["addition"].startswith("Why do two keys")
+    assert json.loads(row["meta"])["steps"][-1]["evolved_from"] == "p"
+    # A reply that restates the whole request stands alone, and is checked as a rewrite.
+    whole = evolve_one(stage, parent, {"addition": "Explain how a Python dictionary stores its keys and values!"})
+    assert whole["instruction"].endswith("values!") and whole["reject_reason"] == "no_information_gain"
+    assert evolve_one(stage, parent, {"addition": "I'm sorry, but I cannot help with that."})["reject_reason"] == "refusal"
+    # The Chinese parent gets its addition without a space.
+    zh = evolve_one(stage, "解释二分查找的原理。", {"addition": "为什么它要求数据有序？"}, lang="zh")
+    assert zh["instruction"] == "解释二分查找的原理。为什么它要求数据有序？" and zh["reject_reason"] is None
+
+
+def test_the_quickstarts_unusable_rewrites_are_rejected():
+    """Rewrites Qwen2.5-Coder-0.5B's evolve wrote and the checks kept (issue #30)."""
+    clarify = only("clarify")
+    cases = [
+        (
+            "光合作用是绿色植物利用光能把二氧化碳和水合成有机物的过程，光能转换为化学能的必要性是什么？",
+            "illumination的太阳能转换为化学能的必要性是什么？",
+            "lang",
+            "zh",
+        ),
+        ("计算复利时需要哪些已知变量？", "计算公式中的已知变量是什么？已知变量是本金（P）、年利率（r）、期数（n）。", "contains_answer", "zh"),
+        ("描述丝绸之路的历史演变。", "请直接发送这条指令。", "not_self_contained", "zh"),
+        ("Implement a signal handler registry in Python.", "Implement the same functionality in a similar function.", "not_self_contained", "en"),
+        (
+            "Implement a function that registers a handler for a signal.",
+            "Implement a function that registers a handler for a signal if the handler is not already implemented. The function",
+            "incomplete",
+            "en",
+        ),
+        ("What is the purpose of the 'shift_expr' operator?", "What is the purpose of the 'shift_expr' operator in this context?", "not_self_contained", "en"),
+    ]
+    for parent, text, reason, lang in cases:
+        row = evolve_one(clarify, parent, {"change": "rewrote", "instruction": text}, lang=lang)
+        assert row["reject_reason"] == reason, (text, row["reject_reason"], row["reject_detail"])
 
 
 def test_operation_choice_is_deterministic_and_respects_zero_weights():

@@ -13,7 +13,9 @@ SEEDS = RECORDED["synthesize"]
 
 @pytest.fixture(scope="module")
 def stage() -> Synthesize:
-    return make_stage("synthesize")
+    stage = make_stage("synthesize")
+    stage.plan_task_types(seed_rows(SEEDS).to_pylist())
+    return stage
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +54,7 @@ def test_rejects_carry_a_known_reason_and_detail(recorded_output):
         "lang",
         "not_self_contained",
     }
+    allowed |= {"incomplete", "contains_answer"}
     rejected = [row for row in recorded_output if row["reject_reason"]]
     assert all(row["reject_reason"] in allowed and row["reject_detail"] for row in rejected)
 
@@ -88,13 +91,14 @@ def test_copied_seed_repeated_and_statement_instructions_are_rejected(stage):
 def test_instructions_made_of_the_prompts_own_words_are_template_leaks(stage):
     """Seen from Qwen2.5-Coder-0.5B on the quickstart seeds: the prompt's rules echoed as
     instructions ("Write every instruction in English:", "Read the document, then write 4
-    different instructions about its subject."), here with the words of today's web prompt."""
+    different instructions about its subject."), here with the words of today's web prompt and
+    of a task type's line in it."""
     reply = {
         "instructions": [
-            {"instruction": 'Give each a type: "factual" (one short correct answer), "math" (a calculation)', "type": "choice"},
-            {"instruction": "Start each one with a question word (What, How, Why, Which) or a verb", "type": "code"},
-            {"instruction": "Write 3 different questions or requests that a user could ask an assistant.", "type": "factual"},
-            {"instruction": "factual: Which keyword defines a function in Python?", "type": "factual"},
+            {"instruction": "Name the subject in each request so it makes sense without the document."},
+            {"instruction": 'Explain: ask why or how something works, starting with "Explain", "Why" or "How does"'},
+            {"instruction": "Write 3 requests that a user could send an assistant about the subject of this document."},
+            {"instruction": "factual: Which keyword defines a function in Python?"},
         ]
     }
     rendered = stage.render_requests(seed_rows(SEEDS[:1]))
@@ -103,9 +107,10 @@ def test_instructions_made_of_the_prompts_own_words_are_template_leaks(stage):
     assert rows[3]["instruction"] == "Which keyword defines a function in Python?"  # the type label moved out
 
 
-def test_wrong_language_unseen_documents_and_impossible_types_are_caught(stage):
+def test_wrong_language_and_unseen_documents_are_caught_and_the_type_is_read_from_the_words(stage):
     """Seen from Qwen2.5-Coder-0.5B: English instructions for a Chinese seed, questions about
-    "this document", "the following code" with no code, and "math" labels on prose questions."""
+    "this document", "the following code" with no code, and "math" labels on prose questions
+    (the label is not read: the instruction's own words say its type)."""
     english_seed = next(seed for seed in SEEDS if seed_language(seed) == "en")
     chinese_seed = next(seed for seed in SEEDS if seed_language(seed) == "zh")
     english = {"instructions": [
@@ -124,25 +129,32 @@ def test_wrong_language_unseen_documents_and_impossible_types_are_caught(stage):
     assert [row["reject_reason"] for row in rows] == [
         "not_self_contained", "not_self_contained", None, None, "lang", None, "not_self_contained",
     ]  # fmt: skip
-    assert rows[2]["task_type"] == "open" and not rows[2]["objective"]  # no number: not math
-    assert rows[3]["task_type"] == "factual"
+    assert rows[2]["task_type"] == "explain" and not rows[2]["objective"]  # labelled math, asks how something works
+    assert rows[3]["task_type"] == "explain"
 
 
-def test_objective_types_are_flagged_and_math_moves_to_the_math_domain(stage):
+def test_objective_types_are_flagged_and_calculations_and_code_move_domain(stage):
     reply = {
         "instructions": [
-            {"instruction": "What is 17 times 23?", "type": "math"},
-            {"instruction": "Which keyword defines a function in Python?", "type": "factual"},
-            {"instruction": "Describe what makes a good API.", "type": "open"},
+            {"instruction": "What is 17 times 23?"},
+            {"instruction": "Which keyword defines a function in Python?"},
+            {"instruction": "Describe what makes a good API."},
+            {"instruction": "Write a Python function that reverses the words of a sentence."},
         ]
     }
     rendered = stage.render_requests(seed_rows(SEEDS[:1]))
     rows = stage.transform(with_replies(rendered, [json.dumps(reply)])).to_pylist()
-    assert [(row["domain"], row["objective"]) for row in rows] == [
-        ("math", True),
-        (SEEDS[0].get("domain", "general"), True),
-        (SEEDS[0].get("domain", "general"), False),
+    domain = SEEDS[0].get("domain", "general")
+    assert [(row["task_type"], row["domain"], row["objective"]) for row in rows] == [
+        ("calculate", "math", True),
+        ("factual", domain, True),
+        ("explain", domain, False),
+        ("write_code", "code", False),
     ]
+    # Each row records the type its request asked for, in the order the prompt listed them.
+    asked = json.loads(rendered["prompt_info"][0].as_py())["task_types"]
+    assert len(asked) == stage.params.instructions_per_call < len(rows)
+    assert [json.loads(row["meta"])["steps"][-1]["asked_task_type"] for row in rows] == [*asked, None]
 
 
 def test_requests_follow_the_seed_kind_and_language_and_are_deterministic(stage):
@@ -156,7 +168,8 @@ def test_requests_follow_the_seed_kind_and_language_and_are_deterministic(stage)
         assert info["template_id"] == family
         user = json.loads(messages)[-1]["content"]
         assert ("用中文" in user) == (seed_language(seed) == "zh")
-        assert info["variables"]["task_type"] in stage.params.task_types
+        assert info["task_types"] and set(info["task_types"]) <= set(stage.params.task_mix)
+        assert "tasks" not in info["variables"]  # the descriptions are prompt text, not provenance
 
 
 def test_chinese_seed_rows_are_tagged_zh(recorded_output):
@@ -173,7 +186,8 @@ def test_seed_language_falls_back_to_the_script():
 
 def test_families_select_templates_and_join_the_fingerprint():
     stage = make_stage("synthesize", {"families": {"web": ["synthesize/web", "synthesize/qa"]}})
-    assert stage.prompt_ids() == ("synthesize/qa", "synthesize/web")
+    assert stage.prompt_ids() == ("synthesize/qa", "synthesize/task_types", "synthesize/web")
     seeds = seed_rows([{**SEEDS[0], "id": f"s{i}", "kind": "web"} for i in range(12)])
+    stage.plan_task_types(seeds.to_pylist())
     used = {json.loads(info)["template_id"] for info in stage.render_requests(seeds)["prompt_info"].to_pylist()}
     assert used == {"synthesize/web", "synthesize/qa"}
