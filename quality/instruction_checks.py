@@ -215,12 +215,24 @@ def is_mostly_chinese(text: str) -> bool:
     return bool(letters) and sum(1 for ch in letters if _HAN.match(ch)) / len(letters) >= 0.3
 
 
+# The assistant's voice, not a user's: "Please provide the specific task you want assistance
+# with, and I'll do my best to help you." (the quickstart's evolve, rewriting a request).
+_ASSISTANT_VOICE = re.compile(
+    r"(?i)\b(?:I'?ll\s+do\s+my\s+best|I\s+will\s+do\s+my\s+best|let\s+me\s+know\s+if\s+you|I\s+hope\s+this\s+helps|happy\s+to\s+help|feel\s+free\s+to\s+ask)\b"
+    r"|希望(?:这|对你|对您)(?:有|能)帮助|如果你有任何(?:问题|疑问)|我会尽力"
+)
+
+
 def check_is_request(instruction: str, *, min_words: int = 4) -> tuple[RejectReason, str] | None:
     """An instruction must ask for something: a question, or an imperative/interrogative opener,
-    in at least `min_words` words (Han characters count one each, and need twice as many)."""
+    in at least `min_words` words (Han characters count one each, and need twice as many), in a
+    user's voice, not the assistant's."""
     text = instruction.strip()
     if not text:
         return RejectReason.EMPTY, "empty instruction"
+    voice = _ASSISTANT_VOICE.search(text)
+    if voice:
+        return RejectReason.NOT_A_REQUEST, f"speaks as the assistant: {voice.group(0)!r}"
     chinese = is_mostly_chinese(text)
     needed = min_words * 2 if chinese else min_words
     if len(words(text)) < needed:

@@ -41,7 +41,6 @@ from quality.instruction_checks import (
     check_language,
     check_self_contained,
     strip_type_label,
-    words,
 )
 from quality.task_types import classify_task_type
 
@@ -194,11 +193,10 @@ class Evolve(ModelStage):
 
 
 def append_sentence(instruction: str, addition: str, language: str) -> str:
-    """The instruction with the model's added sentence at its end; an addition that already
-    restates most of the instruction (the model wrote the whole request) stands alone."""
-    stated = set(words(addition))
-    parent_words = words(instruction)
-    if parent_words and sum(word in stated for word in parent_words) / len(parent_words) >= 0.6:
+    """The instruction with the model's added sentence at its end; an addition that already holds
+    the whole instruction (the model rewrote the request) stands alone."""
+    core = instruction.strip().rstrip("?？.。!！").lower()
+    if core and core in addition.lower():
         return addition
     joiner = "" if language == "zh" else " "
     return f"{instruction.rstrip()}{joiner}{addition}"

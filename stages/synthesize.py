@@ -32,9 +32,10 @@ from pipeline.contracts import INSTRUCTION_FIELDS, RejectReason, derived_id, rej
 from pipeline.instruction_rows import check_repeated, seed_language
 from pipeline.llm.model_stage import ModelStage
 from pipeline.llm.models import SamplingParams
+from pipeline.llm.processors import JSON_SCHEMA
 from pipeline.llm.prompted_requests import PROMPT_INFO, Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
 from pipeline.llm.prompts import load_prompt
-from pipeline.stage import Lineage, Resources, StageParams, with_reject_columns
+from pipeline.stage import Lineage, Resources, StageParams, with_columns, with_reject_columns
 from pipeline.store import StageDir
 from quality.instruction_checks import (
     check_answers_itself,
@@ -48,7 +49,12 @@ from quality.instruction_checks import (
 from quality.task_mix import GroupLayout, fitting_types, layout_group, plan_quotas, seed_hash, shares_of
 from quality.task_types import TASK_TYPES, classify_task_type
 
-TASK_TYPES_PROMPT = "synthesize/task_types"
+OPENINGS_PROMPT = "synthesize/openings"
+# What may follow an opening inside the JSON string: any character but a quote or a backslash,
+# or one of the escapes \n, \t, \", \\ (vLLM's grammar reads the string as written, escapes and all).
+REQUEST_BODY = r'([^"\\]|\\[nt"\\])'
+REQUEST_CHARS = (10, 300)
+CODE_REQUEST_CHARS = (30, 600)  # an opening that ends on a colon is followed by code
 # Task types with one checkable answer: sampled several times and voted on.
 OBJECTIVE_TYPES = frozenset({"factual", "calculate", "choice"})
 # An instruction's type can move it to the domain whose model should answer it.
@@ -125,7 +131,7 @@ class Synthesize(ModelStage):
         self.planned_mix: dict[str, float] = {}
 
     def prompt_ids(self) -> tuple[str, ...]:
-        return tuple(sorted({template for family in self.params.families.values() for template in family} | {TASK_TYPES_PROMPT}))
+        return tuple(sorted({template for family in self.params.families.values() for template in family} | {OPENINGS_PROMPT}))
 
     def setup_on_driver(self) -> None:
         """Plan the task types of every seed's requests (travels to the workers with the stage)."""
@@ -160,29 +166,41 @@ class Synthesize(ModelStage):
         return self.task_plan[group].types_for(seed_hash(row[columns.ID], self.params.seed))
 
     def render_requests(self, batch: pa.Table) -> pa.Table:
+        """One request per seed: its planned task types, each given as the opening its
+        instruction must start with (`synthesize/openings`), which the row's JSON schema holds
+        the model to."""
         params = self.params
-        describe = load_prompt(TASK_TYPES_PROMPT)
+        opening_of = load_prompt(OPENINGS_PROMPT)
         requests = []
         for row in batch.select([columns.ID, columns.TEXT, columns.KIND, columns.DOMAIN, columns.LANG]).to_pylist():
             family = params.families.get(row[columns.KIND]) or params.families["web"]
             template = load_prompt(stable_choice(family, params.seed, row[columns.ID], "template"))
             language = seed_language(row)
             asked = self.task_types_for(row)
+            openings = [
+                opening_of.render(task=task, language=language, pick=stable_seed(params.seed, row[columns.ID], "opening", slot))[-1]["content"]
+                for slot, task in enumerate(asked)
+            ]
             variables = {
                 "text": row[columns.TEXT][: params.max_seed_chars],
-                "tasks": [describe.render(task=task, language=language)[-1]["content"] for task in asked],
+                "openings": openings,
                 "style": stable_choice(params.styles, params.seed, row[columns.ID], "style"),
                 "complexity": stable_choice(params.complexities, params.seed, row[columns.ID], "complexity"),
                 "language": language,
             }
             notes = {"task_types": list(asked)}
             requests.append(Request(template, variables, seed=stable_seed(params.seed, row[columns.ID], self.name), notes=notes))
-        return attach_requests(batch, requests)
+        rendered = attach_requests(batch, requests)
+        schemas = [json.dumps(openings_schema(request.variables["openings"])) for request in requests]
+        return with_columns(rendered, {JSON_SCHEMA: pa.array(schemas, pa.string())})
 
     def transform(self, batch: pa.Table) -> pa.Table:
         rows = []
         for seed in batch.to_pylist():
-            reply = read_reply(seed)
+            # The openings schema speaks of the JSON text as written (escapes and all); the reply
+            # is read against its family template's own schema.
+            info = json.loads(seed[PROMPT_INFO])
+            reply = read_reply({**seed, JSON_SCHEMA: json.dumps(load_prompt(info["template_id"]).schema)})
             base = {
                 columns.SEED_ID: seed[columns.SEED_ID],
                 columns.PARENT_ID: seed[columns.ID],
@@ -202,9 +220,10 @@ class Synthesize(ModelStage):
                 continue
             seen: set[str] = set()
             prompt_text = "\n".join(message["content"] for message in json.loads(seed[columns.MESSAGES]))
-            asked = json.loads(seed[PROMPT_INFO]).get("task_types", [])
+            asked = info.get("task_types", [])
+            openings = "\n".join(info["variables"].get("openings", []))
             for index, item in enumerate(reply.value["instructions"]):
-                instruction = strip_type_label(item["instruction"].strip())
+                instruction = strip_type_label(item.strip())
                 task_type = classify_task_type(instruction)
                 row = {
                     **base,
@@ -217,7 +236,7 @@ class Synthesize(ModelStage):
                 }
                 problem = (
                     check_repeated(instruction, seen)
-                    or check_echoes_prompt(instruction, prompt_text, quoted_text=seed[columns.TEXT])
+                    or check_echoes_prompt(instruction, prompt_text, quoted_text=f"{seed[columns.TEXT]}\n{openings}")
                     or check_is_request(instruction)
                     or check_language(instruction, base[columns.LANG], context=seed[columns.TEXT], code=row[columns.DOMAIN] == "code")
                     or check_self_contained(instruction)
@@ -243,3 +262,22 @@ class Synthesize(ModelStage):
                 "kept": sum(kept.values()),
             }
         }
+
+
+def openings_schema(openings: list[str]) -> dict:
+    """The JSON schema of a reply that starts its i-th instruction with `openings[i]`: one string
+    per opening, in order, each the opening and then its own words (code on a new line after an
+    opening that ends on a colon)."""
+    items = []
+    for opening in openings:
+        code = opening.rstrip().endswith((":", "："))
+        low, high = CODE_REQUEST_CHARS if code else REQUEST_CHARS
+        pattern = _regex_literal(opening) + (r"\\n" if code else "") + f"{REQUEST_BODY}{{{low},{high}}}"
+        items.append({"type": "string", "pattern": f"^{pattern}$"})
+    array = {"type": "array", "prefixItems": items, "items": False, "minItems": len(items), "maxItems": len(items)}
+    return {"type": "object", "properties": {"instructions": array}, "required": ["instructions"], "additionalProperties": False}
+
+
+def _regex_literal(text: str) -> str:
+    """`text` as a regular expression that matches only itself (JSON Schema's ECMAScript dialect)."""
+    return "".join(f"\\{char}" if char in r"\^$.|?*+()[]{}/" else char for char in text)

@@ -67,7 +67,7 @@ def attach_requests(batch: pa.Table, requests: Sequence[Request]) -> pa.Table:
         messages.append(json.dumps(request.template.render(**request.variables), ensure_ascii=False))
         schemas.append(json.dumps(request.template.schema) if request.template.schema else None)
         sampling.append(json.dumps({**request.sampling, "seed": request.seed}))
-        shown = {key: value for key, value in request.variables.items() if key not in ("text", "instruction", "examples", "tasks")}
+        shown = {key: value for key, value in request.variables.items() if key not in ("text", "instruction", "examples")}
         info.append(json.dumps({**request.template.provenance(), "variables": shown, **request.notes}, ensure_ascii=False))
     arrays = {MESSAGES: messages, JSON_SCHEMA: schemas, SAMPLING_PARAMS: sampling, PROMPT_INFO: info}
     return with_columns(batch, {name: pa.array(values, pa.string()) for name, values in arrays.items()})

@@ -243,3 +243,11 @@ def test_a_term_swapped_into_the_other_language_is_a_language_fault():
     assert check_language("本金1000元，年利率5%，3年后的本息和是多少？", "zh", context="复利") is None
     assert check_language("解释 `append` 和 `extend` 的区别。", "zh") is None
     assert check_language("请解释photosynthesis在光合作用中的含义。", "zh", context="光合作用 (photosynthesis)") is None
+
+
+def test_a_reply_in_the_assistants_voice_is_no_request():
+    rewrite = "How do I get this task done? Please provide the specific task you want assistance with, and I'll do my best to help you."
+    reason, detail = check_is_request(rewrite)
+    assert reason == RejectReason.NOT_A_REQUEST and "assistant" in detail
+    assert check_is_request("如何使用二分查找？希望对你有帮助。")[0] == RejectReason.NOT_A_REQUEST
+    assert check_is_request("How do I ask a colleague for help with a code review?") is None

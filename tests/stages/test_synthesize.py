@@ -1,11 +1,14 @@
 """synthesize: parsing and rejection rules on real recorded replies, and the requests it renders."""
 
 import json
+import re
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from quality.instruction_checks import check_is_request
-from stages.synthesize import Synthesize, seed_language
+from stages.synthesize import Synthesize, openings_schema, seed_language
 from tests.stages.synthesis_rows import RECORDED, make_stage, seed_rows, with_replies
 
 SEEDS = RECORDED["synthesize"]
@@ -18,10 +21,22 @@ def stage() -> Synthesize:
     return stage
 
 
+def as_strings(reply: str | None) -> str | None:
+    """A recorded reply in today's shape: the instructions as plain strings (they were recorded
+    as objects with a `type` label, which synthesize no longer asks for)."""
+    try:
+        value = json.loads(reply)
+    except (TypeError, ValueError):
+        return reply
+    items = value.get("instructions", []) if isinstance(value, dict) else []
+    return json.dumps({"instructions": [item["instruction"] if isinstance(item, dict) else item for item in items]})
+
+
 @pytest.fixture(scope="module")
 def recorded_output(stage):
     rendered = stage.render_requests(seed_rows(SEEDS))
-    return stage.transform(with_replies(rendered, [seed["reply"] for seed in SEEDS], [seed["error"] for seed in SEEDS])).to_pylist()
+    replies = [as_strings(seed["reply"]) for seed in SEEDS]
+    return stage.transform(with_replies(rendered, replies, [seed["error"] for seed in SEEDS])).to_pylist()
 
 
 def test_every_seed_yields_instructions_or_a_reject_naming_it_as_parent(recorded_output):
@@ -77,10 +92,10 @@ def test_copied_seed_repeated_and_statement_instructions_are_rejected(stage):
     copied = "Explain " + " ".join(seed["text"].split()[:20])
     reply = {
         "instructions": [
-            {"instruction": "How does Python decide which exception handler runs first?", "type": "open"},
-            {"instruction": "How does Python decide which exception handler runs first?", "type": "open"},
-            {"instruction": copied, "type": "open"},
-            {"instruction": "The interpreter reads source files line by line.", "type": "open"},
+            "How does Python decide which exception handler runs first?",
+            "How does Python decide which exception handler runs first?",
+            copied,
+            "The interpreter reads source files line by line.",
         ]
     }
     rendered = stage.render_requests(seed_rows([seed]))
@@ -91,14 +106,13 @@ def test_copied_seed_repeated_and_statement_instructions_are_rejected(stage):
 def test_instructions_made_of_the_prompts_own_words_are_template_leaks(stage):
     """Seen from Qwen2.5-Coder-0.5B on the quickstart seeds: the prompt's rules echoed as
     instructions ("Write every instruction in English:", "Read the document, then write 4
-    different instructions about its subject."), here with the words of today's web prompt and
-    of a task type's line in it."""
+    different instructions about its subject."), here with the words of today's web prompt."""
     reply = {
         "instructions": [
-            {"instruction": "Name the subject in each request so it makes sense without the document."},
-            {"instruction": 'Explain: ask why or how something works, starting with "Explain", "Why" or "How does"'},
-            {"instruction": "Write 3 requests that a user could send an assistant about the subject of this document."},
-            {"instruction": "factual: Which keyword defines a function in Python?"},
+            "Finish each one so it names the subject and makes sense without the document.",
+            "They begin as below; finish each one so it names the subject.",
+            "Write 3 requests that a user could send an assistant about the subject of this document.",
+            "factual: Which keyword defines a function in Python?",
         ]
     }
     rendered = stage.render_requests(seed_rows(SEEDS[:1]))
@@ -114,15 +128,15 @@ def test_wrong_language_and_unseen_documents_are_caught_and_the_type_is_read_fro
     english_seed = next(seed for seed in SEEDS if seed_language(seed) == "en")
     chinese_seed = next(seed for seed in SEEDS if seed_language(seed) == "zh")
     english = {"instructions": [
-        {"instruction": "What is the main idea of this document?", "type": "factual"},
-        {"instruction": "What is the output of the following Python code snippet?", "type": "code"},
-        {"instruction": "How does Python's garbage collector find reference cycles?", "type": "math"},
-        {"instruction": "What does `len([1, 2, 3])` return?", "type": "factual"},
+        "What is the main idea of this document?",
+        "What is the output of the following Python code snippet?",
+        "How does Python's garbage collector find reference cycles?",
+        "What does `len([1, 2, 3])` return?",
     ]}  # fmt: skip
     chinese = {"instructions": [
-        {"instruction": "What is the main function of the water cycle?", "type": "choice"},
-        {"instruction": "请解释水循环中蒸发和降水的作用。", "type": "open"},
-        {"instruction": "本文的主要内容是什么？", "type": "factual"},
+        "What is the main function of the water cycle?",
+        "请解释水循环中蒸发和降水的作用。",
+        "本文的主要内容是什么？",
     ]}  # fmt: skip
     rendered = stage.render_requests(seed_rows([english_seed, chinese_seed]))
     rows = stage.transform(with_replies(rendered, [json.dumps(english), json.dumps(chinese)])).to_pylist()
@@ -136,10 +150,10 @@ def test_wrong_language_and_unseen_documents_are_caught_and_the_type_is_read_fro
 def test_objective_types_are_flagged_and_calculations_and_code_move_domain(stage):
     reply = {
         "instructions": [
-            {"instruction": "What is 17 times 23?"},
-            {"instruction": "Which keyword defines a function in Python?"},
-            {"instruction": "Describe what makes a good API."},
-            {"instruction": "Write a Python function that reverses the words of a sentence."},
+            "What is 17 times 23?",
+            "Which keyword defines a function in Python?",
+            "Describe what makes a good API.",
+            "Write a Python function that reverses the words of a sentence.",
         ]
     }
     rendered = stage.render_requests(seed_rows(SEEDS[:1]))
@@ -169,7 +183,50 @@ def test_requests_follow_the_seed_kind_and_language_and_are_deterministic(stage)
         user = json.loads(messages)[-1]["content"]
         assert ("用中文" in user) == (seed_language(seed) == "zh")
         assert info["task_types"] and set(info["task_types"]) <= set(stage.params.task_mix)
-        assert "tasks" not in info["variables"]  # the descriptions are prompt text, not provenance
+        assert len(info["variables"]["openings"]) == len(info["task_types"]) == stage.params.instructions_per_call
+        assert all(f"{opening} …" in user for opening in info["variables"]["openings"])
+
+
+def test_each_instruction_is_held_to_start_with_its_opening(stage):
+    """The row's JSON schema (what the engine decodes against) makes instruction i start with
+    opening i; code follows an opening that ends on a colon on a new line."""
+    rendered = stage.render_requests(seed_rows(SEEDS[:1]))
+    openings = json.loads(rendered["prompt_info"][0].as_py())["variables"]["openings"]
+    items = json.loads(rendered["json_schema"][0].as_py())["properties"]["instructions"]["prefixItems"]
+    assert len(items) == len(openings)
+    for opening, item in zip(openings, items):
+        assert re.match(item["pattern"], f"{opening} the subject of the seed, asked in full?") is not None
+        assert re.match(item["pattern"], "Tell me something about the subject of the seed.") is None
+    schema = openings_schema(["Find and fix the bug in this Python code:", "为什么"])
+    code, why = schema["properties"]["instructions"]["prefixItems"]
+    assert re.match(code["pattern"], "Find and fix the bug in this Python code:\\ndef mean(xs):\\n    return sum(xs) / len(xs) + 1") is not None
+    assert re.match(code["pattern"], "Find and fix the bug in this Python code: def mean(xs): return sum(xs) / len(xs) + 1") is None
+    assert re.match(why["pattern"], "为什么二分查找要求数组先排好序？") is not None
+
+
+def test_seeds_are_asked_only_for_task_types_that_fit_them():
+    stage = make_stage("synthesize", {"instructions_per_call": 4})
+    seeds = [{**SEEDS[0], "id": f"code{i}", "kind": "code", "domain": "code"} for i in range(6)]
+    seeds += [{**SEEDS[0], "id": f"hist{i}", "kind": "web", "domain": "history"} for i in range(6)]
+    stage.plan_task_types(seed_rows(seeds).to_pylist())
+    rendered = stage.render_requests(seed_rows(seeds))
+    asked = {seed["id"]: json.loads(info)["task_types"] for seed, info in zip(seeds, rendered["prompt_info"].to_pylist())}
+    assert all(len(set(types)) == 4 for types in asked.values())
+    assert not any({"write_code", "debug", "calculate"} & set(types) for seed_id, types in asked.items() if seed_id.startswith("hist"))
+    assert all("write_code" in types for seed_id, types in asked.items() if seed_id.startswith("code"))
+    assert sum(stage.planned_mix.values()) == pytest.approx(1.0)
+
+
+def test_the_manifest_sets_the_achieved_mix_beside_the_asked_and_planned(stage, tmp_path):
+    from pipeline.store import StageDir
+
+    stage_dir = StageDir(tmp_path, "synthesize")
+    stage_dir.path.mkdir()
+    pq.write_table(pa.table({"task_type": ["explain", "explain", "compare", "debug"]}), stage_dir.path / "part-a.parquet")
+    mix = stage.finalize(stage_dir)["task_mix"]
+    assert mix["achieved"] == {"explain": 0.5, "compare": 0.25, "debug": 0.25} and mix["kept"] == 4
+    assert mix["asked"] == pytest.approx({task: share / sum(stage.params.task_mix.values()) for task, share in stage.params.task_mix.items()})
+    assert mix["planned"] == stage.planned_mix
 
 
 def test_chinese_seed_rows_are_tagged_zh(recorded_output):
@@ -186,7 +243,7 @@ def test_seed_language_falls_back_to_the_script():
 
 def test_families_select_templates_and_join_the_fingerprint():
     stage = make_stage("synthesize", {"families": {"web": ["synthesize/web", "synthesize/qa"]}})
-    assert stage.prompt_ids() == ("synthesize/qa", "synthesize/task_types", "synthesize/web")
+    assert stage.prompt_ids() == ("synthesize/openings", "synthesize/qa", "synthesize/web")
     seeds = seed_rows([{**SEEDS[0], "id": f"s{i}", "kind": "web"} for i in range(12)])
     stage.plan_task_types(seeds.to_pylist())
     used = {json.loads(info)["template_id"] for info in stage.render_requests(seeds)["prompt_info"].to_pylist()}
