@@ -7,9 +7,10 @@ driver, over every seed:
 
 1. `plan_quotas`: seeds are grouped by what fits them; each group gets a number of requests of
    each type that fits it, so that the totals come as near the asked shares as the seeds allow.
-   The scarcest types go first (the fewest fitting seeds per request wanted), each spread over
-   its groups by their free room; room left over is filled in the asked proportions. No seed
-   gets one type twice (a group of n seeds asks at most n of each type).
+   A group with room for all its types asks for each once (seeds of every kind yield every type
+   that fits them); then the scarcest types go first (the fewest fitting seeds per request
+   wanted), each spread over its groups by their free room; room left over is filled in the
+   asked proportions. No seed gets one type twice (a group of n seeds asks at most n of each type).
 2. `layout_group`: inside a group, seeds are ordered by a hash of their id (and the job's seed),
    and the group's requests are laid out type after type and dealt out column by column, so the
    seed of rank r gets requests r, r + n, r + 2n... of that list. Which types a seed gets then
@@ -65,9 +66,16 @@ def plan_quotas(group_sizes: Mapping[Group, int], mix: Mapping[str, float], *, p
     def free(group: Group, task: str) -> float:
         return max(min(room[group] - sum(planned[group].values()), cap[group][task] - planned[group][task]), 0.0)
 
-    # The scarcest types first: the fewest fitting requests per request wanted.
-    wanted = {task: share * sum(room.values()) for task, share in shares.items()}
-    for task in sorted(shares, key=lambda task: (sum(cap[group][task] for group in group_sizes) / wanted[task], task)):
+    # Every group with room for all its types asks for each at least once: seeds of every kind
+    # yield every type that fits them.
+    for group in group_sizes:
+        if room[group] >= len(group):
+            for task in group:
+                if task in shares:
+                    planned[group][task] = 1.0
+    # Then the scarcest types first: the fewest fitting requests per request still wanted.
+    wanted = {task: max(share * sum(room.values()) - sum(planned[group][task] for group in group_sizes), 0.0) for task, share in shares.items()}
+    for task in sorted(shares, key=lambda task: (sum(cap[group][task] for group in group_sizes) / max(wanted[task], 1e-9), task)):
         open_room = {group: free(group, task) for group in group_sizes}
         available = sum(open_room.values())
         given = min(wanted[task], available)

@@ -8,17 +8,19 @@ a rule. The rules run in order and the first that matches decides:
 
 - `choice`: two or more lettered options (A-D);
 - `debug`: fix, debug, find the bug or error, why does it fail (修复, 调试, 找出错误);
-- `write_code` or `writing`: a verb of making (write, implement, create, 编写, 写一篇...) and,
-  whichever comes first after it, a thing of code (function, class, script...) or a piece of
-  prose (essay, email, story...); also summarise, paraphrase, translate (总结, 改写, 翻译);
+- `write_code` or `writing`: a verb of making among the first words (write, implement, create,
+  编写, 写一篇...) and, whichever comes first after it, a thing of code (function, class,
+  script...) or a piece of prose (essay, email, story...); also summarise, paraphrase, translate
+  (总结, 改写, 翻译);
 - `calculate`: calculate, compute, solve, arithmetic on numbers ("17 times 23"), or how many /
-  how much with a number (计算, 多少 and a number);
+  how much or a quantity (total, average, speed, interest...) with a number (计算, 多少, 利息 and
+  a number);
 - `compare`: compare, difference between, versus, pros and cons (比较, 区别, 异同, 优缺点);
 - `how_to`: how do I / how can you / steps to (如何用, 怎样才能, 步骤);
 - `analyze`: analyse, evaluate, discuss, impact, implications (分析, 评价, 影响, 意义);
 - `explain`: explain, describe, what is, why, how does (解释, 什么是, 为什么, 原理);
 - `factual`: who, when, where, which, list, name (谁, 哪, 何时, 列出);
-- `explain` again for a Chinese question with 什么 and no other cue;
+- `explain` for a Chinese question with 什么, `how_to` for one with 如何, and no other cue;
 - `other`: none of these.
 """
 
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import re
 
-from quality.instruction_checks import has_options
+from quality.instruction_checks import has_options, is_mostly_chinese
 
 TASK_TYPES = ("explain", "how_to", "write_code", "debug", "compare", "calculate", "writing", "analyze", "factual", "choice", "other")
 OTHER = "other"
@@ -51,11 +53,18 @@ _REWRITE = re.compile(r"(?i)^\s*(?:please\s+)?(?:summari[sz]e|paraphrase|transla
 _COMPARE = re.compile(
     r"(?i)\b(?:compare|comparison|contrast|differences?\s+between|differ|versus|vs\.?|distinguish|pros\s+and\s+cons|"
     r"advantages\s+and\s+disadvantages|similarities)\b"
-    r"|比较|对比|区别|异同|不同之处|有何不同|有什么不同|优缺点|优劣"
+    r"|(?<!次)比较|对比|区别|异同|不同之处|有何不同|有什么不同|优缺点|优劣"
 )
-_CALCULATE = re.compile(r"(?i)\b(?:calculate|compute|solve)\b|计算|求出|求解")
+_CALCULATE = re.compile(r"(?i)\b(?:calculate|compute|solve)\b|^请?计算|计算出|计算一下|求出|求解")
 _HOW_MANY = re.compile(r"(?i)\bhow\s+(?:many|much|long|far)\b|多少|几个|几次|多久|多远")
-_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万]")
+# A number: digits, or Chinese numerals that count something ("三十", "三年"), not the "一" of "一个".
+_NUMBER = re.compile(r"\d|[零一二两三四五六七八九十百千万亿]{2,}|[一二两三四五六七八九十百千万][年天元米次倍件岁%％]")
+# A quantity to work out, in a text with a number: "A train travels 120 km in 1.5 hours. What is
+# its average speed?"
+_QUANTITY = re.compile(
+    r"(?i)\b(?:total|average|mean|sum|product|cost|price|speed|distance|area|volume|perimeter|probability|percentage|interest|profit|remainder)\b"
+    r"|总共|一共|平均|速度|距离|面积|体积|利息|本息|概率|利润|余数|总价|价格"
+)
 _ARITHMETIC = re.compile(r"(?i)\d\s*(?:[-+*/×÷^=]|times|plus|minus|divided\s+by|multiplied\s+by|乘以?|除以|加上?|减去?)\s*\d")
 _HOW_TO = re.compile(
     r"(?i)^\s*(?:please\s+)?how\s+(?:do|can|could|would|should|might)\s+(?:i|you|we|one)\b|\bhow\s+to\b|\bsteps?\s+(?:to|for)\b|"
@@ -74,8 +83,18 @@ _FACTUAL = re.compile(
     r"(?i)^\s*(?:please\s+)?(?:who|when|where|which|list|name|identify|give)\b|\bin\s+which\b|\bwhat\s+(?:year|kind|type)\b"
     r"|谁|何时|哪|列出|列举|几种"
 )
-# A Chinese question about something, asked with 什么 and no other cue, wants it explained.
+# A Chinese question about something, asked with 什么 and no other cue, wants it explained; one
+# asked with 如何 (how) and no other cue, how to do it.
 _WHAT_ZH = re.compile(r"什么")
+_HOW_ZH = re.compile(r"如何|怎么|怎样")
+# A verb of making counts only among the first words (three, or eight Chinese characters):
+# "How do I implement a class?" asks how.
+MAKE_WITHIN_WORDS = 3
+MAKE_WITHIN_HAN = 8
+
+
+# A label a small model puts first ("Write:", "解释类：", "算法："): not the verb of the request.
+_LABEL = re.compile(r"^\s*[\w-]{1,12}\s*[:：]\s*(?=\S)")
 
 
 def classify_task_type(instruction: str) -> str:
@@ -88,22 +107,26 @@ def classify_task_type(instruction: str) -> str:
     made = _made_thing(text)
     if made is not None:
         return made
-    if _CALCULATE.search(text) or _ARITHMETIC.search(text) or (_HOW_MANY.search(text) and _NUMBER.search(text)):
+    if _CALCULATE.search(text) or _ARITHMETIC.search(text) or ((_HOW_MANY.search(text) or _QUANTITY.search(text)) and _NUMBER.search(text)):
         return "calculate"
     if _COMPARE.search(text):
         return "compare"
-    for task_type, pattern in (("how_to", _HOW_TO), ("analyze", _ANALYZE), ("explain", _EXPLAIN), ("factual", _FACTUAL), ("explain", _WHAT_ZH)):
+    for task_type, pattern in (("how_to", _HOW_TO), ("analyze", _ANALYZE), ("explain", _EXPLAIN), ("factual", _FACTUAL), ("explain", _WHAT_ZH), ("how_to", _HOW_ZH)):
         if pattern.search(text):
             return task_type
     return OTHER
 
 
 def _made_thing(text: str) -> str | None:
-    """`write_code` or `writing` when a verb of making is followed by a thing of code or of prose
-    (the nearer one decides), or the instruction asks to summarise, rewrite or translate."""
+    """`write_code` or `writing` when a verb of making among the first words is followed by a
+    thing of code or of prose (the nearer one decides), or the instruction asks to summarise,
+    rewrite or translate."""
     if _REWRITE.search(text):
         return "writing"
-    for verb in _MAKE.finditer(text):
+    text = _LABEL.sub("", text, count=1)
+    first_words = re.match(rf"\s*(?:\S+\s+){{0,{MAKE_WITHIN_WORDS - 1}}}\S*", text)
+    head = text[:MAKE_WITHIN_HAN] if is_mostly_chinese(text) else text[: first_words.end()]
+    for verb in _MAKE.finditer(head):
         window = text[verb.end() : verb.end() + 60]
         code, prose = _CODE_THING.search(window), _PROSE_THING.search(window)
         if code and (not prose or code.start() <= prose.start()):
