@@ -111,7 +111,14 @@ def classify_task_type(instruction: str) -> str:
         return "calculate"
     if _COMPARE.search(text):
         return "compare"
-    for task_type, pattern in (("how_to", _HOW_TO), ("analyze", _ANALYZE), ("explain", _EXPLAIN), ("factual", _FACTUAL), ("explain", _WHAT_ZH), ("how_to", _HOW_ZH)):
+    for task_type, pattern in (
+        ("how_to", _HOW_TO),
+        ("analyze", _ANALYZE),
+        ("explain", _EXPLAIN),
+        ("factual", _FACTUAL),
+        ("explain", _WHAT_ZH),
+        ("how_to", _HOW_ZH),
+    ):
         if pattern.search(text):
             return task_type
     return OTHER
