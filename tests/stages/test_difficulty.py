@@ -142,3 +142,43 @@ def test_a_job_without_sampled_answers_upstream_is_refused(tmp_path):
     stage = next(node.stage for node in build_graph(parse_job(job), STAGES, run_dir=tmp_path, job_dir=tmp_path) if node.name == "difficulty")
     with pytest.raises(ConfigError, match="no 'gather_samples' stage is upstream"):
         stage.setup_on_driver()
+
+
+def test_in_a_run_every_checked_rewrite_is_set_against_its_parent_and_counted(tmp_path, ray_session):
+    """The recipe through the runner on a fake model whose answers and grades do not change with
+    the request: no rewrite can be shown harder, so each checked one is rejected, and the
+    manifest counts them per operation."""
+    from pipeline.runner import run_job
+    from tests.pipeline.fake_chat_server import FakeChatServer, schema_reply
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"text": f"Topic {i}: binary search halves a sorted range at every step. " * 3}) + "\n" for i in range(6)))
+    server = FakeChatServer(reply=schema_reply).start()
+    try:
+        job = parse_job(
+            {
+                "name": "difficulty",
+                "run_dir": str(tmp_path / "run"),
+                "models": {"fake": {"engine": "openai", "base_url": server.base_url, "model": "fake", "max_retries": 1, "timeout_s": 10}},
+                "stages": JOB["stages"],
+                "seeds": {"path": str(corpus)},
+                "synthesize": {"model": "fake", "instructions_per_call": 2},
+                "evolve": {"model": "fake", "operations": {"deepen": 1, "clarify": 1, "add_constraints": 0, "concretize": 0, "reasoning": 0}},
+                "answer": {"routes": {"default": "fake"}},
+                "critique": {"model": "fake", "min_score": 1},
+            },
+            source="t.yaml",
+        )
+        run_job(job, STAGES, job_dir=tmp_path, log=lambda line: None)
+    finally:
+        server.stop()
+    run_dir = tmp_path / "run"
+    stage_dir = StageDir(run_dir, "difficulty")
+    rejects = [row for f in stage_dir.reject_files() for row in pq.read_table(f).to_pylist()]
+    kept = [row for f in stage_dir.part_files() for row in pq.read_table(f).to_pylist()]
+    assert rejects and all(row["evolution_op"] == "deepen" and row["reject_reason"] == "not_harder" for row in rejects)
+    assert not [row for row in kept if row["evolution_op"] == "deepen"], "nothing shows a deepened instruction harder"
+    assert any(row["evolution_op"] == "clarify" for row in kept) and any(not row["evolution_op"] for row in kept)
+    summary = stage_dir.manifest()["extra"]["difficulty"]
+    assert summary["deepen"]["checked"] == summary["deepen"]["not_harder"] == len(rejects)
+    assert summary["deepen"]["change_all"]["answer_ratio"]["estimate"] == pytest.approx(1.0, abs=0.01)
