@@ -30,7 +30,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import yaml
 from pydantic import Field
 
@@ -38,6 +37,7 @@ from pipeline import columns
 from pipeline.config import ConfigError, JobConfig, parse_job
 from pipeline.contracts import RejectReason
 from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
+from pipeline.storage import RemotePath, as_path, parquet_schema, read_parquet
 from pipeline.store import StageDir
 from quality.difficulty import Measures, compare_difficulty, mean_interval, measure_answers
 
@@ -70,7 +70,8 @@ class Difficulty(Stage):
 
     def setup_on_driver(self) -> None:
         """The measures of every rewrite in the input and of its parent, read from the run."""
-        job = _recorded_job(Path(self.context.run_dir), self.context.stage_name)
+        run_dir = as_path(self.context.run_dir)
+        job = _recorded_job(run_dir, self.context.stage_name)
         upstream = upstream_stages(job, self.context.stage_name)
         samples_stage = next((name for name, kind in upstream if kind == SAMPLES_KIND), None)
         if samples_stage is None:
@@ -85,7 +86,7 @@ class Difficulty(Stage):
             parent = evolved_from(row[columns.META])
             if row[columns.EVOLUTION_OP] in self.params.operations and parent:
                 needed.update((row[columns.PARENT_ID], parent))
-        self.measures = read_measures(Path(self.context.run_dir), samples_stage, judge_stage, needed)
+        self.measures = read_measures(run_dir, samples_stage, judge_stage, needed)
 
     def transform(self, batch: pa.Table) -> pa.Table:
         metas, reasons, details = [], [], []
@@ -175,7 +176,7 @@ def evolved_from(meta: str | None) -> str | None:
     return next((step[EVOLVED_FROM] for step in reversed(steps) if step.get(EVOLVED_FROM)), None)
 
 
-def read_measures(run_dir: Path, samples_stage: str, judge_stage: str | None, needed: set[str]) -> dict[str, Measures]:
+def read_measures(run_dir: Path | RemotePath, samples_stage: str, judge_stage: str | None, needed: set[str]) -> dict[str, Measures]:
     """Measures of the `needed` instruction ids: samples from `samples_stage`, accuracy scores
     from `judge_stage`'s kept and rejected rows."""
     if not needed:
@@ -208,20 +209,20 @@ def upstream_stages(job: JobConfig, stage_name: str) -> list[tuple[str, str]]:
         chain.append((entry.name, entry.stage_kind))
 
 
-def _recorded_job(run_dir: Path, stage_name: str) -> JobConfig:
+def _recorded_job(run_dir: Path | RemotePath, stage_name: str) -> JobConfig:
     snapshot = run_dir / "job.yaml"
     if not snapshot.exists():
         raise ConfigError(f"stage '{stage_name}' reads the run's job.yaml to find its upstream stages, which {run_dir} lacks; run it with `synthmix run`")
     return parse_job(yaml.safe_load(snapshot.read_text(encoding="utf-8")), source=str(snapshot))
 
 
-def _read(files: list[Path], names: tuple[str, ...], only: set[str] | None = None) -> list[dict]:
+def _read(files: list[Path | RemotePath], names: tuple[str, ...], only: set[str] | None = None) -> list[dict]:
     """Rows of these files, the named columns (null where a file lacks one), optionally only
     those whose `parent_id` is in `only`."""
     rows = []
     for path in files:
-        present = [name for name in names if name in pq.read_schema(path).names]
-        table = pq.read_table(path, columns=present)
+        present = [name for name in names if name in parquet_schema(path).names]
+        table = read_parquet(path, columns=present)
         if only is not None and columns.PARENT_ID in present:
             table = table.filter(pc.is_in(table[columns.PARENT_ID], value_set=pa.array(sorted(only), pa.string())))
         rows.extend({name: row.get(name) for name in names} for row in table.to_pylist())

@@ -24,7 +24,6 @@ from collections import Counter
 from collections.abc import Iterable
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
 from pipeline import columns
@@ -36,6 +35,7 @@ from pipeline.llm.processors import JSON_SCHEMA
 from pipeline.llm.prompted_requests import PROMPT_INFO, Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
 from pipeline.llm.prompts import load_prompt
 from pipeline.stage import Lineage, Resources, StageParams, with_columns, with_reject_columns
+from pipeline.storage import read_parquet
 from pipeline.store import StageDir
 from quality.instruction_checks import (
     check_answers_itself,
@@ -137,7 +137,7 @@ class Synthesize(ModelStage):
         """Plan the task types of every seed's requests (travels to the workers with the stage)."""
         files = [f for upstream in self.context.upstream_dirs.values() for f in sorted(upstream.glob("part-*.parquet"))]
         wanted = [columns.ID, columns.KIND, columns.DOMAIN]
-        self.plan_task_types(row for f in files for row in pq.read_table(f, columns=wanted).to_pylist())
+        self.plan_task_types(row for f in files for row in read_parquet(f, columns=wanted).to_pylist())
 
     def plan_task_types(self, seeds: Iterable[dict]) -> None:
         """The plan for these seeds (id, kind, domain): per group of seeds that the same types
@@ -253,7 +253,7 @@ class Synthesize(ModelStage):
         (the task types of the instructions kept), each as shares of its total."""
         kept: Counter = Counter()
         for path in stage_dir.part_files():
-            kept.update(pq.read_table(path, columns=[columns.TASK_TYPE])[columns.TASK_TYPE].to_pylist())
+            kept.update(read_parquet(path, columns=[columns.TASK_TYPE])[columns.TASK_TYPE].to_pylist())
         return {
             "task_mix": {
                 "asked": shares_of(self.params.task_mix),
