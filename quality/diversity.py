@@ -39,7 +39,7 @@ OPENING_HAN = 3
 CLUSTER_DISTANCE = 0.75
 # Agglomerative clustering holds a square distance matrix: sets larger than this are measured
 # on a sample (drawn by a hash of each text and `seed`, so the same set gives the same sample).
-MAX_CLUSTERED = 3000
+MAX_CLUSTERED = 1000
 
 
 @dataclass(frozen=True)
