@@ -52,9 +52,11 @@ from quality.task_types import TASK_TYPES, classify_task_type
 OPENINGS_PROMPT = "synthesize/openings"
 # What may follow an opening inside the JSON string: any character but a quote or a backslash,
 # or one of the escapes \n, \t, \", \\ (vLLM's grammar reads the string as written, escapes and all).
-REQUEST_BODY = r'([^"\\]|\\[nt"\\])'
-REQUEST_CHARS = (10, 300)
-CODE_REQUEST_CHARS = (30, 600)  # an opening that ends on a colon is followed by code
+# One or more of them, unbounded: a bounded repeat ({10,300}) after an ASCII opening made
+# xgrammar 0.2.8 fail to compile with its cache on (vLLM's setting), and the engine returned
+# empty replies; max_tokens bounds the length, check_is_request the shortness.
+REQUEST_BODY = r'([^"\\]|\\[nt"\\])+'
+
 # Task types with one checkable answer: sampled several times and voted on.
 OBJECTIVE_TYPES = frozenset({"factual", "calculate", "choice"})
 # An instruction's type can move it to the domain whose model should answer it.
@@ -271,8 +273,7 @@ def openings_schema(openings: list[str]) -> dict:
     items = []
     for opening in openings:
         code = opening.rstrip().endswith((":", "："))
-        low, high = CODE_REQUEST_CHARS if code else REQUEST_CHARS
-        pattern = _regex_literal(opening) + (r"\\n" if code else "") + f"{REQUEST_BODY}{{{low},{high}}}"
+        pattern = _regex_literal(opening) + (r"\\n" if code else "") + REQUEST_BODY
         items.append({"type": "string", "pattern": f"^{pattern}$"})
     array = {"type": "array", "prefixItems": items, "items": False, "minItems": len(items), "maxItems": len(items)}
     return {"type": "object", "properties": {"instructions": array}, "required": ["instructions"], "additionalProperties": False}

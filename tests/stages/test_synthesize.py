@@ -7,7 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.llm.prompts import load_prompt
 from quality.instruction_checks import check_is_request
+from quality.task_types import TASK_TYPES
 from stages.synthesize import Synthesize, openings_schema, seed_language
 from tests.stages.synthesis_rows import RECORDED, make_stage, seed_rows, with_replies
 
@@ -248,3 +250,19 @@ def test_families_select_templates_and_join_the_fingerprint():
     stage.plan_task_types(seeds.to_pylist())
     used = {json.loads(info)["template_id"] for info in stage.render_requests(seeds)["prompt_info"].to_pylist()}
     assert used == {"synthesize/web", "synthesize/qa"}
+
+
+def test_every_openings_schema_compiles_in_vllms_grammar_backend():
+    """vLLM decodes against the row's schema with xgrammar, its compile cache on. A bounded repeat
+    after an ASCII opening ({10,300}) failed to compile there, and the engine gave every English
+    seed an empty reply (a quickstart run: 8 of 8 English seeds, parse_error)."""
+    import xgrammar
+
+    vocabulary = [chr(code) for code in range(32, 127)] + ["\n", "为", "什", "么", "<eos>"]
+    compiler = xgrammar.GrammarCompiler(xgrammar.TokenizerInfo(vocabulary, stop_token_ids=[len(vocabulary) - 1]), cache_enabled=True)
+    template = load_prompt("synthesize/openings")
+    openings = {
+        template.render(task=task, language=language, pick=pick)[-1]["content"] for task in TASK_TYPES for language in ("en", "zh") for pick in range(6)
+    }
+    for opening in sorted(openings):
+        compiler.compile_json_schema(json.dumps(openings_schema([opening, opening])), any_whitespace=False)
