@@ -21,7 +21,10 @@ _REQUEST_OPENERS = frozenset(
     "propose convert translate rewrite refactor debug fix test generate draft classify define "
     "illustrate estimate determine choose select recommend provide help tell how what why when where "
     "which who whom whose can could would should is are does do did imagine consider suppose assume "
-    "using use given based read develop build make plan argue justify predict".split()
+    "using use given based read develop build make plan argue justify predict "
+    # imperatives that add a requirement to a request ("Include tests.", "Limit it to 100 words.")
+    "include limit handle answer keep ensure focus avoid format respond return state mention cover add apply check verify "
+    "restrict present organize organise structure cite".split()
 )
 # Words that may precede the verb of a request: "Please explain", "Now write".
 _COURTESY = frozenset({"please", "now", "also", "kindly", "then"})
@@ -217,9 +220,12 @@ def is_mostly_chinese(text: str) -> bool:
 
 # The assistant's voice, not a user's: "Please provide the specific task you want assistance
 # with, and I'll do my best to help you." (the quickstart's evolve, rewriting a request).
+# Or a description of a request instead of one: "Request a user to compare two Python
+# variables..." (the quickstart's evolve), "请求用户计算...".
 _ASSISTANT_VOICE = re.compile(
     r"(?i)\b(?:I'?ll\s+do\s+my\s+best|I\s+will\s+do\s+my\s+best|let\s+me\s+know\s+if\s+you|I\s+hope\s+this\s+helps|happy\s+to\s+help|feel\s+free\s+to\s+ask)\b"
-    r"|希望(?:这|对你|对您)(?:有|能)帮助|如果你有任何(?:问题|疑问)|我会尽力"
+    r"|(?i:\b(?:ask|request)\s+(?:the|a)\s+user\b)"
+    r"|希望(?:这|对你|对您)(?:有|能)帮助|如果你有任何(?:问题|疑问)|我会尽力|请求用户|要求用户|让用户"
 )
 
 
@@ -232,7 +238,7 @@ def check_is_request(instruction: str, *, min_words: int = 4) -> tuple[RejectRea
         return RejectReason.EMPTY, "empty instruction"
     voice = _ASSISTANT_VOICE.search(text)
     if voice:
-        return RejectReason.NOT_A_REQUEST, f"speaks as the assistant: {voice.group(0)!r}"
+        return RejectReason.NOT_A_REQUEST, f"speaks as the assistant, or of the user: {voice.group(0)!r}"
     chinese = is_mostly_chinese(text)
     needed = min_words * 2 if chinese else min_words
     if len(words(text)) < needed:

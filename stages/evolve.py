@@ -19,6 +19,7 @@ no_information_gain, not_a_request, incomplete, lang, not_self_contained, contai
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 
@@ -41,6 +42,7 @@ from quality.instruction_checks import (
     check_language,
     check_self_contained,
     strip_type_label,
+    words,
 )
 from quality.task_types import classify_task_type
 
@@ -49,6 +51,8 @@ REWRITE_OPERATIONS = ("clarify", "add_constraints", "deepen", "concretize", "rea
 # 0.5B model asked to rewrite returned most instructions unchanged (docs/recipe.md).
 APPENDING_OPERATIONS = frozenset({"add_constraints", "deepen", "reasoning"})
 EXPAND = "expand"
+# A sentence's closing mark: an added sentence after a parent without one gets a full stop first.
+_CLOSED = re.compile(r"[.?!。？！:：;；]$")
 
 
 class EvolveParams(StageParams):
@@ -149,7 +153,8 @@ class Evolve(ModelStage):
             if op == EXPAND:
                 texts = reply.value["instructions"]
             elif op in APPENDING_OPERATIONS:
-                texts = [append_sentence(parent[columns.INSTRUCTION], strip_type_label(reply.value["addition"].strip()), base[columns.LANG])]
+                addition = strip_type_label(reply.value["addition"].strip())
+                texts = [append_sentence(parent[columns.INSTRUCTION], addition, base[columns.LANG])]
             else:
                 texts = [reply.value["instruction"]]
             said = {key: reply.value[key] for key in ("addition", "change") if isinstance(reply.value, dict) and key in reply.value}
@@ -171,7 +176,7 @@ class Evolve(ModelStage):
                         or check_language(text, base[columns.LANG], context=prompt_text(parent[columns.MESSAGES]), code=code)
                         or check_self_contained(text)
                         or check_answers_itself(text)
-                        or _repeats(text, parent[columns.INSTRUCTION])
+                        or _repeats(text, [parent[columns.INSTRUCTION], *self.examples.get(parent[columns.DOMAIN], [])])
                     )
                 else:
                     problem = (
@@ -182,6 +187,9 @@ class Evolve(ModelStage):
                             min_length_ratio=self.params.min_length_ratio,
                         )
                         or check_is_request(text)
+                        # An added sentence must itself ask for something: a statement appended
+                        # to a question is the start of an answer.
+                        or (check_is_request(addition, min_words=2) if op in APPENDING_OPERATIONS and text != addition else None)
                         or check_language(text, base[columns.LANG], context=parent[columns.INSTRUCTION], code=code)
                         or check_self_contained(text)
                         or check_answers_itself(text)
@@ -198,8 +206,10 @@ def append_sentence(instruction: str, addition: str, language: str) -> str:
     core = instruction.strip().rstrip("?？.。!！").lower()
     if core and core in addition.lower():
         return addition
-    joiner = "" if language == "zh" else " "
-    return f"{instruction.rstrip()}{joiner}{addition}"
+    stem = instruction.rstrip()
+    if not _CLOSED.search(stem):
+        stem += "。" if language == "zh" else "."
+    return f"{stem}{'' if language == 'zh' else ' '}{addition}"
 
 
 def prompt_text(messages_json: str) -> str:
@@ -227,7 +237,10 @@ def pick_low_resource_examples(rows: Iterable[dict], *, listed: list[str], max_s
     return {domain: examples[domain] for domain in sorted(rare)}
 
 
-def _repeats(text: str, example: str) -> tuple[RejectReason, str] | None:
-    if text.strip().lower() == example.strip().lower():
-        return RejectReason.NO_INFORMATION_GAIN, "repeats an example instruction"
+def _repeats(text: str, examples: list[str]) -> tuple[RejectReason, str] | None:
+    """An expansion with fewer than two words (Han characters) that an example lacks repeats it."""
+    own = set(words(text))
+    for example in examples:
+        if len(own - set(words(example))) < 2:
+            return RejectReason.NO_INFORMATION_GAIN, f"repeats the example {example[:80]!r}"
     return None

@@ -73,6 +73,30 @@ def test_an_added_sentence_is_appended_to_its_parent_and_checked_with_it():
     assert zh["instruction"] == "解释二分查找的原理。为什么它要求数据有序？" and zh["reject_reason"] is None
 
 
+def test_an_added_statement_is_no_requirement_and_a_parent_without_a_mark_gets_one():
+    """Seen in a quickstart run: deepen appended an answer ("从丝绸之路中获取更多的商品和服务需要更多的
+    资源和技术...") to a question, and add_constraints ran its sentence into a parent that had no mark."""
+    deepen = only("deepen")
+    statement = "从丝绸之路中获取更多的商品和服务需要更多的资源和技术，以及对丝绸之路的深刻理解。"
+    row = evolve_one(deepen, "怎样才能从丝绸之路中获取更多的商品和服务？", {"addition": statement}, lang="zh")
+    assert row["reject_reason"] == "not_a_request"
+    constraint = only("add_constraints")
+    row = evolve_one(constraint, "请比较地球的气压和水循环的调节作用", {"addition": "请用表格列出两者的三点不同。"}, lang="zh")
+    assert row["instruction"] == "请比较地球的气压和水循环的调节作用。请用表格列出两者的三点不同。" and row["reject_reason"] is None
+    row = evolve_one(constraint, "Explain Python decorators", {"addition": "Include one example that times a function."})
+    assert row["instruction"] == "Explain Python decorators. Include one example that times a function." and row["reject_reason"] is None
+
+
+def test_an_expansion_that_repeats_any_example_adds_nothing():
+    stage = make_stage("evolve", {"expand_share": 1.0})
+    stage.examples = {"science": ["写一段描述水循环如何调节全球气候并更新淡水资源", "光合作用在哪个阶段产生氧气？"]}
+    parent = instruction_rows([{"id": "w1", "instruction": "光合作用在哪个阶段产生氧气？", "domain": "science", "lang": "zh"}])
+    rendered = stage.render_requests(parent)
+    reply = {"instructions": ["撰写一段描述水循环如何调节全球气候并更新淡水资源", "为什么植物的叶子在秋天会变黄？"]}
+    rows = [row for row in stage.transform(with_replies(rendered, [json.dumps(reply)])).to_pylist() if row["id"] != "w1"]
+    assert [row["reject_reason"] for row in rows] == ["no_information_gain", None]
+
+
 def test_the_quickstarts_unusable_rewrites_are_rejected():
     """Rewrites Qwen2.5-Coder-0.5B's evolve wrote and the checks kept (issue #30)."""
     clarify = only("clarify")
@@ -93,6 +117,7 @@ def test_the_quickstarts_unusable_rewrites_are_rejected():
             "en",
         ),
         ("What is the purpose of the 'shift_expr' operator?", "What is the purpose of the 'shift_expr' operator in this context?", "not_self_contained", "en"),
+        ("在排序数组中查找的平均时间复杂度是多少？", "请求用户计算在排序数组中查找的平均时间复杂度的平均时间复杂度。", "not_a_request", "zh"),
     ]
     for parent, text, reason, lang in cases:
         row = evolve_one(clarify, parent, {"change": "rewrote", "instruction": text}, lang=lang)
