@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -162,11 +163,16 @@ def summarize_changes(records: list[tuple[dict[str, Any], bool]]) -> dict[str, A
 
 
 def _mean_changes(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The mean change of agreement and judged accuracy, and the geometric mean of the answer
+    length ratio (a mean of logarithms, so its interval stays above zero), with 95% intervals."""
     changes = {}
     for measure in ("agreement", "judged_accuracy", "answer_ratio"):
         values = [record["change"][measure] for record in records if record.get("change", {}).get(measure) is not None]
-        interval = mean_interval(values)
-        changes[measure] = {"n": len(values), **{key: None if value is None else round(value, 4) for key, value in dataclasses.asdict(interval).items()}}
+        ratio = measure == "answer_ratio"
+        interval = dataclasses.asdict(mean_interval([math.log(value) for value in values if value > 0] if ratio else values))
+        if ratio:
+            interval = {key: None if value is None else math.exp(value) for key, value in interval.items()}
+        changes[measure] = {"n": len(values), **{key: None if value is None else round(value, 4) for key, value in interval.items()}}
     return changes
 
 

@@ -22,7 +22,7 @@ DIVERSITY_NOTE = (
 EVOLUTION_NOTE = (
     "offered: rewrites the evolve stage made (kept or rejected); checked: harder rewrites the difficulty stage set against their parents; "
     "changes are the rewrite's less its parent's, mean and 95% t interval: agreement of sampled answers in points, the judge's accuracy "
-    "score (1-10) in score points, answer length as a ratio; all: every rewrite checked, kept: those it kept"
+    "score (1-10) in score points, answer length as a ratio (geometric mean); all: every rewrite checked, kept: those it kept"
 )
 
 
@@ -129,7 +129,7 @@ def _evolution_table(evolution: dict[str, Any]) -> tuple[list[str], list[list[An
         offered = sum(entry["offered"] for entry in entries)
         entries.append(
             {
-                "operation": "all checked",
+                "operation": "all",
                 "offered": offered,
                 "kept": sum(entry["kept"] for entry in entries),
                 "rejected_by_reason": {},

@@ -122,6 +122,9 @@ def test_the_summary_counts_verdicts_and_means_changes_per_operation():
     assert deepen["change_kept"]["agreement"]["estimate"] == pytest.approx(-0.375)
     assert deepen["change_kept"]["agreement"]["low"] < -0.375 < deepen["change_kept"]["agreement"]["high"]
     assert summary["all"]["checked"] == 4 and summary["reasoning"]["unmeasured"] == 1
+    # Length ratios are summarised by their geometric mean, whose interval stays above zero.
+    ratio = deepen["change_all"]["answer_ratio"]
+    assert ratio["estimate"] == pytest.approx((1.5 * 1.1 * 1.0) ** (1 / 3), abs=1e-4) and 0 < ratio["low"] < ratio["estimate"] < ratio["high"]
 
 
 def test_the_parent_is_the_one_the_last_evolve_step_names():
