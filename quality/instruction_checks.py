@@ -27,7 +27,7 @@ _REQUEST_OPENERS = frozenset(
     "restrict present organize organise structure cite".split()
 )
 # Words that may precede the verb of a request: "Please explain", "Now write".
-_COURTESY = frozenset({"please", "now", "also", "kindly", "then"})
+_COURTESY = frozenset({"please", "now", "also", "kindly", "then", "first", "finally", "next"})
 _CHINESE_REQUEST = re.compile(r"[？?]|请|如何|怎么|怎样|为什么|什么|哪|是否|能否|说明|解释|描述|比较|总结|列出|编写|写一|计算|求|证明|分析|讨论|设计|实现|给出")
 # Words of our evolution templates that must not appear in an evolved instruction.
 _TEMPLATE_LEAKS = re.compile(

@@ -29,12 +29,13 @@ from pydantic import Field
 
 from pipeline import columns
 from pipeline.contracts import INSTRUCTION_FIELDS, RejectReason, derived_id, reject_row
-from pipeline.instruction_rows import check_repeated, seed_language
+from pipeline.instruction_rows import check_repeated, opening_pattern, seed_language
 from pipeline.llm.model_stage import ModelStage
 from pipeline.llm.models import SamplingParams
-from pipeline.llm.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
+from pipeline.llm.processors import JSON_SCHEMA
+from pipeline.llm.prompted_requests import PROMPT_INFO, Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
 from pipeline.llm.prompts import load_prompt
-from pipeline.stage import Lineage, Resources, StageParams, with_reject_columns
+from pipeline.stage import Lineage, Resources, StageParams, with_columns, with_reject_columns
 from quality.instruction_checks import (
     check_answers_itself,
     check_evolution,
@@ -50,6 +51,8 @@ REWRITE_OPERATIONS = ("clarify", "add_constraints", "deepen", "concretize", "rea
 # Operations whose reply is one sentence to append (`addition`), not a whole new instruction: a
 # 0.5B model asked to rewrite returned most instructions unchanged (docs/recipe.md).
 APPENDING_OPERATIONS = frozenset({"add_constraints", "deepen", "reasoning"})
+# How an added sentence begins, per operation and language (a list in the template, `pick` chooses).
+OPENINGS_PROMPT = "evolve/openings"
 EXPAND = "expand"
 # A sentence's closing mark: an added sentence after a parent without one gets a full stop first.
 _CLOSED = re.compile(r"[.?!。？！:：;；]$")
@@ -87,7 +90,7 @@ class Evolve(ModelStage):
     resources = Resources(num_cpus=0.25, batch_size=64)
 
     def prompt_ids(self) -> tuple[str, ...]:
-        return tuple(f"evolve/{op}" for op in (*sorted(op for op, w in self.params.operations.items() if w > 0), EXPAND))
+        return (*(f"evolve/{op}" for op in (*sorted(op for op, w in self.params.operations.items() if w > 0), EXPAND)), OPENINGS_PROMPT)
 
     def setup_on_driver(self) -> None:
         # Read on the driver before the plan starts; travels to workers with the stage.
@@ -113,18 +116,29 @@ class Evolve(ModelStage):
 
     def render_requests(self, batch: pa.Table) -> pa.Table:
         examples = self.examples
+        opening_of = load_prompt(OPENINGS_PROMPT)
         requests = []
         for row in batch.select([columns.ID, columns.INSTRUCTION, columns.DOMAIN, columns.LANG]).to_pylist():
             op = self.choose_operation(row[columns.ID], row[columns.DOMAIN], examples)
-            # `pick` chooses the direction a rewrite prompt names (its list is in the template).
+            # `pick` chooses the direction a rewrite prompt names, or the opening of an added sentence.
             pick = stable_seed(self.params.seed, row[columns.ID], "direction")
-            variables = {"instruction": row[columns.INSTRUCTION], "language": seed_language(row), "pick": pick}
+            language = seed_language(row)
+            variables = {"instruction": row[columns.INSTRUCTION], "language": language, "pick": pick}
+            if op in APPENDING_OPERATIONS:
+                variables["opening"] = opening_of.render(operation=op, language=language, pick=pick)[-1]["content"]
             if op == EXPAND:
                 shown = [text for text in examples[row[columns.DOMAIN]] if text != row[columns.INSTRUCTION]][: self.params.expand_examples - 1]
                 variables.update(domain=row[columns.DOMAIN], examples=[row[columns.INSTRUCTION], *shown], count=self.params.expand_count)
             seed = stable_seed(self.params.seed, row[columns.ID], self.context.stage_name)
             requests.append(Request(load_prompt(f"evolve/{op}"), variables, seed=seed, notes={"operation": op}))
-        return attach_requests(batch, requests)
+        rendered = attach_requests(batch, requests)
+        # An added sentence must start with its opening: the row's schema holds the model to it
+        # (vLLM decodes against it); the reply is read against the template's own schema.
+        schemas = [
+            json.dumps(addition_schema(request.variables["opening"])) if "opening" in request.variables else schema
+            for request, schema in zip(requests, rendered[JSON_SCHEMA].to_pylist())
+        ]
+        return with_columns(rendered, {JSON_SCHEMA: pa.array(schemas, pa.string())})
 
     def transform(self, batch: pa.Table) -> pa.Table:
         rows = []
@@ -146,7 +160,8 @@ class Evolve(ModelStage):
             }
             if self.params.keep_parents:
                 rows.append({name: parent.get(name) for name in pa.schema(INSTRUCTION_FIELDS).names})
-            reply = read_reply(parent)
+            reply = read_reply({**parent, JSON_SCHEMA: json.dumps(load_prompt(f"evolve/{op}").schema)})
+            opening = json.loads(parent[PROMPT_INFO])["variables"].get("opening", "")
             if reply.reason is not None:
                 rows.append(reject_row(base, parent[columns.ID], reply.reason, reply.detail, **{columns.META: generation_meta(parent, operation=op)}))
                 continue
@@ -183,7 +198,7 @@ class Evolve(ModelStage):
                         check_evolution(
                             text,
                             parent[columns.INSTRUCTION],
-                            template_text=prompt_without(parent[columns.MESSAGES], parent[columns.INSTRUCTION]),
+                            template_text=prompt_without(parent[columns.MESSAGES], parent[columns.INSTRUCTION]).replace(opening or "\x00", " "),
                             min_length_ratio=self.params.min_length_ratio,
                         )
                         or check_is_request(text)
@@ -198,6 +213,12 @@ class Evolve(ModelStage):
                     row[columns.REJECT_REASON], row[columns.REJECT_DETAIL] = RejectReason(problem[0]).value, problem[1]
                 rows.append(row)
         return pa.Table.from_pylist(rows, schema=with_reject_columns(pa.schema(INSTRUCTION_FIELDS)))
+
+
+def addition_schema(opening: str) -> dict:
+    """The JSON schema of an added sentence that starts with `opening`."""
+    addition = {"type": "string", "pattern": opening_pattern(opening)}
+    return {"type": "object", "properties": {"addition": addition}, "required": ["addition"], "additionalProperties": False}
 
 
 def append_sentence(instruction: str, addition: str, language: str) -> str:

@@ -28,7 +28,7 @@ from pydantic import Field, field_validator
 
 from pipeline import columns
 from pipeline.contracts import INSTRUCTION_FIELDS, RejectReason, derived_id, reject_row
-from pipeline.instruction_rows import check_repeated, seed_language
+from pipeline.instruction_rows import check_repeated, opening_pattern, seed_language
 from pipeline.llm.model_stage import ModelStage
 from pipeline.llm.models import SamplingParams
 from pipeline.llm.processors import JSON_SCHEMA
@@ -50,13 +50,6 @@ from quality.task_mix import GroupLayout, fitting_types, layout_group, plan_quot
 from quality.task_types import TASK_TYPES, classify_task_type
 
 OPENINGS_PROMPT = "synthesize/openings"
-# What may follow an opening inside the JSON string: any character but a quote or a backslash,
-# or one of the escapes \n, \t, \", \\ (vLLM's grammar reads the string as written, escapes and all).
-# One or more of them, unbounded: a bounded repeat ({10,300}) after an ASCII opening made
-# xgrammar 0.2.8 fail to compile with its cache on (vLLM's setting), and the engine returned
-# empty replies; max_tokens bounds the length, check_is_request the shortness.
-REQUEST_BODY = r'([^"\\]|\\[nt"\\])+'
-
 # Task types with one checkable answer: sampled several times and voted on.
 OBJECTIVE_TYPES = frozenset({"factual", "calculate", "choice"})
 # An instruction's type can move it to the domain whose model should answer it.
@@ -270,15 +263,6 @@ def openings_schema(openings: list[str]) -> dict:
     """The JSON schema of a reply that starts its i-th instruction with `openings[i]`: one string
     per opening, in order, each the opening and then its own words (code on a new line after an
     opening that ends on a colon)."""
-    items = []
-    for opening in openings:
-        code = opening.rstrip().endswith((":", "："))
-        pattern = _regex_literal(opening) + (r"\\n" if code else "") + REQUEST_BODY
-        items.append({"type": "string", "pattern": f"^{pattern}$"})
+    items = [{"type": "string", "pattern": opening_pattern(opening)} for opening in openings]
     array = {"type": "array", "prefixItems": items, "items": False, "minItems": len(items), "maxItems": len(items)}
     return {"type": "object", "properties": {"instructions": array}, "required": ["instructions"], "additionalProperties": False}
-
-
-def _regex_literal(text: str) -> str:
-    """`text` as a regular expression that matches only itself (JSON Schema's ECMAScript dialect)."""
-    return "".join(f"\\{char}" if char in r"\^$.|?*+()[]{}/" else char for char in text)

@@ -1,10 +1,12 @@
 """evolve: operation choice, low-resource expansion and rejection rules on real recorded replies."""
 
 import json
+import re
 
 import pytest
 
-from stages.evolve import REWRITE_OPERATIONS, pick_low_resource_examples
+from pipeline.llm.prompts import load_prompt
+from stages.evolve import APPENDING_OPERATIONS, REWRITE_OPERATIONS, addition_schema, pick_low_resource_examples
 from tests.stages.synthesis_rows import RECORDED, instruction_rows, make_stage, with_replies
 
 EVOLVED = RECORDED["evolve"]
@@ -168,3 +170,31 @@ def test_unknown_operation_is_a_config_error():
 
     with pytest.raises(ConfigError, match="unknown evolution operation"):
         make_stage("evolve", {"operations": {"paraphrase": 1}})
+
+
+def test_an_added_sentence_is_held_to_start_with_its_opening_and_the_opening_is_no_leak():
+    stage = only("reasoning")
+    parent = instruction_rows([{"id": "p", "instruction": "How many comparisons does binary search need for 1,000 sorted items?"}])
+    rendered = stage.render_requests(parent)
+    opening = json.loads(rendered["prompt_info"][0].as_py())["variables"]["opening"]
+    pattern = json.loads(rendered["json_schema"][0].as_py())["properties"]["addition"]["pattern"]
+    assert f'begins "{opening}"' in json.loads(rendered["messages"][0].as_py())[-1]["content"]
+    assert re.match(pattern, f"{opening} and say why each step follows.") and not re.match(pattern, "Explain it more.")
+    row = stage.transform(with_replies(rendered, [json.dumps({"addition": f"{opening} and say why each step follows."})])).to_pylist()[-1]
+    assert row["reject_reason"] is None, row["reject_detail"]
+
+
+def test_every_addition_schema_compiles_in_vllms_grammar_backend():
+    import xgrammar
+
+    vocabulary = [chr(code) for code in range(32, 127)] + ["\n", "为", "什", "么", "<eos>"]
+    compiler = xgrammar.GrammarCompiler(xgrammar.TokenizerInfo(vocabulary, stop_token_ids=[len(vocabulary) - 1]), cache_enabled=True)
+    template = load_prompt("evolve/openings")
+    openings = {
+        template.render(operation=op, language=language, pick=pick)[-1]["content"]
+        for op in APPENDING_OPERATIONS
+        for language in ("en", "zh")
+        for pick in range(6)
+    }
+    for opening in sorted(openings):
+        compiler.compile_json_schema(json.dumps(addition_schema(opening)), any_whitespace=False)
