@@ -109,9 +109,10 @@ def check_complete(instruction: str) -> tuple[RejectReason, str] | None:
 # 这条指令。" ("send this instruction directly") echoed the evolve prompt's own rule.
 _UNSEEN_SOURCE = re.compile(
     r"(?i)\b(?:this|the|that|given|above|provided|attached|same)\s+(?:document|text|passage|article|page|excerpt|source\s+file)\b"
+    r"|\b(?:in|from)\s+this\s+file\b"
     r"|\bin\s+(?:this|that|the\s+given|the\s+above|the\s+same|such\s+a)\s+context\b"
     r"|\b(?:mentioned|described|shown|given|listed|discussed)\s+above\b"
-    r"|\b(?:this|the\s+(?:above|original|given))\s+(?:instruction|prompt)\b"
+    r"|\b(?:this|the\s+(?:above|original|given))\s+(?:instructions?|prompt|request)\b|\bthe\s+user'?s\s+request\b"
     r"|本文|这篇文章|这篇文档|该文档|这份文档|这段文字|上文|原文|文中|该文章"
     r"|在(?:此|这个|这种|该)?上下文中|如上所述|上面提到|(?:这|该|此|本|原)(?:条|个)?指令"
 )
@@ -224,7 +225,7 @@ def is_mostly_chinese(text: str) -> bool:
 # variables..." (the quickstart's evolve), "请求用户计算...".
 _ASSISTANT_VOICE = re.compile(
     r"(?i)\b(?:I'?ll\s+do\s+my\s+best|I\s+will\s+do\s+my\s+best|let\s+me\s+know\s+if\s+you|I\s+hope\s+this\s+helps|happy\s+to\s+help|feel\s+free\s+to\s+ask)\b"
-    r"|(?i:\b(?:ask|request)\s+(?:the|a)\s+user\b)"
+    r"|(?i:\b(?:ask|request)\s+(?:the|a)\s+user\b)|(?i:\bplease\s+provide\b[^.?!]*\byou\s+(?:would\s+like|want|need)\b)"
     r"|希望(?:这|对你|对您)(?:有|能)帮助|如果你有任何(?:问题|疑问)|我会尽力|请求用户|要求用户|让用户"
 )
 

@@ -8,10 +8,11 @@ a rule. The rules run in order and the first that matches decides:
 
 - `choice`: two or more lettered options (A-D);
 - `debug`: fix, debug, find the bug or error, why does it fail (修复, 调试, 找出错误);
+- `factual`: a question opening on who, which, when, where (谁, 哪, 何时);
 - `write_code` or `writing`: a verb of making among the first words (write, implement, create,
-  编写, 写一篇...) and, whichever comes first after it, a thing of code (function, class,
-  script...) or a piece of prose (essay, email, story...); also summarise, paraphrase, translate
-  (总结, 改写, 翻译);
+  编写...) and, whichever comes first after it, a thing of code (function, class, script...) or
+  a piece of prose (essay, email, story...); also summarise, paraphrase, translate, and 写一段,
+  写一篇 (总结, 改写, 翻译);
 - `calculate`: calculate, compute, solve, arithmetic on numbers ("17 times 23"), or how many /
   how much or a quantity (total, average, speed, interest...) with a number (计算, 多少, 利息 and
   a number);
@@ -19,7 +20,7 @@ a rule. The rules run in order and the first that matches decides:
 - `how_to`: how do I / how can you / steps to (如何用, 怎样才能, 步骤);
 - `analyze`: analyse, evaluate, discuss, impact, implications (分析, 评价, 影响, 意义);
 - `explain`: explain, describe, what is, why, how does (解释, 什么是, 为什么, 原理);
-- `factual`: who, when, where, which, list, name (谁, 哪, 何时, 列出);
+- `factual`: list, name, identify (列出, 列举), or who/which/where inside the question;
 - `explain` for a Chinese question with 什么, `how_to` for one with 如何, and no other cue;
 - `other`: none of these.
 """
@@ -49,7 +50,10 @@ _PROSE_THING = re.compile(
     r"outlines?|reviews?|tweets?|paragraphs?|haikus?|lyrics|proposals?|slogans?|announcements?|cover\s+letter)\b"
     r"|文章|短文|故事|诗|一封信|信件|邮件|演讲|总结|报告|对话|提纲|评论|段落|作文|广告|标语|日记"
 )
-_REWRITE = re.compile(r"(?i)^\s*(?:please\s+)?(?:summari[sz]e|paraphrase|translate|rewrite)\b|^\s*请?(?:总结|概括|改写|翻译|缩写)")
+_REWRITE = re.compile(r"(?i)^\s*(?:please\s+)?(?:summari[sz]e|paraphrase|translate|rewrite)\b|^\s*请?(?:总结|概括|改写|翻译|缩写|撰写|写一段|写一篇|写一封|写一首)")
+# A question that opens on who, which, when or where asks for a fact, whatever verb follows
+# ("谁设计了二分查找算法？" is no programming task).
+_FACT_OPENING = re.compile(r"(?i)^\s*(?:who|which|when|where|in\s+which)\b|^\s*(?:谁|哪|何时|在哪)")
 _COMPARE = re.compile(
     r"(?i)\b(?:compare|comparison|contrast|differences?\s+between|differ|versus|vs\.?|distinguish|pros\s+and\s+cons|"
     r"advantages\s+and\s+disadvantages|similarities)\b"
@@ -67,7 +71,7 @@ _QUANTITY = re.compile(
 )
 _ARITHMETIC = re.compile(r"(?i)\d\s*(?:[-+*/×÷^=]|times|plus|minus|divided\s+by|multiplied\s+by|乘以?|除以|加上?|减去?)\s*\d")
 _HOW_TO = re.compile(
-    r"(?i)^\s*(?:please\s+)?how\s+(?:do|can|could|would|should|might)\s+(?:i|you|we|one)\b|\bhow\s+to\b|\bsteps?\s+(?:to|for)\b|"
+    r"(?i)^\s*(?:please\s+)?how\s+(?:do|can|could|would|should|might)\s+(?:i|you|we|one)\b|\bhow\s+to\b|\bsteps?\s+(?:to|for)\b|\bwhat\s+steps\b|"
     r"\bstep[-\s]by[-\s]step\b|\bwalk\s+me\s+through\b|\bshow\s+me\s+how\b"
     r"|(?:如何|怎么|怎样)(?:才能|可以|能|用|使用|利用|编写|设置|安装|配置|创建|读取|写|提高|避免|防止|处理|选择|判断|制作|保存|做|在)|步骤|教程|指南"
 )
@@ -104,6 +108,8 @@ def classify_task_type(instruction: str) -> str:
         return "choice"
     if _DEBUG.search(text):
         return "debug"
+    if _FACT_OPENING.search(text):
+        return "factual"
     made = _made_thing(text)
     if made is not None:
         return made

@@ -186,6 +186,8 @@ def test_a_reference_to_an_unseen_context_or_to_the_instruction_itself_is_caught
         "请直接发送这条指令。",
         "Explain the three cases mentioned above with an example each.",
         "在这个上下文中，yield 的作用是什么？",
+        "Why does the program exist in this file?",
+        "Write a Python script that squares a number. Use the given instructions as well as the user's request.",
     ):
         assert check_self_contained(unseen)[0] == RejectReason.NOT_SELF_CONTAINED, unseen
     for named in (
@@ -251,3 +253,5 @@ def test_a_reply_in_the_assistants_voice_is_no_request():
     assert reason == RejectReason.NOT_A_REQUEST and "assistant" in detail
     assert check_is_request("如何使用二分查找？希望对你有帮助。")[0] == RejectReason.NOT_A_REQUEST
     assert check_is_request("How do I ask a colleague for help with a code review?") is None
+    assert check_is_request("Please provide the specific value you would like the function to return.")[0] == RejectReason.NOT_A_REQUEST
+    assert check_is_request("Please provide your answer as a table with two columns.") is None

@@ -55,6 +55,10 @@ LABELLED = [
     ("calculate", "小明每天读二十页书，读完一本三百页的书需要多少天？"),
     ("factual", "张骞出使西域是在哪个朝代？"),
     ("factual", "丝绸之路连接了哪些地区？"),
+    ("factual", "谁设计了二分查找算法？"),
+    ("factual", "Which Python function would you write to reverse a list in place?"),
+    ("writing", "写一段关于水循环调节气候的案例，描述如何实现该目标。"),
+    ("how_to", "What steps should I take to implement abstract methods for a class?"),
     ("other", "Let's play a word game about Python keywords."),
 ]
 
