@@ -50,7 +50,9 @@ _PROSE_THING = re.compile(
     r"outlines?|reviews?|tweets?|paragraphs?|haikus?|lyrics|proposals?|slogans?|announcements?|cover\s+letter)\b"
     r"|文章|短文|故事|诗|一封信|信件|邮件|演讲|总结|报告|对话|提纲|评论|段落|作文|广告|标语|日记"
 )
-_REWRITE = re.compile(r"(?i)^\s*(?:please\s+)?(?:summari[sz]e|paraphrase|translate|rewrite)\b|^\s*请?(?:总结|概括|改写|翻译|缩写|撰写|写一段|写一篇|写一封|写一首)")
+_REWRITE = re.compile(
+    r"(?i)^\s*(?:please\s+)?(?:summari[sz]e|paraphrase|translate|rewrite)\b|^\s*请?(?:总结|概括|改写|翻译|缩写|撰写|写一段|写一篇|写一封|写一首)"
+)
 # A question that opens on who, which, when or where asks for a fact, whatever verb follows
 # ("谁设计了二分查找算法？" is no programming task).
 _FACT_OPENING = re.compile(r"(?i)^\s*(?:who|which|when|where|in\s+which)\b|^\s*(?:谁|哪|何时|在哪)")
