@@ -109,6 +109,8 @@ class RejectReason(StrEnum):
     WRONG_CODE_LANGUAGE = "wrong_code_language"  # code in a programming language the instruction did not ask for
     CODE_SYNTAX_ERROR = "code_syntax_error"  # Python in the answer that does not parse
     WRONG_ARITHMETIC = "wrong_arithmetic"  # a calculation of plain numbers in the answer with a wrong result
+    CONTAINS_ANSWER = "contains_answer"  # an instruction that states its own answer after the question
+    NOT_HARDER = "not_harder"  # a "harder" rewrite whose answers show it no harder than its parent
     TOO_SHORT = "too_short"
     # filtering
     CRITIQUE_LOW = "critique_low"

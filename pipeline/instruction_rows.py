@@ -24,3 +24,23 @@ def check_repeated(text: str, seen: set[str]) -> tuple[RejectReason, str] | None
         return RejectReason.EXACT_DUPLICATE, "repeats an earlier instruction of the same reply"
     seen.add(text)
     return None
+
+
+# What may follow a forced opening inside a JSON string: any character but a quote or a
+# backslash, or one of the escapes \n, \t, \", \\ (vLLM's grammar reads the string as written,
+# escapes and all), one or more, unbounded: a bounded repeat ({10,300}) after an ASCII opening
+# made xgrammar 0.2.8 fail to compile with its cache on (vLLM's setting), and the engine returned
+# empty replies; max_tokens bounds the length, check_is_request the shortness.
+_STRING_BODY = r'([^"\\]|\\[nt"\\])+'
+
+
+def opening_pattern(opening: str) -> str:
+    """A JSON Schema `pattern` for a string that starts with `opening` and goes on in its own
+    words; after an opening that ends on a colon, on a new line (code follows)."""
+    code = opening.rstrip().endswith((":", "："))
+    return "^" + _regex_literal(opening) + (r"\\n" if code else "") + _STRING_BODY + "$"
+
+
+def _regex_literal(text: str) -> str:
+    """`text` as a regular expression that matches only itself (JSON Schema's ECMAScript dialect)."""
+    return "".join(f"\\{char}" if char in r"\^$.|?*+()[]{}/" else char for char in text)

@@ -21,10 +21,13 @@ _REQUEST_OPENERS = frozenset(
     "propose convert translate rewrite refactor debug fix test generate draft classify define "
     "illustrate estimate determine choose select recommend provide help tell how what why when where "
     "which who whom whose can could would should is are does do did imagine consider suppose assume "
-    "using use given based read develop build make plan argue justify predict".split()
+    "using use given based read develop build make plan argue justify predict "
+    # imperatives that add a requirement to a request ("Include tests.", "Limit it to 100 words.")
+    "include limit handle answer keep ensure focus avoid format respond return state mention cover add apply check verify "
+    "restrict present organize organise structure cite".split()
 )
 # Words that may precede the verb of a request: "Please explain", "Now write".
-_COURTESY = frozenset({"please", "now", "also", "kindly", "then"})
+_COURTESY = frozenset({"please", "now", "also", "kindly", "then", "first", "finally", "next"})
 _CHINESE_REQUEST = re.compile(r"[？?]|请|如何|怎么|怎样|为什么|什么|哪|是否|能否|说明|解释|描述|比较|总结|列出|编写|写一|计算|求|证明|分析|讨论|设计|实现|给出")
 # Words of our evolution templates that must not appear in an evolved instruction.
 _TEMPLATE_LEAKS = re.compile(
@@ -59,24 +62,59 @@ _CHINESE_DANGLING = re.compile(r"(?:的|和|与|及|或|在|把|被|对|从|向|
 _ENDS_SENTENCE = re.compile(r"[?？.。!！:：;；)）\]】\"”'’`>]\s*$")
 
 
+# A few words after a finished sentence, with no mark of their own, opening on a word no
+# imperative starts with: the start of a sentence the model never finished ("...is not already
+# implemented. The function", from the quickstart's evolve). "Include tests" after a sentence is
+# an imperative and passes; "What are" after a question is a question begun and dropped. Two
+# word characters before the mark, so "e.g. Quicksort" is no end.
+_TRAILING_FRAGMENT = re.compile(r"(?<=\w\w)[.?!]\s+([A-Z][^.?!]*)$")
+_FRAGMENT_OPENERS = frozenset(
+    "the a an this that these those it its their his her each every some any and or but which where if for with in on at to of by from as such "
+    "what how why when who is are does do can".split()
+)
+_CHINESE_TRAILING_FRAGMENT = re.compile(r"[。？！?!]\s*([^。？！?!]+)$")
+FRAGMENT_WORDS = 4
+FRAGMENT_HAN = 6
+
+
 def check_complete(instruction: str) -> tuple[RejectReason, str] | None:
-    """An instruction must end as a sentence does: not on a word that needs more after it."""
+    """An instruction must end as a sentence does: not on a word that needs more after it, nor
+    on the first words of a sentence begun after a finished one."""
     text = instruction.strip()
     if not text or _ENDS_SENTENCE.search(text):
         return None
     if is_mostly_chinese(text):
         tail = _CHINESE_DANGLING.search(text)
-        return (RejectReason.INCOMPLETE, f"cut off after {tail.group(0).strip()!r}") if tail else None
+        if tail:
+            return RejectReason.INCOMPLETE, f"cut off after {tail.group(0).strip()!r}"
+        fragment = _CHINESE_TRAILING_FRAGMENT.search(text)
+        if fragment and len(fragment.group(1).strip()) <= FRAGMENT_HAN and not _CHINESE_REQUEST.search(fragment.group(1)):
+            return RejectReason.INCOMPLETE, f"cut off after a finished sentence: {fragment.group(1).strip()!r}"
+        return None
     tokens = words(text)
     if tokens and tokens[-1] in _DANGLING_ENDINGS:
         return RejectReason.INCOMPLETE, f"cut off after {tokens[-1]!r}"
+    fragment = _TRAILING_FRAGMENT.search(text)
+    if fragment:
+        fragment_words = words(fragment.group(1))
+        if len(fragment_words) <= FRAGMENT_WORDS and fragment_words[0] in _FRAGMENT_OPENERS:
+            return RejectReason.INCOMPLETE, f"cut off after a finished sentence: {fragment.group(1).strip()!r}"
     return None
 
 
-# A reference to the source the instruction was made from, which its reader will never see.
+# A reference to the source the instruction was made from, which its reader will never see:
+# "this document", "in this context" ("What is the purpose of the 'shift_expr' operator in this
+# context?", from the quickstart), "as mentioned above". "In the context of X" names its
+# context and passes. Also an instruction that talks about itself as an instruction: "请直接发送
+# 这条指令。" ("send this instruction directly") echoed the evolve prompt's own rule.
 _UNSEEN_SOURCE = re.compile(
     r"(?i)\b(?:this|the|that|given|above|provided|attached|same)\s+(?:document|text|passage|article|page|excerpt|source\s+file)\b"
+    r"|\b(?:in|from)\s+this\s+file\b"
+    r"|\bin\s+(?:this|that|the\s+given|the\s+above|the\s+same|such\s+a)\s+context\b"
+    r"|\b(?:mentioned|described|shown|given|listed|discussed)\s+above\b"
+    r"|\b(?:this|the\s+(?:above|original|given))\s+(?:instructions?|prompt|request)\b|\bthe\s+user'?s\s+request\b"
     r"|本文|这篇文章|这篇文档|该文档|这份文档|这段文字|上文|原文|文中|该文章"
+    r"|在(?:此|这个|这种|该)?上下文中|如上所述|上面提到|(?:这|该|此|本|原)(?:条|个)?指令"
 )
 # "the following code" must be followed by it: a newline or a code span in the instruction.
 # So must "the given function", "the implemented class" and "a snippet": a request about code
@@ -84,8 +122,13 @@ _UNSEEN_SOURCE = re.compile(
 _FOLLOWING = re.compile(
     r"(?i)\b(?:the\s+)?following\s+(?:python\s+)?(?:code|snippet|function|program|list|table|text|data|class)\b"
     r"|\b(?:the|this)\s+(?:given|provided|above|implemented|existing)\s+(?:python\s+)?(?:code|snippet|function|program|class|method|script)\b"
+    # "What is the purpose of this function?" (the quickstart) with no function in it.
+    r"|\bthis\s+(?:python\s+)?(?:code|function|program|class|method|script|module)\b"
     r"|\b(?:a|the|this)\s+(?:short\s+|small\s+)?(?:code\s+|python\s+)?snippet\b"
-    r"|以下代码|下面的代码|下列代码|给定的代码|这段代码"
+    # "Implement the same functionality in a similar function." (the quickstart): the same as
+    # what? "the same functionality as zip()" names it and passes.
+    r"|\b(?:the\s+same|a\s+similar|similar)\s+(?:functionality|function|class|method|program|logic|code|behaviou?r)\b(?!\s+(?:as|to)\b)"
+    r"|以下代码|下面的代码|下列代码|给定的代码|这段代码|相同的功能|类似的函数"
 )
 _NUMERIC = re.compile(
     r"\d|(?i:\b(?:calculate|compute|solve|how\s+many|how\s+much|sum|product|percent|equation)\b)|计算|多少|几|求|[一二三四五六七八九十百千万]"
@@ -98,9 +141,14 @@ def plausible_task_type(instruction: str, claimed: str) -> str:
     a calculation, "choice" needs at least two lettered options; such labels become "open"."""
     if claimed == "math" and not _NUMERIC.search(instruction):
         return "open"
-    if claimed == "choice" and len(set(_OPTION.findall(instruction))) < 2:
+    if claimed == "choice" and not has_options(instruction):
         return "open"
     return claimed
+
+
+def has_options(instruction: str) -> bool:
+    """Whether the instruction lists at least two lettered options (A-D), as a choice question does."""
+    return len(set(_OPTION.findall(instruction))) >= 2
 
 
 def check_self_contained(instruction: str) -> tuple[RejectReason, str] | None:
@@ -118,14 +166,39 @@ def check_self_contained(instruction: str) -> tuple[RejectReason, str] | None:
     return None
 
 
-def check_language(instruction: str, language: str) -> tuple[RejectReason, str] | None:
+def check_language(instruction: str, language: str, *, context: str = "", code: bool = False) -> tuple[RejectReason, str] | None:
     """An instruction in the language it was asked in: Chinese for Chinese seeds, and not Chinese
-    for the others (a Chinese seed answered in English is no Chinese data)."""
+    for the others (a Chinese seed answered in English is no Chinese data); and not one with a
+    word swapped into the other language mid-sentence (`check_swapped_term`)."""
     chinese = is_mostly_chinese(instruction)
     if language == "zh" and not chinese:
         return RejectReason.LANG, "asked for Chinese, written in another language"
     if language != "zh" and chinese:
         return RejectReason.LANG, f"asked for {language}, written in Chinese"
+    return check_swapped_term(instruction, language, context=context, code=code)
+
+
+# A lower-case English word of four letters or more, set in Chinese text as a plain word (not
+# code: no `_`, `.`, `(`, digits or backticks around it).
+_PLAIN_LATIN_WORD = re.compile(r"(?<![A-Za-z0-9_`'\"._(/-])[a-z]{4,}(?![A-Za-z0-9_`'\"._(/-])")
+_HAN_RUN = re.compile(r"[\u3400-\u9fff]+")
+
+
+def check_swapped_term(instruction: str, language: str, *, context: str = "", code: bool = False) -> tuple[RejectReason, str] | None:
+    """A term of the other language that neither the instruction's source (`context`: its seed
+    text, or the instruction it rewrites) nor code explains: the quickstart's evolve wrote
+    "illumination的太阳能转换为化学能的必要性是什么？" for a question about 光照. In Chinese rows, a
+    lower-case English word (names are capitalised: Python, HTTP; in `code` rows lower-case
+    identifiers such as numpy are expected, so none is flagged there); in the others, any Han."""
+    known = context.lower()
+    if language == "zh":
+        if code:
+            return None
+        swapped = [word for word in _PLAIN_LATIN_WORD.findall(instruction) if word not in known]
+    else:
+        swapped = [run for run in _HAN_RUN.findall(instruction) if run not in context]
+    if swapped:
+        return RejectReason.LANG, f"swaps {swapped[0]!r} into another language mid-sentence; neither its source nor code has it"
     return None
 
 
@@ -146,12 +219,27 @@ def is_mostly_chinese(text: str) -> bool:
     return bool(letters) and sum(1 for ch in letters if _HAN.match(ch)) / len(letters) >= 0.3
 
 
+# The assistant's voice, not a user's: "Please provide the specific task you want assistance
+# with, and I'll do my best to help you." (the quickstart's evolve, rewriting a request).
+# Or a description of a request instead of one: "Request a user to compare two Python
+# variables..." (the quickstart's evolve), "请求用户计算...".
+_ASSISTANT_VOICE = re.compile(
+    r"(?i)\b(?:I'?ll\s+do\s+my\s+best|I\s+will\s+do\s+my\s+best|let\s+me\s+know\s+if\s+you|I\s+hope\s+this\s+helps|happy\s+to\s+help|feel\s+free\s+to\s+ask)\b"
+    r"|(?i:\b(?:ask|request)\s+(?:the|a)\s+user\b)|(?i:\bplease\s+provide\b[^.?!]*\byou\s+(?:would\s+like|want|need)\b)"
+    r"|希望(?:这|对你|对您)(?:有|能)帮助|如果你有任何(?:问题|疑问)|我会尽力|请求用户|要求用户|让用户"
+)
+
+
 def check_is_request(instruction: str, *, min_words: int = 4) -> tuple[RejectReason, str] | None:
     """An instruction must ask for something: a question, or an imperative/interrogative opener,
-    in at least `min_words` words (Han characters count one each, and need twice as many)."""
+    in at least `min_words` words (Han characters count one each, and need twice as many), in a
+    user's voice, not the assistant's."""
     text = instruction.strip()
     if not text:
         return RejectReason.EMPTY, "empty instruction"
+    voice = _ASSISTANT_VOICE.search(text)
+    if voice:
+        return RejectReason.NOT_A_REQUEST, f"speaks as the assistant, or of the user: {voice.group(0)!r}"
     chinese = is_mostly_chinese(text)
     needed = min_words * 2 if chinese else min_words
     if len(words(text)) < needed:
@@ -164,6 +252,56 @@ def check_is_request(instruction: str, *, min_words: int = 4) -> tuple[RejectRea
     if tokens and tokens[0] in _REQUEST_OPENERS:
         return check_complete(text)
     return RejectReason.NOT_A_REQUEST, f"neither a question nor a request: starts with {' '.join(tokens[:3])!r}"
+
+
+# After its question, a statement that restates the question's words (a run of this many):
+# the answer, written into the instruction. "计算公式中的已知变量是什么？已知变量是本金（P）、
+# 年利率（r）、期数（n）。" (the quickstart's evolve) restates 已知变量是.
+ANSWER_RUN_WORDS = 3
+ANSWER_RUN_HAN = 4
+_QUESTION_MARK = re.compile(r"[?？]")
+_SENTENCE_BREAK = re.compile(r"[.!?。！？\n]")
+
+
+def check_answers_itself(instruction: str) -> tuple[RejectReason, str] | None:
+    """A question followed by a statement that answers it: the text after the last question mark
+    is no request of its own ("Explain why.", "请说明理由。" pass) and restates a run of the
+    question's words, as an answer does."""
+    text = instruction.strip()
+    marks = list(_QUESTION_MARK.finditer(text))
+    if not marks:
+        return None
+    end = marks[-1].end()
+    after = text[end:].strip()
+    if not after or _opens_request(after):
+        return None
+    starts = [match.end() for match in _SENTENCE_BREAK.finditer(text, 0, end - 1)]
+    question = text[starts[-1] if starts else 0 : end]
+    run = _longest_common_run(words(question), words(after))
+    if run >= (ANSWER_RUN_HAN if is_mostly_chinese(text) else ANSWER_RUN_WORDS):
+        return RejectReason.CONTAINS_ANSWER, f"answers its own question after it: {after[:120]!r}"
+    return None
+
+
+def _opens_request(text: str) -> bool:
+    if is_mostly_chinese(text):
+        return bool(_CHINESE_REQUEST.search(text))
+    tokens = [word for word in words(text)[:4] if word not in _COURTESY]
+    return bool(tokens) and tokens[0] in _REQUEST_OPENERS
+
+
+def _longest_common_run(first: list[str], second: list[str]) -> int:
+    """Length of the longest run of tokens the two lists share, in order."""
+    best = 0
+    previous = [0] * (len(second) + 1)
+    for token in first:
+        current = [0] * (len(second) + 1)
+        for j, other in enumerate(second, start=1):
+            if token == other:
+                current[j] = previous[j - 1] + 1
+                best = max(best, current[j])
+        previous = current
+    return best
 
 
 def check_copies_seed(instruction: str, seed_text: str, *, max_overlap: float = 0.8, ngram: int = 6) -> tuple[RejectReason, str] | None:

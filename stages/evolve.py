@@ -8,15 +8,18 @@ Three directions, each a set of templates under prompts/evolve/:
 - difficulty (Evol-Instruct depth): `add_constraints`, `deepen`, `concretize`, `reasoning`.
 Each input row gets one operation, picked by weight from its id and the job seed. One
 evolve stage is one round; chain stages (`kind: evolve`, `input: evolve`) for more rounds.
-Writes the evolved rows (`parent_id` = the instruction evolved, `evolution_op`, depth + 1)
-and, with `keep_parents`, the input rows unchanged.
+Writes the evolved rows (`parent_id` = the instruction evolved, `evolution_op`, depth + 1; the
+evolve step in `meta` names it as `evolved_from`, which later stages keep when `parent_id`
+points elsewhere) and, with `keep_parents`, the input rows unchanged. A rewrite's `task_type` is
+read from its own words (quality/task_types.py).
 Rejects: llm_error, parse_error, empty, refusal, template_leak, too_short,
-no_information_gain, not_a_request.
+no_information_gain, not_a_request, incomplete, lang, not_self_contained, contains_answer.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 
@@ -26,16 +29,33 @@ from pydantic import Field
 
 from pipeline import columns
 from pipeline.contracts import INSTRUCTION_FIELDS, RejectReason, derived_id, reject_row
-from pipeline.instruction_rows import check_repeated, seed_language
+from pipeline.instruction_rows import check_repeated, opening_pattern, seed_language
 from pipeline.llm.model_stage import ModelStage
 from pipeline.llm.models import SamplingParams
-from pipeline.llm.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
+from pipeline.llm.processors import JSON_SCHEMA
+from pipeline.llm.prompted_requests import PROMPT_INFO, Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
 from pipeline.llm.prompts import load_prompt
-from pipeline.stage import Lineage, Resources, StageParams, with_reject_columns
-from quality.instruction_checks import check_evolution, check_is_request, check_language, check_self_contained, strip_type_label
+from pipeline.stage import Lineage, Resources, StageParams, with_columns, with_reject_columns
+from quality.instruction_checks import (
+    check_answers_itself,
+    check_evolution,
+    check_is_request,
+    check_language,
+    check_self_contained,
+    strip_type_label,
+    words,
+)
+from quality.task_types import classify_task_type
 
 REWRITE_OPERATIONS = ("clarify", "add_constraints", "deepen", "concretize", "reasoning")
+# Operations whose reply is one sentence to append (`addition`), not a whole new instruction: a
+# 0.5B model asked to rewrite returned most instructions unchanged (docs/recipe.md).
+APPENDING_OPERATIONS = frozenset({"add_constraints", "deepen", "reasoning"})
+# How an added sentence begins, per operation and language (a list in the template, `pick` chooses).
+OPENINGS_PROMPT = "evolve/openings"
 EXPAND = "expand"
+# A sentence's closing mark: an added sentence after a parent without one gets a full stop first.
+_CLOSED = re.compile(r"[.?!。？！:：;；]$")
 
 
 class EvolveParams(StageParams):
@@ -70,7 +90,7 @@ class Evolve(ModelStage):
     resources = Resources(num_cpus=0.25, batch_size=64)
 
     def prompt_ids(self) -> tuple[str, ...]:
-        return tuple(f"evolve/{op}" for op in (*sorted(op for op, w in self.params.operations.items() if w > 0), EXPAND))
+        return (*(f"evolve/{op}" for op in (*sorted(op for op, w in self.params.operations.items() if w > 0), EXPAND)), OPENINGS_PROMPT)
 
     def setup_on_driver(self) -> None:
         # Read on the driver before the plan starts; travels to workers with the stage.
@@ -96,16 +116,29 @@ class Evolve(ModelStage):
 
     def render_requests(self, batch: pa.Table) -> pa.Table:
         examples = self.examples
+        opening_of = load_prompt(OPENINGS_PROMPT)
         requests = []
         for row in batch.select([columns.ID, columns.INSTRUCTION, columns.DOMAIN, columns.LANG]).to_pylist():
             op = self.choose_operation(row[columns.ID], row[columns.DOMAIN], examples)
-            variables = {"instruction": row[columns.INSTRUCTION] or "", "language": seed_language(row)}
+            # `pick` chooses the direction a rewrite prompt names, or the opening of an added sentence.
+            pick = stable_seed(self.params.seed, row[columns.ID], "direction")
+            language = seed_language(row)
+            variables = {"instruction": row[columns.INSTRUCTION] or "", "language": language, "pick": pick}
+            if op in APPENDING_OPERATIONS:
+                variables["opening"] = opening_of.render(operation=op, language=language, pick=pick)[-1]["content"]
             if op == EXPAND:
                 shown = [text for text in examples[row[columns.DOMAIN]] if text != row[columns.INSTRUCTION]][: self.params.expand_examples - 1]
                 variables.update(domain=row[columns.DOMAIN], examples=[row[columns.INSTRUCTION], *shown], count=self.params.expand_count)
             seed = stable_seed(self.params.seed, row[columns.ID], self.context.stage_name)
             requests.append(Request(load_prompt(f"evolve/{op}"), variables, seed=seed, notes={"operation": op}))
-        return attach_requests(batch, requests)
+        rendered = attach_requests(batch, requests)
+        # An added sentence must start with its opening: the row's schema holds the model to it
+        # (vLLM decodes against it); the reply is read against the template's own schema.
+        schemas = [
+            json.dumps(addition_schema(request.variables["opening"])) if "opening" in request.variables else schema
+            for request, schema in zip(requests, rendered[JSON_SCHEMA].to_pylist())
+        ]
+        return with_columns(rendered, {JSON_SCHEMA: pa.array(schemas, pa.string())})
 
     def transform(self, batch: pa.Table) -> pa.Table:
         rows = []
@@ -134,39 +167,54 @@ class Evolve(ModelStage):
                 continue
             if self.params.keep_parents:
                 rows.append({name: parent.get(name) for name in pa.schema(INSTRUCTION_FIELDS).names})
-            reply = read_reply(parent)
+            reply = read_reply({**parent, JSON_SCHEMA: json.dumps(load_prompt(f"evolve/{op}").schema)})
+            opening = json.loads(parent[PROMPT_INFO])["variables"].get("opening", "")
             if reply.reason is not None:
                 rows.append(reject_row(base, parent[columns.ID], reply.reason, reply.detail, **{columns.META: generation_meta(parent, operation=op)}))
                 continue
-            texts = reply.value["instructions"] if op == EXPAND else [reply.value["instruction"]]
+            if op == EXPAND:
+                texts = reply.value["instructions"]
+            elif op in APPENDING_OPERATIONS:
+                addition = strip_type_label(reply.value["addition"].strip())
+                texts = [append_sentence(parent[columns.INSTRUCTION], addition, base[columns.LANG])]
+            else:
+                texts = [reply.value["instruction"]]
+            said = {key: reply.value[key] for key in ("addition", "change") if isinstance(reply.value, dict) and key in reply.value}
             seen: set[str] = set()
+            code = base[columns.DOMAIN] == "code"
             for index, text in enumerate(texts):
                 text = strip_type_label(text.strip())
                 row = {
                     **base,
                     columns.ID: derived_id(parent[columns.ID], op, text),
                     columns.INSTRUCTION: text,
-                    columns.META: generation_meta(parent, operation=op, item_index=index),
+                    columns.TASK_TYPE: classify_task_type(text),
+                    columns.META: generation_meta(parent, operation=op, item_index=index, evolved_from=parent[columns.ID], **said),
                 }
                 if op == EXPAND:
                     problem = (
                         check_repeated(text, seen)
                         or check_is_request(text)
-                        or check_language(text, base[columns.LANG])
+                        or check_language(text, base[columns.LANG], context=prompt_text(parent[columns.MESSAGES]), code=code)
                         or check_self_contained(text)
-                        or _repeats(text, parent[columns.INSTRUCTION])
+                        or check_answers_itself(text)
+                        or _repeats(text, [parent[columns.INSTRUCTION], *self.examples.get(parent[columns.DOMAIN], [])])
                     )
                 else:
                     problem = (
                         check_evolution(
                             text,
                             parent[columns.INSTRUCTION],
-                            template_text=prompt_without(parent[columns.MESSAGES], parent[columns.INSTRUCTION]),
+                            template_text=prompt_without(parent[columns.MESSAGES], parent[columns.INSTRUCTION]).replace(opening or "\x00", " "),
                             min_length_ratio=self.params.min_length_ratio,
                         )
                         or check_is_request(text)
-                        or check_language(text, base[columns.LANG])
+                        # An added sentence must itself ask for something: a statement appended
+                        # to a question is the start of an answer.
+                        or (check_is_request(addition, min_words=2) if op in APPENDING_OPERATIONS and text != addition else None)
+                        or check_language(text, base[columns.LANG], context=parent[columns.INSTRUCTION], code=code)
                         or check_self_contained(text)
+                        or check_answers_itself(text)
                     )
                 if problem is not None:
                     row[columns.REJECT_REASON], row[columns.REJECT_DETAIL] = RejectReason(problem[0]).value, problem[1]
@@ -174,9 +222,32 @@ class Evolve(ModelStage):
         return pa.Table.from_pylist(rows, schema=with_reject_columns(pa.schema(INSTRUCTION_FIELDS)))
 
 
+def addition_schema(opening: str) -> dict:
+    """The JSON schema of an added sentence that starts with `opening`."""
+    addition = {"type": "string", "pattern": opening_pattern(opening)}
+    return {"type": "object", "properties": {"addition": addition}, "required": ["addition"], "additionalProperties": False}
+
+
+def append_sentence(instruction: str, addition: str, language: str) -> str:
+    """The instruction with the model's added sentence at its end; an addition that already holds
+    the whole instruction (the model rewrote the request) stands alone."""
+    core = instruction.strip().rstrip("?？.。!！").lower()
+    if core and core in addition.lower():
+        return addition
+    stem = instruction.rstrip()
+    if not _CLOSED.search(stem):
+        stem += "。" if language == "zh" else "."
+    return f"{stem}{'' if language == 'zh' else ' '}{addition}"
+
+
+def prompt_text(messages_json: str) -> str:
+    """The rendered prompt's text, every message."""
+    return "\n".join(message["content"] for message in json.loads(messages_json))
+
+
 def prompt_without(messages_json: str, instruction: str) -> str:
     """The rendered prompt's text with the instruction itself removed: what a leak would copy."""
-    return "\n".join(message["content"] for message in json.loads(messages_json)).replace(instruction, " ")
+    return prompt_text(messages_json).replace(instruction, " ")
 
 
 def pick_low_resource_examples(rows: Iterable[dict], *, listed: list[str], max_share: float, per_domain: int) -> dict[str, list[str]]:
@@ -194,7 +265,10 @@ def pick_low_resource_examples(rows: Iterable[dict], *, listed: list[str], max_s
     return {domain: examples[domain] for domain in sorted(rare)}
 
 
-def _repeats(text: str, example: str) -> tuple[RejectReason, str] | None:
-    if text.strip().lower() == example.strip().lower():
-        return RejectReason.NO_INFORMATION_GAIN, "repeats an example instruction"
+def _repeats(text: str, examples: list[str]) -> tuple[RejectReason, str] | None:
+    """An expansion with fewer than two words (Han characters) that an example lacks repeats it."""
+    own = set(words(text))
+    for example in examples:
+        if len(own - set(words(example))) < 2:
+            return RejectReason.NO_INFORMATION_GAIN, f"repeats the example {example[:80]!r}"
     return None

@@ -6,6 +6,7 @@ from stages.consistency import Consistency
 from stages.critique import Critique
 from stages.decontaminate import Decontaminate
 from stages.dedup import Dedup
+from stages.difficulty import Difficulty
 from stages.evolve import Evolve
 from stages.gather_samples import GatherSamples
 from stages.judged_responses import JudgedResponses, JudgedSource
@@ -38,5 +39,6 @@ STAGES: dict[str, type[Stage]] = {
         ProbeExit,
         JudgedResponses,
         JudgedSource,
+        Difficulty,
     )
 }

@@ -183,10 +183,14 @@ def command_trace(args: argparse.Namespace) -> int:
 
 @_inspection
 def command_eval(args: argparse.Namespace) -> int:
+    from pipeline.inspection.diversity import diversity_of_run
+    from pipeline.inspection.diversity_view import render_diversity
     from pipeline.inspection.eval_view import render_eval
     from pipeline.inspection.evaluation import evaluate_run
 
-    _print(evaluate_run(local_view(args.run_dir)), args.json, render_eval)
+    run_dir = local_view(args.run_dir)
+    result = {**evaluate_run(run_dir), "diversity": diversity_of_run(run_dir)}
+    _print(result, args.json, lambda data: "\n\n".join(part for part in (render_eval(data), render_diversity(data["diversity"])) if part))
     return 0
 
 
@@ -317,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--json", action="store_true", help="machine-readable output")
     trace.set_defaults(handler=command_trace)
 
-    evaluation = commands.add_parser("eval", help="probe accuracy per answer model and domain, and whether each filter helps")
+    evaluation = commands.add_parser("eval", help="probe accuracy per answer model and domain, whether each filter helps; diversity, task mix, evolution")
     evaluation.add_argument("run_dir")
     evaluation.add_argument("--json", action="store_true", help="machine-readable output")
     evaluation.set_defaults(handler=command_eval)

@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from pipeline import columns
+from pipeline.inspection.diversity_view import diversity_section
 from pipeline.inspection.eval_view import eval_section
 from pipeline.inspection.funnel import group_by_reason, run_funnel
 from pipeline.inspection.generation_cost import cost_section
@@ -87,6 +88,7 @@ def build_report(run_dir: Path, states: Mapping[str, str], notes: Mapping[str, s
         _rejects_section(funnel),
         _mix_section(run_dir, profiles),
         _probes_section(run_dir),
+        diversity_section(run_dir),
         _tokens_section(run_dir),
         _stages_section(run_dir, funnel, profiles),
         _clusters_section(run_dir, funnel),

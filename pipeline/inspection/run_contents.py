@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.config import ConfigError, parse_job
+from pipeline.config import ConfigError, JobConfig, parse_job
 from pipeline.store import MANIFEST, StageDir
 from pipeline.tokens.shards import INPUT_IDS, LOSS_MASK
 
@@ -54,14 +54,19 @@ def _job_stage_names(run_dir: Path) -> list[str]:
 
 def job_stage_kinds(run_dir: Path) -> list[tuple[str, str]]:
     """(name, kind) of each stage of the run's recorded job, in job order; none without job.yaml."""
+    job = recorded_job(run_dir)
+    return [(entry.name, entry.stage_kind) for entry in job.stages] if job is not None else []
+
+
+def recorded_job(run_dir: Path) -> JobConfig | None:
+    """The job the run recorded (`job.yaml`), or None when it has none."""
     snapshot = Path(run_dir) / "job.yaml"
     if not snapshot.exists():
-        return []
+        return None
     try:
-        job = parse_job(yaml.safe_load(snapshot.read_text(encoding="utf-8")), source=str(snapshot))
+        return parse_job(yaml.safe_load(snapshot.read_text(encoding="utf-8")), source=str(snapshot))
     except (ConfigError, yaml.YAMLError) as error:
         raise RunInspectionError(f"{snapshot} does not parse ({error}); the run directory is damaged") from None
-    return [(entry.name, entry.stage_kind) for entry in job.stages]
 
 
 def shard_files(run_dir: Path) -> list[Path]:

@@ -161,7 +161,7 @@ def test_synthesized_instructions_trace_to_seed_chunks_and_record_their_template
         assert row["parent_id"] in seeds and row["seed_id"] == row["parent_id"]
         step = json.loads(row["meta"])["steps"][0]
         assert step["template_id"].startswith("synthesize/") and step["template_sha256"]
-        assert {"task_type", "style", "complexity", "language"} <= set(step["variables"])
+        assert {"style", "complexity", "language"} <= set(step["variables"]) and step["task_types"]
 
 
 def test_chinese_seeds_yield_chinese_requests(run_dir):
@@ -187,6 +187,15 @@ def test_answers_come_from_the_routed_model_with_k_samples_for_objective_tasks(r
     assert all(row["answer_model"] == "embedded" for row in rows(run_dir, "answer"))
     for row in answers:
         assert row["num_samples"] == (3 if row["objective"] else 1)
+
+
+def test_harder_rewrites_are_set_against_their_parents_and_the_mix_is_reported(run_dir):
+    checked = [row for row in rows(run_dir, "difficulty") + rows(run_dir, "difficulty", rejects=True) if "difficulty" in json.loads(row["meta"])]
+    assert all(row["evolution_op"] in ("add_constraints", "deepen", "concretize", "reasoning") for row in checked)
+    for row in rows(run_dir, "difficulty", rejects=True):
+        assert row["reject_reason"] == "not_harder" and json.loads(row["reject_detail"])["harder"] is False
+    mix = StageDir(run_dir, "synthesize").manifest()["extra"]["task_mix"]
+    assert set(mix["asked"]) >= set(mix["planned"]) and mix["kept"] == len(rows(run_dir, "synthesize"))
 
 
 def test_gathered_pairs_keep_all_samples(run_dir):

@@ -20,8 +20,8 @@ def instructions_reply(messages: list[dict]) -> str:
     return json.dumps(
         {
             "instructions": [
-                {"instruction": f"Explain what the section tagged {digest} teaches, with one example.", "type": "open"},
-                {"instruction": f"List three facts a reader should remember from part {digest}.", "type": "factual"},
+                f"Explain what the section tagged {digest} teaches, with one example.",
+                f"List three facts a reader should remember from part {digest}.",
             ]
         }
     )
@@ -70,7 +70,9 @@ def _fill(schema: dict, seed: str):
         return {name: _fill(sub, hashlib.sha256((seed + name).encode()).hexdigest()) for name, sub in properties.items()}
     if kind == "array":
         count = max(schema.get("minItems", 0), min(schema.get("maxItems", 2), 2))
-        return [_fill(schema.get("items", {}), hashlib.sha256(f"{seed}{index}".encode()).hexdigest()) for index in range(count)]
+        # An item i past `prefixItems` takes `items`; within them, its own schema.
+        shapes = [*schema.get("prefixItems", []), *[schema.get("items") or {}] * count][:count]
+        return [_fill(shape, hashlib.sha256(f"{seed}{index}".encode()).hexdigest()) for index, shape in enumerate(shapes)]
     if kind in ("integer", "number"):
         low, high = schema.get("minimum", 0), schema.get("maximum", 10)
         return max(low, high - 1)

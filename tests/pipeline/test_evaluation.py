@@ -12,6 +12,7 @@ import yaml
 from pipeline import columns
 from pipeline.cli import main
 from pipeline.contracts import with_reject_columns
+from pipeline.inspection.diversity import diversity_of_run
 from pipeline.inspection.eval_view import eval_section, render_eval
 from pipeline.inspection.evaluation import READ_SCHEMA, evaluate_run, filter_verdict
 from quality.probe_sets import Probe
@@ -197,7 +198,7 @@ def test_the_cli_prints_the_tables_and_json(run_dir, capsys):
     assert any(line.startswith("critique ") and line.rstrip().endswith("! unclear") for line in lines)
     assert "critique_score AUC (critique, right vs wrong answers): 0.750" in text
     assert main(["eval", str(run_dir), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(evaluate_run(run_dir)))
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps({**evaluate_run(run_dir), "diversity": diversity_of_run(run_dir)}))
 
 
 def test_a_run_without_probes_says_how_to_add_them(tmp_path, capsys):

@@ -1,5 +1,6 @@
 from pipeline.contracts import RejectReason
 from quality.instruction_checks import (
+    check_answers_itself,
     check_copies_seed,
     check_echoes_prompt,
     check_evolution,
@@ -173,3 +174,84 @@ def test_a_type_the_instruction_cannot_be_becomes_open():
     assert plausible_task_type("Which keyword defines a function?", "choice") == "open"
     assert plausible_task_type("Which keyword defines a function? (A) def (B) fun (C) lambda (D) func", "choice") == "choice"
     assert plausible_task_type("What does len() return?", "factual") == "factual"
+
+
+# Issue #30: instructions the quickstart kept (Qwen2.5-Coder-0.5B, two runs) that no reader can
+# use, each caught, beside realistic instructions of the same shape that must pass.
+
+
+def test_a_reference_to_an_unseen_context_or_to_the_instruction_itself_is_caught():
+    for unseen in (
+        "What is the purpose of the 'shift_expr' operator in this context?",
+        "请直接发送这条指令。",
+        "Explain the three cases mentioned above with an example each.",
+        "在这个上下文中，yield 的作用是什么？",
+        "Why does the program exist in this file?",
+        "Write a Python script that squares a number. Use the given instructions as well as the user's request.",
+    ):
+        assert check_self_contained(unseen)[0] == RejectReason.NOT_SELF_CONTAINED, unseen
+    for named in (
+        "In the context of asyncio, what is an event loop?",
+        "How do I change the precision of the current context in the decimal module?",
+        "Explain how a context manager releases a lock.",
+        "请解释Python中上下文管理器的作用。",
+    ):
+        assert check_self_contained(named) is None, named
+
+
+def test_the_same_functionality_as_nothing_named_is_not_self_contained():
+    reason, detail = check_self_contained("Implement the same functionality in a similar function.")
+    assert reason == RejectReason.NOT_SELF_CONTAINED and "the same functionality" in detail
+    assert check_self_contained("Write a function with the same behaviour as zip() for two lists.") is None
+    assert check_self_contained("Write a function similar to the built-in sorted() that sorts in place.") is None
+
+
+def test_a_rewrite_cut_off_after_a_finished_sentence_is_incomplete():
+    cut = "Implement a function that registers a handler for a signal if the handler is not already implemented. The function"
+    assert check_is_request(cut) == (RejectReason.INCOMPLETE, "cut off after a finished sentence: 'The function'")
+    assert check_is_request("解释二分查找的时间复杂度。该函数")[0] == RejectReason.INCOMPLETE
+    # An imperative after a sentence, an abbreviation, a request in Chinese: finished.
+    assert check_is_request("Write a function that adds two numbers. Include tests") is None
+    assert check_is_request("List three sorting algorithms, e.g. Quicksort") is None
+    assert check_is_request("解释二分查找的原理。要求给出例子") is None
+
+
+def test_an_instruction_that_states_its_own_answer_is_caught():
+    reason, detail = check_answers_itself("计算公式中的已知变量是什么？已知变量是本金（P）、年利率（r）、期数（n）。")
+    assert reason == RejectReason.CONTAINS_ANSWER and "本金" in detail
+    assert (
+        check_answers_itself("What is the time complexity of binary search? The time complexity of binary search is O(log n).")[0]
+        == RejectReason.CONTAINS_ANSWER
+    )
+    for fine in (
+        "Given the array [1, 2, 3], what is the sum of the array? The array may contain negatives.",
+        "How does a Python generator keep its state between calls? Explain with an example.",
+        "复利和单利有什么区别？请举例说明。",
+        "什么是GIL？它对多线程有什么影响？",
+        "A shop sells apples at 2 dollars each. How many apples can you buy with 10 dollars? Show your work.",
+        "Explain the difference between a list and a tuple.",
+    ):
+        assert check_answers_itself(fine) is None, fine
+
+
+def test_a_term_swapped_into_the_other_language_is_a_language_fault():
+    photosynthesis = "光合作用是绿色植物利用光能，把二氧化碳和水合成有机物并释放氧气的过程。"
+    reason, detail = check_language("illumination的太阳能转换为化学能的必要性是什么？", "zh", context=photosynthesis)
+    assert reason == RejectReason.LANG and "illumination" in detail
+    assert check_language("What does a list comprehension return, and how is it different from a 生成器?", "en")[0] == RejectReason.LANG
+    # Names, identifiers, units, code rows and words the source itself uses are no swap.
+    assert check_language("用Python实现二分查找，时间复杂度是O(log n)吗？", "zh", context="二分查找") is None
+    assert check_language("用numpy实现二分查找。", "zh", context="二分查找", code=True) is None
+    assert check_language("本金1000元，年利率5%，3年后的本息和是多少？", "zh", context="复利") is None
+    assert check_language("解释 `append` 和 `extend` 的区别。", "zh") is None
+    assert check_language("请解释photosynthesis在光合作用中的含义。", "zh", context="光合作用 (photosynthesis)") is None
+
+
+def test_a_reply_in_the_assistants_voice_is_no_request():
+    rewrite = "How do I get this task done? Please provide the specific task you want assistance with, and I'll do my best to help you."
+    reason, detail = check_is_request(rewrite)
+    assert reason == RejectReason.NOT_A_REQUEST and "assistant" in detail
+    assert check_is_request("如何使用二分查找？希望对你有帮助。")[0] == RejectReason.NOT_A_REQUEST
+    assert check_is_request("How do I ask a colleague for help with a code review?") is None
+    assert check_is_request("Please provide the specific value you would like the function to return.")[0] == RejectReason.NOT_A_REQUEST
+    assert check_is_request("Please provide your answer as a table with two columns.") is None

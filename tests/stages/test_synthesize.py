@@ -1,11 +1,16 @@
 """synthesize: parsing and rejection rules on real recorded replies, and the requests it renders."""
 
 import json
+import re
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from pipeline.llm.prompts import load_prompt
 from quality.instruction_checks import check_is_request
-from stages.synthesize import Synthesize, seed_language
+from quality.task_types import TASK_TYPES
+from stages.synthesize import Synthesize, openings_schema, seed_language
 from tests.stages.synthesis_rows import RECORDED, make_stage, seed_rows, with_replies
 
 SEEDS = RECORDED["synthesize"]
@@ -13,13 +18,27 @@ SEEDS = RECORDED["synthesize"]
 
 @pytest.fixture(scope="module")
 def stage() -> Synthesize:
-    return make_stage("synthesize")
+    stage = make_stage("synthesize")
+    stage.plan_task_types(seed_rows(SEEDS).to_pylist())
+    return stage
+
+
+def as_strings(reply: str | None) -> str | None:
+    """A recorded reply in today's shape: the instructions as plain strings (they were recorded
+    as objects with a `type` label, which synthesize no longer asks for)."""
+    try:
+        value = json.loads(reply)
+    except (TypeError, ValueError):
+        return reply
+    items = value.get("instructions", []) if isinstance(value, dict) else []
+    return json.dumps({"instructions": [item["instruction"] if isinstance(item, dict) else item for item in items]})
 
 
 @pytest.fixture(scope="module")
 def recorded_output(stage):
     rendered = stage.render_requests(seed_rows(SEEDS))
-    return stage.transform(with_replies(rendered, [seed["reply"] for seed in SEEDS], [seed["error"] for seed in SEEDS])).to_pylist()
+    replies = [as_strings(seed["reply"]) for seed in SEEDS]
+    return stage.transform(with_replies(rendered, replies, [seed["error"] for seed in SEEDS])).to_pylist()
 
 
 def test_every_seed_yields_instructions_or_a_reject_naming_it_as_parent(recorded_output):
@@ -61,6 +80,7 @@ def test_rejects_carry_a_known_reason_and_detail(recorded_output):
         "lang",
         "not_self_contained",
     }
+    allowed |= {"incomplete", "contains_answer"}
     rejected = [row for row in recorded_output if row["reject_reason"]]
     assert all(row["reject_reason"] in allowed and row["reject_detail"] for row in rejected)
 
@@ -83,10 +103,10 @@ def test_copied_seed_repeated_and_statement_instructions_are_rejected(stage):
     copied = "Explain " + " ".join(seed["text"].split()[:20])
     reply = {
         "instructions": [
-            {"instruction": "How does Python decide which exception handler runs first?", "type": "open"},
-            {"instruction": "How does Python decide which exception handler runs first?", "type": "open"},
-            {"instruction": copied, "type": "open"},
-            {"instruction": "The interpreter reads source files line by line.", "type": "open"},
+            "How does Python decide which exception handler runs first?",
+            "How does Python decide which exception handler runs first?",
+            copied,
+            "The interpreter reads source files line by line.",
         ]
     }
     rendered = stage.render_requests(seed_rows([seed]))
@@ -100,10 +120,10 @@ def test_instructions_made_of_the_prompts_own_words_are_template_leaks(stage):
     different instructions about its subject."), here with the words of today's web prompt."""
     reply = {
         "instructions": [
-            {"instruction": 'Give each a type: "factual" (one short correct answer), "math" (a calculation)', "type": "choice"},
-            {"instruction": "Start each one with a question word (What, How, Why, Which) or a verb", "type": "code"},
-            {"instruction": "Write 3 different questions or requests that a user could ask an assistant.", "type": "factual"},
-            {"instruction": "factual: Which keyword defines a function in Python?", "type": "factual"},
+            "Finish each one so it names the subject and makes sense without the document.",
+            "They begin as below; finish each one so it names the subject.",
+            "Write 3 requests that a user could send an assistant about the subject of this document.",
+            "factual: Which keyword defines a function in Python?",
         ]
     }
     rendered = stage.render_requests(seed_rows(SEEDS[:1]))
@@ -112,46 +132,54 @@ def test_instructions_made_of_the_prompts_own_words_are_template_leaks(stage):
     assert rows[3]["instruction"] == "Which keyword defines a function in Python?"  # the type label moved out
 
 
-def test_wrong_language_unseen_documents_and_impossible_types_are_caught(stage):
+def test_wrong_language_and_unseen_documents_are_caught_and_the_type_is_read_from_the_words(stage):
     """Seen from Qwen2.5-Coder-0.5B: English instructions for a Chinese seed, questions about
-    "this document", "the following code" with no code, and "math" labels on prose questions."""
+    "this document", "the following code" with no code, and "math" labels on prose questions
+    (the label is not read: the instruction's own words say its type)."""
     english_seed = next(seed for seed in SEEDS if seed_language(seed) == "en")
     chinese_seed = next(seed for seed in SEEDS if seed_language(seed) == "zh")
     english = {"instructions": [
-        {"instruction": "What is the main idea of this document?", "type": "factual"},
-        {"instruction": "What is the output of the following Python code snippet?", "type": "code"},
-        {"instruction": "How does Python's garbage collector find reference cycles?", "type": "math"},
-        {"instruction": "What does `len([1, 2, 3])` return?", "type": "factual"},
+        "What is the main idea of this document?",
+        "What is the output of the following Python code snippet?",
+        "How does Python's garbage collector find reference cycles?",
+        "What does `len([1, 2, 3])` return?",
     ]}  # fmt: skip
     chinese = {"instructions": [
-        {"instruction": "What is the main function of the water cycle?", "type": "choice"},
-        {"instruction": "请解释水循环中蒸发和降水的作用。", "type": "open"},
-        {"instruction": "本文的主要内容是什么？", "type": "factual"},
+        "What is the main function of the water cycle?",
+        "请解释水循环中蒸发和降水的作用。",
+        "本文的主要内容是什么？",
     ]}  # fmt: skip
     rendered = stage.render_requests(seed_rows([english_seed, chinese_seed]))
     rows = stage.transform(with_replies(rendered, [json.dumps(english), json.dumps(chinese)])).to_pylist()
     assert [row["reject_reason"] for row in rows] == [
         "not_self_contained", "not_self_contained", None, None, "lang", None, "not_self_contained",
     ]  # fmt: skip
-    assert rows[2]["task_type"] == "open" and not rows[2]["objective"]  # no number: not math
-    assert rows[3]["task_type"] == "factual"
+    assert rows[2]["task_type"] == "explain" and not rows[2]["objective"]  # labelled math, asks how something works
+    assert rows[3]["task_type"] == "explain"
 
 
-def test_objective_types_are_flagged_and_math_moves_to_the_math_domain(stage):
+def test_objective_types_are_flagged_and_calculations_and_code_move_domain(stage):
     reply = {
         "instructions": [
-            {"instruction": "What is 17 times 23?", "type": "math"},
-            {"instruction": "Which keyword defines a function in Python?", "type": "factual"},
-            {"instruction": "Describe what makes a good API.", "type": "open"},
+            "What is 17 times 23?",
+            "Which keyword defines a function in Python?",
+            "Describe what makes a good API.",
+            "Write a Python function that reverses the words of a sentence.",
         ]
     }
     rendered = stage.render_requests(seed_rows(SEEDS[:1]))
     rows = stage.transform(with_replies(rendered, [json.dumps(reply)])).to_pylist()
-    assert [(row["domain"], row["objective"]) for row in rows] == [
-        ("math", True),
-        (SEEDS[0].get("domain", "general"), True),
-        (SEEDS[0].get("domain", "general"), False),
+    domain = SEEDS[0].get("domain", "general")
+    assert [(row["task_type"], row["domain"], row["objective"]) for row in rows] == [
+        ("calculate", "math", True),
+        ("factual", domain, True),
+        ("explain", domain, False),
+        ("write_code", "code", False),
     ]
+    # Each row records the type its request asked for, in the order the prompt listed them.
+    asked = json.loads(rendered["prompt_info"][0].as_py())["task_types"]
+    assert len(asked) == stage.params.instructions_per_call < len(rows)
+    assert [json.loads(row["meta"])["steps"][-1]["asked_task_type"] for row in rows] == [*asked, None]
 
 
 def test_requests_follow_the_seed_kind_and_language_and_are_deterministic(stage):
@@ -165,7 +193,51 @@ def test_requests_follow_the_seed_kind_and_language_and_are_deterministic(stage)
         assert info["template_id"] == family
         user = json.loads(messages)[-1]["content"]
         assert ("用中文" in user) == (seed_language(seed) == "zh")
-        assert info["variables"]["task_type"] in stage.params.task_types
+        assert info["task_types"] and set(info["task_types"]) <= set(stage.params.task_mix)
+        assert len(info["variables"]["openings"]) == len(info["task_types"]) == stage.params.instructions_per_call
+        assert all(f"{opening} …" in user for opening in info["variables"]["openings"])
+
+
+def test_each_instruction_is_held_to_start_with_its_opening(stage):
+    """The row's JSON schema (what the engine decodes against) makes instruction i start with
+    opening i; code follows an opening that ends on a colon on a new line."""
+    rendered = stage.render_requests(seed_rows(SEEDS[:1]))
+    openings = json.loads(rendered["prompt_info"][0].as_py())["variables"]["openings"]
+    items = json.loads(rendered["json_schema"][0].as_py())["properties"]["instructions"]["prefixItems"]
+    assert len(items) == len(openings)
+    for opening, item in zip(openings, items):
+        assert re.match(item["pattern"], f"{opening} the subject of the seed, asked in full?") is not None
+        assert re.match(item["pattern"], "Tell me something about the subject of the seed.") is None
+    schema = openings_schema(["Find and fix the bug in this Python code:", "为什么"])
+    code, why = schema["properties"]["instructions"]["prefixItems"]
+    assert re.match(code["pattern"], "Find and fix the bug in this Python code:\\ndef mean(xs):\\n    return sum(xs) / len(xs) + 1") is not None
+    assert re.match(code["pattern"], "Find and fix the bug in this Python code: def mean(xs): return sum(xs) / len(xs) + 1") is None
+    assert re.match(why["pattern"], "为什么二分查找要求数组先排好序？") is not None
+
+
+def test_seeds_are_asked_only_for_task_types_that_fit_them():
+    stage = make_stage("synthesize", {"instructions_per_call": 4})
+    seeds = [{**SEEDS[0], "id": f"code{i}", "kind": "code", "domain": "code"} for i in range(6)]
+    seeds += [{**SEEDS[0], "id": f"hist{i}", "kind": "web", "domain": "history"} for i in range(6)]
+    stage.plan_task_types(seed_rows(seeds).to_pylist())
+    rendered = stage.render_requests(seed_rows(seeds))
+    asked = {seed["id"]: json.loads(info)["task_types"] for seed, info in zip(seeds, rendered["prompt_info"].to_pylist())}
+    assert all(len(set(types)) == 4 for types in asked.values())
+    assert not any({"write_code", "debug", "calculate"} & set(types) for seed_id, types in asked.items() if seed_id.startswith("hist"))
+    assert all("write_code" in types for seed_id, types in asked.items() if seed_id.startswith("code"))
+    assert sum(stage.planned_mix.values()) == pytest.approx(1.0)
+
+
+def test_the_manifest_sets_the_achieved_mix_beside_the_asked_and_planned(stage, tmp_path):
+    from pipeline.store import StageDir
+
+    stage_dir = StageDir(tmp_path, "synthesize")
+    stage_dir.path.mkdir()
+    pq.write_table(pa.table({"task_type": ["explain", "explain", "compare", "debug"]}), stage_dir.path / "part-a.parquet")
+    mix = stage.finalize(stage_dir)["task_mix"]
+    assert mix["achieved"] == {"explain": 0.5, "compare": 0.25, "debug": 0.25} and mix["kept"] == 4
+    assert mix["asked"] == pytest.approx({task: share / sum(stage.params.task_mix.values()) for task, share in stage.params.task_mix.items()})
+    assert mix["planned"] == stage.planned_mix
 
 
 def test_chinese_seed_rows_are_tagged_zh(recorded_output):
@@ -182,7 +254,24 @@ def test_seed_language_falls_back_to_the_script():
 
 def test_families_select_templates_and_join_the_fingerprint():
     stage = make_stage("synthesize", {"families": {"web": ["synthesize/web", "synthesize/qa"]}})
-    assert stage.prompt_ids() == ("synthesize/qa", "synthesize/web")
+    assert stage.prompt_ids() == ("synthesize/openings", "synthesize/qa", "synthesize/web")
     seeds = seed_rows([{**SEEDS[0], "id": f"s{i}", "kind": "web"} for i in range(12)])
+    stage.plan_task_types(seeds.to_pylist())
     used = {json.loads(info)["template_id"] for info in stage.render_requests(seeds)["prompt_info"].to_pylist()}
     assert used == {"synthesize/web", "synthesize/qa"}
+
+
+def test_every_openings_schema_compiles_in_vllms_grammar_backend():
+    """vLLM decodes against the row's schema with xgrammar, its compile cache on. A bounded repeat
+    after an ASCII opening ({10,300}) failed to compile there, and the engine gave every English
+    seed an empty reply (a quickstart run: 8 of 8 English seeds, parse_error)."""
+    import xgrammar
+
+    vocabulary = [chr(code) for code in range(32, 127)] + ["\n", "为", "什", "么", "<eos>"]
+    compiler = xgrammar.GrammarCompiler(xgrammar.TokenizerInfo(vocabulary, stop_token_ids=[len(vocabulary) - 1]), cache_enabled=True)
+    template = load_prompt("synthesize/openings")
+    openings = {
+        template.render(task=task, language=language, pick=pick)[-1]["content"] for task in TASK_TYPES for language in ("en", "zh") for pick in range(6)
+    }
+    for opening in sorted(openings):
+        compiler.compile_json_schema(json.dumps(openings_schema([opening, opening])), any_whitespace=False)
