@@ -153,7 +153,8 @@ def _read_probe_rows(run_dir: Path, stage: str, *, rejects: bool = False, judged
         if columns.PROBE not in names:
             continue
         table = pq.read_table(path, columns=[name for name in READ_SCHEMA.names if name in names], filters=pc.field(columns.PROBE).is_valid())
-        is_judged = pc.match_substring(table[columns.PROBE], JUDGED_MARK)
+        # cast: a file whose probe column is all null has the null type, which no string kernel takes
+        is_judged = pc.match_substring(table[columns.PROBE].cast(pa.string()), JUDGED_MARK)
         tables.append(_conform(table.filter(is_judged if judged else pc.invert(is_judged))))
     return pa.concat_tables(tables) if tables else _empty()
 

@@ -20,7 +20,7 @@ from stages.registry import STAGES
 def test_registered_stages_declare_how_they_execute():
     declared = {name: stage.execution for name, stage in STAGES.items()}
     assert {name for name, execution in declared.items() if execution is Execution.FILE_TASKS} == {
-        "quality", "decontaminate", "consistency", "tokenize", "probes", "probe_exit", "judged_responses",
+        "quality", "decontaminate", "consistency", "tokenize", "probes", "probe_exit", "judged_responses", "difficulty",
     }  # fmt: skip
     assert {name for name, execution in declared.items() if execution is Execution.GLOBAL} == {"gather_samples", "mix", "dedup"}
 

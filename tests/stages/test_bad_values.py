@@ -260,6 +260,8 @@ def test_model_stages_keep_or_reject_bad_rows_and_replies(stages, small_tokenize
         batch = pa.Table.from_pylist(rows, schema=pa.schema(fields))
         if name == "answer":
             batch = stage.expand_samples(batch)  # one work row per sample, as the runner's expand_input makes them
+        if name == "synthesize":
+            stage.plan_task_types(batch.to_pylist())  # the driver plans every seed's task types before the plan runs
         generated, backend = generate(stage, stage.render_requests(batch), script, small_tokenizer, monkeypatch)
         assert_too_long_never_sent(generated, backend)
         check_outcome(stage, stage_batch(generated), product=product)
