@@ -52,6 +52,7 @@ def code_rows(records: list[dict]) -> pa.Table:
 def rendered_stages(inputs: dict[str, list[dict]]) -> dict[str, tuple[Any, pa.Table]]:
     """Each stage and its rendered requests for the inputs, in plan order."""
     synthesize = make_stage("synthesize")
+    synthesize.plan_task_types(seed_rows(inputs["synthesize"]).to_pylist())  # the driver's plan, as in a job
     evolve = make_stage("evolve")
     evolve.examples = {}  # read from upstream rows in a job; the tests render without them too
     answer = make_stage("answer")
