@@ -20,6 +20,7 @@ import yaml
 
 from pipeline import contracts as c
 from pipeline.config import ConfigError, JobConfig, parse_job
+from pipeline.stage import with_columns
 from pipeline.store import StageDir
 from pipeline.unit_commit import commit_as_unit, unit_name
 
@@ -87,6 +88,47 @@ class MeasuredRows:
         if unit_name(table[c.ID].combine_chunks()) not in stage_dir.committed_units():
             commit_as_unit(self, table)
         return {"probes": describe_sets(table)}
+
+
+class JoinsMeasuredRows(MeasuredRows):
+    """The way in: input rows pass unchanged (a probe column they lack added, null: they are not
+    measured rows), and the drawn rows are committed beside them as one unit in `finalize`.
+    `alone_fields`: the row contract when the stage has no input."""
+
+    alone_fields: tuple[pa.Field, ...]
+
+    def output_schema(self) -> pa.Schema:
+        if self.context.input_schema is None:
+            return pa.schema([*self.alone_fields, *PROBE_FIELDS])
+        return super().output_schema()  # type: ignore[misc]  # the Stage's, next in the subclass's MRO
+
+    def transform(self, batch: pa.Table) -> pa.Table:
+        missing = {field.name: pa.nulls(batch.num_rows, field.type) for field in PROBE_FIELDS if field.name not in batch.column_names}
+        return with_columns(batch, missing)
+
+    def finalize(self, stage_dir: StageDir) -> dict:
+        return self.commit_measured_rows(stage_dir, self.output_schema())
+
+
+class ServesMeasuredRows(MeasuredRows):
+    """The source form, for a job with nothing else: the drawn rows are the stage's input."""
+
+    carries_input = False
+    is_source = True
+
+    def setup_on_driver(self) -> None:
+        self.check_probes_leave()
+
+    def read_input(self) -> Any:
+        import ray.data
+
+        return ray.data.from_arrow(self.measured_table(self.output_schema()))  # type: ignore[attr-defined]
+
+    def transform(self, batch: pa.Table) -> pa.Table:
+        return batch
+
+    def finalize(self, stage_dir: StageDir) -> dict:
+        return {"probes": describe_sets(self.measured_table(self.output_schema()))}  # type: ignore[attr-defined]
 
 
 def find_probe_leaks(job: JobConfig, probes_stage: str) -> list[str]:

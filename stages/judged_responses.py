@@ -26,14 +26,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pyarrow as pa
 from pydantic import Field, model_validator
 
 from pipeline import contracts as c
 from pipeline.contracts import ANSWER_FIELDS
-from pipeline.probe_rows import PROBE_FIELDS, MeasuredRows, describe_sets
-from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
-from pipeline.store import StageDir
+from pipeline.probe_rows import PROBE_FIELDS, JoinsMeasuredRows, MeasuredRows, ServesMeasuredRows
+from pipeline.stage import Execution, Resources, Stage, StageParams
 from quality.judged_sets import (
     BUILT_IN_JUDGED_SETS,
     JudgedResponse,
@@ -132,47 +130,18 @@ def judged_row(judged: JudgedResponse) -> dict[str, Any]:
     }
 
 
-class JudgedResponses(JudgedRows, Stage):
+class JudgedResponses(JudgedRows, JoinsMeasuredRows, Stage):
     name = "judged_responses"
     input_columns = (c.ID, c.INSTRUCTION, c.ANSWER)
     output_fields = PROBE_FIELDS
     params = JudgedParams
     resources = Resources(num_cpus=0.25, batch_size=4096)
     execution = Execution.FILE_TASKS
-
-    def output_schema(self) -> pa.Schema:
-        """With no input rows (no input schema), the answer contract plus the probe columns."""
-        if self.context.input_schema is None:
-            return pa.schema([*ANSWER_FIELDS, *PROBE_FIELDS])
-        return super().output_schema()
-
-    def transform(self, batch: pa.Table) -> pa.Table:
-        """Input rows unchanged; a probe column they lack is added, null (they are not judged rows)."""
-        missing = {field.name: pa.nulls(batch.num_rows, field.type) for field in PROBE_FIELDS if field.name not in batch.column_names}
-        return with_columns(batch, missing)
-
-    def finalize(self, stage_dir: StageDir) -> dict:
-        return self.commit_measured_rows(stage_dir, self.output_schema())
+    alone_fields = ANSWER_FIELDS
 
 
-class JudgedSource(JudgedRows, Stage):
+class JudgedSource(JudgedRows, ServesMeasuredRows, Stage):
     name = "judged_source"
     output_fields = (*ANSWER_FIELDS, *PROBE_FIELDS)
-    carries_input = False
-    is_source = True
     params = JudgedParams
     resources = Resources(num_cpus=0.25, batch_size=4096)
-
-    def setup_on_driver(self) -> None:
-        self.check_probes_leave()
-
-    def read_input(self):
-        import ray.data
-
-        return ray.data.from_arrow(self.measured_table(self.output_schema()))
-
-    def transform(self, batch: pa.Table) -> pa.Table:
-        return batch
-
-    def finalize(self, stage_dir: StageDir) -> dict:
-        return {"probes": describe_sets(self.measured_table(self.output_schema()))}

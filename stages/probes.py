@@ -34,9 +34,8 @@ from pydantic import Field, model_validator
 
 from pipeline import columns
 from pipeline.contracts import INSTRUCTION_FIELDS, RejectReason
-from pipeline.probe_rows import EXIT_KIND, PROBE_FIELDS, MeasuredRows, describe_sets
+from pipeline.probe_rows import EXIT_KIND, PROBE_FIELDS, JoinsMeasuredRows, MeasuredRows, ServesMeasuredRows
 from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
-from pipeline.store import StageDir
 from quality.probe_sets import (
     BUILT_IN_SETS,
     Probe,
@@ -124,51 +123,21 @@ def probe_row(probe: Probe) -> dict[str, Any]:
     }
 
 
-class Probes(ProbeRows, Stage):
+class Probes(ProbeRows, JoinsMeasuredRows, Stage):
     name = "probes"
     input_columns = (columns.ID, columns.INSTRUCTION)
     output_fields = PROBE_FIELDS
     params = ProbeParams
     resources = Resources(num_cpus=0.25, batch_size=4096)
     execution = Execution.FILE_TASKS
-
-    def output_schema(self) -> pa.Schema:
-        """With no input rows (no input schema), the instruction contract plus the probe columns."""
-        if self.context.input_schema is None:
-            return pa.schema([*INSTRUCTION_FIELDS, *PROBE_FIELDS])
-        return super().output_schema()
-
-    def transform(self, batch: pa.Table) -> pa.Table:
-        """Input rows unchanged; a column they lack is added, null (they are no probes)."""
-        missing = {field.name: pa.nulls(batch.num_rows, field.type) for field in PROBE_FIELDS if field.name not in batch.column_names}
-        return with_columns(batch, missing)
-
-    def finalize(self, stage_dir: StageDir) -> dict:
-        """The probes, committed as one unit beside the input's (once: a resume finds it committed)."""
-        return self.commit_measured_rows(stage_dir, self.output_schema())
+    alone_fields = INSTRUCTION_FIELDS
 
 
-class ProbeSource(ProbeRows, Stage):
+class ProbeSource(ProbeRows, ServesMeasuredRows, Stage):
     name = "probe_source"
     output_fields = (*INSTRUCTION_FIELDS, *PROBE_FIELDS)
-    carries_input = False
-    is_source = True
     params = ProbeParams
     resources = Resources(num_cpus=0.25, batch_size=4096)
-
-    def setup_on_driver(self) -> None:
-        self.check_probes_leave()
-
-    def read_input(self):
-        import ray.data
-
-        return ray.data.from_arrow(self.measured_table(self.output_schema()))
-
-    def transform(self, batch: pa.Table) -> pa.Table:
-        return batch
-
-    def finalize(self, stage_dir: StageDir) -> dict:
-        return {"probes": describe_sets(self.measured_table(self.output_schema()))}
 
 
 class ProbeExit(Stage):
