@@ -203,12 +203,24 @@ def test_gathered_pairs_keep_all_samples(run_dir):
         assert len(row["samples"]) >= 1 and row["answer"] == row["samples"][0]
 
 
+# What the critique may reject for: its checks, the judge's low score or a contradiction, a failed request.
+CRITIQUE_REASONS = {
+    "critique_low", "contradicts_source", "parse_error", "llm_error", "prompt_too_long", "empty",
+    "wrong_code_language", "code_syntax_error", "wrong_arithmetic", "incomplete", "refusal", "lang",
+}  # fmt: skip
+
+
 def test_critique_scores_every_pair_or_rejects_it_with_a_reason(run_dir):
     manifest = StageDir(run_dir, "critique").manifest()
     assert manifest["rows_in"] == manifest["rows_out"] + manifest["rows_rejected"]
-    assert set(manifest["rejected"]) <= {"critique_low", "parse_error", "llm_error"}
-    for row in rows(run_dir, "critique"):
-        assert 1 <= row["critique_score"] <= 10
+    assert set(manifest["rejected"]) <= CRITIQUE_REASONS
+    # The judge's one-token replies are read by their probabilities: a share that cannot be read
+    # (no yes or no among the likeliest tokens) means the template or the logprobs broke.
+    assert manifest["rejected"].get("parse_error", 0) <= 0.2 * manifest["rows_in"], manifest["rejected"]
+    kept = rows(run_dir, "critique")
+    assert kept
+    for row in kept:
+        assert 0 <= row["critique_score"] <= 1 and "verdict" in json.loads(row["critique"])["signals"]
 
 
 def test_shards_trace_every_row_to_a_seed_record_and_mix_totals_match(run_dir):
