@@ -327,9 +327,15 @@ class VllmRequest:
         self.per_request_seed = per_request_seed
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        # Every row gets the same integer fields, never a null among integers: Ray Data carries
+        # the rows' sampling parameters as one column, where an integer field with nulls comes
+        # back as floats, and vLLM's request decoder then fails in a thread of its own and the
+        # engine waits forever ("Expected `int | null`, got `float` - at `$[3].logprobs`").
+        # `logprobs` 0 asks only the sampled token's (vllm_reply reports them where asked).
         if row[_UNSENT]:
             # Ray's engine stage takes every row: an unsent one costs a one-token placeholder.
-            return {"messages": PLACEHOLDER_MESSAGES, "sampling_params": {"temperature": 0.0, "max_tokens": 1}}
+            placeholder = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 1, "seed": 0 if self.per_request_seed else None, "stop": [], "logprobs": 0}
+            return {"messages": PLACEHOLDER_MESSAGES, "sampling_params": placeholder}
         sampling = json.loads(row[_SAMPLING])
         params = {
             "temperature": sampling["temperature"],
@@ -337,9 +343,8 @@ class VllmRequest:
             "max_tokens": sampling["max_tokens"],
             "seed": sampling["seed"] if self.per_request_seed else None,
             "stop": sampling["stop"] or [],
+            "logprobs": int(sampling.get("logprobs") or 0),
         }
-        if sampling.get("logprobs"):
-            params["logprobs"] = int(sampling["logprobs"])
         if row[_SCHEMA] is not None:
             # Compact JSON: small models otherwise spend their token budget on whitespace.
             params["structured_outputs"] = {"json": row[_SCHEMA], "disable_any_whitespace": True}
@@ -352,7 +357,8 @@ def vllm_reply(row: dict[str, Any]) -> dict[str, Any]:
     positions = row.pop("logprobs", None)
     row.pop("prompt_logprobs", None)
     readable = None
-    if positions is not None:
+    asked = bool(json.loads(row[_SAMPLING]).get("logprobs")) if row.get(_SAMPLING) else False
+    if positions is not None and asked:
         readable = []
         for candidates in positions:
             tokens: dict[str, float] = {}
