@@ -27,7 +27,6 @@ Every set is drawn by `seed`: the same seed gives the same rows, in the same ord
 from __future__ import annotations
 
 import ast
-import gzip
 import io
 import json
 import random
@@ -42,6 +41,7 @@ from pipeline.contracts import ConfigError, content_id
 from quality.answer_checks import check_arithmetic
 from quality.benchmark_sets import load_gsm8k_test, load_humaneval
 from quality.instruction_checks import is_mostly_chinese
+from quality.json_lines import read_json_lines
 from quality.package_files import package_data_path
 
 GSM8K_JUDGED = "gsm8k_judged"
@@ -366,43 +366,28 @@ def read_judged_file(
 ) -> list[JudgedResponse]:
     """The judged responses of a JSON Lines file (plain or .gz): a question, a response and whether
     it is good per line (a passage optional). A line that cannot become one is an error naming it."""
-    opener = gzip.open if path.name.endswith(".gz") else open
     judged = []
-    try:
-        with opener(path, "rt", encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                where = f"judged-response file {path}, line {number}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise ConfigError(f"{where}: not JSON ({error.msg}); fix or remove the line") from None
-                if not isinstance(record, dict):
-                    raise ConfigError(f"{where}: a JSON object per line, with {question_field!r}, {response_field!r} and {good_field!r}")
-                question, response, good = record.get(question_field), record.get(response_field), record.get(good_field)
-                if not isinstance(question, str) or not question.strip() or not isinstance(response, str):
-                    raise ConfigError(f"{where}: needs string fields {question_field!r} and {response_field!r}; set question_field/response_field")
-                if not isinstance(good, bool):
-                    raise ConfigError(f"{where}: {good_field!r} must be true or false, not {good!r}; set good_field")
-                judged.append(
-                    JudgedResponse(
-                        set_name=name,
-                        key=str(number),
-                        variant="user",
-                        question=question.strip(),
-                        response=response,
-                        good=good,
-                        domain=domain or "general",
-                        lang=lang or ("zh" if is_mostly_chinese(question) else "en"),
-                        passage=record.get(passage_field) if isinstance(record.get(passage_field), str) else None,
-                        origin={"file": path.name, "line": number},
-                    )
-                )
-    except FileNotFoundError:
-        raise ConfigError(f"judged-response file {name!r}: no file at {path}; fix `path` (relative paths start at the job file's folder)") from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"judged-response file {path} is not UTF-8 ({error.reason}); re-encode it") from None
-    if not judged:
-        raise ConfigError(f"judged-response file {path} holds none; add one JSON object per line")
+    for number, record in read_json_lines(path, what="judged-response file", name=name, none_held="none"):
+        where = f"judged-response file {path}, line {number}"
+        if not isinstance(record, dict):
+            raise ConfigError(f"{where}: a JSON object per line, with {question_field!r}, {response_field!r} and {good_field!r}")
+        question, response, good = record.get(question_field), record.get(response_field), record.get(good_field)
+        if not isinstance(question, str) or not question.strip() or not isinstance(response, str):
+            raise ConfigError(f"{where}: needs string fields {question_field!r} and {response_field!r}; set question_field/response_field")
+        if not isinstance(good, bool):
+            raise ConfigError(f"{where}: {good_field!r} must be true or false, not {good!r}; set good_field")
+        judged.append(
+            JudgedResponse(
+                set_name=name,
+                key=str(number),
+                variant="user",
+                question=question.strip(),
+                response=response,
+                good=good,
+                domain=domain or "general",
+                lang=lang or ("zh" if is_mostly_chinese(question) else "en"),
+                passage=record.get(passage_field) if isinstance(record.get(passage_field), str) else None,
+                origin={"file": path.name, "line": number},
+            )
+        )
     return judged

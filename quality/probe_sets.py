@@ -17,8 +17,6 @@ uses (quality/answer_extraction.py), so a probe is right exactly when the vote w
 
 from __future__ import annotations
 
-import gzip
-import json
 import math
 import random
 from collections.abc import Callable
@@ -30,6 +28,7 @@ from pipeline.contracts import ConfigError, content_id
 from quality.answer_extraction import canonicalise_answer, extract_answer
 from quality.benchmark_sets import load_gsm8k_test, load_humaneval
 from quality.instruction_checks import is_mostly_chinese
+from quality.json_lines import read_json_lines
 
 GSM8K = "gsm8k"
 HUMANEVAL = "humaneval"
@@ -248,30 +247,16 @@ def read_probe_file(
     final answer: number, option letter, yes/no, a few words), tests (Python run after the answer's
     code), or both. Domain defaults to `code` for lines with tests, else `general`; the language to
     Chinese or English by script. A line that cannot become a probe is an error naming it."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    probes = []
-    try:
-        with opener(path, "rt", encoding="utf-8") as lines:
-            for line_number, line in enumerate(lines, start=1):
-                if line.strip():
-                    probes.append(_probe_from_line(line, path, line_number, name, question_field, answer_field, tests_field, domain, lang))
-    except FileNotFoundError:
-        raise ConfigError(f"probe file {name!r}: no file at {path}; fix `path` (relative paths start at the job file's folder)") from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"probe file {path} is not UTF-8 ({error.reason}); re-encode it") from None
-    if not probes:
-        raise ConfigError(f"probe file {path} holds no probes; add one JSON object per line")
-    return probes
+    return [
+        _probe_from_record(record, path, line_number, name, question_field, answer_field, tests_field, domain, lang)
+        for line_number, record in read_json_lines(path, what="probe file", name=name, none_held="no probes")
+    ]
 
 
-def _probe_from_line(
-    line: str, path: Path, line_number: int, name: str, question_field: str, answer_field: str, tests_field: str, domain: str | None, lang: str | None
+def _probe_from_record(
+    record: Any, path: Path, line_number: int, name: str, question_field: str, answer_field: str, tests_field: str, domain: str | None, lang: str | None
 ) -> Probe:
     where = f"probe file {path}, line {line_number}"
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{where}: not JSON ({error.msg}); fix or remove the line") from None
     question = record.get(question_field) if isinstance(record, dict) else None
     if not isinstance(question, str) or not question.strip():
         raise ConfigError(f"{where}: no string field {question_field!r}; set question_field")
