@@ -1,7 +1,10 @@
-"""Content digests of files, as shards and `mix.json` record them to detect changed or torn files."""
+"""Content digests of files, as shards and `mix.json` record them to detect changed or torn files,
+and the cheaper stamps a stage fingerprint takes of the user files it reads."""
 
 import hashlib
 from pathlib import Path
+
+from pipeline.contracts import ConfigError
 
 
 def sha256_file(path: Path) -> str:
@@ -12,3 +15,12 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def user_file_stamp(path: Path, what: str) -> list:
+    """[path, size, mtime] of a user file a stage reads, for its fingerprint: an edited file makes
+    the stage stale. `what` names the file in the error when there is none."""
+    if not path.is_file():
+        raise ConfigError(f"{what}: no file at {path}; fix `path` (relative paths start at the job file's folder)")
+    stat = path.stat()
+    return [str(path), stat.st_size, stat.st_mtime_ns]

@@ -20,6 +20,7 @@ import yaml
 
 from pipeline import contracts as c
 from pipeline.config import ConfigError, JobConfig, parse_job
+from pipeline.file_digest import user_file_stamp
 from pipeline.stage import with_columns
 from pipeline.store import StageDir
 from pipeline.unit_commit import commit_as_unit, unit_name
@@ -51,13 +52,7 @@ class MeasuredRows:
         """User files by size and mtime: an edited file makes the stage stale."""
         files = {}
         for entry in self.params.files:
-            path = self.file_path(entry)
-            if not path.is_file():
-                raise ConfigError(
-                    f"file {entry.name!r} of stage '{self.context.stage_name}': no file at {path}; fix `path` (relative paths start at the job file's folder)"
-                )
-            stat = path.stat()
-            files[entry.name] = [str(path), stat.st_size, stat.st_mtime_ns]
+            files[entry.name] = user_file_stamp(self.file_path(entry), f"file {entry.name!r} of stage '{self.context.stage_name}'")
         return {"probe_files": files}
 
     def check_probes_leave(self) -> None:

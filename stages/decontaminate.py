@@ -23,6 +23,7 @@ from pydantic import Field
 
 from pipeline import columns
 from pipeline.config import ConfigError
+from pipeline.file_digest import user_file_stamp
 from pipeline.inputs.sample_text import check_text_source, row_texts
 from pipeline.rejects import RejectReason
 from pipeline.stage import Execution, Resources, Stage, StageParams
@@ -59,13 +60,7 @@ class Decontaminate(Stage):
         files = {}
         for benchmark in self.params.benchmarks:
             if isinstance(benchmark, BenchmarkFile):
-                path = self.benchmark_path(benchmark)
-                if not path.is_file():
-                    raise ConfigError(
-                        f"decontaminate benchmark {benchmark.name!r}: no file at {path}; fix `path` (relative paths start at the job file's folder)"
-                    )
-                stat = path.stat()
-                files[benchmark.name] = [str(path), stat.st_size, stat.st_mtime_ns]
+                files[benchmark.name] = user_file_stamp(self.benchmark_path(benchmark), f"decontaminate benchmark {benchmark.name!r}")
         return {"benchmark_files": files}
 
     def setup_on_driver(self) -> None:
