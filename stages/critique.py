@@ -83,15 +83,12 @@ _lid_model = functools.cache(load_lid_model)
 # Columns that live only between `prepare` and `transform`.
 _CHECK_REASON = "__critique_check_reason"
 _CHECK_DETAIL = "__critique_check_detail"
-# Where a signal's error was a prompt too long for the judge: its reason does not fit the
-# one error column kept per signal, so it leads the error text.
-_TOO_LONG_MARK = "prompt_too_long: "
 _USAGE = ("__critique_requests", "__critique_prompt_tokens", "__critique_generated_tokens")
 
 
-def _reply_columns(signal: str) -> tuple[str, str, str]:
-    """(text, top log-probabilities, error) of one signal's reply."""
-    return f"__critique_{signal}_text", f"__critique_{signal}_logprobs", f"__critique_{signal}_error"
+def _reply_columns(signal: str) -> tuple[str, str, str, str]:
+    """(text, top log-probabilities, error, error's reject reason) of one signal's reply."""
+    return f"__critique_{signal}_text", f"__critique_{signal}_logprobs", f"__critique_{signal}_error", f"__critique_{signal}_error_reason"
 
 
 class CritiqueChecks(StageParams):
@@ -297,12 +294,10 @@ class Critique(ModelStage):
         readings: dict[str, Any] = {}
         failure: tuple[RejectReason, str] | None = None
         for signal in params.signals:
-            text, logprobs, error = (row.get(name) for name in _reply_columns(signal))
+            text, logprobs, error, error_reason = (row.get(name) for name in _reply_columns(signal))
             if error:
-                # keep_reply marks a prompt counted too long for the judge (see there).
-                too_long = str(error).startswith(_TOO_LONG_MARK)
-                detail = str(error).removeprefix(_TOO_LONG_MARK)
-                failure = failure or (RejectReason.PROMPT_TOO_LONG if too_long else RejectReason.LLM_ERROR, f"{signal}: {detail[:1000]}")
+                # apply_llm's reason for the failed request: prompt_too_long, else llm_error.
+                failure = failure or (RejectReason(error_reason or RejectReason.LLM_ERROR), f"{signal}: {str(error)[:1000]}")
                 continue
             if text is None and logprobs is None:  # not asked: a check failed, or no passage to ground on
                 continue
@@ -407,7 +402,7 @@ def find_shortfall(score: float, readings: dict[str, Any], params: CritiqueParam
 def keep_reply(batch: pa.Table, *, signal: str, model_name: str) -> pa.Table:
     """After one judge call: its reply into the signal's own columns, its tokens added to the
     stage's running usage (the next call's reply columns overwrite the LLM layer's)."""
-    text, logprobs, error = _reply_columns(signal)
+    text, logprobs, error, error_reason = _reply_columns(signal)
     asked = pc.is_valid(batch[c.LLM_MODEL]).to_numpy(zero_copy_only=False)
     usage = {}
     for name, source in zip(_USAGE, (None, c.PROMPT_TOKENS, c.GENERATED_TOKENS)):
@@ -421,13 +416,8 @@ def keep_reply(batch: pa.Table, *, signal: str, model_name: str) -> pa.Table:
         {
             text: batch[c.GENERATED_TEXT],
             logprobs: batch[c.LLM_TOP_LOGPROBS],
-            error: pa.array(
-                [
-                    _TOO_LONG_MARK + message if message and reason == RejectReason.PROMPT_TOO_LONG.value else message
-                    for message, reason in zip(batch[c.LLM_ERROR].to_pylist(), _column_or_nulls(batch, c.LLM_ERROR_REASON), strict=True)
-                ],
-                pa.string(),
-            ),
+            error: batch[c.LLM_ERROR],
+            error_reason: batch[c.LLM_ERROR_REASON],
             **{name: pa.array(values, pa.int64()) for name, values in usage.items()},
             # What the runner counts per model: every judge call of the pair so far.
             c.LLM_REQUESTS: pa.array(requests, pa.int64()),
@@ -436,10 +426,6 @@ def keep_reply(batch: pa.Table, *, signal: str, model_name: str) -> pa.Table:
             c.LLM_MODEL: model,
         },
     )
-
-
-def _column_or_nulls(batch: pa.Table, name: str) -> list[Any]:
-    return batch[name].to_pylist() if name in batch.column_names else [None] * batch.num_rows
 
 
 def generation_meta_of(row: dict[str, Any], score: float) -> str:
