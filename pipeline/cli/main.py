@@ -223,7 +223,11 @@ def command_export(args: argparse.Namespace) -> int:
             )
         result = export_final_pairs(run_dir, Path(args.target), seed_licences=_seed_licences(args.seed_license))
         summary = {key: result[key] for key in ("stage", "path", "rows", "rows_by_domain", "probes_left_out", "configs")}
-        _print(summary, args.json, lambda r: f"{r['rows']} final pairs of stage {r['stage']} written to {r['path']} with README.md; configs: {', '.join(r['configs'])}")
+        _print(
+            summary,
+            args.json,
+            lambda r: f"{r['rows']} final pairs of stage {r['stage']} written to {r['path']} with README.md; configs: {', '.join(r['configs'])}",
+        )
         return 0
     args.stage = args.target
     out = args.output or run_dir / "exports" / f"{args.stage}{'-rejects' if args.rejects else ''}{'.jsonl' if args.format == 'jsonl' else ''}"

@@ -12,15 +12,20 @@ check (`DatasetCard.validate`) needs the network.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import JobConfig
+from pipeline.contracts import SOURCE
 from pipeline.inspection.eval_view import render_eval
 from pipeline.inspection.evaluation import evaluate_run
 from pipeline.inspection.generation_cost import generation_cost
 from pipeline.inspection.licences import HUB_LICENCE_IDS, Licence, card_licence_fields, model_licence, seed_licence
-from pipeline.inspection.run_contents import job_stage_kinds, stage_manifest
+from pipeline.inspection.run_contents import job_stage_kinds, recorded_job, stage_manifest
 from pipeline.llm.prompts import PromptError, load_prompt
+from pipeline.storage import parquet_schema, read_parquet
+from pipeline.store import StageDir
 
 SPLIT = "train"
 TASK_CATEGORIES = ["text-generation", "question-answering"]
@@ -42,8 +47,9 @@ def write_dataset_card(run_dir: Path, summary: dict[str, Any], path: Path, seed_
 
     stages = job_stage_kinds(run_dir)
     manifests = {name: stage_manifest(run_dir, name) or {} for name, _ in stages}
-    models = _models(manifests)
-    licences = _licence_rows(models, summary["rows_by_source"], seed_licences)
+    models = _models(manifests, recorded_job(run_dir))
+    sources = summary["rows_by_source"] or _seed_sources(run_dir, stages)
+    licences = _licence_rows(models, sources, seed_licences)
     data = DatasetCardData(
         **card_licence_fields([licence for _, licence in licences]),
         language=summary["languages"] or None,
@@ -124,7 +130,7 @@ def _what_it_is(run_dir: Path, summary: dict[str, Any]) -> str:
         "```python\nimport datasets\n\n"
         f'pairs = datasets.load_dataset("PATH_OR_REPO")                 # every domain\n'
         f'{one} = datasets.load_dataset("PATH_OR_REPO", "{one}")  # one domain\n```\n\n'
-        "To publish this folder: `huggingface_hub.HfApi().upload_folder(folder_path=PATH, repo_id=REPO, repo_type=\"dataset\")`."
+        'To publish this folder: `huggingface_hub.HfApi().upload_folder(folder_path=PATH, repo_id=REPO, repo_type="dataset")`.'
     )
 
 
@@ -134,8 +140,17 @@ def _columns(exported: dict[str, str]) -> str:
 
 def _licence_rows(models: dict[str, dict[str, Any]], rows_by_source: dict[str, int], stated: dict[str, str]) -> list[tuple[str, Licence]]:
     rows = [(f"model `{name}` ({spec['model']})", model_licence(spec["engine"], spec["model"])) for name, spec in models.items()]
-    rows += [(f"seeds `{source}` ({count} pairs)", seed_licence(source, stated)) for source, count in rows_by_source.items() if source]
+    rows += [(f"seeds `{source}` ({count} rows)", seed_licence(source, stated)) for source, count in rows_by_source.items() if source]
     return rows
+
+
+def _seed_sources(run_dir: Path, stages: list[tuple[str, str]]) -> dict[str, int]:
+    """The seed sources of a run whose pairs carry no `source` column: those of its first stage's
+    rows (the seeds), counted there; a stage without the column gives none."""
+    files = StageDir(run_dir, stages[0][0]).part_files() if stages else []
+    if not files or SOURCE not in parquet_schema(files[0]).names:
+        return {}
+    return dict(Counter(value for path in files for value in read_parquet(path, columns=[SOURCE])[SOURCE].to_pylist() if value))
 
 
 def _licences(rows: list[tuple[str, Licence]]) -> str:
@@ -165,13 +180,15 @@ def _funnel(stages: list[tuple[str, str]], manifests: dict[str, dict], summary: 
     )
 
 
-def _models(manifests: dict[str, dict]) -> dict[str, dict[str, Any]]:
-    """Every model a stage called: the job's name -> engine, model (weights or served name), dtype, stages."""
+def _models(manifests: dict[str, dict], job: JobConfig | None) -> dict[str, dict[str, Any]]:
+    """Every model a stage called: the job's name -> engine, model (weights or served name), dtype,
+    stages; the spec as the stage's fingerprint recorded it, else as the recorded job has it."""
+    recorded = {name: spec.model_dump(mode="json") for name, spec in job.models.items()} if job is not None else {}
     models: dict[str, dict[str, Any]] = {}
     for stage, manifest in manifests.items():
         specs = (manifest.get("fingerprint_parts") or {}).get("models") or {}
         for name, usage in (manifest.get("llm") or {}).items():
-            spec = specs.get(name) or {}
+            spec = specs.get(name) or recorded.get(name) or {}
             entry = models.setdefault(name, {"engine": spec.get("engine", "?"), "model": spec.get("model"), "dtype": usage.get("dtype"), "stages": []})
             entry["stages"].append(stage)
     return models
@@ -187,8 +204,7 @@ def _models_and_prompts(stages: list[tuple[str, str]], manifests: dict[str, dict
         "## Models and prompts\n\n"
         + (_table(["model (job name)", "engine", "weights", "dtype", "stages"], model_rows) if model_rows else "No stage called a model.")
         + "\n\nPrompt templates each stage ran, by id, with the sha256 of the template file the run hashed "
-        "(`prompts/<id>.j2` in synthmix):\n\n"
-        + (_table(["stage", "template", "version", "sha256"], prompt_rows) if prompt_rows else "none recorded")
+        "(`prompts/<id>.j2` in synthmix):\n\n" + (_table(["stage", "template", "version", "sha256"], prompt_rows) if prompt_rows else "none recorded")
     )
 
 
@@ -219,7 +235,11 @@ def _filters(run_dir: Path, stages: list[tuple[str, str]], manifests: dict[str, 
         "## Filters and how well they work\n\n"
         "Each stage that rejected rows, and what the probes (problems with known answers sent through the recipe) say of it: "
         "`helps` when kept answers are right more often than rejected ones (95% interval above zero), `unclear` or `hurts` "
-        f"otherwise, `n/a` where it rejected no probe, `{NOT_MEASURED}` where no probe reached it.\n\n" + table + "\n\nThe evaluation (`synthmix eval RUN`):\n\n```text\n" + measured + "\n```"
+        f"otherwise, `n/a` where it rejected no probe, `{NOT_MEASURED}` where no probe reached it.\n\n"
+        + table
+        + "\n\nThe evaluation (`synthmix eval RUN`):\n\n```text\n"
+        + measured
+        + "\n```"
     )
 
 
