@@ -7,6 +7,7 @@ synthmix trace RUN_DIR ID [--json]
 synthmix eval RUN_DIR [--json]
 synthmix report RUN_DIR [-o report.html]
 synthmix export RUN_DIR STAGE --format jsonl|hf [-o PATH] [--rejects]
+synthmix export RUN_DIR --format hf OUT [--final] [--seed-license SOURCE=ID]...
 synthmix megatron MIX_JSON OUT_DIR [--json]
 synthmix submit JOB --address http://HEAD:8265 --run-dir /shared/DIR [--wait] [--set ...] [--pip P]... [--env K=V]... [--no-local-check]
 synthmix jobs status|logs|stop ID --address http://HEAD:8265 [--follow]
@@ -208,12 +209,43 @@ def command_report(args: argparse.Namespace) -> int:
 @_inspection
 def command_export(args: argparse.Namespace) -> int:
     from pipeline.inspection.export import export_stage
+    from pipeline.inspection.final_pairs import export_final_pairs
+    from pipeline.inspection.run_contents import RunInspectionError, stage_names
 
     run_dir = local_view(args.run_dir)
+    # The second argument is a stage of the run (one stage's rows) or else the folder for the
+    # final pairs; --final says it is the folder even where a stage has its name.
+    if args.final or (args.target not in stage_names(run_dir) and not args.rejects and args.output is None):
+        if args.format != "hf":
+            raise RunInspectionError(
+                f"'{args.target}' is no stage of {run_dir} (stages: {', '.join(stage_names(run_dir))}); "
+                "to export the run's final pairs to that folder, pass --format hf"
+            )
+        result = export_final_pairs(run_dir, Path(args.target), seed_licences=_seed_licences(args.seed_license))
+        summary = {key: result[key] for key in ("stage", "path", "rows", "rows_by_domain", "probes_left_out", "configs")}
+        _print(
+            summary,
+            args.json,
+            lambda r: f"{r['rows']} final pairs of stage {r['stage']} written to {r['path']} with README.md; configs: {', '.join(r['configs'])}",
+        )
+        return 0
+    args.stage = args.target
     out = args.output or run_dir / "exports" / f"{args.stage}{'-rejects' if args.rejects else ''}{'.jsonl' if args.format == 'jsonl' else ''}"
     result = export_stage(run_dir, args.stage, args.format, out, rejects=args.rejects)
     _print(result, args.json, lambda r: f"{r['rows']} rows of stage {r['stage']} written to {r['path']} ({r['format']})")
     return 0
+
+
+def _seed_licences(items: list[str]) -> dict[str, str]:
+    from pipeline.inspection.run_contents import RunInspectionError
+
+    licences = {}
+    for item in items:
+        source, sep, licence = item.partition("=")
+        if not sep or not source or not licence:
+            raise RunInspectionError(f"--seed-license {item!r} must be SOURCE=ID, e.g. zh_seeds.jsonl=cc-by-sa-4.0")
+        licences[source] = licence
+    return licences
 
 
 def command_megatron(args: argparse.Namespace) -> int:
@@ -333,9 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="copy a stage's rows out as JSON Lines or a Hugging Face dataset")
     export.add_argument("run_dir")
-    export.add_argument("stage")
-    export.add_argument("--format", choices=["jsonl", "hf"], default="jsonl", help="jsonl, or hf (datasets.Dataset.save_to_disk)")
-    export.add_argument("-o", "--output", type=Path, help="where to write (default: RUN_DIR/exports/STAGE[.jsonl])")
+    export.add_argument("target", metavar="STAGE|OUT", help="a stage of the run, or the new folder for the run's final pairs (with --format hf)")
+    export.add_argument("--format", choices=["jsonl", "hf"], default="jsonl", help="jsonl, or hf (a stage: datasets save_to_disk; final pairs: Parquet + card)")
+    export.add_argument("-o", "--output", type=Path, help="where a stage goes (default: RUN_DIR/exports/STAGE[.jsonl])")
+    export.add_argument("--final", action="store_true", help="export the final pairs to OUT even where a stage has that name")
+    export.add_argument("--seed-license", action="append", default=[], metavar="SOURCE=ID", help="the licence of a seed source the card cannot know")
     export.add_argument("--rejects", action="store_true", help="export the stage's rejected rows instead")
     export.add_argument("--json", action="store_true", help="machine-readable output")
     export.set_defaults(handler=command_export)

@@ -81,12 +81,19 @@ def _stage_entry(stage: str, model: str, entry: dict[str, Any]) -> dict[str, Any
     }
 
 
+def final_stage(stages: list[tuple[str, str]]) -> str | None:
+    """The job's last stage before `tokenize`/`mix`: its rows are the pairs the recipe kept
+    (the probes a `probe_exit` set aside apart); None for a job of shard stages only."""
+    before_shards = [name for name, kind in stages if kind not in SHARD_KINDS]
+    return before_shards[-1] if before_shards else None
+
+
 def _kept_rows(run_dir: Path, stages: list[tuple[str, str]]) -> dict[str, Any] | None:
     """The pairs kept at the end, per domain; None when the last stage has not run."""
-    before_shards = [(name, kind) for name, kind in stages if kind not in SHARD_KINDS]
-    if not before_shards:
+    end = final_stage(stages)
+    if end is None:
         return None
-    end = before_shards[-1][0]
+    before_shards = [(name, kind) for name, kind in stages if kind not in SHARD_KINDS]
     end_dir = StageDir(run_dir, end)
     if end_dir.manifest() is None:
         return None
