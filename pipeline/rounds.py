@@ -297,7 +297,7 @@ def _write_union(job: JobConfig, recipe: Recipe, state: dict, tokens: TokenCount
     summary = {"rounds": state["rounds"], "stop": state["stop"], "past_target": job.rounds_settings().past_target}
     stage_dir = StageDir(run_dir, recipe.end.name)
     manifest = stage_dir.manifest()
-    if manifest is not None and manifest.get("fingerprint") == recipe.end.fingerprint and manifest.get("extra", {}).get("rounds") == summary:
+    if manifest is not None and manifest.get("fingerprint") == recipe.end.fingerprint and manifest.get("extra") == summary:
         return
     union = accepted_rows(run_dir, state["rounds"])
     rejected = [read_parquet(round_dir(run_dir, entry["round"]) / DUPLICATES) for entry in state["rounds"] if entry["status"] == "done"]

@@ -62,8 +62,9 @@ def rounds_reply(body: dict) -> str:
     return schema_reply(body)
 
 
-def use_fake_engine(answer_after_s: float = 0.0) -> None:
-    engine_pool.BACKEND_FACTORY = functools.partial(FakeBackend, reply=rounds_reply, answer_after_s=answer_after_s)
+def fake_backend(answer_after_s: float = 0.0):
+    """The engine factory to put in engine_pool.BACKEND_FACTORY."""
+    return functools.partial(FakeBackend, reply=rounds_reply, answer_after_s=answer_after_s)
 
 
 def write_topics(path: Path, topics: list[int]) -> None:
@@ -102,6 +103,6 @@ if __name__ == "__main__":
     from pipeline.rounds import run_in_rounds
     from stages.registry import STAGES
 
-    use_fake_engine(answer_after_s=0.05)
+    engine_pool.BACKEND_FACTORY = fake_backend(answer_after_s=0.05)
     run_dir, corpus = Path(sys.argv[1]), Path(sys.argv[2])
     run_in_rounds(make_job(run_dir, corpus, targets=TARGETS), STAGES, job_dir=corpus.parent)
