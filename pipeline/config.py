@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline import contracts
 from pipeline.contracts import ConfigError
 from pipeline.llm.models import EmbeddedModel, ModelSpec
 from pipeline.storage import RemotePath, as_path, configure
+from quality.lsh import MinHashConfig
 
 
 class RayConfig(BaseModel):
@@ -53,6 +55,83 @@ class StageEntry(BaseModel):
         return self.kind or self.name
 
 
+class TargetAmount(BaseModel):
+    """What one target asks for: kept pairs, kept tokens (instruction + answer, in the tokenize
+    stage's tokenizer), or both; a target with both is met when both are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pairs: int | None = Field(default=None, ge=1)
+    tokens: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _asks_for_something(self):
+        if self.pairs is None and self.tokens is None:
+            raise ValueError("a target needs pairs, tokens or both, e.g. {pairs: 10}")
+        return self
+
+    def amounts(self) -> dict[str, int]:
+        return {measure: value for measure, value in (("pairs", self.pairs), ("tokens", self.tokens)) if value is not None}
+
+
+def check_target_key(key: str) -> str:
+    """`DOMAIN` or `DOMAIN/LANGUAGE`; DOMAIN `*` is every domain (`*/zh`: all Chinese pairs)."""
+    parts = key.split("/")
+    if len(parts) > 2 or not all(part.strip() for part in parts):
+        raise ValueError(f"target key {key!r} is not DOMAIN or DOMAIN/LANGUAGE; write e.g. math, code/en or */zh")
+    return key
+
+
+class BudgetConfig(BaseModel):
+    """The most a run in rounds may spend; the first limit reached stops it. Engine hours are the
+    seconds the job's engines generated plus their start-ups, summed over replicas and rounds
+    (generation_cost's engine_s + startup_s); money is engine hours times `price_per_engine_hour`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    generated_tokens: int | None = Field(default=None, ge=1)
+    engine_hours: float | None = Field(default=None, gt=0)
+    money: float | None = Field(default=None, gt=0)
+    price_per_engine_hour: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _limits_something(self):
+        if self.money is not None and self.price_per_engine_hour is None:
+            raise ValueError("money needs price_per_engine_hour (what one engine hour costs) to count spend against it")
+        if self.generated_tokens is None and self.engine_hours is None and self.money is None:
+            raise ValueError("a budget needs at least one of generated_tokens, engine_hours, money")
+        return self
+
+
+class CrossRoundDedup(MinHashConfig):
+    """Near-duplicates of an earlier round's kept pairs, found by the project's MinHash/LSH."""
+
+    text_columns: list[str] = Field(default_factory=lambda: [contracts.INSTRUCTION, contracts.ANSWER], min_length=1)
+
+
+class RoundsConfig(BaseModel):
+    """How a job with targets or a budget sizes its rounds (docs/targets.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The first round's slice: its yield per seed sizes every later one.
+    pilot_seeds: int = Field(default=4, ge=1)
+    # Floor and cap of a later round's slice: a tiny slice measures nothing, a huge one overshoots.
+    min_seeds: int = Field(default=2, ge=1)
+    max_seeds: int = Field(default=64, ge=1)
+    max_rounds: int = Field(default=10, ge=1)
+    # trim: pairs past every target that covers them (and pairs no target covers) leave the
+    # shards, counted as past_target rejects; keep: every kept pair goes on to the shards.
+    past_target: Literal["trim", "keep"] = "trim"
+    dedup: CrossRoundDedup = CrossRoundDedup()
+
+    @model_validator(mode="after")
+    def _floor_under_cap(self):
+        if self.min_seeds > self.max_seeds:
+            raise ValueError(f"min_seeds {self.min_seeds} is above max_seeds {self.max_seeds}; lower min_seeds or raise max_seeds")
+        return self
+
+
 def _default_models() -> dict[str, ModelSpec]:
     return {"embedded": EmbeddedModel()}
 
@@ -66,6 +145,11 @@ class JobConfig(BaseModel):
     ray: RayConfig = RayConfig()
     models: dict[str, ModelSpec] = Field(default_factory=_default_models)
     stages: list[StageEntry]
+    # Kept pairs/tokens wanted per `DOMAIN` or `DOMAIN/LANGUAGE`; with `budget`, the job runs in
+    # rounds (pipeline/rounds.py) that stop when every target is met or the budget is spent.
+    targets: dict[str, TargetAmount] | None = None
+    budget: BudgetConfig | None = None
+    rounds: RoundsConfig | None = None
     # Stage sections, keyed by stage name; validated against each stage's params model later.
     sections: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Where the job came from, for error messages.
@@ -77,6 +161,28 @@ class JobConfig(BaseModel):
         if isinstance(value, list):
             return [{"name": item} if isinstance(item, str) else item for item in value]
         return value
+
+    @field_validator("targets")
+    @classmethod
+    def _target_keys(cls, targets: dict[str, TargetAmount] | None) -> dict[str, TargetAmount] | None:
+        if targets is not None and not targets:
+            raise ValueError("targets is empty; name at least one, e.g. {math: {pairs: 10}}, or remove the key")
+        for key in targets or {}:
+            check_target_key(key)
+        return targets
+
+    @model_validator(mode="after")
+    def _rounds_need_a_goal(self):
+        if self.rounds is not None and self.targets is None and self.budget is None:
+            raise ValueError("rounds: sizes the rounds of a job with targets or a budget; add one of them, or remove rounds")
+        return self
+
+    @property
+    def runs_in_rounds(self) -> bool:
+        return self.targets is not None or self.budget is not None
+
+    def rounds_settings(self) -> RoundsConfig:
+        return self.rounds or RoundsConfig()
 
     def resolved_run_dir(self) -> Path | RemotePath:
         # Every s3:// path this process makes from here on (run directory, seeds) uses the job's

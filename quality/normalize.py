@@ -160,3 +160,11 @@ def collapse_spaces(mapped: np.ndarray, offsets: np.ndarray) -> pa.LargeStringAr
     collapsed = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(new_offsets), pa.py_buffer(mapped[~dropped]))
     # At most one space is left at each text's end, the first of its trailing run.
     return pc.utf8_rtrim(collapsed, " ")
+
+
+def joined_texts(block: pa.Table, text_columns: list[str]) -> pa.Array:
+    """The text columns joined by newlines, nulls as empty strings."""
+    parts = [pc.fill_null(block[name].cast(pa.large_string()), "") for name in text_columns]
+    if len(parts) == 1:
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, pa.scalar("\n", pa.large_string()))

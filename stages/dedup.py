@@ -72,7 +72,7 @@ from quality.lsh import (
     shared_bucket_rows,
 )
 from quality.minhash import estimate_jaccard, has_shingles, sign_units
-from quality.normalize import normalize_texts, string_buffers
+from quality.normalize import joined_texts, normalize_texts, string_buffers
 from quality.scripts import SCRIPTS, dominant_scripts
 from quality.shingles import cut_units, hash_normalized_shingles, hash_spans
 
@@ -224,14 +224,6 @@ def concat_pieces(pieces: tuple[dict[str, np.ndarray], ...]) -> dict[str, np.nda
 def concat_blocks(blocks: tuple[pa.Table, ...]) -> pa.Table:
     """The group's blocks as one table (chunks kept, nothing copied)."""
     return pa.concat_tables([block for block in blocks if block.num_rows] or list(blocks[:1]), promote_options="default")
-
-
-def joined_texts(block: pa.Table, text_columns: list[str]) -> pa.Array:
-    """The text columns joined by newlines, nulls as empty strings."""
-    parts = [pc.fill_null(block[name].cast(pa.large_string()), "") for name in text_columns]
-    if len(parts) == 1:
-        return parts[0]
-    return pc.binary_join_element_wise(*parts, pa.scalar("\n", pa.large_string()))
 
 
 def document_keys(group: int, count: int) -> np.ndarray:

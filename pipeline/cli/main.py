@@ -31,6 +31,7 @@ from pipeline.inputs.seed_files import SeedInputError
 from pipeline.inspection.run_copy import local_view
 from pipeline.inspection.run_status import UNDECIDED, inspection_states, recorded_job_dir, stage_statuses
 from pipeline.llm.models import ModelSpecError
+from pipeline.rounds import rounds_summary_line
 from pipeline.runner import RunDirError
 from pipeline.storage import StorageError
 
@@ -47,6 +48,15 @@ def command_run(args: argparse.Namespace) -> int:
     job = load_job(args.job, args.set)
     if args.run_dir:
         job.run_dir = str(args.run_dir)
+    if job.runs_in_rounds:
+        from pipeline.rounds import run_in_rounds
+
+        if args.start or args.only or args.stop or args.force:
+            raise ConfigError(
+                f"{args.job} has targets or a budget and runs in rounds (docs/targets.md): --from, --only, --to and --force do not apply; rerun it as it is to resume"
+            )
+        run_in_rounds(job, _registry(), job_dir=Path(args.job).resolve().parent, address=args.address)
+        return 0
     run_job(
         job,
         _registry(),
@@ -74,6 +84,9 @@ def command_status(args: argparse.Namespace) -> int:
     for row in rows:
         rejected = ", ".join(f"{reason} {n}" for reason, n in row["rejected"].items()) or "-"
         print(f"{row['stage']:<22} {row['state']:<12} {_cell(row['rows_in']):>8} {_cell(row['rows_out']):>8} {_cell(row['wall_s']):>8}  {rejected}")
+    rounds = rounds_summary_line(run_dir)
+    if rounds:
+        print(f"\n{rounds}")
     notes = {row["stage"]: row["why"] for row in rows if "why" in row}
     if notes:
         print(f"\n{UNDECIDED}: complete, but whether the job changed since cannot be decided on this machine:")
@@ -162,7 +175,9 @@ def command_inspect(args: argparse.Namespace) -> int:
     if args.stage is None:
         states, notes = inspection_states(run_dir, _registry())
         # The funnel's JSON carries each stage's llm entries; the text adds the cost per kept pair.
-        _print(run_funnel(run_dir, states, notes), args.json, lambda rows: f"{terminal_view.render_funnel(rows)}\n\n{render_cost(generation_cost(run_dir))}")
+        rounds = rounds_summary_line(run_dir)
+        text = lambda rows: "\n\n".join(part for part in (terminal_view.render_funnel(rows), render_cost(generation_cost(run_dir)), rounds) if part)  # noqa: E731
+        _print(run_funnel(run_dir, states, notes), args.json, text)
     elif args.rejects or args.reason:
         result = profile_rejects(run_dir, args.stage, reason=args.reason, where=args.where, sample=args.sample, seed=args.seed)
         _print(result, args.json, terminal_view.render_rejects)

@@ -28,9 +28,10 @@ def stage_rows(run_dir: Path, stage: str) -> list[dict]:
     return sorted(table.to_pylist(), key=lambda row: row["id"])
 
 
-def start_job(run_dir: Path, corpus: Path) -> subprocess.Popen:
+def start_job(run_dir: Path, corpus: Path, module: str = "tests.pipeline.slow_job") -> subprocess.Popen:
+    """`python -m MODULE RUN_DIR CORPUS` in a session of its own, so a test can kill it whole."""
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.pipeline.slow_job", str(run_dir), str(corpus)],
+        [sys.executable, "-m", module, str(run_dir), str(corpus)],
         cwd=ROOT,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
