@@ -1,6 +1,7 @@
 """`synthmix`: run jobs, see where a run stands, prepare models.
 
 synthmix run JOB [--set KEY=VALUE]... [--run-dir DIR] [--from S | --only S | --to S] [--force] [--address A] [--pilot N]
+synthmix plan RUN_DIR --target DOMAIN=AMOUNT... | --seeds N [--hardware PROFILE] [--model NAME=PROFILE_MODEL]... [--json]
 synthmix status RUN_DIR
 synthmix inspect RUN_DIR [STAGE] [--sample N --seed S --where EXPR --columns A,B] [--rejects [--reason R]] [--json]
 synthmix trace RUN_DIR ID [--json]
@@ -22,6 +23,7 @@ import signal
 import sys
 from pathlib import Path
 
+from pipeline.cli.planning import add_plan_parser
 from pipeline.cli.quality_training import add_quality_parser
 from pipeline.cli.stop_signals import stop_on_signals, stop_signal
 from pipeline.config import ConfigError, load_job
@@ -375,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.set_defaults(handler=command_jobs)
 
     add_quality_parser(commands)
+    add_plan_parser(commands)
     return parser
 
 
