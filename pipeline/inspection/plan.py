@@ -38,6 +38,7 @@ from pipeline.store import StageDir
 PROFILES_DIR = Path(__file__).parent / "hardware"
 SEEDS_KIND = "seeds"
 ALL_DOMAINS = "all"
+PROMPT_BOUND_RATIO = 10
 
 
 class PlanError(ValueError):
@@ -144,7 +145,10 @@ def measure_pilot(run_dir: Path) -> dict[str, Any]:
         "seed_chunks": sum(seeds),
         "end_stage": end,
         "kept": _kept_by_domain(StageDir(run_dir, end)),
-        "stages": [{**entry, "model_id": models.get(entry["model"], {}).get("model", entry["model"])} for entry in cost["stages"]],
+        "stages": [
+            {**entry, "model_id": models.get(entry["model"], {}).get("model", entry["model"]), "batch_size": models.get(entry["model"], {}).get("batch_size")}
+            for entry in cost["stages"]
+        ],
     }
 
 
@@ -210,6 +214,7 @@ def project(
         "unit": profile.unit if profile else "the pilot's engine replica",
         "stages": stages,
         "generated_tokens": sum(stage["generated_tokens"] for stage in stages),
+        "prompt_tokens": sum(stage["prompt_tokens"] for stage in stages),
         "engine_s": engine_s,
         "engine_hours": engine_s / 3600,
         "price_per_hour": price,
@@ -269,6 +274,7 @@ def _project_stage(entry: dict[str, Any], factor: float, kept_pairs: int, profil
         "generated_tokens_per_kept_pair": entry["generated_tokens"] / kept_pairs if kept_pairs else None,
         "engine_s_per_kept_pair": entry["engine_s"] / kept_pairs if kept_pairs and entry["engine_s"] is not None else None,
         "generated_tokens": round(generated),
+        "prompt_tokens": round(entry["prompt_tokens"] * factor),
         "generated_tokens_per_s": rate,
         "throughput_source": source,
         "engine_s": engine_s,
@@ -306,12 +312,32 @@ def _assumptions(pilot: dict[str, Any], profile: HardwareProfile | None, model_m
         lines.append("a model priced as another (--model) is assumed to generate as many tokens per kept pair and keep as many pairs as the pilot's")
     if profile is None:
         lines.append("engine seconds: the pilot's own per stage, scaled; generation only (engine start-ups apart), one replica's seconds summed")
+        part_empty = [f"{entry['stage']} ({entry['requests']} < {entry['batch_size']})" for entry in pilot["stages"] if _batches_part_empty(entry)]
+        if part_empty:
+            lines.append(
+                "the pilot sent some stages fewer requests than their model's batch_size, so their batches ran part-empty and their "
+                f"engine seconds per token overstate a larger run's: {', '.join(part_empty)}"
+            )
     else:
         lines.append(
             f"engine seconds: generated tokens / the profile's '{profile.name}' generation throughput per {profile.unit} "
-            "(published or measured at the source's prompt/output lengths and concurrency, not this recipe's); engine start-ups and prompt-only work apart"
+            "(published or measured at the source's prompt/output lengths and concurrency, not this recipe's); engine start-ups apart"
         )
+        prompt_bound = [f"{stage['stage']} ({stage['prompt_tokens']:.3g} prompt tokens)" for stage in stages if _prompt_bound(stage)]
+        if prompt_bound:
+            lines.append(
+                "prompt tokens are not priced, only generated ones: stages that read far more than they write cost more than shown: " + ", ".join(prompt_bound)
+            )
     return lines
+
+
+def _prompt_bound(stage: dict[str, Any]) -> bool:
+    """A stage reading over ten prompt tokens per token it generates (a judge answering in one token)."""
+    return stage["prompt_tokens"] > PROMPT_BOUND_RATIO * max(stage["generated_tokens"], 1)
+
+
+def _batches_part_empty(entry: dict[str, Any]) -> bool:
+    return bool(entry.get("batch_size")) and entry.get("requests", 0) < entry["batch_size"]
 
 
 # --- view ------------------------------------------------------------------------------------------
@@ -356,7 +382,7 @@ def render_plan(plan: dict[str, Any]) -> str:
     if plan["cost"] is not None:
         cost = f"{plan['cost']:,.0f} {plan['currency']} at {plan['price_per_hour']:g} per {plan['unit']} hour"
     lines.append(
-        f"total: {_num(plan['generated_tokens'])} generated tokens, {plan['engine_hours']:,.2f} engine hours ({plan['engine_s']:,.0f} engine s), {cost}"
+        f"total: {_num(plan['generated_tokens'])} generated tokens ({_num(plan['prompt_tokens'])} prompt tokens), {plan['engine_hours']:,.2f} engine hours ({plan['engine_s']:,.0f} engine s), {cost}"
     )
     lines += ["", "assumptions:"] + [f"  - {line}" for line in plan["assumptions"]]
     sources = sorted({stage["throughput_source"] for stage in plan["stages"]})

@@ -16,8 +16,24 @@ def pilot(**kept):
         "end_stage": "dedup_samples",
         "kept": kept or {"math": {"pairs": 4, "tokens": 800}, "code": {"pairs": 6, "tokens": 3000}},
         "stages": [
-            {"stage": "synthesize", "model": "m", "model_id": "qwen2.5-coder-0.5b", "generated_tokens": 1000, "engine_s": 50.0, "generated_per_engine_s": 20.0},
-            {"stage": "answer", "model": "m", "model_id": "qwen2.5-coder-0.5b", "generated_tokens": 4000, "engine_s": 160.0, "generated_per_engine_s": 25.0},
+            {
+                "stage": "synthesize",
+                "model": "m",
+                "model_id": "qwen2.5-coder-0.5b",
+                "generated_tokens": 1000,
+                "prompt_tokens": 2000,
+                "engine_s": 50.0,
+                "generated_per_engine_s": 20.0,
+            },
+            {
+                "stage": "answer",
+                "model": "m",
+                "model_id": "qwen2.5-coder-0.5b",
+                "generated_tokens": 4000,
+                "prompt_tokens": 50_000,
+                "engine_s": 160.0,
+                "generated_per_engine_s": 25.0,
+            },
         ],
     }
 
@@ -75,7 +91,7 @@ def test_a_profile_turns_generated_tokens_into_engine_hours_and_money():
     assert project(pilot(), seed_chunks=36_000, profile=profile(), model_map={"m": "org/big-7b"}, price_per_hour=4.0)["cost"] == pytest.approx(20.0)
     text = render_plan(plan)
     assert "https://example.org/bench" in text and "m priced as Org/Big-7B (--model)" in text
-    assert re.search(r"total: 18,000,000 generated tokens, 5.00 engine hours \(18,000 engine s\), 10 USD", text)
+    assert re.search(r"total: 18,000,000 generated tokens \(187,200,000 prompt tokens\), 5.00 engine hours \(18,000 engine s\), 10 USD", text)
 
 
 def test_a_model_missing_from_the_profile_is_named_with_the_way_out():
@@ -132,3 +148,19 @@ def test_every_shipped_profile_loads_and_cites_each_figure():
         for entry in shipped.models:
             assert entry.source.startswith("https://") or entry.source.startswith("measured"), f"{name}: {entry.model} has no source"
     assert load_profile("h100").throughput("qwen2.5-coder-7b-instruct").model == "Qwen/Qwen2.5-Coder-7B-Instruct"
+
+
+def test_a_pilot_too_small_to_fill_its_batches_is_flagged_when_its_own_seconds_are_scaled():
+    small = pilot()
+    small["stages"][1].update(requests=7, batch_size=32)
+    small["stages"][0].update(requests=40, batch_size=32)
+    notes = project(small, seed_chunks=30)["assumptions"]
+    assert any("batches ran part-empty" in line and "answer (7 < 32)" in line and "synthesize" not in line.split(":")[-1] for line in notes)
+    assert not any("part-empty" in line for line in project(small, seed_chunks=30, profile=profile(), model_map={"m": "Org/Big-7B"})["assumptions"])
+
+
+def test_a_stage_that_reads_far_more_than_it_writes_is_flagged_on_a_profile():
+    plan = project(pilot(), seed_chunks=20, profile=profile(), model_map={"m": "Org/Big-7B"})
+    assert [stage["prompt_tokens"] for stage in plan["stages"]] == [4000, 100_000] and plan["prompt_tokens"] == 104_000
+    flagged = [line for line in plan["assumptions"] if line.startswith("prompt tokens are not priced")]
+    assert len(flagged) == 1 and "answer (1e+05 prompt tokens)" in flagged[0] and "synthesize" not in flagged[0]
