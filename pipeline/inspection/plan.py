@@ -372,7 +372,7 @@ def render_plan(plan: dict[str, Any]) -> str:
             _num(stage["engine_s_per_kept_pair"], 3),
             _num(stage["generated_tokens"]),
             f"{stage['generated_tokens_per_s']:,.1f}" if stage["generated_tokens_per_s"] else "-",
-            f"{stage['engine_s'] / 3600:,.2f}",
+            _hours(stage["engine_s"] / 3600),
         ]
         for stage in plan["stages"]
     ]
@@ -388,6 +388,10 @@ def render_plan(plan: dict[str, Any]) -> str:
     sources = sorted({stage["throughput_source"] for stage in plan["stages"]})
     lines += ["throughput from:"] + [f"  - {source}" for source in sources]
     return "\n".join(lines)
+
+
+def _hours(hours: float) -> str:
+    return f"{hours:,.0f}" if hours >= 100 else f"{hours:.3g}"
 
 
 def _num(value: float | None, digits: int = 0) -> str:
