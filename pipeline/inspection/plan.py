@@ -39,6 +39,8 @@ PROFILES_DIR = Path(__file__).parent / "hardware"
 SEEDS_KIND = "seeds"
 ALL_DOMAINS = "all"
 PROMPT_BOUND_RATIO = 10
+# Stages that add a fixed set of rows (problems with known answers), however many seeds there are.
+FIXED_SET_KINDS = frozenset({"probes", "probe_source", "judged_responses", "judged_source"})
 
 
 class PlanError(ValueError):
@@ -144,6 +146,7 @@ def measure_pilot(run_dir: Path) -> dict[str, Any]:
         "run_dir": str(run_dir),
         "seed_chunks": sum(seeds),
         "end_stage": end,
+        "fixed_sets": [name for name, kind in stages if kind in FIXED_SET_KINDS],
         "kept": _kept_by_domain(StageDir(run_dir, end)),
         "stages": [
             {**entry, "model_id": models.get(entry["model"], {}).get("model", entry["model"]), "batch_size": models.get(entry["model"], {}).get("batch_size")}
@@ -303,9 +306,11 @@ def _assumptions(pilot: dict[str, Any], profile: HardwareProfile | None, model_m
     lines = [
         f"the yield per seed chunk (kept pairs and tokens per domain after '{pilot['end_stage']}') holds at scale, with the pilot's seed mix: "
         "the domain whose target needs the most seeds sets the run's size, the others overshoot",
-        "every stage's generated tokens grow in proportion to the seed chunks, including sets that do not (probes, judged responses)",
+        "every stage's generated tokens grow in proportion to the seed chunks",
         "kept tokens: instruction + answer in Hunyuan's tokenizer, no chat template",
     ]
+    if pilot.get("fixed_sets"):
+        lines.append(f"the fixed sets of {', '.join(pilot['fixed_sets'])} (known answers, not seeds) are scaled with the seeds too, overstating their share")
     models = sorted({(stage["model"], stage["priced_as"]) for stage in stages})
     lines.append("models: " + "; ".join(f"{name} priced as {priced}" + (" (--model)" if name in model_map else "") for name, priced in models))
     if model_map:

@@ -164,3 +164,9 @@ def test_a_stage_that_reads_far_more_than_it_writes_is_flagged_on_a_profile():
     assert [stage["prompt_tokens"] for stage in plan["stages"]] == [4000, 100_000] and plan["prompt_tokens"] == 104_000
     flagged = [line for line in plan["assumptions"] if line.startswith("prompt tokens are not priced")]
     assert len(flagged) == 1 and "answer (1e+05 prompt tokens)" in flagged[0] and "synthesize" not in flagged[0]
+
+
+def test_fixed_sets_scaled_with_the_seeds_are_named_only_where_the_job_has_them():
+    assert not any("fixed sets" in line for line in project(pilot(), seed_chunks=20)["assumptions"])
+    with_probes = {**pilot(), "fixed_sets": ["probes", "judged_responses"]}
+    assert any("fixed sets of probes, judged_responses" in line for line in project(with_probes, seed_chunks=20)["assumptions"])
