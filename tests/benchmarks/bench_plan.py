@@ -1,6 +1,6 @@
 """Does `synthmix plan` from a pilot of N seed chunks predict a run three times larger?
 
-Run: `PYTHONPATH=. .venv/bin/python -m tests.benchmarks.bench_plan [--pilot 4] [--factor 3] [--job jobs/pilot.yaml] [--runs DIR] [--fresh]`.
+Run: `PYTHONPATH=. .venv/bin/python -m tests.benchmarks.bench_plan [--pilot 12] [--factor 3] [--job jobs/pilot.yaml] [--runs DIR] [--fresh]`.
 It runs `synthmix run JOB --pilot N` and `--pilot F*N` on the embedded model (each in a fresh
 process, Ray and the engine start counted; a fresh finished run is reused, --fresh redoes both),
 plans the larger run from the smaller (`--seeds` = the larger run's seed chunks, on the pilot's
@@ -74,7 +74,7 @@ def _row(name: str, predicted_tokens: float, tokens: float, predicted_s: float, 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--job", type=Path, default=ROOT / "jobs" / "pilot.yaml")
-    parser.add_argument("--pilot", type=int, default=4, help="seed chunks of the pilot")
+    parser.add_argument("--pilot", type=int, default=12, help="seed chunks of the pilot")
     parser.add_argument("--factor", type=int, default=3, help="the larger run has factor x pilot seed chunks")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench_plan", help="where both runs live")
     parser.add_argument("--fresh", action="store_true", help="delete both runs first")
