@@ -95,6 +95,7 @@ class RejectReason(StrEnum):
     PARSE_ERROR = "parse_error"  # a line/record or an LLM output that does not parse
     MISSING_FIELD = "missing_field"  # a record without the configured text field
     EXACT_DUPLICATE = "exact_duplicate"  # same normalised text as a row kept elsewhere
+    NOT_DRAWN = "not_drawn"  # a sound seed chunk past `seeds.max_chunks` (a pilot's slice): left for a larger run
     # generation
     LLM_ERROR = "llm_error"  # the request failed (engine error, timeout, 5xx, context overflow)
     PROMPT_TOO_LONG = "prompt_too_long"  # the rendered prompt has more tokens than the model takes (detail: count, limit)

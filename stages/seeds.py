@@ -8,7 +8,11 @@ Writes one row per chunk: `id` = hash of the chunk text (so exact duplicates sha
 identity, which every later stage carries to the shard rows: `source_id` (the record's own id,
 `seeds.id_field`, as the user gave it) and `origin` (JSON: file, line or row, chunk index and the
 `seeds.keep_fields`). Chunks of one record share its `source_id`.
-Rejects: empty, not_utf8, too_large, parse_error, missing_field, exact_duplicate.
+Rejects: empty, not_utf8, too_large, parse_error, missing_field, exact_duplicate, and not_drawn:
+with `max_chunks` (what `synthmix run --pilot N` sets), only that many chunks go on, the ones with
+the smallest ids. Ids are content hashes, so the draw is a spread-out sample that depends neither
+on Ray's batching nor on file order, and a slice of N is inside a slice of 3N: a pilot's chunks are
+the first ones a larger run takes.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from pipeline import columns
+from pipeline import contracts as c
+from pipeline.contracts import RejectReason
 from pipeline.fingerprint import content_id
 from pipeline.inputs.seed_files import (
     RECORD_SCHEMA,
@@ -33,7 +38,6 @@ from pipeline.inputs.seed_files import (
     list_read_items,
     read_item,
 )
-from pipeline.rejects import RejectReason
 from pipeline.stage import Lineage, Resources, Stage, StageParams, with_reject_columns
 from pipeline.storage import current_endpoint, read_parquet, use_endpoint
 from pipeline.store import StageDir, UnitCounts, read_json, write_atomic_parquet
@@ -64,6 +68,7 @@ class SeedsParams(StageParams):
     use_builtin: bool | None = None
     chunk_chars: int = Field(default=3000, ge=200)
     max_doc_chars: int = Field(default=2_000_000, ge=1, description="longer documents are rejected as too_large")
+    max_chunks: int | None = Field(default=None, ge=1, description="keep only this many chunks (the smallest ids), reject the rest as not_drawn; none: all")
 
     @model_validator(mode="after")
     def _paths_as_list(self):
@@ -80,18 +85,18 @@ class Seeds(Stage):
     params = SeedsParams
     resources = Resources(num_cpus=0.5, batch_size=2048)
     output_fields = (
-        pa.field(columns.ID, pa.string()),
-        pa.field(columns.SEED_ID, pa.string()),
-        pa.field(columns.PARENT_ID, pa.string()),
-        pa.field(columns.SOURCE, pa.string()),
-        pa.field(columns.DOMAIN, pa.string()),
-        pa.field(columns.KIND, pa.string()),
-        pa.field(columns.LANG, pa.string()),
-        pa.field(columns.TEXT, pa.string()),
+        pa.field(c.ID, pa.string()),
+        pa.field(c.SEED_ID, pa.string()),
+        pa.field(c.PARENT_ID, pa.string()),
+        pa.field(c.SOURCE, pa.string()),
+        pa.field(c.DOMAIN, pa.string()),
+        pa.field(c.KIND, pa.string()),
+        pa.field(c.LANG, pa.string()),
+        pa.field(c.TEXT, pa.string()),
         pa.field("chunk_index", pa.int32()),
-        pa.field(columns.SYNTHETIC, pa.bool_()),
-        pa.field(columns.SOURCE_ID, pa.string()),
-        pa.field(columns.ORIGIN, pa.string()),
+        pa.field(c.SYNTHETIC, pa.bool_()),
+        pa.field(c.SOURCE_ID, pa.string()),
+        pa.field(c.ORIGIN, pa.string()),
     )
 
     # --- what to read ------------------------------------------------------------------------
@@ -167,14 +172,14 @@ class Seeds(Stage):
         for record in batch.to_pylist():
             locator = record["id"]
             base = {
-                columns.PARENT_ID: locator,
-                columns.SOURCE_ID: record["source_id"],
-                columns.ORIGIN: record["origin"],
-                columns.SOURCE: record["source"],
-                columns.DOMAIN: record["domain"],
-                columns.KIND: record["kind"],
-                columns.LANG: record["lang"],
-                columns.SYNTHETIC: False,
+                c.PARENT_ID: locator,
+                c.SOURCE_ID: record["source_id"],
+                c.ORIGIN: record["origin"],
+                c.SOURCE: record["source"],
+                c.DOMAIN: record["domain"],
+                c.KIND: record["kind"],
+                c.LANG: record["lang"],
+                c.SYNTHETIC: False,
             }
             if record["error_reason"]:
                 rows.append(_reject(base, locator, record["error_reason"], record["error_detail"]))
@@ -190,67 +195,99 @@ class Seeds(Stage):
             origin = json.loads(record["origin"]) if record["origin"] else {}
             for index, chunk in enumerate(chunk_document(text, max_chars=self.params.chunk_chars)):
                 chunk_id = content_id(chunk)
-                row = {**base, columns.ID: chunk_id, columns.SEED_ID: chunk_id, columns.TEXT: chunk, "chunk_index": index,
-                       columns.ORIGIN: json.dumps({**origin, "chunk": index}, ensure_ascii=False)}  # fmt: skip
+                row = {**base, c.ID: chunk_id, c.SEED_ID: chunk_id, c.TEXT: chunk, "chunk_index": index,
+                       c.ORIGIN: json.dumps({**origin, "chunk": index}, ensure_ascii=False)}  # fmt: skip
                 if chunk_id in seen:
                     kept_from, kept_source_id = seen[chunk_id]
-                    row[columns.REJECT_REASON] = RejectReason.EXACT_DUPLICATE.value
-                    row[columns.REJECT_DETAIL] = json.dumps({"kept": chunk_id, "kept_from": kept_from, "kept_source_id": kept_source_id})
+                    row[c.REJECT_REASON] = RejectReason.EXACT_DUPLICATE.value
+                    row[c.REJECT_DETAIL] = json.dumps({"kept": chunk_id, "kept_from": kept_from, "kept_source_id": kept_source_id})
                 else:
                     seen[chunk_id] = (locator, record["source_id"])
                 rows.append(row)
         return pa.Table.from_pylist(rows, schema=with_reject_columns(self.output_schema()))
 
     def finalize(self, stage_dir: StageDir) -> dict:
-        """Exact duplicates across batches: keep the copy in the first part file, reject the rest."""
+        """Exact duplicates across batches: keep the copy in the first part file, reject the rest;
+        then, with `max_chunks`, reject the chunks past the cap as not_drawn."""
         moved = drop_cross_unit_duplicates(stage_dir, self.output_schema())
-        return {"exact_duplicates_across_units": moved}
+        extras = {"exact_duplicates_across_units": moved}
+        if self.params.max_chunks is not None:
+            extras["not_drawn"] = cap_chunks(stage_dir, self.output_schema(), self.params.max_chunks)
+        return extras
 
 
 DUPLICATES_UNIT = "exact-duplicates"
+CAP_UNIT = "max-chunks"
 
 
 def drop_cross_unit_duplicates(stage_dir: StageDir, schema: pa.Schema) -> int:
-    """Move rows whose id already appears in an earlier part file into rejects.
+    """Move rows whose id already appears in an earlier part file into rejects."""
+    return _move_to_rejects(stage_dir, schema, DUPLICATES_UNIT, RejectReason.EXACT_DUPLICATE, lambda: _find_cross_unit_duplicates(stage_dir, schema))
+
+
+def cap_chunks(stage_dir: StageDir, schema: pa.Schema, max_chunks: int) -> int:
+    """Keep the `max_chunks` chunks with the smallest ids; move the rest into rejects as not_drawn."""
+    return _move_to_rejects(stage_dir, schema, CAP_UNIT, RejectReason.NOT_DRAWN, lambda: _find_chunks_past_cap(stage_dir, schema, max_chunks))
+
+
+def _move_to_rejects(stage_dir: StageDir, schema: pa.Schema, unit: str, reason: RejectReason, find) -> int:
+    """Move the rows `find` returns (reject columns set, detail naming `dropped_from`) out of their parts.
 
     The rejects file and its counts marker are written first, then the parts are rewritten;
     a crash in between is repaired by the next attempt, which applies the same marker again.
     """
-    marker = stage_dir.units_path / f"{DUPLICATES_UNIT}.json"
+    marker = stage_dir.units_path / f"{unit}.json"
     if marker.exists():
-        duplicates = read_parquet(stage_dir.reject_path(DUPLICATES_UNIT)) if read_json(marker)["rows_rejected"] else None
+        moved = read_parquet(stage_dir.reject_path(unit)) if read_json(marker)["rows_rejected"] else None
     else:
-        duplicates = _find_cross_unit_duplicates(stage_dir, schema)
-        counts = UnitCounts(rows_out=-(duplicates.num_rows if duplicates is not None else 0))
-        if duplicates is not None:
-            counts.rejected[RejectReason.EXACT_DUPLICATE.value] = duplicates.num_rows
-        stage_dir.commit_unit(
-            DUPLICATES_UNIT, schema.empty_table(), duplicates if duplicates is not None else schema.empty_table(), pa.array([], pa.string()), counts
-        )
-    if duplicates is None or not duplicates.num_rows:
+        moved = find()
+        counts = UnitCounts(rows_out=-(moved.num_rows if moved is not None else 0))
+        if moved is not None:
+            counts.rejected[reason.value] = moved.num_rows
+        stage_dir.commit_unit(unit, schema.empty_table(), moved if moved is not None else schema.empty_table(), pa.array([], pa.string()), counts)
+    if moved is None or not moved.num_rows:
         return 0
     drops: dict[str, set[str]] = {}
-    for detail, row_id in zip(duplicates[columns.REJECT_DETAIL].to_pylist(), duplicates[columns.ID].to_pylist()):
+    for detail, row_id in zip(moved[c.REJECT_DETAIL].to_pylist(), moved[c.ID].to_pylist()):
         drops.setdefault(json.loads(detail)["dropped_from"], set()).add(row_id)
     for part_name, ids in drops.items():
         part = stage_dir.path / part_name
         if part.exists():
             table = read_parquet(part)
-            kept = table.filter(pc.invert(pc.is_in(table[columns.ID], value_set=pa.array(sorted(ids)))))
+            kept = table.filter(pc.invert(pc.is_in(table[c.ID], value_set=pa.array(sorted(ids)))))
             if kept.num_rows != table.num_rows:
                 if kept.num_rows:
                     write_atomic_parquet(part, kept)
                 else:
                     part.unlink()
-    return duplicates.num_rows
+    return moved.num_rows
+
+
+def _find_chunks_past_cap(stage_dir: StageDir, schema: pa.Schema, max_chunks: int) -> pa.Table | None:
+    ids_by_part = {part.name: read_parquet(part, columns=[c.ID])[c.ID].to_pylist() for part in stage_dir.part_files()}
+    ranked = sorted(row_id for ids in ids_by_part.values() for row_id in ids)
+    if len(ranked) <= max_chunks:
+        return None
+    past = set(ranked[max_chunks:])
+    tables = []
+    for part_name, ids in ids_by_part.items():
+        dropped = [row_id for row_id in ids if row_id in past]
+        if not dropped:
+            continue
+        table = read_parquet(stage_dir.path / part_name)
+        table = table.filter(pc.is_in(table[c.ID], value_set=pa.array(dropped)))
+        detail = json.dumps({"max_chunks": max_chunks, "chunks": len(ranked), "dropped_from": part_name})
+        table = table.append_column(c.REJECT_REASON, pa.array([RejectReason.NOT_DRAWN.value] * table.num_rows, pa.string()))
+        tables.append(table.append_column(c.REJECT_DETAIL, pa.array([detail] * table.num_rows, pa.string())))
+    return pa.concat_tables(tables)
 
 
 def _find_cross_unit_duplicates(stage_dir: StageDir, schema: pa.Schema) -> pa.Table | None:
     first_part: dict[str, tuple[str, str | None]] = {}  # id -> (part file, source_id) of the kept copy
     duplicate_parts: dict[str, list[str]] = {}
     for part in stage_dir.part_files():
-        ids = read_parquet(part, columns=[columns.ID, columns.SOURCE_ID])
-        for row_id, source_id in zip(ids[columns.ID].to_pylist(), ids[columns.SOURCE_ID].to_pylist()):
+        ids = read_parquet(part, columns=[c.ID, c.SOURCE_ID])
+        for row_id, source_id in zip(ids[c.ID].to_pylist(), ids[c.SOURCE_ID].to_pylist()):
             if row_id in first_part:
                 duplicate_parts.setdefault(part.name, []).append(row_id)
             else:
@@ -260,18 +297,18 @@ def _find_cross_unit_duplicates(stage_dir: StageDir, schema: pa.Schema) -> pa.Ta
     tables = []
     for part_name, ids in duplicate_parts.items():
         table = read_parquet(stage_dir.path / part_name)
-        table = table.filter(pc.is_in(table[columns.ID], value_set=pa.array(ids)))
+        table = table.filter(pc.is_in(table[c.ID], value_set=pa.array(ids)))
         details = [
             json.dumps({"kept": row_id, "kept_in": first_part[row_id][0], "kept_source_id": first_part[row_id][1], "dropped_from": part_name})
-            for row_id in table[columns.ID].to_pylist()
+            for row_id in table[c.ID].to_pylist()
         ]
-        table = table.append_column(columns.REJECT_REASON, pa.array([RejectReason.EXACT_DUPLICATE.value] * table.num_rows, pa.string()))
-        tables.append(table.append_column(columns.REJECT_DETAIL, pa.array(details, pa.string())))
+        table = table.append_column(c.REJECT_REASON, pa.array([RejectReason.EXACT_DUPLICATE.value] * table.num_rows, pa.string()))
+        tables.append(table.append_column(c.REJECT_DETAIL, pa.array(details, pa.string())))
     return pa.concat_tables(tables)
 
 
 def _reject(base: dict, locator: str, reason: str, detail: str) -> dict:
-    return {**base, columns.ID: locator, columns.SEED_ID: locator, columns.REJECT_REASON: str(reason), columns.REJECT_DETAIL: detail}
+    return {**base, c.ID: locator, c.SEED_ID: locator, c.REJECT_REASON: str(reason), c.REJECT_DETAIL: detail}
 
 
 def _read_items(items: pa.Table, settings: dict):

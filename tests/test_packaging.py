@@ -1,4 +1,4 @@
-"""The installed wheel carries its package data: the default tokenizer and the prompt templates.
+"""The installed wheel carries its package data: the default tokenizer, the prompt templates, the hardware profiles.
 
 A clone works because the files sit beside the code; a wheel (or a job's working directory on a
 cluster) has only what pyproject.toml's package-data names. This builds the wheel from the
@@ -14,6 +14,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from pipeline.inspection.plan import profile_names
 from pipeline.llm.prompts import list_prompts
 from pipeline.tokens.tokenizers import HUNYUAN_FILE_SHA256, TokenizerSpec, load_tokenizer
 from tests.pipeline.corpus import CHINESE
@@ -26,13 +27,15 @@ CHECK = """
 import json, sys
 import pipeline
 from pipeline.llm.prompts import list_prompts, load_prompt
+from pipeline.inspection.plan import load_profile, profile_names
 from pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
+profiles = [load_profile(name).name for name in profile_names()]
 tokenizer = load_tokenizer(TokenizerSpec(kind="hunyuan"))
 ids = tokenizer.encode_batch(json.loads(sys.argv[1]))
 prompts = list_prompts()
 for template_id in prompts:
     load_prompt(template_id)
-print(json.dumps({"module": pipeline.__file__, "ids": ids, "sha256": tokenizer.describe()["file_sha256"], "prompts": prompts}))
+print(json.dumps({"module": pipeline.__file__, "ids": ids, "sha256": tokenizer.describe()["file_sha256"], "prompts": prompts, "profiles": profiles}))
 """
 
 
@@ -66,3 +69,4 @@ def test_wheel_installed_alone_has_the_tokenizer_and_the_prompts(tmp_path):
     assert installed["sha256"] == HUNYUAN_FILE_SHA256
     assert installed["ids"] == load_tokenizer(TokenizerSpec(kind="hunyuan")).encode_batch(texts)
     assert installed["prompts"] == list_prompts() and installed["prompts"]
+    assert installed["profiles"] == profile_names() and installed["profiles"], "the hardware profiles `synthmix plan` reads must ship"

@@ -1,6 +1,7 @@
 """`synthmix`: run jobs, see where a run stands, prepare models.
 
-synthmix run JOB [--set KEY=VALUE]... [--run-dir DIR] [--from S | --only S | --to S] [--force] [--address A]
+synthmix run JOB [--set KEY=VALUE]... [--run-dir DIR] [--from S | --only S | --to S] [--force] [--address A] [--pilot N]
+synthmix plan RUN_DIR --target DOMAIN=AMOUNT... | --seeds N [--hardware PROFILE] [--model NAME=PROFILE_MODEL]... [--json]
 synthmix status RUN_DIR
 synthmix inspect RUN_DIR [STAGE] [--sample N --seed S --where EXPR --columns A,B] [--rejects [--reason R]] [--json]
 synthmix trace RUN_DIR ID [--json]
@@ -23,6 +24,7 @@ import signal
 import sys
 from pathlib import Path
 
+from pipeline.cli.planning import add_plan_parser
 from pipeline.cli.quality_training import add_quality_parser
 from pipeline.cli.stop_signals import stop_on_signals, stop_signal
 from pipeline.config import ConfigError, load_job
@@ -45,7 +47,12 @@ def _registry():
 def command_run(args: argparse.Namespace) -> int:
     from pipeline.runner import run_job
 
-    job = load_job(args.job, args.set)
+    if args.pilot is not None:
+        from pipeline.cli.pilot import load_pilot_job
+
+        job = load_pilot_job(args.job, args.set, args.pilot)
+    else:
+        job = load_job(args.job, args.set)
     if args.run_dir:
         job.run_dir = str(args.run_dir)
     if job.runs_in_rounds:
@@ -343,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("job", help="job YAML file, e.g. jobs/quickstart.yaml")
     run.add_argument("--run-dir", help="where the run lives: a folder or s3://bucket/prefix (default: the job's run_dir, or runs/<name>)")
     run.add_argument("--address", help="Ray cluster address (ray://HOST:10001 or HOST:6379); default RAY_ADDRESS, else an embedded Ray")
+    run.add_argument("--pilot", type=int, metavar="N", help="only the first N seed chunks, in RUN_DIR-pilot-N unless --run-dir; then `synthmix plan`")
     run.set_defaults(handler=command_run)
 
     status = commands.add_parser("status", help="each stage of a run: fresh / stale / missing / interrupted, and its counts")
@@ -418,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.set_defaults(handler=command_jobs)
 
     add_quality_parser(commands)
+    add_plan_parser(commands)
     return parser
 
 

@@ -121,3 +121,23 @@ def test_missing_seed_path_is_a_clear_error(tmp_path, ray_session):
 
     with pytest.raises(SeedInputError, match="matches no file"):
         run_seeds(tmp_path, {"path": "absent/*.jsonl"})
+
+
+def test_max_chunks_keeps_the_smallest_ids_and_rejects_the_rest_as_not_drawn(tmp_path, ray_session):
+    (tmp_path / "c.jsonl").write_text("\n".join(json.dumps({"text": text}) for text in PARAGRAPHS) + "\n")
+    every = {content_id(text.strip()) for text in PARAGRAPHS}
+    kept_ids = {}
+    for cap in (2, 3):
+        stage_dir, manifest = run_seeds(tmp_path, {"path": "c.jsonl", "max_chunks": cap})
+        accepted, rejected = assert_accounting_holds(stage_dir, manifest, records_in=4)
+        kept_ids[cap] = {row["id"] for row in accepted}
+        assert kept_ids[cap] == set(sorted(every)[:cap])
+        assert manifest["rejected"] == {"not_drawn": 4 - cap} and manifest["extra"]["not_drawn"] == 4 - cap
+        assert {row["id"] for row in rejected} == every - kept_ids[cap]
+        assert json.loads(rejected[0]["reject_detail"])["max_chunks"] == cap
+    # A pilot's slice is inside a larger one's: the same chunks come first.
+    assert kept_ids[2] < kept_ids[3]
+    # The cap is in the fingerprint: the full run does not take the capped stage for its own.
+    capped = StageDir(tmp_path / "run", "seeds").manifest()["fingerprint"]
+    _, full = run_seeds(tmp_path, {"path": "c.jsonl"})
+    assert full["fingerprint"] != capped and full["rows_out"] == 4 and full["rejected"] == {}
