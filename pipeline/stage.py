@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
-from pipeline import columns
-from pipeline.contracts import Lineage, with_reject_columns  # noqa: F401 - re-exported for stages
+from pipeline import contracts
+from pipeline.contracts import Lineage
 from pipeline.store import StageDir
 from pipeline.unit_commit import commit_in_slices
 
@@ -136,7 +136,7 @@ class Stage:
         names = [f.name for f in cls.output_fields]
         if len(names) != len(set(names)):
             raise TypeError(f"stage {cls.name}: output_fields repeats a column: {names}")
-        for reserved in (columns.REJECT_REASON, columns.REJECT_DETAIL):
+        for reserved in (contracts.REJECT_REASON, contracts.REJECT_DETAIL):
             if reserved in names:
                 raise TypeError(f"stage {cls.name}: do not declare {reserved}; the runner adds it to rejects")
         _check_execution_declaration(cls)

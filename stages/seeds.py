@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from pipeline import columns
-from pipeline.fingerprint import content_id
+from pipeline import contracts
+from pipeline.contracts import Lineage, RejectReason, content_id, with_reject_columns
 from pipeline.inputs.seed_files import (
     RECORD_SCHEMA,
     RecordIdentity,
@@ -33,8 +33,7 @@ from pipeline.inputs.seed_files import (
     list_read_items,
     read_item,
 )
-from pipeline.rejects import RejectReason
-from pipeline.stage import Lineage, Resources, Stage, StageParams, with_reject_columns
+from pipeline.stage import Resources, Stage, StageParams
 from pipeline.storage import current_endpoint, read_parquet, use_endpoint
 from pipeline.store import StageDir, UnitCounts, read_json, write_atomic_parquet
 from quality.chunking import chunk_document, normalize_document
@@ -80,18 +79,18 @@ class Seeds(Stage):
     params = SeedsParams
     resources = Resources(num_cpus=0.5, batch_size=2048)
     output_fields = (
-        pa.field(columns.ID, pa.string()),
-        pa.field(columns.SEED_ID, pa.string()),
-        pa.field(columns.PARENT_ID, pa.string()),
-        pa.field(columns.SOURCE, pa.string()),
-        pa.field(columns.DOMAIN, pa.string()),
-        pa.field(columns.KIND, pa.string()),
-        pa.field(columns.LANG, pa.string()),
-        pa.field(columns.TEXT, pa.string()),
+        pa.field(contracts.ID, pa.string()),
+        pa.field(contracts.SEED_ID, pa.string()),
+        pa.field(contracts.PARENT_ID, pa.string()),
+        pa.field(contracts.SOURCE, pa.string()),
+        pa.field(contracts.DOMAIN, pa.string()),
+        pa.field(contracts.KIND, pa.string()),
+        pa.field(contracts.LANG, pa.string()),
+        pa.field(contracts.TEXT, pa.string()),
         pa.field("chunk_index", pa.int32()),
-        pa.field(columns.SYNTHETIC, pa.bool_()),
-        pa.field(columns.SOURCE_ID, pa.string()),
-        pa.field(columns.ORIGIN, pa.string()),
+        pa.field(contracts.SYNTHETIC, pa.bool_()),
+        pa.field(contracts.SOURCE_ID, pa.string()),
+        pa.field(contracts.ORIGIN, pa.string()),
     )
 
     # --- what to read ------------------------------------------------------------------------
@@ -167,14 +166,14 @@ class Seeds(Stage):
         for record in batch.to_pylist():
             locator = record["id"]
             base = {
-                columns.PARENT_ID: locator,
-                columns.SOURCE_ID: record["source_id"],
-                columns.ORIGIN: record["origin"],
-                columns.SOURCE: record["source"],
-                columns.DOMAIN: record["domain"],
-                columns.KIND: record["kind"],
-                columns.LANG: record["lang"],
-                columns.SYNTHETIC: False,
+                contracts.PARENT_ID: locator,
+                contracts.SOURCE_ID: record["source_id"],
+                contracts.ORIGIN: record["origin"],
+                contracts.SOURCE: record["source"],
+                contracts.DOMAIN: record["domain"],
+                contracts.KIND: record["kind"],
+                contracts.LANG: record["lang"],
+                contracts.SYNTHETIC: False,
             }
             if record["error_reason"]:
                 rows.append(_reject(base, locator, record["error_reason"], record["error_detail"]))
@@ -190,12 +189,12 @@ class Seeds(Stage):
             origin = json.loads(record["origin"]) if record["origin"] else {}
             for index, chunk in enumerate(chunk_document(text, max_chars=self.params.chunk_chars)):
                 chunk_id = content_id(chunk)
-                row = {**base, columns.ID: chunk_id, columns.SEED_ID: chunk_id, columns.TEXT: chunk, "chunk_index": index,
-                       columns.ORIGIN: json.dumps({**origin, "chunk": index}, ensure_ascii=False)}  # fmt: skip
+                row = {**base, contracts.ID: chunk_id, contracts.SEED_ID: chunk_id, contracts.TEXT: chunk, "chunk_index": index,
+                       contracts.ORIGIN: json.dumps({**origin, "chunk": index}, ensure_ascii=False)}  # fmt: skip
                 if chunk_id in seen:
                     kept_from, kept_source_id = seen[chunk_id]
-                    row[columns.REJECT_REASON] = RejectReason.EXACT_DUPLICATE.value
-                    row[columns.REJECT_DETAIL] = json.dumps({"kept": chunk_id, "kept_from": kept_from, "kept_source_id": kept_source_id})
+                    row[contracts.REJECT_REASON] = RejectReason.EXACT_DUPLICATE.value
+                    row[contracts.REJECT_DETAIL] = json.dumps({"kept": chunk_id, "kept_from": kept_from, "kept_source_id": kept_source_id})
                 else:
                     seen[chunk_id] = (locator, record["source_id"])
                 rows.append(row)
@@ -230,13 +229,13 @@ def drop_cross_unit_duplicates(stage_dir: StageDir, schema: pa.Schema) -> int:
     if duplicates is None or not duplicates.num_rows:
         return 0
     drops: dict[str, set[str]] = {}
-    for detail, row_id in zip(duplicates[columns.REJECT_DETAIL].to_pylist(), duplicates[columns.ID].to_pylist()):
+    for detail, row_id in zip(duplicates[contracts.REJECT_DETAIL].to_pylist(), duplicates[contracts.ID].to_pylist()):
         drops.setdefault(json.loads(detail)["dropped_from"], set()).add(row_id)
     for part_name, ids in drops.items():
         part = stage_dir.path / part_name
         if part.exists():
             table = read_parquet(part)
-            kept = table.filter(pc.invert(pc.is_in(table[columns.ID], value_set=pa.array(sorted(ids)))))
+            kept = table.filter(pc.invert(pc.is_in(table[contracts.ID], value_set=pa.array(sorted(ids)))))
             if kept.num_rows != table.num_rows:
                 if kept.num_rows:
                     write_atomic_parquet(part, kept)
@@ -249,8 +248,8 @@ def _find_cross_unit_duplicates(stage_dir: StageDir, schema: pa.Schema) -> pa.Ta
     first_part: dict[str, tuple[str, str | None]] = {}  # id -> (part file, source_id) of the kept copy
     duplicate_parts: dict[str, list[str]] = {}
     for part in stage_dir.part_files():
-        ids = read_parquet(part, columns=[columns.ID, columns.SOURCE_ID])
-        for row_id, source_id in zip(ids[columns.ID].to_pylist(), ids[columns.SOURCE_ID].to_pylist()):
+        ids = read_parquet(part, columns=[contracts.ID, contracts.SOURCE_ID])
+        for row_id, source_id in zip(ids[contracts.ID].to_pylist(), ids[contracts.SOURCE_ID].to_pylist()):
             if row_id in first_part:
                 duplicate_parts.setdefault(part.name, []).append(row_id)
             else:
@@ -260,18 +259,18 @@ def _find_cross_unit_duplicates(stage_dir: StageDir, schema: pa.Schema) -> pa.Ta
     tables = []
     for part_name, ids in duplicate_parts.items():
         table = read_parquet(stage_dir.path / part_name)
-        table = table.filter(pc.is_in(table[columns.ID], value_set=pa.array(ids)))
+        table = table.filter(pc.is_in(table[contracts.ID], value_set=pa.array(ids)))
         details = [
             json.dumps({"kept": row_id, "kept_in": first_part[row_id][0], "kept_source_id": first_part[row_id][1], "dropped_from": part_name})
-            for row_id in table[columns.ID].to_pylist()
+            for row_id in table[contracts.ID].to_pylist()
         ]
-        table = table.append_column(columns.REJECT_REASON, pa.array([RejectReason.EXACT_DUPLICATE.value] * table.num_rows, pa.string()))
-        tables.append(table.append_column(columns.REJECT_DETAIL, pa.array(details, pa.string())))
+        table = table.append_column(contracts.REJECT_REASON, pa.array([RejectReason.EXACT_DUPLICATE.value] * table.num_rows, pa.string()))
+        tables.append(table.append_column(contracts.REJECT_DETAIL, pa.array(details, pa.string())))
     return pa.concat_tables(tables)
 
 
 def _reject(base: dict, locator: str, reason: str, detail: str) -> dict:
-    return {**base, columns.ID: locator, columns.SEED_ID: locator, columns.REJECT_REASON: str(reason), columns.REJECT_DETAIL: detail}
+    return {**base, contracts.ID: locator, contracts.SEED_ID: locator, contracts.REJECT_REASON: str(reason), contracts.REJECT_DETAIL: detail}
 
 
 def _read_items(items: pa.Table, settings: dict):
