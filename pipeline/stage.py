@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
@@ -47,8 +47,6 @@ from pipeline.unit_commit import commit_in_slices
 
 if TYPE_CHECKING:
     import ray.data
-
-    from pipeline.llm.models import ModelSpec
 
 
 def with_columns(table: pa.Table, values: dict[str, pa.Array]) -> pa.Table:
@@ -91,13 +89,22 @@ class Resources:
     batch_size: int = 256
 
 
+class ModelSettings(Protocol):
+    """A model the job declares, as the stage core sees it: carried from the job to the stages,
+    which hand it to the engine layer (`pipeline.llm.models` defines the kinds). Typed this
+    thinly so that the core does not import the engine layer it sits under."""
+
+    @property
+    def engine(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class StageContext:
     """What a stage may know about the job beyond its own section; picklable, sent to workers."""
 
     run_dir: Path
     stage_name: str
-    models: dict[str, ModelSpec] = field(default_factory=dict)
+    models: dict[str, ModelSettings] = field(default_factory=dict)
     job_dir: Path = Path(".")  # the job file's folder, for resolving relative paths
     # Schema of the input rows (None for source stages), so carried columns keep their types.
     input_schema: pa.Schema | None = None

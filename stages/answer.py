@@ -36,8 +36,8 @@ from pipeline.contracts import ConfigError, RejectReason, derived_id, with_rejec
 from pipeline.instruction_rows import seed_language
 from pipeline.llm.models import SamplingParams
 from pipeline.llm.processors import apply_llm
-from pipeline.llm.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_seed
 from pipeline.llm.prompts import load_prompt
+from pipeline.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_seed
 from pipeline.stage import Resources, Stage, StageParams, with_columns
 from pipeline.storage import read_parquet
 from pipeline.store import StageDir

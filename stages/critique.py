@@ -49,11 +49,11 @@ from pydantic import Field, field_validator, model_validator
 
 from pipeline import contracts
 from pipeline.contracts import RejectReason
-from pipeline.llm.model_stage import RENDER_CPUS, ModelStage
 from pipeline.llm.models import SamplingParams
 from pipeline.llm.processors import apply_llm
-from pipeline.llm.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply
 from pipeline.llm.prompts import load_prompt
+from pipeline.model_stage import RENDER_CPUS, ModelStage
+from pipeline.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply
 from pipeline.stage import Resources, StageParams, with_columns
 from quality.answer_checks import check_arithmetic, check_code_language, check_cut_off, check_python_syntax
 from quality.code_language import prose_of

@@ -30,10 +30,10 @@ from pydantic import Field, field_validator
 from pipeline import contracts
 from pipeline.contracts import INSTRUCTION_FIELDS, Lineage, RejectReason, derived_id, reject_row, with_reject_columns
 from pipeline.instruction_rows import check_repeated, opening_pattern, seed_language
-from pipeline.llm.model_stage import ModelStage
 from pipeline.llm.models import SamplingParams
-from pipeline.llm.prompted_requests import PROMPT_INFO, Reply, Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
 from pipeline.llm.prompts import load_prompt
+from pipeline.model_stage import ModelStage
+from pipeline.prompted_requests import PROMPT_INFO, Reply, Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
 from pipeline.stage import Resources, StageParams, with_columns
 from pipeline.storage import read_parquet
 from pipeline.store import StageDir

@@ -40,11 +40,11 @@ from pydantic import Field
 
 from pipeline import contracts
 from pipeline.contracts import RejectReason
-from pipeline.llm.model_stage import RENDER_CPUS
 from pipeline.llm.models import SamplingParams
 from pipeline.llm.processors import apply_llm
-from pipeline.llm.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply, stable_seed
 from pipeline.llm.prompts import load_prompt
+from pipeline.model_stage import RENDER_CPUS
+from pipeline.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply, stable_seed
 from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
 from quality.code_extraction import find_cut_python_block, find_python_code
 from quality.sandbox import Outcome, SandboxLimits, SandboxResult, run_sandboxed

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline import contracts
 from pipeline.contracts import RejectReason
-from pipeline.llm.prompted_requests import read_reply
+from pipeline.prompted_requests import read_reply
 
 SCHEMA = json.dumps({"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]})
 

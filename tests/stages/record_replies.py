@@ -30,7 +30,7 @@ from pipeline import contracts
 from pipeline.llm import engine_pool
 from pipeline.llm.models import EmbeddedModel
 from pipeline.llm.processors import apply_llm
-from pipeline.llm.prompted_requests import PROMPT_INFO
+from pipeline.prompted_requests import PROMPT_INFO
 from pipeline.stage import StageContext
 from stages.verify_code import VerifyCode, VerifyCodeParams
 from tests.stages.answer_rows import answer_row

@@ -4,7 +4,7 @@ Model stages render one request per row (template + variables + per-row sampling
 the columns `pipeline.llm.processors.apply_llm` reads, and after generation read each reply into a
 value or a reject reason. Every choice (template, task type, style, evolution operation) is a
 hash of the row id and the job's seed, so a rerun of the same job makes the same requests
-whatever the batch boundaries.
+whatever the batch boundaries. A stage helper above the engine layer, like `pipeline.model_stage`.
 """
 
 from __future__ import annotations
