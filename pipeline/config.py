@@ -146,7 +146,7 @@ class JobConfig(BaseModel):
     models: dict[str, ModelSpec] = Field(default_factory=_default_models)
     stages: list[StageEntry]
     # Kept pairs/tokens wanted per `DOMAIN` or `DOMAIN/LANGUAGE`; with `budget`, the job runs in
-    # rounds (pipeline/rounds.py) that stop when every target is met or the budget is spent.
+    # rounds (pipeline/cli/rounds.py) that stop when every target is met or the budget is spent.
     targets: dict[str, TargetAmount] | None = None
     budget: BudgetConfig | None = None
     rounds: RoundsConfig | None = None

@@ -130,7 +130,7 @@ class RejectReason(StrEnum):
     CRASHED = "crashed"  # the answer's code could not run: syntax error, exception, memory, signal
     SANDBOX_VIOLATION = "sandbox_violation"  # it started a process, used the network, wrote outside its directory or flooded its output
     PROBE = "probe"  # a verifiable probe set aside after the last filter: measured, never trained on
-    # a job run in rounds (pipeline/rounds.py) with `rounds.past_target: trim`
+    # a job run in rounds (pipeline/cli/rounds.py) with `rounds.past_target: trim`
     PAST_TARGET = "past_target"  # a kept pair beyond every target covering it (or covered by none)
 
 

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.contracts import content_id  # noqa: F401 - re-exported: stages imported it from here
 
 # Packages whose modules count as the code a stage runs.
 PROJECT_PACKAGES = ("pipeline", "stages", "quality", "prompts")

@@ -18,14 +18,14 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
-from pipeline import contracts as c
+from pipeline import contracts
 from pipeline.config import ConfigError, JobConfig, parse_job
 from pipeline.file_digest import user_file_stamp
 from pipeline.stage import with_columns
 from pipeline.store import StageDir
 from pipeline.unit_commit import commit_as_unit, unit_name
 
-PROBE_FIELDS = (pa.field(c.PROBE, pa.string()), pa.field(c.TESTS, pa.string()))
+PROBE_FIELDS = (pa.field(contracts.PROBE, pa.string()), pa.field(contracts.TESTS, pa.string()))
 EXIT_KIND = "probe_exit"
 # Stages whose rows become training data: a probe must leave before any of them reads it.
 TRAINING_KINDS = ("decontaminate", "tokenize", "mix")
@@ -80,7 +80,7 @@ class MeasuredRows:
         """The drawn rows, committed as one unit beside the input's (once: a resume finds it committed)."""
         self.check_probes_leave()
         table = self.measured_table(schema)
-        if unit_name(table[c.ID].combine_chunks()) not in stage_dir.committed_units():
+        if unit_name(table[contracts.ID].combine_chunks()) not in stage_dir.committed_units():
             commit_as_unit(self, table)
         return {"probes": describe_sets(table)}
 
@@ -146,7 +146,7 @@ def find_probe_leaks(job: JobConfig, probes_stage: str) -> list[str]:
 def describe_sets(table: pa.Table) -> dict[str, int]:
     """Rows per set, for the manifest."""
     counts: dict[str, int] = {}
-    for marker in table[c.PROBE].to_pylist():
+    for marker in table[contracts.PROBE].to_pylist():
         name = json.loads(marker)["set"]
         counts[name] = counts.get(name, 0) + 1
     return dict(sorted(counts.items()))

@@ -35,20 +35,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
-from pipeline import columns
-from pipeline.contracts import Lineage, with_reject_columns  # noqa: F401 - re-exported for stages
+from pipeline import contracts
+from pipeline.contracts import Lineage
 from pipeline.store import StageDir
 from pipeline.unit_commit import commit_in_slices
 
 if TYPE_CHECKING:
     import ray.data
-
-    from pipeline.llm.models import ModelSpec
 
 
 def with_columns(table: pa.Table, values: dict[str, pa.Array]) -> pa.Table:
@@ -91,13 +89,22 @@ class Resources:
     batch_size: int = 256
 
 
+class ModelSettings(Protocol):
+    """A model the job declares, as the stage core sees it: carried from the job to the stages,
+    which hand it to the engine layer (`pipeline.llm.models` defines the kinds). Typed this
+    thinly so that the core does not import the engine layer it sits under."""
+
+    @property
+    def engine(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class StageContext:
     """What a stage may know about the job beyond its own section; picklable, sent to workers."""
 
     run_dir: Path
     stage_name: str
-    models: dict[str, ModelSpec] = field(default_factory=dict)
+    models: dict[str, ModelSettings] = field(default_factory=dict)
     job_dir: Path = Path(".")  # the job file's folder, for resolving relative paths
     # Schema of the input rows (None for source stages), so carried columns keep their types.
     input_schema: pa.Schema | None = None
@@ -136,7 +143,7 @@ class Stage:
         names = [f.name for f in cls.output_fields]
         if len(names) != len(set(names)):
             raise TypeError(f"stage {cls.name}: output_fields repeats a column: {names}")
-        for reserved in (columns.REJECT_REASON, columns.REJECT_DETAIL):
+        for reserved in (contracts.REJECT_REASON, contracts.REJECT_DETAIL):
             if reserved in names:
                 raise TypeError(f"stage {cls.name}: do not declare {reserved}; the runner adds it to rejects")
         _check_execution_declaration(cls)

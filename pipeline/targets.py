@@ -2,7 +2,7 @@
 spent against what may be, how many seeds the next round takes, and when to stop.
 
 Pure functions over counts, no I/O and no Ray, so the sizing and stop rules are tested apart
-from the runs (pipeline/rounds.py runs the rounds and feeds these their measurements).
+from the runs (pipeline/cli/rounds.py runs the rounds and feeds these their measurements).
 
 A kept pair is one row: (domain, language, tokens). A target key `math` covers every math
 pair, `math/zh` the Chinese ones, `*/zh` every Chinese pair.

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.contracts import Lineage, LineageError, with_reject_columns
 from pipeline.storage import read_parquet
 from pipeline.store import StageDir, UnitCounts
@@ -89,7 +89,7 @@ def release_worker_stages(attempt_key: str | None = None) -> None:
 
 def process_batch(stage: CommittedStage, batch: pa.Table) -> ProcessedBatch:
     """Transform a batch with a set-up stage, check its lineage, split accepted from rejected rows."""
-    input_ids = batch[columns.ID].combine_chunks()
+    input_ids = batch[contracts.ID].combine_chunks()
     output = stage.transform(batch)
     if stage.resumable:
         # A global stage's batches are its output, already regrouped: its run() owns lineage.
@@ -98,7 +98,7 @@ def process_batch(stage: CommittedStage, batch: pa.Table) -> ProcessedBatch:
     counts = UnitCounts(
         rows_in=batch.num_rows,
         rows_out=accepted.num_rows,
-        rejected=Counter(rejected[columns.REJECT_REASON].to_pylist()),
+        rejected=Counter(rejected[contracts.REJECT_REASON].to_pylist()),
         llm=count_llm_usage(batch),
         llm_by_domain=count_llm_usage_by_domain(batch),
     )
@@ -119,7 +119,7 @@ def drop_committed_rows(table: pa.Table, done_ids: pa.Array | None) -> pa.Table:
     """`table` less the rows whose ids a committed unit already covers (what a resume skips)."""
     if done_ids is None or not len(done_ids):
         return table
-    return table.filter(pc.invert(pc.is_in(table[columns.ID], value_set=done_ids)))
+    return table.filter(pc.invert(pc.is_in(table[contracts.ID], value_set=done_ids)))
 
 
 def pending_slices(files: Sequence[Path], done_ids: pa.Array | None, batch_size: int) -> Iterator[pa.Table]:
@@ -152,7 +152,7 @@ def check_lineage(stage: CommittedStage, input_ids: pa.Array, output: pa.Table) 
     """Nothing is lost silently: every input row must show up as an output or a reject row."""
     if stage.lineage is Lineage.SAME_ROW:
         in_ids = input_ids.to_pylist()
-        out_ids = output[columns.ID].to_pylist()
+        out_ids = output[contracts.ID].to_pylist()
         if len(out_ids) != len(in_ids) or set(out_ids) != set(in_ids):
             lost = sorted(set(in_ids) - set(out_ids))[:5]
             raise LineageError(
@@ -161,7 +161,7 @@ def check_lineage(stage: CommittedStage, input_ids: pa.Array, output: pa.Table) 
                 f"a stage that makes new rows declares Lineage.CHILDREN."
             )
         return
-    parents = set(output[columns.PARENT_ID].to_pylist()) if columns.PARENT_ID in output.column_names else set()
+    parents = set(output[contracts.PARENT_ID].to_pylist()) if contracts.PARENT_ID in output.column_names else set()
     orphans = [value for value in input_ids.to_pylist() if value not in parents][:5]
     if orphans:
         raise LineageError(
@@ -172,11 +172,11 @@ def check_lineage(stage: CommittedStage, input_ids: pa.Array, output: pa.Table) 
 
 def split_rejects(output: pa.Table, schema: pa.Schema) -> tuple[pa.Table, pa.Table]:
     """Accepted rows cast to the stage schema; rejected rows keep the schema plus reason and detail."""
-    if columns.REJECT_REASON not in output.column_names:
-        output = output.append_column(columns.REJECT_REASON, pa.nulls(output.num_rows, pa.string()))
-    if columns.REJECT_DETAIL not in output.column_names:
-        output = output.append_column(columns.REJECT_DETAIL, pa.nulls(output.num_rows, pa.string()))
-    accepted, rejected = _split(output, pc.is_valid(output[columns.REJECT_REASON]))
+    if contracts.REJECT_REASON not in output.column_names:
+        output = output.append_column(contracts.REJECT_REASON, pa.nulls(output.num_rows, pa.string()))
+    if contracts.REJECT_DETAIL not in output.column_names:
+        output = output.append_column(contracts.REJECT_DETAIL, pa.nulls(output.num_rows, pa.string()))
+    accepted, rejected = _split(output, pc.is_valid(output[contracts.REJECT_REASON]))
     missing = [name for name in schema.names if name not in output.column_names]
     if missing:
         raise KeyError(f"stage output lacks declared column(s) {missing}; return them (null where unknown)")
@@ -184,9 +184,9 @@ def split_rejects(output: pa.Table, schema: pa.Schema) -> tuple[pa.Table, pa.Tab
     reject_schema = with_reject_columns(schema)
     rejected = rejected.select(reject_schema.names)
     rejected = rejected.set_column(
-        rejected.schema.get_field_index(columns.REJECT_REASON),
-        columns.REJECT_REASON,
-        pc.cast(rejected[columns.REJECT_REASON], pa.string()),
+        rejected.schema.get_field_index(contracts.REJECT_REASON),
+        contracts.REJECT_REASON,
+        pc.cast(rejected[contracts.REJECT_REASON], pa.string()),
     ).cast(reject_schema)
     return accepted, rejected
 
@@ -213,7 +213,7 @@ def count_llm_usage(batch: pa.Table) -> dict[str, Counter]:
 def count_llm_usage_by_domain(batch: pa.Table) -> dict[str, dict[str, Counter]]:
     """The same per model and `domain` of the rows, for batches that carry a domain (the cost of
     a kept pair per domain, pipeline.inspection.generation_cost)."""
-    if columns.DOMAIN not in batch.column_names:
+    if contracts.DOMAIN not in batch.column_names:
         return {}
     usage: dict[str, dict[str, Counter]] = {}
     for model, domain, prompt_tokens, generated_tokens, requests in _llm_rows(batch):
@@ -224,14 +224,14 @@ def count_llm_usage_by_domain(batch: pa.Table) -> dict[str, dict[str, Counter]]:
 def _llm_rows(batch: pa.Table) -> Iterator[tuple[str, str | None, int | None, int | None, int]]:
     """(model, domain, prompt tokens, generated tokens, requests) of every row a model generated:
     one request, or `llm_requests` where a stage asked several for the row (critique)."""
-    if columns.LLM_MODEL not in batch.column_names:
+    if contracts.LLM_MODEL not in batch.column_names:
         return
-    models = batch[columns.LLM_MODEL].to_pylist()
+    models = batch[contracts.LLM_MODEL].to_pylist()
     blank = [None] * len(models)
-    domains = batch[columns.DOMAIN].to_pylist() if columns.DOMAIN in batch.column_names else blank
-    prompt = batch[columns.PROMPT_TOKENS].to_pylist() if columns.PROMPT_TOKENS in batch.column_names else blank
-    generated = batch[columns.GENERATED_TOKENS].to_pylist() if columns.GENERATED_TOKENS in batch.column_names else blank
-    requests = batch[columns.LLM_REQUESTS].to_pylist() if columns.LLM_REQUESTS in batch.column_names else blank
+    domains = batch[contracts.DOMAIN].to_pylist() if contracts.DOMAIN in batch.column_names else blank
+    prompt = batch[contracts.PROMPT_TOKENS].to_pylist() if contracts.PROMPT_TOKENS in batch.column_names else blank
+    generated = batch[contracts.GENERATED_TOKENS].to_pylist() if contracts.GENERATED_TOKENS in batch.column_names else blank
+    requests = batch[contracts.LLM_REQUESTS].to_pylist() if contracts.LLM_REQUESTS in batch.column_names else blank
     for model, domain, prompt_tokens, generated_tokens, count in zip(models, domains, prompt, generated, requests, strict=True):
         if model is not None:
             yield model, domain, prompt_tokens, generated_tokens, 1 if count is None else count

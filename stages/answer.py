@@ -31,15 +31,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from pipeline import columns
-from pipeline.contracts import ConfigError, derived_id
+from pipeline import contracts
+from pipeline.contracts import ConfigError, RejectReason, derived_id, with_reject_columns
 from pipeline.instruction_rows import seed_language
 from pipeline.llm.models import SamplingParams
 from pipeline.llm.processors import apply_llm
-from pipeline.llm.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_seed
 from pipeline.llm.prompts import load_prompt
-from pipeline.rejects import RejectReason
-from pipeline.stage import Resources, Stage, StageParams, with_columns, with_reject_columns
+from pipeline.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_seed
+from pipeline.stage import Resources, Stage, StageParams, with_columns
 from pipeline.storage import read_parquet
 from pipeline.store import StageDir
 from quality.answer_checks import check_cut_off, check_is_answer
@@ -88,23 +87,25 @@ class DrawnSamples:
 
 def _voted_samples(path, *, with_answers: bool):
     """(instruction id, sample index, budget, answer or None) of a part file's rows that take part in a vote."""
-    table = read_parquet(path, columns=[columns.PARENT_ID, columns.SAMPLE_INDEX, columns.NUM_SAMPLES, *([columns.ANSWER] if with_answers else [])])
-    table = table.filter(pc.greater(table[columns.NUM_SAMPLES], 1))
-    answers = table[columns.ANSWER].to_pylist() if with_answers else [None] * table.num_rows
-    return zip(table[columns.PARENT_ID].to_pylist(), table[columns.SAMPLE_INDEX].to_pylist(), table[columns.NUM_SAMPLES].to_pylist(), answers, strict=True)
+    table = read_parquet(path, columns=[contracts.PARENT_ID, contracts.SAMPLE_INDEX, contracts.NUM_SAMPLES, *([contracts.ANSWER] if with_answers else [])])
+    table = table.filter(pc.greater(table[contracts.NUM_SAMPLES], 1))
+    answers = table[contracts.ANSWER].to_pylist() if with_answers else [None] * table.num_rows
+    return zip(
+        table[contracts.PARENT_ID].to_pylist(), table[contracts.SAMPLE_INDEX].to_pylist(), table[contracts.NUM_SAMPLES].to_pylist(), answers, strict=True
+    )
 
 
 class Answer(Stage):
     name = "answer"
-    input_columns = (columns.ID, columns.INSTRUCTION, columns.DOMAIN, columns.OBJECTIVE)
+    input_columns = (contracts.ID, contracts.INSTRUCTION, contracts.DOMAIN, contracts.OBJECTIVE)
     output_fields = (
-        pa.field(columns.ID, pa.string()),
-        pa.field(columns.PARENT_ID, pa.string()),
-        pa.field(columns.ANSWER, pa.string()),
-        pa.field(columns.SAMPLE_INDEX, pa.int32()),
-        pa.field(columns.NUM_SAMPLES, pa.int32()),
-        pa.field(columns.ANSWER_MODEL, pa.string()),
-        pa.field(columns.META, pa.string()),
+        pa.field(contracts.ID, pa.string()),
+        pa.field(contracts.PARENT_ID, pa.string()),
+        pa.field(contracts.ANSWER, pa.string()),
+        pa.field(contracts.SAMPLE_INDEX, pa.int32()),
+        pa.field(contracts.NUM_SAMPLES, pa.int32()),
+        pa.field(contracts.ANSWER_MODEL, pa.string()),
+        pa.field(contracts.META, pa.string()),
     )
     params = AnswerParams
     resources = Resources(num_cpus=0.25, batch_size=64)
@@ -190,7 +191,7 @@ class Answer(Stage):
         others one. Samples already committed are among them; the runner skips those."""
         take, sample_ids, indexes, counts = [], [], [], []
         first_round = {True: self.objective_first_round(), False: 1}
-        for row_index, (row_id, objective) in enumerate(zip(batch[columns.ID].to_pylist(), batch[columns.OBJECTIVE].to_pylist())):
+        for row_index, (row_id, objective) in enumerate(zip(batch[contracts.ID].to_pylist(), batch[contracts.OBJECTIVE].to_pylist())):
             count = self.params.samples if objective else 1
             for sample_index in range(self.sample_targets.get(row_id) or first_round[bool(objective)]):
                 take.append(row_index)
@@ -201,10 +202,10 @@ class Answer(Stage):
         return with_columns(
             rows,
             {
-                columns.ID: pa.array(sample_ids, pa.string()),
-                columns.PARENT_ID: rows[columns.ID],
-                columns.SAMPLE_INDEX: pa.array(indexes, pa.int32()),
-                columns.NUM_SAMPLES: pa.array(counts, pa.int32()),
+                contracts.ID: pa.array(sample_ids, pa.string()),
+                contracts.PARENT_ID: rows[contracts.ID],
+                contracts.SAMPLE_INDEX: pa.array(indexes, pa.int32()),
+                contracts.NUM_SAMPLES: pa.array(counts, pa.int32()),
             },
         )
 
@@ -220,7 +221,7 @@ class Answer(Stage):
                 is_default = self.params.routes["default"] == model_name
                 listed = set(self.params.routes) - {"default"}
                 rows = rendered.filter(
-                    lambda row, d=domains, x=is_default, others=listed: row[columns.DOMAIN] in d or (x and row[columns.DOMAIN] not in others)
+                    lambda row, d=domains, x=is_default, others=listed: row[contracts.DOMAIN] in d or (x and row[contracts.DOMAIN] not in others)
                 )
             branches.append(
                 apply_llm(rows, model=self.context.models[model_name], model_name=model_name, sampling=self.params.sampling.model_dump(exclude_unset=True))
@@ -235,15 +236,15 @@ class Answer(Stage):
 
     def render_requests(self, batch: pa.Table) -> pa.Table:
         requests = []
-        wanted = [columns.ID, columns.INSTRUCTION, columns.DOMAIN, columns.OBJECTIVE, columns.LANG, columns.PASSAGE]
+        wanted = [contracts.ID, contracts.INSTRUCTION, contracts.DOMAIN, contracts.OBJECTIVE, contracts.LANG, contracts.PASSAGE]
         for row in batch.select([name for name in wanted if name in batch.column_names]).to_pylist():
-            template = load_prompt(self.template_for(row[columns.DOMAIN], bool(row[columns.OBJECTIVE])))
-            passage = (row.get(columns.PASSAGE) or "") if self.params.use_passage else ""
-            variables = {"instruction": row[columns.INSTRUCTION] or "", "language": seed_language(row), "passage": passage}
+            template = load_prompt(self.template_for(row[contracts.DOMAIN], bool(row[contracts.OBJECTIVE])))
+            passage = (row.get(contracts.PASSAGE) or "") if self.params.use_passage else ""
+            variables = {"instruction": row[contracts.INSTRUCTION] or "", "language": seed_language(row), "passage": passage}
             # The id is the sample's: each sample gets its own seed.
-            overrides = self.params.domain_sampling.get(row[columns.DOMAIN])
+            overrides = self.params.domain_sampling.get(row[contracts.DOMAIN])
             sampling = overrides.model_dump(exclude_unset=True) if overrides is not None else {}
-            requests.append(Request(template, variables, seed=stable_seed(self.params.seed, row[columns.ID], self.name), sampling=sampling))
+            requests.append(Request(template, variables, seed=stable_seed(self.params.seed, row[contracts.ID], self.name), sampling=sampling))
         return attach_requests(batch, requests)
 
     def transform(self, batch: pa.Table) -> pa.Table:
@@ -252,15 +253,15 @@ class Answer(Stage):
         for row in batch.to_pylist():
             reply = read_reply(row)
             out = {name: row.get(name) for name in schema.names}
-            out.update({columns.ANSWER: reply.value, columns.ANSWER_MODEL: row[columns.LLM_MODEL], columns.META: generation_meta(row)})
-            if not (row[columns.INSTRUCTION] or "").strip():
+            out.update({contracts.ANSWER: reply.value, contracts.ANSWER_MODEL: row[contracts.LLM_MODEL], contracts.META: generation_meta(row)})
+            if not (row[contracts.INSTRUCTION] or "").strip():
                 rejected = (RejectReason.EMPTY, "the row has no instruction to answer")
             elif reply.reason is not None:
                 rejected = (reply.reason, reply.detail)
             else:
-                rejected = check_is_answer(reply.value, row[columns.INSTRUCTION]) or check_cut_off(reply.value, hit_token_limit=hit_token_limit(row))
+                rejected = check_is_answer(reply.value, row[contracts.INSTRUCTION]) or check_cut_off(reply.value, hit_token_limit=hit_token_limit(row))
             if rejected is not None:
-                out[columns.REJECT_REASON], out[columns.REJECT_DETAIL] = rejected[0].value, rejected[1]
+                out[contracts.REJECT_REASON], out[contracts.REJECT_DETAIL] = rejected[0].value, rejected[1]
             rows.append(out)
         # With the schema given: inferred, it would take its columns from the first row alone,
         # and a batch whose first row was kept would lose every later row's reject reason.
@@ -269,6 +270,6 @@ class Answer(Stage):
 
 def hit_token_limit(row: dict) -> bool:
     """Whether the reply used every token it was allowed: it stopped there, not at its end."""
-    sampling = json.loads(row[columns.LLM_SAMPLING]) if row.get(columns.LLM_SAMPLING) else {}
-    generated = row.get(columns.GENERATED_TOKENS)
+    sampling = json.loads(row[contracts.LLM_SAMPLING]) if row.get(contracts.LLM_SAMPLING) else {}
+    generated = row.get(contracts.GENERATED_TOKENS)
     return generated is not None and sampling.get("max_tokens") is not None and generated >= sampling["max_tokens"]

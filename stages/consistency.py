@@ -16,8 +16,8 @@ import json
 import pyarrow as pa
 from pydantic import Field
 
-from pipeline import columns
-from pipeline.rejects import RejectReason
+from pipeline import contracts
+from pipeline.contracts import RejectReason
 from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
 from quality.voting import vote_answers
 
@@ -28,11 +28,11 @@ class ConsistencyParams(StageParams):
 
 class Consistency(Stage):
     name = "consistency"
-    input_columns = (columns.ANSWER, columns.SAMPLES, columns.OBJECTIVE)
+    input_columns = (contracts.ANSWER, contracts.SAMPLES, contracts.OBJECTIVE)
     output_fields = (
-        pa.field(columns.ANSWER, pa.string()),
-        pa.field(columns.VOTES, pa.string()),
-        pa.field(columns.META, pa.string()),
+        pa.field(contracts.ANSWER, pa.string()),
+        pa.field(contracts.VOTES, pa.string()),
+        pa.field(contracts.META, pa.string()),
     )
     params = ConsistencyParams
     resources = Resources(num_cpus=0.25, batch_size=512)
@@ -40,11 +40,11 @@ class Consistency(Stage):
 
     def transform(self, batch: pa.Table) -> pa.Table:
         answers, votes, metas, reasons, details = [], [], [], [], []
-        for row in batch.select([columns.ANSWER, columns.SAMPLES, columns.OBJECTIVE, columns.META]).to_pylist():
+        for row in batch.select([contracts.ANSWER, contracts.SAMPLES, contracts.OBJECTIVE, contracts.META]).to_pylist():
             # A sample with no text states no answer: it votes for nothing, and counts against agreement.
-            samples = [sample if isinstance(sample, str) else "" for sample in row[columns.SAMPLES] or []]
-            answer, vote_json, meta, reason, detail = row[columns.ANSWER], None, row[columns.META], None, None
-            if row[columns.OBJECTIVE] and len(samples) > 1:
+            samples = [sample if isinstance(sample, str) else "" for sample in row[contracts.SAMPLES] or []]
+            answer, vote_json, meta, reason, detail = row[contracts.ANSWER], None, row[contracts.META], None, None
+            if row[contracts.OBJECTIVE] and len(samples) > 1:
                 vote = vote_answers(samples, min_agreement=self.params.min_agreement)
                 vote_json = json.dumps(dataclasses.asdict(vote), ensure_ascii=False)
                 if vote.consistent:
@@ -60,11 +60,11 @@ class Consistency(Stage):
             reasons.append(reason)
             details.append(detail)
         outputs = {
-            columns.ANSWER: answers,
-            columns.VOTES: votes,
-            columns.META: metas,
-            columns.REJECT_REASON: reasons,
-            columns.REJECT_DETAIL: details,
+            contracts.ANSWER: answers,
+            contracts.VOTES: votes,
+            contracts.META: metas,
+            contracts.REJECT_REASON: reasons,
+            contracts.REJECT_DETAIL: details,
         }
         return with_columns(batch, {name: pa.array(values, pa.string()) for name, values in outputs.items()})
 

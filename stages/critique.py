@@ -47,13 +47,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
-from pipeline import contracts as c
+from pipeline import contracts
 from pipeline.contracts import RejectReason
-from pipeline.llm.model_stage import RENDER_CPUS, ModelStage
 from pipeline.llm.models import SamplingParams
 from pipeline.llm.processors import apply_llm
-from pipeline.llm.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply
 from pipeline.llm.prompts import load_prompt
+from pipeline.model_stage import RENDER_CPUS, ModelStage
+from pipeline.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply
 from pipeline.stage import Resources, StageParams, with_columns
 from quality.answer_checks import check_arithmetic, check_code_language, check_cut_off, check_python_syntax
 from quality.code_language import prose_of
@@ -186,11 +186,11 @@ def parse_judgement(value: Any) -> tuple[Judgement | None, str | None]:
 
 class Critique(ModelStage):
     name = "critique"
-    input_columns = (c.INSTRUCTION, c.ANSWER)
+    input_columns = (contracts.INSTRUCTION, contracts.ANSWER)
     output_fields = (
-        pa.field(c.CRITIQUE, pa.string()),
-        pa.field(c.CRITIQUE_SCORE, pa.float64()),
-        pa.field(c.META, pa.string()),
+        pa.field(contracts.CRITIQUE, pa.string()),
+        pa.field(contracts.CRITIQUE_SCORE, pa.float64()),
+        pa.field(contracts.META, pa.string()),
     )
     params = CritiqueParams
     resources = Resources(num_cpus=0.25, batch_size=64)
@@ -215,8 +215,8 @@ class Critique(ModelStage):
     def check_pairs(self, batch: pa.Table) -> pa.Table:
         """The first failed check of each pair (reason and detail), or null."""
         checks = self.params.checks
-        instructions = [text or "" for text in batch[c.INSTRUCTION].to_pylist()]
-        answers = [text or "" for text in batch[c.ANSWER].to_pylist()]
+        instructions = [text or "" for text in batch[contracts.INSTRUCTION].to_pylist()]
+        answers = [text or "" for text in batch[contracts.ANSWER].to_pylist()]
         found: list[tuple[RejectReason, str] | None] = [None] * batch.num_rows
         for index, (instruction, answer) in enumerate(zip(instructions, answers)):
             if not answer.strip():
@@ -233,8 +233,8 @@ class Critique(ModelStage):
             for index, refusals in enumerate(count_refusals(pa.array(answers, pa.string()))):
                 if found[index] is None and refusals:
                     found[index] = (RejectReason.REFUSAL, f"refusal phrase near the start: {answers[index][:120]!r}")
-        if checks.answer_language and c.LANG in batch.column_names:
-            found = self._check_languages(batch[c.LANG].to_pylist(), answers, found)
+        if checks.answer_language and contracts.LANG in batch.column_names:
+            found = self._check_languages(batch[contracts.LANG].to_pylist(), answers, found)
         return with_columns(
             batch,
             {
@@ -256,10 +256,10 @@ class Critique(ModelStage):
         """One request per pair for `signal`; a pair the checks rejected (unless `judge_rejected`), or
         a pair without a passage for `grounding`, gets none (null messages: the LLM layer skips it)."""
         template = load_prompt(self.params.templates[signal])
-        passages = batch[c.PASSAGE].to_pylist() if c.PASSAGE in batch.column_names else [None] * batch.num_rows
+        passages = batch[contracts.PASSAGE].to_pylist() if contracts.PASSAGE in batch.column_names else [None] * batch.num_rows
         failed = batch[_CHECK_REASON].to_pylist() if _CHECK_REASON in batch.column_names else [None] * batch.num_rows
         requests = []
-        for instruction, answer, passage, check in zip(batch[c.INSTRUCTION].to_pylist(), batch[c.ANSWER].to_pylist(), passages, failed):
+        for instruction, answer, passage, check in zip(batch[contracts.INSTRUCTION].to_pylist(), batch[contracts.ANSWER].to_pylist(), passages, failed):
             skip = (check is not None and not self.params.judge_rejected) or (signal == "grounding" and not passage)
             variables = {"instruction": instruction or "", "answer": answer or "", "passage": passage or ""}
             # Greedy decoding ignores the seed; a sampled rubric (temperature > 0) stays reproducible.
@@ -273,18 +273,18 @@ class Critique(ModelStage):
             verdict = self.decide(row)
             critiques.append(json.dumps(verdict.critique, ensure_ascii=False))
             scores.append(verdict.score)
-            metas.append(generation_meta_of(row, verdict.score) if verdict.score is not None else row.get(c.META))
+            metas.append(generation_meta_of(row, verdict.score) if verdict.score is not None else row.get(contracts.META))
             reasons.append(verdict.reason.value if verdict.reason else None)
             details.append(verdict.detail)
-        internal = [name for name in batch.column_names if name.startswith("__critique_") or name == PROMPT_INFO or name == c.META]
+        internal = [name for name in batch.column_names if name.startswith("__critique_") or name == PROMPT_INFO or name == contracts.META]
         return with_columns(
             batch.drop_columns(internal),
             {
-                c.CRITIQUE: pa.array(critiques, pa.string()),
-                c.CRITIQUE_SCORE: pa.array(scores, pa.float64()),
-                c.META: pa.array(metas, pa.string()),
-                c.REJECT_REASON: pa.array(reasons, pa.string()),
-                c.REJECT_DETAIL: pa.array(details, pa.string()),
+                contracts.CRITIQUE: pa.array(critiques, pa.string()),
+                contracts.CRITIQUE_SCORE: pa.array(scores, pa.float64()),
+                contracts.META: pa.array(metas, pa.string()),
+                contracts.REJECT_REASON: pa.array(reasons, pa.string()),
+                contracts.REJECT_DETAIL: pa.array(details, pa.string()),
             },
         )
 
@@ -347,7 +347,7 @@ class Decision:
 def read_signal(signal: str, text: str | None, logprobs_json: str | None, params: CritiqueParams) -> tuple[Any, str | None]:
     """One signal's reading from its reply, or why it cannot be read."""
     if signal == "rubric":
-        reply = read_reply({c.GENERATED_TEXT: text, c.JSON_SCHEMA: json.dumps(load_prompt(params.templates["rubric"]).schema)})
+        reply = read_reply({contracts.GENERATED_TEXT: text, contracts.JSON_SCHEMA: json.dumps(load_prompt(params.templates["rubric"]).schema)})
         if reply.reason is not None:
             return None, reply.detail
         judgement, problem = parse_judgement(reply.value)
@@ -403,9 +403,9 @@ def keep_reply(batch: pa.Table, *, signal: str, model_name: str) -> pa.Table:
     """After one judge call: its reply into the signal's own columns, its tokens added to the
     stage's running usage (the next call's reply columns overwrite the LLM layer's)."""
     text, logprobs, error, error_reason = _reply_columns(signal)
-    asked = pc.is_valid(batch[c.LLM_MODEL]).to_numpy(zero_copy_only=False)
+    asked = pc.is_valid(batch[contracts.LLM_MODEL]).to_numpy(zero_copy_only=False)
     usage = {}
-    for name, source in zip(_USAGE, (None, c.PROMPT_TOKENS, c.GENERATED_TOKENS)):
+    for name, source in zip(_USAGE, (None, contracts.PROMPT_TOKENS, contracts.GENERATED_TOKENS)):
         before = batch[name].to_numpy(zero_copy_only=False) if name in batch.column_names else np.zeros(batch.num_rows, np.int64)
         added = asked.astype(np.int64) if source is None else np.nan_to_num(batch[source].to_numpy(zero_copy_only=False).astype(float)).astype(np.int64)
         usage[name] = before + added
@@ -414,24 +414,24 @@ def keep_reply(batch: pa.Table, *, signal: str, model_name: str) -> pa.Table:
     return with_columns(
         batch,
         {
-            text: batch[c.GENERATED_TEXT],
-            logprobs: batch[c.LLM_TOP_LOGPROBS],
-            error: batch[c.LLM_ERROR],
-            error_reason: batch[c.LLM_ERROR_REASON],
+            text: batch[contracts.GENERATED_TEXT],
+            logprobs: batch[contracts.LLM_TOP_LOGPROBS],
+            error: batch[contracts.LLM_ERROR],
+            error_reason: batch[contracts.LLM_ERROR_REASON],
             **{name: pa.array(values, pa.int64()) for name, values in usage.items()},
             # What the runner counts per model: every judge call of the pair so far.
-            c.LLM_REQUESTS: pa.array(requests, pa.int64()),
-            c.PROMPT_TOKENS: pa.array(prompt_tokens, pa.int64()),
-            c.GENERATED_TOKENS: pa.array(generated_tokens, pa.int64()),
-            c.LLM_MODEL: model,
+            contracts.LLM_REQUESTS: pa.array(requests, pa.int64()),
+            contracts.PROMPT_TOKENS: pa.array(prompt_tokens, pa.int64()),
+            contracts.GENERATED_TOKENS: pa.array(generated_tokens, pa.int64()),
+            contracts.LLM_MODEL: model,
         },
     )
 
 
 def generation_meta_of(row: dict[str, Any], score: float) -> str:
     """`meta` with a step for the critique: its model and score (templates are in `critique`)."""
-    meta = json.loads(row[c.META]) if row.get(c.META) else {}
-    meta.setdefault("steps", []).append({"stage": "critique", "model": row.get(c.LLM_MODEL), "critique_score": score})
+    meta = json.loads(row[contracts.META]) if row.get(contracts.META) else {}
+    meta.setdefault("steps", []).append({"stage": "critique", "model": row.get(contracts.LLM_MODEL), "critique_score": score})
     return json.dumps(meta, ensure_ascii=False, sort_keys=True)
 
 

@@ -21,11 +21,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.config import ConfigError
+from pipeline.contracts import RejectReason
 from pipeline.file_digest import user_file_stamp
 from pipeline.inputs.sample_text import check_text_source, row_texts
-from pipeline.rejects import RejectReason
 from pipeline.stage import Execution, Resources, Stage, StageParams
 from quality.benchmark_sets import load_benchmark_texts
 from quality.decontamination import DEFAULT_NGRAM_WORDS, NgramIndex, build_ngram_index, find_contamination
@@ -84,7 +84,9 @@ class Decontaminate(Stage):
         details = [
             json.dumps({"benchmark": match.benchmark, "ngram": match.ngram, "n": self.index.n}, ensure_ascii=False) if match else None for match in matches
         ]
-        return batch.append_column(columns.REJECT_REASON, pa.array(reasons, pa.string())).append_column(columns.REJECT_DETAIL, pa.array(details, pa.string()))
+        return batch.append_column(contracts.REJECT_REASON, pa.array(reasons, pa.string())).append_column(
+            contracts.REJECT_DETAIL, pa.array(details, pa.string())
+        )
 
 
 def read_benchmark_file(path: Path, text_field: str) -> list[str]:

@@ -55,9 +55,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.config import ConfigError
-from pipeline.rejects import RejectReason
+from pipeline.contracts import RejectReason
 from pipeline.stage import GlobalStage, Resources
 from quality.duplicate_selection import exact_leaders, pair_jaccard, rank_documents, select_kept
 from quality.exact_dedup import copy_keys, text_groups
@@ -85,14 +85,14 @@ SCRIPT = "__script"
 SCORE = "__score"
 COMPONENT = "__component"
 # What selection decided for one removed row of a group.
-DECISIONS = pa.schema([("row", pa.int64()), (columns.REJECT_REASON, pa.string()), (columns.REJECT_DETAIL, pa.string())])
+DECISIONS = pa.schema([("row", pa.int64()), (contracts.REJECT_REASON, pa.string()), (contracts.REJECT_DETAIL, pa.string())])
 
 
 class DedupParams(MinHashConfig):
     """MinHash settings (threshold, num_perm, bands, rows, verify_threshold, shingles with their
     normalization, seed) plus what to read and how to split the work."""
 
-    text_columns: list[str] = Field(default_factory=lambda: [columns.TEXT], min_length=1)
+    text_columns: list[str] = Field(default_factory=lambda: [contracts.TEXT], min_length=1)
     # Higher is kept (e.g. critique_score, quality_score); null: ties broken by smallest id.
     score_column: str | None = None
     # Label copies of the normalised text `exact_duplicate` and pair them through their own band,
@@ -111,7 +111,7 @@ class DedupParams(MinHashConfig):
 
 class Dedup(GlobalStage):
     name = "dedup"
-    input_columns = (columns.ID,)
+    input_columns = (contracts.ID,)
     params = DedupParams
     resources = Resources(num_cpus=0.5, batch_size=2048)
 
@@ -149,7 +149,7 @@ class Dedup(GlobalStage):
         with self.phase("cluster"):
             members, labels = label_components(pairs)
         with self.phase("select"):
-            with_source_id = self.context.input_schema is not None and columns.SOURCE_ID in self.context.input_schema.names
+            with_source_id = self.context.input_schema is not None and contracts.SOURCE_ID in self.context.input_schema.names
             decisions, stats = select_duplicates(params, groups, signed, pairs, members, labels, slots, with_source_id)
         with self.phase("mark"):
             marked = [submit(mark_group, 1, len(group), *group, *decisions[g])[0] for g, group in enumerate(groups)]
@@ -279,7 +279,7 @@ def sign_group(params: DedupParams, group: int, parts: int, *blocks: pa.Table) -
     pieces = split_by(
         (band_hash % np.uint64(parts)).astype(np.int64), parts,
         band=np.concatenate(band), band_hash=band_hash, key=document_keys(group, table.num_rows)[doc],
-        order=id_hashes(table[columns.ID])[doc], copy=copy_key[doc],
+        order=id_hashes(table[contracts.ID])[doc], copy=copy_key[doc],
     )  # fmt: skip
     return (signatures, dominant_scripts(units.data, units.starts, units.offsets), *pieces)
 
@@ -414,9 +414,9 @@ def extract_members(
     table = concat_blocks(blocks[:block_count])
     rows = table.take(pa.array(row_of(keys)))
     score = rows[params.score_column].cast(pa.float64()) if params.score_column else pa.nulls(len(keys), pa.float64())
-    source_id = rows[columns.SOURCE_ID].cast(pa.string()) if columns.SOURCE_ID in rows.column_names else pa.nulls(len(keys), pa.string())
+    source_id = rows[contracts.SOURCE_ID].cast(pa.string()) if contracts.SOURCE_ID in rows.column_names else pa.nulls(len(keys), pa.string())
     selected = pa.table({
-        columns.ID: rows[columns.ID], columns.SOURCE_ID: source_id, SCORE: score, TEXT: joined_texts(rows, params.text_columns),
+        contracts.ID: rows[contracts.ID], contracts.SOURCE_ID: source_id, SCORE: score, TEXT: joined_texts(rows, params.text_columns),
         KEY: keys, SCRIPT: scripts[row_of(keys)], COMPONENT: labels,
     })  # fmt: skip
     part = labels % parts
@@ -479,7 +479,7 @@ def select_partition(params: DedupParams, with_source_id: bool, group_count: int
     shingles = hash_normalized_shingles(normalized, params.shingles)
     texts = text_groups(normalized)
     scores = pc.fill_null(members[SCORE], math.nan).to_numpy(zero_copy_only=False)
-    ids = np.asarray(members[columns.ID].to_pylist(), dtype=object).astype(str)
+    ids = np.asarray(members[contracts.ID].to_pylist(), dtype=object).astype(str)
     rank = rank_documents(scores, ids)
     leaders = exact_leaders(texts, rank)
     pairs = np.stack([np.searchsorted(keys, edges["left"]), np.searchsorted(keys, edges["right"])], axis=1)
@@ -488,7 +488,7 @@ def select_partition(params: DedupParams, with_source_id: bool, group_count: int
     selection = select_kept(pairs, similarity, rank=rank, leaders=leaders, threshold=params.threshold)
     removed = np.flatnonzero(selection.is_duplicate())
     kept = selection.kept[removed]
-    source_ids = members[columns.SOURCE_ID].to_pylist()
+    source_ids = members[contracts.SOURCE_ID].to_pylist()
     sizes = selection.group_sizes()
     details = []
     for index, keeper in zip(removed.tolist(), kept.tolist()):
@@ -526,7 +526,7 @@ def mark_group(block_count: int, *blocks_and_decisions: pa.Table) -> tuple:
     rows = decisions["row"].to_numpy()
     reasons = np.full(table.num_rows, None, dtype=object)
     details = np.full(table.num_rows, None, dtype=object)
-    reasons[rows] = decisions[columns.REJECT_REASON].to_numpy(zero_copy_only=False)
-    details[rows] = decisions[columns.REJECT_DETAIL].to_numpy(zero_copy_only=False)
-    table = table.append_column(columns.REJECT_REASON, pa.array(reasons, pa.string()))
-    return (table.append_column(columns.REJECT_DETAIL, pa.array(details, pa.string())),)
+    reasons[rows] = decisions[contracts.REJECT_REASON].to_numpy(zero_copy_only=False)
+    details[rows] = decisions[contracts.REJECT_DETAIL].to_numpy(zero_copy_only=False)
+    table = table.append_column(contracts.REJECT_REASON, pa.array(reasons, pa.string()))
+    return (table.append_column(contracts.REJECT_DETAIL, pa.array(details, pa.string())),)

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import yaml
 from pydantic import Field
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.config import ConfigError, JobConfig, parse_job
 from pipeline.contracts import RejectReason
 from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
@@ -58,8 +58,8 @@ class DifficultyParams(StageParams):
 
 class Difficulty(Stage):
     name = DIFFICULTY
-    input_columns = (columns.ID, columns.PARENT_ID, columns.EVOLUTION_OP, columns.META)
-    output_fields = (pa.field(columns.META, pa.string()),)
+    input_columns = (contracts.ID, contracts.PARENT_ID, contracts.EVOLUTION_OP, contracts.META)
+    output_fields = (pa.field(contracts.META, pa.string()),)
     params = DifficultyParams
     resources = Resources(num_cpus=0.25, batch_size=1024)
     execution = Execution.FILE_TASKS
@@ -84,18 +84,18 @@ class Difficulty(Stage):
         rows = [row for files in self.context.upstream_dirs.values() for row in _read(sorted(files.glob("part-*.parquet")), self.input_columns)]
         needed = set()
         for row in rows:
-            parent = evolved_from(row[columns.META])
-            if row[columns.EVOLUTION_OP] in self.params.operations and parent:
-                needed.update((row[columns.PARENT_ID], parent))
+            parent = evolved_from(row[contracts.META])
+            if row[contracts.EVOLUTION_OP] in self.params.operations and parent:
+                needed.update((row[contracts.PARENT_ID], parent))
         self.measures = read_measures(run_dir, samples_stage, judge_stage, needed)
 
     def transform(self, batch: pa.Table) -> pa.Table:
         metas, reasons, details = [], [], []
-        for row in batch.select([columns.PARENT_ID, columns.EVOLUTION_OP, columns.META]).to_pylist():
-            meta, reason, detail = row[columns.META], None, None
+        for row in batch.select([contracts.PARENT_ID, contracts.EVOLUTION_OP, contracts.META]).to_pylist():
+            meta, reason, detail = row[contracts.META], None, None
             parent = evolved_from(meta)
-            if row[columns.EVOLUTION_OP] in self.params.operations and parent:
-                record = self.judge(row[columns.PARENT_ID], parent, row[columns.EVOLUTION_OP])
+            if row[contracts.EVOLUTION_OP] in self.params.operations and parent:
+                record = self.judge(row[contracts.PARENT_ID], parent, row[contracts.EVOLUTION_OP])
                 data = json.loads(meta) if meta else {}
                 data[DIFFICULTY] = record
                 meta = json.dumps(data, ensure_ascii=False, sort_keys=True)
@@ -107,9 +107,9 @@ class Difficulty(Stage):
         return with_columns(
             batch,
             {
-                columns.META: pa.array(metas, pa.string()),
-                columns.REJECT_REASON: pa.array(reasons, pa.string()),
-                columns.REJECT_DETAIL: pa.array(details, pa.string()),
+                contracts.META: pa.array(metas, pa.string()),
+                contracts.REJECT_REASON: pa.array(reasons, pa.string()),
+                contracts.REJECT_DETAIL: pa.array(details, pa.string()),
             },
         )
 
@@ -135,7 +135,7 @@ class Difficulty(Stage):
         records = [
             (json.loads(meta)[DIFFICULTY], kept)
             for files, kept in ((stage_dir.part_files(), True), (stage_dir.reject_files(), False))
-            for meta in (row[columns.META] for row in _read(files, (columns.META,)))
+            for meta in (row[contracts.META] for row in _read(files, (contracts.META,)))
             if meta and DIFFICULTY in json.loads(meta)
         ]
         return {DIFFICULTY: summarize_changes(records)}
@@ -190,14 +190,14 @@ def read_measures(run_dir: Path | RemotePath, samples_stage: str, judge_stage: s
     accuracy: dict[str, float] = {}
     if judge_stage is not None:
         judged = StageDir(run_dir, judge_stage)
-        for row in _read([*judged.part_files(), *judged.reject_files()], (columns.PARENT_ID, columns.CRITIQUE), needed):
-            scores = json.loads(row[columns.CRITIQUE]).get("scores", {}) if row[columns.CRITIQUE] else {}
+        for row in _read([*judged.part_files(), *judged.reject_files()], (contracts.PARENT_ID, contracts.CRITIQUE), needed):
+            scores = json.loads(row[contracts.CRITIQUE]).get("scores", {}) if row[contracts.CRITIQUE] else {}
             if "accuracy" in scores:
-                accuracy[row[columns.PARENT_ID]] = float(scores["accuracy"])
+                accuracy[row[contracts.PARENT_ID]] = float(scores["accuracy"])
     measures = {}
-    for row in _read(StageDir(run_dir, samples_stage).part_files(), (columns.PARENT_ID, columns.OBJECTIVE, columns.SAMPLES), needed):
-        instruction = row[columns.PARENT_ID]
-        measures[instruction] = measure_answers(row[columns.SAMPLES], objective=bool(row[columns.OBJECTIVE]), judged_accuracy=accuracy.get(instruction))
+    for row in _read(StageDir(run_dir, samples_stage).part_files(), (contracts.PARENT_ID, contracts.OBJECTIVE, contracts.SAMPLES), needed):
+        instruction = row[contracts.PARENT_ID]
+        measures[instruction] = measure_answers(row[contracts.SAMPLES], objective=bool(row[contracts.OBJECTIVE]), judged_accuracy=accuracy.get(instruction))
     return measures
 
 
@@ -229,7 +229,7 @@ def _read(files: list[Path | RemotePath], names: tuple[str, ...], only: set[str]
     for path in files:
         present = [name for name in names if name in parquet_schema(path).names]
         table = read_parquet(path, columns=present)
-        if only is not None and columns.PARENT_ID in present:
-            table = table.filter(pc.is_in(table[columns.PARENT_ID], value_set=pa.array(sorted(only), pa.string())))
+        if only is not None and contracts.PARENT_ID in present:
+            table = table.filter(pc.is_in(table[contracts.PARENT_ID], value_set=pa.array(sorted(only), pa.string())))
         rows.extend({name: row.get(name) for name in names} for row in table.to_pylist())
     return rows

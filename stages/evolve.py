@@ -27,15 +27,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from pipeline import columns
-from pipeline.contracts import INSTRUCTION_FIELDS, RejectReason, derived_id, reject_row
+from pipeline import contracts
+from pipeline.contracts import INSTRUCTION_FIELDS, Lineage, RejectReason, derived_id, reject_row, with_reject_columns
 from pipeline.instruction_rows import check_repeated, opening_pattern, seed_language
-from pipeline.llm.model_stage import ModelStage
 from pipeline.llm.models import SamplingParams
-from pipeline.llm.processors import JSON_SCHEMA
-from pipeline.llm.prompted_requests import PROMPT_INFO, Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
 from pipeline.llm.prompts import load_prompt
-from pipeline.stage import Lineage, Resources, StageParams, with_columns, with_reject_columns
+from pipeline.model_stage import ModelStage
+from pipeline.prompted_requests import PROMPT_INFO, Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
+from pipeline.stage import Resources, StageParams, with_columns
 from quality.instruction_checks import (
     check_answers_itself,
     check_evolution,
@@ -82,7 +81,7 @@ class EvolveParams(StageParams):
 
 class Evolve(ModelStage):
     name = "evolve"
-    input_columns = (columns.ID, columns.INSTRUCTION, columns.DOMAIN, columns.SEED_ID)
+    input_columns = (contracts.ID, contracts.INSTRUCTION, contracts.DOMAIN, contracts.SEED_ID)
     output_fields = INSTRUCTION_FIELDS
     carries_input = False
     lineage = Lineage.CHILDREN
@@ -99,7 +98,7 @@ class Evolve(ModelStage):
     def _low_resource_examples(self) -> dict[str, list[str]]:
         """A few instructions of each low-resource domain, read on the driver (two columns only)."""
         files = [f for upstream in self.context.upstream_dirs.values() for f in sorted(upstream.glob("part-*.parquet"))]
-        tables = [pq.read_table(f, columns=[columns.DOMAIN, columns.INSTRUCTION]) for f in files]
+        tables = [pq.read_table(f, columns=[contracts.DOMAIN, contracts.INSTRUCTION]) for f in files]
         return pick_low_resource_examples(
             (row for table in tables for row in table.to_pylist()),
             listed=self.params.low_resource_domains,
@@ -118,106 +117,108 @@ class Evolve(ModelStage):
         examples = self.examples
         opening_of = load_prompt(OPENINGS_PROMPT)
         requests = []
-        for row in batch.select([columns.ID, columns.INSTRUCTION, columns.DOMAIN, columns.LANG]).to_pylist():
-            op = self.choose_operation(row[columns.ID], row[columns.DOMAIN], examples)
+        for row in batch.select([contracts.ID, contracts.INSTRUCTION, contracts.DOMAIN, contracts.LANG]).to_pylist():
+            op = self.choose_operation(row[contracts.ID], row[contracts.DOMAIN], examples)
             # `pick` chooses the direction a rewrite prompt names, or the opening of an added sentence.
-            pick = stable_seed(self.params.seed, row[columns.ID], "direction")
+            pick = stable_seed(self.params.seed, row[contracts.ID], "direction")
             language = seed_language(row)
-            variables = {"instruction": row[columns.INSTRUCTION] or "", "language": language, "pick": pick}
+            variables = {"instruction": row[contracts.INSTRUCTION] or "", "language": language, "pick": pick}
             if op in APPENDING_OPERATIONS:
                 variables["opening"] = opening_of.render(operation=op, language=language, pick=pick)[-1]["content"]
             if op == EXPAND:
-                shown = [text for text in examples[row[columns.DOMAIN]] if text != row[columns.INSTRUCTION]][: self.params.expand_examples - 1]
-                variables.update(domain=row[columns.DOMAIN], examples=[row[columns.INSTRUCTION], *shown], count=self.params.expand_count)
-            seed = stable_seed(self.params.seed, row[columns.ID], self.context.stage_name)
+                shown = [text for text in examples[row[contracts.DOMAIN]] if text != row[contracts.INSTRUCTION]][: self.params.expand_examples - 1]
+                variables.update(domain=row[contracts.DOMAIN], examples=[row[contracts.INSTRUCTION], *shown], count=self.params.expand_count)
+            seed = stable_seed(self.params.seed, row[contracts.ID], self.context.stage_name)
             requests.append(Request(load_prompt(f"evolve/{op}"), variables, seed=seed, notes={"operation": op}))
         rendered = attach_requests(batch, requests)
         # An added sentence must start with its opening: the row's schema holds the model to it
         # (vLLM decodes against it); the reply is read against the template's own schema.
         schemas = [
             json.dumps(addition_schema(request.variables["opening"])) if "opening" in request.variables else schema
-            for request, schema in zip(requests, rendered[JSON_SCHEMA].to_pylist())
+            for request, schema in zip(requests, rendered[contracts.JSON_SCHEMA].to_pylist())
         ]
-        return with_columns(rendered, {JSON_SCHEMA: pa.array(schemas, pa.string())})
+        return with_columns(rendered, {contracts.JSON_SCHEMA: pa.array(schemas, pa.string())})
 
     def transform(self, batch: pa.Table) -> pa.Table:
         rows = []
         for parent in batch.to_pylist():
             op = json.loads(parent["prompt_info"])["operation"]
-            depth = (parent.get(columns.EVOLUTION_DEPTH) or 0) + 1
+            depth = (parent.get(contracts.EVOLUTION_DEPTH) or 0) + 1
             base = {
-                columns.SEED_ID: parent[columns.SEED_ID],
-                columns.PARENT_ID: parent[columns.ID],
-                columns.SOURCE: parent.get(columns.SOURCE),
-                columns.SOURCE_ID: parent.get(columns.SOURCE_ID),
-                columns.ORIGIN: parent.get(columns.ORIGIN),
-                columns.DOMAIN: parent[columns.DOMAIN],
-                columns.LANG: seed_language(parent),
-                columns.TASK_TYPE: parent.get(columns.TASK_TYPE),
-                columns.OBJECTIVE: bool(parent.get(columns.OBJECTIVE)) and op != EXPAND,
-                columns.EVOLUTION_OP: op,
-                columns.EVOLUTION_DEPTH: depth,
+                contracts.SEED_ID: parent[contracts.SEED_ID],
+                contracts.PARENT_ID: parent[contracts.ID],
+                contracts.SOURCE: parent.get(contracts.SOURCE),
+                contracts.SOURCE_ID: parent.get(contracts.SOURCE_ID),
+                contracts.ORIGIN: parent.get(contracts.ORIGIN),
+                contracts.DOMAIN: parent[contracts.DOMAIN],
+                contracts.LANG: seed_language(parent),
+                contracts.TASK_TYPE: parent.get(contracts.TASK_TYPE),
+                contracts.OBJECTIVE: bool(parent.get(contracts.OBJECTIVE)) and op != EXPAND,
+                contracts.EVOLUTION_OP: op,
+                contracts.EVOLUTION_DEPTH: depth,
                 # A rewrite asks about its parent's source; an expansion is a new task without one.
-                columns.PASSAGE: parent.get(columns.PASSAGE) if op != EXPAND else None,
+                contracts.PASSAGE: parent.get(contracts.PASSAGE) if op != EXPAND else None,
             }
-            if not (parent[columns.INSTRUCTION] or "").strip():
+            if not (parent[contracts.INSTRUCTION] or "").strip():
                 rows.append(
-                    reject_row(base, parent[columns.ID], RejectReason.EMPTY, "the row has no instruction to evolve", **{columns.META: parent.get(columns.META)})
+                    reject_row(
+                        base, parent[contracts.ID], RejectReason.EMPTY, "the row has no instruction to evolve", **{contracts.META: parent.get(contracts.META)}
+                    )
                 )
                 continue
             if self.params.keep_parents:
                 rows.append({name: parent.get(name) for name in pa.schema(INSTRUCTION_FIELDS).names})
-            reply = read_reply({**parent, JSON_SCHEMA: json.dumps(load_prompt(f"evolve/{op}").schema)})
+            reply = read_reply({**parent, contracts.JSON_SCHEMA: json.dumps(load_prompt(f"evolve/{op}").schema)})
             opening = json.loads(parent[PROMPT_INFO])["variables"].get("opening", "")
             if reply.reason is not None:
-                rows.append(reject_row(base, parent[columns.ID], reply.reason, reply.detail, **{columns.META: generation_meta(parent, operation=op)}))
+                rows.append(reject_row(base, parent[contracts.ID], reply.reason, reply.detail, **{contracts.META: generation_meta(parent, operation=op)}))
                 continue
             if op == EXPAND:
                 texts = reply.value["instructions"]
             elif op in APPENDING_OPERATIONS:
                 addition = strip_type_label(reply.value["addition"].strip())
-                texts = [append_sentence(parent[columns.INSTRUCTION], addition, base[columns.LANG])]
+                texts = [append_sentence(parent[contracts.INSTRUCTION], addition, base[contracts.LANG])]
             else:
                 texts = [reply.value["instruction"]]
             said = {key: reply.value[key] for key in ("addition", "change") if isinstance(reply.value, dict) and key in reply.value}
             seen: set[str] = set()
-            code = base[columns.DOMAIN] == "code"
+            code = base[contracts.DOMAIN] == "code"
             for index, text in enumerate(texts):
                 text = strip_type_label(text.strip())
                 row = {
                     **base,
-                    columns.ID: derived_id(parent[columns.ID], op, text),
-                    columns.INSTRUCTION: text,
-                    columns.TASK_TYPE: classify_task_type(text),
-                    columns.META: generation_meta(parent, operation=op, item_index=index, evolved_from=parent[columns.ID], **said),
+                    contracts.ID: derived_id(parent[contracts.ID], op, text),
+                    contracts.INSTRUCTION: text,
+                    contracts.TASK_TYPE: classify_task_type(text),
+                    contracts.META: generation_meta(parent, operation=op, item_index=index, evolved_from=parent[contracts.ID], **said),
                 }
                 if op == EXPAND:
                     problem = (
                         check_repeated(text, seen)
                         or check_is_request(text)
-                        or check_language(text, base[columns.LANG], context=prompt_text(parent[columns.MESSAGES]), code=code)
+                        or check_language(text, base[contracts.LANG], context=prompt_text(parent[contracts.MESSAGES]), code=code)
                         or check_self_contained(text)
                         or check_answers_itself(text)
-                        or _repeats(text, [parent[columns.INSTRUCTION], *self.examples.get(parent[columns.DOMAIN], [])])
+                        or _repeats(text, [parent[contracts.INSTRUCTION], *self.examples.get(parent[contracts.DOMAIN], [])])
                     )
                 else:
                     problem = (
                         check_evolution(
                             text,
-                            parent[columns.INSTRUCTION],
-                            template_text=prompt_without(parent[columns.MESSAGES], parent[columns.INSTRUCTION]).replace(opening or "\x00", " "),
+                            parent[contracts.INSTRUCTION],
+                            template_text=prompt_without(parent[contracts.MESSAGES], parent[contracts.INSTRUCTION]).replace(opening or "\x00", " "),
                             min_length_ratio=self.params.min_length_ratio,
                         )
                         or check_is_request(text)
                         # An added sentence must itself ask for something: a statement appended
                         # to a question is the start of an answer.
                         or (check_is_request(addition, min_words=2) if op in APPENDING_OPERATIONS and text != addition else None)
-                        or check_language(text, base[columns.LANG], context=parent[columns.INSTRUCTION], code=code)
+                        or check_language(text, base[contracts.LANG], context=parent[contracts.INSTRUCTION], code=code)
                         or check_self_contained(text)
                         or check_answers_itself(text)
                     )
                 if problem is not None:
-                    row[columns.REJECT_REASON], row[columns.REJECT_DETAIL] = RejectReason(problem[0]).value, problem[1]
+                    row[contracts.REJECT_REASON], row[contracts.REJECT_DETAIL] = RejectReason(problem[0]).value, problem[1]
                 rows.append(row)
         return pa.Table.from_pylist(rows, schema=with_reject_columns(pa.schema(INSTRUCTION_FIELDS)))
 
@@ -255,11 +256,11 @@ def pick_low_resource_examples(rows: Iterable[dict], *, listed: list[str], max_s
     counts: Counter = Counter()
     examples: dict[str, list[str]] = {}
     for row in rows:
-        domain = row[columns.DOMAIN]
+        domain = row[contracts.DOMAIN]
         counts[domain] += 1
         bucket = examples.setdefault(domain, [])
         if len(bucket) < per_domain:
-            bucket.append(row[columns.INSTRUCTION])
+            bucket.append(row[contracts.INSTRUCTION])
     total = sum(counts.values())
     rare = {domain for domain, n in counts.items() if domain in listed or (total and n / total < max_share)}
     return {domain: examples[domain] for domain in sorted(rare)}

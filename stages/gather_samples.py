@@ -14,30 +14,30 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import columns
-from pipeline.fingerprint import content_id
+from pipeline import contracts
+from pipeline.contracts import content_id
 from pipeline.stage import GlobalStage, Resources, with_columns
 
 
 class GatherSamples(GlobalStage):
     name = "gather_samples"
-    input_columns = (columns.PARENT_ID, columns.ANSWER, columns.SAMPLE_INDEX)
+    input_columns = (contracts.PARENT_ID, contracts.ANSWER, contracts.SAMPLE_INDEX)
     output_fields = (
-        pa.field(columns.ID, pa.string()),
-        pa.field(columns.PARENT_ID, pa.string()),
-        pa.field(columns.ANSWER, pa.string()),
-        pa.field(columns.SAMPLES, pa.list_(pa.string())),
+        pa.field(contracts.ID, pa.string()),
+        pa.field(contracts.PARENT_ID, pa.string()),
+        pa.field(contracts.ANSWER, pa.string()),
+        pa.field(contracts.SAMPLES, pa.list_(pa.string())),
     )
     resources = Resources(num_cpus=0.5, batch_size=1024)
 
     def run(self, dataset):
-        return dataset.groupby(columns.PARENT_ID).map_groups(gather_group, batch_format="pyarrow", num_cpus=0.5)
+        return dataset.groupby(contracts.PARENT_ID).map_groups(gather_group, batch_format="pyarrow", num_cpus=0.5)
 
 
 def gather_group(group: pa.Table) -> pa.Table:
     """One instruction's sample rows -> one row carrying the first row's columns and every answer."""
-    group = group.take(pc.sort_indices(group, [(columns.SAMPLE_INDEX, "ascending")]))
+    group = group.take(pc.sort_indices(group, [(contracts.SAMPLE_INDEX, "ascending")]))
     first = group.slice(0, 1)
-    samples = pa.array([group[columns.ANSWER].to_pylist()], pa.list_(pa.string()))
-    instruction_id = first[columns.PARENT_ID][0].as_py()
-    return with_columns(first, {columns.ID: pa.array([content_id(f"{instruction_id}\x1fpair")]), columns.SAMPLES: samples})
+    samples = pa.array([group[contracts.ANSWER].to_pylist()], pa.list_(pa.string()))
+    instruction_id = first[contracts.PARENT_ID][0].as_py()
+    return with_columns(first, {contracts.ID: pa.array([content_id(f"{instruction_id}\x1fpair")]), contracts.SAMPLES: samples})

@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from pipeline import contracts as c
+from pipeline import contracts
 from pipeline.contracts import ANSWER_FIELDS
 from pipeline.probe_rows import PROBE_FIELDS, JoinsMeasuredRows, MeasuredRows, ServesMeasuredRows
 from pipeline.stage import Execution, Resources, Stage, StageParams
@@ -110,29 +110,29 @@ def judged_row(judged: JudgedResponse) -> dict[str, Any]:
     """One judged response as a pair; it is its own seed, and its origin names where it came from."""
     marker = {"set": judged.set_name, "key": judged.key, "variant": judged.variant, "judged_by": JUDGED_BY, "good": judged.good}
     return {
-        c.ID: judged.id,
-        c.SEED_ID: judged.id,
-        c.PARENT_ID: f"judged:{judged.set_name}:{judged.key}",
-        c.SOURCE: f"judged/{judged.set_name}",
-        c.DOMAIN: judged.domain,
-        c.LANG: judged.lang,
-        c.INSTRUCTION: judged.question,
-        c.ANSWER: judged.response,
-        c.SAMPLES: [judged.response],
+        contracts.ID: judged.id,
+        contracts.SEED_ID: judged.id,
+        contracts.PARENT_ID: f"judged:{judged.set_name}:{judged.key}",
+        contracts.SOURCE: f"judged/{judged.set_name}",
+        contracts.DOMAIN: judged.domain,
+        contracts.LANG: judged.lang,
+        contracts.INSTRUCTION: judged.question,
+        contracts.ANSWER: judged.response,
+        contracts.SAMPLES: [judged.response],
         # One fixed response: there is nothing to vote on.
-        c.OBJECTIVE: False,
-        c.META: json.dumps({"judged": marker}, ensure_ascii=False, sort_keys=True),
-        c.SOURCE_ID: judged.key,
-        c.ORIGIN: json.dumps({"judged_set": judged.set_name, **judged.origin}, ensure_ascii=False, sort_keys=True),
-        c.PASSAGE: judged.passage,
-        c.PROBE: json.dumps(marker, ensure_ascii=False, sort_keys=True),
-        c.TESTS: None,
+        contracts.OBJECTIVE: False,
+        contracts.META: json.dumps({"judged": marker}, ensure_ascii=False, sort_keys=True),
+        contracts.SOURCE_ID: judged.key,
+        contracts.ORIGIN: json.dumps({"judged_set": judged.set_name, **judged.origin}, ensure_ascii=False, sort_keys=True),
+        contracts.PASSAGE: judged.passage,
+        contracts.PROBE: json.dumps(marker, ensure_ascii=False, sort_keys=True),
+        contracts.TESTS: None,
     }
 
 
 class JudgedResponses(JudgedRows, JoinsMeasuredRows, Stage):
     name = "judged_responses"
-    input_columns = (c.ID, c.INSTRUCTION, c.ANSWER)
+    input_columns = (contracts.ID, contracts.INSTRUCTION, contracts.ANSWER)
     output_fields = PROBE_FIELDS
     params = JudgedParams
     resources = Resources(num_cpus=0.25, batch_size=4096)

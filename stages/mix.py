@@ -18,16 +18,17 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.config import ConfigError
-from pipeline.stage import GlobalStage, Lineage, Resources
+from pipeline.contracts import Lineage
+from pipeline.stage import GlobalStage, Resources
 from pipeline.store import StageDir
 from pipeline.tokens.mixture import MIX_FILE_NAME, MixConfig, MixMismatchError, build_mix, validate_mix, write_mix
 from pipeline.tokens.shards import NUM_TOKENS
 
 _log = logging.getLogger(__name__)
 
-_LISTED_COLUMNS = (columns.ID, columns.SEED_ID, columns.SOURCE, NUM_TOKENS)
+_LISTED_COLUMNS = (contracts.ID, contracts.SEED_ID, contracts.SOURCE, NUM_TOKENS)
 
 
 class MixMismatch(RuntimeError):
@@ -38,9 +39,9 @@ class Mix(GlobalStage):
     name = "mix"
     input_columns = _LISTED_COLUMNS
     output_fields = (
-        pa.field(columns.ID, pa.string()),
-        pa.field(columns.SEED_ID, pa.string()),
-        pa.field(columns.SOURCE, pa.string()),
+        pa.field(contracts.ID, pa.string()),
+        pa.field(contracts.SEED_ID, pa.string()),
+        pa.field(contracts.SOURCE, pa.string()),
         pa.field(NUM_TOKENS, pa.int32()),
     )
     carries_input = False

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.contracts import INSTRUCTION_FIELDS, RejectReason
 from pipeline.probe_rows import EXIT_KIND, PROBE_FIELDS, JoinsMeasuredRows, MeasuredRows, ServesMeasuredRows
 from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
@@ -105,27 +105,27 @@ def probe_row(probe: Probe) -> dict[str, Any]:
     """One probe as an instruction row; it is its own seed, and its origin names file and line or template."""
     marker = {"set": probe.set_name, "key": probe.key, "reference": probe.reference, "judged_by": "reference" if probe.reference is not None else "tests"}
     return {
-        columns.ID: probe.id,
-        columns.SEED_ID: probe.id,
-        columns.PARENT_ID: f"probe:{probe.set_name}:{probe.key}",
-        columns.SOURCE: f"probe/{probe.set_name}",
-        columns.DOMAIN: probe.domain,
-        columns.LANG: probe.lang,
-        columns.INSTRUCTION: probe.question,
-        columns.TASK_TYPE: "probe",
-        columns.OBJECTIVE: probe.objective,
-        columns.EVOLUTION_OP: "",
-        columns.EVOLUTION_DEPTH: 0,
-        columns.SOURCE_ID: probe.key,
-        columns.ORIGIN: json.dumps({"probe_set": probe.set_name, **probe.origin}, ensure_ascii=False, sort_keys=True),
-        columns.PROBE: json.dumps(marker, ensure_ascii=False, sort_keys=True),
-        columns.TESTS: probe.tests,
+        contracts.ID: probe.id,
+        contracts.SEED_ID: probe.id,
+        contracts.PARENT_ID: f"probe:{probe.set_name}:{probe.key}",
+        contracts.SOURCE: f"probe/{probe.set_name}",
+        contracts.DOMAIN: probe.domain,
+        contracts.LANG: probe.lang,
+        contracts.INSTRUCTION: probe.question,
+        contracts.TASK_TYPE: "probe",
+        contracts.OBJECTIVE: probe.objective,
+        contracts.EVOLUTION_OP: "",
+        contracts.EVOLUTION_DEPTH: 0,
+        contracts.SOURCE_ID: probe.key,
+        contracts.ORIGIN: json.dumps({"probe_set": probe.set_name, **probe.origin}, ensure_ascii=False, sort_keys=True),
+        contracts.PROBE: json.dumps(marker, ensure_ascii=False, sort_keys=True),
+        contracts.TESTS: probe.tests,
     }
 
 
 class Probes(ProbeRows, JoinsMeasuredRows, Stage):
     name = "probes"
-    input_columns = (columns.ID, columns.INSTRUCTION)
+    input_columns = (contracts.ID, contracts.INSTRUCTION)
     output_fields = PROBE_FIELDS
     params = ProbeParams
     resources = Resources(num_cpus=0.25, batch_size=4096)
@@ -145,10 +145,10 @@ class ProbeExit(Stage):
     stage's rejects as the probes every filter kept), never trained on."""
 
     name = EXIT_KIND
-    input_columns = (columns.ID, columns.PROBE)
+    input_columns = (contracts.ID, contracts.PROBE)
     resources = Resources(num_cpus=0.25, batch_size=4096)
     execution = Execution.FILE_TASKS
 
     def transform(self, batch: pa.Table) -> pa.Table:
-        reasons = pc.if_else(pc.is_valid(batch[columns.PROBE]), pa.scalar(RejectReason.PROBE.value), pa.scalar(None, pa.string()))
-        return with_columns(batch, {columns.REJECT_REASON: reasons, columns.REJECT_DETAIL: pa.nulls(batch.num_rows, pa.string())})
+        reasons = pc.if_else(pc.is_valid(batch[contracts.PROBE]), pa.scalar(RejectReason.PROBE.value), pa.scalar(None, pa.string()))
+        return with_columns(batch, {contracts.REJECT_REASON: reasons, contracts.REJECT_DETAIL: pa.nulls(batch.num_rows, pa.string())})

@@ -24,11 +24,11 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.config import ConfigError
+from pipeline.contracts import RejectReason
 from pipeline.file_digest import sha256_file
 from pipeline.inputs.sample_text import check_text_source, choose_text_source, pair_texts
-from pipeline.rejects import RejectReason
 from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
 from quality.heuristics import HeuristicThresholds, evaluate_heuristics, score_heuristics
 from quality.langid import find_language_mismatches, identify_languages, load_lid_model
@@ -52,10 +52,10 @@ class QualityParams(StageParams):
 class Quality(Stage):
     name = "quality"
     output_fields = (
-        pa.field(columns.LANG, pa.string()),
-        pa.field(columns.LANG_PROB, pa.float32()),
-        pa.field(columns.HEURISTIC_SCORES, pa.string()),
-        pa.field(columns.QUALITY_SCORE, pa.float32()),
+        pa.field(contracts.LANG, pa.string()),
+        pa.field(contracts.LANG_PROB, pa.float32()),
+        pa.field(contracts.HEURISTIC_SCORES, pa.string()),
+        pa.field(contracts.QUALITY_SCORE, pa.float32()),
     )
     params = QualityParams
     resources = Resources(num_cpus=0.5, batch_size=512)
@@ -91,7 +91,7 @@ class Quality(Stage):
         params = self.params
         source = choose_text_source(batch.column_names, params.text_column)
         if source is None:
-            instructions, answers = batch[columns.INSTRUCTION], batch[columns.ANSWER]
+            instructions, answers = batch[contracts.INSTRUCTION], batch[contracts.ANSWER]
             judged, classified = answers, pair_texts(instructions, answers)
             langs, probs = identify_languages(self.lid_model, instructions)
             answer_langs, answer_probs = identify_languages(self.lid_model, answers)
@@ -108,8 +108,8 @@ class Quality(Stage):
             dup_ngram_sizes=sorted({n for thresholds in threshold_sets for n in thresholds.max_dup_ngram_frac}),
         )
         outcomes = evaluate_heuristics(scores, params.heuristics)
-        if params.domain_heuristics and columns.DOMAIN in batch.column_names:
-            domains = batch[columns.DOMAIN].to_pylist()
+        if params.domain_heuristics and contracts.DOMAIN in batch.column_names:
+            domains = batch[contracts.DOMAIN].to_pylist()
             for domain, thresholds in params.domain_heuristics.items():
                 if domain in domains:
                     own = evaluate_heuristics(scores, thresholds)
@@ -128,12 +128,12 @@ class Quality(Stage):
             details.append(detail or None)
 
         outputs = {
-            columns.LANG: pa.array(langs.tolist(), pa.string()),
-            columns.LANG_PROB: pa.array(probs, pa.float32()),
-            columns.HEURISTIC_SCORES: pa.array(describe_scores(scores.to_table()), pa.string()),
-            columns.QUALITY_SCORE: pa.array(quality, pa.float32()) if quality is not None else pa.nulls(batch.num_rows, pa.float32()),
-            columns.REJECT_REASON: pa.array(reasons, pa.string()),
-            columns.REJECT_DETAIL: pa.array(details, pa.string()),
+            contracts.LANG: pa.array(langs.tolist(), pa.string()),
+            contracts.LANG_PROB: pa.array(probs, pa.float32()),
+            contracts.HEURISTIC_SCORES: pa.array(describe_scores(scores.to_table()), pa.string()),
+            contracts.QUALITY_SCORE: pa.array(quality, pa.float32()) if quality is not None else pa.nulls(batch.num_rows, pa.float32()),
+            contracts.REJECT_REASON: pa.array(reasons, pa.string()),
+            contracts.REJECT_DETAIL: pa.array(details, pa.string()),
         }
         return with_columns(batch, outputs)
 

@@ -26,9 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from pipeline import contracts as c
-from pipeline.contracts import RejectReason
-from pipeline.fingerprint import content_id
+from pipeline import contracts
+from pipeline.contracts import Lineage, RejectReason, content_id, with_reject_columns
 from pipeline.inputs.seed_files import (
     RECORD_SCHEMA,
     RecordIdentity,
@@ -38,7 +37,7 @@ from pipeline.inputs.seed_files import (
     list_read_items,
     read_item,
 )
-from pipeline.stage import Lineage, Resources, Stage, StageParams, with_reject_columns
+from pipeline.stage import Resources, Stage, StageParams
 from pipeline.storage import current_endpoint, read_parquet, use_endpoint
 from pipeline.store import StageDir, UnitCounts, read_json, write_atomic_parquet
 from quality.chunking import chunk_document, normalize_document
@@ -85,18 +84,18 @@ class Seeds(Stage):
     params = SeedsParams
     resources = Resources(num_cpus=0.5, batch_size=2048)
     output_fields = (
-        pa.field(c.ID, pa.string()),
-        pa.field(c.SEED_ID, pa.string()),
-        pa.field(c.PARENT_ID, pa.string()),
-        pa.field(c.SOURCE, pa.string()),
-        pa.field(c.DOMAIN, pa.string()),
-        pa.field(c.KIND, pa.string()),
-        pa.field(c.LANG, pa.string()),
-        pa.field(c.TEXT, pa.string()),
+        pa.field(contracts.ID, pa.string()),
+        pa.field(contracts.SEED_ID, pa.string()),
+        pa.field(contracts.PARENT_ID, pa.string()),
+        pa.field(contracts.SOURCE, pa.string()),
+        pa.field(contracts.DOMAIN, pa.string()),
+        pa.field(contracts.KIND, pa.string()),
+        pa.field(contracts.LANG, pa.string()),
+        pa.field(contracts.TEXT, pa.string()),
         pa.field("chunk_index", pa.int32()),
-        pa.field(c.SYNTHETIC, pa.bool_()),
-        pa.field(c.SOURCE_ID, pa.string()),
-        pa.field(c.ORIGIN, pa.string()),
+        pa.field(contracts.SYNTHETIC, pa.bool_()),
+        pa.field(contracts.SOURCE_ID, pa.string()),
+        pa.field(contracts.ORIGIN, pa.string()),
     )
 
     # --- what to read ------------------------------------------------------------------------
@@ -172,14 +171,14 @@ class Seeds(Stage):
         for record in batch.to_pylist():
             locator = record["id"]
             base = {
-                c.PARENT_ID: locator,
-                c.SOURCE_ID: record["source_id"],
-                c.ORIGIN: record["origin"],
-                c.SOURCE: record["source"],
-                c.DOMAIN: record["domain"],
-                c.KIND: record["kind"],
-                c.LANG: record["lang"],
-                c.SYNTHETIC: False,
+                contracts.PARENT_ID: locator,
+                contracts.SOURCE_ID: record["source_id"],
+                contracts.ORIGIN: record["origin"],
+                contracts.SOURCE: record["source"],
+                contracts.DOMAIN: record["domain"],
+                contracts.KIND: record["kind"],
+                contracts.LANG: record["lang"],
+                contracts.SYNTHETIC: False,
             }
             if record["error_reason"]:
                 rows.append(_reject(base, locator, record["error_reason"], record["error_detail"]))
@@ -195,12 +194,12 @@ class Seeds(Stage):
             origin = json.loads(record["origin"]) if record["origin"] else {}
             for index, chunk in enumerate(chunk_document(text, max_chars=self.params.chunk_chars)):
                 chunk_id = content_id(chunk)
-                row = {**base, c.ID: chunk_id, c.SEED_ID: chunk_id, c.TEXT: chunk, "chunk_index": index,
-                       c.ORIGIN: json.dumps({**origin, "chunk": index}, ensure_ascii=False)}  # fmt: skip
+                row = {**base, contracts.ID: chunk_id, contracts.SEED_ID: chunk_id, contracts.TEXT: chunk, "chunk_index": index,
+                       contracts.ORIGIN: json.dumps({**origin, "chunk": index}, ensure_ascii=False)}  # fmt: skip
                 if chunk_id in seen:
                     kept_from, kept_source_id = seen[chunk_id]
-                    row[c.REJECT_REASON] = RejectReason.EXACT_DUPLICATE.value
-                    row[c.REJECT_DETAIL] = json.dumps({"kept": chunk_id, "kept_from": kept_from, "kept_source_id": kept_source_id})
+                    row[contracts.REJECT_REASON] = RejectReason.EXACT_DUPLICATE.value
+                    row[contracts.REJECT_DETAIL] = json.dumps({"kept": chunk_id, "kept_from": kept_from, "kept_source_id": kept_source_id})
                 else:
                     seen[chunk_id] = (locator, record["source_id"])
                 rows.append(row)
@@ -248,13 +247,13 @@ def _move_to_rejects(stage_dir: StageDir, schema: pa.Schema, unit: str, reason: 
     if moved is None or not moved.num_rows:
         return 0
     drops: dict[str, set[str]] = {}
-    for detail, row_id in zip(moved[c.REJECT_DETAIL].to_pylist(), moved[c.ID].to_pylist()):
+    for detail, row_id in zip(moved[contracts.REJECT_DETAIL].to_pylist(), moved[contracts.ID].to_pylist()):
         drops.setdefault(json.loads(detail)["dropped_from"], set()).add(row_id)
     for part_name, ids in drops.items():
         part = stage_dir.path / part_name
         if part.exists():
             table = read_parquet(part)
-            kept = table.filter(pc.invert(pc.is_in(table[c.ID], value_set=pa.array(sorted(ids)))))
+            kept = table.filter(pc.invert(pc.is_in(table[contracts.ID], value_set=pa.array(sorted(ids)))))
             if kept.num_rows != table.num_rows:
                 if kept.num_rows:
                     write_atomic_parquet(part, kept)
@@ -264,7 +263,7 @@ def _move_to_rejects(stage_dir: StageDir, schema: pa.Schema, unit: str, reason: 
 
 
 def _find_chunks_past_cap(stage_dir: StageDir, schema: pa.Schema, max_chunks: int) -> pa.Table | None:
-    ids_by_part = {part.name: read_parquet(part, columns=[c.ID])[c.ID].to_pylist() for part in stage_dir.part_files()}
+    ids_by_part = {part.name: read_parquet(part, columns=[contracts.ID])[contracts.ID].to_pylist() for part in stage_dir.part_files()}
     ranked = sorted(row_id for ids in ids_by_part.values() for row_id in ids)
     if len(ranked) <= max_chunks:
         return None
@@ -275,10 +274,10 @@ def _find_chunks_past_cap(stage_dir: StageDir, schema: pa.Schema, max_chunks: in
         if not dropped:
             continue
         table = read_parquet(stage_dir.path / part_name)
-        table = table.filter(pc.is_in(table[c.ID], value_set=pa.array(dropped)))
+        table = table.filter(pc.is_in(table[contracts.ID], value_set=pa.array(dropped)))
         detail = json.dumps({"max_chunks": max_chunks, "chunks": len(ranked), "dropped_from": part_name})
-        table = table.append_column(c.REJECT_REASON, pa.array([RejectReason.NOT_DRAWN.value] * table.num_rows, pa.string()))
-        tables.append(table.append_column(c.REJECT_DETAIL, pa.array([detail] * table.num_rows, pa.string())))
+        table = table.append_column(contracts.REJECT_REASON, pa.array([RejectReason.NOT_DRAWN.value] * table.num_rows, pa.string()))
+        tables.append(table.append_column(contracts.REJECT_DETAIL, pa.array([detail] * table.num_rows, pa.string())))
     return pa.concat_tables(tables)
 
 
@@ -286,8 +285,8 @@ def _find_cross_unit_duplicates(stage_dir: StageDir, schema: pa.Schema) -> pa.Ta
     first_part: dict[str, tuple[str, str | None]] = {}  # id -> (part file, source_id) of the kept copy
     duplicate_parts: dict[str, list[str]] = {}
     for part in stage_dir.part_files():
-        ids = read_parquet(part, columns=[c.ID, c.SOURCE_ID])
-        for row_id, source_id in zip(ids[c.ID].to_pylist(), ids[c.SOURCE_ID].to_pylist()):
+        ids = read_parquet(part, columns=[contracts.ID, contracts.SOURCE_ID])
+        for row_id, source_id in zip(ids[contracts.ID].to_pylist(), ids[contracts.SOURCE_ID].to_pylist()):
             if row_id in first_part:
                 duplicate_parts.setdefault(part.name, []).append(row_id)
             else:
@@ -297,18 +296,18 @@ def _find_cross_unit_duplicates(stage_dir: StageDir, schema: pa.Schema) -> pa.Ta
     tables = []
     for part_name, ids in duplicate_parts.items():
         table = read_parquet(stage_dir.path / part_name)
-        table = table.filter(pc.is_in(table[c.ID], value_set=pa.array(ids)))
+        table = table.filter(pc.is_in(table[contracts.ID], value_set=pa.array(ids)))
         details = [
             json.dumps({"kept": row_id, "kept_in": first_part[row_id][0], "kept_source_id": first_part[row_id][1], "dropped_from": part_name})
-            for row_id in table[c.ID].to_pylist()
+            for row_id in table[contracts.ID].to_pylist()
         ]
-        table = table.append_column(c.REJECT_REASON, pa.array([RejectReason.EXACT_DUPLICATE.value] * table.num_rows, pa.string()))
-        tables.append(table.append_column(c.REJECT_DETAIL, pa.array(details, pa.string())))
+        table = table.append_column(contracts.REJECT_REASON, pa.array([RejectReason.EXACT_DUPLICATE.value] * table.num_rows, pa.string()))
+        tables.append(table.append_column(contracts.REJECT_DETAIL, pa.array(details, pa.string())))
     return pa.concat_tables(tables)
 
 
 def _reject(base: dict, locator: str, reason: str, detail: str) -> dict:
-    return {**base, c.ID: locator, c.SEED_ID: locator, c.REJECT_REASON: str(reason), c.REJECT_DETAIL: detail}
+    return {**base, contracts.ID: locator, contracts.SEED_ID: locator, contracts.REJECT_REASON: str(reason), contracts.REJECT_DETAIL: detail}
 
 
 def _read_items(items: pa.Table, settings: dict):

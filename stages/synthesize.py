@@ -27,15 +27,14 @@ from collections.abc import Iterable
 import pyarrow as pa
 from pydantic import Field, field_validator
 
-from pipeline import columns
-from pipeline.contracts import INSTRUCTION_FIELDS, RejectReason, derived_id, reject_row
+from pipeline import contracts
+from pipeline.contracts import INSTRUCTION_FIELDS, Lineage, RejectReason, derived_id, reject_row, with_reject_columns
 from pipeline.instruction_rows import check_repeated, opening_pattern, seed_language
-from pipeline.llm.model_stage import ModelStage
 from pipeline.llm.models import SamplingParams
-from pipeline.llm.processors import JSON_SCHEMA
-from pipeline.llm.prompted_requests import PROMPT_INFO, Reply, Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
 from pipeline.llm.prompts import load_prompt
-from pipeline.stage import Lineage, Resources, StageParams, with_columns, with_reject_columns
+from pipeline.model_stage import ModelStage
+from pipeline.prompted_requests import PROMPT_INFO, Reply, Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
+from pipeline.stage import Resources, StageParams, with_columns
 from pipeline.storage import read_parquet
 from pipeline.store import StageDir
 from quality.instruction_checks import (
@@ -113,7 +112,7 @@ class SynthesizeParams(StageParams):
 
 class Synthesize(ModelStage):
     name = "synthesize"
-    input_columns = (columns.ID, columns.SEED_ID, columns.TEXT, columns.KIND, columns.DOMAIN)
+    input_columns = (contracts.ID, contracts.SEED_ID, contracts.TEXT, contracts.KIND, contracts.DOMAIN)
     output_fields = INSTRUCTION_FIELDS
     carries_input = False
     lineage = Lineage.CHILDREN
@@ -132,7 +131,7 @@ class Synthesize(ModelStage):
     def setup_on_driver(self) -> None:
         """Plan the task types of every seed's requests (travels to the workers with the stage)."""
         files = [f for upstream in self.context.upstream_dirs.values() for f in sorted(upstream.glob("part-*.parquet"))]
-        wanted = [columns.ID, columns.KIND, columns.DOMAIN]
+        wanted = [contracts.ID, contracts.KIND, contracts.DOMAIN]
         self.plan_task_types(row for f in files for row in read_parquet(f, columns=wanted).to_pylist())
 
     def plan_task_types(self, seeds: Iterable[dict]) -> None:
@@ -142,8 +141,8 @@ class Synthesize(ModelStage):
         types = [task for task in TASK_TYPES if mix.get(task, 0) > 0]
         hashes: dict[tuple[str, ...], list[int]] = {}
         for row in seeds:
-            group = fitting_types(types, fit, kind=row[columns.KIND], domain=row[columns.DOMAIN])
-            hashes.setdefault(group, []).append(seed_hash(row[columns.ID], seed))
+            group = fitting_types(types, fit, kind=row[contracts.KIND], domain=row[contracts.DOMAIN])
+            hashes.setdefault(group, []).append(seed_hash(row[contracts.ID], seed))
         quotas = plan_quotas({group: len(found) for group, found in hashes.items()}, mix, per_seed=self.params.instructions_per_call)
         self.task_plan = {group: layout_group(quotas[group], found, task_order=types) for group, found in hashes.items()}
         planned: Counter = Counter()
@@ -153,13 +152,13 @@ class Synthesize(ModelStage):
 
     def task_types_for(self, row: dict) -> tuple[str, ...]:
         types = [task for task in TASK_TYPES if self.params.task_mix.get(task, 0) > 0]
-        group = fitting_types(types, self.params.task_fit, kind=row[columns.KIND], domain=row[columns.DOMAIN])
+        group = fitting_types(types, self.params.task_fit, kind=row[contracts.KIND], domain=row[contracts.DOMAIN])
         if group not in self.task_plan:
             raise LookupError(
-                f"stage {self.name}: no task plan for seed {row[columns.ID]!r} (kind {row[columns.KIND]!r}, domain {row[columns.DOMAIN]!r}); "
+                f"stage {self.name}: no task plan for seed {row[contracts.ID]!r} (kind {row[contracts.KIND]!r}, domain {row[contracts.DOMAIN]!r}); "
                 "the driver plans every seed of the input before rendering (setup_on_driver, or plan_task_types in a test)"
             )
-        return self.task_plan[group].types_for(seed_hash(row[columns.ID], self.params.seed))
+        return self.task_plan[group].types_for(seed_hash(row[contracts.ID], self.params.seed))
 
     def render_requests(self, batch: pa.Table) -> pa.Table:
         """One request per seed: its planned task types, each given as the opening its
@@ -168,27 +167,27 @@ class Synthesize(ModelStage):
         params = self.params
         opening_of = load_prompt(OPENINGS_PROMPT)
         requests = []
-        for row in batch.select([columns.ID, columns.TEXT, columns.KIND, columns.DOMAIN, columns.LANG]).to_pylist():
-            family = params.families.get(row[columns.KIND]) or params.families["web"]
-            template = load_prompt(stable_choice(family, params.seed, row[columns.ID], "template"))
+        for row in batch.select([contracts.ID, contracts.TEXT, contracts.KIND, contracts.DOMAIN, contracts.LANG]).to_pylist():
+            family = params.families.get(row[contracts.KIND]) or params.families["web"]
+            template = load_prompt(stable_choice(family, params.seed, row[contracts.ID], "template"))
             language = seed_language(row)
             asked = self.task_types_for(row)
             openings = [
-                opening_of.render(task=task, language=language, pick=stable_seed(params.seed, row[columns.ID], "opening", slot))[-1]["content"]
+                opening_of.render(task=task, language=language, pick=stable_seed(params.seed, row[contracts.ID], "opening", slot))[-1]["content"]
                 for slot, task in enumerate(asked)
             ]
             variables = {
-                "text": (row[columns.TEXT] or "")[: params.max_seed_chars],
+                "text": (row[contracts.TEXT] or "")[: params.max_seed_chars],
                 "openings": openings,
-                "style": stable_choice(params.styles, params.seed, row[columns.ID], "style"),
-                "complexity": stable_choice(params.complexities, params.seed, row[columns.ID], "complexity"),
+                "style": stable_choice(params.styles, params.seed, row[contracts.ID], "style"),
+                "complexity": stable_choice(params.complexities, params.seed, row[contracts.ID], "complexity"),
                 "language": language,
             }
             notes = {"task_types": list(asked)}
-            requests.append(Request(template, variables, seed=stable_seed(params.seed, row[columns.ID], self.name), notes=notes))
+            requests.append(Request(template, variables, seed=stable_seed(params.seed, row[contracts.ID], self.name), notes=notes))
         rendered = attach_requests(batch, requests)
         schemas = [json.dumps(openings_schema(request.variables["openings"])) for request in requests]
-        return with_columns(rendered, {JSON_SCHEMA: pa.array(schemas, pa.string())})
+        return with_columns(rendered, {contracts.JSON_SCHEMA: pa.array(schemas, pa.string())})
 
     def transform(self, batch: pa.Table) -> pa.Table:
         rows = []
@@ -196,30 +195,34 @@ class Synthesize(ModelStage):
             # The openings schema speaks of the JSON text as written (escapes and all); the reply
             # is read against its family template's own schema.
             info = json.loads(seed[PROMPT_INFO])
-            reply = read_reply({**seed, JSON_SCHEMA: json.dumps(load_prompt(info["template_id"]).schema)})
+            reply = read_reply({**seed, contracts.JSON_SCHEMA: json.dumps(load_prompt(info["template_id"]).schema)})
             base = {
-                columns.SEED_ID: seed[columns.SEED_ID],
-                columns.PARENT_ID: seed[columns.ID],
-                columns.SOURCE: seed.get(columns.SOURCE),
-                columns.SOURCE_ID: seed.get(columns.SOURCE_ID),
-                columns.ORIGIN: seed.get(columns.ORIGIN),
-                columns.LANG: seed_language(seed),
-                columns.EVOLUTION_OP: "",
-                columns.EVOLUTION_DEPTH: 0,
+                contracts.SEED_ID: seed[contracts.SEED_ID],
+                contracts.PARENT_ID: seed[contracts.ID],
+                contracts.SOURCE: seed.get(contracts.SOURCE),
+                contracts.SOURCE_ID: seed.get(contracts.SOURCE_ID),
+                contracts.ORIGIN: seed.get(contracts.ORIGIN),
+                contracts.LANG: seed_language(seed),
+                contracts.EVOLUTION_OP: "",
+                contracts.EVOLUTION_DEPTH: 0,
                 # What the model was shown: the critique judges answers against it.
-                columns.PASSAGE: (seed[columns.TEXT] or "")[: self.params.max_seed_chars] or None,
+                contracts.PASSAGE: (seed[contracts.TEXT] or "")[: self.params.max_seed_chars] or None,
             }
-            if not (seed[columns.TEXT] or "").strip():
+            if not (seed[contracts.TEXT] or "").strip():
                 reply = Reply(reason=RejectReason.EMPTY, detail="the seed has no text to write instructions from")
             if reply.reason is not None:
                 rows.append(
                     reject_row(
-                        base, seed[columns.ID], reply.reason, reply.detail, **{columns.DOMAIN: seed[columns.DOMAIN], columns.META: generation_meta(seed)}
+                        base,
+                        seed[contracts.ID],
+                        reply.reason,
+                        reply.detail,
+                        **{contracts.DOMAIN: seed[contracts.DOMAIN], contracts.META: generation_meta(seed)},
                     )
                 )
                 continue
             seen: set[str] = set()
-            prompt_text = "\n".join(message["content"] for message in json.loads(seed[columns.MESSAGES]))
+            prompt_text = "\n".join(message["content"] for message in json.loads(seed[contracts.MESSAGES]))
             asked = info.get("task_types", [])
             openings = "\n".join(info["variables"].get("openings", []))
             for index, item in enumerate(reply.value["instructions"]):
@@ -227,24 +230,24 @@ class Synthesize(ModelStage):
                 task_type = classify_task_type(instruction)
                 row = {
                     **base,
-                    columns.ID: derived_id(seed[columns.ID], instruction),
-                    columns.DOMAIN: DOMAIN_OF_TYPE.get(task_type, seed[columns.DOMAIN]),
-                    columns.INSTRUCTION: instruction,
-                    columns.TASK_TYPE: task_type,
-                    columns.OBJECTIVE: task_type in OBJECTIVE_TYPES,
-                    columns.META: generation_meta(seed, item_index=index, asked_task_type=asked[index] if index < len(asked) else None),
+                    contracts.ID: derived_id(seed[contracts.ID], instruction),
+                    contracts.DOMAIN: DOMAIN_OF_TYPE.get(task_type, seed[contracts.DOMAIN]),
+                    contracts.INSTRUCTION: instruction,
+                    contracts.TASK_TYPE: task_type,
+                    contracts.OBJECTIVE: task_type in OBJECTIVE_TYPES,
+                    contracts.META: generation_meta(seed, item_index=index, asked_task_type=asked[index] if index < len(asked) else None),
                 }
                 problem = (
                     check_repeated(instruction, seen)
-                    or check_echoes_prompt(instruction, prompt_text, quoted_text=f"{seed[columns.TEXT]}\n{openings}")
+                    or check_echoes_prompt(instruction, prompt_text, quoted_text=f"{seed[contracts.TEXT]}\n{openings}")
                     or check_is_request(instruction)
-                    or check_language(instruction, base[columns.LANG], context=seed[columns.TEXT], code=row[columns.DOMAIN] == "code")
+                    or check_language(instruction, base[contracts.LANG], context=seed[contracts.TEXT], code=row[contracts.DOMAIN] == "code")
                     or check_self_contained(instruction)
                     or check_answers_itself(instruction)
-                    or check_copies_seed(instruction, seed[columns.TEXT], max_overlap=self.params.max_seed_overlap)
+                    or check_copies_seed(instruction, seed[contracts.TEXT], max_overlap=self.params.max_seed_overlap)
                 )
                 if problem is not None:
-                    row[columns.REJECT_REASON], row[columns.REJECT_DETAIL] = RejectReason(problem[0]).value, problem[1]
+                    row[contracts.REJECT_REASON], row[contracts.REJECT_DETAIL] = RejectReason(problem[0]).value, problem[1]
                 rows.append(row)
         return pa.Table.from_pylist(rows, schema=with_reject_columns(pa.schema(INSTRUCTION_FIELDS)))
 
@@ -253,7 +256,7 @@ class Synthesize(ModelStage):
         (the task types of the instructions kept), each as shares of its total."""
         kept: Counter = Counter()
         for path in stage_dir.part_files():
-            kept.update(read_parquet(path, columns=[columns.TASK_TYPE])[columns.TASK_TYPE].to_pylist())
+            kept.update(read_parquet(path, columns=[contracts.TASK_TYPE])[contracts.TASK_TYPE].to_pylist())
         return {
             "task_mix": {
                 "asked": shares_of(self.params.task_mix),

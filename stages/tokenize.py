@@ -24,11 +24,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.config import ConfigError
+from pipeline.contracts import Lineage, RejectReason, with_reject_columns
 from pipeline.file_digest import sha256_file
-from pipeline.rejects import RejectReason
-from pipeline.stage import Execution, Lineage, Resources, Stage, StageParams, with_reject_columns
+from pipeline.stage import Execution, Resources, Stage, StageParams
 from pipeline.storage import remove_tree
 from pipeline.store import StageDir
 from pipeline.tokens.rendering import RenderConfig, record_identity, render_table
@@ -90,7 +90,7 @@ def vocabulary_file(spec: TokenizerSpec) -> Path | None:
 
 class Tokenize(Stage):
     name = "tokenize"
-    input_columns = (columns.ID, columns.SEED_ID, columns.SOURCE, columns.DOMAIN)
+    input_columns = (contracts.ID, contracts.SEED_ID, contracts.SOURCE, contracts.DOMAIN)
     output_fields = tuple(SHARD_SCHEMA)
     carries_input = False
     lineage = Lineage.SAME_ROW
@@ -182,16 +182,16 @@ def screen_rows(batch: pa.Table) -> tuple[pa.Array, pa.Array]:
         reason = pc.if_else(fresh, pa.scalar(why.value), reason)
         detail = pc.if_else(fresh, pa.scalar(text), detail)
 
-    for name in (columns.SEED_ID, columns.SOURCE, columns.DOMAIN):
+    for name in (contracts.SEED_ID, contracts.SOURCE, contracts.DOMAIN):
         mark(pc.is_null(batch.column(name)), RejectReason.MISSING_FIELD, f"{name} is null; lineage and mix keys are required")
-    is_sample = pc.and_(_present(batch, columns.INSTRUCTION), _present(batch, columns.ANSWER))
-    has_text = _present(batch, columns.TEXT)
+    is_sample = pc.and_(_present(batch, contracts.INSTRUCTION), _present(batch, contracts.ANSWER))
+    has_text = _present(batch, contracts.TEXT)
     mark(pc.invert(pc.or_(is_sample, has_text)), RejectReason.MISSING_FIELD, "neither text nor instruction+answer")
-    if columns.ANSWER in batch.column_names:
-        mark(pc.and_(is_sample, _blank(batch.column(columns.ANSWER))), RejectReason.EMPTY, "answer is blank")
-    if columns.TEXT in batch.column_names:
+    if contracts.ANSWER in batch.column_names:
+        mark(pc.and_(is_sample, _blank(batch.column(contracts.ANSWER))), RejectReason.EMPTY, "answer is blank")
+    if contracts.TEXT in batch.column_names:
         is_document = pc.and_(pc.invert(is_sample), has_text)
-        mark(pc.and_(is_document, _blank(batch.column(columns.TEXT))), RejectReason.EMPTY, "text is blank")
+        mark(pc.and_(is_document, _blank(batch.column(contracts.TEXT))), RejectReason.EMPTY, "text is blank")
     return reason, detail
 
 
@@ -207,10 +207,10 @@ def _blank(values) -> pa.Array:
 
 def _with_meta(batch: pa.Table) -> pa.Table:
     """Shards need `meta` on every row: `{}` where the upstream has none."""
-    if columns.META not in batch.column_names:
+    if contracts.META not in batch.column_names:
         return batch
-    index = batch.schema.get_field_index(columns.META)
-    return batch.set_column(index, columns.META, pc.fill_null(batch.column(columns.META), "{}"))
+    index = batch.schema.get_field_index(contracts.META)
+    return batch.set_column(index, contracts.META, pc.fill_null(batch.column(contracts.META), "{}"))
 
 
 def _mark_too_large(rendered: pa.Table, max_tokens: int | None) -> pa.Table:
@@ -226,29 +226,29 @@ def _mark_too_large(rendered: pa.Table, max_tokens: int | None) -> pa.Table:
             pc.binary_join_element_wise(pc.cast(tokens, pa.string()), pa.scalar(f"tokens > max_tokens {max_tokens}"), " "),
             detail,
         )
-    return rendered.append_column(columns.REJECT_REASON, reason).append_column(columns.REJECT_DETAIL, detail)
+    return rendered.append_column(contracts.REJECT_REASON, reason).append_column(contracts.REJECT_DETAIL, detail)
 
 
 def _rejected_rows(batch: pa.Table, reasons: pa.Array, details: pa.Array) -> pa.Table:
     """Screened-out rows in the output schema: lineage and mix keys kept, no token ids."""
     rows = batch.num_rows
-    is_sample = pc.and_(_present(batch, columns.INSTRUCTION), _present(batch, columns.ANSWER))
-    meta = batch.column(columns.META) if columns.META in batch.column_names else pa.array(["{}"] * rows, pa.string())
+    is_sample = pc.and_(_present(batch, contracts.INSTRUCTION), _present(batch, contracts.ANSWER))
+    meta = batch.column(contracts.META) if contracts.META in batch.column_names else pa.array(["{}"] * rows, pa.string())
     source_id, origin = record_identity(batch)
     return pa.table(
         {
             INPUT_IDS: pa.nulls(rows, SHARD_SCHEMA.field(INPUT_IDS).type),
             LOSS_MASK: pa.nulls(rows, SHARD_SCHEMA.field(LOSS_MASK).type),
             NUM_TOKENS: pa.nulls(rows, SHARD_SCHEMA.field(NUM_TOKENS).type),
-            columns.ID: batch.column(columns.ID),
-            columns.SEED_ID: batch.column(columns.SEED_ID),
-            columns.SOURCE: batch.column(columns.SOURCE),
-            columns.DOMAIN: batch.column(columns.DOMAIN),
-            columns.SYNTHETIC: is_sample,
-            columns.META: meta,
-            columns.SOURCE_ID: source_id,
-            columns.ORIGIN: origin,
-            columns.REJECT_REASON: reasons,
-            columns.REJECT_DETAIL: details,
+            contracts.ID: batch.column(contracts.ID),
+            contracts.SEED_ID: batch.column(contracts.SEED_ID),
+            contracts.SOURCE: batch.column(contracts.SOURCE),
+            contracts.DOMAIN: batch.column(contracts.DOMAIN),
+            contracts.SYNTHETIC: is_sample,
+            contracts.META: meta,
+            contracts.SOURCE_ID: source_id,
+            contracts.ORIGIN: origin,
+            contracts.REJECT_REASON: reasons,
+            contracts.REJECT_DETAIL: details,
         }
     )

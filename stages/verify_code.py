@@ -38,14 +38,13 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field
 
-from pipeline import columns
-from pipeline.contracts import TESTS
-from pipeline.llm.model_stage import RENDER_CPUS
+from pipeline import contracts
+from pipeline.contracts import RejectReason
 from pipeline.llm.models import SamplingParams
 from pipeline.llm.processors import apply_llm
-from pipeline.llm.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply, stable_seed
 from pipeline.llm.prompts import load_prompt
-from pipeline.rejects import RejectReason
+from pipeline.model_stage import RENDER_CPUS
+from pipeline.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply, stable_seed
 from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
 from quality.code_extraction import find_cut_python_block, find_python_code
 from quality.sandbox import Outcome, SandboxLimits, SandboxResult, run_sandboxed
@@ -83,10 +82,10 @@ class _Verdict:
 
 class VerifyCode(Stage):
     name = "verify_code"
-    input_columns = (columns.INSTRUCTION, columns.ANSWER, columns.DOMAIN)
+    input_columns = (contracts.INSTRUCTION, contracts.ANSWER, contracts.DOMAIN)
     output_fields = (
-        pa.field(TESTS, pa.string()),
-        pa.field(columns.META, pa.string()),
+        pa.field(contracts.TESTS, pa.string()),
+        pa.field(contracts.META, pa.string()),
     )
     params = VerifyCodeParams
     # The sandboxes of a batch (`workers` of them) share this reservation.
@@ -126,10 +125,10 @@ class VerifyCode(Stage):
         requests = [
             Request(
                 template,
-                {"instruction": row[columns.INSTRUCTION], "code": find_python_code(row[columns.ANSWER] or "").python},
-                seed=stable_seed(self.params.seed, row[columns.ID], self.name),
+                {"instruction": row[contracts.INSTRUCTION], "code": find_python_code(row[contracts.ANSWER] or "").python},
+                seed=stable_seed(self.params.seed, row[contracts.ID], self.name),
             )
-            for row in batch.select([columns.ID, columns.INSTRUCTION, columns.ANSWER]).to_pylist()
+            for row in batch.select([contracts.ID, contracts.INSTRUCTION, contracts.ANSWER]).to_pylist()
         ]
         return attach_requests(batch, requests)
 
@@ -142,29 +141,29 @@ class VerifyCode(Stage):
         tests, metas, reasons, details = [], [], [], []
         for index, (row, verdict) in enumerate(zip(rows, verdicts)):
             result = results.get(index)
-            meta, reason, detail = row.get(columns.META), verdict.reason, verdict.detail
+            meta, reason, detail = row.get(contracts.META), verdict.reason, verdict.detail
             if result is not None and result.outcome is not Outcome.PASSED:
                 reason, detail = RejectReason(result.outcome.value), describe_failure(result, verdict)
             elif reason is None and (result is not None or verdict.not_run is not None):
                 meta = with_verification(meta, row, verdict, result)
-            tests.append(verdict.tests if verdict.code is not None else row.get(TESTS))
+            tests.append(verdict.tests if verdict.code is not None else row.get(contracts.TESTS))
             metas.append(meta)
             reasons.append(reason.value if reason is not None else None)
             details.append(detail)
-        outputs = {TESTS: tests, columns.META: metas, columns.REJECT_REASON: reasons, columns.REJECT_DETAIL: details}
+        outputs = {contracts.TESTS: tests, contracts.META: metas, contracts.REJECT_REASON: reasons, contracts.REJECT_DETAIL: details}
         return with_columns(batch, {name: pa.array(values, pa.string()) for name, values in outputs.items()})
 
     def judge(self, row: dict[str, Any]) -> _Verdict:
         """What to run for this row, or why there is nothing to run."""
-        if row[columns.DOMAIN] not in self.params.domains:
+        if row[contracts.DOMAIN] not in self.params.domains:
             return _Verdict()
-        found = find_python_code(row[columns.ANSWER] or "")
+        found = find_python_code(row[contracts.ANSWER] or "")
         if found.python is None:
             if found.other_languages and self.params.other_languages == "keep":
                 return _Verdict(not_run=found.problem)
             return _Verdict(reason=RejectReason.NO_CODE, detail=json.dumps({"detail": found.problem}))
-        if (row.get(TESTS) or "").strip():
-            return _Verdict(code=found.python, tests=row[TESTS], tests_from="row")
+        if (row.get(contracts.TESTS) or "").strip():
+            return _Verdict(code=found.python, tests=row[contracts.TESTS], tests_from="row")
         if not self.params.test_writer:
             return _Verdict(code=found.python)
         reply = read_reply(row)
@@ -181,7 +180,9 @@ class VerifyCode(Stage):
 
 def needs_written_tests(row: dict[str, Any], *, domains: frozenset[str]) -> bool:
     """A code row without tests whose answer has a program: the rows a test writer is asked about."""
-    return row[columns.DOMAIN] in domains and not (row.get(TESTS) or "").strip() and find_python_code(row[columns.ANSWER] or "").python is not None
+    return (
+        row[contracts.DOMAIN] in domains and not (row.get(contracts.TESTS) or "").strip() and find_python_code(row[contracts.ANSWER] or "").python is not None
+    )
 
 
 def describe_failure(result: SandboxResult, verdict: _Verdict) -> str:
@@ -206,6 +207,6 @@ def with_verification(meta: str | None, row: dict[str, Any], verdict: _Verdict, 
         step = {"outcome": result.outcome.value, "tests": verdict.tests_from, "network": result.network, "filesystem": result.filesystem}
     if verdict.tests_from == "model":
         prompt = json.loads(row[PROMPT_INFO])
-        step["test_writer"] = {"model": row.get(columns.LLM_MODEL), "template_id": prompt["template_id"], "template_version": prompt["template_version"]}
+        step["test_writer"] = {"model": row.get(contracts.LLM_MODEL), "template_id": prompt["template_id"], "template_version": prompt["template_version"]}
     data["verify_code"] = step
     return json.dumps(data, ensure_ascii=False, sort_keys=True)

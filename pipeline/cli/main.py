@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pipeline.cli.planning import add_plan_parser
 from pipeline.cli.quality_training import add_quality_parser
+from pipeline.cli.rounds import rounds_summary_line
 from pipeline.cli.stop_signals import stop_on_signals, stop_signal
 from pipeline.config import ConfigError, load_job
 from pipeline.graph import build_graph
@@ -33,7 +34,6 @@ from pipeline.inputs.seed_files import SeedInputError
 from pipeline.inspection.run_copy import local_view
 from pipeline.inspection.run_status import UNDECIDED, inspection_states, recorded_job_dir, stage_statuses
 from pipeline.llm.models import ModelSpecError
-from pipeline.rounds import rounds_summary_line
 from pipeline.runner import RunDirError
 from pipeline.storage import StorageError
 
@@ -56,7 +56,7 @@ def command_run(args: argparse.Namespace) -> int:
     if args.run_dir:
         job.run_dir = str(args.run_dir)
     if job.runs_in_rounds:
-        from pipeline.rounds import run_in_rounds
+        from pipeline.cli.rounds import run_in_rounds
 
         if args.start or args.only or args.stop or args.force:
             raise ConfigError(

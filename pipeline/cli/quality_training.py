@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.inputs.sample_text import row_texts
 from quality.quality_classifier import QualityClassifierParams, QualityTrainingError, save_quality_classifier, score_quality, train_quality_classifier
 
@@ -64,8 +64,8 @@ def read_labelled_set(patterns: list[str], *, text_column: str | None, reasons: 
     for pattern in patterns:
         for path in find_parquet_files(pattern):
             table = pq.read_table(path)
-            if reasons is not None and columns.REJECT_REASON in table.column_names:
-                table = table.filter(pc.is_in(table[columns.REJECT_REASON], value_set=pa.array(reasons, pa.string())))
+            if reasons is not None and contracts.REJECT_REASON in table.column_names:
+                table = table.filter(pc.is_in(table[contracts.REJECT_REASON], value_set=pa.array(reasons, pa.string())))
             texts.append(_texts_of(table, text_column, path))
     return pa.concat_arrays(texts) if texts else pa.array([], pa.string())
 

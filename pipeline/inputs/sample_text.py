@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.config import ConfigError
 
 # Between instruction and answer: a paragraph break, so neither runs into the other's words.
@@ -25,12 +25,12 @@ def choose_text_source(available: Sequence[str], text_column: str | None) -> str
         if text_column not in available:
             raise ValueError(f"text_column {text_column!r} is not a column of the rows ({', '.join(available)}); name one of them")
         return text_column
-    if columns.INSTRUCTION in available and columns.ANSWER in available:
+    if contracts.INSTRUCTION in available and contracts.ANSWER in available:
         return None
-    if columns.TEXT in available:
-        return columns.TEXT
+    if contracts.TEXT in available:
+        return contracts.TEXT
     raise ValueError(
-        f"the rows have neither {columns.INSTRUCTION!r} and {columns.ANSWER!r} nor {columns.TEXT!r} "
+        f"the rows have neither {contracts.INSTRUCTION!r} and {contracts.ANSWER!r} nor {contracts.TEXT!r} "
         f"(they have {', '.join(available)}); set text_column to the column to read"
     )
 
@@ -53,5 +53,5 @@ def row_texts(table: pa.Table, text_column: str | None) -> pa.Array:
     """The text of each row, per `choose_text_source`; nulls become empty strings."""
     source = choose_text_source(table.column_names, text_column)
     if source is None:
-        return pair_texts(table[columns.INSTRUCTION], table[columns.ANSWER])
+        return pair_texts(table[contracts.INSTRUCTION], table[contracts.ANSWER])
     return pc.fill_null(table[source].cast(pa.string()), "").combine_chunks()

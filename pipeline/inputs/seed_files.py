@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.rejects import RejectReason
+from pipeline.contracts import RejectReason
 from pipeline.storage import RemotePath, as_path, glob_remote, is_remote, parquet_file, parquet_schema
 
 RECORD_SCHEMA = pa.schema(

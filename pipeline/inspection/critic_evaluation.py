@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from pipeline import contracts as c
+from pipeline import contracts
 from pipeline.store import StageDir
 from quality.probe_sets import judge_answer
 from quality.proportions import rank_auc, wilson_interval
@@ -55,17 +55,17 @@ def _labelled_rows(run_dir: Path, stage: str) -> list[dict[str, Any]]:
     rows = []
     for path in [*stage_dir.part_files(), *stage_dir.reject_files()]:
         names = pq.read_schema(path).names
-        if c.PROBE not in names:
+        if contracts.PROBE not in names:
             continue
         table = pq.read_table(path, columns=[name for name in _READ if name in names])
         for row in table.to_pylist():
-            if row.get(c.PROBE) is None:
+            if row.get(contracts.PROBE) is None:
                 continue
-            marker = json.loads(row[c.PROBE])
+            marker = json.loads(row[contracts.PROBE])
             if "good" in marker:
                 good = bool(marker["good"])
             elif marker.get("reference") is not None:
-                good = judge_answer(row.get(c.ANSWER), marker["reference"])
+                good = judge_answer(row.get(contracts.ANSWER), marker["reference"])
             else:
                 continue  # a code probe: its tests judge it, not known here
             rows.append({**row, "good": good, "set": marker["set"]})
@@ -74,7 +74,7 @@ def _labelled_rows(run_dir: Path, stage: str) -> list[dict[str, Any]]:
 
 def _signal_values(row: dict[str, Any]) -> dict[str, float]:
     """Each signal of one row as a number where higher means better."""
-    critique = json.loads(row[c.CRITIQUE]) if row.get(c.CRITIQUE) else {}
+    critique = json.loads(row[contracts.CRITIQUE]) if row.get(contracts.CRITIQUE) else {}
     signals = critique.get("signals", {})
     values = {}
     if "verdict" in signals:
@@ -85,10 +85,10 @@ def _signal_values(row: dict[str, Any]) -> dict[str, float]:
         values["grounding"] = 1 - signals["grounding"]["contradicts"]
     if "rubric" in signals:
         values["rubric"] = signals["rubric"]["aggregate"]
-    if row.get(c.CRITIQUE_SCORE) is not None:
-        values["critique_score"] = row[c.CRITIQUE_SCORE]
-    not_judged = row.get(c.REJECT_REASON) in NOT_JUDGED_REASONS
-    values["stage"] = -1.0 if not_judged or row.get(c.CRITIQUE_SCORE) is None else row[c.CRITIQUE_SCORE]
+    if row.get(contracts.CRITIQUE_SCORE) is not None:
+        values["critique_score"] = row[contracts.CRITIQUE_SCORE]
+    not_judged = row.get(contracts.REJECT_REASON) in NOT_JUDGED_REASONS
+    values["stage"] = -1.0 if not_judged or row.get(contracts.CRITIQUE_SCORE) is None else row[contracts.CRITIQUE_SCORE]
     return values
 
 
@@ -123,7 +123,7 @@ def _thresholds(rows: list[dict[str, Any]], values: list[dict[str, float]]) -> l
         kept = [
             row["good"]
             for row, value in zip(rows, values)
-            if value["stage"] >= threshold and row.get(c.REJECT_REASON) not in (*NOT_JUDGED_REASONS, "contradicts_source")
+            if value["stage"] >= threshold and row.get(contracts.REJECT_REASON) not in (*NOT_JUDGED_REASONS, "contradicts_source")
         ]
         precision = wilson_interval(sum(kept), len(kept))
         recall = wilson_interval(sum(kept), good_total)

@@ -16,8 +16,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pipeline import contracts
 from pipeline.config import JobConfig
-from pipeline.contracts import SOURCE
 from pipeline.inspection.eval_view import render_eval
 from pipeline.inspection.evaluation import evaluate_run
 from pipeline.inspection.generation_cost import generation_cost
@@ -148,9 +148,9 @@ def _seed_sources(run_dir: Path, stages: list[tuple[str, str]]) -> dict[str, int
     """The seed sources of a run whose pairs carry no `source` column: those of its first stage's
     rows (the seeds), counted there; a stage without the column gives none."""
     files = StageDir(run_dir, stages[0][0]).part_files() if stages else []
-    if not files or SOURCE not in parquet_schema(files[0]).names:
+    if not files or contracts.SOURCE not in parquet_schema(files[0]).names:
         return {}
-    return dict(Counter(value for path in files for value in read_parquet(path, columns=[SOURCE])[SOURCE].to_pylist() if value))
+    return dict(Counter(value for path in files for value in read_parquet(path, columns=[contracts.SOURCE])[contracts.SOURCE].to_pylist() if value))
 
 
 def _licences(rows: list[tuple[str, Licence]]) -> str:

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.inspection.run_contents import SHARDS, RunInspectionError, recorded_job, shard_files
 from pipeline.store import StageDir
 from quality.diversity import measure_diversity
@@ -40,8 +40,8 @@ EVOLVE_KIND = "evolve"
 DIFFICULTY_KIND = "difficulty"
 TOKENIZE_KIND = "tokenize"
 SOURCE_KINDS = ("seeds", "probe_source")
-GROUP_KEYS = (columns.LANG, columns.DOMAIN)
-READ = (columns.ID, columns.LANG, columns.DOMAIN, columns.INSTRUCTION, columns.PROBE)
+GROUP_KEYS = (contracts.LANG, contracts.DOMAIN)
+READ = (contracts.ID, contracts.LANG, contracts.DOMAIN, contracts.INSTRUCTION, contracts.PROBE)
 
 
 def diversity_of_run(run_dir: Path) -> dict[str, Any]:
@@ -83,11 +83,11 @@ def _instruction_rows(files: list[Path]) -> pa.Table | None:
     tables = []
     for path in files:
         names = pq.read_schema(path).names
-        if columns.INSTRUCTION not in names or columns.ANSWER in names:
+        if contracts.INSTRUCTION not in names or contracts.ANSWER in names:
             return None
         table = pq.read_table(path, columns=[name for name in READ if name in names])
-        if columns.PROBE in table.column_names:
-            table = table.filter(pc.is_null(table[columns.PROBE]))
+        if contracts.PROBE in table.column_names:
+            table = table.filter(pc.is_null(table[contracts.PROBE]))
         tables.append(_conform(table))
     return pa.concat_tables(tables) if tables else None
 
@@ -98,14 +98,14 @@ def _shard_rows(run_dir: Path, stages: list[tuple[str, str, str | None]]) -> pa.
     source = next((reads for _, kind, reads in stages if kind == TOKENIZE_KIND), None)
     if not files or source is None:
         return None
-    ids = pa.concat_arrays([pq.read_table(path, columns=[columns.ID])[columns.ID].combine_chunks() for path in files])
+    ids = pa.concat_arrays([pq.read_table(path, columns=[contracts.ID])[contracts.ID].combine_chunks() for path in files])
     tables = []
     for path in StageDir(run_dir, source).part_files():
         names = pq.read_schema(path).names
-        if columns.INSTRUCTION not in names:
+        if contracts.INSTRUCTION not in names:
             return None
         table = pq.read_table(path, columns=[name for name in READ if name in names])
-        tables.append(_conform(table.filter(pc.is_in(table[columns.ID], value_set=ids))))
+        tables.append(_conform(table.filter(pc.is_in(table[contracts.ID], value_set=ids))))
     return pa.concat_tables(tables) if tables else None
 
 
@@ -120,7 +120,7 @@ def _grouped(rows: pa.Table) -> list[dict[str, Any]]:
         values = rows[key].to_pylist()
         for value, _ in sorted(Counter(values).items(), key=lambda item: (-item[1], str(item[0]))):
             groups.append((f"{key}={value}", rows.filter(pc.equal(pc.fill_null(rows[key], ""), value or ""))))
-    return [{"group": label, **_measured(table[columns.INSTRUCTION].to_pylist())} for label, table in groups]
+    return [{"group": label, **_measured(table[contracts.INSTRUCTION].to_pylist())} for label, table in groups]
 
 
 def _measured(texts: list[str]) -> dict[str, Any]:
@@ -170,13 +170,13 @@ def _operations(files: list[Path], *, with_reasons: bool = False) -> dict[str, A
     rewrites, not the parents it kept); with reasons, a Counter of reject reasons per operation."""
     found: dict[str, Any] = {}
     for path in files:
-        names = [columns.EVOLUTION_OP, columns.EVOLUTION_DEPTH, *([columns.REJECT_REASON] if with_reasons else [])]
+        names = [contracts.EVOLUTION_OP, contracts.EVOLUTION_DEPTH, *([contracts.REJECT_REASON] if with_reasons else [])]
         for row in pq.read_table(path, columns=names).to_pylist():
-            operation = row[columns.EVOLUTION_OP]
-            if not operation or row[columns.EVOLUTION_DEPTH] != 1:
+            operation = row[contracts.EVOLUTION_OP]
+            if not operation or row[contracts.EVOLUTION_DEPTH] != 1:
                 continue
             if with_reasons:
-                found.setdefault(operation, Counter())[row[columns.REJECT_REASON]] += 1
+                found.setdefault(operation, Counter())[row[contracts.REJECT_REASON]] += 1
             else:
                 found[operation] = found.get(operation, 0) + 1
     return found

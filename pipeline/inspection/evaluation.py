@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.config import ConfigError, parse_job
 from pipeline.contracts import RejectReason
 from pipeline.inspection.critic_evaluation import evaluate_critics
@@ -68,15 +68,15 @@ JUDGED_MARK = '"judged_by": "verdict"'
 # What evaluation reads of a stage's rows; a stage without one of them reads as null.
 READ_SCHEMA = pa.schema(
     [
-        (columns.ID, pa.string()),
-        (columns.PARENT_ID, pa.string()),
-        (columns.DOMAIN, pa.string()),
-        (columns.ANSWER, pa.string()),
-        (columns.ANSWER_MODEL, pa.string()),
-        (columns.PROBE, pa.string()),
-        (columns.CRITIQUE_SCORE, pa.float64()),
-        (columns.META, pa.string()),
-        (columns.REJECT_REASON, pa.string()),
+        (contracts.ID, pa.string()),
+        (contracts.PARENT_ID, pa.string()),
+        (contracts.DOMAIN, pa.string()),
+        (contracts.ANSWER, pa.string()),
+        (contracts.ANSWER_MODEL, pa.string()),
+        (contracts.PROBE, pa.string()),
+        (contracts.CRITIQUE_SCORE, pa.float64()),
+        (contracts.META, pa.string()),
+        (contracts.REJECT_REASON, pa.string()),
     ]
 )
 
@@ -114,7 +114,7 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
             "failed_samples": failed.num_rows,
             "survivors_are": survivors_are,
             "code_judged_by": verify_stage,
-            "by_model_domain": _accuracy_groups(samples, survivors, (columns.ANSWER_MODEL, columns.DOMAIN)),
+            "by_model_domain": _accuracy_groups(samples, survivors, (contracts.ANSWER_MODEL, contracts.DOMAIN)),
             "by_set": _accuracy_groups(samples, survivors, (SET,)),
             "filters": [_filter_entry(name, kind, kept, rejected) for name, kind, kept, rejected in filters],
             "critique_auc": _critique_auc(filters),
@@ -150,11 +150,11 @@ def _read_probe_rows(run_dir: Path, stage: str, *, rejects: bool = False, judged
     tables = []
     for path in stage_dir.reject_files() if rejects else stage_dir.part_files():
         names = pq.read_schema(path).names
-        if columns.PROBE not in names:
+        if contracts.PROBE not in names:
             continue
-        table = pq.read_table(path, columns=[name for name in READ_SCHEMA.names if name in names], filters=pc.field(columns.PROBE).is_valid())
+        table = pq.read_table(path, columns=[name for name in READ_SCHEMA.names if name in names], filters=pc.field(contracts.PROBE).is_valid())
         # cast: a file whose probe column is all null has the null type, which no string kernel takes
-        is_judged = pc.match_substring(table[columns.PROBE].cast(pa.string()), JUDGED_MARK)
+        is_judged = pc.match_substring(table[contracts.PROBE].cast(pa.string()), JUDGED_MARK)
         tables.append(_conform(table.filter(is_judged if judged else pc.invert(is_judged))))
     return pa.concat_tables(tables) if tables else _empty()
 
@@ -163,11 +163,11 @@ def _code_outcomes(run_dir: Path, stage: str) -> dict[str, bool]:
     """Probe instruction id -> whether its code passed its tests, as `stage` (verify_code) ran them."""
     outcomes = {}
     for row in _read_probe_rows(run_dir, stage).to_pylist():
-        if json.loads(row[columns.META] or "{}").get(VERIFY_KIND, {}).get("outcome") == "passed":
-            outcomes[row[columns.PARENT_ID]] = True
+        if json.loads(row[contracts.META] or "{}").get(VERIFY_KIND, {}).get("outcome") == "passed":
+            outcomes[row[contracts.PARENT_ID]] = True
     for row in _read_probe_rows(run_dir, stage, rejects=True).to_pylist():
-        if row[columns.REJECT_REASON] in FAILED_CODE:
-            outcomes[row[columns.PARENT_ID]] = False
+        if row[contracts.REJECT_REASON] in FAILED_CODE:
+            outcomes[row[contracts.PARENT_ID]] = False
     return outcomes
 
 
@@ -186,17 +186,17 @@ def _empty() -> pa.Table:
 def _judged(table: pa.Table, code_passed: dict[str, bool]) -> pa.Table:
     """Plus the probe's set and whether its answer is right: against the reference, or for probes
     judged by tests, by `code_passed` of its instruction (null where that has no entry)."""
-    markers = [json.loads(marker) for marker in table[columns.PROBE].to_pylist()] if table.num_rows else []
+    markers = [json.loads(marker) for marker in table[contracts.PROBE].to_pylist()] if table.num_rows else []
     correct = [
         marker["good"] if "good" in marker else judge_answer(answer, marker["reference"]) if marker.get("reference") is not None else code_passed.get(parent)
-        for answer, parent, marker in zip(table[columns.ANSWER].to_pylist(), table[columns.PARENT_ID].to_pylist(), markers)
+        for answer, parent, marker in zip(table[contracts.ANSWER].to_pylist(), table[contracts.PARENT_ID].to_pylist(), markers)
     ]
     return table.append_column(SET, pa.array([marker["set"] for marker in markers], pa.string())).append_column(CORRECT, pa.array(correct, pa.bool_()))
 
 
 def _count_distinct(*tables: pa.Table) -> int:
     """Probe instructions behind these sample rows (their parent ids)."""
-    return len({value for table in tables for value in table[columns.PARENT_ID].to_pylist()})
+    return len({value for table in tables for value in table[contracts.PARENT_ID].to_pylist()})
 
 
 def _survivors(run_dir: Path, after_answer: list[tuple[str, str]], filters: list, code_passed: dict[str, bool]) -> tuple[pa.Table, str]:
@@ -205,7 +205,7 @@ def _survivors(run_dir: Path, after_answer: list[tuple[str, str]], filters: list
     exit_stage = next((name for name, kind in after_answer if kind == EXIT_KIND), None)
     if exit_stage is not None and StageDir(run_dir, exit_stage).manifest() is not None:
         rows = _probe_rows(run_dir, exit_stage, code_passed, rejects=True)
-        return rows.filter(pc.equal(rows[columns.REJECT_REASON], RejectReason.PROBE.value)), f"the probes '{exit_stage}' set aside"
+        return rows.filter(pc.equal(rows[contracts.REJECT_REASON], RejectReason.PROBE.value)), f"the probes '{exit_stage}' set aside"
     if filters:
         name, _, kept, _ = filters[-1]
         return kept, f"the probes the last filter, '{name}', kept (no {EXIT_KIND} has run)"
@@ -238,11 +238,11 @@ def _accuracy_groups(samples: pa.Table, survivors: pa.Table, keys: tuple[str, ..
         in_group = _rows_of(samples, keys, group)
         kept = _rows_of(survivors, keys, group)
         sampled, surviving = _accuracy(in_group), _accuracy(kept)
-        not_judged = {parent for parent, correct in zip(in_group[columns.PARENT_ID].to_pylist(), in_group[CORRECT].to_pylist()) if correct is None}
+        not_judged = {parent for parent, correct in zip(in_group[contracts.PARENT_ID].to_pylist(), in_group[CORRECT].to_pylist()) if correct is None}
         entries.append(
             {
                 **dict(zip(keys, group)),
-                "probes": len(set(in_group[columns.PARENT_ID].to_pylist())),
+                "probes": len(set(in_group[contracts.PARENT_ID].to_pylist())),
                 "not_judged": len(not_judged),
                 "samples": _plain(sampled),
                 "survivors": _plain(surviving),
@@ -272,7 +272,7 @@ def _filter_entry(name: str, kind: str, kept: pa.Table, rejected: pa.Table) -> d
         "in": kept.num_rows + rejected.num_rows,
         "kept": kept.num_rows,
         "rejected": rejected.num_rows,
-        "rejected_by_reason": dict(sorted(Counter(rejected[columns.REJECT_REASON].to_pylist()).items())),
+        "rejected_by_reason": dict(sorted(Counter(rejected[contracts.REJECT_REASON].to_pylist()).items())),
         "kept_accuracy": _plain(kept_accuracy),
         "rejected_accuracy": _plain(rejected_accuracy),
         "precision": _plain(wilson_interval(wrong_rejected, rejected_accuracy.n)),
@@ -300,8 +300,8 @@ def _critique_auc(filters: list) -> dict[str, Any] | None:
         if kind != CRITIQUE_KIND:
             continue
         rows = pa.concat_tables([kept, rejected])
-        rows = rows.filter(pc.and_(pc.is_valid(rows[columns.CRITIQUE_SCORE]), pc.is_valid(rows[CORRECT])))
-        scores = rows[columns.CRITIQUE_SCORE].to_numpy(zero_copy_only=False)
+        rows = rows.filter(pc.and_(pc.is_valid(rows[contracts.CRITIQUE_SCORE]), pc.is_valid(rows[CORRECT])))
+        scores = rows[contracts.CRITIQUE_SCORE].to_numpy(zero_copy_only=False)
         right = rows[CORRECT].to_numpy(zero_copy_only=False).astype(bool)
         auc = rank_auc(scores[right], scores[~right])
         return {"stage": name, "right": int(right.sum()), "wrong": int((~right).sum()), **_plain(auc)}

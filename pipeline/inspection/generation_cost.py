@@ -28,7 +28,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.contracts import RejectReason
 from pipeline.inspection.run_contents import job_stage_kinds, stage_manifest
 from pipeline.inspection.terminal_view import format_table
@@ -113,13 +113,13 @@ def _kept_rows(run_dir: Path, stages: list[tuple[str, str]]) -> dict[str, Any] |
 def _domains(path: Path, reason: str | None = None) -> Counter:
     """Rows of a part file per domain ('' where it has none); with `reason`, only rejects of it."""
     names = parquet_schema(path).names
-    wanted = [name for name in (columns.DOMAIN, columns.REJECT_REASON) if name in names]
+    wanted = [name for name in (contracts.DOMAIN, contracts.REJECT_REASON) if name in names]
     table = read_parquet(path, columns=wanted)
     if reason is not None:
-        table = table.filter(pc.equal(table[columns.REJECT_REASON], reason))
-    if columns.DOMAIN not in table.column_names:
+        table = table.filter(pc.equal(table[contracts.REJECT_REASON], reason))
+    if contracts.DOMAIN not in table.column_names:
         return Counter({"": table.num_rows})
-    return Counter(domain or "" for domain in table[columns.DOMAIN].to_pylist())
+    return Counter(domain or "" for domain in table[contracts.DOMAIN].to_pylist())
 
 
 # --- views ------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline import contracts as c
+from pipeline import contracts
 from pipeline.inspection.generation_cost import generation_cost
 from pipeline.inspection.run_contents import job_stage_kinds, stage_manifest
 from pipeline.storage import parquet_schema, read_parquet
@@ -168,9 +168,9 @@ def _kept_by_domain(end_dir: StageDir) -> dict[str, dict[str, int]]:
     kept: dict[str, dict[str, int]] = {}
     for path in end_dir.part_files():
         names = parquet_schema(path).names
-        text_columns = [name for name in (c.INSTRUCTION, c.ANSWER) if name in names]
-        table = read_parquet(path, columns=[name for name in (c.DOMAIN, *text_columns) if name in names])
-        domains = table[c.DOMAIN].to_pylist() if c.DOMAIN in names else [""] * table.num_rows
+        text_columns = [name for name in (contracts.INSTRUCTION, contracts.ANSWER) if name in names]
+        table = read_parquet(path, columns=[name for name in (contracts.DOMAIN, *text_columns) if name in names])
+        domains = table[contracts.DOMAIN].to_pylist() if contracts.DOMAIN in names else [""] * table.num_rows
         texts = ["\n".join(parts) for parts in zip(*(table[name].fill_null("").to_pylist() for name in text_columns))] if text_columns else []
         if texts and tokenizer is None:
             tokenizer = load_tokenizer(TokenizerSpec(kind="hunyuan"))

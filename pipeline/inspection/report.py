@@ -27,7 +27,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from pipeline import columns
+from pipeline import contracts
+from pipeline.contracts import RejectReason
 from pipeline.inspection.diversity_view import diversity_section
 from pipeline.inspection.eval_view import eval_section
 from pipeline.inspection.funnel import group_by_reason, run_funnel
@@ -36,11 +37,10 @@ from pipeline.inspection.parquet_query import connect, quote_identifier, quote_l
 from pipeline.inspection.run_contents import SHARDS, RunInspectionError, data_files, shard_files
 from pipeline.inspection.stage_profile import TEXT_COLUMNS, profile_rejects, profile_stage, sample_rows
 from pipeline.inspection.svg_charts import KEPT_COLOR, REJECTED_COLOR, SMALL_WIDTH, bar_chart, histogram_chart, stacked_bar_chart
-from pipeline.rejects import RejectReason
 from pipeline.store import write_atomic_bytes
 from pipeline.tokens.mixture import MIX_FILE_NAME
 
-MIX_KEYS = (columns.LANG, columns.DOMAIN, columns.SOURCE)
+MIX_KEYS = (contracts.LANG, contracts.DOMAIN, contracts.SOURCE)
 MIX_VALUES = 8  # values per key drawn as their own segment; the rest are '(other)'
 # Keys under which a near-duplicate reject's JSON detail names its cluster, most specific first;
 # a detail that is not JSON is itself the cluster key (e.g. "duplicate of <id>").
@@ -233,7 +233,7 @@ def _stages_section(run_dir: Path, funnel: list[dict], profiles: dict[str, dict]
         profile = profiles.get(row["stage"])
         if profile is None:
             continue
-        made = [c for c in profile["columns"] if c["name"] not in seen and c["name"] not in (columns.REJECT_REASON, columns.REJECT_DETAIL)]
+        made = [c for c in profile["columns"] if c["name"] not in seen and c["name"] not in (contracts.REJECT_REASON, contracts.REJECT_DETAIL)]
         seen.update(column["name"] for column in profile["columns"])
         plotted, constant, empty = [], [], []
         for column in sorted((c for c in made if c["role"] in PLOTTED_ROLES), key=lambda c: PLOTTED_ROLES.index(c["role"])):
@@ -302,8 +302,8 @@ def _examples(run_dir: Path, row: dict, made: list[dict], seed: int) -> str:
     """A few kept rows (when the stage made fields) and, per reason, a few rejected ones: the
     content, the fields the stage made, the reason. Seeded by the stage's position, so stages
     that carry the same rows show different ones."""
-    new_fields = [c["name"] for c in made if "json_of" not in c and (c["role"] != "lineage" or c["name"] == columns.SOURCE_ID)]
-    shown_fields = [*TEXT_COLUMNS, columns.LANG, columns.DOMAIN, *new_fields]
+    new_fields = [c["name"] for c in made if "json_of" not in c and (c["role"] != "lineage" or c["name"] == contracts.SOURCE_ID)]
+    shown_fields = [*TEXT_COLUMNS, contracts.LANG, contracts.DOMAIN, *new_fields]
     parts = []
     if row["rows_out"] and new_fields:
         relation = read_files(connect(run_dir), data_files(run_dir, row["stage"]))
@@ -313,15 +313,15 @@ def _examples(run_dir: Path, row: dict, made: list[dict], seed: int) -> str:
     on_disk = profile_rejects(run_dir, row["stage"], sample=0)["by_reason"] if row["rows_rejected"] else {}
     for reason, total in list(on_disk.items())[:EXAMPLE_REASONS]:
         rejected = profile_rejects(run_dir, row["stage"], reason=reason, sample=REJECTED_EXAMPLES, seed=seed)["samples"]
-        fields = [columns.REJECT_REASON, columns.REJECT_DETAIL, *shown_fields]
+        fields = [contracts.REJECT_REASON, contracts.REJECT_DETAIL, *shown_fields]
         parts.append(f'<h4 class="rej">rejected: {escape(reason)} ({len(rejected)} of {total})</h4>' + "".join(_example(sample, fields) for sample in rejected))
     return "".join(parts)
 
 
 def _example(sample: dict[str, Any], fields: list[str]) -> str:
-    rows = [f"<tr><th>{columns.ID}</th><td>{escape(str(sample.get(columns.ID)))}</td></tr>"]
+    rows = [f"<tr><th>{contracts.ID}</th><td>{escape(str(sample.get(contracts.ID)))}</td></tr>"]
     for name in dict.fromkeys(fields):
-        if name in sample and name != columns.ID and sample[name] is not None:
+        if name in sample and name != contracts.ID and sample[name] is not None:
             rows.append(f"<tr><th>{escape(name)}</th><td>{escape(_shown(sample[name], name))}</td></tr>")
     return f'<table class="example">{"".join(rows)}</table>'
 
@@ -396,13 +396,13 @@ def near_duplicate_cluster_sizes(run_dir: Path, stage: str) -> dict[int, int]:
     if not files:
         return {}
     relation = read_files(connect(run_dir), files)
-    detail = quote_identifier(columns.REJECT_DETAIL)
-    if columns.REJECT_DETAIL not in relation.columns:
+    detail = quote_identifier(contracts.REJECT_DETAIL)
+    if contracts.REJECT_DETAIL not in relation.columns:
         return {}
     keys = ", ".join(f"json_extract_string({detail}, '$.{key}')" for key in CLUSTER_KEYS)
     cluster = f"CASE WHEN json_valid({detail}) THEN coalesce({keys}, {detail}) ELSE {detail} END"
     stated_size = f"CASE WHEN json_valid({detail}) THEN try_cast(json_extract({detail}, '$.{CLUSTER_SIZE_KEY}') AS BIGINT) END"
-    dropped = relation.filter(f"{quote_identifier(columns.REJECT_REASON)} = {quote_literal(RejectReason.NEAR_DUPLICATE.value)}")
+    dropped = relation.filter(f"{quote_identifier(contracts.REJECT_REASON)} = {quote_literal(RejectReason.NEAR_DUPLICATE.value)}")
     per_cluster = dropped.aggregate(f"{cluster} AS cluster, greatest(count(*) + 1, coalesce(max({stated_size}), 0)) AS size", cluster)
     rows = run_query(per_cluster.aggregate("size, count(*)", "size"), stage, None)
     return {int(size): n for size, n in rows}

@@ -28,7 +28,7 @@ from typing import Any
 
 import duckdb
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.inspection.parquet_query import (
     REJECTED_FLAG,
     apply_where,
@@ -41,20 +41,20 @@ from pipeline.inspection.parquet_query import (
 )
 from pipeline.inspection.run_contents import TOKEN_COLUMNS, RunInspectionError, data_files, stage_manifest
 
-LINEAGE_COLUMNS = (columns.ID, columns.SEED_ID, columns.PARENT_ID, columns.SOURCE_ID)
+LINEAGE_COLUMNS = (contracts.ID, contracts.SEED_ID, contracts.PARENT_ID, contracts.SOURCE_ID)
 CATEGORY_COLUMNS = (
-    columns.SOURCE,
-    columns.DOMAIN,
-    columns.LANG,
-    columns.KIND,
-    columns.LLM_MODEL,
-    columns.REJECT_REASON,
-    columns.SYNTHETIC,
+    contracts.SOURCE,
+    contracts.DOMAIN,
+    contracts.LANG,
+    contracts.KIND,
+    contracts.LLM_MODEL,
+    contracts.REJECT_REASON,
+    contracts.SYNTHETIC,
 )
 # Content columns stay text even when a small stage has few distinct values in them.
-TEXT_COLUMNS = (columns.TEXT, columns.INSTRUCTION, columns.ANSWER, columns.GENERATED_TEXT)
+TEXT_COLUMNS = (contracts.TEXT, contracts.INSTRUCTION, contracts.ANSWER, contracts.GENERATED_TEXT)
 # Free-form error text, or where a record came from: shown in samples and traces, not plotted.
-DETAIL_COLUMNS = (columns.REJECT_DETAIL, columns.LLM_ERROR, columns.ORIGIN)
+DETAIL_COLUMNS = (contracts.REJECT_DETAIL, contracts.LLM_ERROR, contracts.ORIGIN)
 NUMERIC_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE"})
 # A short string column with few distinct values is a category even when we do not know its name.
 CATEGORY_MAX_DISTINCT = 30
@@ -134,7 +134,7 @@ def profile_rejects(run_dir: Path, stage: str, *, reason: str | None = None, whe
         return result
     connection = connect(run_dir)
     relation = read_files(connection, files)
-    reason_column = quote_identifier(columns.REJECT_REASON)
+    reason_column = quote_identifier(contracts.REJECT_REASON)
     counts = run_query(relation.aggregate(f"{reason_column} AS reason, count(*) AS n", reason_column).order("n DESC, reason"), stage, None)
     result["by_reason"] = {str(row[0]): row[1] for row in counts}
     result["rows"] = sum(result["by_reason"].values())
@@ -152,9 +152,9 @@ def sample_rows(relation: duckdb.DuckDBPyRelation, stage: str, where: str | None
     """`count` whole rows chosen by hash of (id, seed); ids are picked first so only they are sorted."""
     if count <= 0:
         return []
-    if columns.ID not in relation.columns:
-        raise RunInspectionError(f"stage '{stage}' has no '{columns.ID}' column, so rows cannot be sampled by id")
-    id_column = quote_identifier(columns.ID)
+    if contracts.ID not in relation.columns:
+        raise RunInspectionError(f"stage '{stage}' has no '{contracts.ID}' column, so rows cannot be sampled by id")
+    id_column = quote_identifier(contracts.ID)
     order = f"hash({id_column}, {int(seed)}::BIGINT), {id_column}"
     picked = [row[0] for row in run_query(relation.project(id_column).order(order).limit(count), stage, where)]
     if not picked:

@@ -21,19 +21,19 @@ from typing import Any
 
 import duckdb
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.inspection.parquet_query import connect, quote_identifier, quote_literal, read_files, run_query
 from pipeline.inspection.run_contents import SHARDS, TOKEN_COLUMNS, RunInspectionError, data_files, stage_names
 
 # Shown in each step's own keys, not among its columns.
 STEP_COLUMNS = (
-    columns.ID,
-    columns.SEED_ID,
-    columns.PARENT_ID,
-    columns.SOURCE_ID,
-    columns.ORIGIN,
-    columns.REJECT_REASON,
-    columns.REJECT_DETAIL,
+    contracts.ID,
+    contracts.SEED_ID,
+    contracts.PARENT_ID,
+    contracts.SOURCE_ID,
+    contracts.ORIGIN,
+    contracts.REJECT_REASON,
+    contracts.REJECT_DETAIL,
 )
 
 
@@ -72,14 +72,14 @@ def _sources(connection: duckdb.DuckDBPyConnection, run_dir: Path) -> list[_Sour
 
 def _find_seed_ids(sources: list[_Source], row_id: str) -> set[str] | None:
     """The seed ids of the row (empty when it has none, e.g. a seed input rejected before chunking); None if absent."""
-    condition = f"{quote_identifier(columns.ID)} = {quote_literal(row_id)}"
+    condition = f"{quote_identifier(contracts.ID)} = {quote_literal(row_id)}"
     for source in sources:
-        if columns.ID not in source.relation.columns:
+        if contracts.ID not in source.relation.columns:
             continue
-        if columns.SEED_ID in source.relation.columns:
-            found = run_query(source.relation.filter(condition).project(quote_identifier(columns.SEED_ID)), source.stage, None)
+        if contracts.SEED_ID in source.relation.columns:
+            found = run_query(source.relation.filter(condition).project(quote_identifier(contracts.SEED_ID)), source.stage, None)
         else:
-            found = [(None,)] * len(run_query(source.relation.filter(condition).project(quote_identifier(columns.ID)), source.stage, None))
+            found = [(None,)] * len(run_query(source.relation.filter(condition).project(quote_identifier(contracts.ID)), source.stage, None))
         if found:
             return {seed for (seed,) in found if seed is not None}
     return None
@@ -91,20 +91,20 @@ def _read_family(sources: list[_Source], row_id: str, seed_ids: set[str]) -> lis
     appearances = []
     for source in sources:
         names = source.relation.columns
-        if columns.SEED_ID in names and seed_ids:
+        if contracts.SEED_ID in names and seed_ids:
             values = ", ".join(quote_literal(seed) for seed in sorted(seed_ids))
-            condition = f"{quote_identifier(columns.SEED_ID)} IN ({values}) OR {quote_identifier(columns.ID)} = {quote_literal(row_id)}"
+            condition = f"{quote_identifier(contracts.SEED_ID)} IN ({values}) OR {quote_identifier(contracts.ID)} = {quote_literal(row_id)}"
         else:
             values = ", ".join(quote_literal(value) for value in sorted(known_ids))
-            condition = f"{quote_identifier(columns.ID)} IN ({values})"
-            if columns.PARENT_ID in names:
-                condition += f" OR {quote_identifier(columns.PARENT_ID)} IN ({values})"
+            condition = f"{quote_identifier(contracts.ID)} IN ({values})"
+            if contracts.PARENT_ID in names:
+                condition += f" OR {quote_identifier(contracts.PARENT_ID)} IN ({values})"
         try:
             rows = source.relation.filter(condition).to_arrow_table().to_pylist()
         except duckdb.Error as error:
             raise RunInspectionError(f"reading stage '{source.stage}' for the trace failed: {error}") from None
         for row in rows:
-            known_ids.add(row.get(columns.ID))
+            known_ids.add(row.get(contracts.ID))
             appearances.append({"stage": source.stage, "status": source.status, "row": row})
     return appearances
 
@@ -115,9 +115,9 @@ def _history(row_id: str, appearances: list[dict[str, Any]]) -> dict[str, Any]:
     children: dict[str, list[str]] = defaultdict(list)
     for appearance in appearances:
         row = appearance["row"]
-        identifier = row.get(columns.ID)
+        identifier = row.get(contracts.ID)
         by_id[identifier].append(appearance)
-        parent = row.get(columns.PARENT_ID)
+        parent = row.get(contracts.PARENT_ID)
         if parent is not None and identifier not in parent_of:
             parent_of[identifier] = parent
             children[parent].append(identifier)
@@ -150,12 +150,12 @@ def _history(row_id: str, appearances: list[dict[str, Any]]) -> dict[str, Any]:
                     "relation": "self" if level == 0 else ("ancestor" if level < 0 else "descendant"),
                     "depth": level,
                     "id": identifier,
-                    "parent_id": row.get(columns.PARENT_ID),
-                    "seed_id": row.get(columns.SEED_ID),
-                    "reject_reason": row.get(columns.REJECT_REASON),
-                    "reject_detail": row.get(columns.REJECT_DETAIL),
-                    "source_id": row.get(columns.SOURCE_ID),
-                    "origin": row.get(columns.ORIGIN),
+                    "parent_id": row.get(contracts.PARENT_ID),
+                    "seed_id": row.get(contracts.SEED_ID),
+                    "reject_reason": row.get(contracts.REJECT_REASON),
+                    "reject_detail": row.get(contracts.REJECT_DETAIL),
+                    "source_id": row.get(contracts.SOURCE_ID),
+                    "origin": row.get(contracts.ORIGIN),
                     "columns": {key: value for key, value in row.items() if key not in STEP_COLUMNS},
                 }
             )

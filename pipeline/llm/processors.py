@@ -50,36 +50,23 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.columns import (
-    GENERATED_TEXT,
-    JSON_SCHEMA,
-    LLM_ERROR,
-    LLM_ERROR_REASON,
-    LLM_MODEL,
-    LLM_SAMPLE_INDEX,
-    LLM_SAMPLING,
-    LLM_TOP_LOGPROBS,
-    MESSAGES,
-    SAMPLING_PARAMS,
-)
-from pipeline.columns import GENERATED_TOKENS as NUM_GENERATED_TOKENS
-from pipeline.columns import PROMPT_TOKENS as NUM_INPUT_TOKENS
+from pipeline import contracts
+from pipeline.contracts import RejectReason
 from pipeline.llm.engine_settings import runs_on_cpu, vllm_engine_settings
 from pipeline.llm.models import EmbeddedModel, OpenAIModel, SamplingParams, VllmModel
 from pipeline.llm.openai_session import SCHEMA_KEY, UNSENT_KEY
 from pipeline.llm.prompt_length import PromptLimit, count_prompt_tokens, prompt_limit
-from pipeline.rejects import RejectReason
 
 OUTPUT_FIELDS = (
-    pa.field(GENERATED_TEXT, pa.string()),
-    pa.field(LLM_ERROR, pa.string()),
-    pa.field(LLM_ERROR_REASON, pa.string()),
-    pa.field(NUM_INPUT_TOKENS, pa.int64()),
-    pa.field(NUM_GENERATED_TOKENS, pa.int64()),
-    pa.field(LLM_MODEL, pa.string()),
-    pa.field(LLM_SAMPLING, pa.string()),
-    pa.field(LLM_SAMPLE_INDEX, pa.int32()),
-    pa.field(LLM_TOP_LOGPROBS, pa.string()),
+    pa.field(contracts.GENERATED_TEXT, pa.string()),
+    pa.field(contracts.LLM_ERROR, pa.string()),
+    pa.field(contracts.LLM_ERROR_REASON, pa.string()),
+    pa.field(contracts.PROMPT_TOKENS, pa.int64()),
+    pa.field(contracts.GENERATED_TOKENS, pa.int64()),
+    pa.field(contracts.LLM_MODEL, pa.string()),
+    pa.field(contracts.LLM_SAMPLING, pa.string()),
+    pa.field(contracts.LLM_SAMPLE_INDEX, pa.int32()),
+    pa.field(contracts.LLM_TOP_LOGPROBS, pa.string()),
 )
 
 # Internal columns, dropped before rows leave `apply_llm`. The input row travels packed in one
@@ -106,9 +93,9 @@ def apply_llm(
     *,
     model: EmbeddedModel | VllmModel | OpenAIModel,
     model_name: str,
-    messages_column: str = MESSAGES,
-    sampling_column: str = SAMPLING_PARAMS,
-    schema_column: str = JSON_SCHEMA,
+    messages_column: str = contracts.MESSAGES,
+    sampling_column: str = contracts.SAMPLING_PARAMS,
+    schema_column: str = contracts.JSON_SCHEMA,
     json_schema: dict[str, Any] | None = None,
     sampling: SamplingParams | dict[str, Any] | None = None,
 ) -> Any:
@@ -262,9 +249,9 @@ def finish_rows(batch: pa.Table, *, model_name: str, extract: str) -> pa.Table:
         top_logprobs = [reply["top_logprobs"] for reply in replies]
     elif extract == "vllm":
         errors = [error or None for error in batch.column(_VLLM_ERROR).to_pylist()]
-        texts = batch.column(GENERATED_TEXT).to_pylist()
-        input_tokens = batch.column(NUM_INPUT_TOKENS).to_pylist()
-        generated_tokens = batch.column(NUM_GENERATED_TOKENS).to_pylist()
+        texts = batch.column(contracts.GENERATED_TEXT).to_pylist()
+        input_tokens = batch.column(contracts.PROMPT_TOKENS).to_pylist()
+        generated_tokens = batch.column(contracts.GENERATED_TOKENS).to_pylist()
         top_logprobs = batch.column(_TOP_LOGPROBS).to_pylist() if _TOP_LOGPROBS in batch.column_names else [None] * batch.num_rows
     else:
         responses = batch.column(_HTTP_RESPONSE).to_pylist()
@@ -289,15 +276,15 @@ def finish_rows(batch: pa.Table, *, model_name: str, extract: str) -> pa.Table:
     ]
     packed = batch.column(_ROW).combine_chunks()
     outputs = {
-        GENERATED_TEXT: pa.array(texts, pa.string()),
-        LLM_ERROR: pa.array(errors, pa.string()),
-        LLM_ERROR_REASON: pa.array(reasons, pa.string()),
-        NUM_INPUT_TOKENS: pa.array(input_tokens, pa.int64()),
-        NUM_GENERATED_TOKENS: pa.array(generated_tokens, pa.int64()),
-        LLM_MODEL: pa.array([None if skip else model_name for skip in unsent], pa.string()),
-        LLM_SAMPLING: batch.column(_SAMPLING),
-        LLM_SAMPLE_INDEX: batch.column(_SAMPLE_INDEX).cast(pa.int32()),
-        LLM_TOP_LOGPROBS: pa.array([None if error else value for value, error in zip(top_logprobs, errors, strict=True)], pa.string()),
+        contracts.GENERATED_TEXT: pa.array(texts, pa.string()),
+        contracts.LLM_ERROR: pa.array(errors, pa.string()),
+        contracts.LLM_ERROR_REASON: pa.array(reasons, pa.string()),
+        contracts.PROMPT_TOKENS: pa.array(input_tokens, pa.int64()),
+        contracts.GENERATED_TOKENS: pa.array(generated_tokens, pa.int64()),
+        contracts.LLM_MODEL: pa.array([None if skip else model_name for skip in unsent], pa.string()),
+        contracts.LLM_SAMPLING: batch.column(_SAMPLING),
+        contracts.LLM_SAMPLE_INDEX: batch.column(_SAMPLE_INDEX).cast(pa.int32()),
+        contracts.LLM_TOP_LOGPROBS: pa.array([None if error else value for value, error in zip(top_logprobs, errors, strict=True)], pa.string()),
     }
     carried = {field.name: packed.field(index) for index, field in enumerate(packed.type) if field.name not in outputs}
     return pa.table({**carried, **outputs})

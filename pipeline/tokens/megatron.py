@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.tokens.mixture import PHASES, read_mix, resolve_shard_path
 from pipeline.tokens.shards import INPUT_IDS
 
@@ -191,9 +191,9 @@ def describe_export(export: MegatronExport) -> str:
 def _export_shard(path: Path, writers: dict[str, _IndexedDatasetWriter]) -> None:
     shard = pq.ParquetFile(path)
     for group in range(shard.num_row_groups):
-        table = shard.read_row_group(group, columns=[INPUT_IDS, columns.SOURCE])
-        for source in pc.unique(table.column(columns.SOURCE)).to_pylist():
-            rows = table.filter(pc.equal(table.column(columns.SOURCE), source))
+        table = shard.read_row_group(group, columns=[INPUT_IDS, contracts.SOURCE])
+        for source in pc.unique(table.column(contracts.SOURCE)).to_pylist():
+            rows = table.filter(pc.equal(table.column(contracts.SOURCE), source))
             ids = rows.column(INPUT_IDS).combine_chunks()
             writers[source].add(ids.flatten().to_numpy(zero_copy_only=False), pc.list_value_length(ids).to_numpy(zero_copy_only=False))
 

@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.storage import as_path, parquet_file
 from pipeline.tokens.mixture import Mix, Phase, read_mix, resolve_shard_path
 from pipeline.tokens.shards import INPUT_IDS, LOSS_MASK
@@ -117,8 +117,8 @@ class _SourceStream:
             self.row_group, self.row = self.row_group + 1, 0
 
     def _read_group(self, shard: Path, key: tuple[int, int, int]) -> None:
-        table = self._file(shard).read_row_group(self.row_group, columns=[INPUT_IDS, LOSS_MASK, columns.SOURCE])
-        table = table.filter(pc.equal(table.column(columns.SOURCE), self.source))
+        table = self._file(shard).read_row_group(self.row_group, columns=[INPUT_IDS, LOSS_MASK, contracts.SOURCE])
+        table = table.filter(pc.equal(table.column(contracts.SOURCE), self.source))
         ids = table.column(INPUT_IDS).combine_chunks()
         self._offsets = ids.offsets.to_numpy() - ids.offsets[0].as_py()
         self._ids = ids.flatten().to_numpy(zero_copy_only=False).astype(np.int32, copy=False)

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.tokens.shards import LOSS_MASK, SHARD_SCHEMA
 from pipeline.tokens.tokenizers import Tokenizer
 
@@ -97,13 +97,13 @@ def render_table(batch: pa.Table, tokenizer: Tokenizer, config: RenderConfig) ->
     `instruction` + `answer` (a synthetic sample) or `text` (a seed document).
     """
     _require_columns(batch)
-    instructions = _optional_column(batch, columns.INSTRUCTION)
-    answers = _optional_column(batch, columns.ANSWER)
-    texts = _optional_column(batch, columns.TEXT)
+    instructions = _optional_column(batch, contracts.INSTRUCTION)
+    answers = _optional_column(batch, contracts.ANSWER)
+    texts = _optional_column(batch, contracts.TEXT)
     is_sample = [instruction is not None and answer is not None for instruction, answer in zip(instructions, answers, strict=True)]
     missing = [i for i, sample in enumerate(is_sample) if not sample and texts[i] is None]
     if missing:
-        row_id = batch.column(columns.ID)[missing[0]].as_py()
+        row_id = batch.column(contracts.ID)[missing[0]].as_py()
         raise ValueError(f"{len(missing)} rows have neither instruction+answer nor text (first id {row_id!r}); reject empty rows before tokenizing")
     sample_rows = [i for i, sample in enumerate(is_sample) if sample]
     document_rows = [i for i, sample in enumerate(is_sample) if not sample]
@@ -143,17 +143,17 @@ def render_table(batch: pa.Table, tokenizer: Tokenizer, config: RenderConfig) ->
     else:
         loss_mask = pa.nulls(batch.num_rows, SHARD_SCHEMA.field(LOSS_MASK).type)
 
-    meta = batch.column(columns.META) if columns.META in batch.column_names else pa.array(["{}"] * batch.num_rows)
+    meta = batch.column(contracts.META) if contracts.META in batch.column_names else pa.array(["{}"] * batch.num_rows)
     source_id, origin = record_identity(batch)
     return pa.Table.from_arrays(
         [
             input_ids,
             loss_mask,
             pa.array(lengths.astype(np.int32)),
-            batch.column(columns.ID),
-            batch.column(columns.SEED_ID),
-            batch.column(columns.SOURCE),
-            batch.column(columns.DOMAIN),
+            batch.column(contracts.ID),
+            batch.column(contracts.SEED_ID),
+            batch.column(contracts.SOURCE),
+            batch.column(contracts.DOMAIN),
             pa.array(sample_mask),
             meta,
             source_id,
@@ -165,7 +165,9 @@ def render_table(batch: pa.Table, tokenizer: Tokenizer, config: RenderConfig) ->
 
 def record_identity(batch: pa.Table) -> tuple[pa.Array, pa.Array]:
     """The rows' `source_id` and `origin`, or nulls where the upstream stages carry none."""
-    return tuple(batch.column(name) if name in batch.column_names else pa.nulls(batch.num_rows, pa.string()) for name in (columns.SOURCE_ID, columns.ORIGIN))
+    return tuple(
+        batch.column(name) if name in batch.column_names else pa.nulls(batch.num_rows, pa.string()) for name in (contracts.SOURCE_ID, contracts.ORIGIN)
+    )
 
 
 def _encode_samples(
@@ -200,7 +202,7 @@ def _ids(values: Sequence[int]) -> np.ndarray:
 
 
 def _require_columns(batch: pa.Table) -> None:
-    needed = [columns.ID, columns.SEED_ID, columns.SOURCE, columns.DOMAIN]
+    needed = [contracts.ID, contracts.SEED_ID, contracts.SOURCE, contracts.DOMAIN]
     missing = [name for name in needed if name not in batch.column_names]
     if missing:
         raise ValueError(

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.file_digest import sha256_file
 from pipeline.stage import Stage
 from pipeline.storage import RemotePath, read_parquet, upload_file
@@ -79,7 +79,7 @@ class _ShardUnitCommitter:
             return
         pending = pa.chunked_array(self.accepted_ids, pa.string())
         rejected = pa.concat_tables(self.rejects) if self.rejects else pa.table({})
-        id_chunks = [*pending.slice(0, rows).chunks, *(rejected[columns.ID].chunks if self.rejects else [])]
+        id_chunks = [*pending.slice(0, rows).chunks, *(rejected[contracts.ID].chunks if self.rejects else [])]
         input_ids = pa.concat_arrays(id_chunks) if id_chunks else pa.array([], pa.string())
         unit = f"{self.prefix}-{self.sequence:05d}-{unit_name(input_ids)}"
         counts = UnitCounts(rows_in=self.counts.rows_in + rows, rows_out=rows, rejected=self.counts.rejected)
@@ -113,7 +113,7 @@ def commit_files_as_shards(
     try:
         for batch in pending_slices(files, done_ids, stage.resources.batch_size):
             done = process_batch(stage, batch)
-            committer.add(done.accepted[columns.ID].combine_chunks(), done.rejected, done.counts)
+            committer.add(done.accepted[contracts.ID].combine_chunks(), done.rejected, done.counts)
             writer.write(done.accepted)
             for shard in writer.committed[closed:]:
                 committer.commit(shard)

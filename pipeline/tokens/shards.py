@@ -21,11 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.file_digest import sha256_file
 from pipeline.storage import parquet_schema, read_parquet
 
-# Shard-only columns (the lineage and mix-key columns come from pipeline.columns).
+# Shard-only columns (the lineage and mix-key columns come from pipeline.contracts).
 INPUT_IDS = "input_ids"
 LOSS_MASK = "loss_mask"
 NUM_TOKENS = "num_tokens"
@@ -37,15 +37,15 @@ SHARD_SCHEMA = pa.schema(
         pa.field(INPUT_IDS, pa.list_(pa.int32()), nullable=False),
         pa.field(LOSS_MASK, pa.list_(pa.uint8()), nullable=True),  # null: every token is a target
         pa.field(NUM_TOKENS, pa.int32(), nullable=False),
-        pa.field(columns.ID, pa.string(), nullable=False),
-        pa.field(columns.SEED_ID, pa.string(), nullable=False),
-        pa.field(columns.SOURCE, pa.string(), nullable=False),
-        pa.field(columns.DOMAIN, pa.string(), nullable=False),
-        pa.field(columns.SYNTHETIC, pa.bool_(), nullable=False),
-        pa.field(columns.META, pa.string(), nullable=False),  # JSON
+        pa.field(contracts.ID, pa.string(), nullable=False),
+        pa.field(contracts.SEED_ID, pa.string(), nullable=False),
+        pa.field(contracts.SOURCE, pa.string(), nullable=False),
+        pa.field(contracts.DOMAIN, pa.string(), nullable=False),
+        pa.field(contracts.SYNTHETIC, pa.bool_(), nullable=False),
+        pa.field(contracts.META, pa.string(), nullable=False),  # JSON
         # The seed record's identity (stages/seeds.py): its own id and where it came from (JSON).
-        pa.field(columns.SOURCE_ID, pa.string(), nullable=True),
-        pa.field(columns.ORIGIN, pa.string(), nullable=True),
+        pa.field(contracts.SOURCE_ID, pa.string(), nullable=True),
+        pa.field(contracts.ORIGIN, pa.string(), nullable=True),
     ]
 )
 
@@ -191,7 +191,7 @@ class ShardWriter:
                 compression="zstd",
                 compression_level=self._compression_level,
                 # Token ids do not dictionary-encode usefully; the repeated mix keys do.
-                use_dictionary=[columns.SOURCE, columns.DOMAIN, columns.SYNTHETIC],
+                use_dictionary=[contracts.SOURCE, contracts.DOMAIN, contracts.SYNTHETIC],
             )
         group = pa.concat_tables(self._pending).combine_chunks()
         self._writer.write_table(group, row_group_size=group.num_rows)
@@ -244,7 +244,7 @@ def read_shard_tokenizer(path: Path) -> dict[str, Any]:
 
 def summarize_shard(path: Path) -> ShardSummary:
     """Count a shard's rows and tokens, by source and domain, from the file itself."""
-    table = read_parquet(path, columns=[NUM_TOKENS, columns.SOURCE, columns.DOMAIN, columns.SYNTHETIC])
+    table = read_parquet(path, columns=[NUM_TOKENS, contracts.SOURCE, contracts.DOMAIN, contracts.SYNTHETIC])
     tokens = table.column(NUM_TOKENS)
     return ShardSummary(
         path=path,
@@ -252,10 +252,10 @@ def summarize_shard(path: Path) -> ShardSummary:
         tokens=int(pc.sum(tokens).as_py() or 0),
         sha256=sha256_file(path),
         tokenizer=read_shard_tokenizer(path),
-        rows_by_source=_count_by(table, columns.SOURCE, None),
-        tokens_by_source=_count_by(table, columns.SOURCE, NUM_TOKENS),
-        tokens_by_domain=_count_by(table, columns.DOMAIN, NUM_TOKENS),
-        synthetic_rows=int(pc.sum(table.column(columns.SYNTHETIC).cast(pa.int64())).as_py() or 0),
+        rows_by_source=_count_by(table, contracts.SOURCE, None),
+        tokens_by_source=_count_by(table, contracts.SOURCE, NUM_TOKENS),
+        tokens_by_domain=_count_by(table, contracts.DOMAIN, NUM_TOKENS),
+        synthetic_rows=int(pc.sum(table.column(contracts.SYNTHETIC).cast(pa.int64())).as_py() or 0),
     )
 
 

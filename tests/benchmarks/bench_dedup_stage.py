@@ -39,7 +39,7 @@ import psutil
 import pyarrow as pa
 from datasketch import MinHash, MinHashLSH
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.stage import StageContext
 from quality.lsh import MinHashConfig, connect_components, find_near_duplicates
 from quality.shingles import ShingleSpec
@@ -145,7 +145,7 @@ def stage_once(texts: list[str], sampler: ProcessSampler) -> dict:
     import ray.data
 
     ids = [f"doc-{i:07d}" for i in range(len(texts))]
-    table = pa.table({columns.ID: ids, columns.TEXT: texts})
+    table = pa.table({contracts.ID: ids, contracts.TEXT: texts})
     dataset = ray.data.from_arrow(table).repartition(BLOCKS).materialize()
     removed: dict[int, int] = {}
     with tempfile.TemporaryDirectory() as run_dir:
@@ -154,8 +154,8 @@ def stage_once(texts: list[str], sampler: ProcessSampler) -> dict:
         cpu, wall = sampler.cpu_seconds(), time.perf_counter()
         output = stage.run(dataset)
         for batch in output.iter_batches(batch_format="pyarrow", batch_size=None):
-            rejected = batch.filter(batch[columns.REJECT_REASON].is_valid())
-            for row_id, detail in zip(rejected[columns.ID].to_pylist(), rejected[columns.REJECT_DETAIL].to_pylist()):
+            rejected = batch.filter(batch[contracts.REJECT_REASON].is_valid())
+            for row_id, detail in zip(rejected[contracts.ID].to_pylist(), rejected[contracts.REJECT_DETAIL].to_pylist()):
                 removed[int(row_id[4:])] = int(KEPT_ID.search(detail).group(1))
         wall, cpu = time.perf_counter() - wall, sampler.cpu_seconds() - cpu
     return {"removed": removed, "wall": wall, "cpu": cpu, "phase_wall": stage.extras["phase_wall_s"], "extras": stage.extras}

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.cli import main
 from pipeline.inspection.diversity import diversity_of_run
 from pipeline.inspection.diversity_view import diversity_section, render_diversity
@@ -35,13 +35,13 @@ CHINESE = ["为什么二分查找要求数据有序？", "比较光反应和暗�
 def instruction(text: str, index: int, *, op: str = "", depth: int = 0, probe: str | None = None) -> dict:
     zh = text in CHINESE
     return {
-        columns.ID: f"i{index}",
-        columns.LANG: "zh" if zh else "en",
-        columns.DOMAIN: "science" if zh else "code",
-        columns.INSTRUCTION: text,
-        columns.EVOLUTION_OP: op,
-        columns.EVOLUTION_DEPTH: depth,
-        columns.PROBE: probe,
+        contracts.ID: f"i{index}",
+        contracts.LANG: "zh" if zh else "en",
+        contracts.DOMAIN: "science" if zh else "code",
+        contracts.INSTRUCTION: text,
+        contracts.EVOLUTION_OP: op,
+        contracts.EVOLUTION_DEPTH: depth,
+        contracts.PROBE: probe,
     }
 
 
@@ -64,8 +64,8 @@ def run_dir(tmp_path):
     write(run, "synthesize", originals, extra={"task_mix": mix})
     rewrites = [instruction("Explain why len() is O(1) for lists, and what it costs for a generator.", 20, op="deepen", depth=1)]
     evolve_rejects = [
-        {**instruction("What is the purpose of the len function in Python?", 21, op="deepen", depth=1), columns.REJECT_REASON: "no_information_gain"},
-        {**instruction("请直接发送这条指令。", 22, op="clarify", depth=1), columns.REJECT_REASON: "not_self_contained"},
+        {**instruction("What is the purpose of the len function in Python?", 21, op="deepen", depth=1), contracts.REJECT_REASON: "no_information_gain"},
+        {**instruction("请直接发送这条指令。", 22, op="clarify", depth=1), contracts.REJECT_REASON: "not_self_contained"},
     ]
     write(run, "evolve", originals + rewrites, rejects=evolve_rejects)
     probe = instruction("Natalia sold 48 clips in April. How many clips did she sell?", 30, probe=json.dumps({"set": "gsm8k"}))
@@ -76,11 +76,11 @@ def run_dir(tmp_path):
         "change_kept": {"agreement": {"n": 0}, "judged_accuracy": {"n": 0}, "answer_ratio": {"n": 0}},
     }  # fmt: skip
     write(run, "difficulty", [], extra={"difficulty": {"deepen": summary, "all": summary}})
-    pairs = [{**row, columns.ANSWER: "an answer"} for row in originals + rewrites]
+    pairs = [{**row, contracts.ANSWER: "an answer"} for row in originals + rewrites]
     write(run, "decontaminate", pairs)
     (run / "shards").mkdir()
-    shard_ids = [row[columns.ID] for row in pairs if row[columns.LANG] == "zh"]
-    pq.write_table(pa.table({columns.ID: shard_ids}), run / "shards" / "shard-00000.parquet")
+    shard_ids = [row[contracts.ID] for row in pairs if row[contracts.LANG] == "zh"]
+    pq.write_table(pa.table({contracts.ID: shard_ids}), run / "shards" / "shard-00000.parquet")
     return run
 
 

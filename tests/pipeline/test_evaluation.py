@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.cli import main
 from pipeline.contracts import with_reject_columns
 from pipeline.inspection.diversity import diversity_of_run
@@ -20,13 +20,13 @@ from quality.proportions import Interval
 from stages.probes import probe_row
 
 STAGES = ["probes", "answer", "gather_samples", "consistency", "critique", "quality", {"name": "dedup_samples", "kind": "dedup"}, "probe_exit", "decontaminate"]
-SCHEMA = pa.schema([field for field in READ_SCHEMA if field.name != columns.REJECT_REASON])
+SCHEMA = pa.schema([field for field in READ_SCHEMA if field.name != contracts.REJECT_REASON])
 REJECTS = with_reject_columns(SCHEMA)
 
 
 def marker(set_name: str, key: str, reference: str | None) -> str:
     probe = Probe(set_name=set_name, key=key, question=f"question {key}", reference=reference, tests=None if reference else "check()", domain="math", lang="en")
-    return probe_row(probe)[columns.PROBE]
+    return probe_row(probe)[contracts.PROBE]
 
 
 # Probe instruction -> (set, reference, domain, answer model, sampled answers).
@@ -44,27 +44,27 @@ PROBES = {
 def row(instruction: str, answer: str, *, row_id: str | None = None, score: float | None = None, reason: str | None = None) -> dict:
     set_name, reference, domain, model, _ = PROBES[instruction]
     values = {
-        columns.ID: row_id or f"pair-{instruction}",
-        columns.PARENT_ID: instruction,
-        columns.DOMAIN: domain,
-        columns.ANSWER: f"Working it out step by step. The final answer is \\boxed{{{answer}}}." if reference else answer,
-        columns.ANSWER_MODEL: model,
-        columns.PROBE: marker(set_name, instruction, reference),
-        columns.CRITIQUE_SCORE: score,
+        contracts.ID: row_id or f"pair-{instruction}",
+        contracts.PARENT_ID: instruction,
+        contracts.DOMAIN: domain,
+        contracts.ANSWER: f"Working it out step by step. The final answer is \\boxed{{{answer}}}." if reference else answer,
+        contracts.ANSWER_MODEL: model,
+        contracts.PROBE: marker(set_name, instruction, reference),
+        contracts.CRITIQUE_SCORE: score,
     }
-    return {**values, columns.REJECT_REASON: reason, columns.REJECT_DETAIL: None} if reason else values
+    return {**values, contracts.REJECT_REASON: reason, contracts.REJECT_DETAIL: None} if reason else values
 
 
 def plain(row_id: str) -> dict:
     """A row that is no probe: evaluation must ignore it wherever it is."""
     return {
-        columns.ID: row_id,
-        columns.PARENT_ID: "G",
-        columns.DOMAIN: "general",
-        columns.ANSWER: "10",
-        columns.ANSWER_MODEL: "m1",
-        columns.PROBE: None,
-        columns.CRITIQUE_SCORE: 9.0,
+        contracts.ID: row_id,
+        contracts.PARENT_ID: "G",
+        contracts.DOMAIN: "general",
+        contracts.ANSWER: "10",
+        contracts.ANSWER_MODEL: "m1",
+        contracts.PROBE: None,
+        contracts.CRITIQUE_SCORE: 9.0,
     }
 
 
@@ -101,18 +101,18 @@ def run_dir(tmp_path) -> Path:
         run,
         "quality",
         [kept[p] for p in ("P1", "P4", "P5", "Z1")] + [plain("G")],
-        [{**kept["C1"], columns.REJECT_REASON: "repetitive", columns.REJECT_DETAIL: None}],
+        [{**kept["C1"], contracts.REJECT_REASON: "repetitive", contracts.REJECT_DETAIL: None}],
     )
     write_stage(
         run,
         "dedup_samples",
         [kept[p] for p in ("P1", "P5", "Z1")] + [plain("G")],
-        [{**kept["P4"], columns.REJECT_REASON: "near_duplicate", columns.REJECT_DETAIL: None}],
+        [{**kept["P4"], contracts.REJECT_REASON: "near_duplicate", contracts.REJECT_DETAIL: None}],
     )
-    write_stage(run, "probe_exit", [plain("G")], [{**kept[p], columns.REJECT_REASON: "probe", columns.REJECT_DETAIL: None} for p in ("P1", "P5", "Z1")])
+    write_stage(run, "probe_exit", [plain("G")], [{**kept[p], contracts.REJECT_REASON: "probe", contracts.REJECT_DETAIL: None} for p in ("P1", "P5", "Z1")])
     folder = run / "decontaminate"
     folder.mkdir()
-    pq.write_table(pa.table({columns.ID: ["G"], columns.ANSWER: ["10"]}), folder / "part-a.parquet")  # no probe column at all
+    pq.write_table(pa.table({contracts.ID: ["G"], contracts.ANSWER: ["10"]}), folder / "part-a.parquet")  # no probe column at all
     return run
 
 
@@ -222,12 +222,12 @@ def add_verify_code(run: Path, *, code_passes: bool) -> None:
     stages.insert(stages.index("consistency") + 1, "verify_code")
     (run / "job.yaml").write_text(yaml.safe_dump({"name": "hand", "stages": stages}))
     math = [row(p, {"P5": "51", "P3": "31"}.get(p, PROBES[p][1])) for p in ("P1", "P3", "P4", "P5", "Z1")]
-    code = {**row("C1", "def f(): pass"), columns.META: json.dumps({"verify_code": {"outcome": "passed", "tests": "row"}})}
+    code = {**row("C1", "def f(): pass"), contracts.META: json.dumps({"verify_code": {"outcome": "passed", "tests": "row"}})}
     if code_passes:
         write_stage(run, "verify_code", [*math, code, plain("G")])
     else:
         write_stage(
-            run, "verify_code", [*math, plain("G")], [{**row("C1", "def f(): pass"), columns.REJECT_REASON: "tests_failed", columns.REJECT_DETAIL: None}]
+            run, "verify_code", [*math, plain("G")], [{**row("C1", "def f(): pass"), contracts.REJECT_REASON: "tests_failed", contracts.REJECT_DETAIL: None}]
         )
 
 

@@ -6,20 +6,20 @@ import json
 
 import pytest
 
-from pipeline import columns
-from pipeline.llm.prompted_requests import read_reply
-from pipeline.rejects import RejectReason
+from pipeline import contracts
+from pipeline.contracts import RejectReason
+from pipeline.prompted_requests import read_reply
 
 SCHEMA = json.dumps({"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]})
 
 
 def row(text, *, error=None, error_reason=None, schema=None, tokens=3):
     return {
-        columns.GENERATED_TEXT: text,
-        columns.LLM_ERROR: error,
-        columns.LLM_ERROR_REASON: error_reason,
-        columns.JSON_SCHEMA: schema,
-        columns.GENERATED_TOKENS: tokens,
+        contracts.GENERATED_TEXT: text,
+        contracts.LLM_ERROR: error,
+        contracts.LLM_ERROR_REASON: error_reason,
+        contracts.JSON_SCHEMA: schema,
+        contracts.GENERATED_TOKENS: tokens,
     }
 
 

@@ -1,4 +1,4 @@
-"""A job with targets runs in rounds (pipeline/rounds.py), on the fake engine: it stops near its
+"""A job with targets runs in rounds (pipeline/cli/rounds.py), on the fake engine: it stops near its
 targets with fewer seeds than a full run, drops near-duplicates of earlier rounds' pairs, and a
 run killed mid-round resumes to the same counts. The real engine's run is in docs/targets.md."""
 
@@ -10,13 +10,13 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from pipeline import contracts
+from pipeline.cli.rounds import ACCEPTED, drop_cross_round_duplicates, read_rounds, round_dir, rounds_summary_line, run_in_rounds
 from pipeline.config import CrossRoundDedup
-from pipeline.contracts import ANSWER, ID, INSTRUCTION, REJECT_REASON
 from pipeline.llm import engine_pool
-from pipeline.rounds import ACCEPTED, drop_cross_round_duplicates, read_rounds, round_dir, rounds_summary_line, run_in_rounds
 from pipeline.store import StageDir
 from stages.registry import STAGES
-from tests.pipeline.rounds_job import TARGETS, answer_for, fake_backend, make_job, write_topics
+from tests.pipeline.cli.rounds_job import TARGETS, answer_for, fake_backend, make_job, write_topics
 from tests.pipeline.test_resume import start_job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,21 +79,23 @@ def test_near_duplicates_of_an_earlier_rounds_pairs_are_dropped_and_counted(tmp_
     assert across > 0, "some topic's second chunk must land in a later round than its first"
     assert final_pairs(tmp_path / "run") == {"math": 8, "code": 4}, "one pair per instruction, whichever round made it"
     rejects = pa.concat_tables([pa.parquet.read_table(path) for path in StageDir(tmp_path / "run", "dedup_samples").reject_files()])
-    assert rejects[REJECT_REASON].to_pylist() == ["near_duplicate"] * across
+    assert rejects[contracts.REJECT_REASON].to_pylist() == ["near_duplicate"] * across
 
 
 def test_only_rows_like_an_earlier_rounds_are_dropped_not_duplicates_within_the_round():
-    earlier = pa.table({ID: ["a", "b"], INSTRUCTION: ["Calculate case 1.", "Calculate case 2."], ANSWER: [answer_for(1), answer_for(2)]})
+    earlier = pa.table(
+        {contracts.ID: ["a", "b"], contracts.INSTRUCTION: ["Calculate case 1.", "Calculate case 2."], contracts.ANSWER: [answer_for(1), answer_for(2)]}
+    )
     current = pa.table(
         {
-            ID: ["c", "d", "e"],
-            INSTRUCTION: ["Calculate case 1.", "Calculate case 3.", "Calculate case 3."],
-            ANSWER: [answer_for(1), answer_for(3), answer_for(3)],
+            contracts.ID: ["c", "d", "e"],
+            contracts.INSTRUCTION: ["Calculate case 1.", "Calculate case 3.", "Calculate case 3."],
+            contracts.ANSWER: [answer_for(1), answer_for(3), answer_for(3)],
         }
     )
     kept, dropped = drop_cross_round_duplicates(earlier, current, CrossRoundDedup())
-    assert kept[ID].to_pylist() == ["d", "e"]
-    assert dropped[ID].to_pylist() == ["c"] and "near-duplicate of a" in dropped["reject_detail"][0].as_py()
+    assert kept[contracts.ID].to_pylist() == ["d", "e"]
+    assert dropped[contracts.ID].to_pylist() == ["c"] and "near-duplicate of a" in dropped["reject_detail"][0].as_py()
 
 
 def test_a_run_killed_mid_round_resumes_in_that_round_and_ends_with_an_uninterrupted_runs_counts(tmp_path, ray_session, monkeypatch):
@@ -104,7 +106,7 @@ def test_a_run_killed_mid_round_resumes_in_that_round_and_ends_with_an_uninterru
     corpus = tmp_path / "killed.jsonl"
     write_topics(corpus, list(range(24)))
     run_dir = tmp_path / "killed"
-    process = start_job(run_dir, corpus, module="tests.pipeline.rounds_job")
+    process = start_job(run_dir, corpus, module="tests.pipeline.cli.rounds_job")
     second = round_dir(run_dir, 2)
     deadline = time.monotonic() + 300
     # Synthesize has begun in round 2 (its fake engine takes seconds to start): kill there.
@@ -117,7 +119,7 @@ def test_a_run_killed_mid_round_resumes_in_that_round_and_ends_with_an_uninterru
     assert [entry["status"] for entry in state["rounds"]] == ["done", "running"], state
     first_round = (round_dir(run_dir, 1) / ACCEPTED).stat().st_mtime_ns
 
-    rerun = start_job(run_dir, corpus, module="tests.pipeline.rounds_job")
+    rerun = start_job(run_dir, corpus, module="tests.pipeline.cli.rounds_job")
     assert rerun.wait(timeout=300) == 0, rerun.stderr.read().decode()[-3000:]
     assert (round_dir(run_dir, 1) / ACCEPTED).stat().st_mtime_ns == first_round, "a finished round was redone"
     resumed = read_rounds(run_dir)

@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.rejects import RejectReason
+from pipeline.contracts import RejectReason
 from quality.heuristics import (
     HeuristicThresholds,
     count_boilerplate,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.config import parse_job
 from pipeline.contracts import ANSWER_FIELDS
 from pipeline.runner import run_job
@@ -52,17 +52,17 @@ class AnswerRows(ParquetRows):
 def answer_row(row_id: str, instruction: str, answer: str, *, samples: list[str] | None = None, objective: bool = False, lang: str = "en") -> dict:
     """One row of the answer contract; `samples` defaults to the answer alone."""
     return {
-        columns.ID: row_id,
-        columns.SEED_ID: f"seed-{row_id}",
-        columns.PARENT_ID: f"instruction-{row_id}",
-        columns.SOURCE: "test",
-        columns.DOMAIN: "general",
-        columns.LANG: lang,
-        columns.INSTRUCTION: instruction,
-        columns.ANSWER: answer,
-        columns.SAMPLES: samples if samples is not None else [answer],
-        columns.OBJECTIVE: objective,
-        columns.META: json.dumps({"steps": [{"template_id": "answer/general"}]}),
+        contracts.ID: row_id,
+        contracts.SEED_ID: f"seed-{row_id}",
+        contracts.PARENT_ID: f"instruction-{row_id}",
+        contracts.SOURCE: "test",
+        contracts.DOMAIN: "general",
+        contracts.LANG: lang,
+        contracts.INSTRUCTION: instruction,
+        contracts.ANSWER: answer,
+        contracts.SAMPLES: samples if samples is not None else [answer],
+        contracts.OBJECTIVE: objective,
+        contracts.META: json.dumps({"steps": [{"template_id": "answer/general"}]}),
     }
 
 

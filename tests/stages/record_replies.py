@@ -26,11 +26,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.llm import engine_pool
 from pipeline.llm.models import EmbeddedModel
 from pipeline.llm.processors import apply_llm
-from pipeline.llm.prompted_requests import PROMPT_INFO
+from pipeline.prompted_requests import PROMPT_INFO
 from pipeline.stage import StageContext
 from stages.verify_code import VerifyCode, VerifyCodeParams
 from tests.stages.answer_rows import answer_row
@@ -45,7 +45,7 @@ COMMAND = "python -m tests.stages.record_replies"
 
 def code_rows(records: list[dict]) -> pa.Table:
     """Answer rows of the code domain, without tests: the rows verify_code sends its test writer."""
-    rows = [{**answer_row(record["id"], record["instruction"], record["answer"]), columns.DOMAIN: "code"} for record in records]
+    rows = [{**answer_row(record["id"], record["instruction"], record["answer"]), contracts.DOMAIN: "code"} for record in records]
     return pa.Table.from_pylist(rows)
 
 
@@ -79,7 +79,7 @@ def generate(stages: dict[str, tuple[Any, pa.Table]], model: EmbeddedModel) -> d
                 engine_pool.enter_stage(name)
                 sampling = stage.params.sampling.model_dump(exclude_unset=True)
                 rows = apply_llm(ray.data.from_arrow(rendered), model=model, model_name=MODEL_NAME, sampling=sampling).take_all()
-                replies[name] = {row[columns.ID]: {"reply": row[columns.GENERATED_TEXT], "error": row[columns.LLM_ERROR]} for row in rows}
+                replies[name] = {row[contracts.ID]: {"reply": row[contracts.GENERATED_TEXT], "error": row[contracts.LLM_ERROR]} for row in rows}
                 print(f"[{name}] {len(rows)} replies")
         return replies
     finally:
@@ -92,14 +92,14 @@ def recorded_entries(inputs: list[dict], rendered: pa.Table, replies: dict[str, 
     by_id = {record["id"]: record for record in inputs}
     entries = []
     for row in rendered.to_pylist():
-        record = by_id.get(row[columns.ID]) or by_id[row[columns.PARENT_ID]]
+        record = by_id.get(row[contracts.ID]) or by_id[row[contracts.PARENT_ID]]
         info = json.loads(row[PROMPT_INFO])
         entries.append(
             {
                 **record,
                 **{field: row[field] for field in fields},
                 "template_id": info["template_id"],
-                **replies[row[columns.ID]],
+                **replies[row[contracts.ID]],
                 "operation": info.get("operation"),
             }
         )
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         for info in rendered[PROMPT_INFO].to_pylist():
             info = json.loads(info)
             templates[info["template_id"]] = info["template_sha256"]
-    sample_fields = (columns.ID, columns.PARENT_ID, columns.SAMPLE_INDEX)
+    sample_fields = (contracts.ID, contracts.PARENT_ID, contracts.SAMPLE_INDEX)
     recorded = {
         "recorded": {"model": args.model, "command": COMMAND, "date": datetime.date.today().isoformat(), "templates": dict(sorted(templates.items()))},
         "synthesize": recorded_entries(inputs["synthesize"], stages["synthesize"][1], replies["synthesize"], ()),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.config import parse_job
 from pipeline.graph import build_graph
 from stages.registry import STAGES
@@ -33,11 +33,11 @@ def with_replies(rendered: pa.Table, replies: list[str | None], errors: list[str
     errors = errors or [None] * len(replies)
     sampling = [json.dumps({"temperature": 0.7, "seed": json.loads(s)["seed"]}) for s in rendered["sampling_params"].to_pylist()]
     added = {
-        columns.GENERATED_TEXT: pa.array(replies, pa.string()),
-        columns.LLM_ERROR: pa.array(errors, pa.string()),
-        columns.LLM_MODEL: pa.array(["embedded"] * len(replies)),
-        columns.PROMPT_TOKENS: pa.array([100] * len(replies), pa.int64()),
-        columns.GENERATED_TOKENS: pa.array([50] * len(replies), pa.int64()),
+        contracts.GENERATED_TEXT: pa.array(replies, pa.string()),
+        contracts.LLM_ERROR: pa.array(errors, pa.string()),
+        contracts.LLM_MODEL: pa.array(["embedded"] * len(replies)),
+        contracts.PROMPT_TOKENS: pa.array([100] * len(replies), pa.int64()),
+        contracts.GENERATED_TOKENS: pa.array([50] * len(replies), pa.int64()),
         "llm_sampling": pa.array(sampling),
     }
     for name, values in added.items():

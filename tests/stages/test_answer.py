@@ -5,7 +5,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.config import ConfigError
 from pipeline.llm.models import SamplingParams
 from pipeline.llm.processors import merge_sampling
@@ -22,7 +22,7 @@ def test_objective_instructions_expand_to_k_samples_with_stable_ids():
     counts = {}
     for row in expanded.to_pylist():
         counts[row["parent_id"]] = counts.get(row["parent_id"], 0) + 1
-        assert row[columns.NUM_SAMPLES] == (3 if row["objective"] else 1)
+        assert row[contracts.NUM_SAMPLES] == (3 if row["objective"] else 1)
     assert counts == {"i1": 1, "i2": 3, "i3": 1}
     assert len(set(expanded["id"].to_pylist())) == expanded.num_rows
     assert expanded["id"].to_pylist() == stage.expand_samples(instruction_rows(INSTRUCTIONS))["id"].to_pylist()
@@ -95,9 +95,9 @@ def test_a_reply_that_asks_the_question_back_is_rejected_with_its_text():
 def test_gather_group_orders_samples_and_names_the_pair_after_its_instruction():
     group = pa.Table.from_pylist(
         [
-            {"id": "s2", "parent_id": "i2", "answer": "84", columns.SAMPLE_INDEX: 2, "samples": None},
-            {"id": "s0", "parent_id": "i2", "answer": "\\boxed{84}", columns.SAMPLE_INDEX: 0, "samples": None},
-            {"id": "s1", "parent_id": "i2", "answer": "The answer is 84.", columns.SAMPLE_INDEX: 1, "samples": None},
+            {"id": "s2", "parent_id": "i2", "answer": "84", contracts.SAMPLE_INDEX: 2, "samples": None},
+            {"id": "s0", "parent_id": "i2", "answer": "\\boxed{84}", contracts.SAMPLE_INDEX: 0, "samples": None},
+            {"id": "s1", "parent_id": "i2", "answer": "The answer is 84.", contracts.SAMPLE_INDEX: 1, "samples": None},
         ]
     )
     row = gather_group(group).to_pylist()[0]

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.config import ConfigError, parse_job
 from pipeline.contracts import INSTRUCTION_FIELDS
 from pipeline.llm import engine_pool
@@ -102,8 +102,8 @@ def read_rows(run_dir: Path, stage: str, rejects: bool = False) -> dict[str, dic
 
 def verdicts(run_dir: Path) -> dict[str, tuple]:
     """Per instruction: kept with which answer, or rejected with which reason."""
-    kept = {row[columns.PARENT_ID]: ("kept", row[columns.ANSWER]) for row in read_rows(run_dir, "consistency").values()}
-    rejected = {row[columns.PARENT_ID]: ("rejected", row[columns.REJECT_REASON]) for row in read_rows(run_dir, "consistency", rejects=True).values()}
+    kept = {row[contracts.PARENT_ID]: ("kept", row[contracts.ANSWER]) for row in read_rows(run_dir, "consistency").values()}
+    rejected = {row[contracts.PARENT_ID]: ("rejected", row[contracts.REJECT_REASON]) for row in read_rows(run_dir, "consistency", rejects=True).values()}
     return {**kept, **rejected}
 
 
@@ -138,8 +138,8 @@ def test_rounds_draw_fewer_samples_and_generate_fewer_tokens(runs):
     # Every sample a round drew is one drawing everything draws too, with the same reply.
     every_rows, round_rows = read_rows(every, "answer"), read_rows(rounds, "answer")
     assert set(round_rows) < set(every_rows)
-    assert all(round_rows[key][columns.ANSWER] == every_rows[key][columns.ANSWER] for key in round_rows)
-    assert {row[columns.NUM_SAMPLES] for row in round_rows.values() if row[columns.OBJECTIVE]} == {3}, "num_samples is the budget"
+    assert all(round_rows[key][contracts.ANSWER] == every_rows[key][contracts.ANSWER] for key in round_rows)
+    assert {row[contracts.NUM_SAMPLES] for row in round_rows.values() if row[contracts.OBJECTIVE]} == {3}, "num_samples is the budget"
 
 
 def test_an_engine_that_dies_in_the_second_round_resumes_to_the_rows_of_an_uninterrupted_run(runs, tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.config import parse_job
 from pipeline.contracts import ANSWER_FIELDS, INSTRUCTION_FIELDS, RejectReason, content_id
 from pipeline.graph import build_graph, with_input_schema
@@ -73,7 +73,7 @@ langs = st.sampled_from(["en", "zh", None, "xx"])
 
 def identity(index: int) -> dict:
     row_id = content_id(f"row-{index}")
-    return {columns.ID: row_id, columns.SEED_ID: f"seed-{index}", columns.PARENT_ID: f"parent-{index}", columns.SOURCE: "test"}
+    return {contracts.ID: row_id, contracts.SEED_ID: f"seed-{index}", contracts.PARENT_ID: f"parent-{index}", contracts.SOURCE: "test"}
 
 
 @st.composite
@@ -81,16 +81,16 @@ def seed_records(draw) -> list[dict]:
     count = draw(st.integers(1, 5))
     return [
         {
-            columns.ID: f"file.jsonl:{index}",
-            columns.SOURCE_ID: draw(st.one_of(st.none(), st.text(max_size=5))),
-            columns.ORIGIN: json.dumps({"file": "file.jsonl", "line": index}),
-            columns.SOURCE: "test",
-            columns.DOMAIN: draw(domains),
-            columns.KIND: draw(st.sampled_from(["web", "code", "qa", "book"])),
-            columns.LANG: draw(langs),
+            contracts.ID: f"file.jsonl:{index}",
+            contracts.SOURCE_ID: draw(st.one_of(st.none(), st.text(max_size=5))),
+            contracts.ORIGIN: json.dumps({"file": "file.jsonl", "line": index}),
+            contracts.SOURCE: "test",
+            contracts.DOMAIN: draw(domains),
+            contracts.KIND: draw(st.sampled_from(["web", "code", "qa", "book"])),
+            contracts.LANG: draw(langs),
             "error_reason": None,
             "error_detail": None,
-            columns.TEXT: draw(text_values) or "",
+            contracts.TEXT: draw(text_values) or "",
         }
         for index in range(count)
     ]
@@ -102,12 +102,12 @@ def seed_rows(draw) -> list[dict]:
     return [
         {
             **identity(index),
-            columns.DOMAIN: draw(domains),
-            columns.KIND: draw(st.sampled_from(["web", "code", "qa", "book"])),
-            columns.LANG: draw(langs),
-            columns.TEXT: draw(text_values),
-            columns.SOURCE_ID: None,
-            columns.ORIGIN: None,
+            contracts.DOMAIN: draw(domains),
+            contracts.KIND: draw(st.sampled_from(["web", "code", "qa", "book"])),
+            contracts.LANG: draw(langs),
+            contracts.TEXT: draw(text_values),
+            contracts.SOURCE_ID: None,
+            contracts.ORIGIN: None,
         }
         for index in range(count)
     ]
@@ -119,16 +119,16 @@ def instruction_rows(draw) -> list[dict]:
     return [
         {
             **identity(index),
-            columns.DOMAIN: draw(domains),
-            columns.LANG: draw(langs),
-            columns.INSTRUCTION: draw(text_values),
-            columns.TASK_TYPE: draw(st.sampled_from(["question", "math", None])),
-            columns.OBJECTIVE: draw(st.one_of(st.booleans(), st.none())),
-            columns.EVOLUTION_OP: "",
-            columns.EVOLUTION_DEPTH: draw(st.one_of(st.none(), st.integers(0, 3))),
-            columns.META: draw(st.one_of(st.none(), st.just("{}"))),
-            columns.SOURCE_ID: None,
-            columns.ORIGIN: None,
+            contracts.DOMAIN: draw(domains),
+            contracts.LANG: draw(langs),
+            contracts.INSTRUCTION: draw(text_values),
+            contracts.TASK_TYPE: draw(st.sampled_from(["question", "math", None])),
+            contracts.OBJECTIVE: draw(st.one_of(st.booleans(), st.none())),
+            contracts.EVOLUTION_OP: "",
+            contracts.EVOLUTION_DEPTH: draw(st.one_of(st.none(), st.integers(0, 3))),
+            contracts.META: draw(st.one_of(st.none(), st.just("{}"))),
+            contracts.SOURCE_ID: None,
+            contracts.ORIGIN: None,
         }
         for index in range(count)
     ]
@@ -143,18 +143,18 @@ def answer_rows(draw) -> list[dict]:
         rows.append(
             {
                 **identity(index),
-                columns.DOMAIN: draw(domains),
-                columns.LANG: draw(langs),
-                columns.INSTRUCTION: draw(text_values),
-                columns.ANSWER: draw(text_values),
-                columns.SAMPLES: samples,
-                columns.OBJECTIVE: draw(st.one_of(st.booleans(), st.none())),
-                columns.META: draw(st.one_of(st.none(), st.just("{}"))),
-                columns.SOURCE_ID: None,
-                columns.ORIGIN: None,
-                columns.PROBE: None,
-                columns.TESTS: draw(st.one_of(st.none(), st.just(""), st.just("assert True"))),
-                columns.CRITIQUE_SCORE: draw(st.one_of(st.none(), st.floats(1, 10))),
+                contracts.DOMAIN: draw(domains),
+                contracts.LANG: draw(langs),
+                contracts.INSTRUCTION: draw(text_values),
+                contracts.ANSWER: draw(text_values),
+                contracts.SAMPLES: samples,
+                contracts.OBJECTIVE: draw(st.one_of(st.booleans(), st.none())),
+                contracts.META: draw(st.one_of(st.none(), st.just("{}"))),
+                contracts.SOURCE_ID: None,
+                contracts.ORIGIN: None,
+                contracts.PROBE: None,
+                contracts.TESTS: draw(st.one_of(st.none(), st.just(""), st.just("assert True"))),
+                contracts.CRITIQUE_SCORE: draw(st.one_of(st.none(), st.floats(1, 10))),
             }
         )
     return rows
@@ -162,19 +162,19 @@ def answer_rows(draw) -> list[dict]:
 
 SEED_FIELDS = (
     *INSTRUCTION_FIELDS[:3],
-    pa.field(columns.SOURCE, pa.string()),
-    pa.field(columns.DOMAIN, pa.string()),
-    pa.field(columns.KIND, pa.string()),
-    pa.field(columns.LANG, pa.string()),
-    pa.field(columns.TEXT, pa.string()),
-    pa.field(columns.SOURCE_ID, pa.string()),
-    pa.field(columns.ORIGIN, pa.string()),
+    pa.field(contracts.SOURCE, pa.string()),
+    pa.field(contracts.DOMAIN, pa.string()),
+    pa.field(contracts.KIND, pa.string()),
+    pa.field(contracts.LANG, pa.string()),
+    pa.field(contracts.TEXT, pa.string()),
+    pa.field(contracts.SOURCE_ID, pa.string()),
+    pa.field(contracts.ORIGIN, pa.string()),
 )
 PAIR_FIELDS = (
     *ANSWER_FIELDS,
-    pa.field(columns.PROBE, pa.string()),
-    pa.field(columns.TESTS, pa.string()),
-    pa.field(columns.CRITIQUE_SCORE, pa.float64()),
+    pa.field(contracts.PROBE, pa.string()),
+    pa.field(contracts.TESTS, pa.string()),
+    pa.field(contracts.CRITIQUE_SCORE, pa.float64()),
 )
 
 
@@ -213,16 +213,16 @@ def generate(stage, rendered: pa.Table, script: list, tokenizer: str, monkeypatc
     monkeypatch.setattr(engine_pool, "send_batch", lambda requests, **kwargs: asyncio.run(replica.generate(requests)))
     defaults = processors.merge_sampling(SamplingParams(), stage.params.sampling)
     prepared = expand(rendered, defaults=defaults, limit=PromptLimit("embedded", tokenizer, MAX_MODEL_LEN))
-    generated = processors.generate_on_replicas(prepared, replicas=[None], model_name="embedded", messages_column=columns.MESSAGES, batch_size=4)
+    generated = processors.generate_on_replicas(prepared, replicas=[None], model_name="embedded", messages_column=contracts.MESSAGES, batch_size=4)
     return processors.finish_rows(generated, model_name="embedded", extract="replica"), backend
 
 
 def check_outcome(stage, batch: pa.Table, product: tuple[str, ...] = ()) -> None:
     """The runner's commit path on `batch`; every row kept or rejected with a known reason."""
     done = process_batch(stage, batch)
-    reasons = done.rejected[columns.REJECT_REASON].to_pylist()
+    reasons = done.rejected[contracts.REJECT_REASON].to_pylist()
     assert set(reasons) <= REASONS, reasons
-    assert all(done.rejected[columns.REJECT_DETAIL].to_pylist()) or not reasons, "a reject without a detail"
+    assert all(done.rejected[contracts.REJECT_DETAIL].to_pylist()) or not reasons, "a reject without a detail"
     if stage.lineage.value == "same_row":
         assert done.accepted.num_rows + done.rejected.num_rows == batch.num_rows
     for name in product:
@@ -239,14 +239,14 @@ SETTINGS = settings(
 @given(records=seed_records())
 def test_seeds_keep_or_reject_bad_records(stages, records):
     stage = stage_of(stages, "seeds", ())
-    check_outcome(stage, pa.Table.from_pylist(records), product=(columns.TEXT,))
+    check_outcome(stage, pa.Table.from_pylist(records), product=(contracts.TEXT,))
 
 
 MODEL_STAGES = [
-    ("synthesize", SEED_FIELDS, seed_rows(), (columns.INSTRUCTION,)),
-    ("evolve", INSTRUCTION_FIELDS, instruction_rows(), (columns.INSTRUCTION,)),
-    ("answer", INSTRUCTION_FIELDS, instruction_rows(), (columns.INSTRUCTION, columns.ANSWER)),
-    ("critique", ANSWER_FIELDS, answer_rows(), (columns.ANSWER, columns.CRITIQUE)),
+    ("synthesize", SEED_FIELDS, seed_rows(), (contracts.INSTRUCTION,)),
+    ("evolve", INSTRUCTION_FIELDS, instruction_rows(), (contracts.INSTRUCTION,)),
+    ("answer", INSTRUCTION_FIELDS, instruction_rows(), (contracts.INSTRUCTION, contracts.ANSWER)),
+    ("critique", ANSWER_FIELDS, answer_rows(), (contracts.ANSWER, contracts.CRITIQUE)),
 ]
 
 
@@ -273,18 +273,18 @@ def test_model_stages_keep_or_reject_bad_rows_and_replies(stages, small_tokenize
 @given(rows=answer_rows())
 def test_gather_samples_groups_bad_answers(rows):
     group = pa.Table.from_pylist(
-        [{**row, columns.PARENT_ID: "instruction", columns.SAMPLE_INDEX: index} for index, row in enumerate(rows)],
-        schema=pa.schema([*PAIR_FIELDS, pa.field(columns.SAMPLE_INDEX, pa.int32())]),
+        [{**row, contracts.PARENT_ID: "instruction", contracts.SAMPLE_INDEX: index} for index, row in enumerate(rows)],
+        schema=pa.schema([*PAIR_FIELDS, pa.field(contracts.SAMPLE_INDEX, pa.int32())]),
     )
     gathered = gather_group(group)
-    assert gathered.num_rows == 1 and len(gathered[columns.SAMPLES][0].as_py()) == len(rows)
+    assert gathered.num_rows == 1 and len(gathered[contracts.SAMPLES][0].as_py()) == len(rows)
 
 
 @SETTINGS
 @given(rows=answer_rows())
 def test_consistency_keeps_or_rejects_bad_pairs(stages, rows):
     stage = stage_of(stages, "consistency", PAIR_FIELDS)
-    check_outcome(stage, pa.Table.from_pylist(rows, schema=pa.schema(PAIR_FIELDS)), product=(columns.ANSWER,))
+    check_outcome(stage, pa.Table.from_pylist(rows, schema=pa.schema(PAIR_FIELDS)), product=(contracts.ANSWER,))
 
 
 @pytest.mark.parametrize("name", ["quality", "verify_code", "decontaminate", "probe_exit", "tokenize"])
@@ -306,8 +306,8 @@ def stage_batch(generated: pa.Table) -> pa.Table:
 
 def assert_too_long_never_sent(generated: pa.Table, backend: ScriptedBackend | None) -> None:
     sent = {json.dumps(messages, sort_keys=True) for messages in (backend.received if backend else [])}
-    reasons = generated[columns.LLM_ERROR_REASON].to_pylist()
-    for chat, reason in zip(generated[columns.MESSAGES].to_pylist(), reasons, strict=True):
+    reasons = generated[contracts.LLM_ERROR_REASON].to_pylist()
+    for chat, reason in zip(generated[contracts.MESSAGES].to_pylist(), reasons, strict=True):
         if reason == RejectReason.PROMPT_TOO_LONG:
             assert json.dumps(json.loads(chat), sort_keys=True) not in sent, "a prompt counted too long was sent to the engine"
 

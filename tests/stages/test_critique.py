@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline import contracts as c
+from pipeline import contracts
 from pipeline.config import ConfigError, parse_job
 from pipeline.graph import build_graph
 from pipeline.stage import StageContext, with_columns
@@ -42,9 +42,9 @@ def judged(stage: Critique, rows: list[dict], replies: dict[str, dict[str, dict]
     batch = stage.check_pairs(pa.Table.from_pylist(rows))
     for signal in stage.params.signals:
         rendered = stage.render_requests(batch, signal=signal)
-        asked = [messages is not None for messages in rendered[c.MESSAGES].to_pylist()]
+        asked = [messages is not None for messages in rendered[contracts.MESSAGES].to_pylist()]
         by_id = replies.get(signal, {})
-        ids = rendered[c.ID].to_pylist()
+        ids = rendered[contracts.ID].to_pylist()
         reply = [by_id.get(row_id, YES if signal != "grounding" else SUPPORTED) if sent else {} for row_id, sent in zip(ids, asked)]
         batch = keep_reply(with_reply(rendered, asked, reply), signal=signal, model_name="embedded")
     return {row["id"]: row for row in stage.transform(batch).to_pylist()}
@@ -55,19 +55,19 @@ def with_reply(rendered: pa.Table, asked: list[bool], reply: list[dict]) -> pa.T
     return with_columns(
         rendered,
         {
-            c.GENERATED_TEXT: pa.array([None if r.get("error") else r.get("text") for r in reply], pa.string()),
-            c.LLM_TOP_LOGPROBS: pa.array([None if r.get("error") else r.get("logprobs") for r in reply], pa.string()),
-            c.LLM_ERROR: pa.array([r.get("error") for r in reply], pa.string()),
-            c.LLM_ERROR_REASON: pa.array([(r.get("reason") or "llm_error") if r.get("error") else None for r in reply], pa.string()),
-            c.LLM_MODEL: pa.array(["embedded" if sent else None for sent in asked], pa.string()),
-            c.PROMPT_TOKENS: pa.array([100 if sent else 0 for sent in asked], pa.int64()),
-            c.GENERATED_TOKENS: pa.array([1 if sent else 0 for sent in asked], pa.int64()),
+            contracts.GENERATED_TEXT: pa.array([None if r.get("error") else r.get("text") for r in reply], pa.string()),
+            contracts.LLM_TOP_LOGPROBS: pa.array([None if r.get("error") else r.get("logprobs") for r in reply], pa.string()),
+            contracts.LLM_ERROR: pa.array([r.get("error") for r in reply], pa.string()),
+            contracts.LLM_ERROR_REASON: pa.array([(r.get("reason") or "llm_error") if r.get("error") else None for r in reply], pa.string()),
+            contracts.LLM_MODEL: pa.array(["embedded" if sent else None for sent in asked], pa.string()),
+            contracts.PROMPT_TOKENS: pa.array([100 if sent else 0 for sent in asked], pa.int64()),
+            contracts.GENERATED_TOKENS: pa.array([1 if sent else 0 for sent in asked], pa.int64()),
         },
     )
 
 
 def pair(row_id: str, instruction: str, answer: str, *, passage: str | None = None, lang: str = "en") -> dict:
-    return {**answer_row(row_id, instruction, answer, lang=lang), c.PASSAGE: passage}
+    return {**answer_row(row_id, instruction, answer, lang=lang), contracts.PASSAGE: passage}
 
 
 GOOD = "Lists are mutable and tuples are not: you can append to a list, but a tuple keeps the items it was made with."
@@ -163,12 +163,12 @@ def test_every_judge_call_of_a_pair_is_counted_for_the_manifest():
     batch = stage.check_pairs(pa.Table.from_pylist([pair("g", "When?", "Mostly during the Ming dynasty.", passage=PASSAGE), pair("n", "Why lists?", GOOD)]))
     for signal in stage.params.signals:
         rendered = stage.render_requests(batch, signal=signal)
-        asked = [messages is not None for messages in rendered[c.MESSAGES].to_pylist()]
+        asked = [messages is not None for messages in rendered[contracts.MESSAGES].to_pylist()]
         batch = keep_reply(with_reply(rendered, asked, [YES if a else {} for a in asked]), signal=signal, model_name="embedded")
     # The grounded pair asked the verdict and the grounding; the other only the verdict.
-    assert batch[c.LLM_REQUESTS].to_pylist() == [2, 1]
-    assert batch[c.PROMPT_TOKENS].to_pylist() == [200, 100]
-    assert batch[c.LLM_MODEL].to_pylist() == ["embedded", "embedded"]
+    assert batch[contracts.LLM_REQUESTS].to_pylist() == [2, 1]
+    assert batch[contracts.PROMPT_TOKENS].to_pylist() == [200, 100]
+    assert batch[contracts.LLM_MODEL].to_pylist() == ["embedded", "embedded"]
 
 
 def test_the_pair_comes_first_in_every_one_token_template():
@@ -176,7 +176,7 @@ def test_the_pair_comes_first_in_every_one_token_template():
     stage = stage_with(signals=["verdict", "score", "grounding"])
     batch = pa.Table.from_pylist([pair("g", "When was it built?", "Mostly during the Ming dynasty.", passage=PASSAGE)])
     batch = stage.check_pairs(batch)
-    chats = [json.loads(stage.render_requests(batch, signal=signal)[c.MESSAGES][0].as_py()) for signal in stage.params.signals]
+    chats = [json.loads(stage.render_requests(batch, signal=signal)[contracts.MESSAGES][0].as_py()) for signal in stage.params.signals]
     assert len({chat[0]["content"] for chat in chats}) == 1, "one system message for every signal"
     users = [chat[-1]["content"] for chat in chats]
     shared = users[0].split("Is this response")[0]

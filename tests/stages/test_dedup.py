@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.config import ConfigError, parse_job
 from pipeline.runner import run_job
 from pipeline.stage import Resources
@@ -26,7 +26,7 @@ from tests.quality.near_duplicate_fixture import (
 )
 from tests.stages.answer_rows import ParquetRows
 
-SCORE = columns.CRITIQUE_SCORE
+SCORE = contracts.CRITIQUE_SCORE
 
 
 class CorpusRows(ParquetRows):
@@ -35,9 +35,9 @@ class CorpusRows(ParquetRows):
     name = "rows"
     resources = Resources(num_cpus=0.5, batch_size=1024)
     output_fields = (
-        pa.field(columns.ID, pa.string()),
-        pa.field(columns.INSTRUCTION, pa.string()),
-        pa.field(columns.ANSWER, pa.string()),
+        pa.field(contracts.ID, pa.string()),
+        pa.field(contracts.INSTRUCTION, pa.string()),
+        pa.field(contracts.ANSWER, pa.string()),
         pa.field(SCORE, pa.float64()),
     )
 
@@ -69,17 +69,17 @@ def run_dedup(tmp_path, rows: list[dict], dedup: dict, *, source=CorpusRows, run
     rejected = read_sorted(stage_dir.reject_files())
     assert manifest["rows_in"] == len(rows) == manifest["rows_out"] + manifest["rows_rejected"]
     assert (manifest["rows_out"], manifest["rows_rejected"]) == (len(accepted), len(rejected))
-    assert sorted(row[columns.ID] for row in accepted + rejected) == sorted(row[columns.ID] for row in rows)
+    assert sorted(row[contracts.ID] for row in accepted + rejected) == sorted(row[contracts.ID] for row in rows)
     return accepted, rejected, manifest
 
 
 def read_sorted(files) -> list[dict]:
     rows = pa.concat_tables([pq.read_table(f) for f in files]).to_pylist() if files else []
-    return sorted(rows, key=lambda row: row[columns.ID])
+    return sorted(rows, key=lambda row: row[contracts.ID])
 
 
 def corpus_rows(texts: list[str]) -> list[dict]:
-    return [{columns.ID: f"doc-{i:05d}", columns.INSTRUCTION: text, columns.ANSWER: None, SCORE: None} for i, text in enumerate(texts)]
+    return [{contracts.ID: f"doc-{i:05d}", contracts.INSTRUCTION: text, contracts.ANSWER: None, SCORE: None} for i, text in enumerate(texts)]
 
 
 def index_of(row_id: str) -> int:
@@ -90,8 +90,8 @@ def removed_for(rejected: list[dict]) -> dict[int, tuple[int, float]]:
     """Removed document -> (the document kept for it, the similarity the stage measured)."""
     removed = {}
     for row in rejected:
-        detail = json.loads(row[columns.REJECT_DETAIL])
-        removed[index_of(row[columns.ID])] = (index_of(detail["kept_id"]), detail["similarity_to_kept"])
+        detail = json.loads(row[contracts.REJECT_DETAIL])
+        removed[index_of(row[contracts.ID])] = (index_of(detail["kept_id"]), detail["similarity_to_kept"])
     return removed
 
 
@@ -104,7 +104,7 @@ def bilingual():
 def bilingual_run(bilingual, tmp_path_factory, ray_session):
     """One run over the bilingual corpus with the default settings."""
     tmp_path = tmp_path_factory.mktemp("bilingual")
-    return run_dedup(tmp_path, corpus_rows(bilingual.texts), {"text_columns": [columns.INSTRUCTION]})
+    return run_dedup(tmp_path, corpus_rows(bilingual.texts), {"text_columns": [contracts.INSTRUCTION]})
 
 
 def test_bilingual_planted_duplicates_are_found_in_both_languages_and_only_true_ones_removed(bilingual, bilingual_run, record_property):
@@ -131,7 +131,7 @@ def test_bilingual_planted_duplicates_are_found_in_both_languages_and_only_true_
     language_counts = dict(zip(*np.unique(bilingual.language, return_counts=True)))
     assert by_script["latin"]["documents"] == language_counts["en"]
     assert by_script["han"]["documents"] == language_counts["zh"]
-    removed_zh = sum(bilingual.language[index_of(row[columns.ID])] == "zh" for row in rejected)
+    removed_zh = sum(bilingual.language[index_of(row[contracts.ID])] == "zh" for row in rejected)
     assert by_script["han"]["exact_duplicates"] + by_script["han"]["near_duplicates"] == removed_zh > 0
     assert 0.8 <= by_script["han"]["near_similarity"]["min"] <= by_script["han"]["near_similarity"]["median"] <= 1.0
     # Planted copies that differ only in case and spacing normalise to the same text.
@@ -142,7 +142,7 @@ def test_mixed_script_copies_are_found_at_every_han_share(tmp_path, ray_session,
     """The stage with its defaults on Chinese technical text that quotes commands (and English):
     re-wrapped, edited and reordered copies found at every Han share, only duplicates removed."""
     corpus = small_mixed_corpus()
-    _, rejected, manifest = run_dedup(tmp_path, corpus_rows(corpus.texts), {"text_columns": [columns.INSTRUCTION]})
+    _, rejected, manifest = run_dedup(tmp_path, corpus_rows(corpus.texts), {"text_columns": [contracts.INSTRUCTION]})
     found = score_mixed_removals(corpus, {doc: kept for doc, (kept, _) in removed_for(rejected).items()})
     for group, values in found.items():
         record_property(group, values)
@@ -152,7 +152,7 @@ def test_mixed_script_copies_are_found_at_every_han_share(tmp_path, ray_session,
 
 def test_many_blocks_and_partitions_and_a_rerun_give_the_same_rows(bilingual, bilingual_run, tmp_path, ray_session):
     accepted, rejected, _ = bilingual_run
-    settings = {"text_columns": [columns.INSTRUCTION], "partition_rows": 450}
+    settings = {"text_columns": [contracts.INSTRUCTION], "partition_rows": 450}
     split = run_dedup(tmp_path, corpus_rows(bilingual.texts), settings, source=SmallUnitRows)
     assert split[0] == accepted and split[1] == rejected
     assert split[2]["extra"]["partitions"] >= 5 and StageDir(tmp_path / "run", "rows").manifest()["units"] >= 20
@@ -175,17 +175,17 @@ def test_cluster_keeps_highest_score_then_smallest_id_and_labels_exact_copies(tm
     edited = " ".join(words[:40] + ["different"] + words[41:])
     other = pydoc_paragraphs(150)[-1]
     rows = [
-        {columns.ID: "a", columns.INSTRUCTION: paragraph, columns.ANSWER: "yes", SCORE: 7.0},
-        {columns.ID: "b", columns.INSTRUCTION: edited, columns.ANSWER: "yes", SCORE: 9.0},
-        {columns.ID: "c", columns.INSTRUCTION: paragraph.upper(), columns.ANSWER: " YES ", SCORE: 9.0},
-        {columns.ID: "d", columns.INSTRUCTION: edited, columns.ANSWER: "yes", SCORE: None},
-        {columns.ID: "e", columns.INSTRUCTION: other, columns.ANSWER: "yes", SCORE: 1.0},
+        {contracts.ID: "a", contracts.INSTRUCTION: paragraph, contracts.ANSWER: "yes", SCORE: 7.0},
+        {contracts.ID: "b", contracts.INSTRUCTION: edited, contracts.ANSWER: "yes", SCORE: 9.0},
+        {contracts.ID: "c", contracts.INSTRUCTION: paragraph.upper(), contracts.ANSWER: " YES ", SCORE: 9.0},
+        {contracts.ID: "d", contracts.INSTRUCTION: edited, contracts.ANSWER: "yes", SCORE: None},
+        {contracts.ID: "e", contracts.INSTRUCTION: other, contracts.ANSWER: "yes", SCORE: 1.0},
     ]
-    settings = {"text_columns": [columns.INSTRUCTION, columns.ANSWER], "score_column": SCORE}
+    settings = {"text_columns": [contracts.INSTRUCTION, contracts.ANSWER], "score_column": SCORE}
     accepted, rejected, manifest = run_dedup(tmp_path, rows, settings)
     # b and c tie at 9: b has the smaller id. c is a's exact copy (after normalisation), not b's.
-    assert [row[columns.ID] for row in accepted] == ["b", "e"]
-    details = {row[columns.ID]: (row[columns.REJECT_REASON], json.loads(row[columns.REJECT_DETAIL])) for row in rejected}
+    assert [row[contracts.ID] for row in accepted] == ["b", "e"]
+    details = {row[contracts.ID]: (row[contracts.REJECT_REASON], json.loads(row[contracts.REJECT_DETAIL])) for row in rejected}
     assert {row_id: reason for row_id, (reason, _) in details.items()} == {
         "a": "near_duplicate", "c": "near_duplicate", "d": "exact_duplicate",
     }  # fmt: skip
@@ -211,51 +211,51 @@ def test_a_chain_of_near_copies_removes_only_documents_close_to_a_kept_one(tmp_p
     truth = exact_jaccard(texts, np.array([[0, 1], [1, 2], [0, 2]]), ShingleSpec())
     assert truth[0] >= 0.8 and truth[1] >= 0.8 and truth[2] < 0.8, truth
     rows = [
-        {columns.ID: f"doc-{i:05d}", columns.INSTRUCTION: text, columns.ANSWER: None, SCORE: score}
+        {contracts.ID: f"doc-{i:05d}", contracts.INSTRUCTION: text, contracts.ANSWER: None, SCORE: score}
         for i, (text, score) in enumerate(zip(texts, (9.0, 5.0, 1.0)))
     ]
-    accepted, rejected, _ = run_dedup(tmp_path, rows, {"text_columns": [columns.INSTRUCTION], "score_column": SCORE})
-    assert [row[columns.ID] for row in accepted] == ["doc-00000", "doc-00002"]
+    accepted, rejected, _ = run_dedup(tmp_path, rows, {"text_columns": [contracts.INSTRUCTION], "score_column": SCORE})
+    assert [row[contracts.ID] for row in accepted] == ["doc-00000", "doc-00002"]
     assert removed_for(rejected) == {1: (0, round(truth[0], 4))}
 
 
 def test_without_exact_copies_are_still_removed_as_near_duplicates(tmp_path, ray_session):
     paragraph, other = pydoc_paragraphs(150)[3], pydoc_paragraphs(150)[4]
     rows = corpus_rows([paragraph, paragraph.upper(), paragraph, other])
-    _, rejected, _ = run_dedup(tmp_path, rows, {"text_columns": [columns.INSTRUCTION], "exact": False})
-    assert {row[columns.ID]: row[columns.REJECT_REASON] for row in rejected} == {
+    _, rejected, _ = run_dedup(tmp_path, rows, {"text_columns": [contracts.INSTRUCTION], "exact": False})
+    assert {row[contracts.ID]: row[contracts.REJECT_REASON] for row in rejected} == {
         "doc-00001": "near_duplicate", "doc-00002": "near_duplicate",
     }  # fmt: skip
-    assert {json.loads(row[columns.REJECT_DETAIL])["similarity_to_kept"] for row in rejected} == {1.0}
+    assert {json.loads(row[contracts.REJECT_DETAIL])["similarity_to_kept"] for row in rejected} == {1.0}
 
 
 class SourceRows(CorpusRows):
-    output_fields = (*CorpusRows.output_fields, pa.field(columns.SOURCE_ID, pa.string()))
+    output_fields = (*CorpusRows.output_fields, pa.field(contracts.SOURCE_ID, pa.string()))
 
 
 def test_rejects_name_the_kept_documents_source_id(tmp_path, ray_session):
     paragraph = pydoc_paragraphs(150)[2]
     rows = [
-        {columns.ID: "a", columns.INSTRUCTION: paragraph, columns.ANSWER: None, SCORE: 1.0, columns.SOURCE_ID: "user-17"},
-        {columns.ID: "b", columns.INSTRUCTION: paragraph + " extra", columns.ANSWER: None, SCORE: 0.0, columns.SOURCE_ID: "user-3"},
-        {columns.ID: "c", columns.INSTRUCTION: paragraph, columns.ANSWER: None, SCORE: 0.0, columns.SOURCE_ID: None},
+        {contracts.ID: "a", contracts.INSTRUCTION: paragraph, contracts.ANSWER: None, SCORE: 1.0, contracts.SOURCE_ID: "user-17"},
+        {contracts.ID: "b", contracts.INSTRUCTION: paragraph + " extra", contracts.ANSWER: None, SCORE: 0.0, contracts.SOURCE_ID: "user-3"},
+        {contracts.ID: "c", contracts.INSTRUCTION: paragraph, contracts.ANSWER: None, SCORE: 0.0, contracts.SOURCE_ID: None},
     ]
     table = pa.Table.from_pylist(rows, schema=pa.schema(SourceRows.output_fields))
     pq.write_table(table, tmp_path / "rows.parquet")
     _, rejected, _ = run_dedup(
-        tmp_path, rows, {"text_columns": [columns.INSTRUCTION], "score_column": SCORE}, source=SourceRows, schema=SourceRows.output_fields
+        tmp_path, rows, {"text_columns": [contracts.INSTRUCTION], "score_column": SCORE}, source=SourceRows, schema=SourceRows.output_fields
     )
-    details = {row[columns.ID]: json.loads(row[columns.REJECT_DETAIL]) for row in rejected}
+    details = {row[contracts.ID]: json.loads(row[contracts.REJECT_DETAIL]) for row in rejected}
     assert details == {
         "b": {"kept_id": "a", "kept_source_id": "user-17", "similarity_to_kept": details["b"]["similarity_to_kept"], "cluster_size": 3},
         "c": {"kept_id": "a", "kept_source_id": "user-17", "similarity_to_kept": 1.0, "cluster_size": 3},
     }  # fmt: skip
-    assert {row[columns.ID]: row[columns.SOURCE_ID] for row in rejected} == {"b": "user-3", "c": None}
+    assert {row[contracts.ID]: row[contracts.SOURCE_ID] for row in rejected} == {"b": "user-3", "c": None}
 
 
 def test_chinese_copies_are_found_with_the_default_shingles(tmp_path, ray_session):
     rows = corpus_rows(chinese_near_duplicates(3) + ["An unrelated English paragraph about hashing shingles of words."])
-    _, rejected, manifest = run_dedup(tmp_path, rows, {"text_columns": [columns.INSTRUCTION]})
+    _, rejected, manifest = run_dedup(tmp_path, rows, {"text_columns": [contracts.INSTRUCTION]})
     assert {tuple(sorted((doc, kept))) for doc, (kept, _) in removed_for(rejected).items()} == {(0, 2), (1, 3)}
     assert manifest["extra"]["shingles"]["kind"] == "auto"
     assert set(manifest["extra"]["by_script"]) == {"han", "latin"}

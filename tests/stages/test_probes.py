@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.cli import main
 from pipeline.config import ConfigError, load_job, parse_job
 from pipeline.contracts import INSTRUCTION_FIELDS
@@ -73,17 +73,17 @@ REGISTRY = {**STAGES, "instructions": InstructionRows}
 def instruction_rows() -> list[dict]:
     return [
         {
-            columns.ID: f"instruction-{index}",
-            columns.SEED_ID: f"seed-{index}",
-            columns.PARENT_ID: f"seed-{index}",
-            columns.SOURCE: "test",
-            columns.DOMAIN: "general",
-            columns.LANG: "en",
-            columns.INSTRUCTION: text,
-            columns.TASK_TYPE: "explanation",
-            columns.OBJECTIVE: False,
-            columns.EVOLUTION_OP: "",
-            columns.EVOLUTION_DEPTH: 0,
+            contracts.ID: f"instruction-{index}",
+            contracts.SEED_ID: f"seed-{index}",
+            contracts.PARENT_ID: f"seed-{index}",
+            contracts.SOURCE: "test",
+            contracts.DOMAIN: "general",
+            contracts.LANG: "en",
+            contracts.INSTRUCTION: text,
+            contracts.TASK_TYPE: "explanation",
+            contracts.OBJECTIVE: False,
+            contracts.EVOLUTION_OP: "",
+            contracts.EVOLUTION_DEPTH: 0,
         }
         for index, text in enumerate(INSTRUCTIONS)
     ]
@@ -199,7 +199,7 @@ def rows(run_dir: Path, stage: str, *, rejects: bool = False) -> list[dict]:
 
 
 def probe_rows(run_dir: Path, stage: str, *, rejects: bool = False) -> list[dict]:
-    return [row for row in rows(run_dir, stage, rejects=rejects) if row.get(columns.PROBE) is not None]
+    return [row for row in rows(run_dir, stage, rejects=rejects) if row.get(contracts.PROBE) is not None]
 
 
 @pytest.fixture(scope="module")
@@ -221,14 +221,14 @@ def recipe(tmp_path_factory, ray_session):
 def test_probes_join_the_instructions_with_stable_ids_and_a_marker(recipe):
     run_dir, probes, _ = recipe
     written = probe_rows(run_dir, "probes")
-    assert sorted(row[columns.ID] for row in written) == sorted(probe.id for probe in probes)
+    assert sorted(row[contracts.ID] for row in written) == sorted(probe.id for probe in probes)
     assert len(probes) == 4 + 2 + 3 + 2
-    assert {row[columns.ID] for row in rows(run_dir, "probes")} >= {row[columns.ID] for row in instruction_rows()}, "instructions carried"
+    assert {row[contracts.ID] for row in rows(run_dir, "probes")} >= {row[contracts.ID] for row in instruction_rows()}, "instructions carried"
     by_id = {probe.id: probe for probe in probes}
     for row in written:
-        marker, probe = json.loads(row[columns.PROBE]), by_id[row[columns.ID]]
-        assert (marker["set"], marker["reference"], row[columns.TESTS]) == (probe.set_name, probe.reference, probe.tests)
-        assert (row[columns.INSTRUCTION], row[columns.OBJECTIVE], row[columns.SEED_ID]) == (probe.question, probe.objective, probe.id)
+        marker, probe = json.loads(row[contracts.PROBE]), by_id[row[contracts.ID]]
+        assert (marker["set"], marker["reference"], row[contracts.TESTS]) == (probe.set_name, probe.reference, probe.tests)
+        assert (row[contracts.INSTRUCTION], row[contracts.OBJECTIVE], row[contracts.SEED_ID]) == (probe.question, probe.objective, probe.id)
     manifest = StageDir(run_dir, "probes").manifest()
     assert manifest["rows_in"] == manifest["rows_out"] == len(INSTRUCTIONS) + len(probes)
     assert manifest["extra"]["probes"] == {"arithmetic_zh": 3, "gsm8k": 4, "humaneval": 2, "mine": 2}
@@ -242,9 +242,9 @@ def test_a_rerun_of_the_same_job_finds_every_stage_fresh(recipe):
 def test_objective_probes_are_sampled_k_times_by_the_routed_model(recipe):
     run_dir, probes, _ = recipe
     samples = probe_rows(run_dir, "answer")
-    per_probe = {probe.id: sum(row[columns.PARENT_ID] == probe.id for row in samples) for probe in probes}
+    per_probe = {probe.id: sum(row[contracts.PARENT_ID] == probe.id for row in samples) for probe in probes}
     assert per_probe == {probe.id: 3 if probe.objective else 1 for probe in probes}
-    assert {row[columns.ANSWER_MODEL] for row in samples} == {"fake"}
+    assert {row[contracts.ANSWER_MODEL] for row in samples} == {"fake"}
 
 
 def test_every_filter_judges_probes_like_any_pair(recipe):
@@ -255,29 +255,29 @@ def test_every_filter_judges_probes_like_any_pair(recipe):
         assert probe_rows(run_dir, stage) or probe_rows(run_dir, stage, rejects=True), f"{stage} saw no probe"
     assert probe_rows(run_dir, "critique", rejects=True), "the critic rejects the wrong answers"
     [failed] = probe_rows(run_dir, "verify_code", rejects=True)
-    assert (failed[columns.INSTRUCTION], failed[columns.REJECT_REASON]) == (USER_PROBES[1]["question"], "tests_failed")
-    passed = [row for row in probe_rows(run_dir, "verify_code") if row[columns.DOMAIN] == "code"]
-    assert len(passed) == 2 and all(json.loads(row[columns.META])["verify_code"]["outcome"] == "passed" for row in passed)
+    assert (failed[contracts.INSTRUCTION], failed[contracts.REJECT_REASON]) == (USER_PROBES[1]["question"], "tests_failed")
+    passed = [row for row in probe_rows(run_dir, "verify_code") if row[contracts.DOMAIN] == "code"]
+    assert len(passed) == 2 and all(json.loads(row[contracts.META])["verify_code"]["outcome"] == "passed" for row in passed)
     rejected = probe_rows(run_dir, "critique", rejects=True)
-    assert {row[columns.REJECT_REASON] for row in rejected} == {"critique_low", "wrong_arithmetic"}
+    assert {row[contracts.REJECT_REASON] for row in rejected} == {"critique_low", "wrong_arithmetic"}
     # A miscalculation is the check's to reject, and the (knowing) judge scored it low as well.
-    assert all(row[columns.CRITIQUE_SCORE] == 0.0 for row in rejected if row[columns.REJECT_REASON] == "wrong_arithmetic")
+    assert all(row[contracts.CRITIQUE_SCORE] == 0.0 for row in rejected if row[contracts.REJECT_REASON] == "wrong_arithmetic")
 
 
 def test_probe_exit_sets_every_surviving_probe_aside_and_none_reaches_the_shards(recipe):
     run_dir, probes, _ = recipe
-    arriving = {row[columns.ID] for row in probe_rows(run_dir, "dedup_samples")}
+    arriving = {row[contracts.ID] for row in probe_rows(run_dir, "dedup_samples")}
     set_aside = probe_rows(run_dir, "probe_exit", rejects=True)
-    assert arriving and {row[columns.ID] for row in set_aside} == arriving
-    assert {row[columns.REJECT_REASON] for row in set_aside} == {"probe"}
+    assert arriving and {row[contracts.ID] for row in set_aside} == arriving
+    assert {row[contracts.REJECT_REASON] for row in set_aside} == {"probe"}
     assert not probe_rows(run_dir, "probe_exit"), "no probe among the rows that go on"
     for stage in ("decontaminate", "tokenize"):
         assert not probe_rows(run_dir, stage) and not probe_rows(run_dir, stage, rejects=True)
     shards = [pq.read_table(path) for path in sorted((run_dir / "shards").glob("*.parquet"))]
-    shard_seeds = {seed for table in shards for seed in table[columns.SEED_ID].to_pylist()}
+    shard_seeds = {seed for table in shards for seed in table[contracts.SEED_ID].to_pylist()}
     assert shard_seeds, "the ordinary instructions reach the shards, so the check means something"
     assert not shard_seeds & {probe.id for probe in probes}
-    assert shard_seeds <= {row[columns.SEED_ID] for row in instruction_rows()}
+    assert shard_seeds <= {row[contracts.SEED_ID] for row in instruction_rows()}
 
 
 def test_eval_measures_the_run(recipe, capsys):
@@ -330,8 +330,8 @@ def test_probes_are_added_to_an_empty_input_and_probe_source_feeds_probe_exit(tm
         "run_dir": str(tmp_path / "alone"),
     }
     run_job(parse_job(alone, source="alone.yaml"), REGISTRY, job_dir=tmp_path, log=QUIET)
-    assert sorted(row[columns.ID] for row in probe_rows(tmp_path / "alone", "probes")) == sorted(
-        row[columns.ID] for row in probe_rows(tmp_path / "run", "probes")
+    assert sorted(row[contracts.ID] for row in probe_rows(tmp_path / "alone", "probes")) == sorted(
+        row[contracts.ID] for row in probe_rows(tmp_path / "run", "probes")
     )
     assert StageDir(tmp_path / "alone", "probe_exit").manifest()["rejected"] == {"probe": len(drawn_probes(tmp_path))}
 
@@ -367,21 +367,21 @@ def test_the_benchmark_job_plans_with_enough_gsm8k_probes(tmp_path):
 
 
 def judged_rows(run_dir: Path, stage: str, *, rejects: bool = False) -> list[dict]:
-    return [row for row in probe_rows(run_dir, stage, rejects=rejects) if "good" in json.loads(row[columns.PROBE])]
+    return [row for row in probe_rows(run_dir, stage, rejects=rejects) if "good" in json.loads(row[contracts.PROBE])]
 
 
 def test_judged_responses_skip_the_answer_and_leave_at_probe_exit(recipe):
     run_dir, _, _ = recipe
     drawn = drawn_judged(run_dir.parent)
-    assert {row[columns.ID] for row in judged_rows(run_dir, "judged_responses")} == {judged.id for judged in drawn}
+    assert {row[contracts.ID] for row in judged_rows(run_dir, "judged_responses")} == {judged.id for judged in drawn}
     assert len({judged.variant for judged in drawn}) == 5  # reference, altered_step, canonical, mutant, user
     assert not judged_rows(run_dir, "answer") and not judged_rows(run_dir, "consistency")
     # A judged response's answer is its fixed response, and its marker says whether it is good.
     for row in judged_rows(run_dir, "judged_responses"):
-        marker = json.loads(row[columns.PROBE])
-        assert row[columns.ANSWER] == row[columns.SAMPLES][0] and marker["judged_by"] == "verdict"
-    reached = {row[columns.ID] for row in judged_rows(run_dir, "dedup_samples")}
-    assert reached and reached == {row[columns.ID] for row in judged_rows(run_dir, "probe_exit", rejects=True)}
+        marker = json.loads(row[contracts.PROBE])
+        assert row[contracts.ANSWER] == row[contracts.SAMPLES][0] and marker["judged_by"] == "verdict"
+    reached = {row[contracts.ID] for row in judged_rows(run_dir, "dedup_samples")}
+    assert reached and reached == {row[contracts.ID] for row in judged_rows(run_dir, "probe_exit", rejects=True)}
     assert not judged_rows(run_dir, "decontaminate") and not judged_rows(run_dir, "tokenize")
     assert StageDir(run_dir, "judged_responses").manifest()["extra"]["probes"] == {"gsm8k_judged": 6, "humaneval_judged": 4, "mine_judged": 2}
 

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import parse_job
-from pipeline.fingerprint import content_id
+from pipeline.contracts import content_id
 from pipeline.runner import run_job
 from pipeline.store import StageDir
 from stages.registry import STAGES

@@ -7,8 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline import columns
-from pipeline.contracts import ANSWER_FIELDS, TESTS, RejectReason
+from pipeline import contracts
+from pipeline.contracts import ANSWER_FIELDS, RejectReason
 from pipeline.stage import StageContext
 from quality.sandbox import Outcome
 from stages.verify_code import VerifyCode, VerifyCodeParams, needs_written_tests
@@ -29,11 +29,11 @@ WRITER_PARSED_FLOOR = 0.5
 class CodeAnswerRows(AnswerRows):
     """Answer rows with a `tests` column, as probes write it."""
 
-    output_fields = (*ANSWER_FIELDS, pa.field(TESTS, pa.string()))
+    output_fields = (*ANSWER_FIELDS, pa.field(contracts.TESTS, pa.string()))
 
 
 def code_row(row_id: str, answer: str, *, tests: str | None = None, domain: str = "code") -> dict:
-    return {**answer_row(row_id, "Write a function add(a, b) that returns the sum of a and b.", answer), columns.DOMAIN: domain, TESTS: tests}
+    return {**answer_row(row_id, "Write a function add(a, b) that returns the sum of a and b.", answer), contracts.DOMAIN: domain, contracts.TESTS: tests}
 
 
 def make_stage(**params) -> VerifyCode:
@@ -46,21 +46,21 @@ def verify(rows: list[dict], **params) -> dict[str, dict]:
 
 
 def verification(row: dict) -> dict:
-    return json.loads(row[columns.META])["verify_code"]
+    return json.loads(row[contracts.META])["verify_code"]
 
 
 def test_code_passing_its_own_tests_is_kept_with_how_it_was_verified() -> None:
     row = verify([code_row("ok", ADD, tests=ADD_TESTS)])["ok"]
-    assert row[columns.REJECT_REASON] is None and row[columns.REJECT_DETAIL] is None
+    assert row[contracts.REJECT_REASON] is None and row[contracts.REJECT_DETAIL] is None
     assert verification(row)["outcome"] == "passed" and verification(row)["tests"] == "row"
-    assert row[TESTS] == ADD_TESTS
-    assert json.loads(row[columns.META])["steps"] == [{"template_id": "answer/general"}]  # what was there stays
+    assert row[contracts.TESTS] == ADD_TESTS
+    assert json.loads(row[contracts.META])["steps"] == [{"template_id": "answer/general"}]  # what was there stays
 
 
 def test_code_failing_its_tests_is_rejected_with_the_failing_assertion() -> None:
     row = verify([code_row("wrong", WRONG_ADD, tests=ADD_TESTS)])["wrong"]
-    assert row[columns.REJECT_REASON] == "tests_failed"
-    detail = json.loads(row[columns.REJECT_DETAIL])
+    assert row[contracts.REJECT_REASON] == "tests_failed"
+    detail = json.loads(row[contracts.REJECT_DETAIL])
     assert detail["detail"] == "AssertionError (tests.py line 1: assert add(2, 3) == 5)"
     assert detail["tests"] == "row"
 
@@ -77,8 +77,8 @@ def test_code_failing_its_tests_is_rejected_with_the_failing_assertion() -> None
 )
 def test_sandbox_outcomes_become_reject_reasons(program: str, reason: str, detail: str) -> None:
     row = verify([code_row("bad", f"```python\n{program}```", tests=ADD_TESTS)])["bad"]
-    assert row[columns.REJECT_REASON] == reason
-    assert detail in json.loads(row[columns.REJECT_DETAIL])["detail"]
+    assert row[contracts.REJECT_REASON] == reason
+    assert detail in json.loads(row[contracts.REJECT_DETAIL])["detail"]
 
 
 def test_every_failing_sandbox_outcome_is_a_reject_reason() -> None:
@@ -88,19 +88,19 @@ def test_every_failing_sandbox_outcome_is_a_reject_reason() -> None:
 
 def test_without_tests_or_a_test_writer_the_code_only_has_to_load() -> None:
     rows = verify([code_row("loads", WRONG_ADD), code_row("breaks", "```python\nimport not_a_module_anywhere\n```")])
-    assert rows["loads"][columns.REJECT_REASON] is None
+    assert rows["loads"][contracts.REJECT_REASON] is None
     assert verification(rows["loads"]) == {"outcome": "passed", "tests": "none", "network": "namespace", "filesystem": "isolated"}
-    assert rows["loads"][TESTS] is None
-    assert rows["breaks"][columns.REJECT_REASON] == "crashed"
-    assert "ModuleNotFoundError" in json.loads(rows["breaks"][columns.REJECT_DETAIL])["detail"]
+    assert rows["loads"][contracts.TESTS] is None
+    assert rows["breaks"][contracts.REJECT_REASON] == "crashed"
+    assert "ModuleNotFoundError" in json.loads(rows["breaks"][contracts.REJECT_DETAIL])["detail"]
 
 
 def test_rows_of_other_domains_pass_untouched() -> None:
     row = code_row("prose", "```python\nwhile True: pass\n```", domain="general")
     out = verify([row])["prose"]
-    assert out[columns.REJECT_REASON] is None
-    assert out[columns.META] == row[columns.META]
-    assert out[TESTS] is None
+    assert out[contracts.REJECT_REASON] is None
+    assert out[contracts.META] == row[contracts.META]
+    assert out[contracts.TESTS] is None
 
 
 @pytest.mark.parametrize(
@@ -112,22 +112,22 @@ def test_rows_of_other_domains_pass_untouched() -> None:
 )
 def test_a_code_answer_without_a_python_program_is_rejected_as_no_code(answer: str, problem: str) -> None:
     row = verify([code_row("none", answer)])["none"]
-    assert row[columns.REJECT_REASON] == "no_code"
-    assert problem in json.loads(row[columns.REJECT_DETAIL])["detail"]
+    assert row[contracts.REJECT_REASON] == "no_code"
+    assert problem in json.loads(row[contracts.REJECT_DETAIL])["detail"]
 
 
 def test_code_in_other_languages_is_kept_unrun_or_rejected_as_configured() -> None:
     answer = "```javascript\nconst add = (a, b) => a + b;\n```"
     kept = verify([code_row("js", answer)])["js"]
-    assert kept[columns.REJECT_REASON] is None
+    assert kept[contracts.REJECT_REASON] is None
     assert verification(kept) == {"outcome": "not_run", "why": "code blocks in javascript, none in Python"}
-    assert verify([code_row("js", answer)], other_languages="reject")["js"][columns.REJECT_REASON] == "no_code"
+    assert verify([code_row("js", answer)], other_languages="reject")["js"][contracts.REJECT_REASON] == "no_code"
 
 
 def test_each_row_gets_its_own_verdict_when_sandboxes_run_in_parallel() -> None:
     rows = [code_row(f"ok{i}", ADD, tests=ADD_TESTS) if i % 2 == 0 else code_row(f"wrong{i}", WRONG_ADD, tests=ADD_TESTS) for i in range(6)]
     for workers in (1, 3):
-        verdicts = {row_id: row[columns.REJECT_REASON] for row_id, row in verify(rows, workers=workers).items()}
+        verdicts = {row_id: row[contracts.REJECT_REASON] for row_id, row in verify(rows, workers=workers).items()}
         assert verdicts == {row["id"]: (None if row["id"].startswith("ok") else "tests_failed") for row in rows}
 
 
@@ -136,16 +136,16 @@ def written(stage: VerifyCode, rows: list[dict], replies: list[str | None], erro
     """Rows as they leave apply_llm: the rendered request plus the test writer's reply."""
     batch = stage.render_requests(pa.Table.from_pylist(rows))
     return (
-        batch.append_column(columns.GENERATED_TEXT, pa.array(replies, pa.string()))
-        .append_column(columns.LLM_ERROR, pa.array(errors, pa.string()))
-        .append_column(columns.LLM_MODEL, pa.array(["writer"] * len(rows), pa.string()))
+        batch.append_column(contracts.GENERATED_TEXT, pa.array(replies, pa.string()))
+        .append_column(contracts.LLM_ERROR, pa.array(errors, pa.string()))
+        .append_column(contracts.LLM_MODEL, pa.array(["writer"] * len(rows), pa.string()))
     )
 
 
 def test_the_test_writer_sees_the_instruction_and_the_program_only() -> None:
     stage = make_stage(test_writer="writer")
     batch = stage.render_requests(pa.Table.from_pylist([code_row("ok", ADD)]))
-    prompt = json.loads(batch[columns.MESSAGES][0].as_py())[-1]["content"]
+    prompt = json.loads(batch[contracts.MESSAGES][0].as_py())[-1]["content"]
     assert "Write a function add(a, b)" in prompt
     assert "def add(a, b):\n    return a + b" in prompt
     assert "Call `add(2, 3)`" not in prompt  # the answer's prose is not the code
@@ -156,13 +156,13 @@ def test_tests_the_writer_wrote_are_run_and_recorded() -> None:
     rows = [code_row("ok", ADD), code_row("wrong", WRONG_ADD)]
     reply = f"```python\n{ADD_TESTS}```"
     out = {row["id"]: row for row in stage.transform(written(stage, rows, [reply, reply], [None, None])).to_pylist()}
-    assert out["ok"][columns.REJECT_REASON] is None
-    assert out["ok"][TESTS] == ADD_TESTS
+    assert out["ok"][contracts.REJECT_REASON] is None
+    assert out["ok"][contracts.TESTS] == ADD_TESTS
     step = verification(out["ok"])
     assert step["tests"] == "model"
     assert step["test_writer"] == {"model": "writer", "template_id": "verify_code/write_tests", "template_version": 1}
-    assert out["wrong"][columns.REJECT_REASON] == "tests_failed"
-    assert json.loads(out["wrong"][columns.REJECT_DETAIL])["tests"] == "model"
+    assert out["wrong"][contracts.REJECT_REASON] == "tests_failed"
+    assert json.loads(out["wrong"][contracts.REJECT_DETAIL])["tests"] == "model"
 
 
 def test_rows_the_writer_wrote_no_tests_for_are_rejected_never_passed() -> None:
@@ -171,10 +171,10 @@ def test_rows_the_writer_wrote_no_tests_for_are_rejected_never_passed() -> None:
     out = {
         row["id"]: row for row in stage.transform(written(stage, rows, [None, "The function looks right to me."], ["HTTP 503 after 3 tries", None])).to_pylist()
     }
-    assert out["failed"][columns.REJECT_REASON] == "llm_error"
-    assert "503" in out["failed"][columns.REJECT_DETAIL]
-    assert out["prose"][columns.REJECT_REASON] == "parse_error"
-    assert json.loads(out["prose"][columns.REJECT_DETAIL])["raw"] == "The function looks right to me."
+    assert out["failed"][contracts.REJECT_REASON] == "llm_error"
+    assert "503" in out["failed"][contracts.REJECT_DETAIL]
+    assert out["prose"][contracts.REJECT_REASON] == "parse_error"
+    assert json.loads(out["prose"][contracts.REJECT_DETAIL])["raw"] == "The function looks right to me."
 
 
 def test_recorded_test_writer_replies_become_tests_that_run() -> None:
@@ -182,14 +182,14 @@ def test_recorded_test_writer_replies_become_tests_that_run() -> None:
     writes asserts until its token limit, so most replies end inside their block."""
     stage = make_stage(test_writer="writer")
     recorded = RECORDED["verify_code"]
-    rows = [code_row(entry["id"], entry["answer"]) | {columns.INSTRUCTION: entry["instruction"]} for entry in recorded]
+    rows = [code_row(entry["id"], entry["answer"]) | {contracts.INSTRUCTION: entry["instruction"]} for entry in recorded]
     out = stage.transform(written(stage, rows, [entry["reply"] for entry in recorded], [entry["error"] for entry in recorded])).to_pylist()
-    ran = [row for row in out if row[columns.REJECT_REASON] not in ("parse_error", "llm_error")]
-    assert len(ran) / len(out) >= WRITER_PARSED_FLOOR, [row[columns.REJECT_DETAIL] for row in out]
+    ran = [row for row in out if row[contracts.REJECT_REASON] not in ("parse_error", "llm_error")]
+    assert len(ran) / len(out) >= WRITER_PARSED_FLOOR, [row[contracts.REJECT_DETAIL] for row in out]
     for row in ran:
-        assert row[TESTS] and "assert" in row[TESTS]
-        assert row[columns.REJECT_REASON] in (None, "tests_failed"), row[columns.REJECT_DETAIL]
-        assert (verification(row) if row[columns.REJECT_REASON] is None else json.loads(row[columns.REJECT_DETAIL]))["tests"] == "model"
+        assert row[contracts.TESTS] and "assert" in row[contracts.TESTS]
+        assert row[contracts.REJECT_REASON] in (None, "tests_failed"), row[contracts.REJECT_DETAIL]
+        assert (verification(row) if row[contracts.REJECT_REASON] is None else json.loads(row[contracts.REJECT_DETAIL]))["tests"] == "model"
 
 
 def test_only_code_rows_with_a_program_and_no_tests_are_sent_to_the_writer() -> None:
@@ -217,9 +217,9 @@ def test_verify_code_through_the_runner_counts_each_reason(tmp_path: Path, ray_s
     ]
     run = run_after_answers(tmp_path, rows, "verify_code", {"sandbox": SANDBOX}, source=CodeAnswerRows)
     assert set(run.accepted) == {"ok", "prose"}
-    assert {row_id: row[columns.REJECT_REASON] for row_id, row in run.rejected.items()} == {"wrong": "tests_failed", "loop": "timeout", "none": "no_code"}
+    assert {row_id: row[contracts.REJECT_REASON] for row_id, row in run.rejected.items()} == {"wrong": "tests_failed", "loop": "timeout", "none": "no_code"}
     assert run.manifest["rejected"] == {"no_code": 1, "tests_failed": 1, "timeout": 1}
-    assert run.accepted["ok"][TESTS] == ADD_TESTS
+    assert run.accepted["ok"][contracts.TESTS] == ADD_TESTS
 
 
 def fake_writer_reply(body: dict) -> str:
@@ -239,9 +239,9 @@ def test_a_test_writer_behind_an_openai_server_writes_the_tests_for_rows_without
         server.stop()
     assert server.answered == 2  # the general row never went to the writer
     assert set(run.accepted) == {"ok", "prose"}
-    assert run.accepted["ok"][TESTS] == ADD_TESTS
-    assert json.loads(run.accepted["ok"][columns.META])["verify_code"]["tests"] == "model"
-    assert run.rejected["wrong"][columns.REJECT_REASON] == "tests_failed"
+    assert run.accepted["ok"][contracts.TESTS] == ADD_TESTS
+    assert json.loads(run.accepted["ok"][contracts.META])["verify_code"]["tests"] == "model"
+    assert run.rejected["wrong"][contracts.REJECT_REASON] == "tests_failed"
     assert run.manifest["rejected"] == {"tests_failed": 1}
 
 
@@ -263,9 +263,9 @@ def test_secrets_a_program_reads_reach_no_output_row(tmp_path: Path, ray_session
     assert not [token for token in tokens if any(token in row for row in stored)]
     for run, filesystem in zip(runs, ("isolated", "host")):
         # The guard refuses the first read outside, wherever the program runs.
-        assert {row[columns.REJECT_REASON] for row in run.rejected.values()} == {"sandbox_violation"} and not run.accepted
+        assert {row[contracts.REJECT_REASON] for row in run.rejected.values()} == {"sandbox_violation"} and not run.accepted
         for row in run.rejected.values():
-            detail = json.loads(row[columns.REJECT_DETAIL])
+            detail = json.loads(row[contracts.REJECT_DETAIL])
             assert detail["filesystem"] == filesystem
             assert "outside the sandbox's directory and the standard library" in detail["detail"]
 
@@ -274,9 +274,9 @@ def test_a_failing_programs_detail_is_capped_and_stripped_of_credentials() -> No
     token = "f" * 8 + "0123456789abcdef" * 4
     program = f"print('session token {token}')\nraise ValueError('x' * 5000 + ' api_key=sk-{token}')\n"
     row = verify([code_row("leaky", f"```python\n{program}```", tests=ADD_TESTS)])["leaky"]
-    assert row[columns.REJECT_REASON] == "crashed"
-    detail = json.loads(row[columns.REJECT_DETAIL])
-    assert token not in row[columns.REJECT_DETAIL]
+    assert row[contracts.REJECT_REASON] == "crashed"
+    detail = json.loads(row[contracts.REJECT_DETAIL])
+    assert token not in row[contracts.REJECT_DETAIL]
     assert "[redacted]" in detail["output_tail"]
     assert len(detail["detail"]) <= 1000 and len(detail["output_tail"]) <= 500
 
@@ -287,7 +287,7 @@ def test_a_failing_programs_detail_is_capped_and_stripped_of_credentials() -> No
 @pytest.fixture(scope="module")
 def written_by_the_model(tmp_path_factory, ray_session) -> StageRun:
     """answer -> verify_code with the default embedded model writing the tests: one job, one engine start."""
-    rows = [code_row(record["id"], record["answer"]) | {columns.INSTRUCTION: record["instruction"]} for record in INPUTS["verify_code"]]
+    rows = [code_row(record["id"], record["answer"]) | {contracts.INSTRUCTION: record["instruction"]} for record in INPUTS["verify_code"]]
     rows.append(code_row("prose", "Paris is the capital of France.", domain="general"))
     section = {"sandbox": SANDBOX, "test_writer": "embedded", "sampling": {"max_tokens": 256}}
     return run_after_answers(tmp_path_factory.mktemp("writer"), rows, "verify_code", section)
@@ -300,8 +300,8 @@ def test_the_embedded_model_writes_tests_that_run_for_most_code_rows(written_by_
     assert run.manifest["rows_in"] == code_rows + 1 == len(run.accepted) + len(run.rejected)
     assert run.manifest["llm"]["embedded"]["requests"] == code_rows, "only the code rows went to the writer"
     assert "prose" in run.accepted
-    unparsed = [row for row in run.rejected.values() if row[columns.REJECT_REASON] in ("parse_error", "llm_error")]
-    assert 1 - len(unparsed) / code_rows >= WRITER_PARSED_FLOOR, [row[columns.REJECT_DETAIL] for row in unparsed]
+    unparsed = [row for row in run.rejected.values() if row[contracts.REJECT_REASON] in ("parse_error", "llm_error")]
+    assert 1 - len(unparsed) / code_rows >= WRITER_PARSED_FLOOR, [row[contracts.REJECT_DETAIL] for row in unparsed]
     for row in run.accepted.values():
         if row["id"] != "prose":
-            assert verification(row)["tests"] == "model" and row[TESTS], "a kept code row ran the tests the model wrote"
+            assert verification(row)["tests"] == "model" and row[contracts.TESTS], "a kept code row ran the tests the model wrote"

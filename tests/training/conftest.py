@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import columns
+from pipeline import contracts
 from pipeline.config import parse_job
 from pipeline.runner import run_job
 from tests.pipeline.corpus import save_trained_hf_tokenizer
@@ -44,7 +44,7 @@ def instruction_rows(count: int) -> list[dict]:
         paragraphs = [part.strip() for part in topics[topic].split("\n\n") if part.strip()]
         answer = "\n\n".join(paragraphs[: SOURCES[source]])[:1500]
         row = answer_row(f"{source}-{i:03d}", f"What does the Python reference say about {topic!r}?", answer)
-        rows.append({**row, columns.SOURCE: source})
+        rows.append({**row, contracts.SOURCE: source})
     return rows
 
 

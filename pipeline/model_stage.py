@@ -3,6 +3,9 @@
 Subclasses implement `render_requests(batch)` (usually with `prompted_requests.attach_requests`)
 and `transform(batch)` (reading each reply with `prompted_requests.read_reply`); their params
 carry `model` (a name under the job's `models`) and `sampling` (defaults for this stage).
+
+It lives beside `pipeline/stage.py`, above the engine layer it calls (`pipeline.llm`), so that
+the engine layer never imports the stage core (pyproject's layers contract).
 """
 
 from __future__ import annotations

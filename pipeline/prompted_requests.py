@@ -4,7 +4,7 @@ Model stages render one request per row (template + variables + per-row sampling
 the columns `pipeline.llm.processors.apply_llm` reads, and after generation read each reply into a
 value or a reject reason. Every choice (template, task type, style, evolution operation) is a
 hash of the row id and the job's seed, so a rerun of the same job makes the same requests
-whatever the batch boundaries.
+whatever the batch boundaries. A stage helper above the engine layer, like `pipeline.model_stage`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline import columns
+from pipeline import contracts
+from pipeline.contracts import RejectReason
 from pipeline.llm.llm_output import parse_llm_json
-from pipeline.llm.processors import JSON_SCHEMA, MESSAGES, SAMPLING_PARAMS
 from pipeline.llm.prompts import PromptTemplate
-from pipeline.rejects import RejectReason
 from pipeline.stage import with_columns
 
 PROMPT_INFO = "prompt_info"  # JSON: template id/version/sha256 and the variables used
@@ -76,7 +75,7 @@ def attach_requests(batch: pa.Table, requests: Sequence[Request | None]) -> pa.T
         sampling.append(json.dumps({**request.sampling, "seed": request.seed}))
         shown = {key: value for key, value in request.variables.items() if key not in ("text", "instruction", "examples", "passage", "answer")}
         info.append(json.dumps({**request.template.provenance(), "variables": shown, **request.notes}, ensure_ascii=False))
-    arrays = {MESSAGES: messages, JSON_SCHEMA: schemas, SAMPLING_PARAMS: sampling, PROMPT_INFO: info}
+    arrays = {contracts.MESSAGES: messages, contracts.JSON_SCHEMA: schemas, contracts.SAMPLING_PARAMS: sampling, PROMPT_INFO: info}
     return with_columns(batch, {name: pa.array(values, pa.string()) for name, values in arrays.items()})
 
 
@@ -95,14 +94,14 @@ def read_reply(row: dict[str, Any]) -> Reply:
     Every row gets a value or a reason: a failed request is its `llm_error_reason`
     (`prompt_too_long`, else `llm_error`), a reply with no text is `empty`, one that does not
     parse against the schema is `parse_error`."""
-    if row.get(columns.LLM_ERROR):
-        reason = RejectReason(row.get(columns.LLM_ERROR_REASON) or RejectReason.LLM_ERROR)
-        return Reply(reason=reason, detail=str(row[columns.LLM_ERROR])[:2000])
-    text = row.get(columns.GENERATED_TEXT)
+    if row.get(contracts.LLM_ERROR):
+        reason = RejectReason(row.get(contracts.LLM_ERROR_REASON) or RejectReason.LLM_ERROR)
+        return Reply(reason=reason, detail=str(row[contracts.LLM_ERROR])[:2000])
+    text = row.get(contracts.GENERATED_TEXT)
     if not isinstance(text, str) or not text.strip():
-        tokens = row.get(columns.GENERATED_TOKENS)
+        tokens = row.get(contracts.GENERATED_TOKENS)
         return Reply(reason=RejectReason.EMPTY, detail=f"the model returned no text ({tokens if tokens is not None else 'unknown'} tokens generated)")
-    schema = row.get(JSON_SCHEMA)
+    schema = row.get(contracts.JSON_SCHEMA)
     if not schema:
         return Reply(value=text.strip())
     value, error = parse_llm_json(text, json.loads(schema))
@@ -113,10 +112,10 @@ def read_reply(row: dict[str, Any]) -> Reply:
 
 def generation_meta(row: dict[str, Any], **extra: Any) -> str:
     """The `meta` JSON of a generated row: template, variables, model and sampling used."""
-    meta = json.loads(row[columns.META]) if row.get(columns.META) else {}
+    meta = json.loads(row[contracts.META]) if row.get(contracts.META) else {}
     step = {
         **json.loads(row[PROMPT_INFO]),
-        "model": row.get(columns.LLM_MODEL),
+        "model": row.get(contracts.LLM_MODEL),
         "sampling": json.loads(row["llm_sampling"]) if row.get("llm_sampling") else None,
         **extra,
     }

@@ -22,8 +22,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline import contracts
 from pipeline.config import ConfigError, JobConfig
-from pipeline.contracts import ANSWER, DOMAIN, ID, INSTRUCTION, LANG, REJECT_DETAIL, REJECT_REASON, RejectReason
+from pipeline.contracts import RejectReason
 from pipeline.graph import PlannedStage, build_graph
 from pipeline.inspection.generation_cost import SHARD_KINDS, generation_cost
 from pipeline.runner import Log, run_job, stderr_log
@@ -87,9 +88,9 @@ def _save_state(run_dir: Path, state: dict) -> None:
 def sorted_seed_chunks(run_dir: Path) -> pa.Table:
     files = StageDir(run_dir, "seeds").part_files()
     if not files:
-        return pa.table({ID: pa.array([], pa.string())})
+        return pa.table({contracts.ID: pa.array([], pa.string())})
     table = pa.concat_tables([read_parquet(path) for path in files], promote_options="default")
-    return table.sort_by(ID)
+    return table.sort_by(contracts.ID)
 
 
 def write_seed_slice(directory: Path, node: PlannedStage, chunks: pa.Table) -> None:
@@ -100,7 +101,7 @@ def write_seed_slice(directory: Path, node: PlannedStage, chunks: pa.Table) -> N
         return
     stage_dir.clear()
     counts = UnitCounts(rows_in=chunks.num_rows, rows_out=chunks.num_rows)
-    stage_dir.commit_unit("slice", chunks, pa.table({}), chunks[ID].combine_chunks(), counts)
+    stage_dir.commit_unit("slice", chunks, pa.table({}), chunks[contracts.ID].combine_chunks(), counts)
     stage_dir.commit(
         {"stage": node.name, "kind": "seeds", "fingerprint": node.fingerprint, **counts.to_json(), "extra": {"slice_of": str(directory.parent.parent)}}
     )
@@ -118,16 +119,16 @@ def drop_cross_round_duplicates(earlier: pa.Table | None, current: pa.Table, con
     if earlier is None or not earlier.num_rows or not current.num_rows:
         return current, current.slice(0, 0)
     columns = [*config.text_columns]
-    both = pa.concat_tables([earlier.select([ID, *columns]), current.select([ID, *columns])], promote_options="default")
+    both = pa.concat_tables([earlier.select([contracts.ID, *columns]), current.select([contracts.ID, *columns])], promote_options="default")
     scores = np.concatenate([np.ones(earlier.num_rows), np.zeros(current.num_rows)])
-    found = find_near_duplicates(joined_texts(both, columns), both[ID].to_numpy(zero_copy_only=False), scores, config)
+    found = find_near_duplicates(joined_texts(both, columns), both[contracts.ID].to_numpy(zero_copy_only=False), scores, config)
     kept_for = found.selection.kept[earlier.num_rows :]
     of_earlier = kept_for < earlier.num_rows
     dropped = current.filter(pa.array(of_earlier))
-    earlier_ids = both[ID].to_pylist()
+    earlier_ids = both[contracts.ID].to_pylist()
     details = [f"near-duplicate of {earlier_ids[index]}, kept by an earlier round" for index in kept_for[of_earlier]]
-    dropped = dropped.append_column(REJECT_REASON, pa.array([RejectReason.NEAR_DUPLICATE.value] * dropped.num_rows, pa.string()))
-    dropped = dropped.append_column(REJECT_DETAIL, pa.array(details, pa.string()))
+    dropped = dropped.append_column(contracts.REJECT_REASON, pa.array([RejectReason.NEAR_DUPLICATE.value] * dropped.num_rows, pa.string()))
+    dropped = dropped.append_column(contracts.REJECT_DETAIL, pa.array(details, pa.string()))
     return current.filter(pa.array(~of_earlier)), dropped
 
 
@@ -152,15 +153,15 @@ class TokenCounter:
     def count(self, table: pa.Table) -> list[int]:
         if self.tokenizer is None or not table.num_rows:
             return [0] * table.num_rows
-        texts = joined_texts(table, [INSTRUCTION, ANSWER]).to_pylist()
+        texts = joined_texts(table, [contracts.INSTRUCTION, contracts.ANSWER]).to_pylist()
         return [len(ids) for ids in self.tokenizer.encode_arrays(texts)]
 
 
 def pairs_of(table: pa.Table | None, tokens: TokenCounter) -> list[KeptPair]:
     if table is None:
         return []
-    domains = table[DOMAIN].to_pylist() if DOMAIN in table.column_names else [""] * table.num_rows
-    langs = table[LANG].to_pylist() if LANG in table.column_names else [""] * table.num_rows
+    domains = table[contracts.DOMAIN].to_pylist() if contracts.DOMAIN in table.column_names else [""] * table.num_rows
+    langs = table[contracts.LANG].to_pylist() if contracts.LANG in table.column_names else [""] * table.num_rows
     return [KeptPair(domain or "", lang or "", count) for domain, lang, count in zip(domains, langs, tokens.count(table))]
 
 
@@ -283,7 +284,7 @@ def _run_round(job, registry, recipe: Recipe, entry: dict, chunks: pa.Table, sta
     run_job(round_job, registry, job_dir=job_dir, stop=recipe.end.name, address=address, log=lambda line: log(prefix + line))
     current = kept_rows(directory, recipe.end.name)
     if current is None:
-        current = pa.table({ID: pa.array([], pa.string())})
+        current = pa.table({contracts.ID: pa.array([], pa.string())})
     kept, dropped = drop_cross_round_duplicates(accepted_rows(run_dir, state["rounds"]), current, job.rounds_settings().dedup)
     write_atomic_parquet(directory / DUPLICATES, dropped)
     write_atomic_parquet(directory / ACCEPTED, kept)
@@ -304,17 +305,19 @@ def _write_union(job: JobConfig, recipe: Recipe, state: dict, tokens: TokenCount
     if union is not None and job.targets and job.rounds_settings().past_target == "trim":
         keep = pa.array(pairs_to_keep(pairs_of(union, tokens), job.targets))
         trimmed = union.filter(pc.invert(keep))
-        trimmed = trimmed.append_column(REJECT_REASON, pa.array([RejectReason.PAST_TARGET.value] * trimmed.num_rows, pa.string()))
-        trimmed = trimmed.append_column(REJECT_DETAIL, pa.array(["every target covering this pair was met by earlier pairs"] * trimmed.num_rows, pa.string()))
+        trimmed = trimmed.append_column(contracts.REJECT_REASON, pa.array([RejectReason.PAST_TARGET.value] * trimmed.num_rows, pa.string()))
+        trimmed = trimmed.append_column(
+            contracts.REJECT_DETAIL, pa.array(["every target covering this pair was met by earlier pairs"] * trimmed.num_rows, pa.string())
+        )
         rejected.append(trimmed)
         union = union.filter(keep)
     rejected = [table for table in rejected if table.num_rows]
     rejects = pa.concat_tables(rejected, promote_options="default") if rejected else pa.table({})
-    accepted = union if union is not None else pa.table({ID: pa.array([], pa.string())})
-    reasons = Counter(rejects[REJECT_REASON].to_pylist()) if rejects.num_rows else Counter()
+    accepted = union if union is not None else pa.table({contracts.ID: pa.array([], pa.string())})
+    reasons = Counter(rejects[contracts.REJECT_REASON].to_pylist()) if rejects.num_rows else Counter()
     counts = UnitCounts(rows_in=accepted.num_rows + rejects.num_rows, rows_out=accepted.num_rows, rejected=reasons)
     stage_dir.clear()
-    ids = pa.concat_arrays([accepted[ID].combine_chunks(), *([rejects[ID].combine_chunks()] if rejects.num_rows else [])])
+    ids = pa.concat_arrays([accepted[contracts.ID].combine_chunks(), *([rejects[contracts.ID].combine_chunks()] if rejects.num_rows else [])])
     stage_dir.commit_unit("rounds", accepted, rejects, ids, counts)
     stage_dir.commit(
         {"stage": recipe.end.name, "kind": recipe.end.fingerprint_parts["kind"], "fingerprint": recipe.end.fingerprint, **counts.to_json(), "extra": summary}

@@ -1,0 +1,80 @@
+"""pyproject.toml's import contracts cover modules that do not exist yet.
+
+The contracts are written by pattern (`stages.*`, all of `quality`, whole layers), so a module
+added later is held to them the day it lands. Each case copies the sources, adds one new module
+that breaks a rule, and runs import-linter on the copy: the contract that names the rule must
+break and name the new module.
+"""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("pipeline", "stages", "quality")
+LINT_IMPORTS = "from importlinter.cli import lint_imports_command; lint_imports_command()"
+
+# (new module's path, its source, the contract it breaks)
+NEW_MODULES = {
+    "a new stage importing another stage": (
+        "stages/summarize.py",
+        "from stages.answer import Answer\n",
+        "A stage module never imports another stage module",
+    ),
+    "a new quality module importing the run core": (
+        "quality/length_checks.py",
+        "from pipeline.storage import read_parquet\n",
+        "quality/ imports only the contracts module of pipeline/",
+    ),
+    "a new engine module importing the stage core": (
+        "pipeline/llm/batch_api.py",
+        "from pipeline.stage import with_columns\n",
+        "Layers: stages over the stage helpers",
+    ),
+    "a new run-core module importing inspection": (
+        "pipeline/run_summary.py",
+        "from pipeline.inspection.funnel import run_funnel\n",
+        "Only the CLI imports the stages, the inspection commands and the CLI",
+    ),
+}
+
+
+def _copy_sources(destination: Path) -> None:
+    """The Python sources and pyproject.toml, without data files (the tokenizer, models)."""
+
+    def not_python(folder: str, names: list[str]) -> list[str]:
+        return [name for name in names if name == "__pycache__" or (not name.endswith(".py") and not (Path(folder) / name).is_dir())]
+
+    for package in PACKAGES:
+        shutil.copytree(REPO_ROOT / package, destination / package, ignore=not_python)
+    shutil.copy2(REPO_ROOT / "pyproject.toml", destination / "pyproject.toml")
+
+
+def _lint_imports(root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", LINT_IMPORTS, "--no-cache"],
+        cwd=root,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("case", NEW_MODULES)
+def test_a_new_module_breaking_a_rule_breaks_its_contract(tmp_path, case):
+    path, source, contract = NEW_MODULES[case]
+    _copy_sources(tmp_path)
+    (tmp_path / path).write_text(source)
+
+    result = _lint_imports(tmp_path)
+
+    output = " ".join((result.stdout + result.stderr).split())  # the report wraps long names
+    assert result.returncode == 1, output
+    new_module = path.removesuffix(".py").replace("/", ".")
+    assert f"{contract}" in output and "BROKEN" in output, output
+    assert new_module in output, output
+    assert "Contracts: 3 kept, 1 broken." in output, output
