@@ -15,11 +15,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline import contracts
 from pipeline.contracts import ConfigError
 from pipeline.llm.models import EmbeddedModel, ModelSpec
 from pipeline.storage import RemotePath, as_path, configure
-from quality.lsh import MinHashConfig
 
 
 class RayConfig(BaseModel):
@@ -103,12 +101,6 @@ class BudgetConfig(BaseModel):
         return self
 
 
-class CrossRoundDedup(MinHashConfig):
-    """Near-duplicates of an earlier round's kept pairs, found by the project's MinHash/LSH."""
-
-    text_columns: list[str] = Field(default_factory=lambda: [contracts.INSTRUCTION, contracts.ANSWER], min_length=1)
-
-
 class RoundsConfig(BaseModel):
     """How a job with targets or a budget sizes its rounds (docs/targets.md)."""
 
@@ -123,7 +115,10 @@ class RoundsConfig(BaseModel):
     # trim: pairs past every target that covers them (and pairs no target covers) leave the
     # shards, counted as past_target rejects; keep: every kept pair goes on to the shards.
     past_target: Literal["trim", "keep"] = "trim"
-    dedup: CrossRoundDedup = CrossRoundDedup()
+    # The dedup across rounds: quality.lsh's MinHashConfig fields plus `text_columns`, checked
+    # when the run starts (pipeline/cli/rounds.py). Not typed here: importing quality.lsh into
+    # the job config would put the MinHash code into every stage's code fingerprint.
+    dedup: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _floor_under_cap(self):

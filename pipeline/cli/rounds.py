@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import Field, ValidationError
 
 from pipeline import contracts
 from pipeline.config import ConfigError, JobConfig
@@ -32,7 +33,7 @@ from pipeline.stage import Stage
 from pipeline.storage import read_parquet
 from pipeline.store import StageDir, StageState, UnitCounts, read_json, write_atomic_json, write_atomic_parquet
 from pipeline.targets import KeptPair, RoundPlan, Spend, budget_shares, kept_amounts, pairs_to_keep, plan_next_round
-from quality.lsh import find_near_duplicates
+from quality.lsh import MinHashConfig, find_near_duplicates
 from quality.normalize import joined_texts
 
 ROUNDS_FILE = "rounds.json"
@@ -221,12 +222,28 @@ def stop_line(job: JobConfig, state: dict) -> str:
 
 
 # --- the run ----------------------------------------------------------------------------------------
+class CrossRoundDedup(MinHashConfig):
+    """Near-duplicates of an earlier round's kept pairs, found by the project's MinHash/LSH."""
+
+    text_columns: list[str] = Field(default_factory=lambda: [contracts.INSTRUCTION, contracts.ANSWER], min_length=1)
+
+
+def cross_round_dedup(job: JobConfig) -> CrossRoundDedup:
+    """The job's `rounds.dedup`, checked: an error names the key before any round runs."""
+    try:
+        return CrossRoundDedup.model_validate(job.rounds_settings().dedup)
+    except ValidationError as error:
+        problems = "; ".join(f"rounds.dedup.{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors())
+        raise ConfigError(f"{problems} (docs/targets.md lists the keys)") from None
+
+
 def run_in_rounds(job: JobConfig, registry: dict[str, type[Stage]], *, job_dir: Path = Path("."), address: str | None = None, log: Log = stderr_log) -> dict:
     """Rounds until every target is met, the budget is spent or the seeds run out; then the
     shards over every round's pairs. Returns the rounds state (what rounds.json holds)."""
     run_dir = Path(job.resolved_run_dir())
     recipe = split_recipe(build_graph(job, registry, run_dir=run_dir, job_dir=job_dir))
     settings = job.rounds_settings()
+    dedup = cross_round_dedup(job)
     run_job(job, registry, job_dir=job_dir, stop=recipe.seeds.name, address=address, log=log)
     chunks = sorted_seed_chunks(run_dir)
     state = _load_state(run_dir, recipe.seeds.fingerprint, chunks.num_rows)
@@ -245,7 +262,7 @@ def run_in_rounds(job: JobConfig, registry: dict[str, type[Stage]], *, job_dir: 
             _save_state(run_dir, state)
         else:
             log(f"round {running['round']}: resuming (seed chunks {running['first_seed']}-{running['first_seed'] + running['seeds'] - 1})")
-        _run_round(job, registry, recipe, running, chunks, state, tokens, job_dir=job_dir, address=address, log=log)
+        _run_round(job, registry, recipe, running, chunks, state, tokens, dedup, job_dir=job_dir, address=address, log=log)
         _save_state(run_dir, state)
         log(
             f"round {running['round']}: seed chunks {running['first_seed']}-{running['first_seed'] + running['seeds'] - 1} "
@@ -274,7 +291,9 @@ def _plan(job: JobConfig, state: dict, settings) -> RoundPlan:
     )
 
 
-def _run_round(job, registry, recipe: Recipe, entry: dict, chunks: pa.Table, state: dict, tokens: TokenCounter, *, job_dir, address, log: Log) -> None:
+def _run_round(
+    job, registry, recipe: Recipe, entry: dict, chunks: pa.Table, state: dict, tokens: TokenCounter, dedup: CrossRoundDedup, *, job_dir, address, log: Log
+) -> None:
     run_dir = Path(job.resolved_run_dir())
     directory = round_dir(run_dir, entry["round"])
     round_job = job.model_copy(update={"run_dir": str(directory)})
@@ -285,7 +304,7 @@ def _run_round(job, registry, recipe: Recipe, entry: dict, chunks: pa.Table, sta
     current = kept_rows(directory, recipe.end.name)
     if current is None:
         current = pa.table({contracts.ID: pa.array([], pa.string())})
-    kept, dropped = drop_cross_round_duplicates(accepted_rows(run_dir, state["rounds"]), current, job.rounds_settings().dedup)
+    kept, dropped = drop_cross_round_duplicates(accepted_rows(run_dir, state["rounds"]), current, dedup)
     write_atomic_parquet(directory / DUPLICATES, dropped)
     write_atomic_parquet(directory / ACCEPTED, kept)
     entry.update(status="done", kept=grouped(pairs_of(kept, tokens)), cross_round_duplicates=dropped.num_rows, spend=round_spend(directory).to_json())

@@ -11,8 +11,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline import contracts
-from pipeline.cli.rounds import ACCEPTED, drop_cross_round_duplicates, read_rounds, round_dir, rounds_summary_line, run_in_rounds
-from pipeline.config import CrossRoundDedup
+from pipeline.cli.rounds import ACCEPTED, CrossRoundDedup, drop_cross_round_duplicates, read_rounds, round_dir, rounds_summary_line, run_in_rounds
 from pipeline.llm import engine_pool
 from pipeline.store import StageDir
 from stages.registry import STAGES

@@ -3,7 +3,7 @@ stop, which pairs a trim keeps; and the job keys that ask for them."""
 
 import pytest
 
-from pipeline.config import BudgetConfig, ConfigError, RoundsConfig, TargetAmount, parse_job
+from pipeline.config import BudgetConfig, ConfigError, JobConfig, RoundsConfig, TargetAmount, parse_job
 from pipeline.targets import KeptPair, Spend, affordable_seeds, budget_spent, kept_amounts, pairs_to_keep, plan_next_round
 
 TARGETS = {"math": TargetAmount(pairs=10), "code": TargetAmount(pairs=20)}
@@ -118,3 +118,17 @@ def test_targets_budget_and_rounds_parse_and_make_the_job_run_in_rounds():
 def test_bad_targets_and_budgets_are_refused_naming_the_key(keys, message):
     with pytest.raises(ConfigError, match=message):
         job(**keys)
+
+
+def test_a_bad_cross_round_dedup_setting_names_its_key_before_any_round_runs():
+    from pipeline.cli.rounds import cross_round_dedup
+
+    job = JobConfig.model_validate({"name": "t", "stages": ["seeds", "synthesize"], "targets": {"math": {"pairs": 2}}, "rounds": {"dedup": {"threshold": 1.5}}})
+    with pytest.raises(ConfigError, match=r"rounds\.dedup\.threshold"):
+        cross_round_dedup(job)
+    assert (
+        cross_round_dedup(
+            JobConfig.model_validate({"name": "t", "stages": ["seeds"], "targets": {"math": {"pairs": 2}}, "rounds": {"dedup": {"threshold": 0.7}}})
+        ).threshold
+        == 0.7
+    )
