@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline import contracts
 from pipeline.contracts import ConfigError
-from pipeline.llm.models import EmbeddedModel, ModelSpec
+from pipeline.llm.engines import ModelSpec
+from pipeline.llm.engines.embedded import EmbeddedModel
 from pipeline.storage import RemotePath, as_path, configure
 from quality.lsh import MinHashConfig
 
