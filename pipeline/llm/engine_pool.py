@@ -442,11 +442,4 @@ def generate_on_replicas(batch: pa.Table, *, replicas: list[Any], model_name: st
 
 def read_replica_replies(batch: pa.Table) -> Replies:
     """The replies `generate_on_replicas` added."""
-    replies = batch.column(_REPLY).to_pylist()
-    return Replies(
-        texts=[reply["text"] for reply in replies],
-        errors=[reply["error"] for reply in replies],
-        prompt_tokens=[reply["prompt_tokens"] for reply in replies],
-        generated_tokens=[reply["generated_tokens"] for reply in replies],
-        top_logprobs=[reply["top_logprobs"] for reply in replies],
-    )
+    return Replies.from_records(batch.column(_REPLY).to_pylist())

@@ -36,6 +36,17 @@ class Replies:
     generated_tokens: list[int | None]
     top_logprobs: list[str | None]  # JSON, where the row asked for log-probabilities
 
+    @classmethod
+    def from_records(cls, records: list[dict[str, Any]], *, generated_tokens_key: str = "generated_tokens") -> Replies:
+        """From one reply dict per row, {text, error, prompt_tokens, <generated_tokens_key>, top_logprobs?}."""
+        return cls(
+            texts=[record["text"] for record in records],
+            errors=[record["error"] for record in records],
+            prompt_tokens=[record["prompt_tokens"] for record in records],
+            generated_tokens=[record[generated_tokens_key] for record in records],
+            top_logprobs=[record.get("top_logprobs") for record in records],
+        )
+
 
 def as_messages(value: Any) -> list[dict[str, str]]:
     """Chat messages from a row value: a list of {role, content} (or numpy array of them), or JSON."""

@@ -147,11 +147,4 @@ class HttpRequest:
 
 def read_http_replies(batch: Any) -> Replies:
     """The replies in the column Ray's HTTP stage wrote, as the session shaped them."""
-    responses = batch.column(_HTTP_RESPONSE).to_pylist()
-    return Replies(
-        texts=[response["text"] for response in responses],
-        errors=[response["error"] for response in responses],
-        prompt_tokens=[response["prompt_tokens"] for response in responses],
-        generated_tokens=[response["completion_tokens"] for response in responses],
-        top_logprobs=[response.get("top_logprobs") for response in responses],
-    )
+    return Replies.from_records(batch.column(_HTTP_RESPONSE).to_pylist(), generated_tokens_key="completion_tokens")
