@@ -16,7 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.contracts import ConfigError
-from pipeline.llm.models import EmbeddedModel, ModelSpec
+from pipeline.llm.engines import ModelSpec
+from pipeline.llm.engines.embedded import EmbeddedModel
 from pipeline.storage import RemotePath, as_path, configure
 
 

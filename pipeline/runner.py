@@ -99,7 +99,7 @@ def run_job(
     import ray
 
     from pipeline.llm.engine_resources import StageNeed, check_engine_room
-    from pipeline.llm.models import check_models
+    from pipeline.llm.engines import check_models
     from pipeline.ray_session import connect
 
     started = time.perf_counter()

@@ -91,7 +91,7 @@ class Resources:
 
 class ModelSettings(Protocol):
     """A model the job declares, as the stage core sees it: carried from the job to the stages,
-    which hand it to the engine layer (`pipeline.llm.models` defines the kinds). Typed this
+    which hand it to the engine layer (`pipeline.llm.engines` defines the kinds). Typed this
     thinly so that the core does not import the engine layer it sits under."""
 
     @property

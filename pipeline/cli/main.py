@@ -111,29 +111,22 @@ def _cell(value) -> str:
 
 def command_models(args: argparse.Namespace) -> int:
     from pipeline.llm.cpu_features import describe_cpu, detect_cpu, embedded_dtype, torch_capability
-    from pipeline.llm.embedded_model import embedded_model_status, prepare_embedded_model
-    from pipeline.llm.models import EmbeddedModel
+    from pipeline.llm.engines import engine_for
+    from pipeline.llm.engines.embedded import EmbeddedModel
 
     models = load_job(args.job).models if args.job else {"embedded": EmbeddedModel()}
     if args.action == "prepare":
         for name, spec in models.items():
-            if spec.engine == "embedded":
-                dtype = embedded_dtype(spec.dtype).dtype
-                print(f"{name}: embedded model {spec.model} in {dtype} ready at {prepare_embedded_model(spec.model, dtype=dtype)}")
+            prepared = engine_for(spec).prepare(name, spec)
+            if prepared is not None:
+                print(prepared)
         return 0
     auto = embedded_dtype("auto")
     print(f"processor: {describe_cpu(detect_cpu())}; torch dispatches to {torch_capability()}")
     print(f"embedded models with dtype auto run in {auto.dtype}: {auto.reason}")
     print()
     for name, spec in models.items():
-        engine = spec.engine
-        if engine == "embedded":
-            readiness = f"{spec.model}: {embedded_model_status(spec.model, dtype=embedded_dtype(spec.dtype).dtype)}"
-        elif engine == "vllm":
-            readiness = f"model {spec.model}"
-        else:
-            readiness = f"server {spec.base_url}"
-        print(f"{name:<20} {engine:<10} {readiness}")
+        print(f"{name:<20} {spec.engine:<10} {engine_for(spec).describe(spec)}")
     return 0
 
 

@@ -26,12 +26,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.llm.engine_replica import Replica, ReplicaFailed, ReplicaSettings, StageCounters, build_vllm_backend
-from pipeline.llm.engine_resources import reservation
-from pipeline.llm.engine_settings import engine_dtype, runs_on_cpu, vllm_engine_settings
-from pipeline.llm.models import EmbeddedModel, VllmModel
+from pipeline.llm.request_columns import ROW, SAMPLING, SCHEMA, TOO_LONG, UNSENT, Replies, as_messages
+
+if TYPE_CHECKING:
+    from pipeline.llm.engines.base import PooledEngine, Reservation
 
 # "per_stage" brings back one engine per stage (to compare, or to fall back); anything else shares.
 MODE_ENV = "SYNTHMIX_ENGINES"
@@ -50,9 +54,20 @@ WORKER_NICENESS_ENV = "RAY_worker_niceness"
 BACKEND_FACTORY: Callable[[ReplicaSettings], Any] = build_vllm_backend
 
 
+@dataclass(frozen=True)
+class ReplicaPlacement:
+    """Where one replica's actor goes (an engine's `replica_placement`): its CPUs and GPUs, or,
+    with `bundles`, a placement group of them that the actor and its engine's workers share."""
+
+    num_cpus: float
+    num_gpus: int = 0
+    bundles: list[dict[str, float]] | None = None
+
+
 @dataclass
 class StartedModel:
-    spec: EmbeddedModel | VllmModel
+    spec: Any  # the model's validated `models:` entry
+    reservation: Reservation | None  # what its replicas hold on the cluster
     replicas: list[Any]  # Ray actor handles
     placement_groups: list[Any]
     started_by: str | None
@@ -61,7 +76,7 @@ class StartedModel:
     settled: threading.Event = field(default_factory=threading.Event)
     startup_s: float | None = None
     released: bool = False
-    dtype: str | None = None  # the number format its engine computes in (engine_settings.engine_dtype)
+    dtype: str | None = None  # the number format its engine computes in (the engine's `dtype`)
     # Per stage: its counters at the last progress line, and when (the engine's start before the first).
     reported: dict[str | None, tuple[StageCounters, float]] = field(default_factory=dict)
 
@@ -85,11 +100,11 @@ class EnginePool:
     _stop_reporting: threading.Event = field(default_factory=threading.Event)
     _releasing: list[threading.Thread] = field(default_factory=list)  # shutdowns under way
 
-    def replicas_for(self, name: str, spec: EmbeddedModel | VllmModel) -> list[Any]:
-        """The model's replicas; on first use, started in the background (see `_watch_start`)."""
+    def replicas_for(self, name: str, spec: Any, engine: PooledEngine) -> list[Any]:
+        """The model's replicas; on first use, started by `engine` in the background (see `_watch_start`)."""
         model = self.started.get(name)
         if model is None:
-            model = self.started[name] = self._start(name, spec)
+            model = self.started[name] = self._start(name, spec, engine)
             self.engine_baselines.setdefault((self.current_stage, name), 0.0)
         else:
             self.engine_baselines.setdefault((self.current_stage, name), self.engine_seconds(name) or 0.0)
@@ -99,17 +114,17 @@ class EnginePool:
                 self.startups.setdefault(self.current_stage, {}).setdefault(name, 0.0)
         return model.replicas
 
-    def _start(self, name: str, spec: EmbeddedModel | VllmModel) -> StartedModel:
+    def _start(self, name: str, spec: Any, engine: PooledEngine) -> StartedModel:
         self.wait_for_releases()
         self.log(f"[{self.current_stage}] model {name}: starting {spec.replicas} engine replica(s)")
         began = time.perf_counter()
         actors, groups = [], []
         for index in range(spec.replicas):
-            actor, group = _create_replica(name, spec, index, self.backend_factory)
+            actor, group = _create_replica(name, spec, index, engine, engine.replica_backend(self.backend_factory))
             actors.append(actor)
             groups.append(group)
         self.start_log.append((name, self.current_stage))
-        model = StartedModel(spec, actors, groups, self.current_stage, began, dtype=engine_dtype(spec))
+        model = StartedModel(spec, engine.reservation(name, spec), actors, groups, self.current_stage, began, dtype=engine.dtype(spec))
         threading.Thread(target=self._watch_start, args=(name, model), name=f"engine-start-{name}", daemon=True).start()
         return model
 
@@ -291,7 +306,7 @@ def sum_counters(per_replica: list[dict[str | None, StageCounters]]) -> dict[str
 
 def engines_held() -> str:
     """What the job's engines hold on the cluster now, for a line about resources."""
-    held = [reservation(name, model.spec) for name, model in list(_ACTIVE.started.items())] if _ACTIVE is not None else []
+    held = [model.reservation for model in list(_ACTIVE.started.values())] if _ACTIVE is not None else []
     return "the job's engines hold " + ("; ".join(found.describe() for found in held if found is not None) or "nothing")
 
 
@@ -321,12 +336,12 @@ def start_failure(name: str, error: BaseException) -> str:
     return f"model '{name}': its engine failed to start: {error}"
 
 
-def _create_replica(name: str, spec: EmbeddedModel | VllmModel, index: int, backend_factory: Callable) -> tuple[Any, Any]:
-    """A replica actor, and its placement group when its engine spans several GPUs."""
+def _create_replica(name: str, spec: Any, index: int, engine: PooledEngine, backend_factory: Callable) -> tuple[Any, Any]:
+    """A replica actor, and its placement group where the engine's placement names bundles."""
     import ray
 
-    settings = vllm_engine_settings(spec)
-    engine_kwargs = dict(settings["engine_kwargs"])
+    settings = engine.replica_settings(name, spec, index)
+    placement = engine.replica_placement(spec)
     options: dict[str, Any] = {
         "name": None,
         # Async actor: every batch sent to it waits in the event loop, so all reach the engine at once.
@@ -334,37 +349,22 @@ def _create_replica(name: str, spec: EmbeddedModel | VllmModel, index: int, back
         # Ray starts workers at niceness 15 so its control plane stays responsive; an engine is the
         # job's main work, and niced it loses every contested core step to Ray's own processes
         # (vLLM's compute threads wait for the slowest of them). Ray's job supervisor is unniced the same way.
-        "runtime_env": {"env_vars": {**settings["env"], WORKER_NICENESS_ENV: "0"}},
+        "runtime_env": {"env_vars": {**settings.env, WORKER_NICENESS_ENV: "0"}},
         # A replica that dies is not restarted behind the stage's back: the stage fails clearly.
         "max_restarts": 0,
+        "num_cpus": placement.num_cpus,
+        "num_gpus": placement.num_gpus or None,
     }
     group = None
-    if isinstance(spec, EmbeddedModel):
-        options["num_cpus"] = spec.cpus_per_replica
-    elif spec.gpus_per_replica == 0:
-        options["num_cpus"] = spec.cpus_per_gpu
-    elif spec.tensor_parallel_size == 1:
-        options.update(num_cpus=spec.cpus_per_gpu, num_gpus=1)
-    else:
-        # Tensor parallelism: vLLM starts one Ray worker per GPU in the replica's placement group.
+    if placement.bundles:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        group = ray.util.placement_group([{"GPU": 1, "CPU": spec.cpus_per_gpu}] * spec.tensor_parallel_size, strategy="PACK")
+        group = ray.util.placement_group(placement.bundles, strategy="PACK")
         ray.get(group.ready())
-        options.update(num_cpus=0, scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_capture_child_tasks=True))
-        engine_kwargs["distributed_executor_backend"] = "ray"
-    replica_settings = ReplicaSettings(
-        model_name=name,
-        model_source=settings["model_source"],
-        engine_kwargs=engine_kwargs,
-        env=settings["env"],
-        per_request_seed=not runs_on_cpu(spec),
-        hang_timeout_s=spec.hang_timeout_s,
-        replica_index=index,
-    )
+        options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(group, placement_group_capture_child_tasks=True)
     actor_class = ray.remote(Replica)
     options = {key: value for key, value in options.items() if value is not None}
-    return actor_class.options(**options).remote(replica_settings, backend_factory), group
+    return actor_class.options(**options).remote(settings, backend_factory), group
 
 
 def _kill(actors: list[Any], groups: list[Any]) -> None:
@@ -409,3 +409,37 @@ def send_batch(requests: list[dict[str, Any]], *, replicas: list[Any], model_nam
         if isinstance(cause, ReplicaFailed):
             raise ReplicaFailed(str(cause)) from None
         raise
+
+
+_REPLY = "__synthmix_reply"  # set by generate_on_replicas: the shared engine's reply
+_REPLY_TYPE = pa.struct(
+    [
+        pa.field("text", pa.string()),
+        pa.field("error", pa.string()),
+        pa.field("prompt_tokens", pa.int64()),
+        pa.field("generated_tokens", pa.int64()),
+        pa.field("top_logprobs", pa.string()),
+    ]
+)
+
+
+def generate_on_replicas(batch: pa.Table, *, replicas: list[Any], model_name: str, messages_column: str, batch_size: int, stage: str | None = None) -> pa.Table:
+    """Ray Data task: the rows' requests to the job's engine for the model, `batch_size` per
+    call, all calls at once (`send_batch`); each reply added as one struct column."""
+    messages = pc.struct_field(batch.column(ROW), messages_column).to_pylist()
+    # A row that asks nothing, or whose prompt was counted too long, is never sent (finish_rows
+    # gives the latter its reason).
+    unsent, too_long = batch.column(UNSENT).to_pylist(), batch.column(TOO_LONG).to_pylist()
+    sent = [index for index, (skip, problem) in enumerate(zip(unsent, too_long, strict=True)) if not skip and problem is None]
+    samplings, schemas = batch.column(SAMPLING).to_pylist(), batch.column(SCHEMA).to_pylist()
+    requests = [{"messages": as_messages(messages[index]), "sampling": samplings[index], "schema": schemas[index]} for index in sent]
+    nothing = {"text": None, "error": None, "prompt_tokens": None, "generated_tokens": 0, "top_logprobs": None}
+    replies: list[dict[str, Any]] = [nothing] * batch.num_rows
+    for index, reply in zip(sent, send_batch(requests, replicas=replicas, model_name=model_name, batch_size=batch_size, stage=stage), strict=True):
+        replies[index] = reply
+    return batch.append_column(_REPLY, pa.array(replies, _REPLY_TYPE))
+
+
+def read_replica_replies(batch: pa.Table) -> Replies:
+    """The replies `generate_on_replicas` added."""
+    return Replies.from_records(batch.column(_REPLY).to_pylist())

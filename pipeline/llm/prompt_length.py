@@ -5,7 +5,7 @@ context length is 2048 tokens ..."); a server answers 400. Counted here, with th
 chat template the engine uses, such a row becomes a `prompt_too_long` reject that says how many
 tokens it had and how many the model takes, it is never sent, and the rest of the stage goes on.
 
-Where the count is possible:
+Where the count is possible (each engine's `prompt_limit`, `pipeline.llm.engines`):
 - `embedded`: the converted model directory (tokenizer files beside the weights) and `max_model_len`;
 - `vllm` with a local model directory: its tokenizer, and `engine_kwargs.max_model_len` or else
   the context length its `config.json` declares (what vLLM derives when none is given);
@@ -22,8 +22,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from pipeline.llm.models import EmbeddedModel, OpenAIModel, VllmModel
 
 # config.json keys that bound a model's context, the ones vLLM reads for a plain decoder; the
 # smallest present is the limit.
@@ -49,18 +47,9 @@ class PromptLimit:
         )
 
 
-def prompt_limit(model_name: str, model: EmbeddedModel | VllmModel | OpenAIModel, model_source: str | None = None) -> PromptLimit | None:
-    """The model's limit, or None where its tokens cannot be counted here (see the module doc).
-
-    `model_source` is the directory the engine loads (an embedded model's converted folder)."""
-    if isinstance(model, EmbeddedModel):
-        return PromptLimit(model_name, str(model_source), model.max_model_len) if model_source else None
-    if isinstance(model, VllmModel):
-        directory = _local_dir(model.engine_kwargs.get("tokenizer") or model.model)
-        limit = model.engine_kwargs.get("max_model_len") or _declared_context(_local_dir(model.model))
-    else:
-        directory = _local_dir(model.tokenizer) if model.tokenizer else None
-        limit = model.max_model_len or _declared_context(directory)
+def limit_in_directory(model_name: str, directory: Path | None, limit: int | None) -> PromptLimit | None:
+    """The limit of a model whose tokenizer files are in `directory`; None without a directory
+    holding tokenizer files, or without a limit (engines' `prompt_limit` call this)."""
     if directory is None or not limit or not any((directory / name).is_file() for name in _TOKENIZER_FILES):
         return None
     return PromptLimit(model_name, str(directory), int(limit))
@@ -86,14 +75,16 @@ def _load_tokenizer(directory: str) -> Any:
     return AutoTokenizer.from_pretrained(directory)
 
 
-def _local_dir(source: str | None) -> Path | None:
+def local_dir(source: str | None) -> Path | None:
+    """`source` as a local directory, or None where it names none (a hub id, a URL, nothing)."""
     if not source:
         return None
     path = Path(source).expanduser()
     return path if path.is_dir() else None
 
 
-def _declared_context(directory: Path | None) -> int | None:
+def declared_context(directory: Path | None) -> int | None:
+    """The context length the model's config.json declares, the smallest of its keys; None without one."""
     if directory is None or not (directory / "config.json").is_file():
         return None
     config = json.loads((directory / "config.json").read_text(encoding="utf-8"))

@@ -3,7 +3,7 @@
     .venv/bin/python -m tests.benchmarks.bench_llm [--chats 96] [--max-tokens 96] [--rows all|single|two-stage|dtype] [--repeat N]
         [--model smollm2-135m|qwen2.5-coder-0.5b|qwen2.5-coder-1.5b]
 
-Same prompts (greedy), same engine settings (`vllm_engine_settings` of the embedded model).
+Same prompts (greedy), same engine settings (`EmbeddedEngine().start_settings` of the embedded model).
 
 dtype: raw vLLM in bfloat16 and in float32, each in a fresh process, one after the other
 (`--repeat` alternates more pairs), and the dtype `dtype: auto` chooses on this processor with its
@@ -36,8 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.llm.engine_settings import vllm_engine_settings
-from pipeline.llm.models import EmbeddedModel
+from pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
 from pipeline.llm.processors import apply_llm
 
 # When each two-step path had its engine up and its first step done, seconds from its start.
@@ -53,7 +52,7 @@ def run_raw(model: EmbeddedModel, chats: list, max_tokens: int) -> tuple[float, 
     """(start-up s, generation s, generated tokens) for raw vLLM in this process."""
     from vllm import LLM, SamplingParams
 
-    settings = vllm_engine_settings(model)
+    settings = EmbeddedEngine().start_settings(model)
     os.environ.update(settings["env"])
     started = time.perf_counter()
     engine = LLM(model=settings["model_source"], **settings["engine_kwargs"])
@@ -125,7 +124,7 @@ def run_raw_two_steps(model: EmbeddedModel, chats: list, max_tokens: int) -> tup
     started = time.perf_counter()
     from vllm import LLM, SamplingParams
 
-    settings = vllm_engine_settings(model)
+    settings = EmbeddedEngine().start_settings(model)
     os.environ.update(settings["env"])
     engine = LLM(model=settings["model_source"], **settings["engine_kwargs"])
     loaded = time.perf_counter()

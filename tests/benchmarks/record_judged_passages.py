@@ -26,9 +26,8 @@ import os
 import re
 from pathlib import Path
 
-from pipeline.llm.engine_settings import vllm_engine_settings
+from pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
 from pipeline.llm.llm_output import parse_llm_json
-from pipeline.llm.models import EmbeddedModel
 from pipeline.llm.prompts import load_prompt
 from quality.code_language import python_sources
 
@@ -109,7 +108,7 @@ def main() -> None:
     from vllm import LLM, SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
-    settings = vllm_engine_settings(EmbeddedModel(model=args.model, max_model_len=4096))
+    settings = EmbeddedEngine().start_settings(EmbeddedModel(model=args.model, max_model_len=4096))
     # A loaded 2-core machine can take minutes for one step of a 1.5B model: small steps, and patience.
     os.environ.update({**settings["env"], "VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS": "3600"})
     engine = LLM(model=settings["model_source"], **{**settings["engine_kwargs"], "max_num_batched_tokens": 1024})

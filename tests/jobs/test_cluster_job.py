@@ -10,8 +10,8 @@ import yaml
 
 from pipeline.config import load_job
 from pipeline.graph import build_graph
-from pipeline.llm.engine_settings import vllm_engine_settings
-from pipeline.llm.models import VllmModel, check_models
+from pipeline.llm.engines import check_models
+from pipeline.llm.engines.vllm import VllmEngine, VllmModel
 from stages.registry import STAGES
 
 JOBS = Path(__file__).resolve().parents[2] / "jobs"
@@ -46,7 +46,7 @@ def test_cluster_models_pass_the_checks_of_a_16_gpu_cluster_with_tensor_parallel
     check_models(job.models, {"CPU": 128, "GPU": 16})
     general = job.models["general"]
     assert isinstance(general, VllmModel)
-    settings = vllm_engine_settings(general)
+    settings = VllmEngine().start_settings(general)
     assert settings["engine_kwargs"]["tensor_parallel_size"] == 4
     assert settings["placement_group_config"] == {"bundle_per_worker": {"GPU": 1, "CPU": 2}}
 

@@ -1,6 +1,11 @@
 """A fake engine backend for `pipeline.llm.engine_replica.Replica`: answers at once, or hangs,
 or dies after a number of requests, so the shared-engine lifecycle and its failures are tested
-without a 30 s vLLM start-up. Its replies fit the request's JSON schema (see fake_chat_server)."""
+without a 30 s vLLM start-up. Its replies fit the request's JSON schema (see fake_chat_server).
+
+`FakeEngine` is the same backend as an engine of its own (`engine: fake` in a job's `models:`),
+the example of docs/engines.md: a new engine is a module like this one plus one
+`pipeline.llm.engines.register(FakeEngine())` line (tests/pipeline/test_engine_registry.py).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,14 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
+
+from pipeline.llm.engine_pool import ReplicaPlacement
 from pipeline.llm.engine_replica import Progress, ReplicaSettings
+from pipeline.llm.engines.base import PooledEngine, Reservation
+from pipeline.llm.models import ReplicatedModelSettings
 from tests.pipeline.fake_chat_server import schema_reply
 
 
@@ -102,3 +112,45 @@ class ScriptedBackend(FakeBackend):
             outcome = schema_reply({"messages": messages, "response_format": {"json_schema": {"schema": json.loads(schema)}} if schema else None})
         await asyncio.sleep(0)
         yield Progress(finished=True, text=outcome, prompt_tokens=7, generated_tokens=len((outcome or "").split()))
+
+
+class FakeModel(ReplicatedModelSettings):
+    """`engine: fake`: the shared settings (replicas, batch_size, sampling, ...) and its own."""
+
+    engine: Literal["fake"]
+    cpus_per_replica: float = Field(default=0.25, gt=0)
+    # How long each answer takes, as FakeBackend(answer_after_s=...).
+    answer_after_s: float = Field(default=0.0, ge=0)
+
+
+class FakeEngine(PooledEngine):
+    """Replicas shared by the job's stages, each a Replica actor driving a FakeBackend."""
+
+    name = "fake"
+    settings = FakeModel
+
+    def replica_placement(self, spec: FakeModel) -> ReplicaPlacement:
+        return ReplicaPlacement(num_cpus=spec.cpus_per_replica)
+
+    def replica_settings(self, name: str, spec: FakeModel, index: int) -> ReplicaSettings:
+        return ReplicaSettings(
+            model_name=name,
+            model_source="fake",
+            engine_kwargs={"answer_after_s": spec.answer_after_s},
+            hang_timeout_s=spec.hang_timeout_s,
+            replica_index=index,
+        )
+
+    def replica_backend(self, default: Callable[[ReplicaSettings], Any]) -> Callable[[ReplicaSettings], Any]:
+        return start_fake_backend
+
+    def reservation(self, name: str, spec: FakeModel) -> Reservation:
+        return Reservation(name, spec.replicas, spec.cpus_per_replica, 0, "cpus_per_replica")
+
+    def describe(self, spec: FakeModel) -> str:
+        return "answers from tests/pipeline/fake_engine.py"
+
+
+def start_fake_backend(settings: ReplicaSettings) -> FakeBackend:
+    """In the replica's actor: the backend FakeEngine's settings describe."""
+    return FakeBackend(settings, answer_after_s=settings.engine_kwargs["answer_after_s"])

@@ -4,8 +4,9 @@ import pytest
 
 from pipeline.llm import cpu_features
 from pipeline.llm.cpu_features import choose_dtype, describe_cpu, embedded_dtype, read_cpu_info
-from pipeline.llm.engine_settings import vllm_engine_settings
-from pipeline.llm.models import EmbeddedModel, VllmModel
+from pipeline.llm.engines import embedded, vllm
+from pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
+from pipeline.llm.engines.vllm import VllmEngine, VllmModel
 
 # Abridged /proc/cpuinfo of the machines the choice is about.
 EPYC_AVX512_BF16 = """processor\t: 0
@@ -86,20 +87,18 @@ def test_a_job_that_names_a_dtype_gets_it_whatever_the_processor(monkeypatch):
 
 
 def test_engine_settings_run_and_store_the_model_in_the_chosen_dtype(monkeypatch, tmp_path):
-    from pipeline.llm import engine_settings
-
     prepared = []
-    monkeypatch.setattr(engine_settings, "prepare_embedded_model", lambda key, dtype: prepared.append(dtype) or tmp_path / dtype)
+    monkeypatch.setattr(embedded, "prepare_embedded_model", lambda key, dtype: prepared.append(dtype) or tmp_path / dtype)
     monkeypatch.setattr(cpu_features, "detect_cpu", lambda: info(EPYC_AVX2))
-    settings = vllm_engine_settings(EmbeddedModel())
+    settings = EmbeddedEngine().start_settings(EmbeddedModel())
     assert settings["engine_kwargs"]["dtype"] == "float32" and settings["model_source"].endswith("float32") and prepared == ["float32"]
-    assert vllm_engine_settings(EmbeddedModel(dtype="bfloat16"))["engine_kwargs"]["dtype"] == "bfloat16"
+    assert EmbeddedEngine().start_settings(EmbeddedModel(dtype="bfloat16"))["engine_kwargs"]["dtype"] == "bfloat16"
     # A vLLM model on CPU gets the same choice, unless its engine_kwargs name one.
-    monkeypatch.setattr(engine_settings, "detect_cpu", lambda: info(EPYC_AVX2))
-    assert vllm_engine_settings(VllmModel(engine="vllm", model="org/m", gpus_per_replica=0))["engine_kwargs"]["dtype"] == "float32"
+    monkeypatch.setattr(vllm, "detect_cpu", lambda: info(EPYC_AVX2))
+    assert VllmEngine().start_settings(VllmModel(engine="vllm", model="org/m", gpus_per_replica=0))["engine_kwargs"]["dtype"] == "float32"
     named = VllmModel(engine="vllm", model="org/m", gpus_per_replica=0, engine_kwargs={"dtype": "bfloat16"})
-    assert vllm_engine_settings(named)["engine_kwargs"]["dtype"] == "bfloat16"
-    assert "dtype" not in vllm_engine_settings(VllmModel(engine="vllm", model="org/m"))["engine_kwargs"]
+    assert VllmEngine().start_settings(named)["engine_kwargs"]["dtype"] == "bfloat16"
+    assert "dtype" not in VllmEngine().start_settings(VllmModel(engine="vllm", model="org/m"))["engine_kwargs"]
 
 
 def test_models_list_prints_the_processor_and_the_dtype_chosen_with_why(monkeypatch, capsys):

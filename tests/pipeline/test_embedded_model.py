@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.llm import embedded_model
 from pipeline.llm.embedded_model import EmbeddedModelError, EmbeddedWeights
-from pipeline.llm.models import EmbeddedKey
+from pipeline.llm.engines.embedded import EmbeddedKey
 
 
 @pytest.fixture

@@ -20,8 +20,7 @@ import pytest
 
 from pipeline.config import parse_job
 from pipeline.llm import engine_pool
-from pipeline.llm.engine_settings import vllm_engine_settings
-from pipeline.llm.models import EmbeddedModel
+from pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
 from pipeline.runner import run_job
 from pipeline.store import StageDir
 from quality.answer_checks import check_is_answer
@@ -79,7 +78,7 @@ def run_answer(tmp_path, name: str, model: dict) -> dict[str, str | None]:
 
 def test_the_same_replies_get_the_same_rejects_on_every_kind_of_engine(tmp_path, ray_session, monkeypatch):
     monkeypatch.setattr(engine_pool, "BACKEND_FACTORY", functools.partial(FakeBackend, reply=reply_to))
-    folder = vllm_engine_settings(EmbeddedModel(model=SMOL))["model_source"]
+    folder = EmbeddedEngine().start_settings(EmbeddedModel(model=SMOL))["model_source"]
     server = FakeChatServer(reply=reply_to).start()
     try:
         outcomes = {
@@ -97,7 +96,7 @@ def test_the_same_replies_get_the_same_rejects_on_every_kind_of_engine(tmp_path,
 
 @pytest.mark.engine
 def test_the_embedded_model_as_embedded_and_as_vllm_keeps_and_rejects_the_same_rows(tmp_path, ray_session):
-    folder = vllm_engine_settings(EmbeddedModel(model=SMOL))["model_source"]
+    folder = EmbeddedEngine().start_settings(EmbeddedModel(model=SMOL))["model_source"]
     embedded = run_answer(tmp_path, "embedded", {"engine": "embedded", "model": SMOL, "max_model_len": 2048, "batch_size": 8})
     vllm = run_answer(tmp_path, "vllm", {"engine": "vllm", "model": folder, "gpus_per_replica": 0, "batch_size": 8, "engine_kwargs": {"max_model_len": 2048}})
     assert embedded == vllm

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from pipeline.llm.engine_resources import EngineRoomError, StageNeed, check_engine_room, models_up
-from pipeline.llm.models import EmbeddedModel, OpenAIModel, VllmModel
+from pipeline.llm.engines.embedded import EmbeddedModel
+from pipeline.llm.engines.openai import OpenAIModel
+from pipeline.llm.engines.vllm import VllmModel
 from pipeline.resource_wait import ResourceWatch
 
 TWO_CPUS = {"CPU": 2.0}

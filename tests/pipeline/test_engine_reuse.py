@@ -20,9 +20,8 @@ import pytest
 from pipeline.config import parse_job
 from pipeline.llm import engine_pool
 from pipeline.llm.engine_replica import Progress, Replica, ReplicaFailed, ReplicaSettings, StageCounters
-from pipeline.llm.engine_settings import vllm_engine_settings
+from pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
 from pipeline.llm.llm_output import parse_llm_json
-from pipeline.llm.models import EmbeddedModel
 from pipeline.llm.processors import apply_llm
 from pipeline.llm.prompt_length import count_prompt_tokens
 from pipeline.runner import run_job
@@ -334,7 +333,7 @@ def test_a_stage_does_not_wait_for_its_engine_to_start_and_records_how_long_it_t
         pool.enter_stage("synthesize")
         # The engine cannot be up before the flag exists: replicas_for must return all the same
         # (in a thread, so a blocking start fails this test instead of hanging it).
-        returned = concurrent.futures.ThreadPoolExecutor(1).submit(pool.replicas_for, "m", EmbeddedModel())
+        returned = concurrent.futures.ThreadPoolExecutor(1).submit(pool.replicas_for, "m", EmbeddedModel(), EmbeddedEngine())
         replicas = returned.result(timeout=60)
         assert "synthesize" not in pool.startups, "the start-up was recorded before the engine was up"
         call = replicas[0].generate.remote([REQUEST])  # waits in the actor until the engine is up
@@ -399,7 +398,7 @@ def test_shared_engine_keeps_apply_llms_output_contract(shared_results):
     assert short["num_generated_tokens"] <= 4 < longer["num_generated_tokens"]
     assert longer["num_input_tokens"] > 5 and longer["llm_model"] == "smol"
     # The count made before sending is the engine's own: same tokenizer, same chat template.
-    assert count_prompt_tokens(vllm_engine_settings(EmbeddedModel())["model_source"], STORY) == longer["num_input_tokens"]
+    assert count_prompt_tokens(EmbeddedEngine().start_settings(EmbeddedModel())["model_source"], STORY) == longer["num_input_tokens"]
     (fruit,) = by_id["json"]
     value, error = parse_llm_json(fruit["generated_text"], FRUIT)
     assert error is None, fruit["generated_text"]

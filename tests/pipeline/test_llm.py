@@ -6,7 +6,10 @@ import pyarrow as pa
 import pytest
 
 from pipeline import contracts
+from pipeline.llm import engine_pool
 from pipeline.llm import processors as llm
+from pipeline.llm.engines.openai import read_http_replies
+from pipeline.llm.engines.vllm_runtime import read_vllm_replies
 from pipeline.llm.models import SamplingParams
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -72,7 +75,7 @@ def test_finish_keeps_every_input_column_and_nulls_text_of_failed_rows():
     engine_output = engine_output.append_column(contracts.PROMPT_TOKENS, pa.array([5, 0]))
     engine_output = engine_output.append_column(contracts.GENERATED_TOKENS, pa.array([1, 0]))
     engine_output = engine_output.append_column("prompt", pa.array(["p", "q"]))
-    out = llm.finish_rows(engine_output, model_name="smol", extract="vllm")
+    out = llm.finish_rows(engine_output, model_name="smol", read_replies=read_vllm_replies)
     assert out.column_names == ["id", "score", contracts.MESSAGES] + [f.name for f in llm.OUTPUT_FIELDS]
     assert out.column(contracts.GENERATED_TEXT).to_pylist() == ["hello", None]
     assert out.column(contracts.LLM_ERROR).to_pylist() == [None, "ValueError: too long"]
@@ -101,7 +104,6 @@ def chat(words: int) -> list[dict]:
 
 
 def test_a_prompt_longer_than_the_model_takes_is_never_sent_and_says_its_count_and_the_limit(word_limit, monkeypatch):
-    from pipeline.llm import engine_pool
 
     table = pa.table({"id": ["short", "long", "edge"], contracts.MESSAGES: [json.dumps(chat(5)), json.dumps(chat(500)), json.dumps(chat(35))]})
     prepared = expand(table, limit=word_limit)
@@ -112,8 +114,8 @@ def test_a_prompt_longer_than_the_model_takes_is_never_sent_and_says_its_count_a
         return [{"text": "fine", "error": None, "prompt_tokens": 9, "generated_tokens": 1} for _ in requests]
 
     monkeypatch.setattr(engine_pool, "send_batch", engine)
-    generated = llm.generate_on_replicas(prepared, replicas=[], model_name="smol", messages_column=contracts.MESSAGES, batch_size=8)
-    out = {row["id"]: row for row in llm.finish_rows(generated, model_name="smol", extract="replica").to_pylist()}
+    generated = engine_pool.generate_on_replicas(prepared, replicas=[], model_name="smol", messages_column=contracts.MESSAGES, batch_size=8)
+    out = {row["id"]: row for row in llm.finish_rows(generated, model_name="smol", read_replies=engine_pool.read_replica_replies).to_pylist()}
     assert [len(request["messages"][0]["content"].split()) for request in sent] == [5, 35], "the long prompt reached the engine"
     long = out["long"]
     assert long[contracts.GENERATED_TEXT] is None and long[contracts.LLM_ERROR_REASON] == "prompt_too_long"
@@ -127,5 +129,5 @@ def test_a_prompt_longer_than_the_model_takes_is_never_sent_and_says_its_count_a
 def test_a_refusal_the_engine_or_server_gives_stays_an_llm_error(word_limit):
     prepared = expand(pa.table({"id": ["a"], contracts.MESSAGES: [MESSAGES]}))
     reply = pa.array([{"text": None, "error": "HTTP 400: context length exceeded", "prompt_tokens": 0, "completion_tokens": 0}])
-    out = llm.finish_rows(prepared.append_column("http_response", reply), model_name="api", extract="http").to_pylist()
+    out = llm.finish_rows(prepared.append_column("http_response", reply), model_name="api", read_replies=read_http_replies).to_pylist()
     assert out[0][contracts.LLM_ERROR_REASON] == "llm_error" and "HTTP 400" in out[0][contracts.LLM_ERROR]

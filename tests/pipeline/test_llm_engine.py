@@ -5,8 +5,8 @@ import json
 import pytest
 
 from pipeline.llm import processors as llm
+from pipeline.llm.engines.embedded import EmbeddedModel
 from pipeline.llm.llm_output import parse_llm_json
-from pipeline.llm.models import EmbeddedModel
 
 pytestmark = pytest.mark.engine
 

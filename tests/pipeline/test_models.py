@@ -3,16 +3,12 @@
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from pipeline.llm.engine_settings import RESERVED_CPUS_ENV, vllm_engine_settings
-from pipeline.llm.models import (
-    EmbeddedModel,
-    ModelSpec,
-    ModelSpecError,
-    OpenAIModel,
-    VllmModel,
-    check_model_spec,
-    check_models,
-)
+from pipeline.llm.engines import ModelSpec, check_model_spec, check_models
+from pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
+from pipeline.llm.engines.openai import OpenAIModel
+from pipeline.llm.engines.vllm import VllmModel
+from pipeline.llm.engines.vllm_runtime import RESERVED_CPUS_ENV
+from pipeline.llm.models import ModelSpecError
 
 SPEC = TypeAdapter(ModelSpec)
 CPU_ONLY = {"CPU": 2.0, "memory": 1e10}
@@ -82,5 +78,5 @@ def test_vllm_spec_uses_one_tensor_parallel_rank_per_gpu():
 
 def test_embedded_engines_use_every_core_unless_told_to_keep_some_free():
     # vLLM keeps one core free by default, which halves generation on 2 cores (EmbeddedModel).
-    assert vllm_engine_settings(EmbeddedModel())["env"][RESERVED_CPUS_ENV] == "0"
-    assert vllm_engine_settings(EmbeddedModel(reserved_cpus=2))["env"][RESERVED_CPUS_ENV] == "2"
+    assert EmbeddedEngine().start_settings(EmbeddedModel())["env"][RESERVED_CPUS_ENV] == "0"
+    assert EmbeddedEngine().start_settings(EmbeddedModel(reserved_cpus=2))["env"][RESERVED_CPUS_ENV] == "2"

@@ -18,9 +18,9 @@ import pytest
 from pipeline.llm import processors as llm
 from pipeline.llm.cpu_features import embedded_dtype
 from pipeline.llm.embedded_model import prepare_embedded_model
-from pipeline.llm.engine_settings import KV_CACHE_ENV
+from pipeline.llm.engines.openai import OpenAIModel
+from pipeline.llm.engines.vllm_runtime import KV_CACHE_ENV
 from pipeline.llm.llm_output import parse_llm_json
-from pipeline.llm.models import OpenAIModel
 
 pytestmark = pytest.mark.engine
 

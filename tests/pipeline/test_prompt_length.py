@@ -6,8 +6,13 @@ import json
 
 import pytest
 
-from pipeline.llm.models import EmbeddedModel, ModelSpecError, OpenAIModel, VllmModel, check_model_spec
-from pipeline.llm.prompt_length import PromptLimit, count_prompt_tokens, prompt_limit
+from pipeline.llm.engines import check_model_spec, engine_for
+from pipeline.llm.engines import embedded as embedded_engine
+from pipeline.llm.engines.embedded import EmbeddedModel
+from pipeline.llm.engines.openai import OpenAIModel
+from pipeline.llm.engines.vllm import VllmModel
+from pipeline.llm.models import ModelSpecError
+from pipeline.llm.prompt_length import PromptLimit, count_prompt_tokens
 from tests.pipeline.small_tokenizer import save_small_tokenizer
 
 
@@ -25,8 +30,13 @@ def test_one_token_is_kept_for_the_reply():
     assert limit.problem(2048) == "the prompt has 2048 tokens; model 'm' takes at most 2047 (max_model_len 2048, one token kept for the reply)"
 
 
-def test_an_embedded_model_is_counted_in_its_converted_folder_up_to_its_max_model_len(model_dir):
-    limit = prompt_limit("e", EmbeddedModel(max_model_len=1024), str(model_dir))
+def prompt_limit(name, spec):
+    return engine_for(spec).prompt_limit(name, spec)
+
+
+def test_an_embedded_model_is_counted_in_its_converted_folder_up_to_its_max_model_len(model_dir, monkeypatch):
+    monkeypatch.setattr(embedded_engine, "prepare_embedded_model", lambda key, dtype: model_dir)
+    limit = prompt_limit("e", EmbeddedModel(max_model_len=1024))
     assert limit == PromptLimit("e", str(model_dir), 1024)
 
 

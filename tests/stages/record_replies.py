@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from pipeline import contracts
 from pipeline.llm import engine_pool
-from pipeline.llm.models import EmbeddedModel
+from pipeline.llm.engines.embedded import EmbeddedModel
 from pipeline.llm.processors import apply_llm
 from pipeline.prompted_requests import PROMPT_INFO
 from pipeline.stage import StageContext

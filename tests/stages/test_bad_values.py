@@ -213,8 +213,8 @@ def generate(stage, rendered: pa.Table, script: list, tokenizer: str, monkeypatc
     monkeypatch.setattr(engine_pool, "send_batch", lambda requests, **kwargs: asyncio.run(replica.generate(requests)))
     defaults = processors.merge_sampling(SamplingParams(), stage.params.sampling)
     prepared = expand(rendered, defaults=defaults, limit=PromptLimit("embedded", tokenizer, MAX_MODEL_LEN))
-    generated = processors.generate_on_replicas(prepared, replicas=[None], model_name="embedded", messages_column=contracts.MESSAGES, batch_size=4)
-    return processors.finish_rows(generated, model_name="embedded", extract="replica"), backend
+    generated = engine_pool.generate_on_replicas(prepared, replicas=[None], model_name="embedded", messages_column=contracts.MESSAGES, batch_size=4)
+    return processors.finish_rows(generated, model_name="embedded", read_replies=engine_pool.read_replica_replies), backend
 
 
 def check_outcome(stage, batch: pa.Table, product: tuple[str, ...] = ()) -> None:
