@@ -38,8 +38,9 @@ from typing import Any
 
 from pipeline import __version__
 
-# Packages whose modules count as the code a stage runs.
-PROJECT_PACKAGES = ("pipeline", "stages", "quality", "prompts")
+# Packages whose modules count as the code a stage runs: all of synthmix (pipeline/, stages/,
+# quality/ and prompts/ are its subpackages).
+PROJECT_PACKAGES = ("synthmix",)
 
 CodeVersion = Callable[[type], str]
 
@@ -52,8 +53,8 @@ def canonical_hash(data: Any) -> str:
 def code_version(stage_class: type, *, roots: Mapping[str, Path] | None = None) -> str:
     """synthmix's version and the code of every module the stage can run (see the module docstring).
 
-    `roots` maps a top-level package name to its folder; by default each package is found
-    where Python imports it from.
+    `roots` maps a package name (top-level, or a subpackage such as `synthmix.pipeline`) to its
+    folder; by default each top-level package is found where Python imports it from.
     """
     digests = code_modules(stage_class, roots=roots)
     return f"{__version__}+{canonical_hash(sorted(digests.items()))[:16]}"
@@ -85,8 +86,8 @@ def code_modules(stage_class: type, *, roots: Mapping[str, Path] | None = None) 
 
 
 def import_graph(package: str) -> dict[str, set[str]]:
-    """Each module of `package` (a top-level package) -> the modules of it that it imports,
-    as the code version follows them (pipeline/ must hold no cycle: tests/pipeline/test_fingerprint.py)."""
+    """Each module of `package` -> the modules of it that it imports, as the code version follows
+    them (synthmix.pipeline must hold no cycle: tests/pipeline/test_fingerprint.py)."""
     folder = _package_folder(package)
     if folder is None:
         raise ValueError(f"{package!r} is not an importable package")
@@ -107,7 +108,7 @@ def _project_imports(name: str, path: Path, roots: Mapping[str, Path]) -> Iterat
     """Modules of the packages in `roots` that module `name` (at `path`) may load."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for candidate in _candidates(parse_module(path).imports, package):
-        if candidate.partition(".")[0] in roots:
+        if _root_of(candidate, roots) is not None:
             yield candidate
 
 
@@ -177,11 +178,17 @@ def _candidates(imports: Iterable[tuple[int, str, tuple[str, ...]]], package: st
                 yield f"{module}.{name}"
 
 
+def _root_of(name: str, roots: Mapping[str, Path]) -> str | None:
+    """The package of `roots` that module `name` belongs to (the longest that matches)."""
+    matching = [root for root in roots if name == root or name.startswith(root + ".")]
+    return max(matching, key=len) if matching else None
+
+
 def _module_file(name: str, roots: Mapping[str, Path]) -> Path | None:
-    top, _, rest = name.partition(".")
-    root = roots.get(top)
-    if root is None:
+    top = _root_of(name, roots)
+    if top is None:
         return None
+    root, rest = roots[top], name[len(top) + 1 :]
     base = root.joinpath(*rest.split(".")) if rest else root
     for path in (base / "__init__.py",) if not rest else (base.with_name(base.name + ".py"), base / "__init__.py"):
         if path.is_file():

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from pipeline.config import RayConfig
 
-# Our packages travel with the job when it runs on a cluster whose image may not have them.
-CODE_PACKAGES = ("pipeline", "stages", "quality", "prompts")
+# Our package travels with the job when it runs on a cluster whose image may not have it: one
+# folder, synthmix/, whose subpackages in a checkout are links Ray's upload follows.
+CODE_PACKAGES = ("synthmix",)
 
 
 def resolve_address(config: RayConfig, override: str | None) -> str | None:
