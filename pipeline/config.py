@@ -3,7 +3,7 @@
 A job file has a few fixed sections (`name`, `run_dir`, `storage`, `ray`, `models`, `stages`) and one
 section per stage, named after the stage, holding that stage's parameters. The fixed part is
 validated here; each stage section is validated by the stage's own `params` model when the
-graph is built (`pipeline.graph`), so every error names the key and the file either way.
+graph is built (`synthmix.pipeline.graph`), so every error names the key and the file either way.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.contracts import ConfigError
-from pipeline.llm.engines import ModelSpec
-from pipeline.llm.engines.embedded import EmbeddedModel
-from pipeline.storage import RemotePath, as_path, configure
+from synthmix.pipeline.contracts import ConfigError
+from synthmix.pipeline.llm.engines import ModelSpec
+from synthmix.pipeline.llm.engines.embedded import EmbeddedModel
+from synthmix.pipeline.storage import RemotePath, as_path, configure
 
 
 class RayConfig(BaseModel):
@@ -116,8 +116,8 @@ class RoundsConfig(BaseModel):
     # trim: pairs past every target that covers them (and pairs no target covers) leave the
     # shards, counted as past_target rejects; keep: every kept pair goes on to the shards.
     past_target: Literal["trim", "keep"] = "trim"
-    # The dedup across rounds: quality.lsh's MinHashConfig fields plus `text_columns`, checked
-    # when the run starts (pipeline/cli/rounds.py). Not typed here: importing quality.lsh into
+    # The dedup across rounds: synthmix.quality.lsh's MinHashConfig fields plus `text_columns`, checked
+    # when the run starts (pipeline/cli/rounds.py). Not typed here: importing synthmix.quality.lsh into
     # the job config would put the MinHash code into every stage's code fingerprint.
     dedup: dict[str, Any] = Field(default_factory=dict)
 

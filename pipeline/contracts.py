@@ -45,7 +45,7 @@ META = "meta"  # JSON string: generator models, template ids, evolution ops, sco
 REJECT_REASON = "reject_reason"
 REJECT_DETAIL = "reject_detail"
 
-# Read by the LLM layer (`pipeline.llm.processors.apply_llm`) on every request row.
+# Read by the LLM layer (`synthmix.pipeline.llm.processors.apply_llm`) on every request row.
 MESSAGES = "messages"  # chat messages, a list of {role, content} or its JSON
 SAMPLING_PARAMS = "sampling_params"  # optional per-row overrides (JSON or struct)
 JSON_SCHEMA = "json_schema"  # optional per-row JSON schema of the expected output

@@ -4,12 +4,12 @@ and the cheaper stamps a stage fingerprint takes of the user files it reads."""
 import hashlib
 from pathlib import Path
 
-from pipeline.contracts import ConfigError
+from synthmix.pipeline.contracts import ConfigError
 
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of the file's bytes, read in 1 MiB blocks so shard size does not matter
-    (a `pipeline.storage.RemotePath` opens the same way: the object is streamed)."""
+    (a `synthmix.pipeline.storage.RemotePath` opens the same way: the object is streamed)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

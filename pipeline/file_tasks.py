@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.stage import Stage
-from pipeline.storage import RemotePath
-from pipeline.unit_commit import concat_counts, worker_stage
+from synthmix.pipeline.stage import Stage
+from synthmix.pipeline.storage import RemotePath
+from synthmix.pipeline.unit_commit import concat_counts, worker_stage
 
 # How often the driver reports while no task has finished (a task may run for minutes).
 PROGRESS_INTERVAL_S = 5.0

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import __version__
+from synthmix.pipeline import __version__
 
 # Packages whose modules count as the code a stage runs: all of synthmix (pipeline/, stages/,
 # quality/ and prompts/ are its subpackages).

@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pipeline.config import ConfigError, JobConfig, describe_validation_error
-from pipeline.fingerprint import CodeVersion, canonical_hash, code_version, fingerprint_parts
-from pipeline.stage import Stage, StageContext
+from synthmix.pipeline.config import ConfigError, JobConfig, describe_validation_error
+from synthmix.pipeline.fingerprint import CodeVersion, canonical_hash, code_version, fingerprint_parts
+from synthmix.pipeline.stage import Stage, StageContext
 
 
 @dataclass
@@ -147,7 +147,7 @@ def downstream_of(order: list[PlannedStage], name: str) -> list[PlannedStage]:
 
 
 def _prompt_hashes(job: JobConfig, stage_name: str, stage: Stage, prompt_hash) -> dict[str, str]:
-    from pipeline.llm.prompts import PromptError
+    from synthmix.pipeline.llm.prompts import PromptError
 
     try:
         return {template_id: prompt_hash(template_id) for template_id in stage.prompt_ids()}
@@ -156,7 +156,7 @@ def _prompt_hashes(job: JobConfig, stage_name: str, stage: Stage, prompt_hash) -
 
 
 def _prompt_file_hash(template_id: str) -> str:
-    from pipeline.llm.prompts import load_prompt
+    from synthmix.pipeline.llm.prompts import load_prompt
 
     return load_prompt(template_id).sha256
 
@@ -210,7 +210,7 @@ def stages_with_unreadable_inputs(job: JobConfig, registry: dict[str, type[Stage
     staleness cannot be decided, every other stage's can. A run never skips them: there a missing
     input is the error `build_graph` raises, naming it.
     """
-    from pipeline.inputs.seed_files import SeedInputError
+    from synthmix.pipeline.inputs.seed_files import SeedInputError
 
     found: dict[str, str] = {}
     root_of: dict[str, str] = {}

@@ -6,9 +6,9 @@ stage module, so each can change, and be fingerprinted, on its own.
 
 from __future__ import annotations
 
-from pipeline import contracts
-from pipeline.contracts import RejectReason
-from quality.instruction_checks import is_mostly_chinese
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.quality.instruction_checks import is_mostly_chinese
 
 
 def seed_language(row: dict) -> str:

@@ -4,7 +4,7 @@ Subclasses implement `render_requests(batch)` (usually with `prompted_requests.a
 and `transform(batch)` (reading each reply with `prompted_requests.read_reply`); their params
 carry `model` (a name under the job's `models`) and `sampling` (defaults for this stage).
 
-It lives beside `pipeline/stage.py`, above the engine layer it calls (`pipeline.llm`), so that
+It lives beside `pipeline/stage.py`, above the engine layer it calls (`synthmix.pipeline.llm`), so that
 the engine layer never imports the stage core (pyproject's layers contract).
 """
 
@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from pipeline.llm.processors import apply_llm
-from pipeline.stage import Stage
+from synthmix.pipeline.llm.processors import apply_llm
+from synthmix.pipeline.stage import Stage
 
 # Rendering is light Python; a quarter CPU leaves room beside an engine actor.
 RENDER_CPUS = 0.25

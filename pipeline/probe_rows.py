@@ -18,12 +18,12 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
-from pipeline import contracts
-from pipeline.config import ConfigError, JobConfig, parse_job
-from pipeline.file_digest import user_file_stamp
-from pipeline.stage import with_columns
-from pipeline.store import StageDir
-from pipeline.unit_commit import commit_as_unit, unit_name
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import ConfigError, JobConfig, parse_job
+from synthmix.pipeline.file_digest import user_file_stamp
+from synthmix.pipeline.stage import with_columns
+from synthmix.pipeline.store import StageDir
+from synthmix.pipeline.unit_commit import commit_as_unit, unit_name
 
 PROBE_FIELDS = (pa.field(contracts.PROBE, pa.string()), pa.field(contracts.TESTS, pa.string()))
 EXIT_KIND = "probe_exit"

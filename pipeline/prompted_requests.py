@@ -1,10 +1,10 @@
 """From rows to LLM requests and back: rendering templates, deterministic choices, reading replies.
 
 Model stages render one request per row (template + variables + per-row sampling seed) into
-the columns `pipeline.llm.processors.apply_llm` reads, and after generation read each reply into a
+the columns `synthmix.pipeline.llm.processors.apply_llm` reads, and after generation read each reply into a
 value or a reject reason. Every choice (template, task type, style, evolution operation) is a
 hash of the row id and the job's seed, so a rerun of the same job makes the same requests
-whatever the batch boundaries. A stage helper above the engine layer, like `pipeline.model_stage`.
+whatever the batch boundaries. A stage helper above the engine layer, like `synthmix.pipeline.model_stage`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline import contracts
-from pipeline.contracts import RejectReason
-from pipeline.llm.llm_output import parse_llm_json
-from pipeline.llm.prompts import PromptTemplate
-from pipeline.stage import with_columns
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.pipeline.llm.llm_output import parse_llm_json
+from synthmix.pipeline.llm.prompts import PromptTemplate
+from synthmix.pipeline.stage import with_columns
 
 PROMPT_INFO = "prompt_info"  # JSON: template id/version/sha256 and the variables used
 

@@ -7,7 +7,7 @@ import signal
 import threading
 from pathlib import Path
 
-from pipeline.config import RayConfig
+from synthmix.pipeline.config import RayConfig
 
 # Our package travels with the job when it runs on a cluster whose image may not have it: one
 # folder, synthmix/, whose subpackages in a checkout are links Ray's upload follows.

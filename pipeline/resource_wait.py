@@ -13,7 +13,7 @@ has free, and what this job's engines hold, then again each time the wait double
 What holds the rest is running tasks: the stage's own (a global stage queues more tasks than
 there are CPUs, and commits only at its end) or other jobs'.
 
-`pipeline.llm.engine_resources` refuses most such jobs before they start; this covers the rest
+`synthmix.pipeline.llm.engine_resources` refuses most such jobs before they start; this covers the rest
 (other jobs on a shared cluster, actors of a stage's own).
 """
 

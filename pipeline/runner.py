@@ -20,19 +20,29 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import __version__
-from pipeline.config import ConfigError, JobConfig
-from pipeline.file_tasks import run_file_tasks
-from pipeline.graph import PlannedStage, build_graph, downstream_of, select_stages, with_input_schema
+from synthmix.pipeline import __version__
+from synthmix.pipeline.config import ConfigError, JobConfig
+from synthmix.pipeline.file_tasks import run_file_tasks
+from synthmix.pipeline.graph import PlannedStage, build_graph, downstream_of, select_stages, with_input_schema
 
 # Imported with the runner, not inside run_job: a job submitted to a cluster, importing it there
 # after connecting to Ray, failed with ModuleNotFoundError from its working directory.
-from pipeline.llm.engine_pool import engines_held, enter_stage, job_engines, stage_engine_usage, stage_startups
-from pipeline.resource_wait import ResourceWatch
-from pipeline.stage import Execution, Stage
-from pipeline.storage import Endpoint, RemotePath, StorageError, check_writable, current_endpoint, parquet_file, parquet_schema, read_parquet, use_endpoint
-from pipeline.store import RUN_INFO, StageDir, StageState, swap_dir, write_atomic_bytes, write_atomic_json
-from pipeline.unit_commit import commit_batch, drop_committed_rows, release_worker_stages
+from synthmix.pipeline.llm.engine_pool import engines_held, enter_stage, job_engines, stage_engine_usage, stage_startups
+from synthmix.pipeline.resource_wait import ResourceWatch
+from synthmix.pipeline.stage import Execution, Stage
+from synthmix.pipeline.storage import (
+    Endpoint,
+    RemotePath,
+    StorageError,
+    check_writable,
+    current_endpoint,
+    parquet_file,
+    parquet_schema,
+    read_parquet,
+    use_endpoint,
+)
+from synthmix.pipeline.store import RUN_INFO, StageDir, StageState, swap_dir, write_atomic_bytes, write_atomic_json
+from synthmix.pipeline.unit_commit import commit_batch, drop_committed_rows, release_worker_stages
 
 Log = Callable[[str], None]
 # Reads are I/O-light; a whole CPU each would leave none free beside an engine actor on a
@@ -98,9 +108,9 @@ def run_job(
     """Plan, check, connect, run: every phase that can fail on config fails before work starts."""
     import ray
 
-    from pipeline.llm.engine_resources import StageNeed, check_engine_room
-    from pipeline.llm.engines import check_models
-    from pipeline.ray_session import connect
+    from synthmix.pipeline.llm.engine_resources import StageNeed, check_engine_room
+    from synthmix.pipeline.llm.engines import check_models
+    from synthmix.pipeline.ray_session import connect
 
     started = time.perf_counter()
     run_dir = job.resolved_run_dir()

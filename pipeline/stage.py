@@ -40,10 +40,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
-from pipeline import contracts
-from pipeline.contracts import Lineage
-from pipeline.store import StageDir
-from pipeline.unit_commit import commit_in_slices
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import Lineage
+from synthmix.pipeline.store import StageDir
+from synthmix.pipeline.unit_commit import commit_in_slices
 
 if TYPE_CHECKING:
     import ray.data
@@ -91,7 +91,7 @@ class Resources:
 
 class ModelSettings(Protocol):
     """A model the job declares, as the stage core sees it: carried from the job to the stages,
-    which hand it to the engine layer (`pipeline.llm.engines` defines the kinds). Typed this
+    which hand it to the engine layer (`synthmix.pipeline.llm.engines` defines the kinds). Typed this
     thinly so that the core does not import the engine layer it sits under."""
 
     @property

@@ -11,7 +11,7 @@ pickles cleanly into Ray tasks.
 Atomicity on an object store comes from the store itself, not from renames: a PUT (or a
 multipart upload) makes the object visible only once it is complete, so a killed writer leaves
 no partial object under the final name. Objects are therefore written straight to their final
-key; a unit is still committed only once its marker object exists (`pipeline.store`).
+key; a unit is still committed only once its marker object exists (`synthmix.pipeline.store`).
 
 A `RemotePath` carries its endpoint settings (not credentials) so a copy pickled into a Ray
 worker talks to the same store; credentials come from pyarrow's default AWS chain in each

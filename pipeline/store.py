@@ -10,7 +10,7 @@
     <run>/<stage>/_manifest.json          written last: the stage is complete
 
 Every file is written under a temporary name and renamed, so a reader never sees half a file;
-on an object store (`s3://` run directories, `pipeline.storage`) an object becomes visible
+on an object store (`s3://` run directories, `synthmix.pipeline.storage`) an object becomes visible
 only once its upload completes, which gives the same guarantee without a rename.
 A unit is committed when its marker exists; files of a unit without a marker are leftovers
 of a killed attempt and are removed before the stage resumes.
@@ -32,7 +32,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.storage import RemotePath, as_path, parquet_bytes, read_parquet, remove_tree, write_bytes_atomic
+from synthmix.pipeline.storage import RemotePath, as_path, parquet_bytes, read_parquet, remove_tree, write_bytes_atomic
 
 RUN_INFO = "run.json"
 MANIFEST = "_manifest.json"
@@ -108,7 +108,7 @@ def swap_dir(ready: Path | None, target: Path) -> None:
 
 
 def _replace_remote_dir(ready: Path | None, target: RemotePath) -> None:
-    from pipeline.storage import upload_file
+    from synthmix.pipeline.storage import upload_file
 
     remove_tree(target)
     if ready is not None:

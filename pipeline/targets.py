@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from pipeline.config import BudgetConfig, RoundsConfig, TargetAmount
+from synthmix.pipeline.config import BudgetConfig, RoundsConfig, TargetAmount
 
 ANY_DOMAIN = "*"
 SECONDS_PER_HOUR = 3600.0

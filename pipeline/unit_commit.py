@@ -24,14 +24,14 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import contracts
-from pipeline.contracts import Lineage, LineageError, with_reject_columns
-from pipeline.storage import read_parquet
-from pipeline.store import StageDir, UnitCounts
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import Lineage, LineageError, with_reject_columns
+from synthmix.pipeline.storage import read_parquet
+from synthmix.pipeline.store import StageDir, UnitCounts
 
 
 class CommittedStage(Protocol):
-    """What committing needs of a stage; `pipeline.stage.Stage` provides it (no import back)."""
+    """What committing needs of a stage; `synthmix.pipeline.stage.Stage` provides it (no import back)."""
 
     name: str
     lineage: Lineage
@@ -212,7 +212,7 @@ def count_llm_usage(batch: pa.Table) -> dict[str, Counter]:
 
 def count_llm_usage_by_domain(batch: pa.Table) -> dict[str, dict[str, Counter]]:
     """The same per model and `domain` of the rows, for batches that carry a domain (the cost of
-    a kept pair per domain, pipeline.inspection.generation_cost)."""
+    a kept pair per domain, synthmix.pipeline.inspection.generation_cost)."""
     if contracts.DOMAIN not in batch.column_names:
         return {}
     usage: dict[str, dict[str, Counter]] = {}

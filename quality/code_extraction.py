@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from quality.code_language import fenced_blocks, is_program
+from synthmix.quality.code_language import fenced_blocks, is_program
 
 PYTHON_LABELS = frozenset({"python", "py", "python3", "py3"})
 

@@ -1,7 +1,7 @@
 """Decontamination: find samples that share a long word n-gram with a benchmark set.
 
 Words are normalised (lowercase, punctuation dropped, Han/kana characters one word each; see
-`quality.ngram_hashes.split_words`), so reformatting or re-indenting a benchmark problem does not
+`synthmix.quality.ngram_hashes.split_words`), so reformatting or re-indenting a benchmark problem does not
 hide it. N-grams are compared as stable 64-bit hashes in sorted numpy arrays, not Python sets.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from quality.ngram_hashes import hash_ngrams, hash_words
+from synthmix.quality.ngram_hashes import hash_ngrams, hash_words
 
 DEFAULT_NGRAM_WORDS = 13  # the n-gram length GPT-3's contamination study used
 

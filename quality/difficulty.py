@@ -23,8 +23,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from quality.proportions import Interval
-from quality.voting import vote_answers
+from synthmix.quality.proportions import Interval
+from synthmix.quality.voting import vote_answers
 
 
 @dataclass(frozen=True)

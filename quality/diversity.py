@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quality.instruction_checks import is_mostly_chinese, words
-from quality.task_types import classify_task_type
+from synthmix.quality.instruction_checks import is_mostly_chinese, words
+from synthmix.quality.task_types import classify_task_type
 
 OPENING_WORDS = 2
 OPENING_HAN = 3

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quality.shingles import ShingleHashes
+from synthmix.quality.shingles import ShingleHashes
 
 # pair_jaccard's sort key: a document number in the top DOC_BITS, a shingle hash's top bits below.
 DOC_BITS = 24

@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from quality.duplicate_selection import choose_representatives
-from quality.normalize import TextNormalization, normalize_texts, string_buffers
-from quality.shingles import GOLDEN, LOW_BYTES_MASK, MIX_1, mix64
+from synthmix.quality.duplicate_selection import choose_representatives
+from synthmix.quality.normalize import TextNormalization, normalize_texts, string_buffers
+from synthmix.quality.shingles import GOLDEN, LOW_BYTES_MASK, MIX_1, mix64
 
 DIGEST_BYTES = 16
 

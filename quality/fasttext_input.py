@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from quality.ngram_hashes import as_string_array
+from synthmix.quality.ngram_hashes import as_string_array
 
 
 def to_fasttext_lines(texts: Sequence[str | None] | pa.Array | pa.ChunkedArray, *, lowercase: bool) -> list[str]:

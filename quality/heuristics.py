@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.contracts import RejectReason
-from quality.ngram_hashes import WordHashes, as_string_array, hash_ngram_sizes, hash_strings, hash_words
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.quality.ngram_hashes import WordHashes, as_string_array, hash_ngram_sizes, hash_strings, hash_words
 
 # Refusals are looked for near the start: a long answer that later says "I cannot help but notice" is
 # not a refusal, a reply that opens with "I'm sorry, but I can't" is.

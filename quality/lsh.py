@@ -24,11 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from quality.duplicate_selection import Selection, exact_leaders, pair_jaccard, rank_documents, select_kept
-from quality.exact_dedup import text_groups
-from quality.minhash import estimate_jaccard, has_shingles, sign_units
-from quality.normalize import normalize_texts
-from quality.shingles import GOLDEN, ShingleSpec, cut_units, hash_unit_shingles, mix64
+from synthmix.quality.duplicate_selection import Selection, exact_leaders, pair_jaccard, rank_documents, select_kept
+from synthmix.quality.exact_dedup import text_groups
+from synthmix.quality.minhash import estimate_jaccard, has_shingles, sign_units
+from synthmix.quality.normalize import normalize_texts
+from synthmix.quality.shingles import GOLDEN, ShingleSpec, cut_units, hash_unit_shingles, mix64
 
 # Worst accepted chance that a pair exactly at the threshold shares no band (see choose_bands_rows).
 MAX_MISS_AT_THRESHOLD = 0.01

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from quality.normalize import normalize_texts
-from quality.shingles import ShingleHashes, ShingleSpec, TextUnits, cut_units, hash_chunk_shingles, text_chunks
+from synthmix.quality.normalize import normalize_texts
+from synthmix.quality.shingles import ShingleHashes, ShingleSpec, TextUnits, cut_units, hash_chunk_shingles, text_chunks
 
 # Shingles permuted per block: num_perm x 8192 uint32 values (4 MiB at 128) stay cache-sized.
 SHINGLES_PER_BLOCK = 8192

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.contracts import ConfigError, content_id
-from quality.answer_extraction import canonicalise_answer, extract_answer
-from quality.benchmark_sets import load_gsm8k_test, load_humaneval
-from quality.instruction_checks import is_mostly_chinese
-from quality.json_lines import read_json_lines
+from synthmix.pipeline.contracts import ConfigError, content_id
+from synthmix.quality.answer_extraction import canonicalise_answer, extract_answer
+from synthmix.quality.benchmark_sets import load_gsm8k_test, load_humaneval
+from synthmix.quality.instruction_checks import is_mostly_chinese
+from synthmix.quality.json_lines import read_json_lines
 
 GSM8K = "gsm8k"
 HUMANEVAL = "humaneval"

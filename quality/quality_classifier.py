@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from quality.fasttext_input import to_fasttext_lines
+from synthmix.quality.fasttext_input import to_fasttext_lines
 
 _LABEL_PREFIX = "__label__"
 # glibc's mallopt parameter: malloc fills each block with the byte XOR 0xff (0xff: zeros), free with the byte.

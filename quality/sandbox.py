@@ -91,8 +91,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 # Imported, not only run: so the stage's code version covers the child's code too.
-from quality import sandbox_child
-from quality.credentials import redact_credentials
+from synthmix.quality import sandbox_child
+from synthmix.quality.credentials import redact_credentials
 
 CHILD_SCRIPT = Path(sandbox_child.__file__)
 SOLUTION_FILE = "solution.py"

@@ -1,4 +1,4 @@
-"""The child side of `quality.sandbox`: confine this process, then run the program and its tests.
+"""The child side of `synthmix.quality.sandbox`: confine this process, then run the program and its tests.
 
 Started as `python -I -B -u sandbox_child.py CONFIG_JSON` in the sandbox's working directory, in
 a session of its own (inside bubblewrap's minimal root when the file system is isolated).

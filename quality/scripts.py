@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from quality.normalize import utf8_code_points
+from synthmix.quality.normalize import utf8_code_points
 
 # Index = script id. "none": digits, punctuation, spaces and symbols (the Common and Inherited
 # scripts); "other": a script not named here.

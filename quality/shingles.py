@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from quality.normalize import SPACE, TextNormalization, normalize_texts, string_buffers, utf8_code_points
-from quality.scripts import code_point_scripts, unsegmented_ids
+from synthmix.quality.normalize import SPACE, TextNormalization, normalize_texts, string_buffers, utf8_code_points
+from synthmix.quality.scripts import code_point_scripts, unsegmented_ids
 
 # Odd 64-bit constants (golden ratio, and splitmix64's) for polynomial combination and mixing.
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 
-from quality.instruction_checks import has_options, is_mostly_chinese
+from synthmix.quality.instruction_checks import has_options, is_mostly_chinese
 
 TASK_TYPES = ("explain", "how_to", "write_code", "debug", "compare", "calculate", "writing", "analyze", "factual", "choice", "other")
 OTHER = "other"

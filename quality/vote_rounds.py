@@ -1,7 +1,7 @@
 """Drawing a self-consistency vote's samples in rounds: stop once the samples not yet drawn can
 no longer change its verdict.
 
-The vote (`quality.voting.vote_answers`, as the consistency stage applies it) keeps an
+The vote (`synthmix.quality.voting.vote_answers`, as the consistency stage applies it) keeps an
 instruction when one canonical answer has the most votes, untied, and its share of the samples
 reaches `min_agreement`. A sample that failed (no reply, an empty one) is not a vote at all; one
 whose final answer cannot be read counts against agreement. An instruction left with one valid

@@ -3,7 +3,7 @@
 from collections import Counter
 from dataclasses import dataclass
 
-from quality.answer_extraction import extract_answer
+from synthmix.quality.answer_extraction import extract_answer
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Vote:
 
 
 def vote_answers(samples: list[str | None], *, min_agreement: float) -> Vote:
-    """Vote over the canonical answers of `samples` (see `quality.answer_extraction.extract_answer`);
+    """Vote over the canonical answers of `samples` (see `synthmix.quality.answer_extraction.extract_answer`);
     a missing (None) or blank sample has no answer and counts against agreement.
 
     Consistent when a single answer has the most votes and its share of the k samples reaches

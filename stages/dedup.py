@@ -55,13 +55,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from pipeline import contracts
-from pipeline.config import ConfigError
-from pipeline.contracts import RejectReason
-from pipeline.stage import GlobalStage, Resources
-from quality.duplicate_selection import exact_leaders, pair_jaccard, rank_documents, select_kept
-from quality.exact_dedup import copy_keys, text_groups
-from quality.lsh import (
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import ConfigError
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.pipeline.stage import GlobalStage, Resources
+from synthmix.quality.duplicate_selection import exact_leaders, pair_jaccard, rank_documents, select_kept
+from synthmix.quality.exact_dedup import copy_keys, text_groups
+from synthmix.quality.lsh import (
     BandRows,
     MinHashConfig,
     compute_band_keys,
@@ -71,10 +71,10 @@ from quality.lsh import (
     pair_bucket_members,
     shared_bucket_rows,
 )
-from quality.minhash import estimate_jaccard, has_shingles, sign_units
-from quality.normalize import joined_texts, normalize_texts, string_buffers
-from quality.scripts import SCRIPTS, dominant_scripts
-from quality.shingles import cut_units, hash_normalized_shingles, hash_spans
+from synthmix.quality.minhash import estimate_jaccard, has_shingles, sign_units
+from synthmix.quality.normalize import joined_texts, normalize_texts, string_buffers
+from synthmix.quality.scripts import SCRIPTS, dominant_scripts
+from synthmix.quality.shingles import cut_units, hash_normalized_shingles, hash_spans
 
 # Every internal task is CPU-bound numpy: one per core, so groups can be sized to the cores.
 TASK_CPUS = 1.0

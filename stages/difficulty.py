@@ -34,13 +34,13 @@ import pyarrow.compute as pc
 import yaml
 from pydantic import Field
 
-from pipeline import contracts
-from pipeline.config import ConfigError, JobConfig, parse_job
-from pipeline.contracts import RejectReason
-from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
-from pipeline.storage import RemotePath, as_path, parquet_schema, read_parquet
-from pipeline.store import StageDir
-from quality.difficulty import Measures, compare_difficulty, mean_interval, measure_answers
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import ConfigError, JobConfig, parse_job
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
+from synthmix.pipeline.storage import RemotePath, as_path, parquet_schema, read_parquet
+from synthmix.pipeline.store import StageDir
+from synthmix.quality.difficulty import Measures, compare_difficulty, mean_interval, measure_answers
 
 HARDER_OPERATIONS = ("add_constraints", "deepen", "concretize", "reasoning")
 SAMPLES_KIND = "gather_samples"

@@ -27,15 +27,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from pipeline import contracts
-from pipeline.contracts import INSTRUCTION_FIELDS, Lineage, RejectReason, derived_id, reject_row, with_reject_columns
-from pipeline.instruction_rows import check_repeated, opening_pattern, seed_language
-from pipeline.llm.models import SamplingParams
-from pipeline.llm.prompts import load_prompt
-from pipeline.model_stage import ModelStage
-from pipeline.prompted_requests import PROMPT_INFO, Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
-from pipeline.stage import Resources, StageParams, with_columns
-from quality.instruction_checks import (
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import INSTRUCTION_FIELDS, Lineage, RejectReason, derived_id, reject_row, with_reject_columns
+from synthmix.pipeline.instruction_rows import check_repeated, opening_pattern, seed_language
+from synthmix.pipeline.llm.models import SamplingParams
+from synthmix.pipeline.llm.prompts import load_prompt
+from synthmix.pipeline.model_stage import ModelStage
+from synthmix.pipeline.prompted_requests import PROMPT_INFO, Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
+from synthmix.pipeline.stage import Resources, StageParams, with_columns
+from synthmix.quality.instruction_checks import (
     check_answers_itself,
     check_evolution,
     check_is_request,
@@ -44,7 +44,7 @@ from quality.instruction_checks import (
     strip_type_label,
     words,
 )
-from quality.task_types import classify_task_type
+from synthmix.quality.task_types import classify_task_type
 
 REWRITE_OPERATIONS = ("clarify", "add_constraints", "deepen", "concretize", "reasoning")
 # Operations whose reply is one sentence to append (`addition`), not a whole new instruction: a

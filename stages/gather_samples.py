@@ -14,9 +14,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import contracts
-from pipeline.contracts import content_id
-from pipeline.stage import GlobalStage, Resources, with_columns
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import content_id
+from synthmix.pipeline.stage import GlobalStage, Resources, with_columns
 
 
 class GatherSamples(GlobalStage):

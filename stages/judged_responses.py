@@ -1,6 +1,6 @@
 """judged_responses: responses whose verdict is known enter at the critique, to measure the judge.
 
-A judged row is a pair of the answer contract (`pipeline.contracts.ANSWER_FIELDS`) with a fixed
+A judged row is a pair of the answer contract (`synthmix.pipeline.contracts.ANSWER_FIELDS`) with a fixed
 `answer` and a `probe` marker (JSON: set, key, variant, `judged_by: verdict` and `good`). It
 skips answer generation: it joins the pairs right before `critique` and goes through the critique
 and every later filter like any pair, until `probe_exit` sets it aside. `synthmix eval` then
@@ -28,11 +28,11 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from pipeline import contracts
-from pipeline.contracts import ANSWER_FIELDS
-from pipeline.probe_rows import PROBE_FIELDS, JoinsMeasuredRows, MeasuredRows, ServesMeasuredRows
-from pipeline.stage import Execution, Resources, Stage, StageParams
-from quality.judged_sets import (
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import ANSWER_FIELDS
+from synthmix.pipeline.probe_rows import PROBE_FIELDS, JoinsMeasuredRows, MeasuredRows, ServesMeasuredRows
+from synthmix.pipeline.stage import Execution, Resources, Stage, StageParams
+from synthmix.quality.judged_sets import (
     BUILT_IN_JUDGED_SETS,
     JudgedResponse,
     gsm8k_judged,
@@ -40,7 +40,7 @@ from quality.judged_sets import (
     passage_judged,
     read_judged_file,
 )
-from quality.sandbox import Outcome, SandboxLimits, run_sandboxed
+from synthmix.quality.sandbox import Outcome, SandboxLimits, run_sandboxed
 
 JUDGED_BY = "verdict"
 

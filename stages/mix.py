@@ -18,13 +18,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline import contracts
-from pipeline.config import ConfigError
-from pipeline.contracts import Lineage
-from pipeline.stage import GlobalStage, Resources
-from pipeline.store import StageDir
-from pipeline.tokens.mixture import MIX_FILE_NAME, MixConfig, MixMismatchError, build_mix, validate_mix, write_mix
-from pipeline.tokens.shards import NUM_TOKENS
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import ConfigError
+from synthmix.pipeline.contracts import Lineage
+from synthmix.pipeline.stage import GlobalStage, Resources
+from synthmix.pipeline.store import StageDir
+from synthmix.pipeline.tokens.mixture import MIX_FILE_NAME, MixConfig, MixMismatchError, build_mix, validate_mix, write_mix
+from synthmix.pipeline.tokens.shards import NUM_TOKENS
 
 _log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """probes: problems with known answers go through the filters like any instruction, to measure them.
 
-A probe row is an instruction row (`pipeline.contracts.INSTRUCTION_FIELDS`) with a `probe`
+A probe row is an instruction row (`synthmix.pipeline.contracts.INSTRUCTION_FIELDS`) with a `probe`
 marker (JSON: set, key, reference answer) and, for code, `tests`. It is answered by the domain's
 model, sampled and voted on when objective, critiqued, quality-checked and deduplicated like any
 other row, so every filter's rejects hold the probes it rejected. `synthmix eval` then compares
@@ -32,11 +32,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from pipeline import contracts
-from pipeline.contracts import INSTRUCTION_FIELDS, RejectReason
-from pipeline.probe_rows import EXIT_KIND, PROBE_FIELDS, JoinsMeasuredRows, MeasuredRows, ServesMeasuredRows
-from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
-from quality.probe_sets import (
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import INSTRUCTION_FIELDS, RejectReason
+from synthmix.pipeline.probe_rows import EXIT_KIND, PROBE_FIELDS, JoinsMeasuredRows, MeasuredRows, ServesMeasuredRows
+from synthmix.pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
+from synthmix.quality.probe_sets import (
     BUILT_IN_SETS,
     Probe,
     arithmetic_zh_probes,

@@ -1,6 +1,6 @@
 """quality: cheap text filters — heuristics, fastText language id, an optional fastText quality classifier.
 
-What is read (`pipeline.inputs.sample_text`): the column `text_column` when set; otherwise, for
+What is read (`synthmix.pipeline.inputs.sample_text`): the column `text_column` when set; otherwise, for
 instruction-answer rows, the pair — heuristics judge the answer (a refusal or a loop is the
 answer's fault), language id reads instruction and answer apart, the classifier reads both
 joined; otherwise `text`, so the stage also filters natural seed data.
@@ -9,7 +9,7 @@ Writes `lang` (lid.176 code of the text, or of the instruction for pairs), `lang
 `heuristic_scores` (JSON of every score, so thresholds retune without recomputing) and
 `quality_score` (P(high) from the classifier; null without one).
 Rejects, first failed rule wins:
-- `too_short`, `too_large`, `refusal`, `boilerplate`, `repetitive` (`quality.heuristics`);
+- `too_short`, `too_large`, `refusal`, `boilerplate`, `repetitive` (`synthmix.quality.heuristics`);
 - `lang`: confidently identified (`lang_prob` >= `min_lang_prob`) in a language outside
   `languages`, or instruction and answer confidently in different languages;
 - `quality_low`: `quality_score` below `min_quality`.
@@ -24,15 +24,15 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from pipeline import contracts
-from pipeline.config import ConfigError
-from pipeline.contracts import RejectReason
-from pipeline.file_digest import sha256_file
-from pipeline.inputs.sample_text import check_text_source, choose_text_source, pair_texts
-from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
-from quality.heuristics import HeuristicThresholds, evaluate_heuristics, score_heuristics
-from quality.langid import find_language_mismatches, identify_languages, load_lid_model
-from quality.quality_classifier import load_quality_classifier, score_quality
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import ConfigError
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.pipeline.file_digest import sha256_file
+from synthmix.pipeline.inputs.sample_text import check_text_source, choose_text_source, pair_texts
+from synthmix.pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
+from synthmix.quality.heuristics import HeuristicThresholds, evaluate_heuristics, score_heuristics
+from synthmix.quality.langid import find_language_mismatches, identify_languages, load_lid_model
+from synthmix.quality.quality_classifier import load_quality_classifier, score_quality
 
 
 class QualityParams(StageParams):

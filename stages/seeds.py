@@ -26,9 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from pipeline import contracts
-from pipeline.contracts import Lineage, RejectReason, content_id, with_reject_columns
-from pipeline.inputs.seed_files import (
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import Lineage, RejectReason, content_id, with_reject_columns
+from synthmix.pipeline.inputs.seed_files import (
     RECORD_SCHEMA,
     RecordIdentity,
     SeedInputError,
@@ -37,10 +37,10 @@ from pipeline.inputs.seed_files import (
     list_read_items,
     read_item,
 )
-from pipeline.stage import Resources, Stage, StageParams
-from pipeline.storage import current_endpoint, read_parquet, use_endpoint
-from pipeline.store import StageDir, UnitCounts, read_json, write_atomic_parquet
-from quality.chunking import chunk_document, normalize_document
+from synthmix.pipeline.stage import Resources, Stage, StageParams
+from synthmix.pipeline.storage import current_endpoint, read_parquet, use_endpoint
+from synthmix.pipeline.store import StageDir, UnitCounts, read_json, write_atomic_parquet
+from synthmix.quality.chunking import chunk_document, normalize_document
 
 SeedKind = Literal["web", "qa", "code", "book"]
 

@@ -27,17 +27,17 @@ from collections.abc import Iterable
 import pyarrow as pa
 from pydantic import Field, field_validator
 
-from pipeline import contracts
-from pipeline.contracts import INSTRUCTION_FIELDS, Lineage, RejectReason, derived_id, reject_row, with_reject_columns
-from pipeline.instruction_rows import check_repeated, opening_pattern, seed_language
-from pipeline.llm.models import SamplingParams
-from pipeline.llm.prompts import load_prompt
-from pipeline.model_stage import ModelStage
-from pipeline.prompted_requests import PROMPT_INFO, Reply, Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
-from pipeline.stage import Resources, StageParams, with_columns
-from pipeline.storage import read_parquet
-from pipeline.store import StageDir
-from quality.instruction_checks import (
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import INSTRUCTION_FIELDS, Lineage, RejectReason, derived_id, reject_row, with_reject_columns
+from synthmix.pipeline.instruction_rows import check_repeated, opening_pattern, seed_language
+from synthmix.pipeline.llm.models import SamplingParams
+from synthmix.pipeline.llm.prompts import load_prompt
+from synthmix.pipeline.model_stage import ModelStage
+from synthmix.pipeline.prompted_requests import PROMPT_INFO, Reply, Request, attach_requests, generation_meta, read_reply, stable_choice, stable_seed
+from synthmix.pipeline.stage import Resources, StageParams, with_columns
+from synthmix.pipeline.storage import read_parquet
+from synthmix.pipeline.store import StageDir
+from synthmix.quality.instruction_checks import (
     check_answers_itself,
     check_copies_seed,
     check_echoes_prompt,
@@ -46,8 +46,8 @@ from quality.instruction_checks import (
     check_self_contained,
     strip_type_label,
 )
-from quality.task_mix import GroupLayout, fitting_types, layout_group, plan_quotas, seed_hash, shares_of
-from quality.task_types import TASK_TYPES, classify_task_type
+from synthmix.quality.task_mix import GroupLayout, fitting_types, layout_group, plan_quotas, seed_hash, shares_of
+from synthmix.quality.task_types import TASK_TYPES, classify_task_type
 
 OPENINGS_PROMPT = "synthesize/openings"
 # Task types with one checkable answer: sampled several times and voted on.

@@ -24,16 +24,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from pipeline import contracts
-from pipeline.config import ConfigError
-from pipeline.contracts import Lineage, RejectReason, with_reject_columns
-from pipeline.file_digest import sha256_file
-from pipeline.stage import Execution, Resources, Stage, StageParams
-from pipeline.storage import remove_tree
-from pipeline.store import StageDir
-from pipeline.tokens.rendering import RenderConfig, record_identity, render_table
-from pipeline.tokens.shard_units import SCRATCH, balanced_groups, commit_files_as_shards, publish_shards
-from pipeline.tokens.shards import (
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import ConfigError
+from synthmix.pipeline.contracts import Lineage, RejectReason, with_reject_columns
+from synthmix.pipeline.file_digest import sha256_file
+from synthmix.pipeline.stage import Execution, Resources, Stage, StageParams
+from synthmix.pipeline.storage import remove_tree
+from synthmix.pipeline.store import StageDir
+from synthmix.pipeline.tokens.rendering import RenderConfig, record_identity, render_table
+from synthmix.pipeline.tokens.shard_units import SCRATCH, balanced_groups, commit_files_as_shards, publish_shards
+from synthmix.pipeline.tokens.shards import (
     DEFAULT_ROW_GROUP_TOKENS,
     DEFAULT_SHARD_TOKENS,
     INPUT_IDS,
@@ -42,7 +42,7 @@ from pipeline.tokens.shards import (
     SHARD_SCHEMA,
     read_shard_tokenizer,
 )
-from pipeline.tokens.tokenizers import Tokenizer, TokenizerSpec, hunyuan_file, load_tokenizer
+from synthmix.pipeline.tokens.tokenizers import Tokenizer, TokenizerSpec, hunyuan_file, load_tokenizer
 
 # Hunyuan-Large's vocabulary, shipped as package data: the same default on every machine.
 DEFAULT_TOKENIZER = TokenizerSpec(kind="hunyuan")

@@ -38,16 +38,16 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import Field
 
-from pipeline import contracts
-from pipeline.contracts import RejectReason
-from pipeline.llm.models import SamplingParams
-from pipeline.llm.processors import apply_llm
-from pipeline.llm.prompts import load_prompt
-from pipeline.model_stage import RENDER_CPUS
-from pipeline.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply, stable_seed
-from pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
-from quality.code_extraction import find_cut_python_block, find_python_code
-from quality.sandbox import Outcome, SandboxLimits, SandboxResult, run_sandboxed
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.pipeline.llm.models import SamplingParams
+from synthmix.pipeline.llm.processors import apply_llm
+from synthmix.pipeline.llm.prompts import load_prompt
+from synthmix.pipeline.model_stage import RENDER_CPUS
+from synthmix.pipeline.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply, stable_seed
+from synthmix.pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
+from synthmix.quality.code_extraction import find_cut_python_block, find_python_code
+from synthmix.quality.sandbox import Outcome, SandboxLimits, SandboxResult, run_sandboxed
 
 DEFAULT_PROMPT = "verify_code/write_tests"
 OUTPUT_TAIL_CHARS = 500  # of the program's output, in a reject's detail

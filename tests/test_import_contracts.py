@@ -1,6 +1,6 @@
 """pyproject.toml's import contracts cover modules that do not exist yet.
 
-The contracts are written by pattern (`stages.*`, all of `quality`, whole layers), so a module
+The contracts are written by pattern (`synthmix.stages.*`, all of `quality`, whole layers), so a module
 added later is held to them the day it lands. Each case copies the sources, adds one new module
 that breaks a rule, and runs import-linter on the copy: the contract that names the rule must
 break and name the new module.
@@ -21,22 +21,22 @@ LINT_IMPORTS = "from importlinter.cli import lint_imports_command; lint_imports_
 NEW_MODULES = {
     "a new stage importing another stage": (
         "stages/summarize.py",
-        "from stages.answer import Answer\n",
+        "from synthmix.stages.answer import Answer\n",
         "A stage module never imports another stage module",
     ),
     "a new quality module importing the run core": (
         "quality/length_checks.py",
-        "from pipeline.storage import read_parquet\n",
+        "from synthmix.pipeline.storage import read_parquet\n",
         "quality/ imports only the contracts module of pipeline/",
     ),
     "a new engine module importing the stage core": (
         "pipeline/llm/batch_api.py",
-        "from pipeline.stage import with_columns\n",
+        "from synthmix.pipeline.stage import with_columns\n",
         "Layers: stages over the stage helpers",
     ),
     "a new run-core module importing inspection": (
         "pipeline/run_summary.py",
-        "from pipeline.inspection.funnel import run_funnel\n",
+        "from synthmix.pipeline.inspection.funnel import run_funnel\n",
         "Only the CLI imports the stages, the inspection commands and the CLI",
     ),
 }

@@ -14,9 +14,9 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from pipeline.inspection.plan import profile_names
-from pipeline.llm.prompts import list_prompts
-from pipeline.tokens.tokenizers import HUNYUAN_FILE_SHA256, TokenizerSpec, load_tokenizer
+from synthmix.pipeline.inspection.plan import profile_names
+from synthmix.pipeline.llm.prompts import list_prompts
+from synthmix.pipeline.tokens.tokenizers import HUNYUAN_FILE_SHA256, TokenizerSpec, load_tokenizer
 from tests.pipeline.corpus import CHINESE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -25,10 +25,10 @@ SOURCES = ("pipeline", "stages", "quality", "prompts", "pyproject.toml", "README
 
 CHECK = """
 import json, sys
-import pipeline
-from pipeline.llm.prompts import list_prompts, load_prompt
-from pipeline.inspection.plan import load_profile, profile_names
-from pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
+from synthmix import pipeline
+from synthmix.pipeline.llm.prompts import list_prompts, load_prompt
+from synthmix.pipeline.inspection.plan import load_profile, profile_names
+from synthmix.pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
 profiles = [load_profile(name).name for name in profile_names()]
 tokenizer = load_tokenizer(TokenizerSpec(kind="hunyuan"))
 ids = tokenizer.encode_batch(json.loads(sys.argv[1]))

@@ -1,5 +1,5 @@
 """The command line and cluster submission; the only layer that imports the stage registry."""
 
-from pipeline.cli.main import main
+from synthmix.pipeline.cli.main import main
 
 __all__ = ["main"]

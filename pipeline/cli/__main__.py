@@ -1,7 +1,7 @@
-"""`python -m pipeline.cli`: what a submitted job's driver runs."""
+"""`python -m synthmix`: what a submitted job's driver runs."""
 
 import sys
 
-from pipeline.cli.main import main
+from synthmix.pipeline.cli.main import main
 
 sys.exit(main())

@@ -24,31 +24,31 @@ import signal
 import sys
 from pathlib import Path
 
-from pipeline.cli.planning import add_plan_parser
-from pipeline.cli.quality_training import add_quality_parser
-from pipeline.cli.rounds import rounds_summary_line
-from pipeline.cli.stop_signals import stop_on_signals, stop_signal
-from pipeline.config import ConfigError, load_job
-from pipeline.graph import build_graph
-from pipeline.inputs.seed_files import SeedInputError
-from pipeline.inspection.run_copy import local_view
-from pipeline.inspection.run_status import UNDECIDED, inspection_states, recorded_job_dir, stage_statuses
-from pipeline.llm.models import ModelSpecError
-from pipeline.runner import RunDirError
-from pipeline.storage import StorageError
+from synthmix.pipeline.cli.planning import add_plan_parser
+from synthmix.pipeline.cli.quality_training import add_quality_parser
+from synthmix.pipeline.cli.rounds import rounds_summary_line
+from synthmix.pipeline.cli.stop_signals import stop_on_signals, stop_signal
+from synthmix.pipeline.config import ConfigError, load_job
+from synthmix.pipeline.graph import build_graph
+from synthmix.pipeline.inputs.seed_files import SeedInputError
+from synthmix.pipeline.inspection.run_copy import local_view
+from synthmix.pipeline.inspection.run_status import UNDECIDED, inspection_states, recorded_job_dir, stage_statuses
+from synthmix.pipeline.llm.models import ModelSpecError
+from synthmix.pipeline.runner import RunDirError
+from synthmix.pipeline.storage import StorageError
 
 
 def _registry():
-    from stages.registry import STAGES
+    from synthmix.stages.registry import STAGES
 
     return STAGES
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from pipeline.runner import run_job
+    from synthmix.pipeline.runner import run_job
 
     if args.pilot is not None:
-        from pipeline.cli.pilot import load_pilot_job
+        from synthmix.pipeline.cli.pilot import load_pilot_job
 
         job = load_pilot_job(args.job, args.set, args.pilot)
     else:
@@ -56,7 +56,7 @@ def command_run(args: argparse.Namespace) -> int:
     if args.run_dir:
         job.run_dir = str(args.run_dir)
     if job.runs_in_rounds:
-        from pipeline.cli.rounds import run_in_rounds
+        from synthmix.pipeline.cli.rounds import run_in_rounds
 
         if args.start or args.only or args.stop or args.force:
             raise ConfigError(
@@ -78,7 +78,7 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_status(args: argparse.Namespace) -> int:
-    from pipeline.inspection.funnel import group_by_reason
+    from synthmix.pipeline.inspection.funnel import group_by_reason
 
     run_dir = local_view(args.run_dir)
     rows = stage_statuses(run_dir, _registry())
@@ -110,9 +110,9 @@ def _cell(value) -> str:
 
 
 def command_models(args: argparse.Namespace) -> int:
-    from pipeline.llm.cpu_features import describe_cpu, detect_cpu, embedded_dtype, torch_capability
-    from pipeline.llm.engines import engine_for
-    from pipeline.llm.engines.embedded import EmbeddedModel
+    from synthmix.pipeline.llm.cpu_features import describe_cpu, detect_cpu, embedded_dtype, torch_capability
+    from synthmix.pipeline.llm.engines import engine_for
+    from synthmix.pipeline.llm.engines.embedded import EmbeddedModel
 
     models = load_job(args.job).models if args.job else {"embedded": EmbeddedModel()}
     if args.action == "prepare":
@@ -156,8 +156,8 @@ def _load(qualified: str) -> type[Exception]:
 
 
 # Inspection reads a run directory; the Jobs API commands talk to a cluster's head.
-_inspection = _errors_exit_2("pipeline.inspection.run_contents:RunInspectionError", "pipeline.storage:StorageError")
-_cluster_command = _errors_exit_2("pipeline.cli.submit:SubmitError")
+_inspection = _errors_exit_2("synthmix.pipeline.inspection.run_contents:RunInspectionError", "synthmix.pipeline.storage:StorageError")
+_cluster_command = _errors_exit_2("synthmix.pipeline.cli.submit:SubmitError")
 
 
 def _print(data, as_json: bool, render) -> None:
@@ -166,10 +166,10 @@ def _print(data, as_json: bool, render) -> None:
 
 @_inspection
 def command_inspect(args: argparse.Namespace) -> int:
-    from pipeline.inspection import terminal_view
-    from pipeline.inspection.funnel import run_funnel
-    from pipeline.inspection.generation_cost import generation_cost, render_cost
-    from pipeline.inspection.stage_profile import profile_rejects, profile_stage
+    from synthmix.pipeline.inspection import terminal_view
+    from synthmix.pipeline.inspection.funnel import run_funnel
+    from synthmix.pipeline.inspection.generation_cost import generation_cost, render_cost
+    from synthmix.pipeline.inspection.stage_profile import profile_rejects, profile_stage
 
     run_dir = local_view(args.run_dir)
     if args.stage is None:
@@ -190,8 +190,8 @@ def command_inspect(args: argparse.Namespace) -> int:
 
 @_inspection
 def command_trace(args: argparse.Namespace) -> int:
-    from pipeline.inspection.terminal_view import render_trace
-    from pipeline.inspection.trace import trace_row
+    from synthmix.pipeline.inspection.terminal_view import render_trace
+    from synthmix.pipeline.inspection.trace import trace_row
 
     _print(trace_row(local_view(args.run_dir), args.id), args.json, render_trace)
     return 0
@@ -199,10 +199,10 @@ def command_trace(args: argparse.Namespace) -> int:
 
 @_inspection
 def command_eval(args: argparse.Namespace) -> int:
-    from pipeline.inspection.diversity import diversity_of_run
-    from pipeline.inspection.diversity_view import render_diversity
-    from pipeline.inspection.eval_view import render_eval
-    from pipeline.inspection.evaluation import evaluate_run
+    from synthmix.pipeline.inspection.diversity import diversity_of_run
+    from synthmix.pipeline.inspection.diversity_view import render_diversity
+    from synthmix.pipeline.inspection.eval_view import render_eval
+    from synthmix.pipeline.inspection.evaluation import evaluate_run
 
     run_dir = local_view(args.run_dir)
     result = {**evaluate_run(run_dir), "diversity": diversity_of_run(run_dir)}
@@ -212,7 +212,7 @@ def command_eval(args: argparse.Namespace) -> int:
 
 @_inspection
 def command_report(args: argparse.Namespace) -> int:
-    from pipeline.inspection.report import write_report
+    from synthmix.pipeline.inspection.report import write_report
 
     run_dir = local_view(args.run_dir)
     states, notes = inspection_states(run_dir, _registry())
@@ -223,9 +223,9 @@ def command_report(args: argparse.Namespace) -> int:
 
 @_inspection
 def command_export(args: argparse.Namespace) -> int:
-    from pipeline.inspection.export import export_stage
-    from pipeline.inspection.final_pairs import export_final_pairs
-    from pipeline.inspection.run_contents import RunInspectionError, stage_names
+    from synthmix.pipeline.inspection.export import export_stage
+    from synthmix.pipeline.inspection.final_pairs import export_final_pairs
+    from synthmix.pipeline.inspection.run_contents import RunInspectionError, stage_names
 
     run_dir = local_view(args.run_dir)
     # The second argument is a stage of the run (one stage's rows) or else the folder for the
@@ -252,7 +252,7 @@ def command_export(args: argparse.Namespace) -> int:
 
 
 def _seed_licences(items: list[str]) -> dict[str, str]:
-    from pipeline.inspection.run_contents import RunInspectionError
+    from synthmix.pipeline.inspection.run_contents import RunInspectionError
 
     licences = {}
     for item in items:
@@ -266,7 +266,7 @@ def _seed_licences(items: list[str]) -> dict[str, str]:
 def command_megatron(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from pipeline.tokens.megatron import describe_export, export_megatron
+    from synthmix.pipeline.tokens.megatron import describe_export, export_megatron
 
     try:
         export = export_megatron(Path(args.mix), Path(args.out_dir))
@@ -279,7 +279,7 @@ def command_megatron(args: argparse.Namespace) -> int:
 
 @_cluster_command
 def command_submit(args: argparse.Namespace) -> int:
-    from pipeline.cli import submit
+    from synthmix.pipeline.cli import submit
 
     job = load_job(args.job, args.set)
     if not args.no_local_check:
@@ -313,7 +313,7 @@ def command_submit(args: argparse.Namespace) -> int:
 
 @_cluster_command
 def command_jobs(args: argparse.Namespace) -> int:
-    from pipeline.cli import submit
+    from synthmix.pipeline.cli import submit
 
     client = submit.connect_client(args.address)
     if args.action == "status":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.config import ConfigError, JobConfig, load_job
+from synthmix.pipeline.config import ConfigError, JobConfig, load_job
 
 SEEDS_KIND = "seeds"
 

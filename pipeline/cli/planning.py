@@ -3,7 +3,7 @@
 synthmix plan RUN_DIR --target math=2e9 --target code=500pairs [--hardware h100] [--model embedded=Qwen/Qwen2.5-Coder-7B-Instruct] [--price 3] [--json]
 synthmix plan RUN_DIR --seeds 12                      (the cost of a run over 12 seed chunks)
 
-The arithmetic and its assumptions are `pipeline.inspection.plan`'s; this module only reads the
+The arithmetic and its assumptions are `synthmix.pipeline.inspection.plan`'s; this module only reads the
 arguments and prints.
 """
 
@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from pipeline.inspection.run_copy import local_view
+from synthmix.pipeline.inspection.run_copy import local_view
 
 
 def add_plan_parser(commands) -> None:
@@ -34,8 +34,8 @@ def add_plan_parser(commands) -> None:
 
 
 def command_plan(args: argparse.Namespace) -> int:
-    from pipeline.inspection.plan import PlanError, load_profile, measure_pilot, parse_target, project, render_plan
-    from pipeline.inspection.run_contents import RunInspectionError
+    from synthmix.pipeline.inspection.plan import PlanError, load_profile, measure_pilot, parse_target, project, render_plan
+    from synthmix.pipeline.inspection.run_contents import RunInspectionError
 
     try:
         model_map = dict(_pair(text) for text in args.model)
@@ -52,7 +52,7 @@ def command_plan(args: argparse.Namespace) -> int:
 
 
 def _pair(text: str) -> tuple[str, str]:
-    from pipeline.inspection.plan import PlanError
+    from synthmix.pipeline.inspection.plan import PlanError
 
     name, sep, model = text.partition("=")
     if not sep or not name or not model:

@@ -6,7 +6,7 @@ Labelled rows come from Parquet, in one of two ways:
 - `--positive PATH... --negative PATH...`: two sets, e.g. a run's `critique` (accepted) and
   `critique/rejects` (`--reasons critique_low` keeps only rejects for that reason).
 A PATH is a Parquet file, a glob, or a folder (its `*.parquet`, not its subfolders).
-Each row's text is chosen as the `quality` stage chooses it (`pipeline.inputs.sample_text`), so the
+Each row's text is chosen as the `quality` stage chooses it (`synthmix.pipeline.inputs.sample_text`), so the
 model is trained on the same text it will judge. A held-out share reports accuracy.
 """
 
@@ -25,9 +25,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from pipeline import contracts
-from pipeline.inputs.sample_text import row_texts
-from quality.quality_classifier import QualityClassifierParams, QualityTrainingError, save_quality_classifier, score_quality, train_quality_classifier
+from synthmix.pipeline import contracts
+from synthmix.pipeline.inputs.sample_text import row_texts
+from synthmix.quality.quality_classifier import QualityClassifierParams, QualityTrainingError, save_quality_classifier, score_quality, train_quality_classifier
 
 LOW_LABEL = "low"
 

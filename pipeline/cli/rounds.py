@@ -23,18 +23,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, ValidationError
 
-from pipeline import contracts
-from pipeline.config import ConfigError, JobConfig
-from pipeline.contracts import RejectReason
-from pipeline.graph import PlannedStage, build_graph
-from pipeline.inspection.generation_cost import SHARD_KINDS, generation_cost
-from pipeline.runner import Log, run_job, stderr_log
-from pipeline.stage import Stage
-from pipeline.storage import read_parquet
-from pipeline.store import StageDir, StageState, UnitCounts, read_json, write_atomic_json, write_atomic_parquet
-from pipeline.targets import KeptPair, RoundPlan, Spend, budget_shares, kept_amounts, pairs_to_keep, plan_next_round
-from quality.lsh import MinHashConfig, find_near_duplicates
-from quality.normalize import joined_texts
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import ConfigError, JobConfig
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.pipeline.graph import PlannedStage, build_graph
+from synthmix.pipeline.inspection.generation_cost import SHARD_KINDS, generation_cost
+from synthmix.pipeline.runner import Log, run_job, stderr_log
+from synthmix.pipeline.stage import Stage
+from synthmix.pipeline.storage import read_parquet
+from synthmix.pipeline.store import StageDir, StageState, UnitCounts, read_json, write_atomic_json, write_atomic_parquet
+from synthmix.pipeline.targets import KeptPair, RoundPlan, Spend, budget_shares, kept_amounts, pairs_to_keep, plan_next_round
+from synthmix.quality.lsh import MinHashConfig, find_near_duplicates
+from synthmix.quality.normalize import joined_texts
 
 ROUNDS_FILE = "rounds.json"
 ROUNDS_DIR = "rounds"
@@ -146,7 +146,7 @@ class TokenCounter:
     def __init__(self, job: JobConfig, needed: bool) -> None:
         self.tokenizer = None
         if needed:
-            from pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
+            from synthmix.pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
 
             spec = next((job.sections.get(entry.name, {}).get("tokenizer") for entry in job.stages if entry.stage_kind == "tokenize"), None)
             self.tokenizer = load_tokenizer(TokenizerSpec.model_validate(spec or {"kind": "hunyuan"}))

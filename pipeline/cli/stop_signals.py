@@ -4,7 +4,7 @@ Batch schedulers and `timeout` send SIGTERM; a closed terminal sends SIGHUP. Wit
 of ours, Ray's C++ core takes SIGTERM: the driver aborts on the spot, engines are not shut down
 and Ray's processes are left to notice on their own. With `stop_on_signals`, each of the three
 raises `Stopped` in the main thread, so the run unwinds as for Ctrl-C: the stage stops, the
-job's engines are released and waited for (`pipeline.llm.engine_pool.job_engines`), committed
+job's engines are released and waited for (`synthmix.pipeline.llm.engine_pool.job_engines`), committed
 work stays committed, and the CLI then shuts Ray down before it exits with 128 + the signal.
 A second signal while that happens is said and ignored: a cleanup cut short is what leaves
 processes behind.

@@ -5,7 +5,7 @@
 
 The project folder travels as the job's `working_dir` (our packages and the job file, which
 must live inside it so its relative paths keep working); the cluster runs
-`python -m pipeline.cli run JOB --run-dir DIR ...` as the job's driver, which joins the
+`python -m synthmix run JOB --run-dir DIR ...` as the job's driver, which joins the
 cluster through the `RAY_ADDRESS` the job supervisor sets.
 
 Token authentication (on by default since Ray 2.52): the token is read where Ray itself
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from pipeline.config import ConfigError
+from synthmix.pipeline.config import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # pipeline/cli/submit.py -> the project folder
 # What never travels: environments, outputs, caches. Ray also skips what .gitignore lists.
@@ -94,7 +94,7 @@ def cluster_run_dir(run_dir: str | None, job_name: str) -> str:
 
 def build_entrypoint(submission: Submission, job_path: Path) -> str:
     """The shell command the cluster runs as the job's driver."""
-    command = ["python", "-m", "pipeline.cli", "run", job_path.as_posix(), "--run-dir", submission.run_dir]
+    command = ["python", "-m", "synthmix", "run", job_path.as_posix(), "--run-dir", submission.run_dir]
     for override in submission.overrides:
         command += ["--set", override]
     for flag, value in (("--from", submission.start), ("--only", submission.only), ("--to", submission.stop)):

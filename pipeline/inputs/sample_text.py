@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import contracts
-from pipeline.config import ConfigError
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import ConfigError
 
 # Between instruction and answer: a paragraph break, so neither runs into the other's words.
 PAIR_SEPARATOR = "\n\n"

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.contracts import RejectReason
-from pipeline.storage import RemotePath, as_path, glob_remote, is_remote, parquet_file, parquet_schema
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.pipeline.storage import RemotePath, as_path, glob_remote, is_remote, parquet_file, parquet_schema
 
 RECORD_SCHEMA = pa.schema(
     [

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from pipeline import contracts
-from pipeline.store import StageDir
-from quality.probe_sets import judge_answer
-from quality.proportions import rank_auc, wilson_interval
+from synthmix.pipeline import contracts
+from synthmix.pipeline.store import StageDir
+from synthmix.quality.probe_sets import judge_answer
+from synthmix.quality.proportions import rank_auc, wilson_interval
 
 CRITIQUE_KIND = "critique"
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)

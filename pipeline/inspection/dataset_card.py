@@ -16,16 +16,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pipeline import contracts
-from pipeline.config import JobConfig
-from pipeline.inspection.eval_view import render_eval
-from pipeline.inspection.evaluation import evaluate_run
-from pipeline.inspection.generation_cost import generation_cost
-from pipeline.inspection.licences import HUB_LICENCE_IDS, Licence, card_licence_fields, model_licence, seed_licence
-from pipeline.inspection.run_contents import job_stage_kinds, recorded_job, stage_manifest
-from pipeline.llm.prompts import PromptError, load_prompt
-from pipeline.storage import parquet_schema, read_parquet
-from pipeline.store import StageDir
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import JobConfig
+from synthmix.pipeline.inspection.eval_view import render_eval
+from synthmix.pipeline.inspection.evaluation import evaluate_run
+from synthmix.pipeline.inspection.generation_cost import generation_cost
+from synthmix.pipeline.inspection.licences import HUB_LICENCE_IDS, Licence, card_licence_fields, model_licence, seed_licence
+from synthmix.pipeline.inspection.run_contents import job_stage_kinds, recorded_job, stage_manifest
+from synthmix.pipeline.llm.prompts import PromptError, load_prompt
+from synthmix.pipeline.storage import parquet_schema, read_parquet
+from synthmix.pipeline.store import StageDir
 
 SPLIT = "train"
 TASK_CATEGORIES = ["text-generation", "question-answering"]

@@ -28,11 +28,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import contracts
-from pipeline.inspection.run_contents import SHARDS, RunInspectionError, recorded_job, shard_files
-from pipeline.store import StageDir
-from quality.diversity import measure_diversity
-from quality.task_mix import shares_of
+from synthmix.pipeline import contracts
+from synthmix.pipeline.inspection.run_contents import SHARDS, RunInspectionError, recorded_job, shard_files
+from synthmix.pipeline.store import StageDir
+from synthmix.quality.diversity import measure_diversity
+from synthmix.quality.task_mix import shares_of
 
 INSTRUCTION_KINDS = ("synthesize", "evolve", "dedup")
 SYNTHESIZE_KIND = "synthesize"

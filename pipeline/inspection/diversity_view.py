@@ -7,10 +7,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pipeline.inspection.diversity import diversity_of_run
-from pipeline.inspection.eval_view import _html_table
-from pipeline.inspection.run_contents import RunInspectionError
-from pipeline.inspection.terminal_view import format_table
+from synthmix.pipeline.inspection.diversity import diversity_of_run
+from synthmix.pipeline.inspection.eval_view import _html_table
+from synthmix.pipeline.inspection.run_contents import RunInspectionError
+from synthmix.pipeline.inspection.terminal_view import format_table
 
 TOP_TYPES = 4
 DIVERSITY_NOTE = (

@@ -1,6 +1,6 @@
 """`synthmix eval`'s result as terminal tables, and as a section of `report.html`.
 
-Renders the dictionary `pipeline.inspection.evaluation.evaluate_run` returns (what `--json` prints), so the
+Renders the dictionary `synthmix.pipeline.inspection.evaluation.evaluate_run` returns (what `--json` prints), so the
 terminal, the report and scripts see the same numbers. A filter whose interval of kept-minus-
 rejected accuracy does not lie above zero is marked `!`: the probes give no evidence it helps.
 """
@@ -11,9 +11,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pipeline.inspection.evaluation import evaluate_run
-from pipeline.inspection.generation_cost import kept_line, stages_line
-from pipeline.inspection.terminal_view import format_table
+from synthmix.pipeline.inspection.evaluation import evaluate_run
+from synthmix.pipeline.inspection.generation_cost import kept_line, stages_line
+from synthmix.pipeline.inspection.terminal_view import format_table
 
 NO_PROBES = "no probe rows in this run: add a `probes` stage before `answer` and a `probe_exit` stage after the last filter (docs/recipe.md, Probes)"
 MARK = "!"

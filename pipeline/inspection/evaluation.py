@@ -38,15 +38,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from pipeline import contracts
-from pipeline.config import ConfigError, parse_job
-from pipeline.contracts import RejectReason
-from pipeline.inspection.critic_evaluation import evaluate_critics
-from pipeline.inspection.generation_cost import generation_cost
-from pipeline.inspection.run_contents import RunInspectionError
-from pipeline.store import StageDir
-from quality.probe_sets import judge_answer
-from quality.proportions import (
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import ConfigError, parse_job
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.pipeline.inspection.critic_evaluation import evaluate_critics
+from synthmix.pipeline.inspection.generation_cost import generation_cost
+from synthmix.pipeline.inspection.run_contents import RunInspectionError
+from synthmix.pipeline.store import StageDir
+from synthmix.quality.probe_sets import judge_answer
+from synthmix.quality.proportions import (
     Interval,
     Proportion,
     newcombe_difference,

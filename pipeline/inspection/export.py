@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 import duckdb
 
-from pipeline.inspection.parquet_query import connection_config, quote_literal, short_error
-from pipeline.inspection.run_contents import RunInspectionError, data_files
+from synthmix.pipeline.inspection.parquet_query import connection_config, quote_literal, short_error
+from synthmix.pipeline.inspection.run_contents import RunInspectionError, data_files
 
 ExportFormat = Literal["jsonl", "hf"]
 

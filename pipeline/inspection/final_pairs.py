@@ -27,12 +27,12 @@ from typing import Any
 
 import duckdb
 
-from pipeline import contracts
-from pipeline.inspection.dataset_card import write_dataset_card
-from pipeline.inspection.generation_cost import final_stage
-from pipeline.inspection.parquet_query import connection_config, quote_literal, short_error
-from pipeline.inspection.run_contents import RunInspectionError, job_stage_kinds
-from pipeline.store import StageDir
+from synthmix.pipeline import contracts
+from synthmix.pipeline.inspection.dataset_card import write_dataset_card
+from synthmix.pipeline.inspection.generation_cost import final_stage
+from synthmix.pipeline.inspection.parquet_query import connection_config, quote_literal, short_error
+from synthmix.pipeline.inspection.run_contents import RunInspectionError, job_stage_kinds
+from synthmix.pipeline.store import StageDir
 
 DATA_DIR = "data"
 SPLIT = "train"

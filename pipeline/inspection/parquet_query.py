@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.inspection.run_contents import RunInspectionError
+from synthmix.pipeline.inspection.run_contents import RunInspectionError
 
 MEMORY_LIMIT = "1GB"
 THREADS = 2

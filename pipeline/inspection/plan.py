@@ -29,11 +29,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline import contracts
-from pipeline.inspection.generation_cost import generation_cost
-from pipeline.inspection.run_contents import job_stage_kinds, stage_manifest
-from pipeline.storage import parquet_schema, read_parquet
-from pipeline.store import StageDir
+from synthmix.pipeline import contracts
+from synthmix.pipeline.inspection.generation_cost import generation_cost
+from synthmix.pipeline.inspection.run_contents import job_stage_kinds, stage_manifest
+from synthmix.pipeline.storage import parquet_schema, read_parquet
+from synthmix.pipeline.store import StageDir
 
 PROFILES_DIR = Path(__file__).parent / "hardware"
 SEEDS_KIND = "seeds"
@@ -162,7 +162,7 @@ def _job_models(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 def _kept_by_domain(end_dir: StageDir) -> dict[str, dict[str, int]]:
     """Kept pairs and their tokens per domain ('' where rows have none)."""
-    from pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
+    from synthmix.pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
 
     tokenizer = None
     kept: dict[str, dict[str, int]] = {}
@@ -347,7 +347,7 @@ def _batches_part_empty(entry: dict[str, Any]) -> bool:
 
 # --- view ------------------------------------------------------------------------------------------
 def render_plan(plan: dict[str, Any]) -> str:
-    from pipeline.inspection.terminal_view import format_table
+    from synthmix.pipeline.inspection.terminal_view import format_table
 
     pilot = plan["pilot"]
     lines = [f"pilot {pilot['run_dir']}: {pilot['seed_chunks']} seed chunks -> pairs kept after '{pilot['end_stage']}'", ""]

@@ -27,18 +27,18 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from pipeline import contracts
-from pipeline.contracts import RejectReason
-from pipeline.inspection.diversity_view import diversity_section
-from pipeline.inspection.eval_view import eval_section
-from pipeline.inspection.funnel import group_by_reason, run_funnel
-from pipeline.inspection.generation_cost import cost_section
-from pipeline.inspection.parquet_query import connect, quote_identifier, quote_literal, read_files, run_query
-from pipeline.inspection.run_contents import SHARDS, RunInspectionError, data_files, shard_files
-from pipeline.inspection.stage_profile import TEXT_COLUMNS, profile_rejects, profile_stage, sample_rows
-from pipeline.inspection.svg_charts import KEPT_COLOR, REJECTED_COLOR, SMALL_WIDTH, bar_chart, histogram_chart, stacked_bar_chart
-from pipeline.store import write_atomic_bytes
-from pipeline.tokens.mixture import MIX_FILE_NAME
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.pipeline.inspection.diversity_view import diversity_section
+from synthmix.pipeline.inspection.eval_view import eval_section
+from synthmix.pipeline.inspection.funnel import group_by_reason, run_funnel
+from synthmix.pipeline.inspection.generation_cost import cost_section
+from synthmix.pipeline.inspection.parquet_query import connect, quote_identifier, quote_literal, read_files, run_query
+from synthmix.pipeline.inspection.run_contents import SHARDS, RunInspectionError, data_files, shard_files
+from synthmix.pipeline.inspection.stage_profile import TEXT_COLUMNS, profile_rejects, profile_stage, sample_rows
+from synthmix.pipeline.inspection.svg_charts import KEPT_COLOR, REJECTED_COLOR, SMALL_WIDTH, bar_chart, histogram_chart, stacked_bar_chart
+from synthmix.pipeline.store import write_atomic_bytes
+from synthmix.pipeline.tokens.mixture import MIX_FILE_NAME
 
 MIX_KEYS = (contracts.LANG, contracts.DOMAIN, contracts.SOURCE)
 MIX_VALUES = 8  # values per key drawn as their own segment; the rest are '(other)'

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.config import ConfigError, JobConfig, parse_job
-from pipeline.store import MANIFEST, StageDir
-from pipeline.tokens.shards import INPUT_IDS, LOSS_MASK
+from synthmix.pipeline.config import ConfigError, JobConfig, parse_job
+from synthmix.pipeline.store import MANIFEST, StageDir
+from synthmix.pipeline.tokens.shards import INPUT_IDS, LOSS_MASK
 
 SHARDS = "shards"
 # Token id lists of tokenized rows: thousands of numbers per row that say nothing to a reader

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from pipeline.storage import RemotePath, StorageError, as_path, check_readable, write_bytes_atomic
+from synthmix.pipeline.storage import RemotePath, StorageError, as_path, check_readable, write_bytes_atomic
 
 CACHE_ENV = "SYNTHMIX_CACHE_DIR"
 

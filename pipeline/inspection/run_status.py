@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.config import ConfigError, parse_job
-from pipeline.graph import build_graph
-from pipeline.inputs.seed_files import SeedInputError
-from pipeline.llm.models import ModelSpecError
-from pipeline.store import RUN_INFO, StageDir, StageState, read_json
+from synthmix.pipeline.config import ConfigError, parse_job
+from synthmix.pipeline.graph import build_graph
+from synthmix.pipeline.inputs.seed_files import SeedInputError
+from synthmix.pipeline.llm.models import ModelSpecError
+from synthmix.pipeline.store import RUN_INFO, StageDir, StageState, read_json
 
 UNDECIDED = "undecided"  # complete, but this machine lacks an input its fingerprint needs
 
@@ -25,7 +25,7 @@ def stage_statuses(run_dir: Path, registry: dict) -> list[dict]:
     are not on this machine (the run was copied away from them) is `undecided`, with `why`
     naming the missing input; its counts, reasons and wall time still come from its manifest.
     """
-    from pipeline.graph import stages_with_unreadable_inputs
+    from synthmix.pipeline.graph import stages_with_unreadable_inputs
 
     job = _recorded_job(run_dir)
     job_dir = recorded_job_dir(run_dir)
@@ -82,7 +82,7 @@ def inspection_states(run_dir: Path, registry: dict) -> tuple[dict[str, str], di
     with this code at all (a stage kind renamed since), every stage is judged by its folder
     alone (complete ones undecided) and the reason is the planning error.
     """
-    from pipeline.inspection.run_contents import SHARDS, stage_names
+    from synthmix.pipeline.inspection.run_contents import SHARDS, stage_names
 
     try:
         rows = stage_statuses(run_dir, registry)

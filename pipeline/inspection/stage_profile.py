@@ -28,8 +28,8 @@ from typing import Any
 
 import duckdb
 
-from pipeline import contracts
-from pipeline.inspection.parquet_query import (
+from synthmix.pipeline import contracts
+from synthmix.pipeline.inspection.parquet_query import (
     REJECTED_FLAG,
     apply_where,
     connect,
@@ -39,7 +39,7 @@ from pipeline.inspection.parquet_query import (
     read_kept_and_rejected,
     run_query,
 )
-from pipeline.inspection.run_contents import TOKEN_COLUMNS, RunInspectionError, data_files, stage_manifest
+from synthmix.pipeline.inspection.run_contents import TOKEN_COLUMNS, RunInspectionError, data_files, stage_manifest
 
 LINEAGE_COLUMNS = (contracts.ID, contracts.SEED_ID, contracts.PARENT_ID, contracts.SOURCE_ID)
 CATEGORY_COLUMNS = (

@@ -11,7 +11,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.inspection.funnel import group_by_reason
+from synthmix.pipeline.inspection.funnel import group_by_reason
 
 SPARK = "▁▂▃▄▅▆▇█"
 VALUE_LINES = 6  # lines of a long text value shown before cutting it

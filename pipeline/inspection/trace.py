@@ -21,9 +21,9 @@ from typing import Any
 
 import duckdb
 
-from pipeline import contracts
-from pipeline.inspection.parquet_query import connect, quote_identifier, quote_literal, read_files, run_query
-from pipeline.inspection.run_contents import SHARDS, TOKEN_COLUMNS, RunInspectionError, data_files, stage_names
+from synthmix.pipeline import contracts
+from synthmix.pipeline.inspection.parquet_query import connect, quote_identifier, quote_literal, read_files, run_query
+from synthmix.pipeline.inspection.run_contents import SHARDS, TOKEN_COLUMNS, RunInspectionError, data_files, stage_names
 
 # Shown in each step's own keys, not among its columns.
 STEP_COLUMNS = (

@@ -14,7 +14,7 @@ names the packages and converts nothing.
 
 vLLM cannot run these GGUF quantizations on CPU, so `transformers` (with `gguf`) dequantizes
 them and the weights are saved as safetensors beside the config and tokenizer, in the number
-format the model will run in (bfloat16 or float32, see `pipeline.llm.cpu_features`). The
+format the model will run in (bfloat16 or float32, see `synthmix.pipeline.llm.cpu_features`). The
 directory is cached under the user's cache folder, keyed by the pinned hash and the dtype, and
 built atomically: it is written to a temporary folder beside its final name and renamed into
 place under a file lock, so two runs starting at once neither corrupt it nor convert twice.
@@ -33,8 +33,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.file_digest import sha256_file
-from pipeline.llm.cpu_features import BFLOAT16, DTYPES
+from synthmix.pipeline.file_digest import sha256_file
+from synthmix.pipeline.llm.cpu_features import BFLOAT16, DTYPES
 
 # Written last into a finished model directory: its presence means the conversion completed.
 READY_MARKER = "synthmix-model.json"

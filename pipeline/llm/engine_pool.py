@@ -11,7 +11,7 @@ Neither starting nor releasing holds the job up. A stage's plan reads and render
 while its engine loads, and its first requests wait in the actor until the engine is up. A
 released engine shuts down beside the next stage; a model started later waits for it first.
 
-A replica is a `pipeline.llm.engine_replica.Replica` in an async Ray actor; Ray Data tasks send
+A replica is a `synthmix.pipeline.llm.engine_replica.Replica` in an async Ray actor; Ray Data tasks send
 it batches (`generate`), and batches in flight at once share its continuous batching.
 Outside a job scope, or with SYNTHMIX_ENGINES=per_stage, `apply_llm` starts an engine per call
 through Ray Data's LLM processor instead, as before (see docs/engines.md).
@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.llm.engine_replica import Replica, ReplicaFailed, ReplicaSettings, StageCounters, build_vllm_backend
-from pipeline.llm.request_columns import ROW, SAMPLING, SCHEMA, TOO_LONG, UNSENT, Replies, as_messages
+from synthmix.pipeline.llm.engine_replica import Replica, ReplicaFailed, ReplicaSettings, StageCounters, build_vllm_backend
+from synthmix.pipeline.llm.request_columns import ROW, SAMPLING, SCHEMA, TOO_LONG, UNSENT, Replies, as_messages
 
 if TYPE_CHECKING:
-    from pipeline.llm.engines.base import PooledEngine, Reservation
+    from synthmix.pipeline.llm.engines.base import PooledEngine, Reservation
 
 # "per_stage" brings back one engine per stage (to compare, or to fall back); anything else shares.
 MODE_ENV = "SYNTHMIX_ENGINES"

@@ -4,7 +4,7 @@ A `Replica` holds an engine backend (vLLM's `AsyncLLM`, see `VllmBackend`) and a
 batches of chat requests: `generate(requests)` sends every request of the batch to the engine
 at once and returns one reply per request. Several batches in flight at the same time (Ray
 Data tasks of one stage, or of two stages) share the engine's continuous batching, because
-the replica runs as an async Ray actor (`pipeline.llm.engine_pool` starts it).
+the replica runs as an async Ray actor (`synthmix.pipeline.llm.engine_pool` starts it).
 
 What can go wrong, and what the caller sees:
 - a request the engine refuses (a prompt longer than the context, a bad schema): that reply

@@ -2,7 +2,7 @@
 anything starts.
 
 A replica actor holds its CPUs (and GPUs) for as long as its model is up: from the first stage
-that uses the model to the last (pipeline.llm.engine_pool). A stage's own Ray Data tasks (read,
+that uses the model to the last (synthmix.pipeline.llm.engine_pool). A stage's own Ray Data tasks (read,
 render, send to the engine, commit) need a share of a CPU each beside them. When the engines up
 during a stage leave less than that free, the tasks never run and the engine waits for requests
 that never come: seen as a silent, endless hang (`engine: vllm, gpus_per_replica: 0,
@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pipeline.contracts import ConfigError
-from pipeline.llm.engines import engine_for
-from pipeline.llm.engines.base import Reservation
-from pipeline.llm.models import ModelSettings
+from synthmix.pipeline.contracts import ConfigError
+from synthmix.pipeline.llm.engines import engine_for
+from synthmix.pipeline.llm.engines.base import Reservation
+from synthmix.pipeline.llm.models import ModelSettings
 
 
 class EngineRoomError(ConfigError):

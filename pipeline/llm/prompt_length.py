@@ -5,7 +5,7 @@ context length is 2048 tokens ..."); a server answers 400. Counted here, with th
 chat template the engine uses, such a row becomes a `prompt_too_long` reject that says how many
 tokens it had and how many the model takes, it is never sent, and the rest of the stage goes on.
 
-Where the count is possible (each engine's `prompt_limit`, `pipeline.llm.engines`):
+Where the count is possible (each engine's `prompt_limit`, `synthmix.pipeline.llm.engines`):
 - `embedded`: the converted model directory (tokenizer files beside the weights) and `max_model_len`;
 - `vllm` with a local model directory: its tokenizer, and `engine_kwargs.max_model_len` or else
   the context length its `config.json` declares (what vLLM derives when none is given);
@@ -57,7 +57,7 @@ def limit_in_directory(model_name: str, directory: Path | None, limit: int | Non
 
 def count_prompt_tokens(tokenizer: str, messages: list[dict[str, str]]) -> int | None:
     """Tokens of the chat as the engine sees it: the chat template applied with the generation
-    prompt (as `pipeline.llm.engine_replica.VllmBackend` does), then encoded with special tokens.
+    prompt (as `synthmix.pipeline.llm.engine_replica.VllmBackend` does), then encoded with special tokens.
     None for a tokenizer without a chat template: the engine cannot render the chat either, and
     says so in the row's `llm_error`."""
     loaded = _load_tokenizer(tokenizer)

@@ -34,7 +34,7 @@ import jinja2
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-import prompts as _prompts_package
+import synthmix.prompts as _prompts_package
 
 # The `prompts` package's own folder, not a path relative to this file: on a cluster each of our
 # packages travels as its own py_module (pipeline/ray_session.py), so `../prompts` beside

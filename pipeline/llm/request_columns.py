@@ -1,5 +1,5 @@
 """The working columns a request carries between `apply_llm`'s steps, and what an engine's
-replies are read into: the vocabulary shared by `pipeline.llm.processors` and every engine.
+replies are read into: the vocabulary shared by `synthmix.pipeline.llm.processors` and every engine.
 
 `expand_requests` writes these columns, an engine sends the rows and adds its replies in a
 column of its own, and its reply reader (`Engine.generate` returns it) turns them into `Replies`

@@ -28,9 +28,9 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import contracts
-from pipeline.tokens.mixture import PHASES, read_mix, resolve_shard_path
-from pipeline.tokens.shards import INPUT_IDS
+from synthmix.pipeline import contracts
+from synthmix.pipeline.tokens.mixture import PHASES, read_mix, resolve_shard_path
+from synthmix.pipeline.tokens.shards import INPUT_IDS
 
 INDEX_MAGIC = b"MMIDIDX\x00\x00"
 INDEX_VERSION = 1

@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pipeline.storage import write_bytes_atomic
-from pipeline.tokens.shards import ShardSummary, summarize_shard
+from synthmix.pipeline.storage import write_bytes_atomic
+from synthmix.pipeline.tokens.shards import ShardSummary, summarize_shard
 
 MIX_FILE_NAME = "mix.json"
 MIX_FORMAT = "synthmix.mix/1"

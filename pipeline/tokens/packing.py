@@ -36,10 +36,10 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import contracts
-from pipeline.storage import as_path, parquet_file
-from pipeline.tokens.mixture import Mix, Phase, read_mix, resolve_shard_path
-from pipeline.tokens.shards import INPUT_IDS, LOSS_MASK
+from synthmix.pipeline import contracts
+from synthmix.pipeline.storage import as_path, parquet_file
+from synthmix.pipeline.tokens.mixture import Mix, Phase, read_mix, resolve_shard_path
+from synthmix.pipeline.tokens.shards import INPUT_IDS, LOSS_MASK
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
-from pipeline import contracts
-from pipeline.tokens.shards import LOSS_MASK, SHARD_SCHEMA
-from pipeline.tokens.tokenizers import Tokenizer
+from synthmix.pipeline import contracts
+from synthmix.pipeline.tokens.shards import LOSS_MASK, SHARD_SCHEMA
+from synthmix.pipeline.tokens.tokenizers import Tokenizer
 
 
 class ChatFormat(BaseModel):

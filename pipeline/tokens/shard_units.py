@@ -26,13 +26,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import contracts
-from pipeline.file_digest import sha256_file
-from pipeline.stage import Stage
-from pipeline.storage import RemotePath, read_parquet, upload_file
-from pipeline.store import StageDir, UnitCounts, remove_siblings, sibling_path, swap_dir
-from pipeline.tokens.shards import NUM_TOKENS, ShardInfo, ShardWriter
-from pipeline.unit_commit import concat_counts, counts_row, pending_slices, process_batch, unit_name
+from synthmix.pipeline import contracts
+from synthmix.pipeline.file_digest import sha256_file
+from synthmix.pipeline.stage import Stage
+from synthmix.pipeline.storage import RemotePath, read_parquet, upload_file
+from synthmix.pipeline.store import StageDir, UnitCounts, remove_siblings, sibling_path, swap_dir
+from synthmix.pipeline.tokens.shards import NUM_TOKENS, ShardInfo, ShardWriter
+from synthmix.pipeline.unit_commit import concat_counts, counts_row, pending_slices, process_batch, unit_name
 
 SCRATCH = "_scratch"
 SHARD_PREFIX = "shard"
@@ -176,7 +176,7 @@ def _publish_remote_shards(parts: Sequence[RemotePath], shard_dir: RemotePath) -
         try:
             part.fs.copy_file(part.key, target.key)
         except OSError as error:
-            from pipeline.storage import storage_error
+            from synthmix.pipeline.storage import storage_error
 
             raise storage_error(target, error) from None
         tokens = read_parquet(target, columns=[NUM_TOKENS]).column(NUM_TOKENS)

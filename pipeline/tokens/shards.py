@@ -21,11 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import contracts
-from pipeline.file_digest import sha256_file
-from pipeline.storage import parquet_schema, read_parquet
+from synthmix.pipeline import contracts
+from synthmix.pipeline.file_digest import sha256_file
+from synthmix.pipeline.storage import parquet_schema, read_parquet
 
-# Shard-only columns (the lineage and mix-key columns come from pipeline.contracts).
+# Shard-only columns (the lineage and mix-key columns come from synthmix.pipeline.contracts).
 INPUT_IDS = "input_ids"
 LOSS_MASK = "loss_mask"
 NUM_TOKENS = "num_tokens"

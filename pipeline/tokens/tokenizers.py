@@ -30,7 +30,7 @@ import numpy as np
 import tiktoken
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from pipeline.file_digest import sha256_file
+from synthmix.pipeline.file_digest import sha256_file
 
 # Hunyuan-Large's split pattern: like cl100k's but digits split one at a time (DESIGN.md).
 HUNYUAN_PATTERN = (
@@ -284,7 +284,7 @@ def parse_tiktoken_ranks(data: bytes, *, source: str) -> dict[bytes, int]:
 def shipped_hunyuan_file() -> Path:
     """The `hy.tiktoken` inside the installed synthmix package (found through the package, not
     through the repository layout, so a wheel or a job's working directory has it too)."""
-    return Path(str(resources.files("pipeline.tokens") / "hunyuan_tokenizer" / HUNYUAN_FILE_NAME))
+    return Path(str(resources.files("synthmix.pipeline.tokens") / "hunyuan_tokenizer" / HUNYUAN_FILE_NAME))
 
 
 def hunyuan_file(spec: TokenizerSpec) -> Path:

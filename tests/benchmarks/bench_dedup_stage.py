@@ -11,7 +11,7 @@ Compared, all at threshold 0.8 and 128 permutations:
     Python, MinHash.bulk, MinHashLSH with its own band choice for the threshold, pairs accepted on
     the estimate, connected components, the smallest document of each kept; one process, CPU
     seconds.
-  - synthmix core: quality.lsh.find_near_duplicates in one process (CPU seconds); also with
+  - synthmix core: synthmix.quality.lsh.find_near_duplicates in one process (CPU seconds); also with
     `units`, `word` and `char` shingles, for quality only.
   - synthmix stage: `Dedup.run` on an embedded Ray with --cpus CPUs, output consumed; wall x CPUs,
     so idle cores count (CPU seconds of all Ray processes, sampled, shown too).
@@ -39,11 +39,11 @@ import psutil
 import pyarrow as pa
 from datasketch import MinHash, MinHashLSH
 
-from pipeline import contracts
-from pipeline.stage import StageContext
-from quality.lsh import MinHashConfig, connect_components, find_near_duplicates
-from quality.shingles import ShingleSpec
-from stages.dedup import Dedup, DedupParams
+from synthmix.pipeline import contracts
+from synthmix.pipeline.stage import StageContext
+from synthmix.quality.lsh import MinHashConfig, connect_components, find_near_duplicates
+from synthmix.quality.shingles import ShingleSpec
+from synthmix.stages.dedup import Dedup, DedupParams
 from tests.benchmarks.bench_minhash import similar_lsh_pairs
 from tests.benchmarks.bench_scale import anonymous_rss
 from tests.quality import near_duplicate_fixture
@@ -165,7 +165,7 @@ KEPT_ID = re.compile(r'"kept_id": "doc-(\d+)"')
 
 
 def run_core(texts: list[str], shingles: ShingleSpec) -> tuple[dict[int, int], float]:
-    """quality.lsh.find_near_duplicates in this process: (removed -> kept, CPU seconds)."""
+    """synthmix.quality.lsh.find_near_duplicates in this process: (removed -> kept, CPU seconds)."""
     cpu = time.process_time()
     result = find_near_duplicates(texts, [f"doc-{i:07d}" for i in range(len(texts))], np.zeros(len(texts)), MinHashConfig(shingles=shingles))
     cpu = time.process_time() - cpu

@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable
 from pydoc_data.topics import topics
 
-from quality.fasttext_input import to_fasttext_lines
-from quality.heuristics import HeuristicThresholds, evaluate_heuristics, score_heuristics
-from quality.langid import identify_languages, load_lid_model
-from quality.quality_classifier import QualityClassifierParams, score_quality, train_quality_classifier
+from synthmix.quality.fasttext_input import to_fasttext_lines
+from synthmix.quality.heuristics import HeuristicThresholds, evaluate_heuristics, score_heuristics
+from synthmix.quality.langid import identify_languages, load_lid_model
+from synthmix.quality.quality_classifier import QualityClassifierParams, score_quality, train_quality_classifier
 
 
 def _pydoc_paragraphs(count: int) -> list[str]:

@@ -112,7 +112,7 @@ def main() -> None:
         run_dir, row_id = make_run(Path(tmp), args.rows)
         size = sum(f.stat().st_size for f in (run_dir / "instructions").glob("*.parquet")) / 2**20
         print(f"synthetic run: {args.rows} rows in 'instructions' ({size:.0f} MiB zstd), written in {time.perf_counter() - started:.1f} s")
-        cli = [sys.executable, "-m", "pipeline.cli"]
+        cli = [sys.executable, "-m", "synthmix"]
         cases = [
             (
                 BASELINE,

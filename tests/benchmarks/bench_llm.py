@@ -1,4 +1,4 @@
-"""Generation throughput: raw `vllm.LLM.chat` against `pipeline.llm.processors.apply_llm` on the same engine.
+"""Generation throughput: raw `vllm.LLM.chat` against `synthmix.pipeline.llm.processors.apply_llm` on the same engine.
 
     .venv/bin/python -m tests.benchmarks.bench_llm [--chats 96] [--max-tokens 96] [--rows all|single|two-stage|dtype] [--repeat N]
         [--model smollm2-135m|qwen2.5-coder-0.5b|qwen2.5-coder-1.5b]
@@ -36,8 +36,8 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
-from pipeline.llm.processors import apply_llm
+from synthmix.pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
+from synthmix.pipeline.llm.processors import apply_llm
 
 # When each two-step path had its engine up and its first step done, seconds from its start.
 STEP_ENDS: dict[str, list[float]] = {}
@@ -96,7 +96,7 @@ def run_raw_in_fresh_process(args: argparse.Namespace, dtype: str) -> tuple[floa
 
 
 def print_dtypes(args: argparse.Namespace) -> None:
-    from pipeline.llm.cpu_features import BFLOAT16, DTYPES, describe_cpu, detect_cpu, embedded_dtype
+    from synthmix.pipeline.llm.cpu_features import BFLOAT16, DTYPES, describe_cpu, detect_cpu, embedded_dtype
 
     choice = embedded_dtype("auto")
     print(f"processor: {describe_cpu(detect_cpu())}")
@@ -156,7 +156,7 @@ def run_job_two_steps(model: EmbeddedModel, chats: list, max_tokens: int) -> tup
     import ray
     import ray.data
 
-    from pipeline.llm.engine_pool import job_engines
+    from synthmix.pipeline.llm.engine_pool import job_engines
 
     ray_started = time.perf_counter()
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -230,7 +230,7 @@ def main() -> None:
     parser.add_argument("--chats", type=int, default=96)
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--rows", choices=("all", "single", "two-stage", "dtype"), default="all")
-    parser.add_argument("--model", default="smollm2-135m", help="embedded model key (pipeline.llm.embedded_model)")
+    parser.add_argument("--model", default="smollm2-135m", help="embedded model key (synthmix.pipeline.llm.embedded_model)")
     parser.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float32"), help="the engine's number format")
     # The two paths alternate, pair after pair: one pair swings by 15% on a 2-core machine.
     parser.add_argument("--repeat", type=int, default=1, help="two-stage pairs to run (the median ratio is printed)")

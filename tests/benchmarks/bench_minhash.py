@@ -22,8 +22,8 @@ from typing import TypeVar
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
-from quality.duplicate_selection import choose_representatives
-from quality.lsh import (
+from synthmix.quality.duplicate_selection import choose_representatives
+from synthmix.quality.lsh import (
     MinHashConfig,
     compute_band_keys,
     connect_components,
@@ -32,9 +32,9 @@ from quality.lsh import (
     merge_pairs_into_labels,
     pair_bucket_members,
 )
-from quality.minhash import has_shingles, sign_shingles
-from quality.normalize import normalize_texts
-from quality.shingles import hash_shingles
+from synthmix.quality.minhash import has_shingles, sign_shingles
+from synthmix.quality.normalize import normalize_texts
+from synthmix.quality.shingles import hash_shingles
 from tests.quality.near_duplicate_fixture import edit_units, pydoc_sections
 
 BATCH_DOCS = 2_000  # documents per signature batch, as a Ray Data map batch would hold

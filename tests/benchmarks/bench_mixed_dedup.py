@@ -13,7 +13,7 @@ duplicate, one with 2% or more is not, whatever any shingling says.
 Compared, all at threshold 0.8 and 128 permutations:
   - synthmix dedup stage: `Dedup.run` with its defaults (auto shingles) on an embedded Ray with
     --cpus CPUs, measured on its second run; wall x CPUs, and CPU seconds of all Ray processes;
-  - synthmix core: quality.lsh.find_near_duplicates in one process with each shingle kind
+  - synthmix core: synthmix.quality.lsh.find_near_duplicates in one process with each shingle kind
     (auto, the former default units, word, char), for quality;
   - datasketch: MinHash.bulk and MinHashLSH (its own bands) over the same normalisation and
     `units` shingles made in Python (one a word: the cheapest for it), one process, CPU seconds;
@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from quality.lsh import MinHashConfig
-from quality.shingles import ShingleSpec
+from synthmix.quality.lsh import MinHashConfig
+from synthmix.quality.shingles import ShingleSpec
 from tests.benchmarks.bench_dedup_stage import cached_build, corpus_parser, run_core, run_datasketch, run_stage
 from tests.quality import mixed_script_corpus, near_duplicate_fixture
 from tests.quality.mixed_script_corpus import MixedCorpus, build_mixed_corpus, score_mixed_removals

@@ -20,8 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.inspection.plan import measure_pilot, project
-from pipeline.inspection.terminal_view import format_table
+from synthmix.pipeline.inspection.plan import measure_pilot, project
+from synthmix.pipeline.inspection.terminal_view import format_table
 
 ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 0.25
@@ -29,7 +29,7 @@ TOLERANCE = 0.25
 
 def run_pilot(job: Path, chunks: int, run_dir: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(job), "--pilot", str(chunks), "--run-dir", str(run_dir)], cwd=ROOT, check=True, env=env)
+    subprocess.run([sys.executable, "-m", "synthmix", "run", str(job), "--pilot", str(chunks), "--run-dir", str(run_dir)], cwd=ROOT, check=True, env=env)
 
 
 def cpu_flags() -> str:

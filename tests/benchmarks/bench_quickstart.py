@@ -32,7 +32,7 @@ def run_quickstart(job: Path, run_dir: Path, mode: str) -> float:
     if mode == "per_stage":
         env["SYNTHMIX_ENGINES"] = "per_stage"
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(job), "--run-dir", str(run_dir), "--force"], cwd=ROOT, check=True, env=env)
+    subprocess.run([sys.executable, "-m", "synthmix", "run", str(job), "--run-dir", str(run_dir), "--force"], cwd=ROOT, check=True, env=env)
     return time.perf_counter() - started
 
 

@@ -109,12 +109,12 @@ def run_size(rows: int, cpus: int, stages: list[str]) -> dict:
     """One size, in this process: corpus, then the job on an embedded Ray; manifests' numbers."""
     import ray
 
-    from pipeline.config import parse_job
-    from pipeline.runner import run_job
-    from pipeline.store import StageDir
-    from stages.dedup import Dedup
-    from stages.seeds import Seeds
-    from stages.tokenize import Tokenize
+    from synthmix.pipeline.config import parse_job
+    from synthmix.pipeline.runner import run_job
+    from synthmix.pipeline.store import StageDir
+    from synthmix.stages.dedup import Dedup
+    from synthmix.stages.seeds import Seeds
+    from synthmix.stages.tokenize import Tokenize
 
     work = Path(tempfile.mkdtemp(prefix=f"bench-scale-{rows}-"))
     corpus = work / "corpus.parquet"

@@ -22,9 +22,9 @@ from pydoc_data.topics import topics
 import pyarrow as pa
 import tiktoken
 
-from pipeline.tokens.rendering import RenderConfig, render_table
-from pipeline.tokens.shards import ShardWriter
-from pipeline.tokens.tokenizers import (
+from synthmix.pipeline.tokens.rendering import RenderConfig, render_table
+from synthmix.pipeline.tokens.shards import ShardWriter
+from synthmix.pipeline.tokens.tokenizers import (
     CL100K_PATTERN,
     HUNYUAN_PATTERN,
     Tokenizer,

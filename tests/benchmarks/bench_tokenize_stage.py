@@ -24,12 +24,12 @@ from pydoc_data.topics import topics
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.config import parse_job
-from pipeline.runner import run_job
-from pipeline.store import StageDir
-from stages.mix import Mix
-from stages.seeds import Seeds
-from stages.tokenize import Tokenize
+from synthmix.pipeline.config import parse_job
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.store import StageDir
+from synthmix.stages.mix import Mix
+from synthmix.stages.seeds import Seeds
+from synthmix.stages.tokenize import Tokenize
 from tests.benchmarks.bench_tokenize import bare_encoding
 
 REGISTRY = {"seeds": Seeds, "tokenize": Tokenize, "mix": Mix}

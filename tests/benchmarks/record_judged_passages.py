@@ -26,10 +26,10 @@ import os
 import re
 from pathlib import Path
 
-from pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
-from pipeline.llm.llm_output import parse_llm_json
-from pipeline.llm.prompts import load_prompt
-from quality.code_language import python_sources
+from synthmix.pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
+from synthmix.pipeline.llm.llm_output import parse_llm_json
+from synthmix.pipeline.llm.prompts import load_prompt
+from synthmix.quality.code_language import python_sources
 
 PROMPTS = Path(__file__).parent / "prompts"
 ZH_PASSAGES = Path(__file__).resolve().parents[2] / "jobs" / "data" / "zh_passages.jsonl"

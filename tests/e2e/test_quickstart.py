@@ -13,15 +13,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import load_job
-from pipeline.inspection.evaluation import evaluate_run
-from pipeline.inspection.generation_cost import generation_cost
-from pipeline.llm.cpu_features import embedded_dtype
-from pipeline.runner import run_job
-from pipeline.store import StageDir
-from pipeline.tokens.tokenizers import HUNYUAN_FILE_SHA256
-from quality.langid import identify_languages, load_lid_model
-from stages.registry import STAGES
+from synthmix.pipeline.config import load_job
+from synthmix.pipeline.inspection.evaluation import evaluate_run
+from synthmix.pipeline.inspection.generation_cost import generation_cost
+from synthmix.pipeline.llm.cpu_features import embedded_dtype
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.store import StageDir
+from synthmix.pipeline.tokens.tokenizers import HUNYUAN_FILE_SHA256
+from synthmix.quality.langid import identify_languages, load_lid_model
+from synthmix.stages.registry import STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.engine]

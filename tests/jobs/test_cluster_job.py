@@ -8,11 +8,11 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.config import load_job
-from pipeline.graph import build_graph
-from pipeline.llm.engines import check_models
-from pipeline.llm.engines.vllm import VllmEngine, VllmModel
-from stages.registry import STAGES
+from synthmix.pipeline.config import load_job
+from synthmix.pipeline.graph import build_graph
+from synthmix.pipeline.llm.engines import check_models
+from synthmix.pipeline.llm.engines.vllm import VllmEngine, VllmModel
+from synthmix.stages.registry import STAGES
 
 JOBS = Path(__file__).resolve().parents[2] / "jobs"
 LOCAL_INPUTS = ["seeds.path=data/natural.jsonl"]
@@ -56,7 +56,7 @@ def test_rayjob_manifest_runs_the_cluster_job_with_token_auth_and_gpu_workers():
     assert manifest["kind"] == "RayJob" and manifest["apiVersion"] == "ray.io/v1"
     spec = manifest["spec"]
     command = spec["entrypoint"].split()
-    assert command[:5] == ["python", "-m", "pipeline.cli", "run", "jobs/cluster.yaml"]
+    assert command[:5] == ["python", "-m", "synthmix", "run", "jobs/cluster.yaml"]
     assert (JOBS.parent / command[4]).is_file()
     assert command[command.index("--run-dir") + 1].startswith("/shared/")
     cluster = spec["rayClusterSpec"]

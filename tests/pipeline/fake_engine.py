@@ -1,10 +1,10 @@
-"""A fake engine backend for `pipeline.llm.engine_replica.Replica`: answers at once, or hangs,
+"""A fake engine backend for `synthmix.pipeline.llm.engine_replica.Replica`: answers at once, or hangs,
 or dies after a number of requests, so the shared-engine lifecycle and its failures are tested
 without a 30 s vLLM start-up. Its replies fit the request's JSON schema (see fake_chat_server).
 
 `FakeEngine` is the same backend as an engine of its own (`engine: fake` in a job's `models:`),
 the example of docs/engines.md: a new engine is a module like this one plus one
-`pipeline.llm.engines.register(FakeEngine())` line (tests/pipeline/test_engine_registry.py).
+`synthmix.pipeline.llm.engines.register(FakeEngine())` line (tests/pipeline/test_engine_registry.py).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from pipeline.llm.engine_pool import ReplicaPlacement
-from pipeline.llm.engine_replica import Progress, ReplicaSettings
-from pipeline.llm.engines.base import PooledEngine, Reservation
-from pipeline.llm.models import ReplicatedModelSettings
+from synthmix.pipeline.llm.engine_pool import ReplicaPlacement
+from synthmix.pipeline.llm.engine_replica import Progress, ReplicaSettings
+from synthmix.pipeline.llm.engines.base import PooledEngine, Reservation
+from synthmix.pipeline.llm.models import ReplicatedModelSettings
 from tests.pipeline.fake_chat_server import schema_reply
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from stages.seeds import Seeds
+from synthmix.stages.seeds import Seeds
 from tests.pipeline.slow_job import SlowUpper, make_job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,8 +32,8 @@ REGISTRY = {"seeds": Seeds, "slow_upper": PidRecordingUpper}
 if __name__ == "__main__":
     import ray
 
-    from pipeline.cli.submit import WORKING_DIR_EXCLUDES
-    from pipeline.runner import run_job
+    from synthmix.pipeline.cli.submit import WORKING_DIR_EXCLUDES
+    from synthmix.pipeline.runner import run_job
 
     # Import by module name: classes of __main__ would travel to Ray workers by value.
     from tests.pipeline import fault_job

@@ -19,10 +19,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.config import parse_job
-from pipeline.runner import run_job
-from pipeline.store import StageDir, UnitCounts
-from stages.registry import STAGES
+from synthmix.pipeline.config import parse_job
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.store import StageDir, UnitCounts
+from synthmix.stages.registry import STAGES
 
 TEXTS = [
     "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen in the chloroplasts of plants.",

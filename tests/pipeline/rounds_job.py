@@ -18,8 +18,8 @@ import re
 import sys
 from pathlib import Path
 
-from pipeline.config import parse_job
-from pipeline.llm import engine_pool
+from synthmix.pipeline.config import parse_job
+from synthmix.pipeline.llm import engine_pool
 from tests.pipeline.fake_chat_server import schema_reply
 from tests.pipeline.fake_engine import FakeBackend
 
@@ -100,8 +100,8 @@ TARGETS = {"math": {"pairs": 10}, "code": {"pairs": 5}}
 
 
 if __name__ == "__main__":
-    from pipeline.cli.rounds import run_in_rounds
-    from stages.registry import STAGES
+    from synthmix.pipeline.cli.rounds import run_in_rounds
+    from synthmix.stages.registry import STAGES
 
     engine_pool.BACKEND_FACTORY = fake_backend(answer_after_s=0.05)
     run_dir, corpus = Path(sys.argv[1]), Path(sys.argv[2])

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.config import parse_job
-from pipeline.runner import run_job
-from pipeline.stage import Execution, Resources, Stage
-from stages.seeds import Seeds
+from synthmix.pipeline.config import parse_job
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.stage import Execution, Resources, Stage
+from synthmix.stages.seeds import Seeds
 
 
 class SlowUpper(Stage):

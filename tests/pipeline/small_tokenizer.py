@@ -1,5 +1,5 @@
 """A word-level tokenizer with a chat template, saved as a model directory's tokenizer files:
-prompt lengths are counted the way pipeline.llm.prompt_length counts them, in a few
+prompt lengths are counted the way synthmix.pipeline.llm.prompt_length counts them, in a few
 milliseconds, one token per word or punctuation mark."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pipeline.cli import main
+from synthmix.pipeline.cli import main
 from tests.pipeline.inspection_run import make_inspection_run
 
 

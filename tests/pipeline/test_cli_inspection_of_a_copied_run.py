@@ -17,10 +17,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
-from pipeline.config import load_job
-from pipeline.runner import run_job
-from stages.registry import STAGES
+from synthmix.pipeline.cli import main
+from synthmix.pipeline.config import load_job
+from synthmix.pipeline.runner import run_job
+from synthmix.stages.registry import STAGES
 from tests.pipeline.fake_chat_server import FakeChatServer, schema_reply
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,10 +20,10 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import parse_job
-from pipeline.runner import RunDirError, run_job
-from pipeline.store import StageDir
-from stages.registry import STAGES
+from synthmix.pipeline.config import parse_job
+from synthmix.pipeline.runner import RunDirError, run_job
+from synthmix.pipeline.store import StageDir
+from synthmix.stages.registry import STAGES
 from tests.container_features import missing_feature
 from tests.pipeline.fake_chat_server import FakeChatServer
 from tests.pipeline.fault_job import REGISTRY

@@ -1,9 +1,9 @@
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, apply_override, load_job, parse_job
-from pipeline.graph import build_graph
-from stages.registry import STAGES
+from synthmix.pipeline.config import ConfigError, apply_override, load_job, parse_job
+from synthmix.pipeline.graph import build_graph
+from synthmix.stages.registry import STAGES
 
 
 def write_job(tmp_path, data) -> str:

@@ -2,11 +2,11 @@
 
 import pytest
 
-from pipeline.llm import cpu_features
-from pipeline.llm.cpu_features import choose_dtype, describe_cpu, embedded_dtype, read_cpu_info
-from pipeline.llm.engines import embedded, vllm
-from pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
-from pipeline.llm.engines.vllm import VllmEngine, VllmModel
+from synthmix.pipeline.llm import cpu_features
+from synthmix.pipeline.llm.cpu_features import choose_dtype, describe_cpu, embedded_dtype, read_cpu_info
+from synthmix.pipeline.llm.engines import embedded, vllm
+from synthmix.pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
+from synthmix.pipeline.llm.engines.vllm import VllmEngine, VllmModel
 
 # Abridged /proc/cpuinfo of the machines the choice is about.
 EPYC_AVX512_BF16 = """processor\t: 0
@@ -102,7 +102,7 @@ def test_engine_settings_run_and_store_the_model_in_the_chosen_dtype(monkeypatch
 
 
 def test_models_list_prints_the_processor_and_the_dtype_chosen_with_why(monkeypatch, capsys):
-    from pipeline.cli.main import main
+    from synthmix.pipeline.cli.main import main
 
     monkeypatch.setattr(cpu_features, "detect_cpu", lambda: info(EPYC_AVX2))
     assert main(["models", "list"]) == 0

@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipeline import contracts
-from pipeline.cli import main
-from pipeline.inspection.diversity import diversity_of_run
-from pipeline.inspection.diversity_view import diversity_section, render_diversity
+from synthmix.pipeline import contracts
+from synthmix.pipeline.cli import main
+from synthmix.pipeline.inspection.diversity import diversity_of_run
+from synthmix.pipeline.inspection.diversity_view import diversity_section, render_diversity
 
 STAGES = [
     "seeds",

@@ -8,9 +8,9 @@ import typing
 
 import pytest
 
-from pipeline.llm import embedded_model
-from pipeline.llm.embedded_model import EmbeddedModelError, EmbeddedWeights
-from pipeline.llm.engines.embedded import EmbeddedKey
+from synthmix.pipeline.llm import embedded_model
+from synthmix.pipeline.llm.embedded_model import EmbeddedModelError, EmbeddedWeights
+from synthmix.pipeline.llm.engines.embedded import EmbeddedKey
 
 
 @pytest.fixture

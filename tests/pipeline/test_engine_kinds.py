@@ -18,13 +18,13 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import parse_job
-from pipeline.llm import engine_pool
-from pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
-from pipeline.runner import run_job
-from pipeline.store import StageDir
-from quality.answer_checks import check_is_answer
-from stages.registry import STAGES
+from synthmix.pipeline.config import parse_job
+from synthmix.pipeline.llm import engine_pool
+from synthmix.pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.store import StageDir
+from synthmix.quality.answer_checks import check_is_answer
+from synthmix.stages.registry import STAGES
 from tests.pipeline.fake_chat_server import FakeChatServer
 from tests.pipeline.fake_engine import FakeBackend
 

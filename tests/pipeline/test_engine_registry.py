@@ -7,16 +7,16 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import parse_job
-from pipeline.contracts import ConfigError
-from pipeline.llm import engine_pool, engines
-from pipeline.llm.engine_resources import StageNeed, check_engine_room
-from pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
-from pipeline.llm.engines.openai import OpenAIEngine
-from pipeline.llm.engines.vllm import VllmEngine
-from pipeline.runner import run_job
-from pipeline.store import StageDir
-from stages.registry import STAGES
+from synthmix.pipeline.config import parse_job
+from synthmix.pipeline.contracts import ConfigError
+from synthmix.pipeline.llm import engine_pool, engines
+from synthmix.pipeline.llm.engine_resources import StageNeed, check_engine_room
+from synthmix.pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
+from synthmix.pipeline.llm.engines.openai import OpenAIEngine
+from synthmix.pipeline.llm.engines.vllm import VllmEngine
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.store import StageDir
+from synthmix.stages.registry import STAGES
 from tests.pipeline.fake_engine import FakeEngine, FakeModel
 from tests.pipeline.test_resume import write_corpus
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.llm.engine_resources import EngineRoomError, StageNeed, check_engine_room, models_up
-from pipeline.llm.engines.embedded import EmbeddedModel
-from pipeline.llm.engines.openai import OpenAIModel
-from pipeline.llm.engines.vllm import VllmModel
-from pipeline.resource_wait import ResourceWatch
+from synthmix.pipeline.llm.engine_resources import EngineRoomError, StageNeed, check_engine_room, models_up
+from synthmix.pipeline.llm.engines.embedded import EmbeddedModel
+from synthmix.pipeline.llm.engines.openai import OpenAIModel
+from synthmix.pipeline.llm.engines.vllm import VllmModel
+from synthmix.pipeline.resource_wait import ResourceWatch
 
 TWO_CPUS = {"CPU": 2.0}
 CONVERTED = "/models/qwen"
@@ -101,7 +101,7 @@ def test_a_wait_that_ends_or_a_commit_starts_the_clock_again():
 
 
 def test_a_task_ray_cannot_place_is_read_from_the_clusters_pending_demand(ray_session):
-    from pipeline.resource_wait import free_resources, pending_demand
+    from synthmix.pipeline.resource_wait import free_resources, pending_demand
 
     @ray_session.remote(num_cpus=2)
     class Hog:

@@ -1,4 +1,4 @@
-"""One engine per model per job (pipeline.llm.engine_pool): started by the first stage that
+"""One engine per model per job (synthmix.pipeline.llm.engine_pool): started by the first stage that
 needs it, shared by later stages, released after its last user; hangs and deaths fail cleanly.
 
 The lifecycle runs real jobs on a fake engine (tests/pipeline/fake_engine.py: no 30 s vLLM
@@ -17,16 +17,16 @@ import time
 
 import pytest
 
-from pipeline.config import parse_job
-from pipeline.llm import engine_pool
-from pipeline.llm.engine_replica import Progress, Replica, ReplicaFailed, ReplicaSettings, StageCounters
-from pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
-from pipeline.llm.llm_output import parse_llm_json
-from pipeline.llm.processors import apply_llm
-from pipeline.llm.prompt_length import count_prompt_tokens
-from pipeline.runner import run_job
-from pipeline.store import StageDir
-from stages.registry import STAGES
+from synthmix.pipeline.config import parse_job
+from synthmix.pipeline.llm import engine_pool
+from synthmix.pipeline.llm.engine_replica import Progress, Replica, ReplicaFailed, ReplicaSettings, StageCounters
+from synthmix.pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
+from synthmix.pipeline.llm.llm_output import parse_llm_json
+from synthmix.pipeline.llm.processors import apply_llm
+from synthmix.pipeline.llm.prompt_length import count_prompt_tokens
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.store import StageDir
+from synthmix.stages.registry import STAGES
 from tests.pipeline.fake_engine import FakeBackend
 from tests.pipeline.test_llm_engine import FRUIT, ROWS, STORY
 from tests.pipeline.test_resume import write_corpus

@@ -9,15 +9,15 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipeline import contracts
-from pipeline.cli import main
-from pipeline.contracts import with_reject_columns
-from pipeline.inspection.diversity import diversity_of_run
-from pipeline.inspection.eval_view import eval_section, render_eval
-from pipeline.inspection.evaluation import READ_SCHEMA, evaluate_run, filter_verdict
-from quality.probe_sets import Probe
-from quality.proportions import Interval
-from stages.probes import probe_row
+from synthmix.pipeline import contracts
+from synthmix.pipeline.cli import main
+from synthmix.pipeline.contracts import with_reject_columns
+from synthmix.pipeline.inspection.diversity import diversity_of_run
+from synthmix.pipeline.inspection.eval_view import eval_section, render_eval
+from synthmix.pipeline.inspection.evaluation import READ_SCHEMA, evaluate_run, filter_verdict
+from synthmix.quality.probe_sets import Probe
+from synthmix.quality.proportions import Interval
+from synthmix.stages.probes import probe_row
 
 STAGES = ["probes", "answer", "gather_samples", "consistency", "critique", "quality", {"name": "dedup_samples", "kind": "dedup"}, "probe_exit", "decontaminate"]
 SCHEMA = pa.schema([field for field in READ_SCHEMA if field.name != contracts.REJECT_REASON])

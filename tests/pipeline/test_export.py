@@ -6,8 +6,8 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.inspection.export import export_stage
-from pipeline.inspection.run_contents import RunInspectionError, data_files
+from synthmix.pipeline.inspection.export import export_stage
+from synthmix.pipeline.inspection.run_contents import RunInspectionError, data_files
 from tests.pipeline.inspection_run import make_inspection_run
 
 

@@ -10,11 +10,11 @@ import pytest
 import yaml
 from huggingface_hub import DatasetCard
 
-from pipeline.cli.main import main
-from pipeline.inspection.dataset_card import card_metadata_problems, size_category
-from pipeline.inspection.final_pairs import export_final_pairs
-from pipeline.inspection.run_contents import RunInspectionError
-from pipeline.store import StageDir
+from synthmix.pipeline.cli.main import main
+from synthmix.pipeline.inspection.dataset_card import card_metadata_problems, size_category
+from synthmix.pipeline.inspection.final_pairs import export_final_pairs
+from synthmix.pipeline.inspection.run_contents import RunInspectionError
+from synthmix.pipeline.store import StageDir
 from tests.pipeline.inspection_run import make_inspection_run
 
 STAGES = ["seeds", "synthesize", "evolve", "critique", "tokenize"]

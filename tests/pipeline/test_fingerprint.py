@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import parse_job
-from pipeline.fingerprint import PROJECT_PACKAGES, code_modules, code_version, import_graph
-from pipeline.graph import build_graph
-from stages.registry import STAGES
+from synthmix.pipeline.config import parse_job
+from synthmix.pipeline.fingerprint import PROJECT_PACKAGES, code_modules, code_version, import_graph
+from synthmix.pipeline.graph import build_graph
+from synthmix.stages.registry import STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB = {
@@ -85,7 +85,7 @@ def test_comments_docstrings_and_layout_leave_every_stage_fresh(project, tmp_pat
 
 def test_an_edit_in_a_module_no_stage_reaches_leaves_every_stage_fresh(project, tmp_path):
     job_modules = set().union(*(code_modules(STAGES[name]) for name in JOB["stages"]))
-    assert "quality.minhash" not in job_modules
+    assert "synthmix.quality.minhash" not in job_modules
     before = fingerprints(project, tmp_path)
     minhash = project / "quality" / "minhash.py"
     minhash.write_text(minhash.read_text(encoding="utf-8") + "\n\ndef added_helper():\n    return 1\n", encoding="utf-8")
@@ -103,7 +103,7 @@ def test_function_level_imports_count_and_type_checking_imports_do_not(tmp_path,
             """
             from typing import TYPE_CHECKING
 
-            from pipeline.stage import Stage
+            from synthmix.pipeline.stage import Stage
 
             if TYPE_CHECKING:
                 from fp_case_pkg import typing_only
@@ -123,7 +123,7 @@ def test_function_level_imports_count_and_type_checking_imports_do_not(tmp_path,
     from fp_case_pkg.case_stage import CaseStage
 
     modules = code_modules(CaseStage)
-    assert {"fp_case_pkg.case_stage", "fp_case_pkg.lazy_helper", "pipeline.stage", "pipeline.contracts"} <= set(modules)
+    assert {"fp_case_pkg.case_stage", "fp_case_pkg.lazy_helper", "synthmix.pipeline.stage", "synthmix.pipeline.contracts"} <= set(modules)
     assert "fp_case_pkg.typing_only" not in modules
     before = code_version(CaseStage)
     (package / "lazy_helper.py").write_text("VALUE = 3\n")
@@ -136,7 +136,7 @@ def test_function_level_imports_count_and_type_checking_imports_do_not(tmp_path,
 def test_no_stage_module_imports_another_stage_module():
     for name, stage_class in STAGES.items():
         own = stage_class.__module__
-        others = [module for module in code_modules(stage_class) if module.startswith("stages.") and module != own]
+        others = [module for module in code_modules(stage_class) if module.startswith("synthmix.stages.") and module != own]
         assert others == [], f"stage {name} ({own}) imports {others}; move what they share to pipeline/"
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.inspection.funnel import run_funnel
+from synthmix.pipeline.inspection.funnel import run_funnel
 from tests.pipeline.inspection_run import make_inspection_run
 
 

@@ -6,10 +6,10 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from pipeline.cli.main import main
-from pipeline.inspection.generation_cost import cost_section, generation_cost, render_cost
-from pipeline.store import StageDir, UnitCounts
-from pipeline.unit_commit import count_llm_usage_by_domain
+from synthmix.pipeline.cli.main import main
+from synthmix.pipeline.inspection.generation_cost import cost_section, generation_cost, render_cost
+from synthmix.pipeline.store import StageDir, UnitCounts
+from synthmix.pipeline.unit_commit import count_llm_usage_by_domain
 
 STAGES = [
     {"name": "synthesize"},

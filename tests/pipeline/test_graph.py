@@ -1,11 +1,11 @@
 import pyarrow as pa
 import pytest
 
-from pipeline.config import ConfigError, parse_job
-from pipeline.fingerprint import code_version
-from pipeline.graph import build_graph, select_stages, stages_with_unreadable_inputs
-from pipeline.stage import Stage, StageParams
-from stages.seeds import Seeds
+from synthmix.pipeline.config import ConfigError, parse_job
+from synthmix.pipeline.fingerprint import code_version
+from synthmix.pipeline.graph import build_graph, select_stages, stages_with_unreadable_inputs
+from synthmix.pipeline.stage import Stage, StageParams
+from synthmix.stages.seeds import Seeds
 
 
 class ScoreParams(StageParams):

@@ -12,11 +12,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import contracts, unit_commit
-from pipeline.contracts import Lineage, LineageError, RejectReason
-from pipeline.stage import Execution, Resources, Stage, StageContext
-from pipeline.store import StageDir
-from pipeline.unit_commit import commit_in_slices, process_batch
+from synthmix.pipeline import contracts, unit_commit
+from synthmix.pipeline.contracts import Lineage, LineageError, RejectReason
+from synthmix.pipeline.stage import Execution, Resources, Stage, StageContext
+from synthmix.pipeline.store import StageDir
+from synthmix.pipeline.unit_commit import commit_in_slices, process_batch
 
 INPUT_SCHEMA = pa.schema([pa.field(contracts.ID, pa.string()), pa.field(contracts.TEXT, pa.string())])
 

@@ -5,12 +5,12 @@ import json
 import pyarrow as pa
 import pytest
 
-from pipeline import contracts
-from pipeline.llm import engine_pool
-from pipeline.llm import processors as llm
-from pipeline.llm.engines.openai import read_http_replies
-from pipeline.llm.engines.vllm_runtime import read_vllm_replies
-from pipeline.llm.models import SamplingParams
+from synthmix.pipeline import contracts
+from synthmix.pipeline.llm import engine_pool
+from synthmix.pipeline.llm import processors as llm
+from synthmix.pipeline.llm.engines.openai import read_http_replies
+from synthmix.pipeline.llm.engines.vllm_runtime import read_vllm_replies
+from synthmix.pipeline.llm.models import SamplingParams
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -93,7 +93,7 @@ def test_messages_may_be_a_json_string():
 @pytest.fixture(scope="module")
 def word_limit(tmp_path_factory):
     """A limit of 40 tokens, counted one per word by a small tokenizer."""
-    from pipeline.llm.prompt_length import PromptLimit
+    from synthmix.pipeline.llm.prompt_length import PromptLimit
     from tests.pipeline.small_tokenizer import save_small_tokenizer
 
     return PromptLimit("smol", str(save_small_tokenizer(tmp_path_factory.mktemp("tokenizer"))), 40)

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from pipeline.llm import processors as llm
-from pipeline.llm.engines.embedded import EmbeddedModel
-from pipeline.llm.llm_output import parse_llm_json
+from synthmix.pipeline.llm import processors as llm
+from synthmix.pipeline.llm.engines.embedded import EmbeddedModel
+from synthmix.pipeline.llm.llm_output import parse_llm_json
 
 pytestmark = pytest.mark.engine
 

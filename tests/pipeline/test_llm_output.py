@@ -1,6 +1,6 @@
 """Tolerant JSON parsing of model output, and schema validation."""
 
-from pipeline.llm.llm_output import parse_llm_json
+from synthmix.pipeline.llm.llm_output import parse_llm_json
 
 QUESTIONS = {
     "type": "object",

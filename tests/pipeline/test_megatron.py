@@ -6,9 +6,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.tokens.megatron import INDEX_MAGIC, export_megatron, read_megatron_index, read_megatron_sequences
-from pipeline.tokens.mixture import MixConfig, build_mix, read_mix, write_mix
-from pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
+from synthmix.pipeline.tokens.megatron import INDEX_MAGIC, export_megatron, read_megatron_index, read_megatron_sequences
+from synthmix.pipeline.tokens.mixture import MixConfig, build_mix, read_mix, write_mix
+from synthmix.pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
 from tests.pipeline.corpus import sample_table, save_trained_hf_tokenizer, write_sample_shards
 
 

@@ -3,7 +3,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.tokens.mixture import MixConfig, MixMismatchError, build_mix, read_mix, validate_mix, write_mix
+from synthmix.pipeline.tokens.mixture import MixConfig, MixMismatchError, build_mix, read_mix, validate_mix, write_mix
 from tests.pipeline.corpus import sample_table, write_sample_shards
 
 

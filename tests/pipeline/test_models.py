@@ -3,12 +3,12 @@
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from pipeline.llm.engines import ModelSpec, check_model_spec, check_models
-from pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
-from pipeline.llm.engines.openai import OpenAIModel
-from pipeline.llm.engines.vllm import VllmModel
-from pipeline.llm.engines.vllm_runtime import RESERVED_CPUS_ENV
-from pipeline.llm.models import ModelSpecError
+from synthmix.pipeline.llm.engines import ModelSpec, check_model_spec, check_models
+from synthmix.pipeline.llm.engines.embedded import EmbeddedEngine, EmbeddedModel
+from synthmix.pipeline.llm.engines.openai import OpenAIModel
+from synthmix.pipeline.llm.engines.vllm import VllmModel
+from synthmix.pipeline.llm.engines.vllm_runtime import RESERVED_CPUS_ENV
+from synthmix.pipeline.llm.models import ModelSpecError
 
 SPEC = TypeAdapter(ModelSpec)
 CPU_ONLY = {"CPU": 2.0, "memory": 1e10}

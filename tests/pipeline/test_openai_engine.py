@@ -15,12 +15,12 @@ import urllib.request
 
 import pytest
 
-from pipeline.llm import processors as llm
-from pipeline.llm.cpu_features import embedded_dtype
-from pipeline.llm.embedded_model import prepare_embedded_model
-from pipeline.llm.engines.openai import OpenAIModel
-from pipeline.llm.engines.vllm_runtime import KV_CACHE_ENV
-from pipeline.llm.llm_output import parse_llm_json
+from synthmix.pipeline.llm import processors as llm
+from synthmix.pipeline.llm.cpu_features import embedded_dtype
+from synthmix.pipeline.llm.embedded_model import prepare_embedded_model
+from synthmix.pipeline.llm.engines.openai import OpenAIModel
+from synthmix.pipeline.llm.engines.vllm_runtime import KV_CACHE_ENV
+from synthmix.pipeline.llm.llm_output import parse_llm_json
 
 pytestmark = pytest.mark.engine
 

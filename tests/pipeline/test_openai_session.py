@@ -5,7 +5,7 @@ import json
 
 from aiohttp import web
 
-from pipeline.llm.openai_session import OpenAIChatSession, read_completion
+from synthmix.pipeline.llm.openai_session import OpenAIChatSession, read_completion
 
 COMPLETION = {
     "choices": [{"message": {"role": "assistant", "content": "hello"}}],

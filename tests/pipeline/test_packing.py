@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.tokens.mixture import MixConfig, build_mix, write_mix
-from pipeline.tokens.packing import PackedSequenceReader, make_torch_dataset
+from synthmix.pipeline.tokens.mixture import MixConfig, build_mix, write_mix
+from synthmix.pipeline.tokens.packing import PackedSequenceReader, make_torch_dataset
 from tests.pipeline.corpus import sample_table, write_sample_shards
 
 SEQ_LEN = 512

@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
-from pipeline.cli.pilot import load_pilot_job
-from pipeline.config import ConfigError
+from synthmix.pipeline.cli.pilot import load_pilot_job
+from synthmix.pipeline.config import ConfigError
 
 
 def write(tmp_path, job):

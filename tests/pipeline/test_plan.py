@@ -5,7 +5,7 @@ import re
 import pytest
 import yaml
 
-from pipeline.inspection.plan import HardwareProfile, PlanError, Target, load_profile, parse_target, profile_names, project, render_plan
+from synthmix.pipeline.inspection.plan import HardwareProfile, PlanError, Target, load_profile, parse_target, profile_names, project, render_plan
 
 
 def pilot(**kept):

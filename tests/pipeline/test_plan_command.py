@@ -7,9 +7,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipeline.cli.main import main
-from pipeline.llm import engine_pool
-from pipeline.store import StageDir
+from synthmix.pipeline.cli.main import main
+from synthmix.pipeline.llm import engine_pool
+from synthmix.pipeline.store import StageDir
 from tests.pipeline.fake_engine import FakeBackend
 
 PASSAGES = [

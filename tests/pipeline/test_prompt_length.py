@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from pipeline.llm.engines import check_model_spec, engine_for
-from pipeline.llm.engines import embedded as embedded_engine
-from pipeline.llm.engines.embedded import EmbeddedModel
-from pipeline.llm.engines.openai import OpenAIModel
-from pipeline.llm.engines.vllm import VllmModel
-from pipeline.llm.models import ModelSpecError
-from pipeline.llm.prompt_length import PromptLimit, count_prompt_tokens
+from synthmix.pipeline.llm.engines import check_model_spec, engine_for
+from synthmix.pipeline.llm.engines import embedded as embedded_engine
+from synthmix.pipeline.llm.engines.embedded import EmbeddedModel
+from synthmix.pipeline.llm.engines.openai import OpenAIModel
+from synthmix.pipeline.llm.engines.vllm import VllmModel
+from synthmix.pipeline.llm.models import ModelSpecError
+from synthmix.pipeline.llm.prompt_length import PromptLimit, count_prompt_tokens
 from tests.pipeline.small_tokenizer import save_small_tokenizer
 
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from pipeline import contracts
-from pipeline.contracts import RejectReason
-from pipeline.prompted_requests import read_reply
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.pipeline.prompted_requests import read_reply
 
 SCHEMA = json.dumps({"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]})
 

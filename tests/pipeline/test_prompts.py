@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from pipeline.llm.prompts import PromptError, list_prompts, load_prompt
+from synthmix.pipeline.llm.prompts import PromptError, list_prompts, load_prompt
 
 TEMPLATE = """---
 id: synthesize/questions

@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
-from quality.quality_classifier import load_quality_classifier, score_quality
+from synthmix.pipeline.cli import main
+from synthmix.quality.quality_classifier import load_quality_classifier, score_quality
 from tests.stages.answer_rows import answer_row, run_after_answers
 
 PRODUCTS = ["running shoes", "smart watches", "phone cases", "garden chairs", "coffee makers", "winter coats", "desk lamps", "headphones"]

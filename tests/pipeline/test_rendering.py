@@ -1,8 +1,8 @@
 import pyarrow as pa
 import pytest
 
-from pipeline.tokens.rendering import ChatFormat, RenderConfig, encode_marker, render_table
-from pipeline.tokens.shards import SHARD_SCHEMA
+from synthmix.pipeline.tokens.rendering import ChatFormat, RenderConfig, encode_marker, render_table
+from synthmix.pipeline.tokens.shards import SHARD_SCHEMA
 from tests.pipeline.corpus import CHINESE, WITH_SPECIAL_STRINGS, sample_table
 
 

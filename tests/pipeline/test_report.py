@@ -9,8 +9,8 @@ from html import unescape
 import pyarrow as pa
 import pytest
 
-from pipeline.inspection.report import build_report, near_duplicate_cluster_sizes, write_report
-from pipeline.store import StageDir, UnitCounts
+from synthmix.pipeline.inspection.report import build_report, near_duplicate_cluster_sizes, write_report
+from synthmix.pipeline.store import StageDir, UnitCounts
 from tests.pipeline.inspection_run import make_inspection_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.runner import run_job
-from pipeline.store import StageDir
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.store import StageDir
 from tests.pipeline.slow_job import REGISTRY, make_job
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,11 +10,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline import contracts
-from pipeline.cli.rounds import ACCEPTED, CrossRoundDedup, drop_cross_round_duplicates, read_rounds, round_dir, rounds_summary_line, run_in_rounds
-from pipeline.llm import engine_pool
-from pipeline.store import StageDir
-from stages.registry import STAGES
+from synthmix.pipeline import contracts
+from synthmix.pipeline.cli.rounds import ACCEPTED, CrossRoundDedup, drop_cross_round_duplicates, read_rounds, round_dir, rounds_summary_line, run_in_rounds
+from synthmix.pipeline.llm import engine_pool
+from synthmix.pipeline.store import StageDir
+from synthmix.stages.registry import STAGES
 from tests.pipeline.rounds_job import TARGETS, answer_for, fake_backend, make_job, write_topics
 from tests.pipeline.test_resume import start_job
 

@@ -4,7 +4,7 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.inspection.run_contents import RunInspectionError, data_files, stage_names
+from synthmix.pipeline.inspection.run_contents import RunInspectionError, data_files, stage_names
 from tests.pipeline.inspection_run import make_inspection_run
 
 

@@ -5,11 +5,11 @@ import json
 import pyarrow as pa
 import pytest
 
-from pipeline.config import ConfigError, parse_job
-from pipeline.inspection.run_status import stage_statuses
-from pipeline.runner import RunDirError, run_job
-from pipeline.stage import Execution, Stage, StageParams
-from stages.seeds import Seeds
+from synthmix.pipeline.config import ConfigError, parse_job
+from synthmix.pipeline.inspection.run_status import stage_statuses
+from synthmix.pipeline.runner import RunDirError, run_job
+from synthmix.pipeline.stage import Execution, Stage, StageParams
+from synthmix.stages.seeds import Seeds
 
 
 class LengthParams(StageParams):
@@ -74,8 +74,8 @@ def test_only_from_and_to_select_what_runs(job_dir, ray_session):
         {"name": "t", "run_dir": str(job_dir / "run"), "stages": ["seeds", "length"], "seeds": {"path": "docs.jsonl", "chunk_chars": 2000}},
         source="t.yaml",
     )
-    from pipeline.graph import build_graph
-    from pipeline.store import StageDir
+    from synthmix.pipeline.graph import build_graph
+    from synthmix.pipeline.store import StageDir
 
     plan = build_graph(job, REGISTRY, run_dir=job_dir / "run", job_dir=job_dir)
     assert StageDir(job_dir / "run", "length").state(plan[1].fingerprint) == "stale"
@@ -88,7 +88,7 @@ def test_a_stage_whose_input_never_ran_is_refused_with_what_to_run(job_dir, ray_
 
 def test_interrupted_stage_is_reported_as_interrupted(job_dir, ray_session):
     run(job_dir)
-    from pipeline.store import StageDir
+    from synthmix.pipeline.store import StageDir
 
     stage_dir = StageDir(job_dir / "run", "length")
     stage_dir.manifest_path.unlink()

@@ -3,7 +3,7 @@
 import pyarrow as pa
 import pytest
 
-from pipeline.inputs.sample_text import choose_text_source, row_texts
+from synthmix.pipeline.inputs.sample_text import choose_text_source, row_texts
 
 
 def test_pairs_are_read_as_instruction_then_answer_with_nulls_as_empty():

@@ -5,9 +5,9 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.file_digest import sha256_file
-from pipeline.tokens.shard_units import balanced_groups, publish_shards
-from pipeline.tokens.shards import ShardWriter
+from synthmix.pipeline.file_digest import sha256_file
+from synthmix.pipeline.tokens.shard_units import balanced_groups, publish_shards
+from synthmix.pipeline.tokens.shards import ShardWriter
 
 TOKENIZER = {"name": "test", "kind": "tiktoken"}
 

@@ -6,9 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.file_digest import sha256_file
-from pipeline.tokens.rendering import RenderConfig, render_table
-from pipeline.tokens.shards import (
+from synthmix.pipeline.file_digest import sha256_file
+from synthmix.pipeline.tokens.rendering import RenderConfig, render_table
+from synthmix.pipeline.tokens.shards import (
     SHARD_SCHEMA,
     TOKENIZER_METADATA_KEY,
     ShardWriter,

@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import store
-from pipeline.store import StageDir, StageState, UnitCounts, swap_dir, write_atomic_bytes, write_atomic_json
+from synthmix.pipeline import store
+from synthmix.pipeline.store import StageDir, StageState, UnitCounts, swap_dir, write_atomic_bytes, write_atomic_json
 
 
 def unit(ids: list[str]) -> tuple[pa.Table, pa.Table, pa.Array, UnitCounts]:

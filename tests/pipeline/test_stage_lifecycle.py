@@ -6,14 +6,14 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline import unit_commit
-from pipeline.config import ConfigError, parse_job
-from pipeline.graph import PlannedStage, build_graph, check_publications
-from pipeline.runner import withdraw_publications
-from pipeline.stage import Execution, GlobalStage, Stage, StageContext, StageParams
-from pipeline.store import StageDir
-from pipeline.unit_commit import release_worker_stages, worker_stage
-from stages.registry import STAGES
+from synthmix.pipeline import unit_commit
+from synthmix.pipeline.config import ConfigError, parse_job
+from synthmix.pipeline.graph import PlannedStage, build_graph, check_publications
+from synthmix.pipeline.runner import withdraw_publications
+from synthmix.pipeline.stage import Execution, GlobalStage, Stage, StageContext, StageParams
+from synthmix.pipeline.store import StageDir
+from synthmix.pipeline.unit_commit import release_worker_stages, worker_stage
+from synthmix.stages.registry import STAGES
 
 
 # --- how a stage executes is declared, and misdeclarations fail when the class is defined ---------

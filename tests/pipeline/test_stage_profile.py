@@ -5,9 +5,9 @@ import json
 import pyarrow as pa
 import pytest
 
-from pipeline.inspection.run_contents import RunInspectionError
-from pipeline.inspection.stage_profile import nice_bins, profile_rejects, profile_stage
-from pipeline.store import StageDir, UnitCounts
+from synthmix.pipeline.inspection.run_contents import RunInspectionError
+from synthmix.pipeline.inspection.stage_profile import nice_bins, profile_rejects, profile_stage
+from synthmix.pipeline.store import StageDir, UnitCounts
 from tests.pipeline.inspection_run import make_inspection_run
 
 

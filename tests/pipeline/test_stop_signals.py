@@ -21,7 +21,7 @@ import psutil
 import pytest
 import yaml
 
-from pipeline.store import StageDir, StageState
+from synthmix.pipeline.store import StageDir, StageState
 from tests.pipeline.fake_chat_server import FakeChatServer, instructions_reply
 from tests.pipeline.test_resume import write_corpus
 
@@ -34,7 +34,7 @@ def start_run(job: dict, tmp_path: Path) -> subprocess.Popen:
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(job))
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "run", str(path), "--run-dir", str(tmp_path / "run")],
+        [sys.executable, "-m", "synthmix", "run", str(path), "--run-dir", str(tmp_path / "run")],
         cwd=ROOT,
         start_new_session=True,
         stdout=subprocess.DEVNULL,

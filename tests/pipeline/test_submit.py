@@ -18,13 +18,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import submit
-from pipeline.config import ConfigError, load_job
-from pipeline.runner import run_job
-from pipeline.store import StageDir
-from pipeline.tokens.mixture import read_mix
-from pipeline.tokens.tokenizers import HUNYUAN_FILE_SHA256
-from stages.registry import STAGES
+from synthmix.pipeline.cli import submit
+from synthmix.pipeline.config import ConfigError, load_job
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.store import StageDir
+from synthmix.pipeline.tokens.mixture import read_mix
+from synthmix.pipeline.tokens.tokenizers import HUNYUAN_FILE_SHA256
+from synthmix.stages.registry import STAGES
 from tests.pipeline.fake_chat_server import FakeChatServer, schema_reply
 from tests.pipeline.loopback_cluster import LoopbackCluster
 
@@ -45,7 +45,7 @@ def cluster():
 
 
 def synthmix(args, env, timeout=600):
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "synthmix", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def rows_by_stage(run_dir: Path, names=STAGE_NAMES, *, rejects: bool = False) -> dict[str, list[dict]]:
@@ -71,9 +71,7 @@ def shard_contents(run_dir: Path) -> tuple[list[dict], tuple[int, int]]:
 def test_entrypoint_runs_the_job_with_its_stage_selection_and_overrides():
     submission = submit.Submission(job_file=CLUSTER_JOB, run_dir="/shared/runs/x", overrides=["seeds.chunk_chars=900"], start="tokenize", force=True)
     entrypoint = submit.build_entrypoint(submission, submit.job_path_in_project(CLUSTER_JOB))
-    assert entrypoint == (
-        "python -m pipeline.cli run tests/pipeline/cluster_job.yaml --run-dir /shared/runs/x --set seeds.chunk_chars=900 --from tokenize --force"
-    )
+    assert entrypoint == ("python -m synthmix run tests/pipeline/cluster_job.yaml --run-dir /shared/runs/x --set seeds.chunk_chars=900 --from tokenize --force")
 
 
 def test_runtime_env_carries_the_project_pip_requirements_and_env_vars():

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from pipeline.inspection.svg_charts import CHAR_WIDTH, _format, histogram_chart, stacked_bar_chart
+from synthmix.pipeline.inspection.svg_charts import CHAR_WIDTH, _format, histogram_chart, stacked_bar_chart
 
 TEXT = re.compile(r'<text x="([\d.]+)" y="([\d.]+)"(?: text-anchor="(\w+)")?>([^<]*)</text>')
 WIDTH = re.compile(r'<svg [^>]*width="(\d+)"')

@@ -3,8 +3,8 @@ stop, which pairs a trim keeps; and the job keys that ask for them."""
 
 import pytest
 
-from pipeline.config import BudgetConfig, ConfigError, JobConfig, RoundsConfig, TargetAmount, parse_job
-from pipeline.targets import KeptPair, Spend, affordable_seeds, budget_spent, kept_amounts, pairs_to_keep, plan_next_round
+from synthmix.pipeline.config import BudgetConfig, ConfigError, JobConfig, RoundsConfig, TargetAmount, parse_job
+from synthmix.pipeline.targets import KeptPair, Spend, affordable_seeds, budget_spent, kept_amounts, pairs_to_keep, plan_next_round
 
 TARGETS = {"math": TargetAmount(pairs=10), "code": TargetAmount(pairs=20)}
 SETTINGS = RoundsConfig(pilot_seeds=4, min_seeds=2, max_seeds=30)
@@ -121,7 +121,7 @@ def test_bad_targets_and_budgets_are_refused_naming_the_key(keys, message):
 
 
 def test_a_bad_cross_round_dedup_setting_names_its_key_before_any_round_runs():
-    from pipeline.cli.rounds import cross_round_dedup
+    from synthmix.pipeline.cli.rounds import cross_round_dedup
 
     job = JobConfig.model_validate({"name": "t", "stages": ["seeds", "synthesize"], "targets": {"math": {"pairs": 2}}, "rounds": {"dedup": {"threshold": 1.5}}})
     with pytest.raises(ConfigError, match=r"rounds\.dedup\.threshold"):

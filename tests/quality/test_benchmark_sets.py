@@ -1,7 +1,7 @@
 import pytest
 
-from quality.benchmark_sets import load_benchmark_texts, load_gsm8k_test, load_humaneval
-from quality.decontamination import build_ngram_index, find_contamination
+from synthmix.quality.benchmark_sets import load_benchmark_texts, load_gsm8k_test, load_humaneval
+from synthmix.quality.decontamination import build_ngram_index, find_contamination
 
 
 def test_humaneval_loads_all_problems_from_the_installed_package() -> None:

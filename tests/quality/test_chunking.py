@@ -1,4 +1,4 @@
-from quality.chunking import chunk_document, normalize_document
+from synthmix.quality.chunking import chunk_document, normalize_document
 
 
 def test_normalize_applies_nfc_and_collapses_spaces_and_blank_lines():

@@ -1,6 +1,6 @@
 import pytest
 
-from quality.code_extraction import find_cut_python_block, find_python_code, is_program
+from synthmix.quality.code_extraction import find_cut_python_block, find_python_code, is_program
 
 SOLUTION = "def add(a, b):\n    return a + b\n"
 

@@ -1,6 +1,6 @@
 import pytest
 
-from quality.code_language import asked_languages, code_languages, prose_of, python_sources
+from synthmix.quality.code_language import asked_languages, code_languages, prose_of, python_sources
 
 
 def fence(label: str, code: str) -> str:

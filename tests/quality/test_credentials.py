@@ -2,7 +2,7 @@ import secrets
 
 import pytest
 
-from quality.credentials import REDACTED, redact_credentials
+from synthmix.quality.credentials import REDACTED, redact_credentials
 
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCY3XAMPL9KEY"
 

@@ -2,8 +2,8 @@ from pydoc_data.topics import topics
 
 import pytest
 
-from quality.benchmark_sets import load_benchmark_texts
-from quality.decontamination import ContaminationMatch, build_ngram_index, find_contamination
+from synthmix.quality.benchmark_sets import load_benchmark_texts
+from synthmix.quality.decontamination import ContaminationMatch, build_ngram_index, find_contamination
 
 
 @pytest.fixture(scope="module")

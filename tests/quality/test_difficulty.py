@@ -1,6 +1,6 @@
 import pytest
 
-from quality.difficulty import Measures, compare_difficulty, mean_interval, measure_answers
+from synthmix.quality.difficulty import Measures, compare_difficulty, mean_interval, measure_answers
 
 
 def test_agreement_is_measured_only_for_objective_instructions_with_several_samples():

@@ -1,6 +1,6 @@
 import numpy as np
 
-from quality.diversity import (
+from synthmix.quality.diversity import (
     compression_ratio,
     count_openings,
     describe_clusters,

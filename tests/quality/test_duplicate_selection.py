@@ -1,13 +1,13 @@
 import numpy as np
 
-from quality.duplicate_selection import (
+from synthmix.quality.duplicate_selection import (
     choose_representatives,
     exact_leaders,
     pair_jaccard,
     rank_documents,
     select_kept,
 )
-from quality.shingles import ShingleSpec, hash_shingles
+from synthmix.quality.shingles import ShingleSpec, hash_shingles
 from tests.quality.near_duplicate_fixture import chinese_documents, exact_jaccard, real_documents
 
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pyarrow as pa
 
-from quality.exact_dedup import copy_keys, digest_texts, find_exact_duplicates, label_exact_duplicates, text_groups
-from quality.normalize import TextNormalization, normalize_texts
+from synthmix.quality.exact_dedup import copy_keys, digest_texts, find_exact_duplicates, label_exact_duplicates, text_groups
+from synthmix.quality.normalize import TextNormalization, normalize_texts
 
 DEFAULT = TextNormalization()
 

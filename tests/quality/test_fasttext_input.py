@@ -1,6 +1,6 @@
 import pyarrow as pa
 
-from quality.fasttext_input import to_fasttext_lines
+from synthmix.quality.fasttext_input import to_fasttext_lines
 
 
 def test_every_kind_of_line_break_becomes_a_space() -> None:

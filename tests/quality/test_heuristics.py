@@ -4,8 +4,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.contracts import RejectReason
-from quality.heuristics import (
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.quality.heuristics import (
     HeuristicThresholds,
     count_boilerplate,
     count_chars,

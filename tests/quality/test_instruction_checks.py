@@ -1,5 +1,5 @@
-from pipeline.contracts import RejectReason
-from quality.instruction_checks import (
+from synthmix.pipeline.contracts import RejectReason
+from synthmix.quality.instruction_checks import (
     check_answers_itself,
     check_copies_seed,
     check_echoes_prompt,

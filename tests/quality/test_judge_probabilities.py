@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from quality.judge_probabilities import expected_score, option_probabilities, yes_probability
+from synthmix.quality.judge_probabilities import expected_score, option_probabilities, yes_probability
 
 
 def logs(**probabilities):

@@ -1,15 +1,15 @@
-"""quality.judged_sets: responses whose verdict is certain by construction."""
+"""synthmix.quality.judged_sets: responses whose verdict is certain by construction."""
 
 import json
 import random
 
 import pytest
 
-from pipeline.contracts import ConfigError
-from quality.answer_extraction import extract_answer
-from quality.benchmark_sets import load_gsm8k_test
-from quality.judged_sets import alter_one_step, cut_mid_sentence, gsm8k_judged, humaneval_judged, mutants, read_judged_file, readable_solution
-from quality.sandbox import Outcome, SandboxLimits, run_sandboxed
+from synthmix.pipeline.contracts import ConfigError
+from synthmix.quality.answer_extraction import extract_answer
+from synthmix.quality.benchmark_sets import load_gsm8k_test
+from synthmix.quality.judged_sets import alter_one_step, cut_mid_sentence, gsm8k_judged, humaneval_judged, mutants, read_judged_file, readable_solution
+from synthmix.quality.sandbox import Outcome, SandboxLimits, run_sandboxed
 
 JANET = "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\nShe makes 9 * 2 = $<<9*2=18>>18 every day at the farmer’s market.\n#### 18"
 
@@ -79,7 +79,7 @@ def test_humaneval_mutants_fail_their_tests_and_canonical_solutions_pass():
     assert {row.variant for row in judged} == {"canonical", "mutant"}
     for row in judged:
         code = row.response.removeprefix("```python\n").removesuffix("\n```")
-        from quality.benchmark_sets import load_humaneval
+        from synthmix.quality.benchmark_sets import load_humaneval
 
         problem = next(p for p in load_humaneval() if p.task_id == row.origin["task_id"])
         assert sandbox_passes(code, f"{problem.test}\n\ncheck({problem.entry_point})\n") is row.good
@@ -110,7 +110,7 @@ def test_a_users_judged_file_is_read_with_its_field_names(tmp_path):
 
 
 def test_recorded_passages_give_a_good_answer_its_faults_and_the_models_own_mistakes():
-    from quality.judged_sets import passage_judged, read_passage_records
+    from synthmix.quality.judged_sets import passage_judged, read_passage_records
 
     records = {record["key"]: record for record in read_passage_records()}
     judged = passage_judged(seed=0)

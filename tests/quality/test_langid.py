@@ -3,7 +3,7 @@ from pydoc_data.topics import topics
 import numpy as np
 import pytest
 
-from quality.langid import find_language_mismatches, identify_languages, load_lid_model, locate_lid_model
+from synthmix.quality.langid import find_language_mismatches, identify_languages, load_lid_model, locate_lid_model
 
 
 @pytest.fixture(scope="module")

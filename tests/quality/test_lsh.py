@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from quality.lsh import (
+from synthmix.quality.lsh import (
     BandRows,
     MinHashConfig,
     candidate_probability,
@@ -15,7 +15,7 @@ from quality.lsh import (
     merge_pairs_into_labels,
     pair_bucket_members,
 )
-from quality.shingles import ShingleSpec
+from synthmix.quality.shingles import ShingleSpec
 from tests.quality.mixed_script_corpus import score_mixed_removals, small_mixed_corpus
 from tests.quality.near_duplicate_fixture import (
     build_bilingual_corpus,

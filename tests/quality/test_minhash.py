@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from datasketch import MinHash
 
-from quality.minhash import (
+from synthmix.quality.minhash import (
     EMPTY_SLOT,
     compute_minhash_signatures,
     draw_permutations,
@@ -10,7 +10,7 @@ from quality.minhash import (
     has_shingles,
     sign_shingles,
 )
-from quality.shingles import ShingleSpec, hash_shingles
+from synthmix.quality.shingles import ShingleSpec, hash_shingles
 from tests.quality.near_duplicate_fixture import build_planted_corpus
 
 SPEC = ShingleSpec(kind="word", n=5)

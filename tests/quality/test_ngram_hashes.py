@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from quality.ngram_hashes import hash_ngram_sizes, hash_ngrams, hash_strings, hash_words, split_words
+from synthmix.quality.ngram_hashes import hash_ngram_sizes, hash_ngrams, hash_strings, hash_words, split_words
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # `python -c` imports quality/ from its working directory
 
@@ -23,7 +23,7 @@ def test_equal_strings_hash_equal_and_different_ones_differ() -> None:
 
 
 def test_hashes_are_the_same_in_another_process() -> None:
-    code = "import pyarrow as pa; from quality.ngram_hashes import hash_strings; print(hash_strings(pa.array(['x']))[0])"
+    code = "import pyarrow as pa; from synthmix.quality.ngram_hashes import hash_strings; print(hash_strings(pa.array(['x']))[0])"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
     other = run.stdout.strip()
     assert int(other) == int(hash_strings(pa.array(["x"]))[0])

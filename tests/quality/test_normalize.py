@@ -5,7 +5,7 @@ import unicodedata
 import pyarrow as pa
 import pytest
 
-from quality.normalize import SEPARATOR_MARK, SEPARATOR_SPACE, TextNormalization, normalize_texts, separator_classes
+from synthmix.quality.normalize import SEPARATOR_MARK, SEPARATOR_SPACE, TextNormalization, normalize_texts, separator_classes
 from tests.quality.near_duplicate_fixture import real_documents
 
 DEFAULT = TextNormalization()

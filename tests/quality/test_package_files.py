@@ -1,6 +1,6 @@
 import pytest
 
-from quality.package_files import locate_package_file
+from synthmix.quality.package_files import locate_package_file
 
 
 def test_a_file_shipped_in_an_installed_distribution_is_found() -> None:

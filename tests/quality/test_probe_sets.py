@@ -4,10 +4,10 @@ import sys
 
 import pytest
 
-from pipeline.contracts import ConfigError
-from quality.benchmark_sets import load_gsm8k_test, load_humaneval
-from quality.instruction_checks import is_mostly_chinese
-from quality.probe_sets import (
+from synthmix.pipeline.contracts import ConfigError
+from synthmix.quality.benchmark_sets import load_gsm8k_test, load_humaneval
+from synthmix.quality.instruction_checks import is_mostly_chinese
+from synthmix.quality.probe_sets import (
     ARITHMETIC_ZH_TEMPLATES,
     arithmetic_zh_probes,
     draw_probes,

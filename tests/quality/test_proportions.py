@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from quality.proportions import newcombe_difference, rank_auc, wilson_interval
+from synthmix.quality.proportions import newcombe_difference, rank_auc, wilson_interval
 
 
 def test_wilson_interval_matches_the_published_values():

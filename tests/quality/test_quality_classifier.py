@@ -9,7 +9,7 @@ from pydoc_data.topics import topics
 import numpy as np
 import pytest
 
-from quality.quality_classifier import (
+from synthmix.quality.quality_classifier import (
     QualityClassifierParams,
     QualityTrainingError,
     load_quality_classifier,
@@ -83,7 +83,7 @@ DIRTY_MEMORY = {"GLIBC_TUNABLES": "glibc.malloc.mmap_max=0:glibc.malloc.trim_thr
 TRAIN_IN_DIRTY_MEMORY = """
 import json, numpy as np
 from tests.quality.test_quality_classifier import _split
-from quality.quality_classifier import QualityClassifierParams, score_quality, train_quality_classifier
+from synthmix.quality.quality_classifier import QualityClassifierParams, score_quality, train_quality_classifier
 train_texts, train_labels, test_texts, _ = _split()
 junk = np.full(40_000_000, 1e30, dtype=np.float32)  # 160 MB: room for the matrix and what fastText allocates first
 del junk

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from quality import sandbox
-from quality.credentials import REDACTED
-from quality.sandbox import OUTPUT_TAIL_BYTES, Outcome, SandboxError, SandboxLimits, run_sandboxed
+from synthmix.quality import sandbox
+from synthmix.quality.credentials import REDACTED
+from synthmix.quality.sandbox import OUTPUT_TAIL_BYTES, Outcome, SandboxError, SandboxLimits, run_sandboxed
 from tests.canaries import planted_secrets, reading_program
 from tests.container_features import missing_feature
 

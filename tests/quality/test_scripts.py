@@ -2,9 +2,9 @@ import unicodedata
 
 import numpy as np
 
-from quality.normalize import TextNormalization, normalize_texts
-from quality.scripts import SCRIPTS, UNSEGMENTED, code_point_scripts, dominant_scripts, script_table
-from quality.shingles import cut_units
+from synthmix.quality.normalize import TextNormalization, normalize_texts
+from synthmix.quality.scripts import SCRIPTS, UNSEGMENTED, code_point_scripts, dominant_scripts, script_table
+from synthmix.quality.shingles import cut_units
 
 
 def scripts_of(text: str) -> list[str]:

@@ -1,8 +1,8 @@
 import numpy as np
 
-from quality.duplicate_selection import pair_jaccard
-from quality.normalize import TextNormalization, normalize_texts
-from quality.shingles import DEFAULTS, ShingleSpec, hash_shingles
+from synthmix.quality.duplicate_selection import pair_jaccard
+from synthmix.quality.normalize import TextNormalization, normalize_texts
+from synthmix.quality.shingles import DEFAULTS, ShingleSpec, hash_shingles
 from tests.quality.mixed_script_corpus import chinese_technical_documents, small_mixed_corpus
 from tests.quality.near_duplicate_fixture import (
     DISTINCT_SPEC,

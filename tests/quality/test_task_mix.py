@@ -1,7 +1,7 @@
 import random
 from collections import Counter
 
-from quality.task_mix import fitting_types, layout_group, plan_quotas, seed_hash, shares_of
+from synthmix.quality.task_mix import fitting_types, layout_group, plan_quotas, seed_hash, shares_of
 
 MIX = {"explain": 0.2, "how_to": 0.15, "write_code": 0.15, "debug": 0.05, "compare": 0.1, "calculate": 0.1, "writing": 0.1, "analyze": 0.1, "factual": 0.05}
 FIT = {"write_code": ["code"], "debug": ["code"], "calculate": ["math", "science", "code"]}

@@ -1,6 +1,6 @@
 import pytest
 
-from quality.task_types import TASK_TYPES, classify_task_type
+from synthmix.quality.task_types import TASK_TYPES, classify_task_type
 
 # Instructions of the kinds the quickstart's model writes and the mix asks for, in both
 # languages, each with the type a reader would give it.

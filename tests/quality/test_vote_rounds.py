@@ -1,6 +1,6 @@
 """Drawing a vote's samples in rounds gives the verdict of drawing them all, with fewer samples.
 
-The rules are checked against `quality.voting.vote_answers` itself, over every outcome of small
+The rules are checked against `synthmix.quality.voting.vote_answers` itself, over every outcome of small
 votes: each sample an answer (three distinct ones), an unreadable reply, or a failure."""
 
 import functools
@@ -8,9 +8,9 @@ import itertools
 
 import pytest
 
-from quality.answer_extraction import extract_answer
-from quality.vote_rounds import planned_samples, samples_to_draw, vote_is_settled
-from quality.voting import vote_answers
+from synthmix.quality.answer_extraction import extract_answer
+from synthmix.quality.vote_rounds import planned_samples, samples_to_draw, vote_is_settled
+from synthmix.quality.voting import vote_answers
 
 FAILED = "failed"
 # Replies whose canonical answers are three distinct values and one unreadable reply.

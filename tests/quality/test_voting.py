@@ -1,6 +1,6 @@
 import pytest
 
-from quality.voting import vote_answers
+from synthmix.quality.voting import vote_answers
 
 
 def test_majority_reaching_the_threshold_is_consistent_and_keeps_a_majority_sample() -> None:

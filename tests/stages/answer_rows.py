@@ -1,6 +1,6 @@
 """A stand-in for the `answer` stage in filtering tests: emits rows of the answer contract from Parquet.
 
-Rows carry exactly what the filtering stages read (`pipeline.contracts.ANSWER_FIELDS`: lineage,
+Rows carry exactly what the filtering stages read (`synthmix.pipeline.contracts.ANSWER_FIELDS`: lineage,
 source, domain, lang, instruction, answer, samples, objective, meta, record identity), so the
 filtering stages are tested on that contract without an engine start.
 """
@@ -14,13 +14,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import contracts
-from pipeline.config import parse_job
-from pipeline.contracts import ANSWER_FIELDS
-from pipeline.runner import run_job
-from pipeline.stage import Stage, StageParams
-from pipeline.store import StageDir
-from stages.registry import STAGES
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import parse_job
+from synthmix.pipeline.contracts import ANSWER_FIELDS
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.stage import Stage, StageParams
+from synthmix.pipeline.store import StageDir
+from synthmix.stages.registry import STAGES
 
 
 class ParquetRowsParams(StageParams):

@@ -26,13 +26,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline import contracts
-from pipeline.llm import engine_pool
-from pipeline.llm.engines.embedded import EmbeddedModel
-from pipeline.llm.processors import apply_llm
-from pipeline.prompted_requests import PROMPT_INFO
-from pipeline.stage import StageContext
-from stages.verify_code import VerifyCode, VerifyCodeParams
+from synthmix.pipeline import contracts
+from synthmix.pipeline.llm import engine_pool
+from synthmix.pipeline.llm.engines.embedded import EmbeddedModel
+from synthmix.pipeline.llm.processors import apply_llm
+from synthmix.pipeline.prompted_requests import PROMPT_INFO
+from synthmix.pipeline.stage import StageContext
+from synthmix.stages.verify_code import VerifyCode, VerifyCodeParams
 from tests.stages.answer_rows import answer_row
 from tests.stages.synthesis_rows import instruction_rows, make_stage, seed_rows
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline import contracts
-from pipeline.config import parse_job
-from pipeline.graph import build_graph
-from stages.registry import STAGES
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import parse_job
+from synthmix.pipeline.graph import build_graph
+from synthmix.stages.registry import STAGES
 
 RECORDED = json.loads((Path(__file__).parent / "recorded" / "synthesis_replies.json").read_text(encoding="utf-8"))
 INPUTS = json.loads((Path(__file__).parent / "recorded" / "inputs.json").read_text(encoding="utf-8"))

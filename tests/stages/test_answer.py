@@ -5,11 +5,11 @@ import json
 import pyarrow as pa
 import pytest
 
-from pipeline import contracts
-from pipeline.config import ConfigError
-from pipeline.llm.models import SamplingParams
-from pipeline.llm.processors import merge_sampling
-from stages.gather_samples import gather_group
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import ConfigError
+from synthmix.pipeline.llm.models import SamplingParams
+from synthmix.pipeline.llm.processors import merge_sampling
+from synthmix.stages.gather_samples import gather_group
 from tests.stages.synthesis_rows import INPUTS, RECORDED, instruction_rows, make_stage, with_replies
 
 ANSWERS = RECORDED["answer"]

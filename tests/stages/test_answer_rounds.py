@@ -14,14 +14,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import contracts
-from pipeline.config import ConfigError, parse_job
-from pipeline.contracts import INSTRUCTION_FIELDS
-from pipeline.llm import engine_pool
-from pipeline.llm.engine_replica import Progress
-from pipeline.runner import run_job
-from pipeline.store import StageDir
-from stages.registry import STAGES
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import ConfigError, parse_job
+from synthmix.pipeline.contracts import INSTRUCTION_FIELDS
+from synthmix.pipeline.llm import engine_pool
+from synthmix.pipeline.llm.engine_replica import Progress
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.store import StageDir
+from synthmix.stages.registry import STAGES
 from tests.pipeline.fake_engine import EngineGone, FakeBackend
 from tests.stages.answer_rows import ParquetRows
 
@@ -162,7 +162,7 @@ def test_an_engine_that_dies_in_the_second_round_resumes_to_the_rows_of_an_unint
 
 def test_min_agreement_must_be_the_consistency_stages(tmp_path):
     job = make_job(tmp_path, "mismatch", min_agreement=0.5)
-    from pipeline.graph import build_graph
+    from synthmix.pipeline.graph import build_graph
 
     with pytest.raises(ConfigError, match=r"min_agreement 0.5 differs from the 0.6 of stage 'consistency'"):
         build_graph(job, REGISTRY, run_dir=tmp_path / "mismatch")

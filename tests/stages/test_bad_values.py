@@ -23,17 +23,17 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import contracts
-from pipeline.config import parse_job
-from pipeline.contracts import ANSWER_FIELDS, INSTRUCTION_FIELDS, RejectReason, content_id
-from pipeline.graph import build_graph, with_input_schema
-from pipeline.llm import engine_pool, processors
-from pipeline.llm.engine_replica import Replica, ReplicaSettings
-from pipeline.llm.models import SamplingParams
-from pipeline.llm.prompt_length import PromptLimit
-from pipeline.unit_commit import process_batch
-from stages.gather_samples import gather_group
-from stages.registry import STAGES
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import parse_job
+from synthmix.pipeline.contracts import ANSWER_FIELDS, INSTRUCTION_FIELDS, RejectReason, content_id
+from synthmix.pipeline.graph import build_graph, with_input_schema
+from synthmix.pipeline.llm import engine_pool, processors
+from synthmix.pipeline.llm.engine_replica import Replica, ReplicaSettings
+from synthmix.pipeline.llm.models import SamplingParams
+from synthmix.pipeline.llm.prompt_length import PromptLimit
+from synthmix.pipeline.unit_commit import process_batch
+from synthmix.stages.gather_samples import gather_group
+from synthmix.stages.registry import STAGES
 from tests.pipeline.fake_engine import FITTING, REFUSE, UNFINISHED, ScriptedBackend
 from tests.pipeline.small_tokenizer import save_small_tokenizer
 from tests.pipeline.test_llm import expand
@@ -313,7 +313,7 @@ def assert_too_long_never_sent(generated: pa.Table, backend: ScriptedBackend | N
 
 
 def test_the_small_tokenizer_counts_a_huge_prompt_over_the_limit(small_tokenizer):
-    from pipeline.llm.prompt_length import count_prompt_tokens
+    from synthmix.pipeline.llm.prompt_length import count_prompt_tokens
 
     assert count_prompt_tokens(small_tokenizer, [{"role": "user", "content": "word " * MAX_MODEL_LEN}]) > MAX_MODEL_LEN
     assert count_prompt_tokens(small_tokenizer, [{"role": "user", "content": "two words"}]) < 10

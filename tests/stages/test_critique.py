@@ -12,11 +12,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline import contracts
-from pipeline.config import ConfigError, parse_job
-from pipeline.graph import build_graph
-from pipeline.stage import StageContext, with_columns
-from stages.critique import Critique, CritiqueParams, keep_reply, parse_judgement
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import ConfigError, parse_job
+from synthmix.pipeline.graph import build_graph
+from synthmix.pipeline.stage import StageContext, with_columns
+from synthmix.stages.critique import Critique, CritiqueParams, keep_reply, parse_judgement
 from tests.stages.answer_rows import REGISTRY, answer_row, run_after_answers
 
 PASSAGE = "The Great Wall of China was built over many centuries, mostly during the Ming dynasty (1368-1644)."

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from pipeline.config import ConfigError, parse_job
-from pipeline.graph import build_graph
-from quality.benchmark_sets import load_humaneval
-from quality.ngram_hashes import split_words
+from synthmix.pipeline.config import ConfigError, parse_job
+from synthmix.pipeline.graph import build_graph
+from synthmix.quality.benchmark_sets import load_humaneval
+from synthmix.quality.ngram_hashes import split_words
 from tests.stages.answer_rows import REGISTRY, answer_row, run_after_answers
 
 QUIZ = [

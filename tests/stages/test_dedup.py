@@ -7,15 +7,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import contracts
-from pipeline.config import ConfigError, parse_job
-from pipeline.runner import run_job
-from pipeline.stage import Resources
-from pipeline.store import StageDir
-from quality.lsh import choose_bands_rows
-from quality.normalize import TextNormalization, normalize_texts
-from quality.shingles import DEFAULTS, ShingleSpec
-from stages.registry import STAGES
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import ConfigError, parse_job
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.stage import Resources
+from synthmix.pipeline.store import StageDir
+from synthmix.quality.lsh import choose_bands_rows
+from synthmix.quality.normalize import TextNormalization, normalize_texts
+from synthmix.quality.shingles import DEFAULTS, ShingleSpec
+from synthmix.stages.registry import STAGES
 from tests.quality.mixed_script_corpus import score_mixed_removals, small_mixed_corpus
 from tests.quality.near_duplicate_fixture import (
     build_bilingual_corpus,

@@ -7,11 +7,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, parse_job
-from pipeline.graph import build_graph
-from pipeline.store import StageDir
-from stages.difficulty import evolved_from, summarize_changes, upstream_stages
-from stages.registry import STAGES
+from synthmix.pipeline.config import ConfigError, parse_job
+from synthmix.pipeline.graph import build_graph
+from synthmix.pipeline.store import StageDir
+from synthmix.stages.difficulty import evolved_from, summarize_changes, upstream_stages
+from synthmix.stages.registry import STAGES
 
 JOB = {
     "name": "t",
@@ -151,7 +151,7 @@ def test_in_a_run_every_checked_rewrite_is_set_against_its_parent_and_counted(tm
     """The recipe through the runner on a fake model whose answers and grades do not change with
     the request: no rewrite can be shown harder, so each checked one is rejected, and the
     manifest counts them per operation."""
-    from pipeline.runner import run_job
+    from synthmix.pipeline.runner import run_job
     from tests.pipeline.fake_chat_server import FakeChatServer, schema_reply
 
     corpus = tmp_path / "corpus.jsonl"

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from pipeline.llm.prompts import load_prompt
-from stages.evolve import APPENDING_OPERATIONS, REWRITE_OPERATIONS, addition_schema, pick_low_resource_examples
+from synthmix.pipeline.llm.prompts import load_prompt
+from synthmix.stages.evolve import APPENDING_OPERATIONS, REWRITE_OPERATIONS, addition_schema, pick_low_resource_examples
 from tests.stages.synthesis_rows import RECORDED, instruction_rows, make_stage, with_replies
 
 EVOLVED = RECORDED["evolve"]
@@ -182,7 +182,7 @@ def test_expand_replies_become_several_new_instructions(stage):
 
 
 def test_unknown_operation_is_a_config_error():
-    from pipeline.config import ConfigError
+    from synthmix.pipeline.config import ConfigError
 
     with pytest.raises(ConfigError, match="unknown evolution operation"):
         make_stage("evolve", {"operations": {"paraphrase": 1}})

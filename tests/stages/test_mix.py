@@ -8,14 +8,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import load_job, parse_job
-from pipeline.runner import run_job
-from pipeline.store import StageDir
-from pipeline.tokens.megatron import export_megatron, read_megatron_sequences
-from pipeline.tokens.mixture import read_mix, validate_mix
-from stages.mix import Mix
-from stages.seeds import Seeds
-from stages.tokenize import Tokenize
+from synthmix.pipeline.config import load_job, parse_job
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.store import StageDir
+from synthmix.pipeline.tokens.megatron import export_megatron, read_megatron_sequences
+from synthmix.pipeline.tokens.mixture import read_mix, validate_mix
+from synthmix.stages.mix import Mix
+from synthmix.stages.seeds import Seeds
+from synthmix.stages.tokenize import Tokenize
 
 REGISTRY = {"seeds": Seeds, "tokenize": Tokenize, "mix": Mix}
 CL100K = {"kind": "tiktoken", "name": "cl100k_base"}

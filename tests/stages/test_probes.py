@@ -13,19 +13,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import contracts
-from pipeline.cli import main
-from pipeline.config import ConfigError, load_job, parse_job
-from pipeline.contracts import INSTRUCTION_FIELDS
-from pipeline.graph import build_graph
-from pipeline.inspection.eval_view import render_eval
-from pipeline.inspection.evaluation import evaluate_run
-from pipeline.probe_rows import find_probe_leaks
-from pipeline.runner import run_job
-from pipeline.store import StageDir
-from quality.benchmark_sets import load_humaneval
-from quality.judged_sets import gsm8k_judged, humaneval_judged, read_judged_file
-from quality.probe_sets import (
+from synthmix.pipeline import contracts
+from synthmix.pipeline.cli import main
+from synthmix.pipeline.config import ConfigError, load_job, parse_job
+from synthmix.pipeline.contracts import INSTRUCTION_FIELDS
+from synthmix.pipeline.graph import build_graph
+from synthmix.pipeline.inspection.eval_view import render_eval
+from synthmix.pipeline.inspection.evaluation import evaluate_run
+from synthmix.pipeline.probe_rows import find_probe_leaks
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.store import StageDir
+from synthmix.quality.benchmark_sets import load_humaneval
+from synthmix.quality.judged_sets import gsm8k_judged, humaneval_judged, read_judged_file
+from synthmix.quality.probe_sets import (
     arithmetic_zh_probes,
     draw_probes,
     gsm8k_probes,
@@ -33,8 +33,8 @@ from quality.probe_sets import (
     judge_answer,
     read_probe_file,
 )
-from quality.sandbox import Outcome, SandboxLimits, run_sandboxed
-from stages.registry import STAGES
+from synthmix.quality.sandbox import Outcome, SandboxLimits, run_sandboxed
+from synthmix.stages.registry import STAGES
 from tests.pipeline.fake_chat_server import FakeChatServer
 from tests.stages.answer_rows import ParquetRows
 
@@ -302,7 +302,7 @@ def test_eval_measures_the_run(recipe, capsys):
 
 
 def test_the_report_shows_the_probes_section(recipe, tmp_path):
-    from pipeline.inspection.report import build_report
+    from synthmix.pipeline.inspection.report import build_report
 
     run_dir, probes, _ = recipe
     html = build_report(run_dir, {})

@@ -5,11 +5,11 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import ConfigError, parse_job
-from pipeline.runner import run_job
-from pipeline.store import StageDir
-from quality.heuristics import count_words
-from stages.registry import STAGES
+from synthmix.pipeline.config import ConfigError, parse_job
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.store import StageDir
+from synthmix.quality.heuristics import count_words
+from synthmix.stages.registry import STAGES
 from tests.stages.answer_rows import answer_row, run_after_answers
 
 PHOTOSYNTHESIS = (

@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import parse_job
-from pipeline.inputs.seed_files import SeedInputError
-from pipeline.runner import run_job
-from pipeline.store import StageDir
-from stages.registry import STAGES
+from synthmix.pipeline.config import parse_job
+from synthmix.pipeline.inputs.seed_files import SeedInputError
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.store import StageDir
+from synthmix.stages.registry import STAGES
 from tests.stages.test_seeds import PARAGRAPHS, read_rows
 
 CL100K = {"kind": "tiktoken", "name": "cl100k_base"}
@@ -102,7 +102,7 @@ def test_dedup_of_a_user_corpus_answers_which_of_mine_were_kept_and_removed(tmp_
     the user's id of the document kept in its place."""
     from pydoc_data.topics import topics
 
-    from pipeline.cli import main
+    from synthmix.pipeline.cli import main
 
     texts = [topics[name] for name in sorted(topics) if 1500 < len(topics[name]) < 15000]
     ids = [f"mine-{i}" for i in range(len(texts))]

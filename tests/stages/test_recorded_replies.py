@@ -1,6 +1,6 @@
 """The recorded replies the parsing tests replay are the model's answers to the prompts as they are now."""
 
-from pipeline.llm.prompts import load_prompt
+from synthmix.pipeline.llm.prompts import load_prompt
 from tests.stages.record_replies import COMMAND, rendered_stages
 from tests.stages.synthesis_rows import INPUTS, RECORDED
 

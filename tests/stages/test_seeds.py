@@ -7,11 +7,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import parse_job
-from pipeline.contracts import content_id
-from pipeline.runner import run_job
-from pipeline.store import StageDir
-from stages.registry import STAGES
+from synthmix.pipeline.config import parse_job
+from synthmix.pipeline.contracts import content_id
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.store import StageDir
+from synthmix.stages.registry import STAGES
 
 PARAGRAPHS = [
     "The quick brown fox jumps over the lazy dog. " * 3,
@@ -117,7 +117,7 @@ def test_builtin_source_reads_pydoc_topics_and_stdlib_modules(tmp_path, ray_sess
 
 
 def test_missing_seed_path_is_a_clear_error(tmp_path, ray_session):
-    from pipeline.inputs.seed_files import SeedInputError
+    from synthmix.pipeline.inputs.seed_files import SeedInputError
 
     with pytest.raises(SeedInputError, match="matches no file"):
         run_seeds(tmp_path, {"path": "absent/*.jsonl"})

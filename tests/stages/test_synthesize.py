@@ -7,10 +7,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.llm.prompts import load_prompt
-from quality.instruction_checks import check_is_request
-from quality.task_types import TASK_TYPES
-from stages.synthesize import Synthesize, openings_schema, seed_language
+from synthmix.pipeline.llm.prompts import load_prompt
+from synthmix.quality.instruction_checks import check_is_request
+from synthmix.quality.task_types import TASK_TYPES
+from synthmix.stages.synthesize import Synthesize, openings_schema, seed_language
 from tests.stages.synthesis_rows import RECORDED, make_stage, seed_rows, with_replies
 
 SEEDS = RECORDED["synthesize"]
@@ -229,7 +229,7 @@ def test_seeds_are_asked_only_for_task_types_that_fit_them():
 
 
 def test_the_manifest_sets_the_achieved_mix_beside_the_asked_and_planned(stage, tmp_path):
-    from pipeline.store import StageDir
+    from synthmix.pipeline.store import StageDir
 
     stage_dir = StageDir(tmp_path, "synthesize")
     stage_dir.path.mkdir()

@@ -8,14 +8,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import tiktoken
 
-from pipeline.config import parse_job
-from pipeline.runner import run_job
-from pipeline.stage import Resources, StageContext
-from pipeline.store import PROGRESS, StageDir, write_atomic_json
-from pipeline.tokens.mixture import read_mix, validate_mix
-from pipeline.tokens.rendering import RenderConfig
-from pipeline.tokens.shards import read_shard_tokenizer
-from pipeline.tokens.tokenizers import (
+from synthmix.pipeline.config import parse_job
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.stage import Resources, StageContext
+from synthmix.pipeline.store import PROGRESS, StageDir, write_atomic_json
+from synthmix.pipeline.tokens.mixture import read_mix, validate_mix
+from synthmix.pipeline.tokens.rendering import RenderConfig
+from synthmix.pipeline.tokens.shards import read_shard_tokenizer
+from synthmix.pipeline.tokens.tokenizers import (
     CL100K_PATTERN,
     HUNYUAN_FILE_SHA256,
     HUNYUAN_PATTERN,
@@ -24,9 +24,9 @@ from pipeline.tokens.tokenizers import (
     read_cl100k_ranks_file,
     shipped_hunyuan_file,
 )
-from stages.mix import Mix
-from stages.seeds import Seeds
-from stages.tokenize import Tokenize, TokenizeParams, resolve_tokenizer_spec, vocabulary_file
+from synthmix.stages.mix import Mix
+from synthmix.stages.seeds import Seeds
+from synthmix.stages.tokenize import Tokenize, TokenizeParams, resolve_tokenizer_spec, vocabulary_file
 
 CL100K = {"kind": "tiktoken", "name": "cl100k_base"}
 CL100K_EOS = 100257

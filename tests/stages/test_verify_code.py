@@ -7,11 +7,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline import contracts
-from pipeline.contracts import ANSWER_FIELDS, RejectReason
-from pipeline.stage import StageContext
-from quality.sandbox import Outcome
-from stages.verify_code import VerifyCode, VerifyCodeParams, needs_written_tests
+from synthmix.pipeline import contracts
+from synthmix.pipeline.contracts import ANSWER_FIELDS, RejectReason
+from synthmix.pipeline.stage import StageContext
+from synthmix.quality.sandbox import Outcome
+from synthmix.stages.verify_code import VerifyCode, VerifyCodeParams, needs_written_tests
 from tests.canaries import planted_secrets, reading_program
 from tests.pipeline.fake_chat_server import FakeChatServer
 from tests.stages.answer_rows import AnswerRows, StageRun, answer_row, run_after_answers

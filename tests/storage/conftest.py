@@ -14,8 +14,8 @@ import uuid
 import pytest
 from pyarrow.fs import S3FileSystem
 
-from pipeline import storage
-from pipeline.inspection.run_copy import CACHE_ENV
+from synthmix.pipeline import storage
+from synthmix.pipeline.inspection.run_copy import CACHE_ENV
 from tests.pipeline.loopback_cluster import free_ports
 
 # moto accepts any key; these keep pyarrow's credential chain from looking for instance roles.

@@ -10,10 +10,10 @@ import time
 import pyarrow as pa
 import pyarrow.compute
 
-from pipeline.config import parse_job
-from pipeline.runner import run_job
-from pipeline.stage import StageParams
-from stages.seeds import Seeds
+from synthmix.pipeline.config import parse_job
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.stage import StageParams
+from synthmix.stages.seeds import Seeds
 from tests.pipeline.slow_job import SlowUpper
 
 

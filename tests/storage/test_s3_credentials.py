@@ -9,7 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pipeline import storage
+from synthmix.pipeline import storage
 from tests.storage.conftest import CREDENTIALS, start_moto_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def strict_server():
 
 def run_against(endpoint: str, key_id: str, secret: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **CREDENTIALS, "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret, storage.ENDPOINT_ENV: endpoint}
-    command = [sys.executable, "-m", "pipeline.cli", "run", "jobs/dedup.yaml", "--run-dir", "s3://guarded/runs/a", "--address", "ray://127.0.0.1:9"]
+    command = [sys.executable, "-m", "synthmix", "run", "jobs/dedup.yaml", "--run-dir", "s3://guarded/runs/a", "--address", "ray://127.0.0.1:9"]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -7,11 +7,11 @@ import time
 
 import pyarrow as pa
 
-from pipeline import storage
-from pipeline.cli import main
-from pipeline.inspection.run_copy import CACHE_ENV
-from pipeline.storage import RemotePath, StorageError, as_path, glob_remote, read_parquet
-from pipeline.store import StageDir
+from synthmix.pipeline import storage
+from synthmix.pipeline.cli import main
+from synthmix.pipeline.inspection.run_copy import CACHE_ENV
+from synthmix.pipeline.storage import RemotePath, StorageError, as_path, glob_remote, read_parquet
+from synthmix.pipeline.store import StageDir
 
 # An address nothing listens on: were Ray reached before the storage check, the error would be Ray's.
 NO_CLUSTER = "ray://127.0.0.1:9"

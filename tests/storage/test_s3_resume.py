@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.runner import run_job
-from pipeline.storage import as_path, read_parquet
-from pipeline.store import StageDir
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.storage import as_path, read_parquet
+from synthmix.pipeline.store import StageDir
 from tests.storage.s3_slow_job import REGISTRY, make_job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ def test_killed_s3_run_resumes_without_redoing_committed_units(bucket, tmp_path,
     assert stage.state("any") == "interrupted"
     # What a unit killed between its part and its marker leaves: objects no marker vouches for.
     stray = pa.table({"id": ["stray"], "text": ["never committed"]})
-    from pipeline.store import write_atomic_parquet
+    from synthmix.pipeline.store import write_atomic_parquet
 
     write_atomic_parquet(stage.part_path("half-done"), stray)
     write_atomic_parquet(stage.units_path / "half-done.ids.parquet", pa.table({"id": ["stray"]}))

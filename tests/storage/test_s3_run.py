@@ -9,18 +9,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
-from pipeline.config import parse_job
-from pipeline.inspection.run_copy import CACHE_ENV
-from pipeline.runner import run_job
-from pipeline.storage import as_path, read_parquet
-from pipeline.store import StageDir
-from pipeline.tokens.mixture import validate_mix
-from pipeline.tokens.packing import PackedSequenceReader
-from stages.dedup import Dedup
-from stages.mix import Mix
-from stages.seeds import Seeds
-from stages.tokenize import Tokenize
+from synthmix.pipeline.cli import main
+from synthmix.pipeline.config import parse_job
+from synthmix.pipeline.inspection.run_copy import CACHE_ENV
+from synthmix.pipeline.runner import run_job
+from synthmix.pipeline.storage import as_path, read_parquet
+from synthmix.pipeline.store import StageDir
+from synthmix.pipeline.tokens.mixture import validate_mix
+from synthmix.pipeline.tokens.packing import PackedSequenceReader
+from synthmix.stages.dedup import Dedup
+from synthmix.stages.mix import Mix
+from synthmix.stages.seeds import Seeds
+from synthmix.stages.tokenize import Tokenize
 from tests.storage.conftest import make_bucket
 
 REGISTRY = {"seeds": Seeds, "dedup": Dedup, "tokenize": Tokenize, "mix": Mix}

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import storage
-from pipeline.storage import RemotePath, read_parquet
-from pipeline.store import StageDir
-from pipeline.tokens.mixture import validate_mix
+from synthmix.pipeline import storage
+from synthmix.pipeline.storage import RemotePath, read_parquet
+from synthmix.pipeline.store import StageDir
+from synthmix.pipeline.tokens.mixture import validate_mix
 from tests.pipeline.loopback_cluster import LoopbackCluster
 from tests.storage.conftest import CREDENTIALS
 
@@ -35,7 +35,7 @@ def cluster(s3_server):
 
 
 def synthmix(args, env, timeout=600):
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "synthmix", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_submitted_job_writes_its_run_to_the_s3_server(cluster, s3_server, bucket):

@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import contracts
-from pipeline.config import parse_job
-from pipeline.runner import run_job
+from synthmix.pipeline import contracts
+from synthmix.pipeline.config import parse_job
+from synthmix.pipeline.runner import run_job
 from tests.pipeline.corpus import save_trained_hf_tokenizer
 from tests.stages.answer_rows import REGISTRY, answer_row, write_answer_rows
 

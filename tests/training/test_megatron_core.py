@@ -19,8 +19,8 @@ from megatron.core.datasets.indexed_dataset import DType, IndexedDataset, Indexe
 from megatron.core.datasets.utils import get_blend_from_list
 from megatron.core.tokenizers import MegatronTokenizer
 
-from pipeline.cli import main
-from pipeline.tokens.mixture import read_mix
+from synthmix.pipeline.cli import main
+from synthmix.pipeline.tokens.mixture import read_mix
 from tests.training.conftest import SOURCES, VOCAB_SIZE
 
 SEQUENCE_LENGTH = 64

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.tokens.mixture import read_mix
-from pipeline.tokens.packing import PackedSequence, PackedSequenceReader
+from synthmix.pipeline.tokens.mixture import read_mix
+from synthmix.pipeline.tokens.packing import PackedSequence, PackedSequenceReader
 from tests.training.conftest import VOCAB_SIZE
 from tests.training.tiny_moe import Step, TinyMoE, TinyMoEConfig, train_step
 

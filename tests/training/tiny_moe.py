@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.tokens.packing import PackedSequence
+from synthmix.pipeline.tokens.packing import PackedSequence
 
 ROUTER_BALANCE_WEIGHT = 0.01  # the load-balancing loss's share, as in switch-style MoE training
 

@@ -16,11 +16,11 @@ from typing import Annotated, Any
 
 from pydantic import Discriminator, PlainValidator, Tag, TypeAdapter
 
-from pipeline.llm.engines.base import Engine
-from pipeline.llm.engines.embedded import EmbeddedEngine
-from pipeline.llm.engines.openai import OpenAIEngine
-from pipeline.llm.engines.vllm import VllmEngine
-from pipeline.llm.models import ModelSettings, ModelSpecError
+from synthmix.pipeline.llm.engines.base import Engine
+from synthmix.pipeline.llm.engines.embedded import EmbeddedEngine
+from synthmix.pipeline.llm.engines.openai import OpenAIEngine
+from synthmix.pipeline.llm.engines.vllm import VllmEngine
+from synthmix.pipeline.llm.models import ModelSettings, ModelSpecError
 
 # A `models:` entry without `engine:` runs the embedded engine.
 DEFAULT_ENGINE = "embedded"

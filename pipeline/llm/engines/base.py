@@ -4,10 +4,10 @@ An engine owns its spec (a pydantic model of its `models:` entries, discriminate
 the checks that catch a bad spec before anything starts, what its replicas reserve on the
 cluster, how long a prompt it takes, what `synthmix models` says of it, and how a stage's rows
 reach it and its replies come back (`generate`). Nothing outside the engine's module asks which
-engine a model has; the registry (`pipeline.llm.engines`) finds the engine by its name.
+engine a model has; the registry (`synthmix.pipeline.llm.engines`) finds the engine by its name.
 
 `PooledEngine` is an engine whose replicas the job starts once and shares between its stages
-(`pipeline.llm.engine_pool`): such an engine says where a replica goes and what it starts,
+(`synthmix.pipeline.llm.engine_pool`): such an engine says where a replica goes and what it starts,
 and the pool does the rest.
 """
 
@@ -17,14 +17,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pipeline.llm.engine_pool import ReplicaPlacement, generate_on_replicas, read_replica_replies
-from pipeline.llm.models import ModelSettings, ModelSpecError, ReplicatedModelSettings
-from pipeline.llm.request_columns import Replies
+from synthmix.pipeline.llm.engine_pool import ReplicaPlacement, generate_on_replicas, read_replica_replies
+from synthmix.pipeline.llm.models import ModelSettings, ModelSpecError, ReplicatedModelSettings
+from synthmix.pipeline.llm.request_columns import Replies
 
 if TYPE_CHECKING:
-    from pipeline.llm.engine_pool import EnginePool
-    from pipeline.llm.engine_replica import ReplicaSettings
-    from pipeline.llm.prompt_length import PromptLimit
+    from synthmix.pipeline.llm.engine_pool import EnginePool
+    from synthmix.pipeline.llm.engine_replica import ReplicaSettings
+    from synthmix.pipeline.llm.prompt_length import PromptLimit
 
 # Reads one batch of an engine's output rows into the rows' replies (see `Engine.generate`).
 ReplyReader = Callable[[Any], Replies]
@@ -89,7 +89,7 @@ class Engine:
         return None
 
     def generate(self, prepared: Any, spec: Any, *, model_name: str, messages_column: str, pool: EnginePool | None) -> tuple[Any, ReplyReader]:
-        """The rows of `prepared` (a Ray Dataset of `pipeline.llm.request_columns` rows) sent to the
+        """The rows of `prepared` (a Ray Dataset of `synthmix.pipeline.llm.request_columns` rows) sent to the
         model, lazily, and the function that reads each output batch's replies. `pool` is the
         job's engine pool, or None outside a job (or with per-stage engines)."""
         raise NotImplementedError
@@ -137,5 +137,5 @@ class PooledEngine(Engine):
         """The engine started for this call alone (outside a job, or SYNTHMIX_ENGINES=per_stage)."""
         raise ModelSpecError(
             f"engine '{self.name}' runs only as the job's shared engine; call apply_llm inside "
-            "pipeline.llm.engine_pool.job_engines(...) (as `synthmix run` does), without SYNTHMIX_ENGINES=per_stage"
+            "synthmix.pipeline.llm.engine_pool.job_engines(...) (as `synthmix run` does), without SYNTHMIX_ENGINES=per_stage"
         )

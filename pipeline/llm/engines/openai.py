@@ -2,7 +2,7 @@
 APIs), a server that lives outside the job.
 
 Rows go through Ray Data's LLM layer, `HttpRequestProcessorConfig` for batching and `qps`
-pacing, with our own client session (`pipeline.llm.openai_session`) underneath: Ray's HTTP stage
+pacing, with our own client session (`synthmix.pipeline.llm.openai_session`) underneath: Ray's HTTP stage
 sends a batch's requests one after another and raises on the first request that exhausts its
 retries, failing the whole dataset; the session sends them concurrently and turns failures into
 per-row errors.
@@ -19,13 +19,13 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from pipeline.llm.engines.base import LIGHT_STAGE_CPUS, Engine, ReplyReader
-from pipeline.llm.models import ModelSettings, ModelSpecError
-from pipeline.llm.openai_session import SCHEMA_KEY, UNSENT_KEY
-from pipeline.llm.prompt_length import PromptLimit, declared_context, limit_in_directory, local_dir
-from pipeline.llm.request_columns import PLACEHOLDER_MESSAGES, ROW, SAMPLING, SCHEMA, TOO_LONG, UNSENT, Replies, as_messages
+from synthmix.pipeline.llm.engines.base import LIGHT_STAGE_CPUS, Engine, ReplyReader
+from synthmix.pipeline.llm.models import ModelSettings, ModelSpecError
+from synthmix.pipeline.llm.openai_session import SCHEMA_KEY, UNSENT_KEY
+from synthmix.pipeline.llm.prompt_length import PromptLimit, declared_context, limit_in_directory, local_dir
+from synthmix.pipeline.llm.request_columns import PLACEHOLDER_MESSAGES, ROW, SAMPLING, SCHEMA, TOO_LONG, UNSENT, Replies, as_messages
 
-_HTTP_RESPONSE = "http_response"  # set by Ray's HTTP stage; shaped by pipeline.llm.openai_session
+_HTTP_RESPONSE = "http_response"  # set by Ray's HTTP stage; shaped by synthmix.pipeline.llm.openai_session
 
 
 class OpenAIModel(ModelSettings):
@@ -48,7 +48,7 @@ class OpenAIModel(ModelSettings):
     supports_json_schema: bool = True
     # A local directory with the served model's tokenizer files (e.g. the folder the server loads):
     # prompts are then counted before they are sent, and one longer than the model takes is a
-    # `prompt_too_long` reject instead of a request the server refuses (pipeline.llm.prompt_length).
+    # `prompt_too_long` reject instead of a request the server refuses (synthmix.pipeline.llm.prompt_length).
     tokenizer: str | None = None
     # The server's context length; without it, what the tokenizer directory's config.json declares.
     max_model_len: int | None = Field(default=None, ge=64)
@@ -83,7 +83,7 @@ class OpenAIEngine(Engine):
     def generate(self, prepared: Any, spec: OpenAIModel, *, model_name: str, messages_column: str, pool: Any) -> tuple[Any, ReplyReader]:
         from ray.data.llm import HttpRequestProcessorConfig, build_processor
 
-        from pipeline.llm.openai_session import OpenAIChatSession
+        from synthmix.pipeline.llm.openai_session import OpenAIChatSession
 
         headers = {}
         if spec.api_key_env:

