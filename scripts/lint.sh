@@ -28,7 +28,7 @@ fi
 
 "$LINT_VENV/bin/ruff" check .
 "$LINT_VENV/bin/ruff" format --check .
-# import-linter reads pipeline/, stages/ and quality/ from their folders without importing them,
+# import-linter reads synthmix/ (pipeline/, stages/ and quality/ through its links) without importing it,
 # so neither the project nor its dependencies need installing: external packages (ray, ...) are
 # recorded by name only (`include_external_packages`).
 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$LINT_VENV/bin/lint-imports"

@@ -1,6 +1,6 @@
 """pyproject.toml's import contracts cover modules that do not exist yet.
 
-The contracts are written by pattern (`synthmix.stages.*`, all of `quality`, whole layers), so a module
+The contracts are written by pattern (`synthmix.stages.*`, all of `synthmix.quality`, whole layers), so a module
 added later is held to them the day it lands. Each case copies the sources, adds one new module
 that breaks a rule, and runs import-linter on the copy: the contract that names the rule must
 break and name the new module.
@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("pipeline", "stages", "quality")
+# The folders, and synthmix/ whose links make them synthmix's subpackages (import-linter follows them).
+FOLDERS = ("pipeline", "stages", "quality", "prompts")
 LINT_IMPORTS = "from importlinter.cli import lint_imports_command; lint_imports_command()"
 
 # (new module's path, its source, the contract it breaks)
@@ -43,13 +44,14 @@ NEW_MODULES = {
 
 
 def _copy_sources(destination: Path) -> None:
-    """The Python sources and pyproject.toml, without data files (the tokenizer, models)."""
+    """The Python sources laid out as in the checkout, and pyproject.toml, without data files (the tokenizer, models)."""
 
     def not_python(folder: str, names: list[str]) -> list[str]:
         return [name for name in names if name == "__pycache__" or (not name.endswith(".py") and not (Path(folder) / name).is_dir())]
 
-    for package in PACKAGES:
-        shutil.copytree(REPO_ROOT / package, destination / package, ignore=not_python)
+    for folder in FOLDERS:
+        shutil.copytree(REPO_ROOT / folder, destination / folder, ignore=not_python)
+    shutil.copytree(REPO_ROOT / "synthmix", destination / "synthmix", symlinks=True, ignore=not_python)
     shutil.copy2(REPO_ROOT / "pyproject.toml", destination / "pyproject.toml")
 
 
@@ -74,7 +76,18 @@ def test_a_new_module_breaking_a_rule_breaks_its_contract(tmp_path, case):
 
     output = " ".join((result.stdout + result.stderr).split())  # the report wraps long names
     assert result.returncode == 1, output
-    new_module = path.removesuffix(".py").replace("/", ".")
+    new_module = "synthmix." + path.removesuffix(".py").replace("/", ".")
     assert f"{contract}" in output and "BROKEN" in output, output
     assert new_module in output, output
     assert "Contracts: 3 kept, 1 broken." in output, output
+
+
+def test_the_contracts_hold_on_the_checkout_as_import_linter_reads_it_through_the_links(tmp_path):
+    _copy_sources(tmp_path)
+    assert (tmp_path / "synthmix" / "stages").is_symlink()
+
+    result = _lint_imports(tmp_path)
+
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 0, output
+    assert "Contracts: 4 kept, 0 broken." in output, output

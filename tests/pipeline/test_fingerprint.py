@@ -30,15 +30,15 @@ def python_files_only(folder, names):
 
 @pytest.fixture
 def project(tmp_path) -> Path:
-    """A copy of the project's Python packages."""
-    for package in PROJECT_PACKAGES:
-        shutil.copytree(ROOT / package, tmp_path / "copy" / package, ignore=python_files_only)
-    return tmp_path / "copy"
+    """A copy of the synthmix package's Python files (its folders copied through the links synthmix/<folder>)."""
+    (package,) = PROJECT_PACKAGES
+    shutil.copytree(ROOT / package, tmp_path / "copy" / package, ignore=python_files_only)
+    return tmp_path / "copy" / package
 
 
 def fingerprints(project: Path, tmp_path: Path) -> dict[str, str]:
     job = parse_job(JOB, source="j.yaml")
-    roots = {package: project / package for package in PROJECT_PACKAGES}
+    roots = {"synthmix": project}
     plan = build_graph(
         job,
         STAGES,
@@ -90,6 +90,12 @@ def test_an_edit_in_a_module_no_stage_reaches_leaves_every_stage_fresh(project, 
     minhash = project / "quality" / "minhash.py"
     minhash.write_text(minhash.read_text(encoding="utf-8") + "\n\ndef added_helper():\n    return 1\n", encoding="utf-8")
     assert fingerprints(project, tmp_path) == before
+
+
+def test_the_code_version_is_the_code_s_not_the_folder_s_it_lies_in(project):
+    # The copy lies elsewhere, its folders copied through synthmix/'s links: the same versions.
+    for name in JOB["stages"]:
+        assert code_version(STAGES[name], roots={"synthmix": project}) == code_version(STAGES[name])
 
 
 def test_function_level_imports_count_and_type_checking_imports_do_not(tmp_path, monkeypatch):
@@ -161,7 +167,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def test_pipeline_modules_import_each_other_without_a_cycle(tmp_path, monkeypatch):
-    assert find_cycle(import_graph("pipeline")) is None
+    assert find_cycle(import_graph("synthmix.pipeline")) is None
     # The check sees a cycle where there is one, function-level imports included.
     package = tmp_path / "fp_cycle_pkg"
     package.mkdir()
