@@ -128,7 +128,7 @@ def test_wheel_installed_alone_has_the_tokenizer_and_the_prompts(tmp_path):
 
     # A new environment with only the wheel in its own site-packages.
     python, site = new_venv(tmp_path / "venv")
-    subprocess.run([*PIP, "--python", str(python), "install", "--no-deps", str(wheel)], check=True)
+    subprocess.run([*PIP, "--python", str(python), "install", "--no-deps", "--ignore-installed", str(wheel)], check=True)
     assert sorted(path.name for path in site.iterdir() if not path.name.endswith((".dist-info", ".pth"))) == ["synthmix"]
 
     texts = [CHINESE, ENGLISH]
