@@ -33,6 +33,7 @@ from synthmix.pipeline.stage import Stage
 from synthmix.pipeline.storage import read_parquet
 from synthmix.pipeline.store import StageDir, StageState, UnitCounts, read_json, write_atomic_json, write_atomic_parquet
 from synthmix.pipeline.targets import KeptPair, RoundPlan, Spend, budget_shares, kept_amounts, pairs_to_keep, plan_next_round
+from synthmix.pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer, pair_token_counts
 from synthmix.quality.lsh import MinHashConfig, find_near_duplicates
 from synthmix.quality.normalize import joined_texts
 
@@ -146,16 +147,13 @@ class TokenCounter:
     def __init__(self, job: JobConfig, needed: bool) -> None:
         self.tokenizer = None
         if needed:
-            from synthmix.pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
-
             spec = next((job.sections.get(entry.name, {}).get("tokenizer") for entry in job.stages if entry.stage_kind == "tokenize"), None)
             self.tokenizer = load_tokenizer(TokenizerSpec.model_validate(spec or {"kind": "hunyuan"}))
 
     def count(self, table: pa.Table) -> list[int]:
-        if self.tokenizer is None or not table.num_rows:
+        if self.tokenizer is None:
             return [0] * table.num_rows
-        texts = joined_texts(table, [contracts.INSTRUCTION, contracts.ANSWER]).to_pylist()
-        return [len(ids) for ids in self.tokenizer.encode_arrays(texts)]
+        return pair_token_counts(self.tokenizer, table)
 
 
 def pairs_of(table: pa.Table | None, tokens: TokenCounter) -> list[KeptPair]:

@@ -162,7 +162,7 @@ def _job_models(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 def _kept_by_domain(end_dir: StageDir) -> dict[str, dict[str, int]]:
     """Kept pairs and their tokens per domain ('' where rows have none)."""
-    from synthmix.pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
+    from synthmix.pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer, pair_token_counts
 
     tokenizer = None
     kept: dict[str, dict[str, int]] = {}
@@ -171,10 +171,9 @@ def _kept_by_domain(end_dir: StageDir) -> dict[str, dict[str, int]]:
         text_columns = [name for name in (contracts.INSTRUCTION, contracts.ANSWER) if name in names]
         table = read_parquet(path, columns=[name for name in (contracts.DOMAIN, *text_columns) if name in names])
         domains = table[contracts.DOMAIN].to_pylist() if contracts.DOMAIN in names else [""] * table.num_rows
-        texts = ["\n".join(parts) for parts in zip(*(table[name].fill_null("").to_pylist() for name in text_columns))] if text_columns else []
-        if texts and tokenizer is None:
+        if text_columns and table.num_rows and tokenizer is None:
             tokenizer = load_tokenizer(TokenizerSpec(kind="hunyuan"))
-        counts = [len(ids) for ids in tokenizer.encode_arrays(texts)] if texts else [None] * table.num_rows
+        counts = pair_token_counts(tokenizer, table) if text_columns else [None] * table.num_rows
         for domain, tokens in zip(domains, counts):
             entry = kept.setdefault(domain or "", {"pairs": 0, "tokens": 0})
             entry["pairs"] += 1

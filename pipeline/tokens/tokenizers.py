@@ -27,10 +27,13 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+import pyarrow as pa
 import tiktoken
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from synthmix.pipeline import contracts
 from synthmix.pipeline.file_digest import sha256_file
+from synthmix.quality.normalize import joined_texts
 
 # Hunyuan-Large's split pattern: like cl100k's but digits split one at a time (DESIGN.md).
 HUNYUAN_PATTERN = (
@@ -373,3 +376,12 @@ def _read_bytes(path: Path, *, what: str) -> bytes:
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found at {path}: check the tokenizer path in the job")
     return path.read_bytes()
+
+
+def pair_token_counts(tokenizer: Tokenizer, table: pa.Table) -> list[int]:
+    """Tokens of each row's instruction and answer, joined by a newline as dedup joins them (no
+    chat template): the 'kept tokens' of a pair that targets count (rounds) and plans project."""
+    columns = [name for name in (contracts.INSTRUCTION, contracts.ANSWER) if name in table.column_names]
+    if not table.num_rows or not columns:
+        return [0] * table.num_rows
+    return [len(ids) for ids in tokenizer.encode_arrays(joined_texts(table, columns).to_pylist())]

