@@ -11,6 +11,7 @@ import re
 
 from synthmix.pipeline.contracts import RejectReason
 from synthmix.quality.code_language import asked_languages, code_languages, fenced_blocks, prose_of, python_sources, same_language
+from synthmix.quality.instruction_checks import copied_share, words
 
 # Where another sentence ends inside a reply: English marks before a space, Chinese ones and
 # line breaks anywhere. A full stop inside a word ("3.10", "os.path") ends nothing.
@@ -27,13 +28,33 @@ def check_is_answer(answer: str, instruction: str) -> tuple[RejectReason, str] |
     """Reject a reply that is one question and nothing else: given a question, a small model
     sometimes rewrites it instead of answering ("What is a descriptor in Python?" answered with
     "Could you provide an example of a descriptor in Python?"). Instructions that ask for
-    questions are exempt."""
+    questions are exempt. Then a reply that only repeats its instruction (`check_repeats_instruction`)."""
     text = answer.strip()
-    if not text.endswith(("?", "？")) or _ASKS_FOR_QUESTIONS.search(instruction):
+    asks_back = text.endswith(("?", "？")) and not _ASKS_FOR_QUESTIONS.search(instruction) and not _SENTENCE_END.search(text[:-1].rstrip())
+    if asks_back:
+        return RejectReason.NOT_AN_ANSWER, f"the reply only asks a question back: {text[:200]!r}"
+    return check_repeats_instruction(text, instruction)
+
+
+# An answer made of the instruction's own words, with next to nothing of its own: "谁设计了二分
+# 查找算法？请假设你设计了一种二分查找算法..." answered "设计了一种二分查找算法，...", and a
+# "travel guide" that was the passage pasted into its question. Short right answers restate
+# their question too ("二分查找算法的时间复杂度是O(log n)。": 73% of its 6-grams, 3 new words),
+# so both bars must be met.
+ECHO_MIN_SHARE = 0.8
+ECHO_MAX_NEW_WORDS = 2
+
+
+def check_repeats_instruction(answer: str, instruction: str) -> tuple[RejectReason, str] | None:
+    """Reject a reply whose prose repeats its instruction and adds at most two words of its own."""
+    prose = prose_of(answer)
+    share = copied_share(prose, instruction, ngram=6)
+    if share < ECHO_MIN_SHARE:
         return None
-    if _SENTENCE_END.search(text[:-1].rstrip()):
+    new_words = set(words(prose)) - set(words(instruction))
+    if len(new_words) > ECHO_MAX_NEW_WORDS:
         return None
-    return RejectReason.NOT_AN_ANSWER, f"the reply only asks a question back: {text[:200]!r}"
+    return RejectReason.NOT_AN_ANSWER, f"the reply repeats the instruction ({share:.0%} of its 6-word sequences) and adds {len(new_words)} word(s): {prose[:120]!r}"
 
 
 def check_code_language(answer: str, instruction: str, *, default: str | None = "python") -> tuple[RejectReason, str] | None:

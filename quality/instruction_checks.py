@@ -10,6 +10,7 @@ import re
 import unicodedata
 
 from synthmix.pipeline.contracts import RejectReason
+from synthmix.quality.code_language import prose_of
 from synthmix.quality.heuristics import count_refusals
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -304,14 +305,29 @@ def _longest_common_run(first: list[str], second: list[str]) -> int:
     return best
 
 
+# A quoted run of the seed's prose this long is the seed pasted into the question: the
+# quickstart's 0.5B wrote "写一篇关于丝绸之路的旅行指南：" followed by 95 characters of its
+# passage, and its answer then copied them back. Kept instructions of five earlier runs quoted
+# at most 9 words or Han characters in a row; code blocks are not counted (a debug task quotes
+# the code it is about).
+SEED_RUN_WORDS = 20
+SEED_RUN_HAN = 30
+
+
 def check_copies_seed(instruction: str, seed_text: str, *, max_overlap: float = 0.8, ngram: int = 6) -> tuple[RejectReason, str] | None:
-    """Reject an instruction whose word n-grams mostly appear verbatim in its seed."""
+    """Reject an instruction whose word n-grams mostly appear verbatim in its seed, or whose
+    prose pastes a long run of the seed."""
     instruction_words = words(instruction)
     if len(instruction_words) < ngram:
         return None
-    overlap = _copied_share(instruction, seed_text, ngram=ngram)
+    overlap = copied_share(instruction, seed_text, ngram=ngram)
     if overlap >= max_overlap:
         return RejectReason.COPIES_SEED, f"{overlap:.0%} of its {ngram}-word sequences appear verbatim in the seed"
+    prose = prose_of(instruction)
+    longest = SEED_RUN_HAN if is_mostly_chinese(prose) else SEED_RUN_WORDS
+    run = _longest_common_run(words(prose), words(seed_text))
+    if run >= longest:
+        return RejectReason.COPIES_SEED, f"quotes {run} words of its seed in a row (the limit is {longest - 1})"
     return None
 
 
@@ -380,7 +396,7 @@ def check_evolution(
     return None
 
 
-def _copied_share(text: str, source: str, *, ngram: int) -> float:
+def copied_share(text: str, source: str, *, ngram: int) -> float:
     """Share of `text`'s word n-grams found verbatim in `source` (0 when text is shorter than n)."""
     own = _ngrams(words(text), ngram)
     if not own or not source:

@@ -40,6 +40,43 @@ def test_answers_and_questions_asked_for_pass(instruction, reply):
     assert check_is_answer(reply, instruction) is None
 
 
+@pytest.mark.parametrize(
+    ("instruction", "reply"),
+    [
+        # Qwen2.5-Coder-0.5B in quickstart runs (qA, qB, 2026-12-07): the instruction given back.
+        (
+            "谁设计了二分查找算法？请假设你设计了一种二分查找算法，并且它接受一个整数数组作为输入，并返回这个数组中某个元素的索引。",
+            "设计了一种二分查找算法，并且它接受一个整数数组作为输入，并返回这个数组中某个元素的索引。",
+        ),
+        (
+            "写一篇关于丝绸之路的旅行指南：丝绸之路是古代连接中国与中亚、西亚和欧洲的陆上贸易通道。西汉时，张骞两次出使西域，打通了这条道路。",
+            "旅行指南：丝绸之路是古代连接中国与中亚、西亚和欧洲的陆上贸易通道。西汉时，张骞两次出使西域，打通了这条道路。",
+        ),
+        ("Explain how a context manager closes a file when an exception is raised.", "A context manager closes a file when an exception is raised."),
+    ],
+)
+def test_a_reply_that_repeats_its_instruction_is_not_an_answer(instruction, reply):
+    reason, detail = check_is_answer(reply, instruction)
+    assert reason == RejectReason.NOT_AN_ANSWER and "repeats the instruction" in detail
+
+
+@pytest.mark.parametrize(
+    ("instruction", "reply"),
+    [
+        # Short right answers restate their question and add the fact asked for.
+        ("二分查找算法的时间复杂度是什么？", "二分查找算法的时间复杂度是O(log n)。"),
+        ("What is the syntax for defining a class in Python?", "The syntax for defining a class in Python is `class ClassName:`."),
+        # A debug answer repeats the code it was given: code blocks are not prose.
+        (
+            "Fix this function:\n```python\ndef mean(values):\n    return sum(values) / len(values)\n```",
+            "It fails on an empty list; return 0.0 then.\n```python\ndef mean(values):\n    return sum(values) / len(values) if values else 0.0\n```",
+        ),
+    ],
+)
+def test_answers_that_restate_their_question_pass(instruction, reply):
+    assert check_is_answer(reply, instruction) is None
+
+
 # --- code in the asked language, Python that parses, answers that end -------------------------------
 PYTHON_QUESTION = "How can I use pattern matching with the match statement?"
 

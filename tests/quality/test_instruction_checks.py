@@ -51,6 +51,35 @@ def test_instruction_that_reuses_a_few_words_is_not_a_copy():
     assert check_copies_seed("Write a context manager that times the execution of a block.", SEED) is None
 
 
+SILK_ROAD = (
+    "丝绸之路是古代连接中国与中亚、西亚和欧洲的陆上贸易通道。西汉时，张骞两次出使西域，打通了这条道路。"
+    "商人们沿着它运送丝绸、瓷器和茶叶，又把葡萄、核桃和良马带回中原。除了商品，佛教、造纸术和各种艺术也通过丝绸之路传播。"
+    "它不仅是一条商路，也是东西方文化交流的重要纽带。"
+)
+
+
+def test_instruction_that_pastes_its_seed_passage_is_caught():
+    # Synthesized by the quickstart's 0.5B: the task, then most of the passage (its 6-word share
+    # alone stays under the 0.8 bar because of the sentences around it); the answer copied it back.
+    pasted = (
+        "写一篇关于丝绸之路的旅行指南：丝绸之路是古代连接中国与中亚、西亚和欧洲的陆上贸易通道。西汉时，张骞两次出使西域，"
+        "打通了这条道路。商人们沿着它运送丝绸、瓷器和茶叶，又把葡萄、核桃和良马带回中原。除了商品，佛教、造纸术和各种艺术也"
+        "通过丝绸之路传播。您可以通过阅读这个指南来了解丝绸之路的商业活动和文化文化特色。"
+    )
+    reason, detail = check_copies_seed(pasted, SILK_ROAD)
+    assert reason == "copies_seed" and "in a row" in detail
+    english = "Summarise this: " + SEED + " Then give three examples of context managers in the standard library and explain each."
+    assert check_copies_seed(english, SEED)[0] == "copies_seed"
+
+
+def test_instruction_that_names_a_phrase_of_its_seed_is_not_a_copy():
+    assert check_copies_seed("丝绸之路为什么也是东西方文化交流的重要纽带？请举出两个例子。", SILK_ROAD) is None
+    # A debug task quotes the code it is about: fenced code does not count as pasted prose.
+    code_seed = "def mean(values):\n    total = 0\n    for value in values:\n        total += value\n    return total / len(values)\n"
+    debug = f"Why does this function fail on an empty list, and how would you fix it?\n```python\n{code_seed}```"
+    assert check_copies_seed(debug, code_seed, max_overlap=1.0) is None
+
+
 def test_evolution_that_adds_requirements_passes():
     parent = "Explain the with statement."
     evolved = "Explain the with statement in Python, and show how a custom context manager closes a file even when an exception is raised."
