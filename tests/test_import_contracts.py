@@ -1,9 +1,10 @@
-"""pyproject.toml's import contracts cover modules that do not exist yet.
+"""pyproject.toml's import contracts cover modules and imports that do not exist yet.
 
 The contracts are written by pattern (`synthmix.stages.*`, all of `synthmix.quality`, whole layers), so a module
-added later is held to them the day it lands. Each case copies the sources, adds one new module
-that breaks a rule, and runs import-linter on the copy: the contract that names the rule must
-break and name the new module.
+added later is held to them the day it lands, and so is a new import in a module of a layer.
+Each case copies the sources, adds one import that breaks a rule (in a new module, or at the end
+of an existing one), and runs import-linter on the copy: the contract that names the rule must
+break and name the importing module.
 """
 
 import shutil
@@ -18,8 +19,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("pipeline", "stages", "quality", "prompts")
 LINT_IMPORTS = "from importlinter.cli import lint_imports_command; lint_imports_command()"
 
-# (new module's path, its source, the contract it breaks)
-NEW_MODULES = {
+LAYERS = "Layers: the stages and the runner (independent) over the graph"
+# (the importing module's path, the import it gains, the contract it breaks)
+RULE_BREAKING_IMPORTS = {
     "a new stage importing another stage": (
         "stages/summarize.py",
         "from synthmix.stages.answer import Answer\n",
@@ -33,7 +35,22 @@ NEW_MODULES = {
     "a new engine module importing the stage core": (
         "pipeline/llm/batch_api.py",
         "from synthmix.pipeline.stage import with_columns\n",
-        "Layers: stages over the stage helpers",
+        LAYERS,
+    ),
+    "a new engine module importing the job config": (
+        "pipeline/llm/batch_api.py",
+        "from synthmix.pipeline.config import JobConfig\n",
+        LAYERS,
+    ),
+    "the job config importing the graph above it": (
+        "pipeline/config.py",
+        "\nfrom synthmix.pipeline.graph import build_graph\n",
+        LAYERS,
+    ),
+    "a new stage importing the runner": (
+        "stages/summarize.py",
+        "from synthmix.pipeline.runner import run_job\n",
+        LAYERS,
     ),
     "a new run-core module importing inspection": (
         "pipeline/run_summary.py",
@@ -66,19 +83,20 @@ def _lint_imports(root: Path) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("case", NEW_MODULES)
-def test_a_new_module_breaking_a_rule_breaks_its_contract(tmp_path, case):
-    path, source, contract = NEW_MODULES[case]
+@pytest.mark.parametrize("case", RULE_BREAKING_IMPORTS)
+def test_an_import_breaking_a_rule_breaks_its_contract(tmp_path, case):
+    path, source, contract = RULE_BREAKING_IMPORTS[case]
     _copy_sources(tmp_path)
-    (tmp_path / path).write_text(source)
+    importer = tmp_path / path
+    importer.write_text((importer.read_text() if importer.exists() else "") + source)
 
     result = _lint_imports(tmp_path)
 
     output = " ".join((result.stdout + result.stderr).split())  # the report wraps long names
     assert result.returncode == 1, output
-    new_module = "synthmix." + path.removesuffix(".py").replace("/", ".")
+    importing_module = "synthmix." + path.removesuffix(".py").replace("/", ".")
     assert f"{contract}" in output and "BROKEN" in output, output
-    assert new_module in output, output
+    assert importing_module in output, output
     assert "Contracts: 3 kept, 1 broken." in output, output
 
 
