@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from synthmix.pipeline.llm.engine_pool import ReplicaPlacement
+from synthmix.pipeline.llm.engine_pool import ReplicaPlacement, Reservation
 from synthmix.pipeline.llm.engine_replica import Progress, ReplicaSettings
-from synthmix.pipeline.llm.engines.base import PooledEngine, Reservation
+from synthmix.pipeline.llm.engines.base import PooledEngine
 from synthmix.pipeline.llm.models import ReplicatedModelSettings
 from tests.pipeline.fake_chat_server import schema_reply
 
