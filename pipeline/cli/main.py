@@ -24,6 +24,7 @@ import signal
 import sys
 from pathlib import Path
 
+from synthmix.pipeline.cli.arguments import add_dashboard_address, add_json_flag, add_run_dir, stage_selection
 from synthmix.pipeline.cli.planning import add_plan_parser
 from synthmix.pipeline.cli.quality_training import add_quality_parser
 from synthmix.pipeline.cli.rounds import rounds_summary_line
@@ -331,13 +332,7 @@ def command_jobs(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synthmix", description="Synthetic instruction data for LLM pretraining mixes, on Ray Data.")
     commands = parser.add_subparsers(dest="command", required=True)
-    # What `run` and `submit` share: config overrides and which stages to (re)run.
-    selection = argparse.ArgumentParser(add_help=False)
-    selection.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. dedup.threshold=0.7 (repeatable)")
-    selection.add_argument("--from", dest="start", metavar="STAGE", help="rerun this stage and everything after it")
-    selection.add_argument("--only", metavar="STAGE", help="rerun only this stage")
-    selection.add_argument("--to", dest="stop", metavar="STAGE", help="stop after this stage")
-    selection.add_argument("--force", action="store_true", help="recompute selected stages even when fresh")
+    selection = stage_selection()
 
     run = commands.add_parser("run", parents=[selection], help="run every stale stage of a job (or the ones selected)")
     run.add_argument("job", help="job YAML file, e.g. jobs/quickstart.yaml")
@@ -347,12 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=command_run)
 
     status = commands.add_parser("status", help="each stage of a run: fresh / stale / missing / interrupted, and its counts")
-    status.add_argument("run_dir")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    add_run_dir(status)
+    add_json_flag(status)
     status.set_defaults(handler=command_status)
 
     inspect = commands.add_parser("inspect", help="the funnel of a run, or one stage's schema, distributions, samples and rejects")
-    inspect.add_argument("run_dir")
+    add_run_dir(inspect)
     inspect.add_argument("stage", nargs="?", help="stage to describe (default: the funnel of every stage)")
     inspect.add_argument("--sample", type=int, default=3, metavar="N", help="show N sample rows (default 3)")
     inspect.add_argument("--seed", type=int, default=0, help="which sample: the same seed shows the same rows")
@@ -360,40 +355,40 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--columns", metavar="A,B", help="describe only these columns")
     inspect.add_argument("--rejects", action="store_true", help="the stage's rejected rows, counted by reason")
     inspect.add_argument("--reason", help="only rejects with this reason (implies --rejects)")
-    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json_flag(inspect)
     inspect.set_defaults(handler=command_inspect)
 
     trace = commands.add_parser("trace", help="one row's history: seed chunk, instructions, answers, critique, shard row")
-    trace.add_argument("run_dir")
+    add_run_dir(trace)
     trace.add_argument("id", help="a row id from any stage")
-    trace.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json_flag(trace)
     trace.set_defaults(handler=command_trace)
 
     evaluation = commands.add_parser("eval", help="probe accuracy per answer model and domain, whether each filter helps; diversity, task mix, evolution")
-    evaluation.add_argument("run_dir")
-    evaluation.add_argument("--json", action="store_true", help="machine-readable output")
+    add_run_dir(evaluation)
+    add_json_flag(evaluation)
     evaluation.set_defaults(handler=command_eval)
 
     report = commands.add_parser("report", help="write a self-contained HTML report of the run with plots")
-    report.add_argument("run_dir")
+    add_run_dir(report)
     report.add_argument("-o", "--output", type=Path, help="HTML file to write (default: RUN_DIR/report.html)")
     report.set_defaults(handler=command_report)
 
     export = commands.add_parser("export", help="copy a stage's rows out as JSON Lines or a Hugging Face dataset")
-    export.add_argument("run_dir")
+    add_run_dir(export)
     export.add_argument("target", metavar="STAGE|OUT", help="a stage of the run, or the new folder for the run's final pairs (with --format hf)")
     export.add_argument("--format", choices=["jsonl", "hf"], default="jsonl", help="jsonl, or hf (a stage: datasets save_to_disk; final pairs: Parquet + card)")
     export.add_argument("-o", "--output", type=Path, help="where a stage goes (default: RUN_DIR/exports/STAGE[.jsonl])")
     export.add_argument("--final", action="store_true", help="export the final pairs to OUT even where a stage has that name")
     export.add_argument("--seed-license", action="append", default=[], metavar="SOURCE=ID", help="the licence of a seed source the card cannot know")
     export.add_argument("--rejects", action="store_true", help="export the stage's rejected rows instead")
-    export.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json_flag(export)
     export.set_defaults(handler=command_export)
 
     megatron = commands.add_parser("megatron", help="write a mix as Megatron-LM indexed datasets and one --data-args-path file per phase")
     megatron.add_argument("mix", help="the mix.json of a run (RUN_DIR/shards/mix.json)")
     megatron.add_argument("out_dir", help="folder for <source>_text_document.{bin,idx} and data-args-<phase>.txt")
-    megatron.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json_flag(megatron)
     megatron.set_defaults(handler=command_megatron)
 
     models = commands.add_parser("models", help="list configured models, or convert the embedded ones ahead of time")
@@ -403,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit_parser = commands.add_parser("submit", parents=[selection], help="run a job on a Ray cluster through the Ray Jobs API")
     submit_parser.add_argument("job", help="job YAML file inside this project (the project folder travels to the cluster)")
-    submit_parser.add_argument("--address", help="Ray dashboard of the cluster, e.g. http://HEAD:8265 (default: RAY_API_SERVER_ADDRESS)")
+    add_dashboard_address(submit_parser)
     submit_parser.add_argument("--run-dir", help="absolute path every node reaches (shared storage); default: the job's run_dir")
     submit_parser.add_argument("--pip", action="append", default=[], metavar="PKG", help="pip requirement installed for the job (repeatable)")
     submit_parser.add_argument("--env", action="append", default=[], metavar="K=V", help="environment variable for the job (repeatable)")
@@ -414,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs = commands.add_parser("jobs", help="a submitted job: its status, its logs, or stop it")
     jobs.add_argument("action", choices=["status", "logs", "stop"])
     jobs.add_argument("id", help="the id `synthmix submit` printed")
-    jobs.add_argument("--address", help="Ray dashboard of the cluster, e.g. http://HEAD:8265 (default: RAY_API_SERVER_ADDRESS)")
+    add_dashboard_address(jobs)
     jobs.add_argument("--follow", action="store_true", help="with logs: keep streaming until the job ends")
     jobs.set_defaults(handler=command_jobs)
 

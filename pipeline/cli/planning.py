@@ -13,12 +13,13 @@ import argparse
 import json
 import sys
 
+from synthmix.pipeline.cli.arguments import add_json_flag, add_run_dir
 from synthmix.pipeline.inspection.run_copy import local_view
 
 
 def add_plan_parser(commands) -> None:
     plan = commands.add_parser("plan", help="project a finished (pilot) run to kept-token targets: seeds, generated tokens, engine hours, cost")
-    plan.add_argument("run_dir", help="a finished run, e.g. one made with `synthmix run JOB --pilot N`")
+    add_run_dir(plan, help="a finished run, e.g. one made with `synthmix run JOB --pilot N`")
     amounts = plan.add_mutually_exclusive_group(required=True)
     amounts.add_argument(
         "--target", action="append", metavar="DOMAIN=AMOUNT", help="kept tokens (math=2e9) or pairs (code=500pairs) of a domain, or all=...; repeatable"
@@ -29,7 +30,7 @@ def add_plan_parser(commands) -> None:
     )
     plan.add_argument("--model", action="append", default=[], metavar="NAME=MODEL", help="price the job's model NAME as the profile's MODEL (repeatable)")
     plan.add_argument("--price", type=float, metavar="PER_HOUR", help="price per engine hour (overrides the profile's)")
-    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json_flag(plan)
     plan.set_defaults(handler=command_plan)
 
 

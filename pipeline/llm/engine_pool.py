@@ -26,16 +26,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from synthmix.pipeline.llm.engine_replica import Replica, ReplicaFailed, ReplicaSettings, StageCounters, build_vllm_backend
 from synthmix.pipeline.llm.request_columns import ROW, SAMPLING, SCHEMA, TOO_LONG, UNSENT, Replies, as_messages
-
-if TYPE_CHECKING:
-    from synthmix.pipeline.llm.engines.base import PooledEngine, Reservation
 
 # "per_stage" brings back one engine per stage (to compare, or to fall back); anything else shares.
 MODE_ENV = "SYNTHMIX_ENGINES"
@@ -62,6 +59,45 @@ class ReplicaPlacement:
     num_cpus: float
     num_gpus: int = 0
     bundles: list[dict[str, float]] | None = None
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What one model's replicas hold while the model is up."""
+
+    model: str
+    replicas: int
+    cpus_per_replica: float
+    gpus_per_replica: int
+    setting: str  # the job-file key that decides cpus_per_replica
+
+    @property
+    def cpus(self) -> float:
+        return self.replicas * self.cpus_per_replica
+
+    @property
+    def gpus(self) -> int:
+        return self.replicas * self.gpus_per_replica
+
+    def describe(self) -> str:
+        return f"model '{self.model}' {self.cpus:g} CPUs ({self.replicas} replica(s) x {self.setting} {self.cpus_per_replica:g})"
+
+
+class ReplicaEngine(Protocol):
+    """What the pool asks of an engine whose replicas it starts (synthmix.pipeline.llm.engines.base.PooledEngine).
+
+    Named here, not imported: the engines run their batches through the pool, so the pool
+    importing them back would close a cycle."""
+
+    def replica_settings(self, name: str, spec: Any, index: int) -> ReplicaSettings: ...
+
+    def replica_placement(self, spec: Any) -> ReplicaPlacement: ...
+
+    def replica_backend(self, default: Callable[[ReplicaSettings], Any]) -> Callable[[ReplicaSettings], Any]: ...
+
+    def reservation(self, name: str, spec: Any) -> Reservation | None: ...
+
+    def dtype(self, spec: Any) -> str | None: ...
 
 
 @dataclass
@@ -100,7 +136,7 @@ class EnginePool:
     _stop_reporting: threading.Event = field(default_factory=threading.Event)
     _releasing: list[threading.Thread] = field(default_factory=list)  # shutdowns under way
 
-    def replicas_for(self, name: str, spec: Any, engine: PooledEngine) -> list[Any]:
+    def replicas_for(self, name: str, spec: Any, engine: ReplicaEngine) -> list[Any]:
         """The model's replicas; on first use, started by `engine` in the background (see `_watch_start`)."""
         model = self.started.get(name)
         if model is None:
@@ -114,7 +150,7 @@ class EnginePool:
                 self.startups.setdefault(self.current_stage, {}).setdefault(name, 0.0)
         return model.replicas
 
-    def _start(self, name: str, spec: Any, engine: PooledEngine) -> StartedModel:
+    def _start(self, name: str, spec: Any, engine: ReplicaEngine) -> StartedModel:
         self.wait_for_releases()
         self.log(f"[{self.current_stage}] model {name}: starting {spec.replicas} engine replica(s)")
         began = time.perf_counter()
@@ -336,7 +372,7 @@ def start_failure(name: str, error: BaseException) -> str:
     return f"model '{name}': its engine failed to start: {error}"
 
 
-def _create_replica(name: str, spec: Any, index: int, engine: PooledEngine, backend_factory: Callable) -> tuple[Any, Any]:
+def _create_replica(name: str, spec: Any, index: int, engine: ReplicaEngine, backend_factory: Callable) -> tuple[Any, Any]:
     """A replica actor, and its placement group where the engine's placement names bundles."""
     import ray
 

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from synthmix.pipeline.contracts import ConfigError
+from synthmix.pipeline.llm.engine_pool import Reservation
 from synthmix.pipeline.llm.engines import engine_for
-from synthmix.pipeline.llm.engines.base import Reservation
 from synthmix.pipeline.llm.models import ModelSettings
 
 

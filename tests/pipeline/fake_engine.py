@@ -4,7 +4,7 @@ without a 30 s vLLM start-up. Its replies fit the request's JSON schema (see fak
 
 `FakeEngine` is the same backend as an engine of its own (`engine: fake` in a job's `models:`),
 the example of docs/engines.md: a new engine is a module like this one plus one
-`synthmix.pipeline.llm.engines.register(FakeEngine())` line (tests/pipeline/test_engine_registry.py).
+`synthmix.pipeline.llm.engines.register(FakeEngine())` line (tests/pipeline/llm/test_engine_registry.py).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from synthmix.pipeline.llm.engine_pool import ReplicaPlacement
+from synthmix.pipeline.llm.engine_pool import ReplicaPlacement, Reservation
 from synthmix.pipeline.llm.engine_replica import Progress, ReplicaSettings
-from synthmix.pipeline.llm.engines.base import PooledEngine, Reservation
+from synthmix.pipeline.llm.engines.base import PooledEngine
 from synthmix.pipeline.llm.models import ReplicatedModelSettings
 from tests.pipeline.fake_chat_server import schema_reply
 

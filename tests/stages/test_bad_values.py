@@ -35,8 +35,8 @@ from synthmix.pipeline.unit_commit import process_batch
 from synthmix.stages.gather_samples import gather_group
 from synthmix.stages.registry import STAGES
 from tests.pipeline.fake_engine import FITTING, REFUSE, UNFINISHED, ScriptedBackend
+from tests.pipeline.llm.test_llm import expand
 from tests.pipeline.small_tokenizer import save_small_tokenizer
-from tests.pipeline.test_llm import expand
 
 JOB = Path(__file__).resolve().parents[2] / "jobs" / "quickstart.yaml"
 # The rendered prompts' limit in the small tokenizer's tokens: a huge value never fits.

@@ -14,10 +14,9 @@ and the pool does the rest.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from synthmix.pipeline.llm.engine_pool import ReplicaPlacement, generate_on_replicas, read_replica_replies
+from synthmix.pipeline.llm.engine_pool import ReplicaPlacement, Reservation, generate_on_replicas, read_replica_replies
 from synthmix.pipeline.llm.models import ModelSettings, ModelSpecError, ReplicatedModelSettings
 from synthmix.pipeline.llm.request_columns import Replies
 
@@ -32,28 +31,6 @@ ReplyReader = Callable[[Any], Replies]
 # The light processor stages (chat template, HTTP client, sending to a pool) must not hold a
 # whole CPU each: on a small machine that starves the engine and can hang the plan.
 LIGHT_STAGE_CPUS = 0.25
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """What one model's replicas hold while the model is up."""
-
-    model: str
-    replicas: int
-    cpus_per_replica: float
-    gpus_per_replica: int
-    setting: str  # the job-file key that decides cpus_per_replica
-
-    @property
-    def cpus(self) -> float:
-        return self.replicas * self.cpus_per_replica
-
-    @property
-    def gpus(self) -> int:
-        return self.replicas * self.gpus_per_replica
-
-    def describe(self) -> str:
-        return f"model '{self.model}' {self.cpus:g} CPUs ({self.replicas} replica(s) x {self.setting} {self.cpus_per_replica:g})"
 
 
 class Engine:

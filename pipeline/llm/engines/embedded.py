@@ -12,8 +12,7 @@ from pydantic import Field
 
 from synthmix.pipeline.llm.cpu_features import embedded_dtype
 from synthmix.pipeline.llm.embedded_model import DEFAULT_EMBEDDED, EmbeddedModelError, embedded_model_status, embedded_weights, prepare_embedded_model
-from synthmix.pipeline.llm.engine_pool import ReplicaPlacement
-from synthmix.pipeline.llm.engines.base import Reservation
+from synthmix.pipeline.llm.engine_pool import ReplicaPlacement, Reservation
 from synthmix.pipeline.llm.engines.vllm_runtime import KV_CACHE_ENV, RESERVED_CPUS_ENV, VllmRuntimeEngine
 from synthmix.pipeline.llm.models import ModelSpecError, ReplicatedModelSettings
 from synthmix.pipeline.llm.prompt_length import PromptLimit

@@ -12,9 +12,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from synthmix.pipeline.llm.cpu_features import choose_dtype, detect_cpu
-from synthmix.pipeline.llm.engine_pool import ReplicaPlacement
+from synthmix.pipeline.llm.engine_pool import ReplicaPlacement, Reservation
 from synthmix.pipeline.llm.engine_replica import ReplicaSettings
-from synthmix.pipeline.llm.engines.base import Reservation
 from synthmix.pipeline.llm.engines.vllm_runtime import KV_CACHE_ENV, VllmRuntimeEngine
 from synthmix.pipeline.llm.models import ModelSpecError, ReplicatedModelSettings
 from synthmix.pipeline.llm.prompt_length import PromptLimit, declared_context, limit_in_directory, local_dir

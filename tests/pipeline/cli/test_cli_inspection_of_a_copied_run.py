@@ -23,7 +23,7 @@ from synthmix.pipeline.runner import run_job
 from synthmix.stages.registry import STAGES
 from tests.pipeline.fake_chat_server import FakeChatServer, schema_reply
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SEED_FILE = "data/zh_seeds.jsonl"
 
 

@@ -15,10 +15,10 @@ from synthmix.pipeline.cli.rounds import ACCEPTED, CrossRoundDedup, drop_cross_r
 from synthmix.pipeline.llm import engine_pool
 from synthmix.pipeline.store import StageDir
 from synthmix.stages.registry import STAGES
-from tests.pipeline.rounds_job import TARGETS, answer_for, fake_backend, make_job, write_topics
+from tests.pipeline.cli.rounds_job import TARGETS, answer_for, fake_backend, make_job, write_topics
 from tests.pipeline.test_resume import start_job
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_a_run_killed_mid_round_resumes_in_that_round_and_ends_with_an_uninterru
     corpus = tmp_path / "killed.jsonl"
     write_topics(corpus, list(range(24)))
     run_dir = tmp_path / "killed"
-    process = start_job(run_dir, corpus, module="tests.pipeline.rounds_job")
+    process = start_job(run_dir, corpus, module="tests.pipeline.cli.rounds_job")
     second = round_dir(run_dir, 2)
     deadline = time.monotonic() + 300
     # Synthesize has begun in round 2 (its fake engine takes seconds to start): kill there.
@@ -118,7 +118,7 @@ def test_a_run_killed_mid_round_resumes_in_that_round_and_ends_with_an_uninterru
     assert [entry["status"] for entry in state["rounds"]] == ["done", "running"], state
     first_round = (round_dir(run_dir, 1) / ACCEPTED).stat().st_mtime_ns
 
-    rerun = start_job(run_dir, corpus, module="tests.pipeline.rounds_job")
+    rerun = start_job(run_dir, corpus, module="tests.pipeline.cli.rounds_job")
     assert rerun.wait(timeout=300) == 0, rerun.stderr.read().decode()[-3000:]
     assert (round_dir(run_dir, 1) / ACCEPTED).stat().st_mtime_ns == first_round, "a finished round was redone"
     resumed = read_rounds(run_dir)

@@ -1,6 +1,6 @@
 """`synthmix submit` / `synthmix jobs` against a real two-node Ray cluster on loopback, token auth on.
 
-Two jobs are submitted: seeds -> tokenize -> mix (tests/pipeline/cluster_job.yaml), and the
+Two jobs are submitted: seeds -> tokenize -> mix (tests/pipeline/cli/cluster_job.yaml), and the
 whole quickstart recipe with its model pointed at a chat server whose replies depend only on
 the prompt, so that a cluster run and a local run must agree row for row (real engines are
 tested in tests/e2e; on CPU their sampling is not reproducible from run to run). Starting the
@@ -28,8 +28,8 @@ from synthmix.stages.registry import STAGES
 from tests.pipeline.fake_chat_server import FakeChatServer, schema_reply
 from tests.pipeline.loopback_cluster import LoopbackCluster
 
-ROOT = Path(__file__).resolve().parents[2]
-CLUSTER_JOB = ROOT / "tests" / "pipeline" / "cluster_job.yaml"
+ROOT = Path(__file__).resolve().parents[3]
+CLUSTER_JOB = ROOT / "tests" / "pipeline" / "cli" / "cluster_job.yaml"
 QUICKSTART = ROOT / "jobs" / "quickstart.yaml"
 STAGE_NAMES = ("seeds", "tokenize", "mix")
 
@@ -71,7 +71,9 @@ def shard_contents(run_dir: Path) -> tuple[list[dict], tuple[int, int]]:
 def test_entrypoint_runs_the_job_with_its_stage_selection_and_overrides():
     submission = submit.Submission(job_file=CLUSTER_JOB, run_dir="/shared/runs/x", overrides=["seeds.chunk_chars=900"], start="tokenize", force=True)
     entrypoint = submit.build_entrypoint(submission, submit.job_path_in_project(CLUSTER_JOB))
-    assert entrypoint == ("python -m synthmix run tests/pipeline/cluster_job.yaml --run-dir /shared/runs/x --set seeds.chunk_chars=900 --from tokenize --force")
+    assert entrypoint == (
+        "python -m synthmix run tests/pipeline/cli/cluster_job.yaml --run-dir /shared/runs/x --set seeds.chunk_chars=900 --from tokenize --force"
+    )
 
 
 def test_runtime_env_carries_the_project_pip_requirements_and_env_vars():

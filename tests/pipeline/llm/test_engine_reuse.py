@@ -28,7 +28,7 @@ from synthmix.pipeline.runner import run_job
 from synthmix.pipeline.store import StageDir
 from synthmix.stages.registry import STAGES
 from tests.pipeline.fake_engine import FakeBackend
-from tests.pipeline.test_llm_engine import FRUIT, ROWS, STORY
+from tests.pipeline.llm.test_llm_engine import FRUIT, ROWS, STORY
 from tests.pipeline.test_resume import write_corpus
 
 SETTINGS = ReplicaSettings(model_name="m", model_source="fake", engine_kwargs={}, hang_timeout_s=0.5)

@@ -25,7 +25,7 @@ from synthmix.pipeline.store import StageDir, StageState
 from tests.pipeline.fake_chat_server import FakeChatServer, instructions_reply
 from tests.pipeline.test_resume import write_corpus
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXIT_WITHIN_S = 30
 
 

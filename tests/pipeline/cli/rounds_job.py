@@ -1,7 +1,7 @@
 """A small recipe with targets on the fake engine, run in rounds; also its own process so a test
 can kill it mid-round:
 
-    python -m tests.pipeline.rounds_job RUN_DIR CORPUS
+    python -m tests.pipeline.cli.rounds_job RUN_DIR CORPUS
 
 Each seed chunk is "Topic N: ...". The fake engine writes one math instruction per topic and a
 code one for even topics (so code yields half a pair per seed, math one), and answers each
