@@ -54,7 +54,10 @@ def check_repeats_instruction(answer: str, instruction: str) -> tuple[RejectReas
     new_words = set(words(prose)) - set(words(instruction))
     if len(new_words) > ECHO_MAX_NEW_WORDS:
         return None
-    return RejectReason.NOT_AN_ANSWER, f"the reply repeats the instruction ({share:.0%} of its 6-word sequences) and adds {len(new_words)} word(s): {prose[:120]!r}"
+    return (
+        RejectReason.NOT_AN_ANSWER,
+        f"the reply repeats the instruction ({share:.0%} of its 6-word sequences) and adds {len(new_words)} word(s): {prose[:120]!r}",
+    )
 
 
 def check_code_language(answer: str, instruction: str, *, default: str | None = "python") -> tuple[RejectReason, str] | None:
