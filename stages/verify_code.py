@@ -6,6 +6,9 @@ untouched. The program is the answer's biggest complete Python block
 - the row's own `tests` column (probes fill it: HumanEval's `check(entry_point)`);
 - with `test_writer` naming a model: assert-based tests that model writes from the instruction
   and the code (template `prompt`, default `verify_code/write_tests`); only these rows are sent;
+- the answer's own claims (`printed_claims`, on by default): top-level prints whose comment says
+  what they print (`print(square(4))  # Output: 16`) are re-run one statement at a time and must
+  print that (quality/printed_claims.py);
 - none: the program only has to load. Its top-level code runs (definitions, imports), so a
   syntax error, a missing module or an exception is `crashed`, but wrong results pass. Name a
   test writer for a real check.
@@ -47,6 +50,7 @@ from synthmix.pipeline.model_stage import RENDER_CPUS
 from synthmix.pipeline.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply, stable_seed
 from synthmix.pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
 from synthmix.quality.code_extraction import find_cut_python_block, find_python_code
+from synthmix.quality.printed_claims import claim_tests, claimed_outputs
 from synthmix.quality.sandbox import Outcome, SandboxLimits, SandboxResult, run_sandboxed
 
 DEFAULT_PROMPT = "verify_code/write_tests"
@@ -61,6 +65,10 @@ class VerifyCodeParams(StageParams):
     other_languages: Literal["keep", "reject"] = Field(
         default="keep", description="answers whose code is all in other languages: kept unrun, or rejected as no_code"
     )
+    printed_claims: bool = Field(
+        default=True,
+        description="rows without tests: check the output comments of top-level prints (`print(f(4))  # Output: 16`) against what they print",
+    )
     workers: int = Field(default=2, ge=1, le=64, description="sandboxes running at once within a batch")
     sandbox: SandboxLimits = SandboxLimits()
     seed: int = 0
@@ -74,7 +82,7 @@ class _Verdict:
 
     code: str | None = None
     tests: str | None = None
-    tests_from: str = "none"  # row | model | none
+    tests_from: str = "none"  # row | model | printed_claims | none
     reason: RejectReason | None = None
     detail: str | None = None
     not_run: str | None = None  # why a kept code row was not run (its code is in other languages)
@@ -146,7 +154,10 @@ class VerifyCode(Stage):
                 reason, detail = RejectReason(result.outcome.value), describe_failure(result, verdict)
             elif reason is None and (result is not None or verdict.not_run is not None):
                 meta = with_verification(meta, row, verdict, result)
-            tests.append(verdict.tests if verdict.code is not None else row.get(contracts.TESTS))
+            # The printed-claims program is this package's checker plus the answer: its claims go
+            # to meta, not a copy of the checker into every row's `tests`.
+            ran_tests = verdict.tests if verdict.code is not None and verdict.tests_from != "printed_claims" else None
+            tests.append(ran_tests if verdict.code is not None else row.get(contracts.TESTS))
             metas.append(meta)
             reasons.append(reason.value if reason is not None else None)
             details.append(detail)
@@ -165,7 +176,8 @@ class VerifyCode(Stage):
         if (row.get(contracts.TESTS) or "").strip():
             return _Verdict(code=found.python, tests=row[contracts.TESTS], tests_from="row")
         if not self.params.test_writer:
-            return _Verdict(code=found.python)
+            claims = claim_tests(found.python) if self.params.printed_claims else None
+            return _Verdict(code=found.python, tests=claims, tests_from="printed_claims" if claims else "none")
         reply = read_reply(row)
         if reply.reason is not None:
             return _Verdict(reason=reply.reason, detail=reply.detail, tests_from="model")
@@ -205,6 +217,8 @@ def with_verification(meta: str | None, row: dict[str, Any], verdict: _Verdict, 
         step: dict[str, Any] = {"outcome": "not_run", "why": verdict.not_run}
     else:
         step = {"outcome": result.outcome.value, "tests": verdict.tests_from, "network": result.network, "filesystem": result.filesystem}
+    if verdict.tests_from == "printed_claims":
+        step["printed_claims"] = len(claimed_outputs(verdict.code or ""))
     if verdict.tests_from == "model":
         prompt = json.loads(row[PROMPT_INFO])
         step["test_writer"] = {"model": row.get(contracts.LLM_MODEL), "template_id": prompt["template_id"], "template_version": prompt["template_version"]}

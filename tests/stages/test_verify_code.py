@@ -65,6 +65,33 @@ def test_code_failing_its_tests_is_rejected_with_the_failing_assertion() -> None
     assert detail["tests"] == "row"
 
 
+# A class method the quickstart shipped (2026-12-07, run with the 1.5B answering): its comment
+# says 16, it prints 100.
+CLAIMED_SQUARE = (
+    "```python\nclass SquareCalculator:\n    square_of_five = 25\n\n    @classmethod\n"
+    "    def calculate_square(cls, number):\n        return cls.square_of_five * number\n\n"
+    "print(SquareCalculator.calculate_square(4))  # Output: 16\n```"
+)
+
+
+def test_code_whose_prints_contradict_their_comments_fails_without_other_tests() -> None:
+    out = verify([code_row("wrong", CLAIMED_SQUARE), code_row("right", CLAIMED_SQUARE.replace("# Output: 16", "# Output: 100"))])
+    assert out["wrong"][contracts.REJECT_REASON] == "tests_failed"
+    detail = json.loads(out["wrong"][contracts.REJECT_DETAIL])
+    assert detail["tests"] == "printed_claims" and "prints '100'; its comment says '16'" in detail["detail"]
+    kept = out["right"]
+    assert kept[contracts.REJECT_REASON] is None and verification(kept) | {"network": None, "filesystem": None} == {
+        "outcome": "passed",
+        "tests": "printed_claims",
+        "printed_claims": 1,
+        "network": None,
+        "filesystem": None,
+    }
+    assert kept[contracts.TESTS] is None  # the checker is not copied into the row
+    # Off: the program only has to load, so the wrong comment passes.
+    assert verify([code_row("wrong", CLAIMED_SQUARE)], printed_claims=False)["wrong"][contracts.REJECT_REASON] is None
+
+
 @pytest.mark.parametrize(
     ("program", "reason", "detail"),
     [

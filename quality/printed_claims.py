@@ -1,0 +1,128 @@
+"""What a code answer says its prints show, checked by running it.
+
+Small models annotate their examples with the output they expect (`print(square(4))  # Output:
+16`) and are often wrong: the quickstart shipped a class method returning 25 * 4 whose comment
+says 16, `5 >> 2` "printing" 10, and a `print(e)` said to print the failed assert's source. Such a
+comment is a test the answer wrote for itself. `claimed_outputs` finds them; `claim_tests` turns
+them into a tests program for the sandbox (quality/sandbox.py), which re-runs the answer one
+top-level statement at a time and compares what each annotated print wrote with its comment.
+
+The tests program is this module's own source plus one call, so this file imports only the
+standard library and everything the check needs is defined here.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import re
+import tokenize
+
+# "# Output: 16", "# prints: [1, 2]", "# This will print: x", "# 输出：10500.0", "# Expected output: 3".
+_CLAIM = re.compile(
+    r"#\s*(?:(?:expected\s+)?output|outputs|prints?|this\s+will\s+print|will\s+print|输出(?:结果)?)\s*(?:is\s*)?[:：]\s*(?P<claim>\S.*)$", re.IGNORECASE
+)
+# A claim that is not a literal transcript: elided, or a description of the output.
+_VAGUE = re.compile(r"\.\.\.|…|\b(?:something like|e\.g\.|depends|varies|random|approximately|about)\b|<[^>]*>", re.IGNORECASE)
+
+
+def claimed_outputs(source: str) -> dict[int, str]:
+    """{line: claim} for each top-level `print(...)` statement (or one inside `if __name__ ==
+    "__main__":`) whose last line ends in an output comment. Claims inside functions and loops
+    are left out: which call printed what cannot be told apart there."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return {}
+    lines = source.splitlines()
+    claims: dict[int, str] = {}
+    for statement in _top_level(tree.body):
+        if not _is_print(statement) or statement.end_lineno is None or statement.end_lineno > len(lines):
+            continue
+        match = _CLAIM.search(_comment_of(lines[statement.end_lineno - 1]))
+        if match and not _VAGUE.search(match.group("claim")):
+            claims[statement.end_lineno] = match.group("claim").strip()
+    return claims
+
+
+def claim_tests(source: str) -> str | None:
+    """A tests program checking `source`'s output comments, or None when it makes no claim."""
+    claims = claimed_outputs(source)
+    if not claims:
+        return None
+    with open(__file__, encoding="utf-8") as module:
+        checker = module.read()
+    return f"{checker}\n\ncheck_claims({source!r}, {claims!r})\n"
+
+
+def output_matches(printed: str, claim: str) -> bool:
+    """Does one print's output agree with its comment? Whitespace is collapsed, quotes around
+    the claim and a trailing explanation in parentheses or after a dash are allowed."""
+    got = " ".join(printed.split())
+    said = " ".join(claim.split())
+    candidates = {said, said.strip("\"'`"), re.split(r"\s+(?:\(|-|—|--|#|because|since|as\b)", said, maxsplit=1)[0].strip("\"'`")}
+    return got in candidates or got.strip("\"'") in candidates
+
+
+def check_claims(source: str, claims: dict[int, str]) -> None:
+    """Run `source` as `__main__`, one top-level statement at a time, and raise AssertionError at
+    the first annotated print whose output differs from its comment."""
+    tree = ast.parse(source)
+    namespace = {"__name__": "__main__"}
+    for statement in _top_level(tree.body):
+        code = compile(ast.Module(body=[statement], type_ignores=[]), "<answer>", "exec")
+        claim = claims.get(statement.end_lineno)
+        if claim is None:
+            exec(code, namespace)
+            continue
+        captured = io.StringIO()
+        with contextlib.redirect_stdout(captured):
+            exec(code, namespace)
+        printed = captured.getvalue()
+        print(printed, end="")
+        assert output_matches(printed, claim), f"line {statement.end_lineno} prints {printed.strip()[:200]!r}; its comment says {claim[:200]!r}"
+
+
+def _top_level(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements run at import, with a `__main__` guard's body in its place."""
+    flat: list[ast.stmt] = []
+    for statement in body:
+        if _is_main_guard(statement):
+            flat.extend(_top_level(statement.body))
+        else:
+            flat.append(statement)
+    return flat
+
+
+def _is_main_guard(statement: ast.stmt) -> bool:
+    if not isinstance(statement, ast.If) or statement.orelse:
+        return False
+    test = statement.test
+    return (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and len(test.comparators) == 1
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value == "__main__"
+    )
+
+
+def _is_print(statement: ast.stmt) -> bool:
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Call)
+        and isinstance(statement.value.func, ast.Name)
+        and statement.value.func.id == "print"
+        and not any(keyword.arg in ("file", "end") for keyword in statement.value.keywords)
+    )
+
+
+def _comment_of(line: str) -> str:
+    """The comment that ends a line of code (a '#' outside string literals), or ''."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(line + "\n").readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return ""
+    return next((token.string for token in tokens if token.type == tokenize.COMMENT), "")
