@@ -1,3 +1,5 @@
+import pytest
+
 from synthmix.pipeline.contracts import RejectReason
 from synthmix.quality.instruction_checks import (
     check_answers_itself,
@@ -187,6 +189,36 @@ def test_instructions_pointing_at_an_unseen_document_are_not_self_contained():
     assert check_self_contained("Write a function that reverses a linked list.") is None
     assert check_self_contained("请根据以下任务类型，编写一个新的对话示例。该对话示例应该包含以下内容：")[0] == RejectReason.NOT_SELF_CONTAINED
     assert check_self_contained("Write a short story that includes the following:")[0] == RejectReason.NOT_SELF_CONTAINED
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    [
+        # The quickstart's 0.5B (2026-12-07 runs): "the function" that nothing shows or names.
+        "Evaluate the return value of the function",
+        "Please provide the return value of the function. For example, if you provided the string 'hello', the response might be 'hello'.",
+        "Explain why the code raises an error.",
+    ],
+)
+def test_a_definite_reference_to_code_never_shown_is_not_self_contained(instruction):
+    reason, detail = check_self_contained(instruction)
+    assert reason == RejectReason.NOT_SELF_CONTAINED and "never shows or names" in detail
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    [
+        "How does the class attribute in Python define variables?",
+        "Write a function that reverses a list, then test the function on an empty list.",
+        "Write a Python function that sorts a list and explain the algorithm it uses.",
+        "What does the function `zip` return when its inputs differ in length?",
+        "Explain the code that Python runs when a module is imported for the first time.",
+        "What is the return value of the function print()?",
+        "Explain the function's role in Python's data model.",
+    ],
+)
+def test_a_definite_reference_that_is_introduced_or_named_passes(instruction):
+    assert check_self_contained(instruction) is None
 
 
 def test_the_language_asked_for_is_the_language_written():
