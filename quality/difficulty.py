@@ -6,8 +6,8 @@ set against the instruction it rewrote, both answered by the same model in the s
 
 - `agreement`: the share of sampled answers that agree on the final answer (objective
   instructions, several samples; quality/voting.py) — a harder problem splits the samples;
-- `judged_accuracy`: the critique model's accuracy score of the kept answer (1-10) — a harder
-  problem is answered worse;
+- `judged_accuracy`: the critique's score of the kept answer (`critique_score`, the judge's
+  P(yes) on [0, 1]) — a harder problem is answered worse;
 - `answer_chars`: the mean length of the sampled answers — a harder request takes more to
   answer (a constraint such as a word limit can shorten it, so length alone is weak evidence).
 

@@ -190,10 +190,12 @@ def read_measures(run_dir: Path | RemotePath, samples_stage: str, judge_stage: s
     accuracy: dict[str, float] = {}
     if judge_stage is not None:
         judged = StageDir(run_dir, judge_stage)
-        for row in _read([*judged.part_files(), *judged.reject_files()], (contracts.PARENT_ID, contracts.CRITIQUE), needed):
-            scores = json.loads(row[contracts.CRITIQUE]).get("scores", {}) if row[contracts.CRITIQUE] else {}
-            if "accuracy" in scores:
-                accuracy[row[contracts.PARENT_ID]] = float(scores["accuracy"])
+        # The critique's own score, the judge's P(yes) on [0, 1] (stages/critique.py); a pair a
+        # check rejected before the judge has none. (This read the 1-10 rubric's accuracy until the
+        # critique moved to probabilities, and then found nothing.)
+        for row in _read([*judged.part_files(), *judged.reject_files()], (contracts.PARENT_ID, contracts.CRITIQUE_SCORE), needed):
+            if row[contracts.CRITIQUE_SCORE] is not None:
+                accuracy[row[contracts.PARENT_ID]] = float(row[contracts.CRITIQUE_SCORE])
     measures = {}
     for row in _read(StageDir(run_dir, samples_stage).part_files(), (contracts.PARENT_ID, contracts.OBJECTIVE, contracts.SAMPLES), needed):
         instruction = row[contracts.PARENT_ID]

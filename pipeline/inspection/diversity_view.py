@@ -22,7 +22,7 @@ DIVERSITY_NOTE = (
 EVOLUTION_NOTE = (
     "offered: rewrites the evolve stage made (kept or rejected); checked: harder rewrites the difficulty stage set against their parents; "
     "changes are the rewrite's less its parent's, mean and 95% t interval: agreement of sampled answers in points, the judge's accuracy "
-    "score (1-10) in score points, answer length as a ratio (geometric mean); all: every rewrite checked, kept: those it kept"
+    "score (critique_score, 0-1) in points of P(yes), answer length as a ratio (geometric mean); all: every rewrite checked, kept: those it kept"
 )
 
 

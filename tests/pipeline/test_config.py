@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -80,3 +82,16 @@ def test_set_without_equals_sign_says_how_to_write_it():
 def test_missing_job_file_says_what_to_pass(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_job(tmp_path / "nope.yaml")
+
+
+SHIPPED_JOBS = sorted(path for path in (Path(__file__).resolve().parents[2] / "jobs").glob("*.yaml") if "stages" in yaml.safe_load(path.read_text()))
+
+
+@pytest.mark.parametrize("job_file", SHIPPED_JOBS, ids=lambda path: path.name)
+def test_every_shipped_job_and_its_stage_sections_load(job_file):
+    # jobs/evolve_eval.yaml kept critique's old 1-10 min_score for a session after critique moved
+    # to [0, 1], and nothing loaded it until someone ran it. (Building the graph would also look
+    # for each job's seed files, which jobs/cluster.yaml keeps on cluster storage.)
+    job = load_job(job_file)
+    for entry in job.stages:
+        STAGES[entry.stage_kind].params(**job.sections.get(entry.name, {}))  # what build_graph validates

@@ -27,7 +27,7 @@ def meta(parent: str | None, op: str = "") -> str:
     return json.dumps({"steps": steps})
 
 
-def pair(instruction_id, samples, *, objective=True, op="", parent=None, accuracy=8):
+def pair(instruction_id, samples, *, objective=True, op="", parent=None, accuracy=0.8):
     return {
         "id": f"pair-{instruction_id}",
         "parent_id": instruction_id,
@@ -37,7 +37,9 @@ def pair(instruction_id, samples, *, objective=True, op="", parent=None, accurac
         "samples": samples,
         "answer": samples[0],
         "meta": meta(parent, op),
-        "critique": json.dumps({"scores": {"accuracy": accuracy}}),
+        # As stages/critique.py writes them: the readings in `critique`, the deciding score beside.
+        "critique": json.dumps({"signals": {"verdict": accuracy}, "score": accuracy}),
+        "critique_score": accuracy,
     }
 
 
@@ -56,8 +58,8 @@ def run(tmp_path):
     pairs = [
         pair("p1", ["\\boxed{4}"] * 3),
         pair("c1", ["\\boxed{4}", "\\boxed{5}", "\\boxed{4}"], op="deepen", parent="p1"),
-        pair("p2", ["x is 7. \\boxed{7}"] * 3, accuracy=9),
-        pair("c2", ["x is 7. \\boxed{7}"] * 3, op="add_constraints", parent="p2", accuracy=5),
+        pair("p2", ["x is 7. \\boxed{7}"] * 3, accuracy=0.9),
+        pair("c2", ["x is 7. \\boxed{7}"] * 3, op="add_constraints", parent="p2", accuracy=0.5),
         pair("p3", ["\\boxed{9}"] * 3),
         pair("c3", ["\\boxed{9}"] * 3, op="concretize", parent="p3"),
         pair("p4", ["A short answer."], objective=False),
@@ -73,7 +75,7 @@ def run(tmp_path):
     write(
         tmp_path,
         "critique",
-        [{**row, "critique": None if row["parent_id"] == "p3" else row["critique"]} for row in pairs if row["parent_id"] in ("p2", "p3")],
+        [{**row, "critique_score": None if row["parent_id"] == "p3" else row["critique_score"]} for row in pairs if row["parent_id"] in ("p2", "p3")],
         rejects=True,
     )
     return tmp_path, kept
