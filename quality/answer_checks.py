@@ -73,6 +73,52 @@ def check_code_language(answer: str, instruction: str, *, default: str | None = 
     return RejectReason.WRONG_CODE_LANGUAGE, f"code in {', '.join(wrong)}; the instruction asks for {', '.join(sorted(asked))}"
 
 
+# Constructs an instruction asks to use, and what Python code using them must contain. Seen in
+# every quickstart run since the #26 review: "Calculate the square of a number using a class
+# method" answered with an instance method (`def square(self, n)`) and explained as a class
+# method, by the 0.5B and the 1.5B alike. Only a request to use or write one counts: "set an
+# instance attribute in a class method" means any method, and "abstract class methods" is the
+# abstract-method case.
+_ASKED_CONSTRUCTS = (
+    (
+        re.compile(
+            r"(?i)\b(?:using|use|uses|with|as|define|defines|write|implement|create|make|add)\s+(?:a\s+|an\s+|the\s+)?(?:python\s+)?class[\s-]?methods?\b|用类方法|编写(?:一个)?类方法"
+        ),
+        re.compile(r"@classmethod\b"),
+        "@classmethod",
+    ),
+    (
+        re.compile(
+            r"(?i)\b(?:using|use|uses|with|as|define|defines|write|implement|create|make|add)\s+(?:a\s+|an\s+|the\s+)?(?:python\s+)?static[\s-]?methods?\b|用静态方法|编写(?:一个)?静态方法"
+        ),
+        re.compile(r"@staticmethod\b"),
+        "@staticmethod",
+    ),
+    (
+        re.compile(r"(?i)\babstract\s+(?:base\s+)?(?:class(?:es)?|methods?)\b|抽象(?:基)?(?:类|方法)"),
+        re.compile(r"\babstractmethod\b|\bABC\b|\bABCMeta\b"),
+        "abc's ABC or abstractmethod",
+    ),
+    (
+        re.compile(r"(?i)\bdata\s?class(?:es)?\b|数据类"),
+        re.compile(r"@(?:dataclasses\.)?dataclass\b|\bmake_dataclass\b"),
+        "@dataclass",
+    ),
+)
+
+
+def check_asked_construct(answer: str, instruction: str) -> tuple[RejectReason, str] | None:
+    """Reject an answer whose Python code never uses the construct its instruction asks for."""
+    code = "\n".join(python_sources(answer))
+    if not code.strip():
+        return None
+    for asked, used, name in _ASKED_CONSTRUCTS:
+        request = asked.search(instruction)
+        if request and not used.search(code):
+            return RejectReason.MISSING_ASKED_API, f"asked for {request.group(0).strip()!r}; its code has no {name}"
+    return None
+
+
 def check_python_syntax(answer: str) -> tuple[RejectReason, str] | None:
     """Reject an answer whose closed Python blocks do not parse (an unclosed one is `check_cut_off`'s)."""
     for source in python_sources(answer):

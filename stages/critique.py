@@ -23,8 +23,8 @@ caches prompt prefixes reads it once:
 Writes `critique` (JSON: each signal's reading, the checks, model and templates) and
 `critique_score` in [0, 1]: the `decide_by` signal (P(yes); (grade - 1) / 4; (rubric - 1) / 9),
 times 1 - P(contradicts) where the pair was checked against its passage. Rejects, in order:
-- the checks' reasons: `wrong_code_language`, `code_syntax_error`, `wrong_arithmetic`, `incomplete`,
-  `refusal`, `lang`;
+- the checks' reasons: `wrong_code_language`, `code_syntax_error`, `wrong_arithmetic`,
+  `missing_asked_api`, `incomplete`, `refusal`, `lang`;
 - `empty`: the pair has no answer to judge;
 - `llm_error` or `prompt_too_long` (a judge request failed), `parse_error` (a reply that cannot be read: no yes or no
   among the likeliest tokens, a rubric of the wrong shape — never a silent pass);
@@ -55,7 +55,7 @@ from synthmix.pipeline.llm.prompts import load_prompt
 from synthmix.pipeline.model_stage import RENDER_CPUS, ModelStage
 from synthmix.pipeline.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply
 from synthmix.pipeline.stage import Resources, StageParams, with_columns
-from synthmix.quality.answer_checks import check_arithmetic, check_code_language, check_cut_off, check_python_syntax
+from synthmix.quality.answer_checks import check_arithmetic, check_asked_construct, check_code_language, check_cut_off, check_python_syntax
 from synthmix.quality.code_language import prose_of
 from synthmix.quality.heuristics import count_refusals
 from synthmix.quality.judge_probabilities import expected_score, option_probabilities, yes_probability
@@ -98,6 +98,7 @@ class CritiqueChecks(StageParams):
     default_code_language: str | None = Field(default="python", description="the language code instructions mean when they name none; null: any language then")
     python_syntax: bool = Field(default=True, description="reject Python blocks that do not parse")
     arithmetic: bool = Field(default=True, description="reject calculations of plain numbers with a wrong result (2 + 1 = 4)")
+    asked_construct: bool = Field(default=True, description="reject code without the construct asked for (a 'class method' with no @classmethod)")
     cut_off: bool = Field(default=True, description="reject answers that stop mid-way (an open code block, a sentence with no end)")
     refusal: bool = Field(default=True, description="reject refusals (synthmix.quality.heuristics' phrases)")
     answer_language: bool = Field(default=True, description="reject answers confidently in another language than the row's `lang`")
@@ -226,6 +227,7 @@ class Critique(ModelStage):
                 (checks.code_language and check_code_language(answer, instruction, default=checks.default_code_language))
                 or (checks.python_syntax and check_python_syntax(answer))
                 or (checks.arithmetic and check_arithmetic(answer))
+                or (checks.asked_construct and check_asked_construct(answer, instruction))
                 or (checks.cut_off and check_cut_off(answer))
                 or None
             )

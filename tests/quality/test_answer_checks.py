@@ -3,7 +3,7 @@
 import pytest
 
 from synthmix.pipeline.contracts import RejectReason
-from synthmix.quality.answer_checks import check_arithmetic, check_code_language, check_cut_off, check_is_answer, check_python_syntax
+from synthmix.quality.answer_checks import check_arithmetic, check_asked_construct, check_code_language, check_cut_off, check_is_answer, check_python_syntax
 
 
 @pytest.mark.parametrize(
@@ -205,3 +205,45 @@ def test_a_wrong_calculation_is_rejected(answer):
 )
 def test_right_or_unreadable_calculations_pass(answer):
     assert check_arithmetic(answer) is None
+
+
+# --- the construct the instruction asks for --------------------------------------------------------
+INSTANCE_SQUARE = "```python\nclass Calculator:\n    def square(self, num):\n        return num * num\n\nprint(Calculator().square(5))  # Output: 25\n```"
+CLASS_SQUARE = "```python\nclass Calculator:\n    @classmethod\n    def square(cls, num):\n        return num * num\n```"
+
+
+@pytest.mark.parametrize(
+    ("instruction", "answer"),
+    [
+        # The quickstart, 0.5B and 1.5B alike (2026-12-07): an instance method called a class method.
+        ("Calculate the square of a number using a class method.", INSTANCE_SQUARE),
+        ("Write a Python script that calculates the square of a number using a class method.", INSTANCE_SQUARE),
+        ("Write a static method that checks whether a year is a leap year.", "```python\nclass Years:\n    def leap(self, y):\n        return y % 4 == 0\n```"),
+        (
+            "Write a function that uses abstract classes and inheritance.",
+            "```python\nclass Animal:\n    def speak(self):\n        raise NotImplementedError\n```",
+        ),
+        ("用数据类表示一个二维点。", "```python\nclass Point:\n    def __init__(self, x, y):\n        self.x, self.y = x, y\n```"),
+    ],
+)
+def test_code_without_the_construct_asked_for_is_rejected(instruction, answer):
+    reason, detail = check_asked_construct(answer, instruction)
+    assert reason == RejectReason.MISSING_ASKED_API and "its code has no" in detail
+
+
+@pytest.mark.parametrize(
+    ("instruction", "answer"),
+    [
+        ("Calculate the square of a number using a class method.", CLASS_SQUARE),
+        # "A class method" meaning any method of a class, and abstract methods: not a classmethod request.
+        ("How can I set an instance attribute in a Python class method?", "```python\nclass A:\n    def set(self, v):\n        self.v = v\n```"),
+        (
+            "Write a Python script that implements the abstract class methods.",
+            "```python\nfrom abc import ABC, abstractmethod\n\nclass Shape(ABC):\n    @abstractmethod\n    def area(self): ...\n```",
+        ),
+        # No code: nothing to check (a prose answer is the judge's).
+        ("Explain when to use a class method.", "Use one when the method needs the class, not an instance."),
+    ],
+)
+def test_code_with_the_construct_or_no_request_for_one_passes(instruction, answer):
+    assert check_asked_construct(answer, instruction) is None
