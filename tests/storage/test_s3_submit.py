@@ -19,7 +19,7 @@ from tests.pipeline.loopback_cluster import LoopbackCluster
 from tests.storage.conftest import CREDENTIALS
 
 ROOT = Path(__file__).resolve().parents[2]
-CLUSTER_JOB = ROOT / "tests" / "pipeline" / "cluster_job.yaml"
+CLUSTER_JOB = ROOT / "tests" / "pipeline" / "cli" / "cluster_job.yaml"
 
 
 @pytest.fixture(scope="module")
