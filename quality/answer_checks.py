@@ -79,18 +79,15 @@ def check_code_language(answer: str, instruction: str, *, default: str | None = 
 # method, by the 0.5B and the 1.5B alike. Only a request to use or write one counts: "set an
 # instance attribute in a class method" means any method, and "abstract class methods" is the
 # abstract-method case.
+_ASKS_TO_USE = r"\b(?:using|use|uses|with|as|define|defines|write|implement|create|make|add)\s+(?:a\s+|an\s+|the\s+)?(?:python\s+)?"
 _ASKED_CONSTRUCTS = (
     (
-        re.compile(
-            r"(?i)\b(?:using|use|uses|with|as|define|defines|write|implement|create|make|add)\s+(?:a\s+|an\s+|the\s+)?(?:python\s+)?class[\s-]?methods?\b|用类方法|编写(?:一个)?类方法"
-        ),
+        re.compile(rf"(?i){_ASKS_TO_USE}class[\s-]?methods?\b|用类方法|编写(?:一个)?类方法"),
         re.compile(r"@classmethod\b"),
         "@classmethod",
     ),
     (
-        re.compile(
-            r"(?i)\b(?:using|use|uses|with|as|define|defines|write|implement|create|make|add)\s+(?:a\s+|an\s+|the\s+)?(?:python\s+)?static[\s-]?methods?\b|用静态方法|编写(?:一个)?静态方法"
-        ),
+        re.compile(rf"(?i){_ASKS_TO_USE}static[\s-]?methods?\b|用静态方法|编写(?:一个)?静态方法"),
         re.compile(r"@staticmethod\b"),
         "@staticmethod",
     ),

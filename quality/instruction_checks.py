@@ -165,6 +165,9 @@ _DANGLING_THE = re.compile(
     re.IGNORECASE,
 )
 
+# Any code noun introduced before counts: "a Python function ... the code".
+_INTRODUCED_NOUN = re.compile(rf"\b(?:a|an|one|your|own|new|two|three|several|some|any|each|every)\s+(?:[\w-]+\s+){{0,3}}{_DANGLING_NOUN}s?\b", re.IGNORECASE)
+
 
 def _dangling_reference(instruction: str) -> str | None:
     """'the function' with no function in the instruction (see _DANGLING_THE), or None."""
@@ -173,9 +176,7 @@ def _dangling_reference(instruction: str) -> str | None:
     found = _DANGLING_THE.search(instruction)
     if found is None:
         return None
-    # Any code noun introduced before counts: "a Python function ... the code".
-    introduced = rf"\b(?:a|an|one|your|own|new|two|three|several|some|any|each|every)\s+(?:[\w-]+\s+){{0,3}}{_DANGLING_NOUN}s?\b"
-    if re.search(introduced, instruction[: found.start()], re.IGNORECASE):
+    if _INTRODUCED_NOUN.search(instruction[: found.start()]):
         return None
     return found.group(0)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import io
 import re
 import tokenize
@@ -49,11 +50,19 @@ def claimed_outputs(source: str) -> dict[int, str]:
 def claim_tests(source: str) -> str | None:
     """A tests program checking `source`'s output comments, or None when it makes no claim."""
     claims = claimed_outputs(source)
-    if not claims:
-        return None
+    return claim_program(source, claims) if claims else None
+
+
+def claim_program(source: str, claims: dict[int, str]) -> str:
+    """The tests program for claims already found in `source` (`claimed_outputs`)."""
+    return f"{_checker_source()}\n\ncheck_claims({source!r}, {claims!r})\n"
+
+
+@functools.cache
+def _checker_source() -> str:
+    """This module's text, read once per process (the tests program is built for every code row)."""
     with open(__file__, encoding="utf-8") as module:
-        checker = module.read()
-    return f"{checker}\n\ncheck_claims({source!r}, {claims!r})\n"
+        return module.read()
 
 
 def output_matches(printed: str, claim: str) -> bool:

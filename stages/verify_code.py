@@ -50,7 +50,7 @@ from synthmix.pipeline.model_stage import RENDER_CPUS
 from synthmix.pipeline.prompted_requests import PROMPT_INFO, Request, attach_requests, read_reply, stable_seed
 from synthmix.pipeline.stage import Execution, Resources, Stage, StageParams, with_columns
 from synthmix.quality.code_extraction import find_cut_python_block, find_python_code
-from synthmix.quality.printed_claims import claim_tests, claimed_outputs
+from synthmix.quality.printed_claims import claim_program, claimed_outputs
 from synthmix.quality.sandbox import Outcome, SandboxLimits, SandboxResult, run_sandboxed
 
 DEFAULT_PROMPT = "verify_code/write_tests"
@@ -86,6 +86,7 @@ class _Verdict:
     reason: RejectReason | None = None
     detail: str | None = None
     not_run: str | None = None  # why a kept code row was not run (its code is in other languages)
+    printed_claims: int = 0  # output comments checked, when tests_from is printed_claims
 
 
 class VerifyCode(Stage):
@@ -154,10 +155,12 @@ class VerifyCode(Stage):
                 reason, detail = RejectReason(result.outcome.value), describe_failure(result, verdict)
             elif reason is None and (result is not None or verdict.not_run is not None):
                 meta = with_verification(meta, row, verdict, result)
-            # The printed-claims program is this package's checker plus the answer: its claims go
-            # to meta, not a copy of the checker into every row's `tests`.
-            ran_tests = verdict.tests if verdict.code is not None and verdict.tests_from != "printed_claims" else None
-            tests.append(ran_tests if verdict.code is not None else row.get(contracts.TESTS))
+            if verdict.code is None:
+                tests.append(row.get(contracts.TESTS))
+            else:
+                # The printed-claims program is this package's checker plus the answer: its claims
+                # are counted in meta, not a copy of the checker put into every row's `tests`.
+                tests.append(None if verdict.tests_from == "printed_claims" else verdict.tests)
             metas.append(meta)
             reasons.append(reason.value if reason is not None else None)
             details.append(detail)
@@ -176,8 +179,10 @@ class VerifyCode(Stage):
         if (row.get(contracts.TESTS) or "").strip():
             return _Verdict(code=found.python, tests=row[contracts.TESTS], tests_from="row")
         if not self.params.test_writer:
-            claims = claim_tests(found.python) if self.params.printed_claims else None
-            return _Verdict(code=found.python, tests=claims, tests_from="printed_claims" if claims else "none")
+            claims = claimed_outputs(found.python) if self.params.printed_claims else {}
+            if not claims:
+                return _Verdict(code=found.python)
+            return _Verdict(code=found.python, tests=claim_program(found.python, claims), tests_from="printed_claims", printed_claims=len(claims))
         reply = read_reply(row)
         if reply.reason is not None:
             return _Verdict(reason=reply.reason, detail=reply.detail, tests_from="model")
@@ -218,7 +223,7 @@ def with_verification(meta: str | None, row: dict[str, Any], verdict: _Verdict, 
     else:
         step = {"outcome": result.outcome.value, "tests": verdict.tests_from, "network": result.network, "filesystem": result.filesystem}
     if verdict.tests_from == "printed_claims":
-        step["printed_claims"] = len(claimed_outputs(verdict.code or ""))
+        step["printed_claims"] = verdict.printed_claims
     if verdict.tests_from == "model":
         prompt = json.loads(row[PROMPT_INFO])
         step["test_writer"] = {"model": row.get(contracts.LLM_MODEL), "template_id": prompt["template_id"], "template_version": prompt["template_version"]}
