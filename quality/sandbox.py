@@ -67,7 +67,8 @@ message and the line, so an assertion without a message says what it asserted); 
 `crashed` (the program could not run: a syntax error, an exception while it loads, MemoryError,
 a signal, an exit before its tests); `sandbox_violation` (the guard refused something, the
 output overflowed, a file grew too large). Without tests, the program only has to load: its
-top-level code runs as the module `solution`, so a `__main__` block does not.
+top-level code runs as the module `solution`, so a `__main__` block does not, unless `as_main`
+runs it as a script (then input it waits for ends it cleanly: stdin is empty).
 """
 
 from __future__ import annotations
@@ -156,11 +157,15 @@ class SandboxError(RuntimeError):
     """The sandbox itself could not start a run: a broken installation, not bad code."""
 
 
-def run_sandboxed(code: str, tests: str | None, limits: SandboxLimits, *, guard: bool = True, python: str | None = None) -> SandboxResult:
+def run_sandboxed(
+    code: str, tests: str | None, limits: SandboxLimits, *, as_main: bool = False, guard: bool = True, python: str | None = None
+) -> SandboxResult:
     """Run `code` (as the module `solution`), then `tests` with its names in scope, confined.
 
     `tests` is Python that raises when the code is wrong (asserts, `check(candidate)` calls,
-    `test_*` functions or unittest cases it defines); None runs the code alone. `guard=False`
+    `test_*` functions or unittest cases it defines); None runs the code alone. `as_main` (only
+    without tests) runs it as a script instead, as `__main__`, so the example under its
+    `if __name__ == "__main__":` runs too; reading input it cannot have ends it cleanly. `guard=False`
     leaves out the audit hook, so tests can check the kernel barriers alone. `python` is the
     interpreter (default: the base installation of this one, so no virtual environment's packages).
     """
@@ -181,6 +186,7 @@ def run_sandboxed(code: str, tests: str | None, limits: SandboxLimits, *, guard:
             "events_fd": events_fd,
             "solution": SOLUTION_FILE,
             "tests": TESTS_FILE if tests is not None else None,
+            "as_main": as_main and tests is None,
             "cpu_seconds": limits.cpu_seconds,
             "memory_bytes": limits.memory_mb << 20,
             "file_bytes": limits.file_mb << 20,

@@ -108,7 +108,7 @@ def main() -> None:
     if config["guard"]:
         readable = [work, os.path.realpath(__file__), *READABLE_FILES, *READABLE_DATA_DIRS, *(os.path.realpath(entry) for entry in sys.path if entry)]
         install_guard(work, events, readable=readable, hidden=hidden)
-    phase, error = run_program(work, config["solution"], config["tests"])
+    phase, error = run_program(work, config["solution"], config["tests"], as_main=config.get("as_main", False))
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -294,13 +294,17 @@ def resolve_path(path, dir_fd) -> str | None:
     return os.path.realpath(path)
 
 
-def run_program(work: str, solution_file: str, tests_file: str | None) -> tuple[str, dict | None]:
+def run_program(work: str, solution_file: str, tests_file: str | None, *, as_main: bool = False) -> tuple[str, dict | None]:
     """Run the program, then its tests: (the phase reached, the error that ended it or None)."""
     solution_path = os.path.join(work, solution_file)
     sys.argv = [solution_path]
     sys.path.insert(0, work)
     try:
-        solution = load_solution(solution_path)
+        solution = load_solution(solution_path, as_main=as_main)
+    except EOFError as error:
+        if as_main:  # input() at the end of an empty stdin: the script waits for a user it cannot have
+            return "code", None
+        return "code", describe_error(error, work)
     except SystemExit as exit_:
         if exit_.code in (None, 0) and tests_file is None:
             return "code", None
@@ -320,12 +324,14 @@ def run_program(work: str, solution_file: str, tests_file: str | None) -> tuple[
     return "tests", None
 
 
-def load_solution(path: str) -> types.ModuleType:
+def load_solution(path: str, *, as_main: bool = False) -> types.ModuleType:
     """The program as the module `solution`, so `from solution import f` works in its tests, and
-    a block under `if __name__ == "__main__":` does not run (it might wait for input)."""
-    module = types.ModuleType("solution")
+    a block under `if __name__ == "__main__":` does not run (it might wait for input); or, with
+    `as_main` (no tests), as the script `__main__`, its example usage included."""
+    name = "__main__" if as_main else "solution"
+    module = types.ModuleType(name)
     module.__file__ = path
-    sys.modules["solution"] = module
+    sys.modules[name] = module
     with open(path, encoding="utf-8") as file:
         source = file.read()
     exec(compile(source, path, "exec"), module.__dict__)

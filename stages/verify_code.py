@@ -1,6 +1,8 @@
 """verify_code: code answers are run against tests in a sandbox before they are kept.
 
-Rows whose `domain` is in `domains` (default: code) are verified; every other row passes
+Rows whose `domain` is in `domains` (default: code) are verified. Rows of other domains whose
+answer holds a complete Python program are run too (`python_in_other_domains`: "Calculate the
+square of a number using a class method" is a math row, and its program raised); the others pass
 untouched. The program is the answer's biggest complete Python block
 (`quality/code_extraction.py`). Its tests, first found of:
 - the row's own `tests` column (probes fill it: HumanEval's `check(entry_point)`);
@@ -9,9 +11,10 @@ untouched. The program is the answer's biggest complete Python block
 - the answer's own claims (`printed_claims`, on by default): top-level prints whose comment says
   what they print (`print(square(4))  # Output: 16`) are re-run one statement at a time and must
   print that (quality/printed_claims.py);
-- none: the program only has to load. Its top-level code runs (definitions, imports), so a
-  syntax error, a missing module or an exception is `crashed`, but wrong results pass. Name a
-  test writer for a real check.
+- none: the program only has to run. It runs as a script (`run_as_script`), the example under
+  its `if __name__ == "__main__":` included (a `DerivedClass` printing `self.__name__` raised
+  there, unseen when only its definitions loaded), so a syntax error, a missing module or an
+  exception is `crashed`, but wrong results pass. Name a test writer for a real check.
 Each program runs in `quality/sandbox.py`, whose docstring says what the kernel enforces and
 what only its audit hook does: by default inside bubblewrap, seeing its working directory and
 the standard library and no other file (`sandbox.filesystem: host` runs it on the machine's file
@@ -68,6 +71,14 @@ class VerifyCodeParams(StageParams):
     printed_claims: bool = Field(
         default=True,
         description="rows without tests: check the output comments of top-level prints (`print(f(4))  # Output: 16`) against what they print",
+    )
+    run_as_script: bool = Field(
+        default=True,
+        description="rows without tests: run the program as a script (`__main__`), so the example under its `if __name__ == '__main__':` runs too",
+    )
+    python_in_other_domains: bool = Field(
+        default=True,
+        description="answers of other domains that hold a complete Python program are run too, without a test writer (no program: untouched)",
     )
     workers: int = Field(default=2, ge=1, le=64, description="sandboxes running at once within a batch")
     sandbox: SandboxLimits = SandboxLimits()
@@ -146,7 +157,7 @@ class VerifyCode(Stage):
         verdicts = [self.judge(row) for row in rows]
         to_run = [index for index, verdict in enumerate(verdicts) if verdict.code is not None]
         with ThreadPoolExecutor(max_workers=self.params.workers) as pool:
-            results = dict(zip(to_run, pool.map(lambda index: run_sandboxed(verdicts[index].code, verdicts[index].tests, self.params.sandbox), to_run)))
+            results = dict(zip(to_run, pool.map(self._run, [verdicts[index] for index in to_run])))
         tests, metas, reasons, details = [], [], [], []
         for index, (row, verdict) in enumerate(zip(rows, verdicts)):
             result = results.get(index)
@@ -167,18 +178,24 @@ class VerifyCode(Stage):
         outputs = {contracts.TESTS: tests, contracts.META: metas, contracts.REJECT_REASON: reasons, contracts.REJECT_DETAIL: details}
         return with_columns(batch, {name: pa.array(values, pa.string()) for name, values in outputs.items()})
 
+    def _run(self, verdict: _Verdict) -> SandboxResult:
+        return run_sandboxed(verdict.code, verdict.tests, self.params.sandbox, as_main=self.params.run_as_script)
+
     def judge(self, row: dict[str, Any]) -> _Verdict:
         """What to run for this row, or why there is nothing to run."""
-        if row[contracts.DOMAIN] not in self.params.domains:
+        in_domains = row[contracts.DOMAIN] in self.params.domains
+        if not in_domains and not self.params.python_in_other_domains:
             return _Verdict()
         found = find_python_code(row[contracts.ANSWER] or "")
         if found.python is None:
+            if not in_domains:  # prose, or a math answer's formula: nothing to run, nothing wrong
+                return _Verdict()
             if found.other_languages and self.params.other_languages == "keep":
                 return _Verdict(not_run=found.problem)
             return _Verdict(reason=RejectReason.NO_CODE, detail=json.dumps({"detail": found.problem}))
         if (row.get(contracts.TESTS) or "").strip():
             return _Verdict(code=found.python, tests=row[contracts.TESTS], tests_from="row")
-        if not self.params.test_writer:
+        if not self.params.test_writer or not in_domains:  # the test writer is asked about `domains` only
             claims = claimed_outputs(found.python) if self.params.printed_claims else {}
             if not claims:
                 return _Verdict(code=found.python)

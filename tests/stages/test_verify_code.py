@@ -122,12 +122,45 @@ def test_without_tests_or_a_test_writer_the_code_only_has_to_load() -> None:
     assert "ModuleNotFoundError" in json.loads(rows["breaks"][contracts.REJECT_DETAIL])["detail"]
 
 
-def test_rows_of_other_domains_pass_untouched() -> None:
-    row = code_row("prose", "```python\nwhile True: pass\n```", domain="general")
-    out = verify([row])["prose"]
-    assert out[contracts.REJECT_REASON] is None
-    assert out[contracts.META] == row[contracts.META]
-    assert out[contracts.TESTS] is None
+def test_rows_of_other_domains_pass_untouched_when_off_or_without_a_program() -> None:
+    looping = code_row("looping", "```python\nwhile True: pass\n```", domain="general")
+    prose = code_row("prose", "The square of 4 is 16.", domain="math")
+    out = verify([looping, prose], python_in_other_domains=False)
+    assert out["looping"][contracts.REJECT_REASON] is None and out["looping"][contracts.META] == looping[contracts.META]
+    assert out["looping"][contracts.TESTS] is None
+    out = verify([prose])["prose"]  # on by default, but there is nothing to run: not a no_code reject
+    assert out[contracts.REJECT_REASON] is None and out[contracts.META] == prose[contracts.META]
+
+
+# "Calculate the square of a number using a class method" is a math row; its program raised.
+BROKEN_CLASS_METHOD = (
+    "```python\nclass Square:\n    def __init__(self, number):\n        self.number = number\n\n"
+    "    @classmethod\n    def square(cls, number):\n        return cls(cls.number ** 2)\n\n"
+    "square = Square(4)\nprint(square.square())\n```"
+)
+
+
+def test_python_programs_in_other_domains_answers_are_run_too() -> None:
+    rows = verify([code_row("math", BROKEN_CLASS_METHOD, domain="math"), code_row("fine", ADD, domain="math")])
+    assert rows["math"][contracts.REJECT_REASON] == "crashed"
+    assert "TypeError" in json.loads(rows["math"][contracts.REJECT_DETAIL])["detail"]
+    assert rows["fine"][contracts.REJECT_REASON] is None and verification(rows["fine"])["outcome"] == "passed"
+
+
+# A derived class printing `self.__name__`: fine while only its definitions load, an
+# AttributeError when its example under the `__main__` guard runs (a quickstart shard row).
+MAIN_BLOCK_RAISES = (
+    "```python\nclass Base:\n    def hello(self):\n        print(f'{self.__name__} says hello')\n\nif __name__ == \"__main__\":\n    Base().hello()\n```"
+)
+WAITS_FOR_INPUT = '```python\ndef greet(name):\n    return "Hello, " + name\n\nif __name__ == "__main__":\n    print(greet(input("Name: ")))\n```'
+
+
+def test_without_tests_the_program_runs_as_a_script_its_main_block_included() -> None:
+    rows = verify([code_row("main", MAIN_BLOCK_RAISES), code_row("input", WAITS_FOR_INPUT)])
+    assert rows["main"][contracts.REJECT_REASON] == "crashed"
+    assert "AttributeError" in json.loads(rows["main"][contracts.REJECT_DETAIL])["detail"]
+    assert rows["input"][contracts.REJECT_REASON] is None  # waiting for input it cannot have is no fault
+    assert verify([code_row("main", MAIN_BLOCK_RAISES)], run_as_script=False)["main"][contracts.REJECT_REASON] is None
 
 
 @pytest.mark.parametrize(
