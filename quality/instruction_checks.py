@@ -117,6 +117,14 @@ _UNSEEN_SOURCE = re.compile(
     r"|本文|这篇文章|这篇文档|该文档|这份文档|这段文字|上文|原文|文中|该文章"
     r"|在(?:此|这个|这种|该)?上下文中|如上所述|上面提到|(?:这|该|此|本|原)(?:条|个)?指令"
 )
+# "根据这两个笼统的说法，你是否可以更改为一个特定的例子？" (a concretize rewrite, 2026-12-08):
+# statements the reader never sees; the rewrite answered the evolve prompt, not a user. They pass
+# when the instruction goes on to show them (a colon, a quote or code after the words).
+_UNSEEN_STATEMENTS = re.compile(
+    r"(?i)\b(?:these|those|the\s+above)\s+(?:two\s+|three\s+|several\s+)?(?:general\s+|broad\s+|vague\s+)?statements\b"
+    r"|(?:这|那)(?:两|几|些)(?:个|种|条)?(?:笼统的|宽泛的|一般的)?(?:说法|陈述|观点)|上述(?:说法|陈述|观点)"
+)
+_SHOWN_AFTER = re.compile(r"[:：\"“「`\n]")
 # "the following code" must be followed by it: a newline or a code span in the instruction.
 # So must "the given function", "the implemented class" and "a snippet": a request about code
 # the reader is never shown.
@@ -187,6 +195,9 @@ def check_self_contained(instruction: str) -> tuple[RejectReason, str] | None:
     unseen = _UNSEEN_SOURCE.search(instruction)
     if unseen:
         return RejectReason.NOT_SELF_CONTAINED, f"refers to {unseen.group(0)!r}, which the reader never sees"
+    statements = _UNSEEN_STATEMENTS.search(instruction)
+    if statements and not _SHOWN_AFTER.search(instruction, statements.end()):
+        return RejectReason.NOT_SELF_CONTAINED, f"refers to {statements.group(0)!r}, which the reader never sees"
     dangling = _dangling_reference(instruction)
     if dangling:
         return RejectReason.NOT_SELF_CONTAINED, f"refers to {dangling!r}, which the instruction never shows or names"
@@ -294,6 +305,25 @@ ANSWER_RUN_WORDS = 3
 ANSWER_RUN_HAN = 4
 _QUESTION_MARK = re.compile(r"[?？]")
 _SENTENCE_BREAK = re.compile(r"[.!?。！？\n]")
+
+# A calculation needs quantities: a digit, a number word, or a Chinese numeral with its unit
+# ("两年", "一万元"; not the 二 of 二分查找). Of the 16 distinct `calculate` instructions of the
+# runs read on 2026-12-08, 12 had none, all unanswerable as asked: "计算光合作用带来的氧气和
+# 二氧化碳平衡的重要性", "Calculate the square of a number using a class method" (a coding
+# task, made a math row), "计算二分查找的查找范围" (answered "12").
+_QUANTITY = re.compile(
+    r"\d|(?i:\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million"
+    r"|billion|half|twice|double|triple|dozen)\b)"
+    r"|[零一二三四五六七八九十百千万亿两半]+(?:个|元|块|角|年|月|天|日|周|小时|分钟|秒|次|倍|岁|人|米|厘米|公里|千米|克|千克|公斤|斤|升|毫升|本|只|位|件|张|道|份|成)"
+    r"|百分之|[%％]"
+)
+
+
+def check_has_quantities(instruction: str, task_type: str) -> tuple[RejectReason, str] | None:
+    """A `calculate` instruction that gives no number to calculate with."""
+    if task_type != "calculate" or _QUANTITY.search(instruction):
+        return None
+    return RejectReason.NOT_SELF_CONTAINED, "asks for a calculation but gives no quantity to calculate with"
 
 
 def check_answers_itself(instruction: str) -> tuple[RejectReason, str] | None:

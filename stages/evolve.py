@@ -38,6 +38,7 @@ from synthmix.pipeline.stage import Resources, StageParams, with_columns
 from synthmix.quality.instruction_checks import (
     check_answers_itself,
     check_evolution,
+    check_has_quantities,
     check_is_request,
     check_language,
     check_self_contained,
@@ -199,6 +200,7 @@ class Evolve(ModelStage):
                         or check_language(text, base[contracts.LANG], context=prompt_text(parent[contracts.MESSAGES]), code=code)
                         or check_self_contained(text)
                         or check_answers_itself(text)
+                        or check_has_quantities(text, row[contracts.TASK_TYPE])
                         or _repeats(text, [parent[contracts.INSTRUCTION], *self.examples.get(parent[contracts.DOMAIN], [])])
                     )
                 else:
@@ -216,6 +218,7 @@ class Evolve(ModelStage):
                         or check_language(text, base[contracts.LANG], context=parent[contracts.INSTRUCTION], code=code)
                         or check_self_contained(text)
                         or check_answers_itself(text)
+                        or check_has_quantities(text, row[contracts.TASK_TYPE])
                     )
                 if problem is not None:
                     row[contracts.REJECT_REASON], row[contracts.REJECT_DETAIL] = RejectReason(problem[0]).value, problem[1]

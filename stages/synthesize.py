@@ -41,6 +41,7 @@ from synthmix.quality.instruction_checks import (
     check_answers_itself,
     check_copies_seed,
     check_echoes_prompt,
+    check_has_quantities,
     check_is_request,
     check_language,
     check_self_contained,
@@ -244,6 +245,7 @@ class Synthesize(ModelStage):
                     or check_language(instruction, base[contracts.LANG], context=seed[contracts.TEXT], code=row[contracts.DOMAIN] == "code")
                     or check_self_contained(instruction)
                     or check_answers_itself(instruction)
+                    or check_has_quantities(instruction, task_type)
                     or check_copies_seed(instruction, seed[contracts.TEXT], max_overlap=self.params.max_seed_overlap)
                 )
                 if problem is not None:

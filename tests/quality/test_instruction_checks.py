@@ -6,6 +6,7 @@ from synthmix.quality.instruction_checks import (
     check_copies_seed,
     check_echoes_prompt,
     check_evolution,
+    check_has_quantities,
     check_is_request,
     check_language,
     check_self_contained,
@@ -14,6 +15,7 @@ from synthmix.quality.instruction_checks import (
     strip_type_label,
     words,
 )
+from synthmix.quality.task_types import classify_task_type
 
 SEED = (
     "The with statement is used to wrap the execution of a block with methods defined by a "
@@ -316,3 +318,56 @@ def test_a_reply_in_the_assistants_voice_is_no_request():
     assert check_is_request("How do I ask a colleague for help with a code review?") is None
     assert check_is_request("Please provide the specific value you would like the function to return.")[0] == RejectReason.NOT_A_REQUEST
     assert check_is_request("Please provide your answer as a table with two columns.") is None
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    [
+        # A concretize rewrite of the quickstart (2026-12-08), answered in kind.
+        "根据这两个笼统的说法，你是否可以更改为一个特定的例子？例如，假设复利的计算过程包括本金、年利率和期数。",
+        "Rewrite these two general statements as one concrete example.",
+        "上述观点是否正确？",
+    ],
+)
+def test_statements_the_reader_never_sees_are_not_self_contained(instruction):
+    reason, detail = check_self_contained(instruction)
+    assert reason == RejectReason.NOT_SELF_CONTAINED and "never sees" in detail
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    ["What do these statements print: `print(1)` and `print(2)`?", "比较这两个观点：“A”和“B”。", "解释光合作用的两个阶段。"],
+)
+def test_statements_shown_after_they_are_announced_pass(instruction):
+    assert check_self_contained(instruction) is None
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    [
+        "Calculate the square of a number using a class method.",
+        "计算二分查找的查找范围，包括左半部分和右半部分。",
+        "计算光合作用带来的氧气和二氧化碳平衡的重要性。",
+    ],
+)
+def test_a_calculation_with_no_quantity_is_not_self_contained(instruction):
+    assert classify_task_type(instruction) == "calculate"
+    reason, detail = check_has_quantities(instruction, "calculate")
+    assert reason == RejectReason.NOT_SELF_CONTAINED and "no quantity" in detail
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    [
+        "Calculate 17 times 23.",
+        "Calculate the interest on three thousand dollars at five percent.",
+        "本金一万元，年利率百分之五，按年复利计算两年后的本息合计。",
+        "请提供一个具体的复利计算例子，例如2023年10月20日在北京的现金利息计算步骤。",
+    ],
+)
+def test_a_calculation_with_its_quantities_passes(instruction):
+    assert check_has_quantities(instruction, "calculate") is None
+
+
+def test_only_calculations_need_quantities():
+    assert check_has_quantities("Explain how a class method differs from a static method.", "explain") is None
