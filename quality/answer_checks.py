@@ -101,7 +101,28 @@ _ASKED_CONSTRUCTS = (
         re.compile(r"@(?:dataclasses\.)?dataclass\b|\bmake_dataclass\b"),
         "@dataclass",
     ),
+    (
+        re.compile(rf"(?i){_ASKS_TO_USE}property\b|@property"),
+        re.compile(r"@(?:\w+\.)?(?:property|setter|getter)\b|\bproperty\("),
+        "@property",
+    ),
+    # "How does the class attribute in Python define variables?" answered with `self.value = ...`
+    # in __init__, commented "# Class attribute" (a quickstart shard row).
+    (
+        re.compile(r"(?i)\bclass[\s-](?:level\s+)?(?:attributes?|variables?)\b|类(?:属性|变量)"),
+        lambda code: _has_class_attribute(code),
+        "assignment in a class body (a class attribute)",
+    ),
 )
+
+
+def _has_class_attribute(code: str) -> bool:
+    """Whether some class body assigns a name; code that does not parse gets the benefit of the doubt."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return True
+    return any(isinstance(statement, ast.Assign | ast.AnnAssign) for node in ast.walk(tree) if isinstance(node, ast.ClassDef) for statement in node.body)
 
 
 def check_asked_construct(answer: str, instruction: str) -> tuple[RejectReason, str] | None:
@@ -111,9 +132,31 @@ def check_asked_construct(answer: str, instruction: str) -> tuple[RejectReason, 
         return None
     for asked, used, name in _ASKED_CONSTRUCTS:
         request = asked.search(instruction)
-        if request and not used.search(code):
+        if request and not (used(code) if callable(used) else used.search(code)):
             return RejectReason.MISSING_ASKED_API, f"asked for {request.group(0).strip()!r}; its code has no {name}"
     return None
+
+
+# Python constructs an explanation names, in backticks, as parts of the code it shows. A
+# quickstart row explained its class's attribute as "defined using the `@property` decorator",
+# another its empty class "includes the `pass` statement", a third said its method calls the
+# abstract one "using `super()`": none of them was in the code. A name in backticks that no
+# block of the answer holds describes code the reader never sees.
+_DESCRIBED_CONSTRUCT = re.compile(
+    r"`(@?(?:property|classmethod|staticmethod|abstractmethod|dataclass)|pass|super\(\)|yield|lambda|global|nonlocal|ABCMeta|__init__)`"
+)
+
+
+def check_describes_absent_code(answer: str) -> tuple[RejectReason, str] | None:
+    """Reject an answer whose prose describes a construct (in backticks) that none of its Python has."""
+    code = "\n".join(python_sources(answer))
+    if not code.strip():
+        return None
+    names = set(re.findall(r"[A-Za-z_]\w*", code))
+    absent = sorted({found.group(1) for found in _DESCRIBED_CONSTRUCT.finditer(prose_of(answer)) if found.group(1).strip("@()") not in names})
+    if not absent:
+        return None
+    return RejectReason.DESCRIBES_ABSENT_CODE, f"its explanation names {', '.join(absent)}, which its code never uses"
 
 
 def check_python_syntax(answer: str) -> tuple[RejectReason, str] | None:

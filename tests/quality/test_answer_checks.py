@@ -3,7 +3,15 @@
 import pytest
 
 from synthmix.pipeline.contracts import RejectReason
-from synthmix.quality.answer_checks import check_arithmetic, check_asked_construct, check_code_language, check_cut_off, check_is_answer, check_python_syntax
+from synthmix.quality.answer_checks import (
+    check_arithmetic,
+    check_asked_construct,
+    check_code_language,
+    check_cut_off,
+    check_describes_absent_code,
+    check_is_answer,
+    check_python_syntax,
+)
 
 
 @pytest.mark.parametrize(
@@ -224,6 +232,9 @@ CLASS_SQUARE = "```python\nclass Calculator:\n    @classmethod\n    def square(c
             "```python\nclass Animal:\n    def speak(self):\n        raise NotImplementedError\n```",
         ),
         ("用数据类表示一个二维点。", "```python\nclass Point:\n    def __init__(self, x, y):\n        self.x, self.y = x, y\n```"),
+        # The quickstart (2026-12-07): `self.value` in __init__, commented "# Class attribute".
+        ("How does the class attribute in Python define variables?", "```python\nclass MyClass:\n    def __init__(self):\n        self.value = 1\n```"),
+        ("Write a class that uses a property for its radius.", "```python\nclass Circle:\n    def radius(self):\n        return self._r\n```"),
     ],
 )
 def test_code_without_the_construct_asked_for_is_rejected(instruction, answer):
@@ -243,7 +254,46 @@ def test_code_without_the_construct_asked_for_is_rejected(instruction, answer):
         ),
         # No code: nothing to check (a prose answer is the judge's).
         ("Explain when to use a class method.", "Use one when the method needs the class, not an instance."),
+        ("How does the class attribute in Python define variables?", "```python\nclass Dog:\n    legs: int = 4\n```"),
+        (
+            "Compare class attributes and instance attributes.",
+            "```python\nclass Dog:\n    kind = 'canine'\n    def __init__(self):\n        self.name = 'Rex'\n```",
+        ),
+        ("Write a class that uses a property for its radius.", "```python\nclass Circle:\n    @property\n    def radius(self):\n        return self._r\n```"),
     ],
 )
 def test_code_with_the_construct_or_no_request_for_one_passes(instruction, answer):
     assert check_asked_construct(answer, instruction) is None
+
+
+# --- explanations of code the answer does not have --------------------------------------------
+CLASS_WITH_ATTRIBUTE = "```python\nclass MyClass:\n    greeting = 'hi'\n\n    def hello(self):\n        print(self.greeting)\n```\n\n"
+
+
+@pytest.mark.parametrize(
+    ("explanation", "absent"),
+    [
+        # Three quickstart shard rows (2026-12-07/08), each read as unsound.
+        ("The `greeting` attribute is defined using the `@property` decorator.", "@property"),
+        ("The class definition includes the `pass` statement, a no-op.", "pass"),
+        ("The `hello` method calls the abstract method using `super()`.", "super()"),
+    ],
+)
+def test_an_explanation_naming_a_construct_its_code_lacks_is_rejected(explanation, absent):
+    reason, detail = check_describes_absent_code(CLASS_WITH_ATTRIBUTE + explanation)
+    assert reason == RejectReason.DESCRIBES_ABSENT_CODE and absent in detail
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        CLASS_WITH_ATTRIBUTE + "`hello` prints the class attribute; `greeting` is shared by every instance.",
+        # The construct in another block of the same answer counts.
+        "```python\nclass Empty:\n    pass\n```\n\nThe `pass` statement keeps the body valid.\n\n```python\nEmpty()\n```",
+        "```python\nclass C:\n    @property\n    def x(self):\n        return 1\n```\n\n`@property` makes `x` read like an attribute.",
+        # No code: nothing to compare the prose with.
+        "Use `super()` to call the parent's method, and `pass` for an empty body.",
+    ],
+)
+def test_an_explanation_of_code_that_is_there_passes(answer):
+    assert check_describes_absent_code(answer) is None
