@@ -63,7 +63,7 @@ DETAIL_CHARS = 1000  # of the sandbox's detail (an exception's message may quote
 
 class VerifyCodeParams(StageParams):
     domains: list[str] = Field(default_factory=lambda: ["code"], min_length=1, description="domains whose answers are code to run")
-    test_writer: str | None = Field(default=None, description="model that writes tests for rows without them; none: those rows only have to load")
+    test_writer: str | None = Field(default=None, description="model that writes tests for rows without them; none: those rows only have to run")
     prompt: str = Field(default=DEFAULT_PROMPT, description="the test writer's template id")
     other_languages: Literal["keep", "reject"] = Field(
         default="keep", description="answers whose code is all in other languages: kept unrun, or rejected as no_code"
