@@ -1,7 +1,7 @@
 """What a code answer says its prints show, checked by running it.
 
 Small models annotate their examples with the output they expect (`print(square(4))  # Output:
-16`) and are often wrong: the quickstart shipped a class method returning 25 * 4 whose comment
+16`, or `f(0)  # This will raise a ValueError`) and are often wrong: the quickstart shipped a class method returning 25 * 4 whose comment
 says 16, `5 >> 2` "printing" 10, and a `print(e)` said to print the failed assert's source. Such a
 comment is a test the answer wrote for itself. `claimed_outputs` finds them; `claim_tests` turns
 them into a tests program for the sandbox (quality/sandbox.py), which re-runs the answer one
@@ -26,6 +26,19 @@ _CLAIM = re.compile(
 )
 # A claim that is not a literal transcript: elided, or a description of the output.
 _VAGUE = re.compile(r"\.\.\.|…|\b(?:something like|e\.g\.|depends|varies|random|approximately|about)\b|<[^>]*>", re.IGNORECASE)
+# "# This will raise an AssertionError", "# raises ValueError", "# 这将引发 AssertionError": a
+# statement said to fail. The quickstart shipped `assert_statement("10 + 20 > 30")  # This will
+# raise an AssertionError` from a function that tests a non-empty string, which never raises.
+_RAISE_CLAIM = re.compile(
+    r"#\s*(?:this\s+|it\s+)?(?:will\s+|should\s+|would\s+)?(?:raises?|throws?)\s+(?:an?\s+)?(?P<name>[A-Z]\w*(?:Error|Exception)|exception|error)\b"
+    r"|#\s*(?:这将|这会|将会|将|会)?(?:引发|抛出|触发)\s*(?P<zh>[A-Z]\w*(?:Error|Exception)|异常|错误)",
+    re.IGNORECASE,
+)
+# Conditional claims ("raises ValueError if b is 0") say what could happen, not what this line does.
+_CONDITIONAL = re.compile(r"\b(?:if|when|unless|otherwise)\b|如果|若|否则", re.IGNORECASE)
+# How a raise claim is kept among the output claims: {line: "raises:AssertionError"}, or
+# "raises:" for any exception.
+RAISES = "raises:"
 
 
 def claimed_outputs(source: str) -> dict[int, str]:
@@ -39,9 +52,17 @@ def claimed_outputs(source: str) -> dict[int, str]:
     lines = source.splitlines()
     claims: dict[int, str] = {}
     for statement in _top_level(tree.body):
-        if not _is_print(statement) or statement.end_lineno is None or statement.end_lineno > len(lines):
+        if statement.end_lineno is None or statement.end_lineno > len(lines):
             continue
-        match = _CLAIM.search(_comment_of(lines[statement.end_lineno - 1]))
+        comment = _comment_of(lines[statement.end_lineno - 1])
+        raised = _RAISE_CLAIM.search(comment) if isinstance(statement, ast.Expr | ast.Assign | ast.AugAssign | ast.Assert) else None
+        if raised and not _CONDITIONAL.search(comment):
+            name = raised.group("name") or raised.group("zh") or ""
+            claims[statement.end_lineno] = RAISES + (name if name[:1].isupper() else "")
+            continue
+        if not _is_print(statement):
+            continue
+        match = _CLAIM.search(comment)
         if match and not _VAGUE.search(match.group("claim")):
             claims[statement.end_lineno] = match.group("claim").strip()
     return claims
@@ -85,6 +106,15 @@ def check_claims(source: str, claims: dict[int, str]) -> None:
         if claim is None:
             exec(code, namespace)
             continue
+        if claim.startswith(RAISES):
+            expected = claim[len(RAISES) :]
+            try:
+                exec(code, namespace)
+            except Exception as error:  # the claim holds; the program would end here, so the check does too
+                names = {cls.__name__ for cls in type(error).__mro__}
+                assert not expected or expected in names, f"line {statement.end_lineno} raises {type(error).__name__}; its comment says {expected}"
+                return
+            raise AssertionError(f"line {statement.end_lineno} runs without an exception; its comment says it raises {expected or 'one'}")
         captured = io.StringIO()
         with contextlib.redirect_stdout(captured):
             exec(code, namespace)

@@ -199,7 +199,9 @@ class VerifyCode(Stage):
             claims = claimed_outputs(found.python) if self.params.printed_claims else {}
             if not claims:
                 return _Verdict(code=found.python)
-            return _Verdict(code=found.python, tests=claim_program(found.python, claims), tests_from="printed_claims", printed_claims=len(claims))
+            # The claims program runs the answer itself, statement by statement: loading it first
+            # would end at an example its comment says raises (`f(0)  # raises ValueError`).
+            return _Verdict(code="", tests=claim_program(found.python, claims), tests_from="printed_claims", printed_claims=len(claims))
         reply = read_reply(row)
         if reply.reason is not None:
             return _Verdict(reason=reply.reason, detail=reply.detail, tests_from="model")

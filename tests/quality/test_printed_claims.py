@@ -54,3 +54,32 @@ def test_claim_tests_is_a_standalone_program_or_none():
     namespace: dict = {"__name__": "tests"}
     with pytest.raises(AssertionError, match="prints '4'"), contextlib.redirect_stdout(io.StringIO()):
         exec(compile(program, "tests.py", "exec"), namespace)
+
+
+# The quickstart (2026-12-08): a function testing a non-empty string, which never raises.
+ASSERT_STATEMENT = (
+    "def assert_statement(expression):\n    if not expression:\n        raise AssertionError(expression)\n\n"
+    'assert_statement("10 > 20")\nassert_statement("10 + 20 > 30")  # This will raise an AssertionError\n'
+)
+
+
+def test_statements_said_to_raise_are_claims_unless_the_comment_is_conditional():
+    source = (
+        "def div(a, b):\n    return a / b\n\n"
+        "div(1, 0)  # raises ZeroDivisionError\n"
+        "x = div(1, 0)  # 这将引发 ZeroDivisionError\n"
+        "div(1, 2)  # raises ZeroDivisionError if b is 0\n"
+        "assert x > 0  # This should raise an exception\n"
+    )
+    assert claimed_outputs(source) == {4: "raises:ZeroDivisionError", 5: "raises:ZeroDivisionError", 7: "raises:"}
+
+
+def test_a_raise_claim_holds_when_that_exception_ends_the_program():
+    holds = "def div(a, b):\n    return a / b\n\nprint(div(4, 2))  # Output: 2.0\ndiv(1, 0)  # raises ZeroDivisionError\nprint('not reached')  # Output: x\n"
+    with contextlib.redirect_stdout(io.StringIO()):
+        check_claims(holds, claimed_outputs(holds))
+    with pytest.raises(AssertionError, match="line 6 runs without an exception; its comment says it raises AssertionError"):
+        check_claims(ASSERT_STATEMENT, claimed_outputs(ASSERT_STATEMENT))
+    other = "int('x')  # raises TypeError\n"
+    with pytest.raises(AssertionError, match="line 1 raises ValueError; its comment says TypeError"):
+        check_claims(other, claimed_outputs(other))

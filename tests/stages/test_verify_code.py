@@ -155,6 +155,18 @@ MAIN_BLOCK_RAISES = (
 WAITS_FOR_INPUT = '```python\ndef greet(name):\n    return "Hello, " + name\n\nif __name__ == "__main__":\n    print(greet(input("Name: ")))\n```'
 
 
+def test_an_example_said_to_raise_must_raise_and_may_end_the_program() -> None:
+    holds = "```python\ndef div(a, b):\n    return a / b\n\nprint(div(4, 2))  # Output: 2.0\ndiv(1, 0)  # raises ZeroDivisionError\n```"
+    never = (
+        "```python\ndef assert_statement(expression):\n    if not expression:\n        raise AssertionError(expression)\n\n"
+        'assert_statement("10 + 20 > 30")  # This will raise an AssertionError\n```'
+    )
+    rows = verify([code_row("holds", holds), code_row("never", never)])
+    assert rows["holds"][contracts.REJECT_REASON] is None and verification(rows["holds"])["printed_claims"] == 2
+    assert rows["never"][contracts.REJECT_REASON] == "tests_failed"
+    assert "runs without an exception" in json.loads(rows["never"][contracts.REJECT_DETAIL])["detail"]
+
+
 def test_without_tests_the_program_runs_as_a_script_its_main_block_included() -> None:
     rows = verify([code_row("main", MAIN_BLOCK_RAISES), code_row("input", WAITS_FOR_INPUT)])
     assert rows["main"][contracts.REJECT_REASON] == "crashed"
