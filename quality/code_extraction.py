@@ -7,12 +7,19 @@ when no block is labelled Python, and only when they parse as a program (not out
 `5` or `Hello, world`). A block never closed — the answer cut off at its token limit — is not
 complete. An answer with no fence at all is taken whole when it parses as a program.
 
+Later blocks that use what the program defines are its examples, and run with it: a shard row
+defined `Product` in one block and called `Product("Laptop").name()` in the next, which raises
+(its `name` attribute hides the method). A later block that defines nothing the program uses
+runs on its own names, so it stays out: syntax templates such as `assert condition, message`
+would raise NameError and reject good explanations.
+
 A program here is Python that parses and does more than evaluate bare expressions: at least one
 definition, import, assignment or other statement.
 """
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 
 from synthmix.quality.code_language import fenced_blocks, is_program
@@ -38,7 +45,8 @@ def find_python_code(answer: str) -> FoundCode:
     candidates = labelled or [block.code for block in complete if not block.label and is_program(block.code)]
     if candidates:
         biggest = max(len(code) for code in candidates)
-        return FoundCode(python=[code for code in candidates if len(code) == biggest][-1], other_languages=others, problem=None)
+        chosen = max(index for index, code in enumerate(candidates) if len(code) == biggest)
+        return FoundCode(python=with_usage_blocks(candidates, chosen), other_languages=others, problem=None)
     if not blocks and is_program(answer):
         return FoundCode(python=answer, other_languages=(), problem=None)
     if any(not block.closed for block in blocks):
@@ -66,3 +74,37 @@ def find_cut_python_block(text: str) -> str | None:
             if is_program(code):
                 return code
     return None
+
+
+def with_usage_blocks(blocks: list[str], chosen: int) -> str:
+    """The chosen block, followed by each later block that uses a name it (or an added block) defines."""
+    program = blocks[chosen]
+    defined = _defined_names(program)
+    for block in blocks[chosen + 1 :]:
+        try:
+            tree = ast.parse(block)
+        except (SyntaxError, ValueError):
+            continue
+        used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+        if used & defined:
+            program = f"{program.rstrip()}\n\n{block}"
+            defined |= _defined_names(block)
+    return program
+
+
+def _defined_names(source: str) -> set[str]:
+    """Names a program binds at its top level: functions, classes, assignments and imports."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(name.id for target in targets for name in ast.walk(target) if isinstance(name, ast.Name))
+    return names

@@ -5,9 +5,18 @@ from synthmix.quality.code_extraction import find_cut_python_block, find_python_
 SOLUTION = "def add(a, b):\n    return a + b\n"
 
 
-def test_the_biggest_python_block_is_the_program_not_its_usage_example() -> None:
+def test_the_biggest_python_block_is_the_program_and_its_usage_example_runs_with_it() -> None:
     answer = f"Here is the function:\n\n```python\n{SOLUTION}```\n\nUse it like this:\n\n```python\nprint(add(1, 2))\n```\n\nOutput:\n```\n3\n```\n"
+    assert find_python_code(answer).python == SOLUTION + "\n" + "print(add(1, 2))\n"
+
+
+def test_a_later_block_that_uses_nothing_the_program_defines_stays_out() -> None:
+    # A syntax template after the program would raise NameError and reject a good explanation.
+    answer = f"```python\n{SOLUTION}```\n\nThe general form:\n\n```python\nassert condition, message\n```\n"
     assert find_python_code(answer).python == SOLUTION
+    # Blocks before the program are not its examples.
+    before = f"```python\nprint(add(1, 2))\n```\n\n```python\n{SOLUTION}```"
+    assert find_python_code(before).python == SOLUTION
 
 
 def test_on_a_tie_the_later_block_wins() -> None:
