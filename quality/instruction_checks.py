@@ -124,6 +124,11 @@ _UNSEEN_STATEMENTS = re.compile(
     r"(?i)\b(?:these|those|the\s+above)\s+(?:two\s+|three\s+|several\s+)?(?:general\s+|broad\s+|vague\s+)?statements\b"
     r"|(?:这|那)(?:两|几|些)(?:个|种|条)?(?:笼统的|宽泛的|一般的)?(?:说法|陈述|观点)|上述(?:说法|陈述|观点)"
 )
+# "评价：此代码实现二分查找的正确性，但在某些情况下可能会导致查找失败。请找出并修复其中的错误。"
+# (a debug instruction of the quickstart, 2026-12-08): "this code", and no code. It passes where
+# the instruction introduced code before ("编写一个函数……并分析该函数的复杂度").
+_UNSEEN_CODE_ZH = re.compile(r"(?:此|该|上述|上面的|这个)(?:段|个)?(?:代码|函数|程序|脚本|方法)")
+_CODE_NOUN_ZH = re.compile(r"代码|函数|程序|脚本|方法")
 _SHOWN_AFTER = re.compile(r"[:：\"“「`\n]")
 # "the following code" must be followed by it: a newline or a code span in the instruction.
 # So must "the given function", "the implemented class" and "a snippet": a request about code
@@ -195,6 +200,9 @@ def check_self_contained(instruction: str) -> tuple[RejectReason, str] | None:
     unseen = _UNSEEN_SOURCE.search(instruction)
     if unseen:
         return RejectReason.NOT_SELF_CONTAINED, f"refers to {unseen.group(0)!r}, which the reader never sees"
+    code = _UNSEEN_CODE_ZH.search(instruction)
+    if code and not _CODE_NOUN_ZH.search(instruction[: code.start()]) and "\n" not in instruction.strip() and "`" not in instruction:
+        return RejectReason.NOT_SELF_CONTAINED, f"refers to {code.group(0)!r}, which the reader never sees"
     statements = _UNSEEN_STATEMENTS.search(instruction)
     if statements and not _SHOWN_AFTER.search(instruction, statements.end()):
         return RejectReason.NOT_SELF_CONTAINED, f"refers to {statements.group(0)!r}, which the reader never sees"

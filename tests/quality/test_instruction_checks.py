@@ -327,6 +327,8 @@ def test_a_reply_in_the_assistants_voice_is_no_request():
         "根据这两个笼统的说法，你是否可以更改为一个特定的例子？例如，假设复利的计算过程包括本金、年利率和期数。",
         "Rewrite these two general statements as one concrete example.",
         "上述观点是否正确？",
+        # A debug instruction of the quickstart (2026-12-08) about code it never shows.
+        "评价：此代码实现二分查找的正确性，但在某些情况下可能会导致查找失败。请找出并修复其中的错误。",
     ],
 )
 def test_statements_the_reader_never_sees_are_not_self_contained(instruction):
@@ -336,7 +338,12 @@ def test_statements_the_reader_never_sees_are_not_self_contained(instruction):
 
 @pytest.mark.parametrize(
     "instruction",
-    ["What do these statements print: `print(1)` and `print(2)`?", "比较这两个观点：“A”和“B”。", "解释光合作用的两个阶段。"],
+    [
+        "What do these statements print: `print(1)` and `print(2)`?",
+        "比较这两个观点：“A”和“B”。",
+        "解释光合作用的两个阶段。",
+        "编写一个Python函数，实现二分查找算法，并分析该函数的时间复杂度。",
+    ],
 )
 def test_statements_shown_after_they_are_announced_pass(instruction):
     assert check_self_contained(instruction) is None
