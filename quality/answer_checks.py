@@ -159,6 +159,82 @@ def check_describes_absent_code(answer: str) -> tuple[RejectReason, str] | None:
     return RejectReason.DESCRIBES_ABSENT_CODE, f"its explanation names {', '.join(absent)}, which its code never uses"
 
 
+# Class and instance attributes told apart wrongly, the Python fault read most often in the
+# quickstart's shards: `name = "John Doe"` in a class body commented "# Instance attribute", "The
+# `model` attribute is an instance attribute" for another, `self.value = ...` in __init__
+# commented "# Class attribute". The code says which it is: an assignment in a class body makes a
+# class attribute, one to `self.<name>` in a method an instance attribute.
+_KIND_WORDS = r"(?P<kind>class|instance)[\s-](?:attribute|variable)s?"
+_LABEL_COMMENT = re.compile(rf"(?i)#.*?\b{_KIND_WORDS}\b|#.*?(?P<zh>类|实例)(?:属性|变量)")
+_LABEL_PROSE = re.compile(
+    rf"(?i)`(?P<name>\w+)`(?:\s+(?:attribute|variable))?\s+is\s+an?\s+{_KIND_WORDS}\b"
+    rf"|\ban?\s+(?P<kind2>class|instance)[\s-](?:attribute|variable)\s+`(?P<name2>\w+)`"
+)
+
+
+def check_attribute_labels(answer: str) -> tuple[RejectReason, str] | None:
+    """Reject an answer that calls a class attribute an instance attribute or the other way round,
+    in a comment on the assignment or in its prose about a named attribute."""
+    for source in python_sources(answer):
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError):
+            continue
+        lines = source.splitlines()
+        class_level, on_self = _attribute_assignments(tree)
+        for kind, line, name in [*((("class", line, name) for line, name in class_level)), *((("instance", line, name) for line, name in on_self))]:
+            said = _comment_kind(lines, line)
+            if said and said != kind:
+                return (
+                    RejectReason.MISLABELLED_ATTRIBUTE,
+                    f"`{name}` (line {line}) is a{'n' if kind == 'instance' else ''} {kind} attribute; its comment says {said}",
+                )
+        class_names, self_names = {name for _, name in class_level}, {name for _, name in on_self}
+        for found in _LABEL_PROSE.finditer(prose_of(answer)):
+            name, said = found.group("name") or found.group("name2"), (found.group("kind") or found.group("kind2")).lower()
+            if said == "instance" and name in class_names and name not in self_names or said == "class" and name in self_names and name not in class_names:
+                actual = "class" if said == "instance" else "instance"
+                return RejectReason.MISLABELLED_ATTRIBUTE, f"`{name}` is a{'n' if actual == 'instance' else ''} {actual} attribute; the answer calls it {said}"
+    return None
+
+
+def _attribute_assignments(tree: ast.Module) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """(line, name) of assignments in class bodies, and of assignments to `self.<name>` in their methods."""
+    class_level, on_self = [], []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for statement in node.body:
+            if isinstance(statement, ast.Assign | ast.AnnAssign):
+                targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+                class_level += [(statement.lineno, target.id) for target in targets if isinstance(target, ast.Name)]
+            elif isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+                for inner in ast.walk(statement):
+                    targets = inner.targets if isinstance(inner, ast.Assign) else [inner.target] if isinstance(inner, ast.AnnAssign) else []
+                    on_self += [
+                        (inner.lineno, target.attr)
+                        for target in targets
+                        if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self"
+                    ]
+    return class_level, on_self
+
+
+def _comment_kind(lines: list[str], line: int) -> str | None:
+    """'class' or 'instance' where the assignment's own line, or a comment line right above it,
+    names one kind of attribute and not the other."""
+    candidates = [lines[line - 1]] if line <= len(lines) else []
+    if line >= 2 and lines[line - 2].lstrip().startswith("#"):
+        candidates.append(lines[line - 2])
+    for text in candidates:
+        found = _LABEL_COMMENT.search(text)
+        if found:
+            kinds = {kind.lower() for kind in re.findall(r"(?i)\b(class|instance)[\s-](?:attribute|variable)", text)}
+            kinds |= {"class" if zh == "类" else "instance" for zh in re.findall(r"(类|实例)(?:属性|变量)", text)}
+            if len(kinds) == 1:
+                return kinds.pop()
+    return None
+
+
 def check_python_syntax(answer: str) -> tuple[RejectReason, str] | None:
     """Reject an answer whose closed Python blocks do not parse (an unclosed one is `check_cut_off`'s)."""
     for source in python_sources(answer):

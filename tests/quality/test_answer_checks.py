@@ -6,6 +6,7 @@ from synthmix.pipeline.contracts import RejectReason
 from synthmix.quality.answer_checks import (
     check_arithmetic,
     check_asked_construct,
+    check_attribute_labels,
     check_code_language,
     check_cut_off,
     check_describes_absent_code,
@@ -297,3 +298,42 @@ def test_an_explanation_naming_a_construct_its_code_lacks_is_rejected(explanatio
 )
 def test_an_explanation_of_code_that_is_there_passes(answer):
     assert check_describes_absent_code(answer) is None
+
+
+# --- class and instance attributes told apart -------------------------------------------------
+@pytest.mark.parametrize(
+    ("answer", "detail"),
+    [
+        # Quickstart shard rows (2026-12-07/08).
+        (
+            '```python\nclass Person:\n    # Class attribute\n    species = "human"\n    # Instance attribute\n    name = "John Doe"\n```',
+            "`name` (line 5) is a class attribute; its comment says instance",
+        ),
+        (
+            "```python\nclass MyClass:\n    def __init__(self):\n        # Class attribute\n        self.value = 1\n```",
+            "`value` (line 4) is an instance attribute",
+        ),
+        (
+            "```python\nclass Car:\n    make = 'Toyota'\n    model = 'Corolla'\n```\n\nThe `model` attribute is an instance attribute.",
+            "the answer calls it instance",
+        ),
+        ("```python\nclass P:\n    def __init__(self):\n        self.n = 1  # 类属性\n```", "its comment says class"),
+    ],
+)
+def test_a_class_attribute_called_an_instance_attribute_or_back_is_rejected(answer, detail):
+    reason, found = check_attribute_labels(answer)
+    assert reason == RejectReason.MISLABELLED_ATTRIBUTE and detail in found
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "```python\nclass Dog:\n    kind = 'canine'  # class attribute, shared\n\n    def __init__(self, name):\n        self.name = name  # instance attribute\n```",
+        # A comment naming both kinds says nothing about this line.
+        "```python\nclass Dog:\n    # class attributes are shared; instance attributes are not\n    kind = 'canine'\n```",
+        "```python\nclass Car:\n    make = 'Toyota'\n```\n\nThe `make` attribute is a class attribute, shared by every car.",
+        "Class attributes live on the class; instance attributes on each object.",
+    ],
+)
+def test_attributes_named_for_what_they_are_pass(answer):
+    assert check_attribute_labels(answer) is None
