@@ -29,7 +29,9 @@ _REQUEST_OPENERS = frozenset(
 )
 # Words that may precede the verb of a request: "Please explain", "Now write".
 _COURTESY = frozenset({"please", "now", "also", "kindly", "then", "first", "finally", "next"})
-_CHINESE_REQUEST = re.compile(r"[？?]|请|如何|怎么|怎样|为什么|什么|哪|是否|能否|说明|解释|描述|比较|总结|列出|编写|写一|计算|求|证明|分析|讨论|设计|实现|给出")
+_CHINESE_REQUEST = re.compile(
+    r"[？?]|请|如何|怎么|怎样|为什么|什么|哪|是否|能否|说明|解释|描述|比较|总结|列出|编写|写一|计算|求|证明|分析|讨论|设计|实现|给出|找出|修复|改正"
+)
 # Words of our evolution templates that must not appear in an evolved instruction.
 _TEMPLATE_LEAKS = re.compile(
     r"(?i)(original instruction|rewritten instruction|#?\s*rewritten prompt|#?\s*given prompt|new instruction:|"
@@ -292,18 +294,28 @@ def check_is_request(instruction: str, *, min_words: int = 4) -> tuple[RejectRea
     voice = _ASSISTANT_VOICE.search(text)
     if voice:
         return RejectReason.NOT_A_REQUEST, f"speaks as the assistant, or of the user: {voice.group(0)!r}"
-    chinese = is_mostly_chinese(text)
+    # The request is the prose before any code it quotes: synthesize's own debug openings ("找出并
+    # 修复下面Python代码中的错误：", "This Python function has a bug. Fix it:") are followed by the
+    # code, which made them read as English, or as no request, and every such instruction was
+    # rejected (run qb, 2026-12-08).
+    head = text.split("\n", 1)[0].strip() or text
+    chinese = is_mostly_chinese(head)
     needed = min_words * 2 if chinese else min_words
     if len(words(text)) < needed:
         return RejectReason.TOO_SHORT, f"{len(words(text))} words; a request needs at least {needed}"
     if chinese:
-        return check_complete(text) if _CHINESE_REQUEST.search(text) else (RejectReason.NOT_A_REQUEST, "no question mark or request word")
-    if "?" in text:
+        return check_complete(text) if _CHINESE_REQUEST.search(head) else (RejectReason.NOT_A_REQUEST, "no question mark or request word")
+    if "?" in head:
         return check_complete(text)
-    tokens = [word for word in words(text)[:4] if word not in _COURTESY]
-    if tokens and tokens[0] in _REQUEST_OPENERS:
+    first_words = [[word for word in words(sentence)[:4] if word not in _COURTESY] for sentence in _SENTENCE_START.split(head)]
+    if any(tokens and tokens[0] in _REQUEST_OPENERS for tokens in first_words):
         return check_complete(text)
+    tokens = first_words[0] if first_words else []
     return RejectReason.NOT_A_REQUEST, f"neither a question nor a request: starts with {' '.join(tokens[:3])!r}"
+
+
+# Where a sentence of a request ends: "This Python function has a bug. Fix it:" asks in its second.
+_SENTENCE_START = re.compile(r"(?<=[.!:;])\s+")
 
 
 # After its question, a statement that restates the question's words (a run of this many):

@@ -378,3 +378,20 @@ def test_a_calculation_with_its_quantities_passes(instruction):
 
 def test_only_calculations_need_quantities():
     assert check_has_quantities("Explain how a class method differs from a static method.", "explain") is None
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    [
+        # synthesize's own debug openings, completed with code (run qb, 2026-12-08: both rejected).
+        "找出并修复下面Python代码中的错误：\n\ndef binary_search(arr, target):\n    left, right = 0, len(arr) - 1\n    return left",
+        "This Python function has a bug. Fix it:\n\ndef square_list(numbers):\n    result = []\n    return result",
+    ],
+)
+def test_a_request_followed_by_the_code_it_quotes_is_a_request(instruction):
+    assert check_is_request(instruction) is None
+
+
+@pytest.mark.parametrize("instruction", ["If the input string is empty, return 'empty string'.", "已知温度升高会导致降水", "The sky is blue. It is nice."])
+def test_statements_are_still_no_requests(instruction):
+    assert check_is_request(instruction)[0] == RejectReason.NOT_A_REQUEST
