@@ -118,6 +118,10 @@ _UNSEEN_SOURCE = re.compile(
     r"|\b(?:this|the\s+(?:above|original|given))\s+(?:instructions?|prompt|request)\b|\bthe\s+user'?s\s+request\b"
     r"|本文|这篇文章|这篇文档|该文档|这份文档|这段文字|上文|原文|文中|该文章"
     r"|在(?:此|这个|这种|该)?上下文中|如上所述|上面提到|(?:这|该|此|本|原)(?:条|个)?指令"
+    # Rewrites that talk to the rewriter, not a user (the fresh-clone quickstart, 2026-12-08):
+    # "请提供一个具体的例子，以便我更好地理解你的改写。", "……再写请求，以便帮助助手更好地理解和使用。",
+    # "请告诉我具体要问的点，以便我更好地回答。"
+    r"|你的改写|再写请求|帮助助手|以便我更好地回答|具体要问的点"
 )
 # "根据这两个笼统的说法，你是否可以更改为一个特定的例子？" (a concretize rewrite, 2026-12-08):
 # statements the reader never sees; the rewrite answered the evolve prompt, not a user. They pass

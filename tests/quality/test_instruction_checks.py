@@ -327,6 +327,10 @@ def test_a_reply_in_the_assistants_voice_is_no_request():
         "根据这两个笼统的说法，你是否可以更改为一个特定的例子？例如，假设复利的计算过程包括本金、年利率和期数。",
         "Rewrite these two general statements as one concrete example.",
         "上述观点是否正确？",
+        # Rewrites that talk to the rewriter (the fresh-clone quickstart, 2026-12-08).
+        "请提供一个具体的例子，以便我更好地理解你的改写。",
+        "详细描述复利的具体变化方式，再写请求，以便帮助助手更好地理解和使用。",
+        "请告诉我具体要问的点，以便我更好地回答。例如，水的蒸发速度主要取决于什么因素？",
         # A debug instruction of the quickstart (2026-12-08) about code it never shows.
         "评价：此代码实现二分查找的正确性，但在某些情况下可能会导致查找失败。请找出并修复其中的错误。",
     ],
