@@ -9,6 +9,7 @@ graph is built (`synthmix.pipeline.graph`), so every error names the key and the
 from __future__ import annotations
 
 import copy
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from synthmix.pipeline.contracts import ConfigError
 from synthmix.pipeline.llm.engines import ModelSpec
 from synthmix.pipeline.llm.engines.embedded import EmbeddedModel
-from synthmix.pipeline.storage import RemotePath, as_path, configure
+from synthmix.pipeline.storage import RemotePath, as_path, endpoint_in_effect
 
 
 class RayConfig(BaseModel):
@@ -180,11 +181,17 @@ class JobConfig(BaseModel):
     def rounds_settings(self) -> RoundsConfig:
         return self.rounds or RoundsConfig()
 
+    def storage_in_effect(self) -> AbstractContextManager[None]:
+        """Inside this block, every `s3://` path this process makes (run directory,
+        seeds) uses the job's `storage:` endpoint, and the paths carry it into Ray workers;
+        after it, the endpoint in effect before is back (storage.endpoint_in_effect)."""
+        return endpoint_in_effect(self.storage.endpoint, self.storage.region)
+
     def resolved_run_dir(self) -> Path | RemotePath:
-        # Every s3:// path this process makes from here on (run directory, seeds) uses the job's
-        # endpoint; the paths carry it into Ray workers.
-        configure(self.storage.endpoint, self.storage.region)
-        return as_path(self.run_dir or Path("runs") / self.name)
+        """The run directory; an `s3://` one carries the job's endpoint, and nothing
+        process-wide changes."""
+        with self.storage_in_effect():
+            return as_path(self.run_dir or Path("runs") / self.name)
 
     def snapshot(self) -> dict[str, Any]:
         """The resolved job as YAML-ready data: what `job.yaml` in the run directory records."""

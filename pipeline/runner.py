@@ -112,34 +112,37 @@ def run_job(
     from synthmix.pipeline.llm.engines import check_models
     from synthmix.pipeline.ray_session import connect
 
-    started = time.perf_counter()
-    run_dir = job.resolved_run_dir()
-    plan = build_graph(job, registry, run_dir=run_dir, job_dir=job_dir)
-    selected = select_stages(plan, start=start, only=only, stop=stop)
-    check_run_dir_writable(run_dir)
-    write_job_snapshot(run_dir, job.snapshot(), job_dir)
-    log(f"job {job.name}: run directory {run_dir}; stages {', '.join(node.name for node in selected)}")
-    force = force or start is not None or only is not None  # --from/--only name stages to redo
-    if not force and all(StageDir(run_dir, node.name).state(node.fingerprint) is StageState.FRESH for node in selected):
-        for node in selected:
-            log(f"[{node.name}] fresh, skipped (fingerprint {node.fingerprint[:12]} unchanged)")
-        log(f"job {job.name}: nothing to do, every selected stage is fresh")
-        return [StageOutcome(node.name, "skipped") for node in selected]
-    connect(job.ray, address, log=log)
-    used_models = sorted({name for node in selected for name in node.stage.models_used()})
-    check_models({name: job.models[name] for name in used_models}, ray.cluster_resources())
-    check_engine_room(
-        [StageNeed(node.name, node.stage.models_used(), task_cpus(node.stage)) for node in selected],
-        job.models,
-        ray.cluster_resources(),
-        largest_node_cpus=max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]), default=None),
-    )
-    # Each model's engine starts with the first stage that uses it and serves every later one.
-    with job_engines([(node.name, node.stage.models_used()) for node in selected], log=log):
-        outcomes = run_stages(plan, selected, run_dir=run_dir, force=force, log=log)
-    ran = [outcome.name for outcome in outcomes if outcome.action != "skipped"]
-    log(f"job {job.name} finished in {time.perf_counter() - started:.1f} s; ran {', '.join(ran) or 'nothing (all fresh)'}")
-    return outcomes
+    # The job's storage: endpoint holds until the job ends, however it ends: a second job in this
+    # process, or an s3:// path made after this one, gets its own.
+    with job.storage_in_effect():
+        started = time.perf_counter()
+        run_dir = job.resolved_run_dir()
+        plan = build_graph(job, registry, run_dir=run_dir, job_dir=job_dir)
+        selected = select_stages(plan, start=start, only=only, stop=stop)
+        check_run_dir_writable(run_dir)
+        write_job_snapshot(run_dir, job.snapshot(), job_dir)
+        log(f"job {job.name}: run directory {run_dir}; stages {', '.join(node.name for node in selected)}")
+        force = force or start is not None or only is not None  # --from/--only name stages to redo
+        if not force and all(StageDir(run_dir, node.name).state(node.fingerprint) is StageState.FRESH for node in selected):
+            for node in selected:
+                log(f"[{node.name}] fresh, skipped (fingerprint {node.fingerprint[:12]} unchanged)")
+            log(f"job {job.name}: nothing to do, every selected stage is fresh")
+            return [StageOutcome(node.name, "skipped") for node in selected]
+        connect(job.ray, address, log=log)
+        used_models = sorted({name for node in selected for name in node.stage.models_used()})
+        check_models({name: job.models[name] for name in used_models}, ray.cluster_resources())
+        check_engine_room(
+            [StageNeed(node.name, node.stage.models_used(), task_cpus(node.stage)) for node in selected],
+            job.models,
+            ray.cluster_resources(),
+            largest_node_cpus=max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]), default=None),
+        )
+        # Each model's engine starts with the first stage that uses it and serves every later one.
+        with job_engines([(node.name, node.stage.models_used()) for node in selected], log=log):
+            outcomes = run_stages(plan, selected, run_dir=run_dir, force=force, log=log)
+        ran = [outcome.name for outcome in outcomes if outcome.action != "skipped"]
+        log(f"job {job.name} finished in {time.perf_counter() - started:.1f} s; ran {', '.join(ran) or 'nothing (all fresh)'}")
+        return outcomes
 
 
 def run_stages(

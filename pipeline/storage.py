@@ -24,6 +24,8 @@ import fnmatch
 import io
 import os
 import posixpath
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,20 @@ def configure(url: str | None = None, region: str | None = None) -> None:
     None leaves `SYNTHMIX_S3_ENDPOINT` / `SYNTHMIX_S3_REGION` or the AWS defaults in charge."""
     global _configured
     _configured = Endpoint(url, region)
+
+
+@contextmanager
+def endpoint_in_effect(url: str | None = None, region: str | None = None) -> Iterator[None]:
+    """`configure` for one block (a job run in this process): the setting that was in effect
+    before comes back when the block ends, normally or by an exception, so an `s3://` path made
+    after a job, or in the next job, does not reach the first job's store."""
+    global _configured
+    previous = _configured
+    configure(url, region)
+    try:
+        yield
+    finally:
+        _configured = previous
 
 
 def current_endpoint() -> Endpoint:

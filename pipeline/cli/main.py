@@ -287,7 +287,8 @@ def command_submit(args: argparse.Namespace) -> int:
         # Check here, before the cluster spends anything; the driver there checks again.
         try:
             checked = job.model_copy(update={"run_dir": args.run_dir or job.run_dir})  # an s3:// --run-dir stays a URI
-            build_graph(checked, _registry(), run_dir=checked.resolved_run_dir(), job_dir=Path(args.job).resolve().parent)
+            with checked.storage_in_effect():
+                build_graph(checked, _registry(), run_dir=checked.resolved_run_dir(), job_dir=Path(args.job).resolve().parent)
         except (ConfigError, SeedInputError) as error:
             raise ConfigError(f"{error}\n(checked on this machine; if those files exist only on the cluster's storage, pass --no-local-check)") from None
     submission = submit.Submission(

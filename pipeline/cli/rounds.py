@@ -238,40 +238,41 @@ def cross_round_dedup(job: JobConfig) -> CrossRoundDedup:
 def run_in_rounds(job: JobConfig, registry: dict[str, type[Stage]], *, job_dir: Path = Path("."), address: str | None = None, log: Log = stderr_log) -> dict:
     """Rounds until every target is met, the budget is spent or the seeds run out; then the
     shards over every round's pairs. Returns the rounds state (what rounds.json holds)."""
-    run_dir = Path(job.resolved_run_dir())
-    recipe = split_recipe(build_graph(job, registry, run_dir=run_dir, job_dir=job_dir))
-    settings = job.rounds_settings()
-    dedup = cross_round_dedup(job)
-    run_job(job, registry, job_dir=job_dir, stop=recipe.seeds.name, address=address, log=log)
-    chunks = sorted_seed_chunks(run_dir)
-    state = _load_state(run_dir, recipe.seeds.fingerprint, chunks.num_rows)
-    tokens = TokenCounter(job, needed=any(target.tokens for target in (job.targets or {}).values()))
-    while state["stop"] is None:
-        running = next((entry for entry in state["rounds"] if entry["status"] == "running"), None)
-        if running is None:
-            plan = _plan(job, state, settings)
-            if plan.stop is not None:
-                state["stop"] = {"reason": plan.stop, "why": plan.why}
+    with job.storage_in_effect():  # s3:// seeds resolve against the job's endpoint; the previous one is back after
+        run_dir = Path(job.resolved_run_dir())
+        recipe = split_recipe(build_graph(job, registry, run_dir=run_dir, job_dir=job_dir))
+        settings = job.rounds_settings()
+        dedup = cross_round_dedup(job)
+        run_job(job, registry, job_dir=job_dir, stop=recipe.seeds.name, address=address, log=log)
+        chunks = sorted_seed_chunks(run_dir)
+        state = _load_state(run_dir, recipe.seeds.fingerprint, chunks.num_rows)
+        tokens = TokenCounter(job, needed=any(target.tokens for target in (job.targets or {}).values()))
+        while state["stop"] is None:
+            running = next((entry for entry in state["rounds"] if entry["status"] == "running"), None)
+            if running is None:
+                plan = _plan(job, state, settings)
+                if plan.stop is not None:
+                    state["stop"] = {"reason": plan.stop, "why": plan.why}
+                    _save_state(run_dir, state)
+                    break
+                first = sum(entry["seeds"] for entry in state["rounds"])
+                running = {"round": len(state["rounds"]) + 1, "first_seed": first, "seeds": plan.seeds, "why": plan.why, "status": "running"}
+                state["rounds"].append(running)
                 _save_state(run_dir, state)
-                break
-            first = sum(entry["seeds"] for entry in state["rounds"])
-            running = {"round": len(state["rounds"]) + 1, "first_seed": first, "seeds": plan.seeds, "why": plan.why, "status": "running"}
-            state["rounds"].append(running)
+            else:
+                log(f"round {running['round']}: resuming (seed chunks {running['first_seed']}-{running['first_seed'] + running['seeds'] - 1})")
+            _run_round(job, registry, recipe, running, chunks, state, tokens, dedup, job_dir=job_dir, address=address, log=log)
             _save_state(run_dir, state)
-        else:
-            log(f"round {running['round']}: resuming (seed chunks {running['first_seed']}-{running['first_seed'] + running['seeds'] - 1})")
-        _run_round(job, registry, recipe, running, chunks, state, tokens, dedup, job_dir=job_dir, address=address, log=log)
-        _save_state(run_dir, state)
-        log(
-            f"round {running['round']}: seed chunks {running['first_seed']}-{running['first_seed'] + running['seeds'] - 1} "
-            f"({running['seeds']}, {running['why']}); {running['cross_round_duplicates']} near-duplicates of earlier rounds dropped; "
-            f"{progress_line(job, state)}"
-        )
-    log(stop_line(job, state))
-    _write_union(job, recipe, state, tokens, run_dir, log)
-    if recipe.shards:
-        _run_shards(job, registry, recipe, run_dir, job_dir=job_dir, address=address, log=log)
-    return state
+            log(
+                f"round {running['round']}: seed chunks {running['first_seed']}-{running['first_seed'] + running['seeds'] - 1} "
+                f"({running['seeds']}, {running['why']}); {running['cross_round_duplicates']} near-duplicates of earlier rounds dropped; "
+                f"{progress_line(job, state)}"
+            )
+        log(stop_line(job, state))
+        _write_union(job, recipe, state, tokens, run_dir, log)
+        if recipe.shards:
+            _run_shards(job, registry, recipe, run_dir, job_dir=job_dir, address=address, log=log)
+        return state
 
 
 def _plan(job: JobConfig, state: dict, settings) -> RoundPlan:

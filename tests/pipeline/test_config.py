@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from synthmix.pipeline import storage
 from synthmix.pipeline.config import ConfigError, apply_override, load_job, parse_job
 from synthmix.pipeline.graph import build_graph
 from synthmix.stages.registry import STAGES
@@ -95,3 +96,28 @@ def test_every_shipped_job_and_its_stage_sections_load(job_file):
     job = load_job(job_file)
     for entry in job.stages:
         STAGES[entry.stage_kind].params(**job.sections.get(entry.name, {}))  # what build_graph validates
+
+
+def test_an_s3_run_dir_carries_the_jobs_endpoint_and_leaves_the_process_setting_alone(monkeypatch):
+    monkeypatch.delenv(storage.ENDPOINT_ENV, raising=False)
+    monkeypatch.delenv(storage.REGION_ENV, raising=False)
+    job = parse_job(
+        {"name": "j", "run_dir": "s3://bucket/runs/j", "storage": {"endpoint": "http://store.test:9000", "region": "eu-west-1"}, "stages": ["seeds"]}
+    )
+    run_dir = job.resolved_run_dir()
+    assert isinstance(run_dir, storage.RemotePath) and run_dir.endpoint == storage.Endpoint("http://store.test:9000", "eu-west-1")
+    assert storage.current_endpoint() == storage.Endpoint(), "asking for the run directory set the process's endpoint"
+    assert storage.as_path("s3://bucket/other").endpoint == storage.Endpoint()
+
+
+def test_a_jobs_endpoint_holds_inside_its_block_and_the_previous_one_comes_back_after_an_error(monkeypatch):
+    monkeypatch.delenv(storage.ENDPOINT_ENV, raising=False)
+    monkeypatch.delenv(storage.REGION_ENV, raising=False)
+    outer = parse_job({"name": "outer", "storage": {"endpoint": "http://outer.test:9000"}, "stages": ["seeds"]})
+    inner = parse_job({"name": "inner", "storage": {"endpoint": "http://inner.test:9000"}, "stages": ["seeds"]})
+    with outer.storage_in_effect():
+        with pytest.raises(RuntimeError, match="the job failed"), inner.storage_in_effect():
+            assert storage.as_path("s3://b/k").endpoint.url == "http://inner.test:9000"
+            raise RuntimeError("the job failed")
+        assert storage.current_endpoint().url == "http://outer.test:9000"
+    assert storage.current_endpoint() == storage.Endpoint()

@@ -32,17 +32,6 @@ for _key, _value in CREDENTIALS.items():
     os.environ.setdefault(_key, _value)
 
 
-@pytest.fixture(autouse=True)
-def endpoint_from_the_environment():
-    """Each test starts with the endpoint SYNTHMIX_S3_ENDPOINT names. A job run in this process
-    sets the process's endpoint from its `storage:` section (JobConfig.resolved_run_dir), and it
-    stays set after the job: a test that ran a job at a closed port left every later s3:// path
-    of the session pointing there (in random order, seed 1)."""
-    storage.configure()
-    yield
-    storage.configure()
-
-
 def start_moto_server(env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     """A moto S3 server bound to 127.0.0.1 on a free port, once it answers: (process, endpoint URL)."""
     port = free_ports(1)[0]

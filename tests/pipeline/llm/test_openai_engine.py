@@ -1,7 +1,8 @@
 """apply_llm with `engine: openai` against vLLM's own OpenAI-compatible server on 127.0.0.1.
 
-The server (the embedded model, ~40 s to start) is shared by the module; the last test stops it
-mid-run, so it must stay last.
+The server (the embedded model, ~40 s to start) is shared by the module's tests. One test kills it
+mid-run; the next test to ask for the server gets a fresh one, so the tests pass in any order (in
+random order, seed 4, the kill ran first and the other test read a dead server's row errors).
 """
 
 import json
@@ -36,11 +37,10 @@ def free_port():
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A vLLM OpenAI server serving the embedded model as 'smol'; yields (base_url, process)."""
+def start_server(folder) -> tuple[str, subprocess.Popen]:
+    """A vLLM OpenAI server serving the embedded model as 'smol', once it answers: (base_url, process)."""
     port = free_port()
-    log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
+    log = (folder / f"server-{port}.log").open("w")
     command = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(prepare_embedded_model(dtype=DTYPE)), "--dtype", DTYPE, "--served-model-name", "smol",
@@ -48,23 +48,55 @@ def server(tmp_path_factory):
         "--max-model-len", "2048", "--enforce-eager", "--gpu-memory-utilization", "0.1",
     ]  # fmt: skip
     env = {**os.environ, KV_CACHE_ENV: os.environ.get(KV_CACHE_ENV, "1")}
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    with log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base_url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while True:
         try:
             urllib.request.urlopen(f"{base_url}/models", timeout=2)
-            break
+            return base_url, process
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
+                stop_server(process)
                 pytest.fail(f"vLLM server did not start within {SERVER_START_TIMEOUT_S} s; see {log.name}")
             time.sleep(1)
-    yield base_url, process
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    """The server and its engine processes (its own process group) gone; killed if a SIGTERM
+    is not enough within 60 s (a server still starting on a loaded machine)."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
         process.wait(timeout=60)
-    log.close()
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """The module's servers: a callable giving the running one, started on first use and again
+    after a test killed it."""
+    folder = tmp_path_factory.mktemp("server")
+    started: list[tuple[str, subprocess.Popen]] = []
+
+    def running() -> tuple[str, subprocess.Popen]:
+        if not started or started[-1][1].poll() is not None:
+            started.append(start_server(folder))
+        return started[-1]
+
+    yield running
+    for _, process in started:
+        stop_server(process)
+
+
+@pytest.fixture
+def server(servers):
+    """A live vLLM OpenAI server serving the embedded model as 'smol': (base_url, process)."""
+    return servers()
 
 
 def spec(base_url, **overrides):
