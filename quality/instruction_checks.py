@@ -148,8 +148,25 @@ _FOLLOWING = re.compile(
     # "Implement the same functionality in a similar function." (the quickstart): the same as
     # what? "the same functionality as zip()" names it and passes.
     r"|\b(?:the\s+same|a\s+similar|similar)\s+(?:functionality|function|class|method|program|logic|code|behaviou?r)\b(?!\s+(?:as|to)\b)"
-    r"|以下代码|下面的代码|下列代码|给定的代码|这段代码|相同的功能|类似的函数"
+    r"|以下代码|下面的?(?:Python)?代码|下列代码|给定的代码|这段代码|相同的功能|类似的函数"
 )
+# After "this Python code:" must come code (run qc, 2026-12-08, kept both): "Find and fix the bug
+# in this Python code:\n%s" (a format placeholder) and "This Python function has a bug. Fix it:
+# This function subtracts the second argument from the first one. It should be..." (prose).
+# Code shows a fence, a statement keyword at a line start, an assignment or a call.
+_CODE_NOUN = re.compile(r"(?i)code|snippet|function|program|class|method|script|module|代码")
+_CODE_LINE = re.compile(
+    r"```|^\s*(?:def|class|return|import|from|for|while|if|elif|else|try|except|with|print|raise|assert|yield|lambda)\b"
+    r"|^\s*[\w.\[\]]+\s*(?:[-+*/%]?=)(?!=)|\w\([^()\n]*\)",
+    re.MULTILINE,
+)
+
+
+def _shows_code(text: str) -> bool:
+    """Whether `text` holds a line of code (see _CODE_LINE)."""
+    return _CODE_LINE.search(text) is not None
+
+
 _NUMERIC = re.compile(
     r"\d|(?i:\b(?:calculate|compute|solve|how\s+many|how\s+much|sum|product|percent|equation)\b)|计算|多少|几|求|[一二三四五六七八九十百千万]"
 )
@@ -218,6 +235,8 @@ def check_self_contained(instruction: str) -> tuple[RejectReason, str] | None:
     following = _FOLLOWING.search(instruction)
     if following and "\n" not in instruction.strip() and "`" not in instruction:
         return RejectReason.NOT_SELF_CONTAINED, f"announces {following.group(0)!r} but includes none"
+    if following and _CODE_NOUN.search(following.group(0)) and not _shows_code(instruction[following.end() :]):
+        return RejectReason.NOT_SELF_CONTAINED, f"announces {following.group(0)!r} but what follows is no code"
     if instruction.rstrip().endswith((":", "：")):
         # "...should include the following:" (seen from the 0.5B model's expand) with nothing after.
         return RejectReason.NOT_SELF_CONTAINED, "ends with a colon: announces something it does not include"

@@ -399,3 +399,31 @@ def test_a_request_followed_by_the_code_it_quotes_is_a_request(instruction):
 @pytest.mark.parametrize("instruction", ["If the input string is empty, return 'empty string'.", "已知温度升高会导致降水", "The sky is blue. It is nice."])
 def test_statements_are_still_no_requests(instruction):
     assert check_is_request(instruction)[0] == RejectReason.NOT_A_REQUEST
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    [
+        # Run qc (2026-12-08) kept both: a format placeholder and prose where the code should be.
+        "Find and fix the bug in this Python code:\n%s",
+        "This Python function has a bug. Fix it:\n\tThis function subtracts the second argument from the first one.\n\tIt should be subtracting the "
+        "second argument from the third one.",
+        "找出并修复下面Python代码中的错误：\n这段程序应该返回列表中最大的数，但是它返回了最小的数。",
+    ],
+)
+def test_announced_code_that_is_no_code_is_not_self_contained(instruction):
+    reason, detail = check_self_contained(instruction)
+    assert reason is RejectReason.NOT_SELF_CONTAINED and "no code" in detail
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    [
+        "找出并修复下面Python代码中的错误：\n\ndef binary_search(arr, target):\n    left, right = 0, len(arr) - 1\n    return left",
+        "This Python function has a bug. Fix it:\n\ndef square_list(numbers):\n    result = []\n    return result",
+        "Explain what the following code prints:\nnumbers = [1, 2, 3]",
+        "What does this function return? `sorted(words, key=len)`",
+    ],
+)
+def test_announced_code_that_follows_passes(instruction):
+    assert check_self_contained(instruction) is None
