@@ -291,3 +291,18 @@ def test_no_two_word_opening_dominates_a_task_type():
             heads = Counter(opening_words(text) for text in openings)
             if len(openings) > 1:
                 assert heads.most_common(1)[0][1] * 2 <= len(openings), (task, language, heads)
+
+
+def test_a_batch_uses_each_opening_of_a_type_equally_often():
+    """Openings are dealt in turn over a batch's seeds: drawn per seed, a quickstart run's 11
+    English shard rows held four write_code rows opening "Define a"."""
+    stage = make_stage("synthesize", {"task_mix": {"write_code": 1.0}, "instructions_per_call": 1})
+    seeds = seed_rows([{**SEEDS[0], "id": f"code-{i}", "kind": "code", "domain": "code", "lang": "en"} for i in range(12)])
+    stage.plan_task_types(seeds.to_pylist())
+    rendered = stage.render_requests(seeds)
+    used = Counter(json.loads(info)["variables"]["openings"][0] for info in rendered["prompt_info"].to_pylist())
+    template = load_prompt("synthesize/openings")
+    every = {template.render(task="write_code", language="en", pick=pick)[-1]["content"] for pick in range(12)}
+    assert set(used) == every and max(used.values()) - min(used.values()) <= 1
+    again = stage.render_requests(seeds)
+    assert again["prompt_info"].to_pylist() == rendered["prompt_info"].to_pylist()
