@@ -120,8 +120,9 @@ _UNSEEN_SOURCE = re.compile(
     r"|在(?:此|这个|这种|该)?上下文中|如上所述|上面提到|(?:这|该|此|本|原)(?:条|个)?指令"
     # Rewrites that talk to the rewriter, not a user (the fresh-clone quickstart, 2026-12-08):
     # "请提供一个具体的例子，以便我更好地理解你的改写。", "……再写请求，以便帮助助手更好地理解和使用。",
-    # "请告诉我具体要问的点，以便我更好地回答。"
-    r"|你的改写|再写请求|帮助助手|以便我更好地回答|具体要问的点"
+    # "请告诉我具体要问的点，以便我更好地回答。"; run qc kept a clarify rewrite that asked back:
+    # "请提供具体的要问的点，比如复利的计算方法、复利的稳定性、复利的未来价值等。"
+    r"|你的改写|再写请求|帮助助手|以便我更好地回答|具体的?要问的点"
 )
 # "根据这两个笼统的说法，你是否可以更改为一个特定的例子？" (a concretize rewrite, 2026-12-08):
 # statements the reader never sees; the rewrite answered the evolve prompt, not a user. They pass
