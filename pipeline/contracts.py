@@ -113,6 +113,7 @@ class RejectReason(StrEnum):
     MISSING_ASKED_API = "missing_asked_api"  # code that never uses the construct the instruction asks for (a "class method" without @classmethod)
     DESCRIBES_ABSENT_CODE = "describes_absent_code"  # prose naming a construct (`@property`, `pass`) its code does not have
     MISLABELLED_ATTRIBUTE = "mislabelled_attribute"  # a class attribute called an instance attribute, or the other way round
+    IGNORES_CONSTRAINT = "ignores_constraint"  # an answer without the length, format or example its instruction asks for
     CONTAINS_ANSWER = "contains_answer"  # an instruction that states its own answer after the question
     NOT_HARDER = "not_harder"  # a "harder" rewrite whose answers show it no harder than its parent
     TOO_SHORT = "too_short"

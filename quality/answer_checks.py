@@ -318,3 +318,58 @@ def check_arithmetic(answer: str) -> tuple[RejectReason, str] | None:
         if abs(round(value, decimals) - float(shown)) > 1e-9 and abs(value - float(shown)) > 0.5 * 10**-decimals:
             return RejectReason.WRONG_ARITHMETIC, f"{match.group(0).strip()!r} is wrong: {left.strip()} = {value:g}"
     return None
+
+
+# Constraints evolve's add_constraints writes into an instruction (prompts/evolve/openings.j2:
+# "Keep the answer under", "Present the answer as", "Include an example of", 请把回答控制在,
+# 请用表格或编号列表, 请举一个) that an answer can be checked against without a judge. Run qc
+# shipped "解释光合作用的定义及重要作用。请举一个光合作用的定义及重要作用的例子" answered by the
+# definition and no example: data that teaches a model to drop what it was asked for.
+_LENGTH_LIMIT = re.compile(
+    r"(?i)\b(?:under|below|within|at\s+most|no\s+more\s+than|fewer\s+than|less\s+than|not\s+exceed(?:ing)?|up\s+to|maximum\s+of)\s+"
+    r"(?P<count>\d+)\s+(?P<unit>words?|sentences?)\b"
+    r"|(?:控制在|不超过|不要超过|少于)\s*(?P<count_zh>\d+)\s*个?(?P<unit_zh>字|句话?)"
+)
+_ASKS_TABLE = re.compile(r"(?i)\b(?:as|in|into|using)\s+an?\s+(?:markdown\s+)?table\b|表格")
+_ASKS_NUMBERED = re.compile(r"(?i)\bnumbered\s+(?:list|steps)\b|编号列表|编号的列表|分条|列出步骤")
+_ASKS_BULLETS = re.compile(r"(?i)\bbullet(?:ed)?\s+(?:list|points?)\b|要点列表")
+_ASKS_EXAMPLE = re.compile(
+    r"(?i)\b(?:include|give|provide|add|show)\s+(?:an?|one|at\s+least\s+one)\s+(?:\w+\s+){0,2}examples?\b|举(?:一个|个|一|出)?.{0,24}?例子|举例"
+)
+_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$", re.MULTILINE)
+_NUMBERED_LINE = re.compile(r"^\s*(?:\*\*)?(?:\d+[.)、]|[（(]\d+[)）]|第[一二三四五六七八九十]+[步点])", re.MULTILINE)
+_BULLET_LINE = re.compile(r"^\s*[-*+•]\s", re.MULTILINE)
+_EXAMPLE_MARK = re.compile(
+    r"(?i)```|\bexamples?\b|\be\.g\.|\bfor\s+instance\b|\bsuch\s+as\b|\bsuppose\b|\bimagine\b|例如|比如|举例|例子|譬如|假设|假如|以.{1,12}为例"
+)
+# A limit is a limit, read kindly: an answer a tenth over it and two words, or one sentence over, keeps it.
+LIMIT_SLACK = 1.1
+
+
+def check_follows_constraints(answer: str, instruction: str) -> tuple[RejectReason, str] | None:
+    """Reject an answer that ignores a constraint its instruction states and a reader can check:
+    a length limit in words, characters or sentences (the answer's prose, code blocks aside), a
+    table or a numbered or bulleted list (any one of those asked), an example."""
+    prose = prose_of(answer)
+    limit = _LENGTH_LIMIT.search(instruction)
+    if limit:
+        count = int(limit.group("count") or limit.group("count_zh"))
+        unit = (limit.group("unit") or limit.group("unit_zh")).lower()
+        if unit.startswith(("sentence", "句")):
+            used, allowed = len([part for part in _SENTENCE_END.split(prose) if words(part)]), count + 1
+        else:
+            used, allowed = len(words(prose)), count * LIMIT_SLACK + 2
+        if count > 0 and used > allowed:
+            return RejectReason.IGNORES_CONSTRAINT, f"asked for {limit.group(0).strip()!r}; the answer has {used}"
+    formats = {
+        "a table": (_ASKS_TABLE, lambda: len(_TABLE_ROW.findall(answer)) >= 2),
+        "a numbered list": (_ASKS_NUMBERED, lambda: len(_NUMBERED_LINE.findall(prose)) >= 2),
+        "a bulleted list": (_ASKS_BULLETS, lambda: len(_BULLET_LINE.findall(prose)) >= 2),
+    }
+    asked = [name for name, (pattern, _) in formats.items() if pattern.search(instruction)]
+    if asked and not any(formats[name][1]() for name in asked):
+        return RejectReason.IGNORES_CONSTRAINT, f"asked for {' or '.join(asked)}; the answer has none"
+    example = _ASKS_EXAMPLE.search(instruction)
+    if example and not _EXAMPLE_MARK.search(answer):
+        return RejectReason.IGNORES_CONSTRAINT, f"asked to {example.group(0).strip()!r}; the answer gives none"
+    return None

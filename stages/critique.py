@@ -4,7 +4,8 @@ First, checks that need no judge (`checks`; quality/answer_checks.py, quality/he
 quality/langid.py): code in a programming language the instruction did not ask for, Python that
 does not parse, a calculation of plain numbers with a wrong result, code without the construct
 asked for, an explanation naming a construct its code lacks, a class attribute called an
-instance attribute (or the other way round), an answer cut off mid-way, a
+instance attribute (or the other way round), an answer over its instruction's length limit or
+without the table, list or example it asks for, an answer cut off mid-way, a
 refusal, an answer in another natural language than its instruction. A pair that fails one is rejected with that reason, and is not sent to the
 judge (unless `judge_rejected`, which measurement jobs set to score every pair).
 
@@ -26,7 +27,7 @@ Writes `critique` (JSON: each signal's reading, the checks, model and templates)
 `critique_score` in [0, 1]: the `decide_by` signal (P(yes); (grade - 1) / 4; (rubric - 1) / 9),
 times 1 - P(contradicts) where the pair was checked against its passage. Rejects, in order:
 - the checks' reasons: `wrong_code_language`, `code_syntax_error`, `wrong_arithmetic`,
-  `missing_asked_api`, `describes_absent_code`, `mislabelled_attribute`, `incomplete`, `refusal`, `lang`;
+  `missing_asked_api`, `describes_absent_code`, `mislabelled_attribute`, `ignores_constraint`, `incomplete`, `refusal`, `lang`;
 - `empty`: the pair has no answer to judge;
 - `llm_error` or `prompt_too_long` (a judge request failed), `parse_error` (a reply that cannot be read: no yes or no
   among the likeliest tokens, a rubric of the wrong shape — never a silent pass);
@@ -61,6 +62,7 @@ from synthmix.quality.answer_checks import (
     check_arithmetic,
     check_asked_construct,
     check_attribute_labels,
+    check_follows_constraints,
     check_code_language,
     check_cut_off,
     check_describes_absent_code,
@@ -112,6 +114,9 @@ class CritiqueChecks(StageParams):
     absent_code: bool = Field(default=True, description="reject explanations naming a construct (`@property`, `pass`) the answer's code does not have")
     attribute_labels: bool = Field(
         default=True, description="reject class attributes called instance attributes (in comments or prose) and the other way round"
+    )
+    constraints: bool = Field(
+        default=True, description="reject answers over the length limit their instruction sets, or without the table, list or example it asks for"
     )
     cut_off: bool = Field(default=True, description="reject answers that stop mid-way (an open code block, a sentence with no end)")
     refusal: bool = Field(default=True, description="reject refusals (synthmix.quality.heuristics' phrases)")
@@ -244,6 +249,7 @@ class Critique(ModelStage):
                 or (checks.asked_construct and check_asked_construct(answer, instruction))
                 or (checks.absent_code and check_describes_absent_code(answer))
                 or (checks.attribute_labels and check_attribute_labels(answer))
+                or (checks.constraints and check_follows_constraints(answer, instruction))
                 or (checks.cut_off and check_cut_off(answer))
                 or None
             )

@@ -216,7 +216,7 @@ def test_gathered_pairs_keep_all_samples(run_dir):
 # What the critique may reject for: its checks, the judge's low score or a contradiction, a failed request.
 CRITIQUE_REASONS = {
     "critique_low", "contradicts_source", "parse_error", "llm_error", "prompt_too_long", "empty",
-    "wrong_code_language", "code_syntax_error", "wrong_arithmetic", "missing_asked_api", "describes_absent_code", "mislabelled_attribute", "incomplete", "refusal", "lang",
+    "wrong_code_language", "code_syntax_error", "wrong_arithmetic", "missing_asked_api", "describes_absent_code", "mislabelled_attribute", "ignores_constraint", "incomplete", "refusal", "lang",
 }  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from synthmix.quality.answer_checks import (
     check_code_language,
     check_cut_off,
     check_describes_absent_code,
+    check_follows_constraints,
     check_is_answer,
     check_python_syntax,
 )
@@ -337,3 +338,54 @@ def test_a_class_attribute_called_an_instance_attribute_or_back_is_rejected(answ
 )
 def test_attributes_named_for_what_they_are_pass(answer):
     assert check_attribute_labels(answer) is None
+
+
+PHOTOSYNTHESIS = (
+    "光合作用是绿色植物利用光能，把二氧化碳和水合成有机物并释放氧气的过程。它主要在叶片细胞的叶绿体中进行，叶绿素负责吸收光能。"
+    "光合作用为几乎所有生物提供了食物和能量，也维持着大气中氧气和二氧化碳的平衡。"
+)
+SUM_LIST = "Use the built-in sum:\n\n```python\ntotal = sum([1, 2, 3])\nprint(total)  # 6\n```\n\nIt adds the numbers one after another."
+
+
+@pytest.mark.parametrize(
+    ("instruction", "answer", "detail"),
+    [
+        # Run qc (2026-12-08) shipped this add_constraints rewrite, answered by the definition alone.
+        ("解释光合作用的定义及重要作用。请举一个光合作用的定义及重要作用的例子", PHOTOSYNTHESIS, "gives none"),
+        (
+            "Explain what a class attribute is. Include an example of a class attribute shared by two instances.",
+            "A class attribute belongs to the class.",
+            "gives none",
+        ),
+        ("Explain list comprehensions. Keep the answer under 20 words.", " ".join(["word"] * 40) + ".", "the answer has 40"),
+        ("解释光合作用。请把回答控制在50字以内。", PHOTOSYNTHESIS, "the answer has"),
+        (
+            "Explain how Python finds a module. Keep the answer under 2 sentences.",
+            "It looks in sys.path. Then it checks caches. Then it loads the file. Done.",
+            "has 4",
+        ),
+        ("解释复利。请用表格或编号列表列出它的特点。", "复利是把利息加入本金再计算利息。它增长得比单利快。", "a table or a numbered list"),
+        ("List the steps to install a package. Present the answer as a numbered list.", "You run pip install and then import the package.", "a numbered list"),
+        ("Compare lists and tuples. Present the answer as a table.", "1. Lists change.\n2. Tuples do not.", "a table"),
+    ],
+)
+def test_an_answer_that_ignores_a_stated_constraint_is_rejected(instruction, answer, detail):
+    reason, found = check_follows_constraints(answer, instruction)
+    assert reason is RejectReason.IGNORES_CONSTRAINT and detail in found
+
+
+@pytest.mark.parametrize(
+    ("instruction", "answer"),
+    [
+        ("解释光合作用的重要作用。请举一个例子", PHOTOSYNTHESIS + "例如，一棵树每天吸收二氧化碳。"),
+        ("How do I add numbers in Python? Include an example of the sum function.", SUM_LIST),
+        # The limit counts prose: the code block is not words.
+        ("How do I add numbers in Python? Keep the answer under 12 words.", SUM_LIST),
+        ("Explain list comprehensions. Keep the answer under 20 words.", " ".join(["word"] * 22) + "."),
+        ("解释复利。请用表格或编号列表列出它的特点。", "复利的特点：\n1. 利息计入本金。\n2. 增长越来越快。"),
+        ("Compare lists and tuples. Present the answer as a table.", "| | list | tuple |\n|---|---|---|\n| mutable | yes | no |"),
+        ("Explain how a dictionary stores keys.", " ".join(["word"] * 400) + "."),
+    ],
+)
+def test_an_answer_that_keeps_its_constraints_passes(instruction, answer):
+    assert check_follows_constraints(answer, instruction) is None
