@@ -62,10 +62,10 @@ from synthmix.quality.answer_checks import (
     check_arithmetic,
     check_asked_construct,
     check_attribute_labels,
-    check_follows_constraints,
     check_code_language,
     check_cut_off,
     check_describes_absent_code,
+    check_follows_constraints,
     check_python_syntax,
 )
 from synthmix.quality.code_language import prose_of
