@@ -80,10 +80,22 @@ FRAGMENT_WORDS = 4
 FRAGMENT_HAN = 6
 
 
+# A length limit that never says how long (run qd, 2026-12-08, both shipped): evolve's "Keep the
+# answer under" closed with a full stop, "请把回答控制在您的要求内" ("within your requirements").
+_LIMIT_WITHOUT_SIZE = re.compile(
+    r"(?i)\b(?:keep|limit)\s+(?:the|your)\s+(?:answer|response|reply|explanation)\s+(?:under|below|within|to)\b"
+    r"(?![^.?!]{0,30}?(?:\d|\b(?:words?|sentences?|lines?|paragraphs?|pages?|characters?|minutes?)\b))"
+    r"|(?:控制在|不超过)(?![^。！？]{0,12}?(?:\d|[一二两三四五六七八九十百千]|字|句|段|行|页|分钟))"
+)
+
+
 def check_complete(instruction: str) -> tuple[RejectReason, str] | None:
     """An instruction must end as a sentence does: not on a word that needs more after it, nor
-    on the first words of a sentence begun after a finished one."""
+    on the first words of a sentence begun after a finished one; a length limit must say how long."""
     text = instruction.strip()
+    limit = _LIMIT_WITHOUT_SIZE.search(text)
+    if limit:
+        return RejectReason.INCOMPLETE, f"a length limit that says no length: {text[limit.start() : limit.start() + 40]!r}"
     if not text or _ENDS_SENTENCE.search(text):
         return None
     if is_mostly_chinese(text):
@@ -123,6 +135,9 @@ _UNSEEN_SOURCE = re.compile(
     # "请告诉我具体要问的点，以便我更好地回答。"; run qc kept a clarify rewrite that asked back:
     # "请提供具体的要问的点，比如复利的计算方法、复利的稳定性、复利的未来价值等。"
     r"|你的改写|再写请求|帮助助手|以便我更好地回答|具体的?要问的点"
+    # A concretize rewrite that asks for the vague statement it was to replace (run qd):
+    # "请提供一个笼统的说法，比如使用 Python 的 `statistics` 模块来计算平均数。"
+    r"|(?:提供|给出|写出?)一个笼统的说法"
 )
 # "根据这两个笼统的说法，你是否可以更改为一个特定的例子？" (a concretize rewrite, 2026-12-08):
 # statements the reader never sees; the rewrite answered the evolve prompt, not a user. They pass
@@ -135,6 +150,10 @@ _UNSEEN_STATEMENTS = re.compile(
 # (a debug instruction of the quickstart, 2026-12-08): "this code", and no code. It passes where
 # the instruction introduced code before ("编写一个函数……并分析该函数的复杂度").
 _UNSEEN_CODE_ZH = re.compile(r"(?:此|该|上述|上面的|这个)(?:段|个)?(?:代码|函数|程序|脚本|方法)")
+# "怎样才能打通这条道路？" (run qd, 2026-12-08, twice in the shards): a demonstrative in the first
+# clause, before anything it could point back to, points into the passage the reader never saw.
+# It passes where the instruction shows something (a colon, a quote, code, a new line).
+_FIRST_CLAUSE_DEMONSTRATIVE_ZH = re.compile(r"^[^，。？！；：,.?!;:\n]*?(?P<this>(?:这|该|此)(?:条|个|种|项|些|位|座|段|类|部|篇|次)\w{0,4})")
 _CODE_NOUN_ZH = re.compile(r"代码|函数|程序|脚本|方法")
 _SHOWN_AFTER = re.compile(r"[:：\"“「`\n]")
 # "the following code" must be followed by it: a newline or a code span in the instruction.
@@ -142,7 +161,7 @@ _SHOWN_AFTER = re.compile(r"[:：\"“「`\n]")
 # the reader is never shown.
 _FOLLOWING = re.compile(
     r"(?i)\b(?:the\s+)?following\s+(?:python\s+)?(?:code|snippet|function|program|list|table|text|data|class)\b"
-    r"|\b(?:the|this)\s+(?:given|provided|above|implemented|existing)\s+(?:python\s+)?(?:code|snippet|function|program|class|method|script)\b"
+    r"|\b(?:the|this)\s+(?:given|provided|above|implemented|existing|defined)\s+(?:python\s+)?(?:code|snippet|function|program|class|method|script)\b"
     # "What is the purpose of this function?" (the quickstart) with no function in it.
     r"|\bthis\s+(?:python\s+)?(?:code|function|program|class|method|script|module)\b"
     r"|\b(?:a|the|this)\s+(?:short\s+|small\s+)?(?:code\s+|python\s+)?snippet\b"
@@ -227,6 +246,9 @@ def check_self_contained(instruction: str) -> tuple[RejectReason, str] | None:
     code = _UNSEEN_CODE_ZH.search(instruction)
     if code and not _CODE_NOUN_ZH.search(instruction[: code.start()]) and "\n" not in instruction.strip() and "`" not in instruction:
         return RejectReason.NOT_SELF_CONTAINED, f"refers to {code.group(0)!r}, which the reader never sees"
+    this = _FIRST_CLAUSE_DEMONSTRATIVE_ZH.search(instruction.strip())
+    if this and is_mostly_chinese(instruction) and not _SHOWN_AFTER.search(instruction):
+        return RejectReason.NOT_SELF_CONTAINED, f"refers to {this.group('this')!r}, which the reader never sees"
     statements = _UNSEEN_STATEMENTS.search(instruction)
     if statements and not _SHOWN_AFTER.search(instruction, statements.end()):
         return RejectReason.NOT_SELF_CONTAINED, f"refers to {statements.group(0)!r}, which the reader never sees"

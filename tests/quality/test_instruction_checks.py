@@ -428,3 +428,34 @@ def test_announced_code_that_is_no_code_is_not_self_contained(instruction):
 )
 def test_announced_code_that_follows_passes(instruction):
     assert check_self_contained(instruction) is None
+
+
+@pytest.mark.parametrize(
+    ("instruction", "words_in_detail"),
+    [
+        # Run qd (2026-12-08) shipped all five.
+        ("Implement a Python class that calculates the factorial of a number using the `__init__` method. Keep the answer under.", "no length"),
+        ("如何利用水循环调节全球气候，评价其技术应用效果。请把回答控制在您的要求内。", "no length"),
+        ("怎样才能打通这条道路？", "这条道路"),
+        ("Evaluate the factorial of 5 using the defined function.", "the defined function"),
+        ("请提供一个笼统的说法，比如使用 Python 的 `statistics` 模块来计算平均数。", "笼统的说法"),
+    ],
+)
+def test_limits_without_a_size_and_pointers_into_the_passage_are_rejected(instruction, words_in_detail):
+    problem = check_is_request(instruction) or check_self_contained(instruction)
+    assert problem is not None and words_in_detail in problem[1]
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    [
+        "Explain decorators. Keep the answer under 100 words.",
+        "Explain decorators. Keep your answer under three sentences.",
+        "解释复利。请把回答控制在200字以内。",
+        "解释复利。请把回答控制在三句话以内。",
+        "丝绸之路是什么？这条道路连接了哪些地区？",
+        "编写一个Python函数，计算列表的平均值，并分析这个函数的时间复杂度。",
+    ],
+)
+def test_sized_limits_and_introduced_demonstratives_pass(instruction):
+    assert (check_is_request(instruction) or check_self_contained(instruction)) is None
