@@ -33,7 +33,18 @@ def check_is_answer(answer: str, instruction: str) -> tuple[RejectReason, str] |
     asks_back = text.endswith(("?", "？")) and not _ASKS_FOR_QUESTIONS.search(instruction) and not _SENTENCE_END.search(text[:-1].rstrip())
     if asks_back:
         return RejectReason.NOT_AN_ANSWER, f"the reply only asks a question back: {text[:200]!r}"
+    if _ASKS_HOW_OR_WHY.search(instruction) and len(words(text)) < BARE_RESULT_WORDS:
+        return RejectReason.NOT_AN_ANSWER, f"asked how or why; the reply is a bare result: {text[:80]!r}"
     return check_repeats_instruction(text, instruction)
+
+
+# "How do I find 15% of 80?" answered "12" (run qd, 2026-12-08): the result, not the how. A reply
+# of under four words (Han characters count one each) cannot say how or why.
+_ASKS_HOW_OR_WHY = re.compile(
+    r"(?i)^\s*(?:please\s+)?(?:how\s+(?:do|can|could|should|does|did|is|are)|why|explain|describe|what\s+steps|walk\s+me\s+through|show\s+me\s+how)\b"
+    r"|^\s*请?(?:如何|怎样|怎么|为什么|解释|说明|描述|介绍)"
+)
+BARE_RESULT_WORDS = 4
 
 
 # An answer made of the instruction's own words, with next to nothing of its own: "谁设计了二分

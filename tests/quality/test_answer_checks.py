@@ -389,3 +389,18 @@ def test_an_answer_that_ignores_a_stated_constraint_is_rejected(instruction, ans
 )
 def test_an_answer_that_keeps_its_constraints_passes(instruction, answer):
     assert check_follows_constraints(answer, instruction) is None
+
+
+@pytest.mark.parametrize(
+    ("instruction", "answer", "rejected"),
+    [
+        ("How do I find 15% of 80?", "12", True),  # run qd, 2026-12-08
+        ("为什么复利比单利增长快？", "利滚利。", True),
+        ("How do I find 15% of 80?", "Multiply 80 by 0.15: 12.", False),
+        ("Explain why 15% of 80 is 12.", "Because 80 × 0.15 = 12.", False),
+        ("Compute 15% of 80.", "12", False),
+    ],
+)
+def test_a_bare_result_does_not_answer_how_or_why(instruction, answer, rejected):
+    found = check_is_answer(answer, instruction)
+    assert (found is not None and found[0] is RejectReason.NOT_AN_ANSWER and "bare result" in found[1]) is rejected
