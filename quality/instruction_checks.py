@@ -138,6 +138,10 @@ _UNSEEN_SOURCE = re.compile(
     # A concretize rewrite that asks for the vague statement it was to replace (run qd):
     # "请提供一个笼统的说法，比如使用 Python 的 `statistics` 模块来计算平均数。"
     r"|(?:提供|给出|写出?)一个笼统的说法"
+    # A clarify rewrite that kept the rewriter's task in it (run qe, 2026-12-08): "How do I add
+    # class attributes in a method? Please provide the exact point you changed; then write the
+    # instruction in English."
+    r"|\b(?:the\s+)?(?:exact\s+)?points?\s+you\s+changed\b|\bwrite\s+the\s+(?:instruction|request|prompt)\s+in\s+(?:english|chinese)\b"
 )
 # "根据这两个笼统的说法，你是否可以更改为一个特定的例子？" (a concretize rewrite, 2026-12-08):
 # statements the reader never sees; the rewrite answered the evolve prompt, not a user. They pass

@@ -71,7 +71,11 @@ _QUANTITY = re.compile(
     r"(?i)\b(?:total|average|mean|sum|product|cost|price|speed|distance|area|volume|perimeter|probability|percentage|interest|profit|remainder)\b"
     r"|总共|一共|平均|速度|距离|面积|体积|利息|本息|概率|利润|余数|总价|价格"
 )
-_ARITHMETIC = re.compile(r"(?i)\d\s*(?:[-+*/×÷^=]|times|plus|minus|divided\s+by|multiplied\s+by|乘以?|除以|加上?|减去?)\s*\d")
+# Also a percentage of a number: "How do I find 15% of 80?" (run qe typed it how_to and its
+# rewrite "find 15% of 80 and return it to the user." other, so no vote saw the answer "42").
+_ARITHMETIC = re.compile(
+    r"(?i)\d\s*(?:[-+*/×÷^=]|times|plus|minus|divided\s+by|multiplied\s+by|乘以?|除以|加上?|减去?)\s*\d|\d\s*%\s*of\s+\$?\d|\d\s*的\s*\d+(?:\.\d+)?\s*[%％]"
+)
 _HOW_TO = re.compile(
     r"(?i)^\s*(?:please\s+)?how\s+(?:do|can|could|would|should|might)\s+(?:i|you|we|one)\b|\bhow\s+to\b|\bsteps?\s+(?:to|for)\b|\bwhat\s+steps\b|"
     r"\bstep[-\s]by[-\s]step\b|\bwalk\s+me\s+through\b|\bshow\s+me\s+how\b"

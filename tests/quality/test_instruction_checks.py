@@ -332,6 +332,7 @@ def test_a_reply_in_the_assistants_voice_is_no_request():
         "详细描述复利的具体变化方式，再写请求，以便帮助助手更好地理解和使用。",
         "请告诉我具体要问的点，以便我更好地回答。例如，水的蒸发速度主要取决于什么因素？",
         "请提供具体的要问的点，比如复利的计算方法、复利的稳定性、复利的未来价值等。",
+        "How do I add class attributes in a method? Please provide the exact point you changed; then write the instruction in English.",
         # A debug instruction of the quickstart (2026-12-08) about code it never shows.
         "评价：此代码实现二分查找的正确性，但在某些情况下可能会导致查找失败。请找出并修复其中的错误。",
     ],

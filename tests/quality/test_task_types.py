@@ -21,6 +21,9 @@ LABELLED = [
     ("calculate", "Calculate the compound interest on 1000 dollars at 5% for 3 years."),
     ("calculate", "How many comparisons does binary search need for a list of 1,000,000 items?"),
     ("calculate", "What is 17 times 23?"),
+    # A percentage of a number is a calculation whatever the opening (run qe, 2026-12-08).
+    ("calculate", "How do I find 15% of 80?"),
+    ("calculate", "find 15% of 80 and return it to the user."),
     ("calculate", "A train travels 120 km in 1.5 hours. What is its average speed?"),
     ("writing", "Write a short email inviting colleagues to a Python workshop."),
     ("writing", "Write a blog post about Python decorators for beginners."),

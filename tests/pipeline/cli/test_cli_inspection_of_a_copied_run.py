@@ -24,15 +24,16 @@ from synthmix.stages.registry import STAGES
 from tests.pipeline.fake_chat_server import FakeChatServer, schema_reply
 
 ROOT = Path(__file__).resolve().parents[3]
+# The first of the quickstart's seed files: the one a copied run's checks name as missing.
 SEED_FILE = "data/zh_seeds.jsonl"
 
 
 @pytest.fixture(scope="module")
 def copied_run(tmp_path_factory, ray_session):
     checkout = tmp_path_factory.mktemp("checkout")
-    (checkout / "jobs" / "data").mkdir(parents=True)
+    (checkout / "jobs").mkdir(parents=True)
     shutil.copy(ROOT / "jobs" / "quickstart.yaml", checkout / "jobs")
-    shutil.copy(ROOT / "jobs" / SEED_FILE, checkout / "jobs" / SEED_FILE)
+    shutil.copytree(ROOT / "jobs" / "data", checkout / "jobs" / "data")
     server = FakeChatServer(reply=schema_reply).start()
     try:
         model = f"models.embedded={{engine: openai, base_url: '{server.base_url}', model: fake-recipe-model}}"
