@@ -61,7 +61,9 @@ def strip_type_label(instruction: str) -> str:
 _DANGLING_ENDINGS = frozenset("a an the and or but nor between than whose its their your my our named called known as such versus vs".split())
 # (Prepositions are left out: English questions end on them: "What is it used for?")
 # Nor does a Chinese one end on a particle that joins it to what follows.
-_CHINESE_DANGLING = re.compile(r"(?:的|和|与|及|或|在|把|被|对|从|向|是|为|以|、|，|,)\s*$")
+# "例如"/"比如" (for example) at the end announces what never comes: "请提供长方形和正方形的周长和面积，
+# 或者在需要其他信息时告诉我，例如" (run qf, 2026-12-08).
+_CHINESE_DANGLING = re.compile(r"(?:的|和|与|及|或|在|把|被|对|从|向|是|为|以|例如|比如|譬如|、|，|,)\s*$")
 _ENDS_SENTENCE = re.compile(r"[?？.。!！:：;；)）\]】\"”'’`>]\s*$")
 
 
@@ -89,13 +91,24 @@ _LIMIT_WITHOUT_SIZE = re.compile(
 )
 
 
+# The prompt shows each opening followed by "…"; a model that copies the mark leaves it standing
+# for the words it never wrote: "Implement a Python class that ... Finally, check your result by"
+# (run qf, 2026-12-08). An ellipsis between spaces, outside code, is such a gap.
+_GAP = re.compile(r"(?:^|\s)(?:\.{3}|…+)(?=\s|$)")
+
+
 def check_complete(instruction: str) -> tuple[RejectReason, str] | None:
     """An instruction must end as a sentence does: not on a word that needs more after it, nor
-    on the first words of a sentence begun after a finished one; a length limit must say how long."""
+    on the first words of a sentence begun after a finished one; a length limit must say how long,
+    and no ellipsis may stand for words never written."""
     text = instruction.strip()
     limit = _LIMIT_WITHOUT_SIZE.search(text)
     if limit:
         return RejectReason.INCOMPLETE, f"a length limit that says no length: {text[limit.start() : limit.start() + 40]!r}"
+    prose = re.sub(r"```.*?(?:```|$)|`[^`\n]*`", " ", text, flags=re.S)
+    gap = _GAP.search(prose)
+    if gap and "\n" not in prose.strip():
+        return RejectReason.INCOMPLETE, f"an ellipsis stands for words never written: {prose[max(gap.start() - 30, 0) : gap.end() + 20]!r}"
     if not text or _ENDS_SENTENCE.search(text):
         return None
     if is_mostly_chinese(text):
@@ -134,7 +147,7 @@ _UNSEEN_SOURCE = re.compile(
     # "请提供一个具体的例子，以便我更好地理解你的改写。", "……再写请求，以便帮助助手更好地理解和使用。",
     # "请告诉我具体要问的点，以便我更好地回答。"; run qc kept a clarify rewrite that asked back:
     # "请提供具体的要问的点，比如复利的计算方法、复利的稳定性、复利的未来价值等。"
-    r"|你的改写|再写请求|帮助助手|以便我更好地回答|具体的?要问的点"
+    r"|你的改写|再写请求|帮助助手|以便我更好地回答|要问的点|你还需要什么"
     # A concretize rewrite that asks for the vague statement it was to replace (run qd):
     # "请提供一个笼统的说法，比如使用 Python 的 `statistics` 模块来计算平均数。"
     r"|(?:提供|给出|写出?)一个笼统的说法"

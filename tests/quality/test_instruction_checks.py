@@ -460,3 +460,29 @@ def test_limits_without_a_size_and_pointers_into_the_passage_are_rejected(instru
 )
 def test_sized_limits_and_introduced_demonstratives_pass(instruction):
     assert (check_is_request(instruction) or check_self_contained(instruction)) is None
+
+
+@pytest.mark.parametrize(
+    ("instruction", "reason"),
+    [
+        # Run qf (2026-12-08) shipped all four.
+        (
+            "Implement a Python class that ... Finally, check your result by implementing a Python class that checks for the presence of a specific "
+            "Python function or module.",
+            RejectReason.INCOMPLETE,
+        ),
+        ("请提供长方形和正方形的周长和面积，或者在需要其他信息时告诉我，例如", RejectReason.INCOMPLETE),
+        ("请问你还需要什么吗？比如具体是如何运输丝绸、瓷器和茶叶，还是如何带回中原？", RejectReason.NOT_SELF_CONTAINED),
+        ("请提供长方形和正方形的周长和面积，然后告诉我要问的点。", RejectReason.NOT_SELF_CONTAINED),
+    ],
+)
+def test_gaps_and_questions_back_to_the_writer_are_rejected(instruction, reason):
+    problem = check_is_request(instruction) or check_self_contained(instruction)
+    assert problem is not None and problem[0] is reason
+
+
+@pytest.mark.parametrize(
+    "instruction", ["What does print(1, ...) show?", "Explain what `x[...]` selects in a NumPy array.", "Why is the sky blue... or is it?"]
+)
+def test_an_ellipsis_that_is_code_or_a_pause_passes(instruction):
+    assert check_is_request(instruction) is None
