@@ -29,9 +29,17 @@ _REQUEST_OPENERS = frozenset(
 )
 # Words that may precede the verb of a request: "Please explain", "Now write".
 _COURTESY = frozenset({"please", "now", "also", "kindly", "then", "first", "finally", "next"})
+# A Chinese request: a question mark, 请, a question word anywhere, or a verb of asking at the
+# start of a clause. Mid-clause, the verb is a statement's: "在Python中，可以使用`sum`函数计算
+# 列表中元素的总和。" (a fresh-clone quickstart's shard row, 2026-12-08) says what one can do.
+_CHINESE_ASKING = r"[？?]|请|如何|怎么|怎样|为什么|什么|哪|是否|能否"
+_CHINESE_VERB = r"说明|解释|描述|比较|总结|列出|编写|写一|计算|求|证明|分析|讨论|设计|实现|给出|找出|修复|改正"
 _CHINESE_REQUEST = re.compile(
-    r"[？?]|请|如何|怎么|怎样|为什么|什么|哪|是否|能否|说明|解释|描述|比较|总结|列出|编写|写一|计算|求|证明|分析|讨论|设计|实现|给出|找出|修复|改正"
+    rf"{_CHINESE_ASKING}|(?:^|[，,。；;：:！!\n])\s*(?:(?:并|再|然后|试|先|最后|同时|另外)\s*)?(?:{_CHINESE_VERB}|评价|评估|用|使用|举例)"
 )
+# Any word of asking, wherever it stands: a short tail that has one ("要求给出例子") is a request
+# of its own, not a cut-off sentence.
+_CHINESE_REQUEST_WORD = re.compile(rf"{_CHINESE_ASKING}|{_CHINESE_VERB}")
 # Words of our evolution templates that must not appear in an evolved instruction.
 _TEMPLATE_LEAKS = re.compile(
     r"(?i)(original instruction|rewritten instruction|#?\s*rewritten prompt|#?\s*given prompt|new instruction:|"
@@ -50,10 +58,15 @@ _TYPE_LABEL = re.compile(
 )
 
 
+# The prompts list the openings numbered ("1. 如何 …"), and a model may copy the number: a
+# fresh-clone quickstart shipped "1. 如何进行光合作用，…" (2026-12-08).
+_LIST_NUMBER = re.compile(r"^\s*(?:\d{1,2}[.)、]|[（(]\d{1,2}[)）])\s*(?=\D)")
+
+
 def strip_type_label(instruction: str) -> str:
-    """The instruction without a leading label: the task type belongs in the `type` field, and
-    "Question:" or "问：" in no instruction a user would send."""
-    return _TYPE_LABEL.sub("", instruction, count=1)
+    """The instruction without a leading label or list number: the task type belongs in the
+    `type` field, and "Question:", "问：" or "1." in no instruction a user would send."""
+    return _TYPE_LABEL.sub("", _LIST_NUMBER.sub("", instruction, count=1), count=1)
 
 
 # Words no finished English sentence ends on: an instruction ending on one was cut off
@@ -116,7 +129,7 @@ def check_complete(instruction: str) -> tuple[RejectReason, str] | None:
         if tail:
             return RejectReason.INCOMPLETE, f"cut off after {tail.group(0).strip()!r}"
         fragment = _CHINESE_TRAILING_FRAGMENT.search(text)
-        if fragment and len(fragment.group(1).strip()) <= FRAGMENT_HAN and not _CHINESE_REQUEST.search(fragment.group(1)):
+        if fragment and len(fragment.group(1).strip()) <= FRAGMENT_HAN and not _CHINESE_REQUEST_WORD.search(fragment.group(1)):
             return RejectReason.INCOMPLETE, f"cut off after a finished sentence: {fragment.group(1).strip()!r}"
         return None
     tokens = words(text)
@@ -431,7 +444,7 @@ def check_answers_itself(instruction: str) -> tuple[RejectReason, str] | None:
 
 def _opens_request(text: str) -> bool:
     if is_mostly_chinese(text):
-        return bool(_CHINESE_REQUEST.search(text))
+        return bool(_CHINESE_REQUEST_WORD.search(text))
     tokens = [word for word in words(text)[:4] if word not in _COURTESY]
     return bool(tokens) and tokens[0] in _REQUEST_OPENERS
 

@@ -486,3 +486,23 @@ def test_gaps_and_questions_back_to_the_writer_are_rejected(instruction, reason)
 )
 def test_an_ellipsis_that_is_code_or_a_pause_passes(instruction):
     assert check_is_request(instruction) is None
+
+
+def test_a_chinese_statement_with_a_verb_mid_clause_is_no_request():
+    # A fresh-clone quickstart's shard row (2026-12-08): it says what one can do, and asks nothing.
+    reason, _ = check_is_request("在Python中，可以使用`sum`函数计算列表中元素的总和。")
+    assert reason is RejectReason.NOT_A_REQUEST
+    assert check_is_request("计算列表中元素的总和，并说明sum函数的用法。") is None
+    assert check_is_request("给定列表[1, 2, 3]，计算其中元素的总和。") is None
+
+
+@pytest.mark.parametrize(
+    ("numbered", "expected"),
+    [
+        ("1. 如何进行光合作用，例如在叶片细胞中进行？", "如何进行光合作用，例如在叶片细胞中进行？"),
+        ("2) Explain why lists are mutable.", "Explain why lists are mutable."),
+    ],
+)
+def test_a_copied_list_number_is_removed(numbered, expected):
+    assert strip_type_label(numbered) == expected
+    assert strip_type_label("1.5 hours at 60 km/h: how far is that?") == "1.5 hours at 60 km/h: how far is that?"
