@@ -161,11 +161,12 @@ class Synthesize(ModelStage):
             )
         return self.task_plan[group].types_for(seed_hash(row[contracts.ID], self.params.seed))
 
-    def opening_picks(self, rows: list[dict]) -> dict[tuple[str, str], int]:
-        """Which of its type's openings each seed's request of that type gets: dealt in turn over
-        the batch's seeds (in seed-hash order, from a start drawn per batch, language and type),
-        so a type's openings are used equally often. Drawn at random per seed, 11 English shard
-        rows of a quickstart run held four write_code rows opening "Define a" (36%)."""
+    def opening_picks(self, rows: list[dict], asked: dict[str, tuple[str, ...]]) -> dict[tuple[str, str], int]:
+        """Which of its type's openings each seed's request of that type gets (`asked`: each seed
+        id's task types): dealt in turn over the batch's seeds (in seed-hash order, from a start
+        drawn per batch, language and type), so a type's openings are used equally often. Drawn
+        at random per seed, 11 English shard rows of a quickstart run held four write_code rows
+        opening "Define a" (36%)."""
         seed = self.params.seed
         ordered = sorted(rows, key=lambda row: seed_hash(row[contracts.ID], seed))
         first = ordered[0][contracts.ID] if ordered else ""
@@ -173,7 +174,7 @@ class Synthesize(ModelStage):
         picks = {}
         for row in ordered:
             language = seed_language(row)
-            for task in self.task_types_for(row):
+            for task in asked[row[contracts.ID]]:
                 picks[row[contracts.ID], task] = stable_seed(seed, first, language, task, "opening") + dealt[language, task]
                 dealt[language, task] += 1
         return picks
@@ -186,12 +187,13 @@ class Synthesize(ModelStage):
         opening_of = load_prompt(OPENINGS_PROMPT)
         requests = []
         rows = batch.select([contracts.ID, contracts.TEXT, contracts.KIND, contracts.DOMAIN, contracts.LANG]).to_pylist()
-        picks = self.opening_picks(rows)
+        asked_of = {row[contracts.ID]: self.task_types_for(row) for row in rows}
+        picks = self.opening_picks(rows, asked_of)
         for row in rows:
             family = params.families.get(row[contracts.KIND]) or params.families["web"]
             template = load_prompt(stable_choice(family, params.seed, row[contracts.ID], "template"))
             language = seed_language(row)
-            asked = self.task_types_for(row)
+            asked = asked_of[row[contracts.ID]]
             openings = [opening_of.render(task=task, language=language, pick=picks[row[contracts.ID], task])[-1]["content"] for task in asked]
             variables = {
                 "text": (row[contracts.TEXT] or "")[: params.max_seed_chars],
