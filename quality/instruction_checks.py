@@ -203,8 +203,8 @@ _FOLLOWING = re.compile(
 # After "this Python code:" must come code (run qc, 2026-12-08, kept both): "Find and fix the bug
 # in this Python code:\n%s" (a format placeholder) and "This Python function has a bug. Fix it:
 # This function subtracts the second argument from the first one. It should be..." (prose).
-# Code shows a fence, a statement keyword at a line start, an assignment or a call.
-_CODE_NOUN = re.compile(r"(?i)code|snippet|function|program|class|method|script|module|代码")
+# Code shows a fence, a statement keyword at a line start, an assignment or a call. (What counts
+# as announcing code: _ANNOUNCED_CODE, below the code nouns.)
 _CODE_LINE = re.compile(
     r"```|^\s*(?:def|class|return|import|from|for|while|if|elif|else|try|except|with|print|raise|assert|yield|lambda)\b"
     r"|^\s*[\w.\[\]]+\s*(?:[-+*/%]?=)(?!=)|\w\([^()\n]*\)",
@@ -244,6 +244,8 @@ def has_options(instruction: str) -> bool:
 # class attribute"), or code or a name() is in the instruction. Of 135 kept instructions of six
 # quickstart runs this held three, all pointing at code the reader never sees.
 _DANGLING_NOUN = r"(?:code|function|program|script|method|class|module|snippet)"
+# A `_FOLLOWING` match that names a piece of code (not a list, table or text).
+_ANNOUNCED_CODE = re.compile(rf"(?i){_DANGLING_NOUN}|代码")
 _DANGLING_THE = re.compile(
     rf"\bthe\s+(?:python\s+)?(?P<noun>{_DANGLING_NOUN})\b"
     r"(?!\s+(?:that|which|named|called|of|in|for|to|with|from|below|above|`|\w+\(\)|attributes?|variables?|methods?|keyword|statement|body"
@@ -288,7 +290,7 @@ def check_self_contained(instruction: str) -> tuple[RejectReason, str] | None:
     following = _FOLLOWING.search(instruction)
     if following and "\n" not in instruction.strip() and "`" not in instruction:
         return RejectReason.NOT_SELF_CONTAINED, f"announces {following.group(0)!r} but includes none"
-    if following and _CODE_NOUN.search(following.group(0)) and not _shows_code(instruction[following.end() :]):
+    if following and _ANNOUNCED_CODE.search(following.group(0)) and not _shows_code(instruction[following.end() :]):
         return RejectReason.NOT_SELF_CONTAINED, f"announces {following.group(0)!r} but what follows is no code"
     if instruction.rstrip().endswith((":", "：")):
         # "...should include the following:" (seen from the 0.5B model's expand) with nothing after.
