@@ -193,7 +193,7 @@ def check_attribute_labels(answer: str) -> tuple[RejectReason, str] | None:
             continue
         lines = source.splitlines()
         class_level, on_self = _attribute_assignments(tree)
-        for kind, line, name in [*((("class", line, name) for line, name in class_level)), *((("instance", line, name) for line, name in on_self))]:
+        for kind, line, name in [("class", line, name) for line, name in class_level] + [("instance", line, name) for line, name in on_self]:
             said = _comment_kind(lines, line)
             if said and said != kind:
                 return (
